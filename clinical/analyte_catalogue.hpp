@@ -1,0 +1,65 @@
+// SPDX-License-Identifier: Apache-2.0
+// The analyte catalogue: canonical analytes, their codes, units, conversion factors, ranges and targets.
+#pragma once
+
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "parsers/expected.hpp"
+
+namespace labwatch::clinical {
+
+struct Analyte {
+  std::string key;                     // "ferritin"
+  std::string display_name;            // "Ferritin"
+  std::string specimen;
+  std::vector<std::string> loinc_codes;  // first is preferred
+  std::vector<std::string> local_codes;  // from the config (lab-specific codes)
+  std::vector<std::string> names;        // test names that map here (config and CSV)
+  std::string canonical_unit;            // "ng/mL"
+  std::vector<std::string> unit_aliases;  // spellings of the canonical unit
+  std::map<std::string, double> conversions;  // unit -> factor: value_in_unit * factor = canonical
+  std::optional<double> ref_low;
+  std::optional<double> ref_high;
+  std::string optimal_rule;  // "ge:50;ideal:gt:70"
+};
+
+class AnalyteCatalogue {
+ public:
+  // The built-in catalogue (analytes.csv embedded at build time).
+  static const AnalyteCatalogue& builtin();
+
+  // Parses the analytes.csv format. Error text names the line and column.
+  static parsers::Expected<AnalyteCatalogue, std::string> from_csv(std::string_view csv);
+
+  // Adds an analyte or merges into the one with the same key (codes, names and aliases appended,
+  // conversions and non-empty scalar fields overridden). Rebuilds the lookup indexes.
+  void upsert(const Analyte& analyte);
+
+  // Lookups return nullptr when nothing matches. When two analytes claim the same code or name,
+  // the one listed first wins (from_csv refuses duplicate keys and LOINC codes outright).
+  [[nodiscard]] const Analyte* by_key(std::string_view key) const;
+  [[nodiscard]] const Analyte* by_code(std::string_view code) const;  // LOINC or configured local code
+  [[nodiscard]] const Analyte* by_loinc(std::string_view code) const;  // catalogue LOINC codes only
+  [[nodiscard]] const Analyte* by_local_code(std::string_view code) const;  // configured local codes only
+  // Case-insensitive and blind to repeated spaces; matches the key, the display name and `names`.
+  [[nodiscard]] const Analyte* by_name(std::string_view name) const;
+  [[nodiscard]] const std::vector<Analyte>& analytes() const noexcept { return analytes_; }
+
+ private:
+  void reindex();
+  std::vector<Analyte> analytes_;
+  std::map<std::string, std::size_t, std::less<>> by_key_;
+  std::map<std::string, std::size_t, std::less<>> by_loinc_;
+  std::map<std::string, std::size_t, std::less<>> by_local_;
+  std::map<std::string, std::size_t, std::less<>> by_name_;  // keys folded with fold_name
+};
+
+// The form under which names are compared: trimmed, inner runs of spaces and tabs collapsed to one
+// space, ASCII letters lower-cased (other bytes, e.g. UTF-8 umlauts, are kept as they are).
+std::string fold_name(std::string_view name);
+
+}  // namespace labwatch::clinical

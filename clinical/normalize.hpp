@@ -1,0 +1,63 @@
+// SPDX-License-Identifier: Apache-2.0
+// normalize: a parsed LabReport to canonical analytes, units, UTC times and a reconcilable identity.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "clinical/analyte_catalogue.hpp"
+#include "clinical/normalized.hpp"
+#include "parsers/lab_report.hpp"
+
+namespace labwatch::clinical {
+
+// What the config knows about the sender of a file (PRODUCT.md <sources>).
+struct SourceContext {
+  std::string facility;   // facility code; empty when the file matched no source
+  std::string authority;  // assigning authority for CSV patient ids; empty when unknown
+  std::string timezone;   // IANA name for naive times; empty when unknown
+};
+
+// A plain decimal number, the whole text: optional sign, digits, at most one decimal separator
+// ('.', or ',' too when `decimal_comma`), no exponent, no spaces. nullopt otherwise ("1,234.5",
+// "1.234.567", "1e3", "inf"). Exact to the double nearest the decimal text.
+std::optional<double> parse_decimal(std::string_view text, bool decimal_comma) noexcept;
+
+// A value with its comparator: "<5" -> {5, "<"}, "7,5" -> {7.5, ""}, "< 5", "+5", ">=1000".
+// nullopt when not one number: "", "TNP", "pending", "5-10", "1,234.5" (thousands are not guessed;
+// a lone comma is always the decimal separator, so "1,234" is 1.234).
+struct ParsedValue {
+  double value = 0;
+  std::string comparator;
+};
+std::optional<ParsedValue> parse_value(std::string_view text) noexcept;
+
+// A reference range as printed: "13-150", "30 - 400", ">5.4", "<11.4", "<=2.20", ">= 906",
+// "13,0-150,0", "-1.0-2.0", an en dash for the hyphen. A one-sided range sets one bound. nullopt for
+// "" and for anything else, including a low bound above the high one.
+struct ReferenceRange {
+  std::optional<double> low;
+  std::optional<double> high;
+};
+std::optional<ReferenceRange> parse_reference_range(std::string_view text) noexcept;
+
+// Converts a DateTime to UTC seconds: with its own offset when it has one, else as local time in
+// `timezone` (IANA, DST applied). A local time that a DST change makes ambiguous or skips is read
+// with whichever of the two offsets around the change gives the earlier instant (so New York
+// 01:30 on the November change is 05:30Z, 02:30 on the March change is 06:30Z).
+// nullopt when the time is empty or not a real date/time, the offset is beyond +-18:00, or the
+// time is naive and `timezone` is empty or not a known zone.
+std::optional<UnixSeconds> to_utc(const parsers::DateTime& t, std::string_view timezone);
+
+// Normalizes one report. Results whose code/name is not in the catalogue are counted in `unmapped`;
+// a refused result goes to `refusals` (reason non_numeric_value, implausible_value, unknown_unit,
+// missing_time, invalid_time or unknown_timezone) and the report keeps every other result.
+// A cancelled result (OBX-11 X) is kept with status cancelled and value 0: it needs no value.
+// Errors (the whole report refused): missing_patient_id; unknown_source (a CSV whose file matched no
+// <source>, so its ids have no authority); missing_authority (HL7 with no CX.4, no source, no MSH-4).
+parsers::Expected<NormalizedReport, parsers::Refusal> normalize(const parsers::LabReport& report,
+                                                                const AnalyteCatalogue& catalogue,
+                                                                const SourceContext& source);
+
+}  // namespace labwatch::clinical

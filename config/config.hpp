@@ -1,0 +1,74 @@
+// SPDX-License-Identifier: Apache-2.0
+// Config: the plain structs the XML config loads into. Every element has a default.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "clinical/analyte_catalogue.hpp"
+#include "clinical/rules.hpp"
+#include "parsers/csv_parser.hpp"
+
+namespace labwatch::config {
+
+// A sender: which files come from it, whose patient ids it uses, and its clock (PRODUCT.md).
+struct Source {
+  std::string facility;
+  std::string authority;
+  std::string timezone;                 // IANA name
+  std::vector<std::string> file_globs;  // fnmatch patterns on the file name, from files="a*;b*"
+};
+
+struct Paths {
+  std::string inbox = "inbox";
+  std::string processed = "processed";
+  std::string failed = "failed";
+  std::string database = "labwatch.db";
+};
+
+struct Intake {
+  std::uint64_t max_file_bytes = 256ull << 20;             // larger files are refused unread
+  std::chrono::milliseconds settle{200};                   // quiet time after IN_CLOSE_WRITE
+  std::chrono::seconds rescan{0};                          // periodic rescan (0 = off), for network shares
+};
+
+enum class PhiLevel { minimal, full };
+
+struct Practitioner {
+  std::string id;
+  std::string name;
+  std::string email;
+  PhiLevel phi = PhiLevel::minimal;
+  std::vector<std::string> provider_ids;  // OBR-16 ids routed to this practitioner
+  std::vector<std::string> facilities;    // facilities routed to this practitioner
+};
+
+struct Mail {
+  std::string smtp_url;        // smtp://host:port (STARTTLS required) or smtps://host:port; empty = no mail
+  bool allow_plaintext = false;  // plain SMTP to a non-loopback relay only when said here
+  std::string from = "labwatch@localhost";
+  std::string username;
+  std::string password_file;  // read at send time, never logged
+  std::string default_recipient;
+  std::chrono::seconds collect_wait{60};     // wait for the rest of a panel before sending
+  std::chrono::seconds retry_min{30};
+  std::chrono::seconds retry_max{3600};
+  std::chrono::seconds timeout{30};
+};
+
+struct Config {
+  std::string path;  // the file it was loaded from; empty for the built-in defaults
+  Paths paths;
+  Intake intake;
+  std::vector<Source> sources;
+  clinical::AnalyteCatalogue catalogue = clinical::AnalyteCatalogue::builtin();
+  std::map<std::string, clinical::OptimalRule, std::less<>> targets;  // analyte key -> rule
+  parsers::CsvVocabulary csv;
+  Mail mail;
+  std::vector<Practitioner> practitioners;
+};
+
+}  // namespace labwatch::config

@@ -1,0 +1,35 @@
+// SPDX-License-Identifier: Apache-2.0
+// load_config: the XML config file into a validated Config, or an error naming the element and why.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "config/config.hpp"
+#include "parsers/expected.hpp"
+
+namespace labwatch::config {
+
+struct ConfigError {
+  std::string path;     // the config file
+  int line = 0;         // 1-based line of the offending element (0 when unknown)
+  std::string message;  // what is wrong and where, e.g. "<source facility=\"QDX\">: unknown timezone 'Mars/Base'"
+  [[nodiscard]] std::string to_string() const;
+};
+
+// The built-in defaults: catalogue and targets of analytes.csv, relative paths, no sources.
+Config default_config();
+
+// Parses config XML. Relative paths resolve against `base_dir`. Validates everything (timezones,
+// rules, units, e-mail addresses, SMTP URL and its TLS policy) so a loaded config is usable.
+parsers::Expected<Config, ConfigError> parse_config(std::string_view xml, const std::string& path,
+                                                    const std::string& base_dir);
+
+// Reads and parses a config file. Errors: unreadable file, XML syntax (with line), invalid values.
+parsers::Expected<Config, ConfigError> load_config(const std::string& path);
+
+// Which source a file comes from: the first whose globs match the file name, else the first whose
+// facility equals `facility` (an HL7 MSH-4). nullptr when none matches.
+const Source* match_source(const Config& config, std::string_view file_name, std::string_view facility = {});
+
+}  // namespace labwatch::config

@@ -1,0 +1,120 @@
+// SPDX-License-Identifier: Apache-2.0
+// ClaimedFile: O_NOFOLLOW | O_NONBLOCK open, then fstat must agree with lstat before any read.
+#include "daemon/claimed_file.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <system_error>
+#include <utility>
+
+namespace labwatch::daemon {
+namespace {
+
+parsers::Refusal refuse(std::string reason, std::string detail) {
+  parsers::Refusal r;
+  r.reason = std::move(reason);
+  r.detail = std::move(detail);
+  return r;
+}
+
+}  // namespace
+
+parsers::Expected<ClaimedFile, parsers::Refusal> ClaimedFile::open(const std::filesystem::path& path,
+                                                                   const ClaimPolicy& policy) {
+  struct stat before {};
+  if (policy.strict) {
+    if (::lstat(path.c_str(), &before) != 0) {
+      return parsers::unexpected(refuse("unreadable", std::string("lstat: ") + std::strerror(errno)));
+    }
+    if (S_ISLNK(before.st_mode)) {
+      return parsers::unexpected(refuse("symlink", "a symbolic link is never followed"));
+    }
+  }
+  // O_NONBLOCK: opening a FIFO must not hang waiting for a writer. O_NOFOLLOW closes the race between
+  // lstat and open for the last path component.
+  int flags = O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY;
+  if (policy.strict) {
+    flags |= O_NOFOLLOW;
+  }
+  int fd = -1;
+  do {
+    fd = ::open(path.c_str(), flags);
+  } while (fd < 0 && errno == EINTR);
+  if (fd < 0) {
+    if (errno == ELOOP) {
+      return parsers::unexpected(refuse("symlink", "a symbolic link is never followed"));
+    }
+    return parsers::unexpected(refuse("unreadable", std::string("open: ") + std::strerror(errno)));
+  }
+  ClaimedFile file(fd, 0);
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) {
+    throw std::system_error(errno, std::generic_category(), "fstat");
+  }
+  if (!S_ISREG(st.st_mode)) {
+    return parsers::unexpected(refuse("not_regular_file", S_ISDIR(st.st_mode)    ? "a directory, not a file"
+                                                          : S_ISFIFO(st.st_mode) ? "a FIFO, not a regular file"
+                                                                                 : "not a regular file"));
+  }
+  if (policy.strict) {
+    if (st.st_dev != before.st_dev || st.st_ino != before.st_ino) {
+      return parsers::unexpected(refuse("replaced", "the file was replaced while it was being claimed"));
+    }
+    if (st.st_nlink != 1) {
+      return parsers::unexpected(refuse("hard_link", "a file with more than one link is never read"));
+    }
+  }
+  const auto size = static_cast<std::uint64_t>(st.st_size);
+  if (size > policy.max_bytes) {
+    return parsers::unexpected(refuse("too_large", "size " + std::to_string(size) + " bytes exceeds the cap of " +
+                                                       std::to_string(policy.max_bytes)));
+  }
+  // Reads are blocking from here on (a regular file never blocks anyway).
+  file.size_ = size;
+  return file;
+}
+
+ClaimedFile::~ClaimedFile() {
+  if (fd_ >= 0) {
+    ::close(fd_);
+  }
+}
+
+ClaimedFile::ClaimedFile(ClaimedFile&& other) noexcept
+    : fd_(std::exchange(other.fd_, -1)), size_(other.size_) {}
+
+ClaimedFile& ClaimedFile::operator=(ClaimedFile&& other) noexcept {
+  if (this != &other) {
+    if (fd_ >= 0) {
+      ::close(fd_);
+    }
+    fd_ = std::exchange(other.fd_, -1);
+    size_ = other.size_;
+  }
+  return *this;
+}
+
+void ClaimedFile::read_at(std::uint64_t offset, std::size_t max, std::string& buffer) const {
+  buffer.resize(max);
+  std::size_t got = 0;
+  while (got < max) {
+    const ssize_t n = ::pread(fd_, buffer.data() + got, max - got, static_cast<off_t>(offset + got));
+    if (n < 0) {
+      if (errno == EINTR) {
+        continue;
+      }
+      throw std::system_error(errno, std::generic_category(), "pread");
+    }
+    if (n == 0) {
+      break;
+    }
+    got += static_cast<std::size_t>(n);
+  }
+  buffer.resize(got);
+}
+
+}  // namespace labwatch::daemon

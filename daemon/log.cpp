@@ -1,0 +1,54 @@
+// SPDX-License-Identifier: Apache-2.0
+// Logging to stderr with one write(2) per line, so lines from one process never interleave.
+#include "daemon/log.hpp"
+
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <string>
+
+namespace labwatch::daemon::log {
+namespace {
+std::atomic<bool> g_prefix{false};
+std::atomic<int> g_max{static_cast<int>(Priority::info)};
+}  // namespace
+
+void set_journal_prefix(bool on) noexcept { g_prefix = on; }
+void set_max_priority(Priority max) noexcept { g_max = static_cast<int>(max); }
+
+void write(Priority priority, std::string_view message) noexcept {
+  if (static_cast<int>(priority) > g_max.load()) {
+    return;
+  }
+  try {
+    std::string line;
+    line.reserve(message.size() + 16);
+    if (g_prefix) {
+      line += '<';
+      line += static_cast<char>('0' + static_cast<int>(priority));
+      line += '>';
+    } else {
+      line += "labwatch: ";
+    }
+    // One record per line: embedded newlines would forge journal entries.
+    for (char c : message) {
+      line += (c == '\n' || c == '\r') ? ' ' : c;
+    }
+    line += '\n';
+    std::size_t done = 0;
+    while (done < line.size()) {
+      const ssize_t n = ::write(STDERR_FILENO, line.data() + done, line.size() - done);
+      if (n < 0 && errno == EINTR) {
+        continue;
+      }
+      if (n <= 0) {
+        return;
+      }
+      done += static_cast<std::size_t>(n);
+    }
+  } catch (...) {  // NOLINT(bugprone-empty-catch): logging must never throw
+  }
+}
+
+}  // namespace labwatch::daemon::log

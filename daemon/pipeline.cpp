@@ -1,0 +1,269 @@
+// SPDX-License-Identifier: Apache-2.0
+// Pipeline: claim, hash, sniff the format, parse, normalize and store one file in one transaction.
+#include "daemon/pipeline.hpp"
+
+#include <algorithm>
+#include <utility>
+
+#include "clinical/normalize.hpp"
+#include "config/config_loader.hpp"
+#include "daemon/digest.hpp"
+#include "parsers/csv_parser.hpp"
+#include "parsers/hl7_parser.hpp"
+
+namespace labwatch::daemon {
+namespace {
+
+constexpr std::size_t kChunk = 1u << 20;
+
+parsers::Refusal file_refusal(std::string reason, std::string detail) {
+  parsers::Refusal r;
+  r.reason = std::move(reason);
+  r.detail = std::move(detail);
+  return r;
+}
+
+parsers::Refusal from_parse_error(const parsers::ParseError& e) {
+  parsers::Refusal r;
+  r.reason = std::string(parsers::to_string(e.code));
+  r.detail = e.detail.empty() ? r.reason : e.detail;
+  r.where.message = e.message;
+  r.where.segment = e.segment;
+  r.where.field = e.field;
+  r.where.line = e.line;
+  r.where.offset = e.offset;
+  return r;
+}
+
+// The bytes a text format may start with: skip a UTF-8 BOM, MLLP start blocks and blank space.
+std::string_view skip_preamble(std::string_view head) {
+  if (head.substr(0, 3) == "\xEF\xBB\xBF") {
+    head.remove_prefix(3);
+  }
+  while (!head.empty() && (head.front() == '\x0b' || head.front() == '\r' || head.front() == '\n' ||
+                           head.front() == ' ' || head.front() == '\t')) {
+    head.remove_prefix(1);
+  }
+  return head;
+}
+
+// A CSV export is text: its header line holds no control bytes other than tab and CR, and at least
+// two fields. Anything else (random bytes, a binary) is not a format we read.
+bool looks_like_csv(std::string_view head) {
+  const std::size_t eol = std::min(head.find('\n'), head.size());
+  const std::string_view line = head.substr(0, eol);
+  if (line.empty()) {
+    return false;
+  }
+  for (char c : line) {
+    const auto u = static_cast<unsigned char>(c);
+    if ((u < 0x20 && c != '\t' && c != '\r') || u == 0x7f) {
+      return false;
+    }
+  }
+  return line.find_first_of(",;\t") != std::string_view::npos;
+}
+
+}  // namespace
+
+std::string_view to_string(FileOutcome::Kind kind) noexcept {
+  switch (kind) {
+    case FileOutcome::Kind::accepted: return "accepted";
+    case FileOutcome::Kind::partial: return "partially refused";
+    case FileOutcome::Kind::refused: return "refused";
+    case FileOutcome::Kind::already_known: return "already ingested";
+  }
+  return "unknown";
+}
+
+std::string describe(const parsers::Refusal& r) {
+  std::string out;
+  const auto add = [&out](const std::string& part) {
+    if (!out.empty()) {
+      out += ", ";
+    }
+    out += part;
+  };
+  if (r.where.message >= 0) {
+    add("message " + std::to_string(r.where.message + 1));
+  }
+  if (r.where.line > 0) {
+    add("line " + std::to_string(r.where.line));
+  }
+  if (r.where.segment > 0) {
+    add("segment " + std::to_string(r.where.segment) + (r.where.segment_id.empty() ? "" : " " + r.where.segment_id));
+  }
+  if (!r.where.column.empty()) {
+    add("column '" + r.where.column + "'");
+  } else if (r.where.field > 0) {
+    add("field " + std::to_string(r.where.field));
+  }
+  if (!out.empty()) {
+    out += ": ";
+  }
+  out += r.reason;
+  if (!r.detail.empty() && r.detail != r.reason) {
+    out += ": " + r.detail;
+  }
+  return out;
+}
+
+Pipeline::Pipeline(const config::Config& config, storage::Store& store) : config_(config), store_(store) {
+  targets_.catalogue = &config_.catalogue;
+  for (const auto& [key, rule] : config_.targets) {
+    targets_.by_analyte.emplace(key, rule);
+  }
+}
+
+FileOutcome Pipeline::process_file(const std::filesystem::path& path, const ClaimPolicy& policy) {
+  FileOutcome outcome;
+  outcome.file_name = path.filename().string();
+  auto claimed = ClaimedFile::open(path, policy);
+  if (!claimed) {
+    refuse(claimed.error(), nullptr, outcome);
+    outcome.kind = FileOutcome::Kind::refused;
+    return outcome;
+  }
+  const ClaimedFile& file = claimed.value();
+
+  // The content hash is the idempotency key: the same bytes are ingested once, whatever their name.
+  Sha256 hash;
+  for (std::uint64_t offset = 0; offset < file.size(); offset += kChunk) {
+    file.read_at(offset, kChunk, buffer_);
+    if (buffer_.empty()) {
+      break;
+    }
+    hash.update(buffer_);
+  }
+  outcome.sha256 = hash.finish();
+  if (store_.has_file(outcome.sha256)) {
+    outcome.kind = FileOutcome::Kind::already_known;
+    outcome.summary.already_known = true;
+    return outcome;
+  }
+
+  storage::FileRecord record;
+  record.sha256 = outcome.sha256;
+  record.name = outcome.file_name;
+  record.size = static_cast<std::int64_t>(file.size());
+  if (const config::Source* source = config::match_source(config_, outcome.file_name)) {
+    record.source = source->facility;
+  }
+  auto tx = store_.begin_file(record, targets_);
+
+  file.read_at(0, 4096, buffer_);
+  const std::string_view head = skip_preamble(buffer_);
+  if (file.size() == 0 || head.empty()) {
+    refuse(file_refusal("empty_file", "the file holds no data"), tx.get(), outcome);
+  } else if (parsers::looks_like_hl7(head)) {
+    ingest_hl7(file, outcome.file_name, *tx, outcome);
+  } else if (looks_like_csv(head)) {
+    ingest_csv(file, outcome.file_name, *tx, outcome);
+  } else {
+    refuse(file_refusal("unrecognized_format", "neither HL7 v2 (MSH/FHS/BHS) nor a CSV/TSV export"), tx.get(),
+           outcome);
+  }
+  outcome.summary = tx->commit();
+  if (outcome.summary.already_known) {
+    outcome.kind = FileOutcome::Kind::already_known;
+  } else if (outcome.refusals.empty()) {
+    outcome.kind = FileOutcome::Kind::accepted;
+  } else if (outcome.summary.results_stored > 0 || outcome.summary.duplicates > 0 || outcome.summary.reports > 0) {
+    outcome.kind = FileOutcome::Kind::partial;
+  } else {
+    outcome.kind = FileOutcome::Kind::refused;
+  }
+  return outcome;
+}
+
+void Pipeline::ingest_hl7(const ClaimedFile& file, const std::string& name, storage::FileTransaction& tx,
+                          FileOutcome& outcome) {
+  parsers::Hl7Splitter splitter;
+  const auto drain = [&]() {
+    while (auto raw = splitter.next()) {
+      auto message = parsers::parse_hl7_message(raw->bytes);
+      if (!message) {
+        parsers::ParseError e = message.error();
+        e.message = raw->index;
+        e.offset += raw->offset;
+        refuse(from_parse_error(e), &tx, outcome);
+        continue;
+      }
+      auto report = parsers::to_lab_report(message.value(), *raw);
+      if (!report) {
+        parsers::ParseError e = report.error();
+        e.message = raw->index;
+        refuse(from_parse_error(e), &tx, outcome);
+        continue;
+      }
+      store_report(report.value(), sha256_hex(raw->bytes), name, tx, outcome);
+    }
+  };
+  for (std::uint64_t offset = 0; offset < file.size(); offset += kChunk) {
+    file.read_at(offset, kChunk, buffer_);
+    if (buffer_.empty()) {
+      break;
+    }
+    splitter.feed(buffer_);
+    drain();
+  }
+  splitter.finish();
+  drain();
+}
+
+void Pipeline::ingest_csv(const ClaimedFile& file, const std::string& name, storage::FileTransaction& tx,
+                          FileOutcome& outcome) {
+  if (file.size() > parsers::kMaxCsvBytes) {
+    refuse(file_refusal("too_large", "a CSV export larger than " + std::to_string(parsers::kMaxCsvBytes) +
+                                         " bytes is not read"),
+           &tx, outcome);
+    return;
+  }
+  std::string text;
+  file.read_at(0, static_cast<std::size_t>(file.size()), text);
+  auto table = parsers::parse_csv(text);
+  if (!table) {
+    refuse(from_parse_error(table.error()), &tx, outcome);
+    return;
+  }
+  parsers::CsvFileResult parsed = parsers::csv_to_reports(table.value(), config_.csv);
+  for (const parsers::Refusal& r : parsed.refusals) {
+    refuse(r, &tx, outcome);
+  }
+  for (const parsers::LabReport& report : parsed.reports) {
+    store_report(report, {}, name, tx, outcome);
+  }
+}
+
+void Pipeline::store_report(const parsers::LabReport& report, std::string digest, const std::string& name,
+                            storage::FileTransaction& tx, FileOutcome& outcome) {
+  clinical::SourceContext context;
+  if (const config::Source* source = config::match_source(config_, name, report.sending_facility)) {
+    context.facility = source->facility;
+    context.authority = source->authority;
+    context.timezone = source->timezone;
+  }
+  auto normalized = clinical::normalize(report, config_.catalogue, context);
+  if (!normalized) {
+    refuse(normalized.error(), &tx, outcome);
+    return;
+  }
+  clinical::NormalizedReport& n = normalized.value();
+  n.raw_digest = std::move(digest);
+  for (const parsers::Refusal& r : n.refusals) {
+    outcome.refusals.push_back(r);
+  }
+  for (const auto& [code, count] : n.unmapped) {
+    outcome.unmapped[code] += count;
+  }
+  tx.add_report(n);
+}
+
+void Pipeline::refuse(const parsers::Refusal& refusal, storage::FileTransaction* tx, FileOutcome& outcome) {
+  if (tx != nullptr) {
+    tx->add_refusal(refusal);
+  }
+  outcome.refusals.push_back(refusal);
+}
+
+}  // namespace labwatch::daemon

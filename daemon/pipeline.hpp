@@ -1,0 +1,61 @@
+// SPDX-License-Identifier: Apache-2.0
+// Pipeline: one file through claim -> parse -> normalize -> one store transaction. No Asio, no moves:
+// the daemon moves the file after process_file returns; `labwatch ingest` never moves it.
+#pragma once
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "config/config.hpp"
+#include "daemon/claimed_file.hpp"
+#include "parsers/lab_report.hpp"
+#include "storage/store.hpp"
+
+namespace labwatch::daemon {
+
+struct FileOutcome {
+  enum class Kind {
+    accepted,       // every message and result stored (or recognized as already stored)
+    partial,        // stored, but some messages or results were refused
+    refused,        // nothing stored: the file as a whole was refused
+    already_known,  // the same bytes were ingested before
+  };
+  Kind kind = Kind::accepted;
+  std::string file_name;
+  std::string sha256;
+  storage::IngestSummary summary;
+  std::vector<parsers::Refusal> refusals;
+  std::map<std::string, int> unmapped;  // code -> count, for the admin
+};
+
+std::string_view to_string(FileOutcome::Kind kind) noexcept;
+
+// A refusal as one line without patient data: "message 2 (line 14), segment 7 OBX, field 5:
+// non_numeric_value: OBX-5 is not a number".
+std::string describe(const parsers::Refusal& refusal);
+
+class Pipeline {
+ public:
+  Pipeline(const config::Config& config, storage::Store& store);
+
+  // Ingests one file in one transaction. Bad input becomes refusals in the outcome (and in the DB);
+  // environment failures (database, I/O) throw, and then nothing of the file was committed.
+  FileOutcome process_file(const std::filesystem::path& path, const ClaimPolicy& policy);
+
+ private:
+  void ingest_hl7(const ClaimedFile& file, const std::string& name, storage::FileTransaction& tx,
+                  FileOutcome& outcome);
+  void ingest_csv(const ClaimedFile& file, const std::string& name, storage::FileTransaction& tx,
+                  FileOutcome& outcome);
+  void store_report(const parsers::LabReport& report, std::string digest, const std::string& name,
+                    storage::FileTransaction& tx, FileOutcome& outcome);
+  void refuse(const parsers::Refusal& refusal, storage::FileTransaction* tx, FileOutcome& outcome);
+
+  const config::Config& config_;
+  storage::Store& store_;
+  storage::Targets targets_;
+  std::string buffer_;  // reused read buffer
+};
+
+}  // namespace labwatch::daemon

@@ -1,0 +1,140 @@
+// SPDX-License-Identifier: Apache-2.0
+// Store: the one narrow interface the pipeline and the CLI use; SQLite implements it (PostgreSQL may).
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "clinical/analyte_catalogue.hpp"
+#include "clinical/normalized.hpp"
+#include "clinical/rules.hpp"
+#include "parsers/lab_report.hpp"
+
+namespace labwatch::storage {
+
+struct FileRecord {
+  std::string sha256;  // hex digest of the file's bytes: the idempotency key
+  std::string name;    // file name as dropped (no directory)
+  std::string source;  // facility code of the matching config source, or empty
+  std::int64_t size = 0;
+};
+
+struct IngestSummary {
+  bool already_known = false;  // the same bytes were ingested before: nothing changed
+  int reports = 0;
+  int results_stored = 0;
+  int duplicates = 0;   // results or messages already stored (resends)
+  int superseded = 0;   // earlier versions superseded by this file
+  int withdrawn = 0;    // earlier versions withdrawn by a cancellation
+  int refusals = 0;
+  int alerts = 0;       // alerts raised
+};
+
+// The rules in force: analyte key -> parsed optimal rule. Passed in by the caller.
+struct Targets {
+  std::map<std::string, clinical::OptimalRule, std::less<>> by_analyte;
+  const clinical::AnalyteCatalogue* catalogue = &clinical::AnalyteCatalogue::builtin();
+};
+
+// One open file transaction. Rolls back unless commit() is called (RAII).
+class FileTransaction {
+ public:
+  virtual ~FileTransaction() = default;
+  FileTransaction() = default;
+  FileTransaction(const FileTransaction&) = delete;
+  FileTransaction& operator=(const FileTransaction&) = delete;
+  FileTransaction(FileTransaction&&) = delete;
+  FileTransaction& operator=(FileTransaction&&) = delete;
+
+  // Reconciles and stores one normalized report: person, order, results (duplicate / supersede /
+  // withdraw), its refusals and unmapped codes, and an alert for each current result outside target.
+  virtual void add_report(const clinical::NormalizedReport& report) = 0;
+  // Records a refusal at file or message level (parse errors, reports that failed to normalize).
+  virtual void add_refusal(const parsers::Refusal& refusal) = 0;
+  // Commits durably; returns what the file did.
+  virtual IngestSummary commit() = 0;
+};
+
+struct ExportRow {
+  std::string source_file;
+  std::string patient_key;
+  std::int64_t person_id = 0;
+  std::string analyte;
+  double value = 0;
+  std::string unit;
+  clinical::UnixSeconds collected_at = 0;
+  clinical::ResultStatus status = clinical::ResultStatus::final;
+  std::string comparator;
+  std::string raw_range;
+  std::optional<double> ref_low;
+  std::optional<double> ref_high;
+  std::string facility;
+  std::int64_t result_id = 0;
+};
+
+struct AlertRow {
+  std::int64_t alert_id = 0;
+  std::int64_t person_id = 0;
+  std::string patient_key;
+  std::string analyte;
+  double value = 0;
+  std::string unit;
+  clinical::UnixSeconds collected_at = 0;
+  std::string rule;
+  std::string state;  // pending, sent, failed, resolved, superseded, withdrawn
+  std::optional<double> target_low;
+  std::optional<double> target_high;
+  std::int64_t result_id = 0;
+};
+
+struct PersonRow {
+  std::int64_t person_id = 0;
+  std::string family;
+  std::string given;
+  std::string birth_date;
+  char sex = 'U';
+  std::vector<std::string> patient_keys;
+  int results = 0;
+  clinical::UnixSeconds last_collected_at = 0;
+};
+
+class Store {
+ public:
+  virtual ~Store() = default;
+  Store() = default;
+  Store(const Store&) = delete;
+  Store& operator=(const Store&) = delete;
+  Store(Store&&) = delete;
+  Store& operator=(Store&&) = delete;
+
+  // True when a file with these bytes was ingested (committed) before.
+  virtual bool has_file(std::string_view sha256) = 0;
+  // Starts the one transaction of a file (BEGIN IMMEDIATE). Throws on database errors.
+  virtual std::unique_ptr<FileTransaction> begin_file(const FileRecord& file, const Targets& targets) = 0;
+
+  // Current (not superseded, not withdrawn) results, ordered by person, analyte, time.
+  virtual std::vector<ExportRow> current_results() = 0;
+  // One person's current results of one analyte, oldest first.
+  virtual std::vector<ExportRow> trend(std::int64_t person_id, std::string_view analyte) = 0;
+  // Alerts on current results; `all` adds resolved/superseded history.
+  virtual std::vector<AlertRow> alerts(bool all) = 0;
+  virtual std::vector<PersonRow> persons() = 0;
+  // Resolves "123" (person id) or "AUTH|MRN" to a person id.
+  virtual std::optional<std::int64_t> find_person(std::string_view id_or_key) = 0;
+};
+
+struct StoreOptions {
+  bool create = true;  // create the file (mode 0600) when missing
+  int busy_timeout_ms = 5000;
+};
+
+// Opens (creating and migrating as needed) a SQLite store: WAL, synchronous=FULL, foreign keys on,
+// files 0600. Throws SQLite::Exception / std::system_error on failure.
+std::unique_ptr<Store> open_sqlite_store(const std::string& path, const StoreOptions& options = {});
+
+}  // namespace labwatch::storage

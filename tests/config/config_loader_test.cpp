@@ -1,0 +1,184 @@
+// SPDX-License-Identifier: Apache-2.0
+// Tests for load_config/parse_config: defaults, every element, and a clear error for each kind of mistake.
+#include <catch2/catch.hpp>
+
+#include <string>
+
+#include "config/config_loader.hpp"
+
+using labwatch::config::Config;
+using labwatch::config::ConfigError;
+using labwatch::config::parse_config;
+
+namespace {
+
+Config must_parse(const std::string& xml) {
+  auto result = parse_config(xml, "/etc/labwatch/labwatch.xml", "/etc/labwatch");
+  if (!result) {
+    FAIL("unexpected error: " << result.error().to_string());
+  }
+  return std::move(result.value());
+}
+
+ConfigError must_fail(const std::string& xml) {
+  auto result = parse_config(xml, "/etc/labwatch/labwatch.xml", "/etc/labwatch");
+  REQUIRE_FALSE(result.has_value());
+  return result.error();
+}
+
+}  // namespace
+
+TEST_CASE("parse_config accepts a config holding only <sources>", "[config]") {
+  const Config c = must_parse(
+      "<labwatch>\n  <sources>\n"
+      "    <source facility=\"QDX\" authority=\"QDXA\" timezone=\"America/New_York\" files=\"a_qdx*;e_qdx*\"/>\n"
+      "  </sources>\n</labwatch>\n");
+  REQUIRE(c.sources.size() == 1);
+  CHECK(c.sources[0].facility == "QDX");
+  CHECK(c.sources[0].authority == "QDXA");
+  CHECK(c.sources[0].timezone == "America/New_York");
+  REQUIRE(c.sources[0].file_globs.size() == 2);
+  CHECK(c.sources[0].file_globs[1] == "e_qdx*");
+  // Defaults: relative paths stay as they are until a file names them; catalogue targets present.
+  CHECK(c.paths.inbox == "inbox");
+  CHECK(c.targets.count("ferritin") == 1);
+  CHECK(c.targets.at("ferritin").text == "ge:50;ideal:gt:70");
+  CHECK(c.catalogue.by_key("rbc_magnesium") != nullptr);
+}
+
+TEST_CASE("parse_config defaults the authority to the facility", "[config]") {
+  const Config c = must_parse(
+      "<labwatch><sources><source facility=\"SGH\" timezone=\"America/Phoenix\"/></sources></labwatch>");
+  CHECK(c.sources.at(0).authority == "SGH");
+  CHECK(c.sources.at(0).file_globs.empty());
+}
+
+TEST_CASE("parse_config resolves relative paths against the config directory", "[config]") {
+  const Config c = must_parse(
+      "<labwatch><paths inbox=\"in\" processed=\"/srv/done\" database=\"db/lw.db\"/></labwatch>");
+  CHECK(c.paths.inbox == "/etc/labwatch/in");
+  CHECK(c.paths.processed == "/srv/done");
+  CHECK(c.paths.failed == "failed");
+  CHECK(c.paths.database == "/etc/labwatch/db/lw.db");
+}
+
+TEST_CASE("parse_config reads intake, targets, csv aliases, mail and practitioners", "[config]") {
+  const Config c = must_parse(R"(<labwatch>
+  <intake max-file-bytes="1048576" settle-ms="50" rescan-seconds="30"/>
+  <targets><target analyte="ferritin" rule="ge:70"/></targets>
+  <csv><column name="value" alias="Messwert"/></csv>
+  <mail smtp="smtps://mail.example.org:465" from="labwatch@example.org" default-recipient="lab@example.org"
+        retry-min-seconds="5" retry-max-seconds="60"/>
+  <practitioners>
+    <practitioner id="drx" name="Dr X" email="x@example.org" phi="full" providers="1234567890;42" facilities="QDX"/>
+  </practitioners>
+</labwatch>)");
+  CHECK(c.intake.max_file_bytes == 1048576);
+  CHECK(c.intake.settle.count() == 50);
+  CHECK(c.intake.rescan.count() == 30);
+  CHECK(c.targets.at("ferritin").text == "ge:70");
+  CHECK(c.targets.at("homocysteine").text == "range:6-8");
+  REQUIRE(c.csv.extra.count(labwatch::parsers::CsvColumn::value) == 1);
+  CHECK(c.csv.extra.at(labwatch::parsers::CsvColumn::value).at(0) == "Messwert");
+  CHECK(c.mail.smtp_url == "smtps://mail.example.org:465");
+  CHECK(c.mail.retry_min.count() == 5);
+  REQUIRE(c.practitioners.size() == 1);
+  CHECK(c.practitioners[0].phi == labwatch::config::PhiLevel::full);
+  CHECK(c.practitioners[0].provider_ids == std::vector<std::string>{"1234567890", "42"});
+}
+
+TEST_CASE("parse_config extends the catalogue with local codes, aliases and conversions", "[config]") {
+  const Config c = must_parse(R"(<labwatch><catalogue>
+  <analyte key="ferritin"><code>FERR</code><unit-alias>ng per mL</unit-alias><conversion unit="nmol/L" factor="445.038"/></analyte>
+  <analyte key="vitamin_k" display-name="Vitamin K1" canonical-unit="ng/mL" ref-low="0.1" ref-high="2.2">
+    <loinc>12345-6</loinc><name>Phylloquinone</name>
+  </analyte>
+</catalogue></labwatch>)");
+  const auto* ferritin = c.catalogue.by_code("FERR");
+  REQUIRE(ferritin != nullptr);
+  CHECK(ferritin->key == "ferritin");
+  CHECK(ferritin->conversions.at("nmol/L") == Approx(445.038));
+  CHECK(c.catalogue.by_code("2276-4") == ferritin);
+  const auto* k = c.catalogue.by_code("12345-6");
+  REQUIRE(k != nullptr);
+  CHECK(k->canonical_unit == "ng/mL");
+  CHECK(k->ref_high.value() == Approx(2.2));
+}
+
+TEST_CASE("parse_config names the element, line and reason of each mistake", "[config]") {
+  SECTION("XML syntax error with its line") {
+    const ConfigError e = must_fail("<labwatch>\n<sources>\n</labwatch>\n");
+    CHECK(e.line == 3);
+    CHECK(e.message.find("XML syntax") != std::string::npos);
+  }
+  SECTION("wrong root") {
+    CHECK(must_fail("<config/>").message.find("<labwatch>") != std::string::npos);
+  }
+  SECTION("unknown timezone") {
+    const ConfigError e = must_fail(
+        "<labwatch>\n<sources>\n<source facility=\"QDX\" timezone=\"Mars/Olympus\"/>\n</sources></labwatch>");
+    CHECK(e.line == 3);
+    CHECK(e.message == "<source facility=\"QDX\">: unknown timezone 'Mars/Olympus' (an IANA name like "
+                       "America/New_York)");
+  }
+  SECTION("missing timezone") {
+    CHECK(must_fail("<labwatch><sources><source facility=\"QDX\"/></sources></labwatch>").message ==
+          "<source facility=\"QDX\">: missing attribute 'timezone'");
+  }
+  SECTION("duplicate facility") {
+    CHECK(must_fail("<labwatch><sources><source facility=\"A\" timezone=\"UTC\"/>"
+                    "<source facility=\"A\" timezone=\"UTC\"/></sources></labwatch>")
+              .message.find("configured twice") != std::string::npos);
+  }
+  SECTION("unknown element and attribute") {
+    CHECK(must_fail("<labwatch><inbox/></labwatch>").message.find("unknown element") != std::string::npos);
+    CHECK(must_fail("<labwatch><paths inbx=\"x\"/></labwatch>").message == "<paths>: unknown attribute 'inbx'");
+  }
+  SECTION("bad rule") {
+    CHECK(must_fail("<labwatch><targets><target analyte=\"ferritin\" rule=\"gee:5\"/></targets></labwatch>")
+              .message.rfind("<target analyte=\"ferritin\">: rule: ", 0) == 0);
+  }
+  SECTION("target for an unknown analyte") {
+    CHECK(must_fail("<labwatch><targets><target analyte=\"unobtainium\" rule=\"ge:5\"/></targets></labwatch>")
+              .message.find("unknown analyte 'unobtainium'") != std::string::npos);
+  }
+  SECTION("numbers out of range") {
+    CHECK(must_fail("<labwatch><intake settle-ms=\"-5\"/></labwatch>").message.find("settle-ms") !=
+          std::string::npos);
+    CHECK(must_fail("<labwatch><intake max-file-bytes=\"12kb\"/></labwatch>").message.find("whole number") !=
+          std::string::npos);
+  }
+  SECTION("mail URL and addresses") {
+    CHECK(must_fail("<labwatch><mail smtp=\"http://x\"/></labwatch>").message.find("smtp://") != std::string::npos);
+    CHECK(must_fail("<labwatch><mail smtp=\"smtp://\"/></labwatch>").message.find("no host") != std::string::npos);
+    CHECK(must_fail("<labwatch><mail smtp=\"smtp://h\" default-recipient=\"a@b.c&#13;&#10;Bcc: x@y\"/></labwatch>")
+              .message.find("not a plain e-mail address") != std::string::npos);
+  }
+  SECTION("practitioners without mail") {
+    CHECK(must_fail("<labwatch><practitioners><practitioner id=\"a\" email=\"a@b.c\"/></practitioners></labwatch>")
+              .message.find("<mail smtp") != std::string::npos);
+  }
+  SECTION("changing a canonical unit") {
+    CHECK(must_fail("<labwatch><catalogue><analyte key=\"ferritin\" canonical-unit=\"pmol/L\"/></catalogue>"
+                    "</labwatch>")
+              .message.find("cannot change the canonical unit") != std::string::npos);
+  }
+}
+
+TEST_CASE("match_source matches file globs first, then an HL7 sending facility", "[config]") {
+  const Config c = must_parse(R"(<labwatch><sources>
+  <source facility="QDX" timezone="America/New_York" files="a_qdx*;e_qdx*"/>
+  <source facility="LCA" timezone="America/Chicago" files="b_lca*"/>
+</sources></labwatch>)");
+  CHECK(labwatch::config::match_source(c, "e_qdx_truncated.hl7")->facility == "QDX");
+  CHECK(labwatch::config::match_source(c, "b_lca_01.hl7", "QDX")->facility == "LCA");
+  CHECK(labwatch::config::match_source(c, "results.hl7", "LCA")->facility == "LCA");
+  CHECK(labwatch::config::match_source(c, "results.hl7", "XYZ") == nullptr);
+  CHECK(labwatch::config::match_source(c, "results.csv") == nullptr);
+}
+
+TEST_CASE("load_config reports an unreadable file by name", "[config]") {
+  auto r = labwatch::config::load_config("/nonexistent/labwatch.xml");
+  REQUIRE_FALSE(r.has_value());
+  CHECK(r.error().to_string().rfind("/nonexistent/labwatch.xml: cannot read", 0) == 0);
+}
