@@ -19,8 +19,8 @@ namespace labwatch::parsers {
 inline constexpr std::size_t kMaxCsvBytes = 64u << 20;
 inline constexpr std::size_t kMaxCsvColumns = 256;
 inline constexpr std::size_t kMaxCsvFieldBytes = 64u << 10;
-// Every stored cell costs a std::string (32 bytes) however short it is, so a 64 MiB file of one-byte
-// fields would need gigabytes; this caps the cells of a table (header included).
+// Every stored cell costs a std::string (32 bytes) however short it is, so a 64 MiB file of
+// one-byte fields would need gigabytes; this caps the cells of a table (header included).
 inline constexpr std::size_t kMaxCsvCells = 1u << 21;
 
 struct CsvRow {
@@ -34,7 +34,7 @@ struct CsvTable {
   std::vector<std::string> header;
   int header_line = 1;            // 1-based line of the header (blank lines before it are skipped)
   std::size_t header_offset = 0;  // byte offset of the header (3 after a UTF-8 BOM)
-  std::vector<CsvRow> rows;  // data rows, blank lines skipped
+  std::vector<CsvRow> rows;       // data rows, blank lines skipped
 };
 
 // Tokenizes a whole CSV/TSV text: sniffs the delimiter among ',', ';' and tab from the header line,
@@ -45,8 +45,23 @@ Expected<CsvTable, ParseError> parse_csv(std::string_view text);
 
 // The columns labwatch understands. Each has built-in English and German aliases.
 enum class CsvColumn {
-  patient_id, patient_name, last_name, first_name, birth_date, sex, test_name, loinc, local_code,
-  value, unit, reference_range, flag, collected_at, comments, accession, status,
+  patient_id,
+  patient_name,
+  last_name,
+  first_name,
+  birth_date,
+  sex,
+  test_name,
+  loinc,
+  local_code,
+  value,
+  unit,
+  reference_range,
+  flag,
+  collected_at,
+  comments,
+  accession,
+  status,
 };
 std::string_view to_string(CsvColumn c) noexcept;
 
@@ -63,8 +78,9 @@ struct CsvFileResult {
 
 // Maps a table to LabReports. A missing required column (patient id, test code or name, value,
 // unit, collection time) refuses the file whole, naming each missing column; a bad row (bad date,
-// wrong column count) is refused alone and the other rows are kept. A CSV names no assigning
-// authority, so a row refusal's patient_key is "|<id>": the caller prefixes the source's authority.
+// wrong column count) is refused alone and the other rows are kept. Each row is one Observation
+// with value and unit kept as text; a change of accession within a report starts a new Order.
+// A CSV names no assigning authority, so a row refusal's patient_key is "|<id>".
 CsvFileResult csv_to_reports(const CsvTable& table, const CsvVocabulary& vocabulary);
 
 // Dates as CSV exports write them: ISO 8601 (with/without offset or 'Z', with/without seconds,
