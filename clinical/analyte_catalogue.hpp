@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// The analyte catalogue: canonical analytes, their codes, units, conversion factors, ranges and targets.
+// The analyte catalogue: canonical analytes with their codes, units, factors, ranges and targets.
 #pragma once
 
 #include <map>
@@ -13,14 +13,14 @@
 namespace labwatch::clinical {
 
 struct Analyte {
-  std::string key;                     // "ferritin"
-  std::string display_name;            // "Ferritin"
+  std::string key;           // "ferritin"
+  std::string display_name;  // "Ferritin"
   std::string specimen;
-  std::vector<std::string> loinc_codes;  // first is preferred
-  std::vector<std::string> local_codes;  // from the config (lab-specific codes)
-  std::vector<std::string> names;        // test names that map here (config and CSV)
-  std::string canonical_unit;            // "ng/mL"
-  std::vector<std::string> unit_aliases;  // spellings of the canonical unit
+  std::vector<std::string> loinc_codes;       // first is preferred
+  std::vector<std::string> local_codes;       // from the config (lab-specific codes)
+  std::vector<std::string> names;             // test names that map here (config and CSV)
+  std::string canonical_unit;                 // "ng/mL"
+  std::vector<std::string> unit_aliases;      // spellings of the canonical unit
   std::map<std::string, double> conversions;  // unit -> factor: value_in_unit * factor = canonical
   std::optional<double> ref_low;
   std::optional<double> ref_high;
@@ -42,9 +42,10 @@ class AnalyteCatalogue {
   // Lookups return nullptr when nothing matches. When two analytes claim the same code or name,
   // the one listed first wins (from_csv refuses duplicate keys and LOINC codes outright).
   [[nodiscard]] const Analyte* by_key(std::string_view key) const;
-  [[nodiscard]] const Analyte* by_code(std::string_view code) const;  // LOINC or configured local code
-  [[nodiscard]] const Analyte* by_loinc(std::string_view code) const;  // catalogue LOINC codes only
-  [[nodiscard]] const Analyte* by_local_code(std::string_view code) const;  // configured local codes only
+  // A LOINC code, else a configured local code.
+  [[nodiscard]] const Analyte* by_code(std::string_view code) const;
+  [[nodiscard]] const Analyte* by_loinc(std::string_view code) const;       // LOINC codes only
+  [[nodiscard]] const Analyte* by_local_code(std::string_view code) const;  // local codes only
   // Case-insensitive and blind to repeated spaces; matches the key, the display name and `names`.
   [[nodiscard]] const Analyte* by_name(std::string_view name) const;
   [[nodiscard]] const std::vector<Analyte>& analytes() const noexcept { return analytes_; }

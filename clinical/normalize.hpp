@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// normalize: a parsed LabReport to canonical analytes, units, UTC times and a reconcilable identity.
+// normalize: a parsed LabReport to canonical analytes and units, UTC times and an identity.
 #pragma once
 
 #include <optional>
@@ -34,8 +34,8 @@ struct ParsedValue {
 std::optional<ParsedValue> parse_value(std::string_view text) noexcept;
 
 // A reference range as printed: "13-150", "30 - 400", ">5.4", "<11.4", "<=2.20", ">= 906",
-// "13,0-150,0", "-1.0-2.0", an en dash for the hyphen. A one-sided range sets one bound. nullopt for
-// "" and for anything else, including a low bound above the high one.
+// "13,0-150,0", "-1.0-2.0", an en dash for the hyphen. A one-sided range sets one bound.
+// nullopt for "" and for anything else, including a low bound above the high one.
 struct ReferenceRange {
   std::optional<double> low;
   std::optional<double> high;
@@ -43,9 +43,9 @@ struct ReferenceRange {
 std::optional<ReferenceRange> parse_reference_range(std::string_view text) noexcept;
 
 // Converts a DateTime to UTC seconds: with its own offset when it has one, else as local time in
-// `timezone` (IANA, DST applied). A local time that a DST change makes ambiguous or skips is read
-// with whichever of the two offsets around the change gives the earlier instant (so New York
-// 01:30 on the November change is 05:30Z, 02:30 on the March change is 06:30Z).
+// `timezone` (IANA, DST applied). A local time that a DST change makes ambiguous or skips is
+// resolved as date::choose::earliest: its first occurrence (New York 01:30 on the November change
+// is 05:30Z), or for a skipped one the instant of the change (02:30 on the March change is 07:00Z).
 // nullopt when the time is empty or not a real date/time, the offset is beyond +-18:00, or the
 // time is naive and `timezone` is empty or not a known zone.
 std::optional<UnixSeconds> to_utc(const parsers::DateTime& t, std::string_view timezone);
@@ -54,8 +54,9 @@ std::optional<UnixSeconds> to_utc(const parsers::DateTime& t, std::string_view t
 // a refused result goes to `refusals` (reason non_numeric_value, implausible_value, unknown_unit,
 // missing_time, invalid_time or unknown_timezone) and the report keeps every other result.
 // A cancelled result (OBX-11 X) is kept with status cancelled and value 0: it needs no value.
-// Errors (the whole report refused): missing_patient_id; unknown_source (a CSV whose file matched no
-// <source>, so its ids have no authority); missing_authority (HL7 with no CX.4, no source, no MSH-4).
+// Errors (the whole report refused): missing_patient_id; unknown_source (a CSV whose file
+// matched no <source>, so its ids have no authority); missing_authority (HL7: no CX.4, no
+// <source> authority, no MSH-4).
 parsers::Expected<NormalizedReport, parsers::Refusal> normalize(const parsers::LabReport& report,
                                                                 const AnalyteCatalogue& catalogue,
                                                                 const SourceContext& source);

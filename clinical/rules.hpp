@@ -16,7 +16,17 @@ namespace labwatch::clinical {
 // One clause of a rule: ge:X gt:X le:X lt:X range:A-B within_ref ref_upper_third ref_lower_half
 // ref_upper_half; `ideal` marks a softer second tier ("ideal:gt:70").
 struct RuleClause {
-  enum class Kind { ge, gt, le, lt, range, within_ref, ref_upper_third, ref_lower_half, ref_upper_half };
+  enum class Kind {
+    ge,
+    gt,
+    le,
+    lt,
+    range,
+    within_ref,
+    ref_upper_third,
+    ref_lower_half,
+    ref_upper_half
+  };
   Kind kind = Kind::ge;
   double a = 0;  // threshold, or range low
   double b = 0;  // range high
@@ -37,10 +47,10 @@ parsers::Expected<OptimalRule, std::string> parse_optimal_rule(std::string_view 
 // so that an alert can be explained. `violated` false means within target.
 struct Decision {
   bool violated = false;
-  std::string rule;               // clause text, e.g. "ge:50" or "ref_upper_third"
-  std::optional<double> target_low;   // the target band actually applied, canonical unit
+  std::string rule;                  // clause text, e.g. "ge:50" or "ref_upper_third"
+  std::optional<double> target_low;  // the target band actually applied, canonical unit
   std::optional<double> target_high;
-  std::optional<double> ref_low;      // the reference range used (the report's, else the catalogue's)
+  std::optional<double> ref_low;  // the reference range used (the report's, else the catalogue's)
   std::optional<double> ref_high;
   double value = 0;
 };

@@ -1,0 +1,571 @@
+// SPDX-License-Identifier: Apache-2.0
+// normalize: values, ranges and times as labs print them, and LabReports to canonical results.
+#include "clinical/normalize.hpp"
+
+#include <date/date.h>
+#include <date/tz.h>
+
+#include <algorithm>
+#include <array>
+#include <charconv>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <exception>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <utility>
+
+#include "clinical/units.hpp"
+
+namespace labwatch::clinical {
+
+namespace {
+
+using parsers::DateTime;
+using parsers::Observation;
+using parsers::Order;
+using parsers::Refusal;
+
+constexpr std::int64_t kSecondsPerDay = 86'400;
+constexpr int kMaxOffsetMinutes = 18 * 60;    // ISO 8601 / HL7 offsets never go beyond +-18:00
+constexpr std::size_t kMaxExcerptBytes = 40;  // raw value text quoted in a refusal detail
+
+bool is_blank(char c) noexcept { return c == ' ' || c == '\t'; }
+bool is_digit(char c) noexcept { return c >= '0' && c <= '9'; }
+
+std::string_view trim(std::string_view s) noexcept {
+  while (!s.empty() && is_blank(s.front())) {
+    s.remove_prefix(1);
+  }
+  while (!s.empty() && is_blank(s.back())) {
+    s.remove_suffix(1);
+  }
+  return s;
+}
+
+// Reads a leading comparator and returns it in ASCII ("<", ">", "<=", ">="; U+2264 and U+2265
+// count as "<=" and ">="), advancing `text` past it and any spaces after it. "" when there is none.
+std::string_view take_comparator(std::string_view& text) noexcept {
+  struct Spelling {
+    std::string_view written;
+    std::string_view ascii;
+  };
+  // Two-character spellings first, so that "<=" is not read as "<" followed by "=".
+  constexpr std::array<Spelling, 6> kSpellings = {{
+      {"<=", "<="},
+      {">=", ">="},
+      {"\xE2\x89\xA4", "<="},
+      {"\xE2\x89\xA5", ">="},
+      {"<", "<"},
+      {">", ">"},
+  }};
+  for (const Spelling& spelling : kSpellings) {
+    if (text.substr(0, spelling.written.size()) == spelling.written) {
+      text = trim(text.substr(spelling.written.size()));
+      return spelling.ascii;
+    }
+  }
+  return {};
+}
+
+// Seconds since the epoch of a wall-clock reading taken as if it were UTC. nullopt when the fields
+// do not name a real date and time. A leap second (:60) rolls into the next minute.
+std::optional<std::int64_t> wall_seconds(const DateTime& t) noexcept {
+  if (t.empty() || t.year < 1 || t.year > 9999 || t.month < 1 || t.month > 12 || t.day < 1 ||
+      t.day > 31 || t.hour < 0 || t.hour > 23 || t.minute < 0 || t.minute > 59 || t.second < 0 ||
+      t.second > 60) {
+    return std::nullopt;
+  }
+  const date::year_month_day ymd{date::year{t.year}, date::month{static_cast<unsigned>(t.month)},
+                                 date::day{static_cast<unsigned>(t.day)}};
+  if (!ymd.ok()) {
+    return std::nullopt;  // 2025-02-30
+  }
+  const std::int64_t days = date::sys_days{ymd}.time_since_epoch().count();
+  return days * kSecondsPerDay + std::int64_t{t.hour} * 3600 + std::int64_t{t.minute} * 60 +
+         t.second;
+}
+
+bool offset_in_range(const DateTime& t) noexcept {
+  return !t.has_offset ||
+         (t.offset_minutes >= -kMaxOffsetMinutes && t.offset_minutes <= kMaxOffsetMinutes);
+}
+
+// The IANA zone of that name, or nullptr when the name is empty or unknown to the system tzdata.
+const date::time_zone* find_zone(std::string_view name) noexcept {
+  if (name.empty()) {
+    return nullptr;
+  }
+  try {
+    return date::locate_zone(name);
+  } catch (const std::exception&) {
+    // Unknown names throw std::runtime_error; so does a missing /usr/share/zoneinfo.
+    return nullptr;
+  }
+}
+
+// The raw text of a value for a refusal detail: at most kMaxExcerptBytes, cut at a UTF-8 boundary.
+std::string excerpt(std::string_view text) {
+  if (text.size() <= kMaxExcerptBytes) {
+    return std::string(text);
+  }
+  std::size_t size = kMaxExcerptBytes;
+  while (size > 0 && (static_cast<unsigned char>(text[size]) & 0xC0U) == 0x80U) {
+    --size;  // text[size] continues a multi-byte character: cut before that character
+  }
+  return std::string(text.substr(0, size)) + "...";
+}
+
+std::string two_digits(int n) {
+  return {static_cast<char>('0' + n / 10 % 10), static_cast<char>('0' + n % 10)};
+}
+
+// YYYY-MM-DD for a real date with at least day precision, else "".
+std::string format_birth_date(const DateTime& t) {
+  if (t.precision < DateTime::Precision::day || !wall_seconds(t)) {
+    return {};
+  }
+  return two_digits(t.year / 100) + two_digits(t.year % 100) + '-' + two_digits(t.month) + '-' +
+         two_digits(t.day);
+}
+
+char fold_sex(std::string_view sex) {
+  const std::string folded = fold_name(sex);
+  // German exports write W (weiblich) for female; "männlich" may come with either case of the
+  // umlaut, which fold_name (ASCII only) leaves as it is.
+  for (const std::string_view female : {"f", "w", "female", "weiblich"}) {
+    if (folded == female) {
+      return 'F';
+    }
+  }
+  for (const std::string_view male :
+       {"m", "male", "m\xC3\xA4nnlich", "m\xC3\x84nnlich", "maennlich"}) {
+    if (folded == male) {
+      return 'M';
+    }
+  }
+  return 'U';
+}
+
+// PID-3: the repetition typed MR (medical record number), else the first one with an id.
+const parsers::Identifier* pick_identifier(const parsers::Patient& patient) {
+  const parsers::Identifier* first = nullptr;
+  for (const parsers::Identifier& identifier : patient.identifiers) {
+    if (trim(identifier.id).empty()) {
+      continue;
+    }
+    if (fold_name(identifier.type) == "mr") {
+      return &identifier;
+    }
+    if (first == nullptr) {
+      first = &identifier;
+    }
+  }
+  return first;
+}
+
+bool is_loinc_system(std::string_view system) {
+  const std::string folded = fold_name(system);
+  return folded == "ln" || folded == "loinc";
+}
+
+ResultStatus to_status(char obx11) noexcept {
+  // OBX-11. D (delete) and W (wrong) have no withdrawal semantics here: like I, R, S and an absent
+  // status they count as final. Only X withdraws.
+  switch (obx11) {
+    case 'C':
+    case 'c':
+      return ResultStatus::corrected;
+    case 'P':
+    case 'p':
+      return ResultStatus::preliminary;
+    case 'X':
+    case 'x':
+      return ResultStatus::cancelled;
+    default:
+      return ResultStatus::final;
+  }
+}
+
+struct Mapping {
+  const Analyte* analyte = nullptr;
+  std::string code;  // the code that mapped; empty when the name did
+};
+
+// OBX-3 to an analyte: the LOINC of the primary coding, then of the alternate coding (a code counts
+// when it is one of the catalogue's LOINC codes: CSV exports send no coding system), then a
+// configured local code, then the test name. An observation that carries an explicit LOINC (system
+// LN) outside the catalogue is a different test (8245-3 whole-blood zinc is not serum zinc), so its
+// name is not tried.
+Mapping map_observation(const Observation& obs, const AnalyteCatalogue& catalogue) {
+  const parsers::Coded& coded = obs.code;
+  const std::string_view primary = trim(coded.code);
+  const std::string_view alternate = trim(coded.alt_code);
+  for (const std::string_view code : {primary, alternate}) {
+    if (const Analyte* analyte = code.empty() ? nullptr : catalogue.by_loinc(code)) {
+      return {analyte, std::string(code)};
+    }
+  }
+  const bool primary_is_loinc = is_loinc_system(coded.system);
+  const bool alternate_is_loinc = is_loinc_system(coded.alt_system);
+  for (const auto& [code, is_loinc] :
+       {std::pair{primary, primary_is_loinc}, std::pair{alternate, alternate_is_loinc}}) {
+    if (const Analyte* analyte =
+            (code.empty() || is_loinc) ? nullptr : catalogue.by_local_code(code)) {
+      return {analyte, std::string(code)};
+    }
+  }
+  if ((primary_is_loinc && !primary.empty()) || (alternate_is_loinc && !alternate.empty())) {
+    return {};
+  }
+  for (const std::string_view name :
+       {trim(obs.test_name), trim(coded.text), trim(coded.alt_text)}) {
+    if (const Analyte* analyte = name.empty() ? nullptr : catalogue.by_name(name)) {
+      return {analyte, {}};
+    }
+  }
+  return {};
+}
+
+// The key under which an unmapped observation is counted: its LOINC, else its local code, else
+// its name.
+std::string unmapped_key(const Observation& obs) {
+  const parsers::Coded& coded = obs.code;
+  if (is_loinc_system(coded.system) && !trim(coded.code).empty()) {
+    return std::string(trim(coded.code));
+  }
+  if (is_loinc_system(coded.alt_system) && !trim(coded.alt_code).empty()) {
+    return std::string(trim(coded.alt_code));
+  }
+  for (const std::string_view text : {trim(coded.code), trim(coded.alt_code), trim(obs.test_name),
+                                      trim(coded.text), trim(coded.alt_text)}) {
+    if (!text.empty()) {
+      return std::string(text);
+    }
+  }
+  return "(no code or name)";
+}
+
+// How a refusal detail names the fields of each format.
+struct FieldNames {
+  std::string_view value;
+  std::string_view unit;
+  std::string_view collected;  // the order's collection time
+  std::string_view observed;   // the observation's own time
+  std::string_view no_time;    // both are empty
+};
+constexpr FieldNames kHl7Fields{"OBX-5", "OBX-6", "OBR-7", "OBX-14", "OBR-7 and OBX-14 are empty"};
+constexpr FieldNames kCsvFields{"the value", "the unit", "the collection time",
+                                "the collection time", "the collection time is empty"};
+
+// Everything about one report that its observations share.
+struct Context {
+  const AnalyteCatalogue& catalogue;
+  const SourceContext& source;
+  const FieldNames& fields;
+  NormalizedReport& out;
+};
+
+void add_observation(const Order& order, const Observation& obs, Context& ctx) {
+  const Mapping mapping = map_observation(obs, ctx.catalogue);
+  if (mapping.analyte == nullptr) {
+    ++ctx.out.unmapped[unmapped_key(obs)];
+    return;
+  }
+  const Analyte& analyte = *mapping.analyte;
+
+  // The specimen collection time is OBR-7; OBX-14 (the observation's own time, often the time of
+  // analysis) stands in only when OBR-7 is empty.
+  const bool from_order = !order.collected_at.empty();
+  const DateTime& time = from_order ? order.collected_at : obs.observed_at;
+  const std::string_view time_field = from_order ? ctx.fields.collected : ctx.fields.observed;
+
+  auto refuse = [&](std::string reason, std::string detail) {
+    Refusal refusal;
+    refusal.reason = std::move(reason);
+    refusal.detail = std::move(detail);
+    refusal.where = obs.where;
+    refusal.patient_key = ctx.out.patient.patient_key();
+    refusal.code = mapping.code.empty() ? std::string(trim(obs.code.code)) : mapping.code;
+    refusal.analyte = analyte.key;
+    refusal.collected_at = time;
+    refusal.result_status = obs.result_status;
+    ctx.out.refusals.push_back(std::move(refusal));
+  };
+
+  NormalizedResult result;
+  result.analyte = analyte.key;
+  result.unit = analyte.canonical_unit;
+  result.raw_value = obs.comparator + obs.value;
+  result.raw_unit = obs.units;
+  result.raw_range = obs.reference_range;
+  result.flags = obs.abnormal_flags;
+  result.status = to_status(obs.result_status);
+  result.code = mapping.code;
+  result.order_id = order.filler_order_number;
+  result.where = obs.where;
+  for (const std::string& note : obs.notes) {
+    if (!result.notes.empty()) {
+      result.notes.push_back('\n');
+    }
+    result.notes += note;
+  }
+
+  // A cancelled result carries no value: it only withdraws earlier versions, so it needs no
+  // number and no unit, only the key it withdraws (analyte, collection time).
+  if (result.status != ResultStatus::cancelled) {
+    const std::string_view raw = trim(obs.value);
+    std::optional<ParsedValue> parsed = parse_value(raw);
+    if (parsed && !obs.comparator.empty()) {
+      // SN: the comparator came in its own component; "=" is no comparator at all.
+      const std::string_view sn = trim(obs.comparator);
+      const bool known = sn == "<" || sn == ">" || sn == "<=" || sn == ">=" || sn == "=";
+      if (!known || !parsed->comparator.empty()) {
+        parsed.reset();
+      } else if (sn != "=") {
+        parsed->comparator = sn;
+      }
+    }
+    if (!parsed) {
+      refuse("non_numeric_value", raw.empty()
+                                      ? std::string(ctx.fields.value) + " is empty"
+                                      : std::string(ctx.fields.value) + " '" +
+                                            excerpt(result.raw_value) + "' is not a number");
+      return;
+    }
+    if (parsed->value < 0) {
+      refuse("implausible_value", std::string(ctx.fields.value) + " '" + excerpt(result.raw_value) +
+                                      "' is negative, which is implausible for " + analyte.key);
+      return;
+    }
+    const std::optional<double> factor = factor_to_canonical(analyte, obs.units);
+    if (!factor) {
+      const std::string_view unit = trim(obs.units);
+      refuse("unknown_unit", (unit.empty() ? std::string(ctx.fields.unit) + " is empty"
+                                           : std::string(ctx.fields.unit) + " '" + excerpt(unit) +
+                                                 "'" + " is not a known unit") +
+                                 " for " + analyte.key + " (canonical " + analyte.canonical_unit +
+                                 ")");
+      return;
+    }
+    // The exact product, never rounded: rounding is for display.
+    result.value = parsed->value * *factor;
+    result.comparator = parsed->comparator;
+    if (const auto range = parse_reference_range(obs.reference_range)) {
+      if (range->low) {
+        result.ref_low = *range->low * *factor;
+      }
+      if (range->high) {
+        result.ref_high = *range->high * *factor;
+      }
+    }
+  }
+
+  if (time.empty()) {
+    refuse("missing_time", "no specimen collection time: " + std::string(ctx.fields.no_time));
+    return;
+  }
+  const std::optional<UnixSeconds> utc = to_utc(time, ctx.source.timezone);
+  if (!utc) {
+    if (!wall_seconds(time) || !offset_in_range(time)) {
+      refuse("invalid_time", std::string(time_field) + " is not a real date and time");
+    } else if (ctx.source.timezone.empty()) {
+      refuse("unknown_timezone", std::string(time_field) +
+                                     " has no UTC offset and the file matched no <source> with a "
+                                     "timezone");
+    } else {
+      refuse("unknown_timezone", std::string(time_field) + " has no UTC offset and the timezone '" +
+                                     ctx.source.timezone + "' is not a known IANA zone");
+    }
+    return;
+  }
+  result.collected_at = *utc;
+  ctx.out.results.push_back(std::move(result));
+}
+
+}  // namespace
+
+std::optional<double> parse_decimal(std::string_view text, bool decimal_comma) noexcept {
+  // A cleaned copy that from_chars reads exactly: '-'?, digits, '.'?, digits. Lab values are
+  // short; a text longer than the buffer is not a value.
+  std::array<char, 64> buffer{};
+  std::size_t size = 0;
+  std::size_t i = 0;
+  if (!text.empty() && (text.front() == '+' || text.front() == '-')) {
+    if (text.front() == '-') {
+      buffer[size++] = '-';
+    }
+    i = 1;
+  }
+  bool separator = false;
+  bool digits = false;
+  for (; i < text.size(); ++i) {
+    char c = text[i];
+    if (is_digit(c)) {
+      digits = true;
+    } else if (!separator && (c == '.' || (decimal_comma && c == ','))) {
+      separator = true;
+      c = '.';
+    } else {
+      return std::nullopt;  // a second separator, a space, an exponent, a letter
+    }
+    if (size == buffer.size()) {
+      return std::nullopt;
+    }
+    buffer[size++] = c;
+  }
+  if (!digits) {
+    return std::nullopt;
+  }
+  double value = 0;
+  const char* const end = buffer.data() + size;
+  const auto [stop, error] = std::from_chars(buffer.data(), end, value, std::chars_format::fixed);
+  if (error != std::errc{} || stop != end) {
+    return std::nullopt;
+  }
+  return value;
+}
+
+std::optional<ParsedValue> parse_value(std::string_view text) noexcept {
+  text = trim(text);
+  const std::string_view comparator = take_comparator(text);
+  const std::optional<double> value = parse_decimal(text, true);
+  if (!value) {
+    return std::nullopt;
+  }
+  return ParsedValue{*value, std::string(comparator)};
+}
+
+std::optional<ReferenceRange> parse_reference_range(std::string_view text) noexcept {
+  text = trim(text);
+  if (text.empty()) {
+    return std::nullopt;
+  }
+  ReferenceRange range;
+  if (const std::string_view comparator = take_comparator(text); !comparator.empty()) {
+    // ">5.4" and ">=5.4" alike give a low bound: the range does not say whether it is inclusive.
+    const std::optional<double> bound = parse_decimal(text, true);
+    if (!bound) {
+      return std::nullopt;
+    }
+    (comparator.front() == '>' ? range.low : range.high) = *bound;
+    return range;
+  }
+  // LOW - HIGH: the low bound ends where its sign, digits and separators end ("-1.0-2.0").
+  std::size_t end = text.front() == '+' || text.front() == '-' ? 1 : 0;
+  while (end < text.size() && (is_digit(text[end]) || text[end] == '.' || text[end] == ',')) {
+    ++end;
+  }
+  const std::string_view low = text.substr(0, end);
+  std::string_view rest = trim(text.substr(end));
+  constexpr std::string_view kEnDash = "\xE2\x80\x93";  // U+2013
+  if (rest.substr(0, 1) == "-") {
+    rest.remove_prefix(1);
+  } else if (rest.substr(0, kEnDash.size()) == kEnDash) {
+    rest.remove_prefix(kEnDash.size());
+  } else {
+    return std::nullopt;
+  }
+  range.low = parse_decimal(low, true);
+  range.high = parse_decimal(trim(rest), true);
+  if (!range.low || !range.high || *range.low > *range.high) {
+    return std::nullopt;
+  }
+  return range;
+}
+
+std::optional<UnixSeconds> to_utc(const DateTime& t, std::string_view timezone) {
+  const std::optional<std::int64_t> wall = wall_seconds(t);
+  if (!wall) {
+    return std::nullopt;
+  }
+  if (!offset_in_range(t)) {
+    return std::nullopt;
+  }
+  if (t.has_offset) {
+    return *wall - std::int64_t{t.offset_minutes} * 60;
+  }
+  const date::time_zone* zone = find_zone(timezone);
+  if (zone == nullptr) {
+    return std::nullopt;
+  }
+  // choose::earliest, as std::chrono defines it: a wall time that happens twice (clocks set back)
+  // is its first occurrence; one that never happens (clocks set forward) is the instant of the
+  // change. Neither throws, and later wall times never map to earlier instants.
+  const date::local_seconds local{std::chrono::seconds{*wall}};
+  return zone->to_sys(local, date::choose::earliest).time_since_epoch().count();
+}
+
+parsers::Expected<NormalizedReport, Refusal> normalize(const parsers::LabReport& report,
+                                                       const AnalyteCatalogue& catalogue,
+                                                       const SourceContext& source) {
+  const bool csv = report.format == parsers::SourceFormat::csv;
+  auto refuse_report = [&](std::string reason, std::string detail) {
+    Refusal refusal;
+    refusal.reason = std::move(reason);
+    refusal.detail = std::move(detail);
+    refusal.where = report.where;
+    return parsers::unexpected(std::move(refusal));
+  };
+
+  NormalizedReport out;
+  const parsers::Identifier* identifier = pick_identifier(report.patient);
+  if (identifier == nullptr) {
+    return refuse_report("missing_patient_id",
+                         csv ? "the patient id is empty" : "PID-3 holds no patient identifier");
+  }
+  PersonIdentity& person = out.patient;
+  person.mrn = trim(identifier->id);
+  if (csv) {
+    // A CSV row carries a bare id: whose id it is comes only from the config's <source>.
+    if (source.authority.empty()) {
+      return refuse_report("unknown_source",
+                           "the file matched no <source>, so its patient ids have no assigning "
+                           "authority");
+    }
+    person.authority = source.authority;
+  } else {
+    for (const std::string_view authority :
+         {trim(identifier->authority), trim(source.authority), trim(report.sending_facility)}) {
+      if (!authority.empty()) {
+        person.authority = authority;
+        break;
+      }
+    }
+    if (person.authority.empty()) {
+      return refuse_report("missing_authority",
+                           "PID-3 has no assigning authority (CX.4), MSH-4 is empty and the file "
+                           "matched no <source>");
+    }
+  }
+  person.family = trim(report.patient.family);
+  const std::string_view given = trim(report.patient.given);
+  person.given = given.substr(0, std::min(given.find(' '), given.find('\t')));
+  person.birth_date = format_birth_date(report.patient.birth_date);
+  person.sex = fold_sex(report.patient.sex);
+
+  out.facility = source.facility.empty() ? report.sending_facility : source.facility;
+  out.control_id = report.control_id;
+  out.message_time = to_utc(report.message_time, source.timezone).value_or(0);
+  out.raw_digest = report.raw_digest;
+  out.where = report.where;
+  for (const Order& order : report.orders) {
+    if (!order.ordering_provider_id.empty() || !order.ordering_provider_name.empty()) {
+      out.ordering_provider_id = order.ordering_provider_id;
+      out.ordering_provider_name = order.ordering_provider_name;
+      break;
+    }
+  }
+
+  Context ctx{catalogue, source, csv ? kCsvFields : kHl7Fields, out};
+  for (const Order& order : report.orders) {
+    for (const Observation& obs : order.observations) {
+      add_observation(order, obs, ctx);
+    }
+  }
+  return out;
+}
+
+}  // namespace labwatch::clinical

@@ -1,0 +1,309 @@
+// SPDX-License-Identifier: Apache-2.0
+// Tests of optimal-target rules: the grammar, every clause at and around its bounds, tier order.
+#include "clinical/rules.hpp"
+
+#include <array>
+#include <catch2/catch.hpp>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+
+#include "clinical/analyte_catalogue.hpp"
+
+namespace {
+
+using labwatch::clinical::Analyte;
+using labwatch::clinical::AnalyteCatalogue;
+using labwatch::clinical::Decision;
+using labwatch::clinical::evaluate;
+using labwatch::clinical::NormalizedResult;
+using labwatch::clinical::OptimalRule;
+using labwatch::clinical::parse_optimal_rule;
+using labwatch::clinical::ResultStatus;
+using Kind = labwatch::clinical::RuleClause::Kind;
+
+OptimalRule rule(std::string_view text) {
+  auto parsed = parse_optimal_rule(text);
+  INFO(text);
+  REQUIRE(parsed.has_value());
+  return std::move(parsed).value();
+}
+
+std::string rule_error(std::string_view text) {
+  auto parsed = parse_optimal_rule(text);
+  REQUIRE_FALSE(parsed.has_value());
+  return parsed.error();
+}
+
+// An analyte without a catalogue range unless one is given.
+Analyte analyte_with(std::optional<double> low = std::nullopt,
+                     std::optional<double> high = std::nullopt) {
+  Analyte a;
+  a.key = "test";
+  a.canonical_unit = "u";
+  a.ref_low = low;
+  a.ref_high = high;
+  return a;
+}
+
+NormalizedResult result_of(double value, std::optional<double> low = std::nullopt,
+                           std::optional<double> high = std::nullopt) {
+  NormalizedResult r;
+  r.value = value;
+  r.ref_low = low;
+  r.ref_high = high;
+  return r;
+}
+
+// The violated clause's text, or "" when the value is within target.
+std::string violated(std::string_view text, double value, std::optional<double> low = std::nullopt,
+                     std::optional<double> high = std::nullopt) {
+  const Decision d = evaluate(result_of(value, low, high), rule(text), analyte_with());
+  return d.violated ? d.rule : std::string();
+}
+
+}  // namespace
+
+TEST_CASE("parse_optimal_rule reads every clause kind", "[clinical][rules]") {
+  const OptimalRule r = rule(
+      "ge:50;gt:-1.5;le:7;lt:1.0;range:6-8;within_ref;ref_upper_third;ref_lower_half;"
+      "ref_upper_half;ideal:gt:70;ideal:range:-2--1");
+  REQUIRE(r.clauses.size() == 11);
+  CHECK(r.text ==
+        "ge:50;gt:-1.5;le:7;lt:1.0;range:6-8;within_ref;ref_upper_third;ref_lower_half;"
+        "ref_upper_half;ideal:gt:70;ideal:range:-2--1");
+  const std::array kinds = {Kind::ge,
+                            Kind::gt,
+                            Kind::le,
+                            Kind::lt,
+                            Kind::range,
+                            Kind::within_ref,
+                            Kind::ref_upper_third,
+                            Kind::ref_lower_half,
+                            Kind::ref_upper_half,
+                            Kind::gt,
+                            Kind::range};
+  for (std::size_t i = 0; i < r.clauses.size(); ++i) {
+    CAPTURE(i);
+    CHECK(r.clauses[i].kind == kinds[i]);
+    CHECK(r.clauses[i].ideal == (i >= 9));
+  }
+  CHECK(r.clauses[0].a == 50.0);
+  CHECK(r.clauses[1].a == -1.5);
+  CHECK(r.clauses[3].a == 1.0);
+  CHECK(r.clauses[4].a == 6.0);
+  CHECK(r.clauses[4].b == 8.0);
+  CHECK(r.clauses[9].text == "ideal:gt:70");
+  CHECK(r.clauses[10].a == -2.0);
+  CHECK(r.clauses[10].b == -1.0);
+  CHECK(r.clauses[5].text == "within_ref");
+}
+
+TEST_CASE("parse_optimal_rule trims clauses and accepts an empty rule", "[clinical][rules]") {
+  const OptimalRule r = rule("  ge:50 ;  ideal:gt:70 ");
+  REQUIRE(r.clauses.size() == 2);
+  CHECK(r.text == "ge:50 ;  ideal:gt:70");
+  CHECK(r.clauses[0].text == "ge:50");
+  CHECK(r.clauses[1].text == "ideal:gt:70");
+  CHECK(rule("").clauses.empty());
+  CHECK(rule("   ").clauses.empty());
+}
+
+TEST_CASE("parse_optimal_rule says which clause is wrong and why", "[clinical][rules]") {
+  CHECK(rule_error("gx:5") == "clause 1 'gx:5': 'gx' is not a rule kind");
+  CHECK(rule_error("ge:50;;lt:3") == "clause 2 is empty");
+  CHECK(rule_error("ge:50;") == "clause 2 is empty");
+  CHECK(rule_error("ge:") == "clause 1 'ge:': ge needs a number, not ''");
+  CHECK(rule_error("ge") == "clause 1 'ge': ge needs a number, not ''");
+  CHECK(rule_error("lt:1,0") == "clause 1 'lt:1,0': lt needs a number, not '1,0'");
+  CHECK(rule_error("ge: 50") == "clause 1 'ge: 50': ge needs a number, not ' 50'");
+  CHECK(rule_error("range:6") == "clause 1 'range:6': range needs two numbers as A-B, not '6'");
+  CHECK(rule_error("range:6-") == "clause 1 'range:6-': range needs two numbers as A-B, not '6-'");
+  CHECK(rule_error("range:8-6") ==
+        "clause 1 'range:8-6': range 8-6 has its low bound above its high one");
+  CHECK(rule_error("within_ref:5") == "clause 1 'within_ref:5': within_ref takes no argument");
+  CHECK(rule_error("ideal:ideal:gt:5") ==
+        "clause 1 'ideal:ideal:gt:5': 'ideal' is not a rule kind");
+  CHECK(rule_error("GE:50") == "clause 1 'GE:50': 'GE' is not a rule kind");
+}
+
+TEST_CASE("evaluate judges ge, gt, le and lt at and around their threshold", "[clinical][rules]") {
+  CHECK(violated("ge:50", 49.99) == "ge:50");
+  CHECK(violated("ge:50", 50) == "");
+  CHECK(violated("ge:50", 50.01) == "");
+  CHECK(violated("gt:70", 69.99) == "gt:70");
+  CHECK(violated("gt:70", 70) == "gt:70");
+  CHECK(violated("gt:70", 70.01) == "");
+  CHECK(violated("le:7", 6.99) == "");
+  CHECK(violated("le:7", 7) == "");
+  CHECK(violated("le:7", 7.01) == "le:7");
+  CHECK(violated("lt:1.0", 0.99) == "");
+  CHECK(violated("lt:1.0", 1.0) == "lt:1.0");
+  CHECK(violated("lt:1.0", 1.01) == "lt:1.0");
+  CHECK(violated("ge:0", 0) == "");
+}
+
+TEST_CASE("evaluate judges range:A-B inclusive at both ends", "[clinical][rules]") {
+  CHECK(violated("range:6-8", 5.99) == "range:6-8");
+  CHECK(violated("range:6-8", 6) == "");
+  CHECK(violated("range:6-8", 7) == "");
+  CHECK(violated("range:6-8", 8) == "");
+  CHECK(violated("range:6-8", 8.01) == "range:6-8");
+  CHECK(violated("range:-2--1", -2.5) == "range:-2--1");
+  CHECK(violated("range:-2--1", -1.5) == "");
+  const Decision d = evaluate(result_of(9.5), rule("range:6-8"), analyte_with());
+  CHECK(d.violated);
+  CHECK(d.target_low == 6.0);
+  CHECK(d.target_high == 8.0);
+  CHECK(d.value == 9.5);
+}
+
+TEST_CASE("evaluate judges within_ref against each bound that exists", "[clinical][rules]") {
+  CHECK(violated("within_ref", 69.9, 70, 99) == "within_ref");
+  CHECK(violated("within_ref", 70, 70, 99) == "");
+  CHECK(violated("within_ref", 99, 70, 99) == "");
+  CHECK(violated("within_ref", 99.1, 70, 99) == "within_ref");
+  // ">5.4": no high bound, so nothing is too high.
+  CHECK(violated("within_ref", 5.3, 5.4, std::nullopt) == "within_ref");
+  CHECK(violated("within_ref", 5.4, 5.4, std::nullopt) == "");
+  CHECK(violated("within_ref", 1e9, 5.4, std::nullopt) == "");
+  // "<3.0": no low bound.
+  CHECK(violated("within_ref", 0, std::nullopt, 3.0) == "");
+  CHECK(violated("within_ref", 3.0, std::nullopt, 3.0) == "");
+  CHECK(violated("within_ref", 3.1, std::nullopt, 3.0) == "within_ref");
+  // No range at all, here or in the catalogue: nothing to check.
+  CHECK(violated("within_ref", -5) == "");
+}
+
+TEST_CASE("evaluate judges ref_upper_third as low+2/3(high-low) <= v <= high",
+          "[clinical][rules]") {
+  // 4.2-6.8: the upper third starts at 5.9333...
+  CHECK(violated("ref_upper_third", 5.93, 4.2, 6.8) == "ref_upper_third");
+  CHECK(violated("ref_upper_third", 5.94, 4.2, 6.8) == "");
+  CHECK(violated("ref_upper_third", 6.8, 4.2, 6.8) == "");
+  CHECK(violated("ref_upper_third", 6.81, 4.2, 6.8) == "ref_upper_third");
+  // 0-3: exactly 2 is on the bound.
+  CHECK(violated("ref_upper_third", 1.999, 0, 3) == "ref_upper_third");
+  CHECK(violated("ref_upper_third", 2, 0, 3) == "");
+  CHECK(violated("ref_upper_third", 3, 0, 3) == "");
+  const Decision d = evaluate(result_of(5.0, 4.0, 7.0), rule("ref_upper_third"), analyte_with());
+  CHECK(d.violated);
+  CHECK(d.target_low == 6.0);
+  CHECK(d.target_high == 7.0);
+  CHECK(d.ref_low == 4.0);
+  CHECK(d.ref_high == 7.0);
+  // A bound missing everywhere: cannot be judged, so not violated.
+  CHECK(violated("ref_upper_third", 1, 5.0, std::nullopt) == "");
+  CHECK(violated("ref_upper_third", 1, std::nullopt, 5.0) == "");
+}
+
+TEST_CASE("evaluate judges ref_upper_half as low+1/2(high-low) <= v <= high", "[clinical][rules]") {
+  CHECK(violated("ref_upper_half", 1196.4, 822, 1571) == "ref_upper_half");
+  CHECK(violated("ref_upper_half", 1196.5, 822, 1571) == "");
+  CHECK(violated("ref_upper_half", 1571, 822, 1571) == "");
+  CHECK(violated("ref_upper_half", 1571.1, 822, 1571) == "ref_upper_half");
+  CHECK(violated("ref_upper_half", 10, std::nullopt, 20) == "");  // no low bound: not judged
+}
+
+TEST_CASE("evaluate judges ref_lower_half as v <= low+1/2(high-low), low defaulting to 0",
+          "[clinical][rules]") {
+  CHECK(violated("ref_lower_half", 0.75, 0, 1.5) == "");
+  CHECK(violated("ref_lower_half", 0.76, 0, 1.5) == "ref_lower_half");
+  CHECK(violated("ref_lower_half", 0, 0, 1.5) == "");  // no lower limit in the lower half
+  // "<=1.50": the low bound is 0.
+  CHECK(violated("ref_lower_half", 0.75, std::nullopt, 1.5) == "");
+  CHECK(violated("ref_lower_half", 0.751, std::nullopt, 1.5) == "ref_lower_half");
+  // 1-3: the midpoint is 2.
+  CHECK(violated("ref_lower_half", 2, 1, 3) == "");
+  CHECK(violated("ref_lower_half", 2.01, 1, 3) == "ref_lower_half");
+  CHECK(violated("ref_lower_half", 99, 1, std::nullopt) == "");  // no high bound: not judged
+  const Decision d =
+      evaluate(result_of(1.0, std::nullopt, 1.5), rule("ref_lower_half"), analyte_with());
+  CHECK(d.violated);
+  CHECK_FALSE(d.target_low.has_value());
+  CHECK(d.target_high == 0.75);
+}
+
+TEST_CASE("evaluate uses the report's range, else the catalogue's", "[clinical][rules]") {
+  const Analyte catalogue_range = analyte_with(4.2, 6.8);
+  const OptimalRule upper_third = rule("ref_upper_third");
+
+  // 6.0 is in the upper third of 4.2-6.8 (from 5.93) but not of 3.6-7.5 (from 6.2).
+  const Decision from_catalogue = evaluate(result_of(6.0), upper_third, catalogue_range);
+  CHECK_FALSE(from_catalogue.violated);
+  CHECK(from_catalogue.ref_low == 4.2);
+  CHECK(from_catalogue.ref_high == 6.8);
+
+  const Decision from_report = evaluate(result_of(6.0, 3.6, 7.5), upper_third, catalogue_range);
+  CHECK(from_report.violated);
+  CHECK(from_report.ref_low == 3.6);
+  CHECK(from_report.ref_high == 7.5);
+
+  // A one-sided printed range is the whole range: the catalogue does not fill the open side.
+  const Decision one_sided =
+      evaluate(result_of(5.0, 3.6, std::nullopt), upper_third, catalogue_range);
+  CHECK_FALSE(one_sided.violated);
+  CHECK(one_sided.ref_low == 3.6);
+  CHECK_FALSE(one_sided.ref_high.has_value());
+
+  const Analyte& folate = *AnalyteCatalogue::builtin().by_key("serum_folate");  // 3.0 to (none)
+  CHECK(evaluate(result_of(2.9), rule(folate.optimal_rule), folate).rule == "within_ref");
+  CHECK_FALSE(evaluate(result_of(250), rule(folate.optimal_rule), folate).violated);
+}
+
+TEST_CASE("evaluate checks hard clauses before ideal ones, in written order", "[clinical][rules]") {
+  const OptimalRule ferritin = rule("ge:50;ideal:gt:70");
+  const Analyte none = analyte_with();
+  CHECK(evaluate(result_of(49), ferritin, none).rule == "ge:50");
+  CHECK(evaluate(result_of(50), ferritin, none).rule == "ideal:gt:70");
+  CHECK(evaluate(result_of(70), ferritin, none).rule == "ideal:gt:70");
+  CHECK_FALSE(evaluate(result_of(70.5), ferritin, none).violated);
+
+  // An ideal clause written first is still judged after every hard clause.
+  const OptimalRule ideal_first = rule("ideal:gt:70;ge:50;le:400");
+  CHECK(evaluate(result_of(45), ideal_first, none).rule == "ge:50");
+  CHECK(evaluate(result_of(450), ideal_first, none).rule == "le:400");
+  CHECK(evaluate(result_of(60), ideal_first, none).rule == "ideal:gt:70");
+
+  // Within a tier, the first clause as written wins.
+  const OptimalRule two_hard = rule("lt:10;range:2-3");
+  CHECK(evaluate(result_of(12), two_hard, none).rule == "lt:10");
+  CHECK(evaluate(result_of(5), two_hard, none).rule == "range:2-3");
+  const OptimalRule two_ideal = rule("ideal:range:2-3;ideal:lt:10");
+  CHECK(evaluate(result_of(12), two_ideal, none).rule == "ideal:range:2-3");
+
+  const Decision d = evaluate(result_of(60), ferritin, none);
+  CHECK(d.target_low == 70.0);
+  CHECK_FALSE(d.target_high.has_value());
+}
+
+TEST_CASE("evaluate judges a censored value by its bound and never a cancelled one",
+          "[clinical][rules]") {
+  NormalizedResult below_five = result_of(5.0);
+  below_five.comparator = "<";
+  CHECK(evaluate(below_five, rule("ge:50"), analyte_with()).rule == "ge:50");
+  CHECK_FALSE(evaluate(below_five, rule("le:5"), analyte_with()).violated);
+  NormalizedResult above_thousand = result_of(1000.0);
+  above_thousand.comparator = ">";
+  CHECK_FALSE(evaluate(above_thousand, rule("ge:50;ideal:gt:70"), analyte_with()).violated);
+
+  NormalizedResult cancelled = result_of(0.0);
+  cancelled.status = ResultStatus::cancelled;
+  CHECK_FALSE(evaluate(cancelled, rule("ge:50"), analyte_with()).violated);
+  NormalizedResult empty_rule = result_of(-1.0);
+  CHECK_FALSE(evaluate(empty_rule, rule(""), analyte_with()).violated);
+}
+
+TEST_CASE("evaluate counts a value that only conversion noise moves off a bound as on it",
+          "[clinical][rules]") {
+  // 68 mg/L x 0.1 is 6.800000000000001 in binary, not 6.8; 0.57 x 100 is 56.99999999999999.
+  REQUIRE(68 * 0.1 != 6.8);
+  REQUIRE(0.57 * 100 != 57.0);
+  CHECK(violated("le:6.8", 68 * 0.1) == "");
+  CHECK(violated("within_ref", 68 * 0.1, 4.2, 6.8) == "");
+  CHECK(violated("ge:57", 0.57 * 100) == "");
+  CHECK(violated("gt:57", 0.57 * 100) == "gt:57");
+  CHECK(violated("lt:6.8", 68 * 0.1) == "lt:6.8");
+  CHECK(violated("ge:57.001", 57.0) == "ge:57.001");  // a real difference still counts
+}
