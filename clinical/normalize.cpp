@@ -2,6 +2,8 @@
 // normalize: values, ranges and times as labs print them, and LabReports to canonical results.
 #include "clinical/normalize.hpp"
 
+#include "clinical/timezone.hpp"
+
 #include <date/date.h>
 #include <date/tz.h>
 
@@ -567,5 +569,7 @@ parsers::Expected<NormalizedReport, Refusal> normalize(const parsers::LabReport&
   }
   return out;
 }
+
+bool is_valid_timezone(std::string_view name) noexcept { return find_zone(name) != nullptr; }
 
 }  // namespace labwatch::clinical

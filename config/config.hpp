@@ -52,6 +52,7 @@ struct Mail {
   std::string from = "labwatch@localhost";
   std::string username;
   std::string password_file;  // read at send time, never logged
+  std::string ca_file;        // extra CA bundle for a relay with a private CA; empty = system store
   std::string default_recipient;
   std::chrono::seconds collect_wait{60};     // wait for the rest of a panel before sending
   std::chrono::seconds retry_min{30};

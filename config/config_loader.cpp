@@ -255,7 +255,7 @@ class Loader {
   }
 
   void load_mail(pugi::xml_node node, Mail& mail) {
-    check_attributes(node, {"smtp", "allow-plaintext", "from", "username", "password-file", "default-recipient",
+    check_attributes(node, {"smtp", "allow-plaintext", "from", "username", "password-file", "ca-file", "default-recipient",
                             "collect-wait-seconds", "retry-min-seconds", "retry-max-seconds",
                             "timeout-seconds"});
     check_no_children(node);
@@ -265,6 +265,7 @@ class Loader {
     check_email(node, mail.from);
     mail.username = node.attribute("username").as_string();
     mail.password_file = path_attr(node, "password-file", "");
+    mail.ca_file = path_attr(node, "ca-file", "");
     mail.default_recipient = node.attribute("default-recipient").as_string();
     if (!mail.default_recipient.empty()) {
       check_email(node, mail.default_recipient);

@@ -5,6 +5,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
@@ -24,6 +28,7 @@
 #include "daemon/pipeline.hpp"
 #include "daemon/service.hpp"
 #include "daemon/text_format.hpp"
+#include "daemon/trend_report.hpp"
 #include "storage/store.hpp"
 
 namespace labwatch::daemon {
@@ -274,6 +279,25 @@ int cmd_alerts(const Args& args) {
   return kExitOk;
 }
 
+// One block character per value, scaled between the smallest and largest value.
+std::string sparkline(const std::vector<double>& values) {
+  static constexpr std::array<std::string_view, 8> kBlocks = {"\u2581", "\u2582", "\u2583", "\u2584",
+                                                              "\u2585", "\u2586", "\u2587", "\u2588"};
+  if (values.empty()) {
+    return {};
+  }
+  const auto [lo, hi] = std::minmax_element(values.begin(), values.end());
+  std::string out;
+  for (double v : values) {
+    std::size_t level = 3;
+    if (*hi > *lo) {
+      level = static_cast<std::size_t>(std::lround((v - *lo) / (*hi - *lo) * 7.0));
+    }
+    out += kBlocks[std::min<std::size_t>(level, 7)];
+  }
+  return out;
+}
+
 std::int64_t require_person(storage::Store& store, const Args& args) {
   const auto id = args.value("patient");
   if (!id) {
@@ -332,8 +356,56 @@ int cmd_trend(const Args& args) {
   }
   if (rows.empty()) {
     out += "(no results)\n";
+  } else {
+    std::vector<double> values;
+    for (const auto& r : rows) {
+      values.push_back(r.value);
+    }
+    out += "trend: " + sparkline(values) + "\n";
   }
   std::fwrite(out.data(), 1, out.size(), stdout);
+  return kExitOk;
+}
+
+int cmd_report(const Args& args) {
+  const auto out_path = args.value("out");
+  if (!out_path) {
+    throw UsageError{"--out FILE.html is required"};
+  }
+  const config::Config config = resolve_config(args);
+  auto store = open_store(config, false);
+  const std::int64_t person = require_person(*store, args);
+  ReportInput input;
+  for (const auto& p : store->persons()) {
+    if (p.person_id == person) {
+      input.person = p;
+    }
+  }
+  for (const clinical::Analyte& a : config.catalogue.analytes()) {
+    AnalyteSeries series;
+    series.analyte = &a;
+    const auto rule = config.targets.find(a.key);
+    series.rule = rule == config.targets.end() ? nullptr : &rule->second;
+    series.points = store->trend(person, a.key);
+    if (!series.points.empty()) {
+      input.series.push_back(std::move(series));
+    }
+  }
+  input.generated_at = std::chrono::duration_cast<std::chrono::seconds>(
+                           std::chrono::system_clock::now().time_since_epoch())
+                           .count();
+  const std::string html = render_trend_report(input);
+  // Written to a temporary name, then renamed: a reader never sees half a report.
+  const std::string tmp = *out_path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    out << html;
+    if (!out.flush()) {
+      throw std::system_error(errno, std::generic_category(), "write " + tmp);
+    }
+  }
+  std::filesystem::rename(tmp, *out_path);
+  std::printf("wrote %s (%zu analytes)\n", out_path->c_str(), input.series.size());
   return kExitOk;
 }
 
@@ -461,6 +533,11 @@ const std::vector<Command>& commands() {
        {"config", "db", "format"},
        {"all"},
        cmd_alerts},
+      {"report", "write a patient's trend report: one self-contained HTML file with charts",
+       "labwatch report [--config FILE] [--db DB] --patient ID --out FILE.html",
+       {"config", "db", "patient", "out"},
+       {},
+       cmd_report},
       {"patients", "list reconciled persons with their identifiers", "labwatch patients [--config FILE] [--db DB]",
        {"config", "db"},
        {},

@@ -227,7 +227,12 @@ void Pipeline::ingest_csv(const ClaimedFile& file, const std::string& name, stor
     return;
   }
   parsers::CsvFileResult parsed = parsers::csv_to_reports(table.value(), config_.csv);
-  for (const parsers::Refusal& r : parsed.refusals) {
+  const config::Source* source = config::match_source(config_, name);
+  for (parsers::Refusal& r : parsed.refusals) {
+    // A CSV carries no assigning authority: the refused row's key takes the source's.
+    if (source != nullptr && !r.patient_key.empty() && r.patient_key.front() == '|') {
+      r.patient_key.insert(0, source->authority);
+    }
     refuse(r, &tx, outcome);
   }
   for (const parsers::LabReport& report : parsed.reports) {

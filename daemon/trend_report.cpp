@@ -1,0 +1,322 @@
+// SPDX-License-Identifier: Apache-2.0
+// The trend report: summary table and inline SVG charts, rendered as one self-contained HTML file.
+#include "daemon/trend_report.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <string_view>
+
+#include "daemon/text_format.hpp"
+
+namespace labwatch::daemon {
+namespace {
+
+using clinical::RuleClause;
+
+constexpr double kWidth = 640;
+constexpr double kHeight = 220;
+constexpr double kLeft = 56;
+constexpr double kRight = 16;
+constexpr double kTop = 14;
+constexpr double kBottom = 30;
+
+std::string num(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.1f", v);
+  return buf;
+}
+
+clinical::NormalizedResult as_result(const storage::ExportRow& r) {
+  clinical::NormalizedResult n;
+  n.analyte = r.analyte;
+  n.value = r.value;
+  n.comparator = r.comparator;
+  n.unit = r.unit;
+  n.ref_low = r.ref_low;
+  n.ref_high = r.ref_high;
+  n.status = r.status;
+  n.collected_at = r.collected_at;
+  return n;
+}
+
+bool outside(const AnalyteSeries& s, const storage::ExportRow& r) {
+  return s.rule != nullptr && clinical::evaluate(as_result(r), *s.rule, *s.analyte).violated;
+}
+
+// Distance from the band: 0 inside, else how far outside.
+double distance(const Band& band, double v) {
+  if (band.low && v < *band.low) {
+    return *band.low - v;
+  }
+  if (band.high && v > *band.high) {
+    return v - *band.high;
+  }
+  return 0;
+}
+
+Band band_for(const AnalyteSeries& s, const storage::ExportRow& r) {
+  if (s.rule == nullptr) {
+    return {};
+  }
+  return optimal_band(*s.rule, *s.analyte, r.ref_low, r.ref_high);
+}
+
+std::string range_text(const storage::ExportRow& r) {
+  if (!r.raw_range.empty()) {
+    return r.raw_range;
+  }
+  if (r.ref_low && r.ref_high) {
+    return format_number(*r.ref_low) + "-" + format_number(*r.ref_high);
+  }
+  if (r.ref_low) {
+    return ">=" + format_number(*r.ref_low);
+  }
+  if (r.ref_high) {
+    return "<=" + format_number(*r.ref_high);
+  }
+  return "";
+}
+
+std::string chart(const AnalyteSeries& s) {
+  const auto& pts = s.points;
+  const storage::ExportRow& latest = pts.back();
+  const Band band = band_for(s, latest);
+
+  // Value axis: every point, the band and the lab range in view, with a margin.
+  double lo = pts.front().value;
+  double hi = lo;
+  for (const auto& p : pts) {
+    lo = std::min(lo, p.value);
+    hi = std::max(hi, p.value);
+    for (const auto& b : {p.ref_low, p.ref_high}) {
+      if (b) {
+        lo = std::min(lo, *b);
+        hi = std::max(hi, *b);
+      }
+    }
+  }
+  for (const auto& b : {band.low, band.high}) {
+    if (b) {
+      lo = std::min(lo, *b);
+      hi = std::max(hi, *b);
+    }
+  }
+  if (hi - lo < 1e-9) {
+    hi = lo + std::max(1.0, std::fabs(lo) * 0.2);
+    lo = lo - std::max(1.0, std::fabs(lo) * 0.2);
+  }
+  const double pad = (hi - lo) * 0.08;
+  lo = std::max(lo - pad, lo >= 0 ? 0.0 : lo - pad);
+  hi += pad;
+
+  const double t0 = static_cast<double>(pts.front().collected_at);
+  const double t1 = static_cast<double>(pts.back().collected_at);
+  const double plot_w = kWidth - kLeft - kRight;
+  const double plot_h = kHeight - kTop - kBottom;
+  const auto x_of = [&](clinical::UnixSeconds t) {
+    if (t1 <= t0) {
+      return kLeft + plot_w / 2;
+    }
+    return kLeft + (static_cast<double>(t) - t0) / (t1 - t0) * plot_w;
+  };
+  const auto y_of = [&](double v) { return kTop + (hi - v) / (hi - lo) * plot_h; };
+
+  std::string svg = "<svg class=\"chart\" xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 " + num(kWidth) + " " +
+                    num(kHeight) + "\" role=\"img\" aria-label=\"" + html_escape(s.analyte->display_name) +
+                    " over time\" data-analyte=\"" + html_escape(s.analyte->key) + "\" data-points=\"" +
+                    std::to_string(pts.size()) + "\">\n";
+  svg += "<rect x=\"" + num(kLeft) + "\" y=\"" + num(kTop) + "\" width=\"" + num(plot_w) + "\" height=\"" +
+         num(plot_h) + "\" class=\"plot\"/>\n";
+  if (band.low || band.high) {
+    const double y_top = y_of(band.high.value_or(hi));
+    const double y_bottom = y_of(band.low.value_or(lo));
+    svg += "<rect class=\"band\" x=\"" + num(kLeft) + "\" y=\"" + num(y_top) + "\" width=\"" + num(plot_w) +
+           "\" height=\"" + num(std::max(0.0, y_bottom - y_top)) + "\" data-low=\"" + format_number(band.low) +
+           "\" data-high=\"" + format_number(band.high) + "\"><title>optimal " + html_escape(s.rule->text) +
+           "</title></rect>\n";
+  }
+  for (const auto& [bound, name] : {std::pair{latest.ref_low, "low"}, std::pair{latest.ref_high, "high"}}) {
+    if (bound) {
+      svg += "<line class=\"ref\" data-ref=\"" + std::string(name) + "\" data-value=\"" + format_number(*bound) +
+             "\" x1=\"" + num(kLeft) + "\" x2=\"" + num(kLeft + plot_w) + "\" y1=\"" + num(y_of(*bound)) +
+             "\" y2=\"" + num(y_of(*bound)) + "\"/>\n";
+    }
+  }
+  // Axis labels: the value range and the first/last dates.
+  svg += "<text class=\"axis\" x=\"" + num(kLeft - 6) + "\" y=\"" + num(kTop + 10) + "\" text-anchor=\"end\">" +
+         format_number(std::round(hi * 100) / 100) + "</text>\n";
+  svg += "<text class=\"axis\" x=\"" + num(kLeft - 6) + "\" y=\"" + num(kTop + plot_h) + "\" text-anchor=\"end\">" +
+         format_number(std::round(lo * 100) / 100) + "</text>\n";
+  svg += "<text class=\"axis\" x=\"" + num(kLeft) + "\" y=\"" + num(kHeight - 8) + "\">" +
+         iso_date(pts.front().collected_at) + "</text>\n";
+  if (pts.size() > 1) {
+    svg += "<text class=\"axis\" x=\"" + num(kLeft + plot_w) + "\" y=\"" + num(kHeight - 8) +
+           "\" text-anchor=\"end\">" + iso_date(pts.back().collected_at) + "</text>\n";
+  }
+  // A change of lab or reference range between draws: the trend is not one smooth line there.
+  for (std::size_t i = 1; i < pts.size(); ++i) {
+    const bool lab_changed = pts[i].facility != pts[i - 1].facility;
+    const bool range_changed = range_text(pts[i]) != range_text(pts[i - 1]);
+    if (lab_changed || range_changed) {
+      const double x = (x_of(pts[i - 1].collected_at) + x_of(pts[i].collected_at)) / 2;
+      svg += "<line class=\"change\" x1=\"" + num(x) + "\" x2=\"" + num(x) + "\" y1=\"" + num(kTop) + "\" y2=\"" +
+             num(kTop + plot_h) + "\"><title>" +
+             (lab_changed ? "lab changed: " + html_escape(pts[i - 1].facility) + " to " +
+                                html_escape(pts[i].facility)
+                          : std::string("reference range changed")) +
+             "</title></line>\n";
+    }
+  }
+  if (pts.size() > 1) {
+    std::string path;
+    for (const auto& p : pts) {
+      path += (path.empty() ? "M" : " L") + num(x_of(p.collected_at)) + " " + num(y_of(p.value));
+    }
+    svg += "<path class=\"line\" d=\"" + path + "\"/>\n";
+  }
+  for (const auto& p : pts) {
+    const bool out = outside(s, p);
+    std::string cls = out ? "point out" : "point in";
+    if (p.status == clinical::ResultStatus::corrected) {
+      cls += " corrected";
+    }
+    svg += "<circle class=\"" + cls + "\" cx=\"" + num(x_of(p.collected_at)) + "\" cy=\"" + num(y_of(p.value)) +
+           "\" r=\"" + (p.status == clinical::ResultStatus::corrected ? "6" : "4") + "\" data-value=\"" +
+           format_number(p.value) + "\"><title>" + iso_date(p.collected_at) + ": " + html_escape(p.comparator) +
+           format_number(p.value) + " " + html_escape(p.unit) +
+           (p.status == clinical::ResultStatus::corrected ? " (corrected)" : "") + (out ? ", outside target" : "") +
+           "</title></circle>\n";
+  }
+  svg += "</svg>\n";
+  return svg;
+}
+
+constexpr std::string_view kStyle = R"(
+body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;margin:2rem;color:#1f2933;max-width:60rem}
+h1{font-size:1.5rem;margin-bottom:.2rem} h2{font-size:1.15rem;margin-top:2rem}
+.meta{color:#52606d;margin:.2rem 0}
+table{border-collapse:collapse;margin-top:1rem;width:100%}
+th,td{border-bottom:1px solid #d9e2ec;padding:.35rem .5rem;text-align:left;font-size:.92rem}
+td.num{text-align:right;font-variant-numeric:tabular-nums}
+.outside{color:#b42318;font-weight:600} .within{color:#1e7b34}
+svg.chart{width:100%;max-width:640px;height:auto;display:block}
+.plot{fill:#fff;stroke:#bcccdc} .band{fill:#c6f6d5;opacity:.7} .ref{stroke:#7b8794;stroke-dasharray:4 3}
+.line{fill:none;stroke:#3e4c59;stroke-width:1.5} .point.in{fill:#2f855a} .point.out{fill:#c53030}
+.point.corrected{stroke:#d69e2e;stroke-width:3} .change{stroke:#805ad5;stroke-dasharray:2 2;stroke-width:1.5}
+.axis{font-size:11px;fill:#52606d} .legend span{margin-right:1rem;font-size:.85rem}
+)";
+
+}  // namespace
+
+Band optimal_band(const clinical::OptimalRule& rule, const clinical::Analyte& analyte, std::optional<double> ref_low,
+                  std::optional<double> ref_high) {
+  const std::optional<double> low = ref_low ? ref_low : analyte.ref_low;
+  const std::optional<double> high = ref_high ? ref_high : analyte.ref_high;
+  Band band;
+  const auto raise_low = [&band](double v) { band.low = band.low ? std::max(*band.low, v) : v; };
+  const auto cut_high = [&band](double v) { band.high = band.high ? std::min(*band.high, v) : v; };
+  for (const RuleClause& c : rule.clauses) {
+    if (c.ideal) {
+      continue;
+    }
+    switch (c.kind) {
+      case RuleClause::Kind::ge:
+      case RuleClause::Kind::gt: raise_low(c.a); break;
+      case RuleClause::Kind::le:
+      case RuleClause::Kind::lt: cut_high(c.a); break;
+      case RuleClause::Kind::range:
+        raise_low(c.a);
+        cut_high(c.b);
+        break;
+      case RuleClause::Kind::within_ref:
+        if (low) {
+          raise_low(*low);
+        }
+        if (high) {
+          cut_high(*high);
+        }
+        break;
+      case RuleClause::Kind::ref_upper_third:
+        if (low && high) {
+          raise_low(*low + 2.0 / 3.0 * (*high - *low));
+          cut_high(*high);
+        }
+        break;
+      case RuleClause::Kind::ref_upper_half:
+        if (low && high) {
+          raise_low(*low + 0.5 * (*high - *low));
+          cut_high(*high);
+        }
+        break;
+      case RuleClause::Kind::ref_lower_half:
+        if (high) {
+          const double l = low.value_or(0.0);
+          cut_high(l + 0.5 * (*high - l));
+        }
+        break;
+    }
+  }
+  return band;
+}
+
+std::string render_trend_report(const ReportInput& in) {
+  const storage::PersonRow& p = in.person;
+  std::string ids;
+  for (const auto& k : p.patient_keys) {
+    ids += (ids.empty() ? "" : ", ") + html_escape(k);
+  }
+  std::string html = "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>Lab trends: " +
+                     html_escape(p.family) + ", " + html_escape(p.given) + "</title>\n<style>" + std::string(kStyle) +
+                     "</style>\n</head>\n<body>\n";
+  html += "<h1>" + html_escape(p.family) + ", " + html_escape(p.given) + "</h1>\n";
+  html += "<p class=\"meta\">Born " + html_escape(p.birth_date.empty() ? "unknown" : p.birth_date) + " &middot; sex " +
+          html_escape(std::string(1, p.sex)) + " &middot; labwatch person " + std::to_string(p.person_id) + "</p>\n";
+  html += "<p class=\"meta\">Identifiers: " + ids + "</p>\n";
+  html += "<p class=\"meta\">Generated " + iso_utc(in.generated_at) + " by labwatch.</p>\n";
+
+  html += "<h2>Summary</h2>\n<table class=\"summary\">\n<thead><tr><th>Analyte</th><th>Latest</th><th>Unit</th>"
+          "<th>Collected</th><th>Optimal target</th><th>Lab range</th><th>Status</th><th>Since previous</th>"
+          "</tr></thead>\n<tbody>\n";
+  for (const AnalyteSeries& s : in.series) {
+    if (s.points.empty()) {
+      continue;
+    }
+    const storage::ExportRow& last = s.points.back();
+    const bool out = outside(s, last);
+    std::string direction = "&ndash;";
+    if (s.points.size() > 1 && s.rule != nullptr) {
+      const storage::ExportRow& prev = s.points[s.points.size() - 2];
+      const double before = distance(band_for(s, prev), prev.value);
+      const double after = distance(band_for(s, last), last.value);
+      direction = after < before ? "toward optimal" : after > before ? "away from optimal" : "unchanged";
+      if (before == 0 && after == 0) {
+        direction = last.value > prev.value ? "up, within" : last.value < prev.value ? "down, within" : "unchanged";
+      }
+    }
+    html += "<tr data-analyte=\"" + html_escape(s.analyte->key) + "\"><td>" + html_escape(s.analyte->display_name) +
+            "</td><td class=\"num\">" + html_escape(last.comparator) + format_number(last.value) + "</td><td>" +
+            html_escape(last.unit) + "</td><td>" + iso_date(last.collected_at) + "</td><td>" +
+            (s.rule != nullptr ? html_escape(s.rule->text) : "&ndash;") + "</td><td>" +
+            html_escape(range_text(last)) + "</td><td class=\"" + (out ? "outside\">outside target" : "within\">within") +
+            "</td><td>" + direction + "</td></tr>\n";
+  }
+  html += "</tbody>\n</table>\n";
+  html += "<p class=\"legend\"><span>green band: optimal target</span><span>dashed grey: lab reference range</span>"
+          "<span>red point: outside target</span><span>ringed point: corrected result</span>"
+          "<span>purple dashes: lab or range changed</span></p>\n";
+
+  for (const AnalyteSeries& s : in.series) {
+    if (s.points.empty()) {
+      continue;
+    }
+    html += "<section class=\"analyte\">\n<h2>" + html_escape(s.analyte->display_name) + " (" +
+            html_escape(s.analyte->canonical_unit) + ")</h2>\n";
+    html += chart(s);
+    html += "</section>\n";
+  }
+  html += "</body>\n</html>\n";
+  return html;
+}
+
+}  // namespace labwatch::daemon

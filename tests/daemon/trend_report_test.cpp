@@ -1,0 +1,170 @@
+// SPDX-License-Identifier: Apache-2.0
+// Tests for the trend report: charts, bands, markers and escaping, read back from the generated SVG.
+#include <catch2/catch.hpp>
+
+#include <string>
+#include <vector>
+
+#include "clinical/analyte_catalogue.hpp"
+#include "clinical/rules.hpp"
+#include "daemon/trend_report.hpp"
+
+using labwatch::clinical::AnalyteCatalogue;
+using labwatch::clinical::parse_optimal_rule;
+using labwatch::clinical::ResultStatus;
+using labwatch::daemon::AnalyteSeries;
+using labwatch::daemon::optimal_band;
+using labwatch::daemon::render_trend_report;
+using labwatch::daemon::ReportInput;
+using labwatch::storage::ExportRow;
+
+namespace {
+
+std::size_t count(const std::string& text, const std::string& needle) {
+  std::size_t n = 0;
+  for (std::size_t pos = text.find(needle); pos != std::string::npos; pos = text.find(needle, pos + 1)) {
+    ++n;
+  }
+  return n;
+}
+
+// The value of attribute `name` in the first element that starts with `tag` after `from`.
+std::string attribute(const std::string& html, const std::string& tag, const std::string& name,
+                      std::size_t from = 0) {
+  const std::size_t at = html.find(tag, from);
+  REQUIRE(at != std::string::npos);
+  const std::size_t end = html.find('>', at);
+  const std::string element = html.substr(at, end - at);
+  const std::size_t a = element.find(" " + name + "=\"");
+  REQUIRE(a != std::string::npos);
+  const std::size_t v = a + name.size() + 3;
+  return element.substr(v, element.find('"', v) - v);
+}
+
+ExportRow row(double value, std::int64_t t, std::string facility = "QDX", std::optional<double> low = std::nullopt,
+              std::optional<double> high = std::nullopt, ResultStatus status = ResultStatus::final) {
+  ExportRow r;
+  r.value = value;
+  r.collected_at = t;
+  r.facility = std::move(facility);
+  r.ref_low = low;
+  r.ref_high = high;
+  r.status = status;
+  return r;
+}
+
+}  // namespace
+
+TEST_CASE("optimal_band intersects the hard clauses of a rule", "[daemon][report]") {
+  const auto& catalogue = AnalyteCatalogue::builtin();
+  const auto* ferritin = catalogue.by_key("ferritin");
+  const auto* rbc_mg = catalogue.by_key("rbc_magnesium");
+  const auto* figlu = catalogue.by_key("figlu");
+  REQUIRE(ferritin != nullptr);
+  REQUIRE(rbc_mg != nullptr);
+  REQUIRE(figlu != nullptr);
+
+  const auto ge = optimal_band(parse_optimal_rule("ge:50;ideal:gt:70").value(), *ferritin, {}, {});
+  CHECK(ge.low.value() == 50);
+  CHECK_FALSE(ge.high.has_value());
+
+  const auto third = optimal_band(parse_optimal_rule("ref_upper_third").value(), *rbc_mg, 4.2, 6.8);
+  CHECK(third.low.value() == Approx(4.2 + 2.0 / 3.0 * 2.6));
+  CHECK(third.high.value() == Approx(6.8));
+
+  // Without a range on the report, the catalogue's range applies.
+  const auto fallback = optimal_band(parse_optimal_rule("ref_upper_third").value(), *rbc_mg, {}, {});
+  CHECK(fallback.low.value() == Approx(4.2 + 2.0 / 3.0 * 2.6));
+
+  const auto lower = optimal_band(parse_optimal_rule("ref_lower_half").value(), *figlu, {}, 2.2);
+  CHECK_FALSE(lower.low.has_value());
+  CHECK(lower.high.value() == Approx(1.1));
+
+  const auto range = optimal_band(parse_optimal_rule("range:6-8").value(), *ferritin, {}, {});
+  CHECK(range.low.value() == 6);
+  CHECK(range.high.value() == 8);
+}
+
+TEST_CASE("render_trend_report draws one chart per analyte with every point and the band", "[daemon][report]") {
+  const auto& catalogue = AnalyteCatalogue::builtin();
+  const auto ferritin_rule = parse_optimal_rule("ge:50;ideal:gt:70").value();
+  const auto mg_rule = parse_optimal_rule("ref_upper_third").value();
+
+  ReportInput in;
+  in.person.person_id = 7;
+  in.person.family = "Doe";
+  in.person.given = "Jane";
+  in.person.birth_date = "1980-02-03";
+  in.person.sex = 'F';
+  in.person.patient_keys = {"QDX|Q1", "LCA|L2"};
+  in.generated_at = 1'700'000'000;
+
+  AnalyteSeries ferritin;
+  ferritin.analyte = catalogue.by_key("ferritin");
+  ferritin.rule = &ferritin_rule;
+  ferritin.points = {row(80, 1'600'000'000), row(62, 1'610'000'000), row(41, 1'620'000'000, "LCA"),
+                     row(38, 1'630'000'000, "LCA", {}, {}, ResultStatus::corrected)};
+  AnalyteSeries mg;
+  mg.analyte = catalogue.by_key("rbc_magnesium");
+  mg.rule = &mg_rule;
+  mg.points = {row(5.0, 1'600'000'000, "QDX", 4.2, 6.8)};
+  in.series = {ferritin, mg};
+
+  const std::string html = render_trend_report(in);
+  CHECK(html.rfind("<!DOCTYPE html>", 0) == 0);
+  CHECK(count(html, "<svg class=\"chart\"") == 2);
+  // Self-contained: nothing loaded from elsewhere.
+  CHECK(html.find("<script") == std::string::npos);
+  CHECK(html.find("src=") == std::string::npos);
+  CHECK(html.find("href=") == std::string::npos);
+
+  const std::size_t ferritin_chart = html.find("data-analyte=\"ferritin\" data-points=");
+  REQUIRE(ferritin_chart != std::string::npos);
+  CHECK(attribute(html, "<svg class=\"chart\"", "data-points", ferritin_chart - 200) == "4");
+  CHECK(attribute(html, "<rect class=\"band\"", "data-low", ferritin_chart) == "50");
+  CHECK(attribute(html, "<rect class=\"band\"", "data-high", ferritin_chart).empty());
+  const std::size_t mg_chart = html.find("data-analyte=\"rbc_magnesium\" data-points=");
+  REQUIRE(mg_chart != std::string::npos);
+  const std::string mg_svg = html.substr(mg_chart, html.find("</svg>", mg_chart) - mg_chart);
+  CHECK(count(mg_svg, "<circle") == 1);  // a chart with one point still renders
+  CHECK(attribute(html, "<rect class=\"band\"", "data-low", mg_chart) == "5.933333");
+  CHECK(attribute(html, "<rect class=\"band\"", "data-high", mg_chart) == "6.8");
+  CHECK(count(mg_svg, "<line class=\"ref\"") == 2);
+
+  const std::string ferritin_svg = html.substr(ferritin_chart, mg_chart - ferritin_chart);
+  CHECK(count(ferritin_svg, "<circle") == 4);
+  CHECK(count(ferritin_svg, "class=\"point out") == 3);  // 62 fails the ideal tier, 41 and 38 fail ge:50
+  CHECK(count(ferritin_svg, "corrected\"") == 1);
+  CHECK(count(ferritin_svg, "<line class=\"change\"") == 1);  // QDX -> LCA
+  CHECK(ferritin_svg.find("lab changed: QDX to LCA") != std::string::npos);
+
+  // Summary: latest value, target, verdict and direction.
+  const std::size_t summary_row = html.find("<tr data-analyte=\"ferritin\">");
+  REQUIRE(summary_row != std::string::npos);
+  const std::string tr = html.substr(summary_row, html.find("</tr>", summary_row) - summary_row);
+  CHECK(tr.find(">38<") != std::string::npos);
+  CHECK(tr.find("outside target") != std::string::npos);
+  CHECK(tr.find("away from optimal") != std::string::npos);
+}
+
+TEST_CASE("render_trend_report escapes every text value", "[daemon][report]") {
+  const auto& catalogue = AnalyteCatalogue::builtin();
+  ReportInput in;
+  in.person.family = "<script>alert(1)</script>";
+  in.person.given = "\"Eve\" & 'Co'";
+  in.person.patient_keys = {"X|<b>"};
+  AnalyteSeries s;
+  s.analyte = catalogue.by_key("zinc");
+  ExportRow r = row(70, 1'600'000'000, "<i>lab</i>");
+  r.raw_range = "60-<120>";
+  ExportRow r2 = row(80, 1'610'000'000, "other");
+  s.points = {r, r2};
+  in.series = {s};
+  const std::string html = render_trend_report(in);
+  CHECK(html.find("<script>") == std::string::npos);
+  CHECK(html.find("&lt;script&gt;alert(1)&lt;/script&gt;") != std::string::npos);
+  CHECK(html.find("&quot;Eve&quot; &amp; &#39;Co&#39;") != std::string::npos);
+  CHECK(html.find("X|&lt;b&gt;") != std::string::npos);
+  CHECK(html.find("<i>") == std::string::npos);
+  CHECK(html.find("lab changed: &lt;i&gt;lab&lt;/i&gt; to other") != std::string::npos);
+}
