@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -28,11 +29,12 @@ struct IngestSummary {
   bool already_known = false;  // the same bytes were ingested before: nothing changed
   int reports = 0;
   int results_stored = 0;
-  int duplicates = 0;   // results or messages already stored (resends)
-  int superseded = 0;   // earlier versions superseded by this file
-  int withdrawn = 0;    // earlier versions withdrawn by a cancellation
+  int duplicates = 0;          // results already stored (also those of duplicate messages)
+  int duplicate_messages = 0;  // byte-identical resends of stored messages
+  int superseded = 0;          // earlier versions superseded by this file
+  int withdrawn = 0;           // earlier versions withdrawn by a cancellation
   int refusals = 0;
-  int alerts = 0;       // alerts raised
+  int alerts = 0;  // alerts raised
 };
 
 // The rules in force: analyte key -> parsed optimal rule. Passed in by the caller.
@@ -119,6 +121,8 @@ class Store {
 
   // Current (not superseded, not withdrawn) results, ordered by person, analyte, time.
   virtual std::vector<ExportRow> current_results() = 0;
+  // The same rows, one at a time, without holding them all in memory (for large exports).
+  virtual void for_each_current_result(const std::function<void(const ExportRow&)>& visit) = 0;
   // One person's current results of one analyte, oldest first.
   virtual std::vector<ExportRow> trend(std::int64_t person_id, std::string_view analyte) = 0;
   // Alerts on current results; `all` adds resolved/superseded history.
@@ -134,7 +138,8 @@ struct StoreOptions {
 };
 
 // Opens (creating and migrating as needed) a SQLite store: WAL, synchronous=FULL, foreign keys on,
-// files 0600. Throws SQLite::Exception / std::system_error on failure.
+// files 0600. Throws SQLite::Exception / std::system_error on failure, std::runtime_error for a
+// database of a newer schema. A store is used by one thread at a time.
 std::unique_ptr<Store> open_sqlite_store(const std::string& path, const StoreOptions& options = {});
 
 }  // namespace labwatch::storage

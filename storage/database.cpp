@@ -1,0 +1,262 @@
+// SPDX-License-Identifier: Apache-2.0
+// Opening the SQLite database (file mode, pragmas) and its versioned schema migrations.
+#include "storage/database.hpp"
+
+#include <SQLiteCpp/Transaction.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <array>
+#include <cerrno>
+#include <cstddef>
+#include <stdexcept>
+#include <system_error>
+
+namespace labwatch::storage {
+
+namespace {
+
+// Version 1: the ledger of files, persons, messages, result versions, refusals, unmapped codes and
+// alerts. Times are Unix seconds, UTC. Indexes exist only where a query or the per-result
+// reconciliation needs them: every index costs each of the million inserts of a batch file.
+// CHECKs compare with OR, never `IN (...)`: SQLite evaluates an IN list of more than two
+// constants through a temporary b-tree built on every statement execution, i.e. on every row.
+constexpr const char* kSchemaV1 = R"sql(
+CREATE TABLE files (
+  file_id            INTEGER PRIMARY KEY,
+  sha256             TEXT NOT NULL UNIQUE,     -- the idempotency key
+  name               TEXT NOT NULL,
+  source             TEXT NOT NULL,            -- facility of the matching source, or ''
+  size               INTEGER NOT NULL,
+  ingested_at        INTEGER NOT NULL,
+  outcome            TEXT NOT NULL CHECK (outcome = 'open' OR outcome = 'accepted' OR
+                                          outcome = 'partial' OR outcome = 'refused'),
+  reports            INTEGER NOT NULL DEFAULT 0,
+  results_stored     INTEGER NOT NULL DEFAULT 0,
+  duplicates         INTEGER NOT NULL DEFAULT 0,
+  duplicate_messages INTEGER NOT NULL DEFAULT 0,
+  superseded         INTEGER NOT NULL DEFAULT 0,
+  withdrawn          INTEGER NOT NULL DEFAULT 0,
+  refusals           INTEGER NOT NULL DEFAULT 0,
+  alerts             INTEGER NOT NULL DEFAULT 0
+);
+
+CREATE TABLE persons (
+  person_id  INTEGER PRIMARY KEY,
+  family     TEXT NOT NULL,                    -- as first reported
+  given      TEXT NOT NULL,
+  birth_date TEXT NOT NULL,                    -- YYYY-MM-DD, '' when unknown
+  sex        TEXT NOT NULL CHECK (sex = 'F' OR sex = 'M' OR sex = 'U'),
+  match_key  TEXT,                             -- clinical::person_match_key; NULL: by identifier only
+  created_at INTEGER NOT NULL
+);
+CREATE UNIQUE INDEX persons_by_match_key ON persons (match_key) WHERE match_key IS NOT NULL;
+
+CREATE TABLE identifiers (
+  authority TEXT NOT NULL,
+  mrn       TEXT NOT NULL,
+  person_id INTEGER NOT NULL REFERENCES persons (person_id),
+  PRIMARY KEY (authority, mrn)
+) WITHOUT ROWID;
+
+CREATE TABLE messages (
+  message_id   INTEGER PRIMARY KEY,
+  file_id      INTEGER NOT NULL REFERENCES files (file_id),
+  facility     TEXT NOT NULL,
+  control_id   TEXT NOT NULL,
+  raw_digest   TEXT NOT NULL,                  -- of the message's bytes; '' when unknown (CSV)
+  message_time INTEGER NOT NULL,               -- 0 when the message carried none
+  person_id    INTEGER NOT NULL REFERENCES persons (person_id),
+  patient_key  TEXT NOT NULL,                  -- AUTHORITY|MRN as reported
+  pos_message  INTEGER,
+  pos_line     INTEGER,
+  pos_offset   INTEGER
+);
+-- A resend is found by its control id, then compared by digest: control ids are not trusted to be
+-- unique, but senders number them in sequence, so this index grows at its end.
+CREATE INDEX messages_by_control_id ON messages (facility, control_id) WHERE control_id <> '';
+
+-- results.message_id, results.person_id and alerts.result_id declare no REFERENCES: they are
+-- written only with the rowids that the same transaction has just inserted, once per result of a
+-- million-result file, and their checks cost 13% of the ingest path (callgrind). Foreign keys
+-- stay on for every other column.
+CREATE TABLE results (
+  result_id     INTEGER PRIMARY KEY,
+  message_id    INTEGER NOT NULL,              -- messages.message_id
+  person_id     INTEGER NOT NULL,              -- persons.person_id
+  order_id      TEXT,                          -- filler order number; NULL without one (CSV)
+  analyte       TEXT NOT NULL,
+  code          TEXT NOT NULL,
+  value         REAL NOT NULL,                 -- canonical unit
+  unit          TEXT NOT NULL,
+  comparator    TEXT NOT NULL,
+  raw_value     TEXT NOT NULL,
+  raw_unit      TEXT NOT NULL,
+  raw_range     TEXT NOT NULL,
+  ref_low       REAL,                          -- canonical unit
+  ref_high      REAL,
+  flags         TEXT NOT NULL,
+  status        TEXT NOT NULL CHECK (status = 'final' OR status = 'corrected' OR
+                                     status = 'preliminary' OR status = 'cancelled'),
+  collected_at  INTEGER NOT NULL,
+  notes         TEXT NOT NULL,
+  pos_segment   INTEGER,
+  pos_line      INTEGER,
+  state         TEXT NOT NULL CHECK (state = 'current' OR state = 'superseded' OR
+                                     state = 'withdrawn' OR state = 'cancelled'),
+  superseded_by INTEGER REFERENCES results (result_id)
+);
+-- The versions of a result are found through its group (clinical::VersionKey): the filler order
+-- number, or for CSV the person and collection time. Order numbers are assigned in sequence too.
+-- The partial indexes test NULL, not '': a condition like order_id = '' makes SQLite re-prepare
+-- every statement that binds order_id = ?, to check whether the bound value selects the index.
+CREATE INDEX results_by_order ON results (order_id) WHERE order_id IS NOT NULL;
+CREATE INDEX results_by_person_time ON results (person_id, collected_at) WHERE order_id IS NULL;
+
+CREATE TABLE refusals (
+  refusal_id    INTEGER PRIMARY KEY,
+  file_id       INTEGER NOT NULL REFERENCES files (file_id),
+  message_id    INTEGER REFERENCES messages (message_id),
+  -- result: inside a stored message; message: an HL7 message of the file; file: the rest
+  level         TEXT NOT NULL CHECK (level = 'file' OR level = 'message' OR level = 'result'),
+  reason        TEXT NOT NULL,
+  detail        TEXT NOT NULL,
+  pos_message   INTEGER,
+  pos_segment   INTEGER,
+  segment_id    TEXT NOT NULL,
+  pos_field     INTEGER,
+  pos_line      INTEGER,
+  pos_column    TEXT NOT NULL,
+  pos_offset    INTEGER,
+  patient_key   TEXT NOT NULL,
+  code          TEXT NOT NULL,
+  analyte       TEXT NOT NULL,
+  collected_at  TEXT NOT NULL,                 -- as the sender wrote it, ISO 8601; '' when unknown
+  result_status TEXT NOT NULL                  -- 'F', 'P', 'C', 'X' or ''
+);
+
+CREATE TABLE unmapped_codes (
+  facility     TEXT NOT NULL,
+  code         TEXT NOT NULL,
+  count        INTEGER NOT NULL,
+  first_seen   INTEGER NOT NULL,
+  last_seen    INTEGER NOT NULL,
+  last_file_id INTEGER NOT NULL REFERENCES files (file_id),
+  PRIMARY KEY (facility, code)
+) WITHOUT ROWID;
+
+-- No CHECK on state: the outbox adds states without rebuilding the table.
+CREATE TABLE alerts (
+  alert_id    INTEGER PRIMARY KEY,
+  result_id   INTEGER NOT NULL,                -- results.result_id (no REFERENCES: see results)
+  rule        TEXT NOT NULL,
+  state       TEXT NOT NULL,                   -- pending, sent, failed, resolved, superseded, withdrawn
+  value       REAL NOT NULL,
+  target_low  REAL,
+  target_high REAL,
+  ref_low     REAL,
+  ref_high    REAL,
+  created_at  INTEGER NOT NULL,
+  updated_at  INTEGER NOT NULL,
+  UNIQUE (result_id, rule)
+);
+)sql";
+
+constexpr auto kMigrations = std::to_array<Migration>({
+    {1, kSchemaV1},
+});
+
+bool is_in_memory(const std::string& path) noexcept { return path.empty() || path == ":memory:"; }
+
+// Creates `path` with mode 0600 unless it exists. The mode is set again with fchmod because the
+// umask may have cleared owner bits; group and other bits can only have been cleared by it.
+void create_private_file(const std::string& path) {
+  int fd = -1;
+  do {
+    fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
+                S_IRUSR | S_IWUSR);
+  } while (fd < 0 && errno == EINTR);
+  if (fd < 0) {
+    if (errno == EEXIST) {
+      return;
+    }
+    throw std::system_error(errno, std::generic_category(), "open");
+  }
+  if (::fchmod(fd, S_IRUSR | S_IWUSR) != 0) {
+    const int error = errno;
+    ::close(fd);
+    throw std::system_error(error, std::generic_category(), "fchmod");
+  }
+  if (::close(fd) != 0) {
+    throw std::system_error(errno, std::generic_category(), "close");
+  }
+}
+
+}  // namespace
+
+std::span<const Migration> schema_migrations() noexcept { return kMigrations; }
+
+int latest_schema_version() noexcept { return kMigrations.back().version; }
+
+int schema_version(SQLite::Database& db) { return db.execAndGet("PRAGMA user_version").getInt(); }
+
+void migrate(SQLite::Database& db, std::span<const Migration> steps) {
+  for (std::size_t i = 0; i < steps.size(); ++i) {
+    if (steps[i].version != static_cast<int>(i) + 1) {
+      throw std::logic_error("schema migrations must be numbered 1, 2, 3, ...");
+    }
+  }
+  const int latest = static_cast<int>(steps.size());
+  for (;;) {
+    // The version is read inside the write transaction, so two processes opening the same new
+    // database cannot both apply a step.
+    SQLite::Transaction transaction(db, SQLite::TransactionBehavior::IMMEDIATE);
+    const int current = schema_version(db);
+    if (current > latest) {
+      throw std::runtime_error("database schema version " + std::to_string(current) +
+                               " is newer than this labwatch supports (" + std::to_string(latest) +
+                               "); use a newer labwatch");
+    }
+    if (current < 0) {
+      throw std::runtime_error("database schema version " + std::to_string(current) +
+                               " was not written by labwatch");
+    }
+    if (current == latest) {
+      transaction.commit();
+      return;
+    }
+    const Migration& step = steps[static_cast<std::size_t>(current)];
+    db.exec(step.sql);
+    db.exec("PRAGMA user_version = " + std::to_string(step.version));
+    transaction.commit();
+  }
+}
+
+SQLite::Database open_database(const std::string& path, const StoreOptions& options) {
+  const bool in_memory = is_in_memory(path);
+  if (options.create && !in_memory) {
+    create_private_file(path);
+  }
+  // NOMUTEX: a store is used by one thread at a time anyway (its statements and transaction state
+  // are not shared), so SQLite's per-call connection mutex only costs (6% of the ingest path).
+  const int flags =
+      SQLite::OPEN_READWRITE | SQLite::OPEN_NOMUTEX | (options.create ? SQLite::OPEN_CREATE : 0);
+  SQLite::Database db(path, flags, options.busy_timeout_ms);
+
+  // foreign_keys and journal_mode cannot change inside a transaction: set them first.
+  db.exec("PRAGMA foreign_keys = ON");
+  const std::string journal = db.execAndGet("PRAGMA journal_mode = WAL").getString();
+  if (!in_memory && journal != "wal") {
+    throw std::runtime_error("database " + path + ": WAL journal mode is not available (got " +
+                             journal + ")");
+  }
+  // The source file is moved away after its commit, so a commit must survive a power loss: FULL
+  // syncs the WAL on every commit. A batch file leaves a large WAL behind; cap what stays on disk.
+  db.exec("PRAGMA synchronous = FULL");
+  db.exec("PRAGMA journal_size_limit = 67108864");
+  migrate(db, schema_migrations());
+  return db;
+}
+
+}  // namespace labwatch::storage

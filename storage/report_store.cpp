@@ -1,0 +1,522 @@
+// SPDX-License-Identifier: Apache-2.0
+// The SQLite file transaction: person resolution, duplicate messages, result versions, alerts.
+#include "storage/report_store.hpp"
+
+#include <cstddef>
+#include <stdexcept>
+#include <string_view>
+#include <utility>
+
+#include "clinical/rules.hpp"
+#include "storage/sql_values.hpp"
+
+namespace labwatch::storage {
+
+namespace {
+
+// Above this many entries a person cache is emptied and refilled from the database.
+constexpr std::size_t kMaxCachedPersons = 1u << 16;
+
+// sqlite3_reset reports the error of a failed previous step again; after a failed file the next
+// one must start clean, so statements are reset without checking before they are bound anew.
+SQLite::Statement& fresh(SQLite::Statement& statement) noexcept {
+  statement.tryReset();
+  return statement;
+}
+
+std::string person_cache_key(const clinical::PersonIdentity& person) {
+  std::string key;
+  key.reserve(person.authority.size() + 1 + person.mrn.size());
+  key.append(person.authority).append(1, '\0').append(person.mrn);
+  return key;
+}
+
+}  // namespace
+
+IngestStatements::IngestStatements(SQLite::Database& db)
+    : find_file(db, "SELECT file_id FROM files WHERE sha256 = ?"),
+      insert_file(db,
+                  "INSERT INTO files (sha256, name, source, size, ingested_at, outcome) "
+                  "VALUES (?, ?, ?, ?, ?, 'open')"),
+      finish_file(db,
+                  "UPDATE files SET outcome = ?, reports = ?, results_stored = ?, duplicates = ?, "
+                  "duplicate_messages = ?, superseded = ?, withdrawn = ?, refusals = ?, alerts = ? "
+                  "WHERE file_id = ?"),
+      find_identifier(db, "SELECT person_id FROM identifiers WHERE authority = ? AND mrn = ?"),
+      find_match_key(db, "SELECT person_id FROM persons WHERE match_key = ?"),
+      insert_person(db,
+                    "INSERT INTO persons (family, given, birth_date, sex, match_key, created_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?)"),
+      insert_identifier(db,
+                        "INSERT INTO identifiers (authority, mrn, person_id) VALUES (?, ?, ?) "
+                        "ON CONFLICT (authority, mrn) DO NOTHING"),
+      find_message(db,
+                   "SELECT 1 FROM messages WHERE facility = ? AND control_id = ? "
+                   "AND control_id <> '' AND raw_digest = ?"),
+      insert_message(db,
+                     "INSERT INTO messages (file_id, facility, control_id, raw_digest, "
+                     "message_time, person_id, patient_key, pos_message, pos_line, pos_offset) "
+                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
+      find_order_group(db,
+                       "SELECT r.result_id, m.message_time, r.status, r.state, r.superseded_by, "
+                       "r.value, r.comparator, m.facility, r.order_id, r.analyte, r.person_id, "
+                       "r.collected_at "
+                       "FROM results r JOIN messages m ON m.message_id = r.message_id "
+                       "WHERE r.order_id = ?"),
+      find_natural_group(db,
+                         "SELECT r.result_id, m.message_time, r.status, r.state, r.superseded_by, "
+                         "r.value, r.comparator, m.facility, r.order_id, r.analyte, r.person_id, "
+                         "r.collected_at "
+                         "FROM results r JOIN messages m ON m.message_id = r.message_id "
+                         "WHERE r.person_id = ? AND r.collected_at = ? AND r.order_id IS NULL"),
+      insert_result(db,
+                    "INSERT INTO results (message_id, person_id, order_id, analyte, code, value, "
+                    "unit, comparator, raw_value, raw_unit, raw_range, ref_low, ref_high, flags, "
+                    "status, collected_at, notes, pos_segment, pos_line, state, superseded_by) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
+      update_result_state(db,
+                          "UPDATE results SET state = ?, superseded_by = ? WHERE result_id = ?"),
+      close_alerts(db,
+                   "UPDATE alerts SET state = ?, updated_at = ? WHERE result_id = ? "
+                   "AND state <> 'resolved' AND state <> 'superseded' AND state <> 'withdrawn'"),
+      insert_alert(db,
+                   "INSERT INTO alerts (result_id, rule, state, value, target_low, target_high, "
+                   "ref_low, ref_high, created_at, updated_at) "
+                   "VALUES (?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?) "
+                   "ON CONFLICT (result_id, rule) DO NOTHING"),
+      insert_refusal(db,
+                     "INSERT INTO refusals (file_id, message_id, level, reason, detail, "
+                     "pos_message, pos_segment, segment_id, pos_field, pos_line, pos_column, "
+                     "pos_offset, patient_key, code, analyte, collected_at, result_status) "
+                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
+      upsert_unmapped(db,
+                      "INSERT INTO unmapped_codes (facility, code, count, first_seen, last_seen, "
+                      "last_file_id) VALUES (?, ?, ?, ?, ?, ?) "
+                      "ON CONFLICT (facility, code) DO UPDATE SET count = count + excluded.count, "
+                      "last_seen = excluded.last_seen, last_file_id = excluded.last_file_id") {}
+
+SqliteFileTransaction::SqliteFileTransaction(SQLite::Database& db, IngestStatements& statements,
+                                             const FileRecord& file, const Targets& targets)
+    : db_(db),
+      statements_(statements),
+      transaction_(db, SQLite::TransactionBehavior::IMMEDIATE),
+      targets_(targets),
+      now_(unix_now()) {
+  SQLite::Statement& find = fresh(statements_.find_file);
+  const ResetOnExit reset(find);
+  find.bindNoCopy(1, file.sha256);
+  if (find.executeStep()) {
+    known_ = true;
+    return;
+  }
+  SQLite::Statement& insert = fresh(statements_.insert_file);
+  insert.bindNoCopy(1, file.sha256);
+  insert.bindNoCopy(2, file.name);
+  insert.bindNoCopy(3, file.source);
+  insert.bind(4, file.size);
+  insert.bind(5, now_);
+  insert.exec();
+  file_id_ = db_.getLastInsertRowid();
+}
+
+void SqliteFileTransaction::add_report(const clinical::NormalizedReport& report) {
+  if (finished_) {
+    throw std::logic_error("add_report after the file transaction ended");
+  }
+  if (known_) {
+    return;
+  }
+  ++summary_.reports;
+  if (is_resend(report)) {
+    ++summary_.duplicate_messages;
+    summary_.duplicates += static_cast<int>(report.results.size());
+    return;
+  }
+  const std::int64_t person_id = resolve_person(report.patient);
+  const std::int64_t message_id = insert_message(report, person_id);
+  for (const clinical::NormalizedResult& result : report.results) {
+    store_result(report, result, person_id, message_id);
+  }
+  for (const parsers::Refusal& refusal : report.refusals) {
+    insert_refusal(refusal, "result", message_id);
+  }
+  for (const auto& [code, count] : report.unmapped) {
+    SQLite::Statement& upsert = fresh(statements_.upsert_unmapped);
+    upsert.bindNoCopy(1, report.facility);
+    upsert.bindNoCopy(2, code);
+    upsert.bind(3, count);
+    upsert.bind(4, now_);
+    upsert.bind(5, now_);
+    upsert.bind(6, file_id_);
+    upsert.exec();
+  }
+}
+
+void SqliteFileTransaction::add_refusal(const parsers::Refusal& refusal) {
+  if (finished_) {
+    throw std::logic_error("add_refusal after the file transaction ended");
+  }
+  if (known_) {
+    return;
+  }
+  // A refusal that names a message of the file (an HL7 message index) is about that message;
+  // anything else, even with a line (a CSV header or row), is recorded against the file.
+  insert_refusal(refusal, refusal.where.message >= 0 ? "message" : "file", std::nullopt);
+}
+
+IngestSummary SqliteFileTransaction::commit() {
+  if (finished_) {
+    throw std::logic_error("commit after the file transaction ended");
+  }
+  if (known_) {
+    transaction_.commit();  // nothing was written
+    finished_ = true;
+    IngestSummary summary;
+    summary.already_known = true;
+    return summary;
+  }
+  const char* outcome = "accepted";
+  if (summary_.refusals > 0) {
+    outcome = summary_.reports > 0 ? "partial" : "refused";
+  }
+  SQLite::Statement& finish = fresh(statements_.finish_file);
+  finish.bindNoCopy(1, outcome);
+  finish.bind(2, summary_.reports);
+  finish.bind(3, summary_.results_stored);
+  finish.bind(4, summary_.duplicates);
+  finish.bind(5, summary_.duplicate_messages);
+  finish.bind(6, summary_.superseded);
+  finish.bind(7, summary_.withdrawn);
+  finish.bind(8, summary_.refusals);
+  finish.bind(9, summary_.alerts);
+  finish.bind(10, file_id_);
+  finish.exec();
+  transaction_.commit();
+  finished_ = true;
+  return summary_;
+}
+
+// Identity, in the order of corpus README: the reported identifier (AUTHORITY|MRN) decides when it
+// is known; otherwise the demographic match key (folded names, birth date, sex) finds the same
+// person reported by another facility; otherwise this is a new person. A new identifier is linked
+// to whichever person was found, so the next report with it resolves directly.
+std::int64_t SqliteFileTransaction::resolve_person(const clinical::PersonIdentity& person) {
+  std::string identifier_key;
+  if (!person.mrn.empty()) {
+    identifier_key = person_cache_key(person);
+    if (const auto hit = person_by_identifier_.find(identifier_key);
+        hit != person_by_identifier_.end()) {
+      return hit->second;
+    }
+    SQLite::Statement& find = fresh(statements_.find_identifier);
+    const ResetOnExit reset(find);
+    find.bindNoCopy(1, person.authority);
+    find.bindNoCopy(2, person.mrn);
+    if (find.executeStep()) {
+      const std::int64_t person_id = find.getColumn(0).getInt64();
+      remember(person_by_identifier_, std::move(identifier_key), person_id);
+      return person_id;
+    }
+  }
+
+  std::optional<std::int64_t> person_id;
+  const std::optional<std::string> match_key = clinical::person_match_key(person);
+  if (match_key) {
+    if (const auto hit = person_by_match_key_.find(*match_key); hit != person_by_match_key_.end()) {
+      person_id = hit->second;
+    } else {
+      SQLite::Statement& find = fresh(statements_.find_match_key);
+      const ResetOnExit reset(find);
+      find.bindNoCopy(1, *match_key);
+      if (find.executeStep()) {
+        person_id = find.getColumn(0).getInt64();
+        remember(person_by_match_key_, *match_key, *person_id);
+      }
+    }
+  }
+  if (!person_id) {
+    SQLite::Statement& insert = fresh(statements_.insert_person);
+    insert.bindNoCopy(1, person.family);
+    insert.bindNoCopy(2, person.given);
+    insert.bindNoCopy(3, person.birth_date);
+    insert.bind(4, std::string(1, known_sex(person.sex)));
+    if (match_key) {
+      insert.bindNoCopy(5, *match_key);
+    } else {
+      insert.bind(5);
+    }
+    insert.bind(6, now_);
+    insert.exec();
+    person_id = db_.getLastInsertRowid();
+    if (match_key) {
+      remember(person_by_match_key_, *match_key, *person_id);
+    }
+  }
+  if (!person.mrn.empty()) {
+    SQLite::Statement& link = fresh(statements_.insert_identifier);
+    link.bindNoCopy(1, person.authority);
+    link.bindNoCopy(2, person.mrn);
+    link.bind(3, *person_id);
+    link.exec();
+    remember(person_by_identifier_, std::move(identifier_key), *person_id);
+  }
+  return *person_id;
+}
+
+// A byte-identical resend carries the same control id and the same digest. Without either (CSV
+// rows), only the results are deduplicated, by their natural key.
+bool SqliteFileTransaction::is_resend(const clinical::NormalizedReport& report) {
+  if (report.control_id.empty() || report.raw_digest.empty()) {
+    return false;
+  }
+  SQLite::Statement& find = fresh(statements_.find_message);
+  const ResetOnExit reset(find);
+  find.bindNoCopy(1, report.facility);
+  find.bindNoCopy(2, report.control_id);
+  find.bindNoCopy(3, report.raw_digest);
+  return find.executeStep();
+}
+
+std::int64_t SqliteFileTransaction::insert_message(const clinical::NormalizedReport& report,
+                                                   std::int64_t person_id) {
+  const std::string patient_key = report.patient.patient_key();
+  SQLite::Statement& insert = fresh(statements_.insert_message);
+  insert.bind(1, file_id_);
+  insert.bindNoCopy(2, report.facility);
+  insert.bindNoCopy(3, report.control_id);
+  insert.bindNoCopy(4, report.raw_digest);
+  insert.bind(5, report.message_time);
+  insert.bind(6, person_id);
+  insert.bindNoCopy(7, patient_key);
+  bind_position(insert, 8, report.where.message);
+  bind_position(insert, 9, report.where.line);
+  bind_offset(insert, 10, report.where.offset);
+  insert.exec();
+  return db_.getLastInsertRowid();
+}
+
+void SqliteFileTransaction::store_result(const clinical::NormalizedReport& report,
+                                         const clinical::NormalizedResult& result,
+                                         std::int64_t person_id, std::int64_t message_id) {
+  const clinical::VersionKey key = clinical::version_key(report.facility, result, person_id);
+  load_group(key);
+  versions_.clear();
+  for (const GroupVersion& stored : group_) {
+    if (stored.analyte == result.analyte) {
+      versions_.push_back(stored.version);
+    }
+  }
+  const clinical::IncomingVersion incoming{report.message_time, result.status, result.value,
+                                           result.comparator, key.by_order()};
+  const clinical::VersionPlan plan = clinical::plan_version(versions_, incoming);
+  if (plan.duplicate) {
+    ++summary_.duplicates;
+    return;
+  }
+
+  SQLite::Statement& insert = fresh(statements_.insert_result);
+  insert.bind(1, message_id);
+  insert.bind(2, person_id);
+  if (result.order_id.empty()) {
+    insert.bind(3);
+  } else {
+    insert.bindNoCopy(3, result.order_id);
+  }
+  insert.bindNoCopy(4, result.analyte);
+  insert.bindNoCopy(5, result.code);
+  insert.bind(6, result.value);
+  insert.bindNoCopy(7, result.unit);
+  insert.bindNoCopy(8, result.comparator);
+  insert.bindNoCopy(9, result.raw_value);
+  insert.bindNoCopy(10, result.raw_unit);
+  insert.bindNoCopy(11, result.raw_range);
+  bind_optional(insert, 12, result.ref_low);
+  bind_optional(insert, 13, result.ref_high);
+  insert.bindNoCopy(14, result.flags);
+  insert.bindNoCopy(15, sql_text(result.status));
+  insert.bind(16, result.collected_at);
+  insert.bindNoCopy(17, result.notes);
+  bind_position(insert, 18, result.where.segment);
+  bind_position(insert, 19, result.where.line);
+  insert.bindNoCopy(20, sql_text(plan.state));
+  if (plan.superseded_by) {
+    insert.bind(21, *plan.superseded_by);
+  } else {
+    insert.bind(21);
+  }
+  insert.exec();
+  const std::int64_t result_id = db_.getLastInsertRowid();
+  ++summary_.results_stored;
+
+  GroupVersion& added = group_.emplace_back();
+  added.analyte = result.analyte;
+  added.version.id = result_id;
+  added.version.message_time = report.message_time;
+  added.version.status = result.status;
+  added.version.state = plan.state;
+  added.version.superseded_by = plan.superseded_by;
+  added.version.value = result.value;
+  added.version.comparator = result.comparator;
+  for (const clinical::VersionChange& change : plan.changes) {
+    apply_change(change, result_id);
+  }
+  if (plan.state == clinical::ResultState::current) {
+    raise_alert(result, result_id);
+  }
+}
+
+// Loads the group of `key` unless it is the one already loaded. The index finds the rows by order
+// id (or person and time); the facility is compared here, as the index does not hold it.
+void SqliteFileTransaction::load_group(const clinical::VersionKey& key) {
+  if (group_key_) {
+    const clinical::VersionKey loaded{group_key_->facility,
+                                      group_key_->order_id,
+                                      {},
+                                      group_key_->person_id,
+                                      group_key_->collected_at};
+    if (key.same_group(loaded)) {
+      return;
+    }
+  }
+  group_key_.reset();
+  group_.clear();
+  SQLite::Statement& find =
+      fresh(key.by_order() ? statements_.find_order_group : statements_.find_natural_group);
+  const ResetOnExit reset(find);
+  if (key.by_order()) {
+    find.bind(1, std::string(key.order_id));
+  } else {
+    find.bind(1, key.person_id);
+    find.bind(2, key.collected_at);
+  }
+  while (find.executeStep()) {
+    const clinical::VersionKey stored{find.getColumn(7).getText(), find.getColumn(8).getText(),
+                                      find.getColumn(9).getText(), find.getColumn(10).getInt64(),
+                                      find.getColumn(11).getInt64()};
+    if (!key.same_group(stored)) {
+      continue;
+    }
+    GroupVersion& row = group_.emplace_back();
+    row.analyte = stored.analyte;
+    row.version.id = find.getColumn(0).getInt64();
+    row.version.message_time = find.getColumn(1).getInt64();
+    row.version.status = read_status(find.getColumn(2));
+    row.version.state = read_state(find.getColumn(3));
+    const SQLite::Column successor = find.getColumn(4);
+    if (!successor.isNull()) {
+      row.version.superseded_by = successor.getInt64();
+    }
+    row.version.value = find.getColumn(5).getDouble();
+    row.version.comparator = find.getColumn(6).getText();
+  }
+  group_key_ = GroupKey{std::string(key.facility), std::string(key.order_id), key.person_id,
+                        key.collected_at};
+}
+
+void SqliteFileTransaction::apply_change(const clinical::VersionChange& change,
+                                         std::int64_t incoming_id) {
+  std::optional<std::int64_t> successor = change.superseded_by;
+  if (change.superseded_by_incoming) {
+    successor = incoming_id;
+  }
+  SQLite::Statement& update = fresh(statements_.update_result_state);
+  update.bindNoCopy(1, sql_text(change.to));
+  if (successor) {
+    update.bind(2, *successor);
+  } else {
+    update.bind(2);
+  }
+  update.bind(3, change.id);
+  update.exec();
+  for (GroupVersion& stored : group_) {  // the changed version is in the loaded group
+    if (stored.version.id == change.id) {
+      stored.version.state = change.to;
+      stored.version.superseded_by = successor;
+    }
+  }
+
+  if (change.from == clinical::ResultState::current &&
+      change.to != clinical::ResultState::current) {
+    // Alerts follow their result out of the current set: "superseded" or "withdrawn".
+    SQLite::Statement& close = fresh(statements_.close_alerts);
+    close.bindNoCopy(1, sql_text(change.to));
+    close.bind(2, now_);
+    close.bind(3, change.id);
+    close.exec();
+  }
+  if (change.to == clinical::ResultState::superseded && change.from != change.to) {
+    ++summary_.superseded;
+  } else if (change.to == clinical::ResultState::withdrawn && change.from != change.to) {
+    ++summary_.withdrawn;
+  }
+}
+
+void SqliteFileTransaction::raise_alert(const clinical::NormalizedResult& result,
+                                        std::int64_t result_id) {
+  const auto rule = targets_.by_analyte.find(result.analyte);
+  if (rule == targets_.by_analyte.end()) {
+    return;
+  }
+  // An analyte outside the catalogue still has its absolute clauses checked; it has no fallback
+  // reference range for the relative ones.
+  static const clinical::Analyte kUncatalogued;
+  const clinical::Analyte* analyte =
+      targets_.catalogue != nullptr ? targets_.catalogue->by_key(result.analyte) : nullptr;
+  const clinical::Decision decision =
+      clinical::evaluate(result, rule->second, analyte != nullptr ? *analyte : kUncatalogued);
+  if (!decision.violated) {
+    return;
+  }
+  SQLite::Statement& insert = fresh(statements_.insert_alert);
+  insert.bind(1, result_id);
+  insert.bindNoCopy(2, decision.rule);
+  insert.bind(3, decision.value);
+  bind_optional(insert, 4, decision.target_low);
+  bind_optional(insert, 5, decision.target_high);
+  bind_optional(insert, 6, decision.ref_low);
+  bind_optional(insert, 7, decision.ref_high);
+  insert.bind(8, now_);
+  insert.bind(9, now_);
+  if (insert.exec() > 0) {
+    ++summary_.alerts;
+  }
+}
+
+void SqliteFileTransaction::insert_refusal(const parsers::Refusal& refusal, const char* level,
+                                           std::optional<std::int64_t> message_id) {
+  SQLite::Statement& insert = fresh(statements_.insert_refusal);
+  insert.bind(1, file_id_);
+  if (message_id) {
+    insert.bind(2, *message_id);
+  } else {
+    insert.bind(2);
+  }
+  insert.bindNoCopy(3, level);
+  insert.bindNoCopy(4, refusal.reason);
+  insert.bindNoCopy(5, refusal.detail);
+  bind_position(insert, 6, refusal.where.message);
+  bind_position(insert, 7, refusal.where.segment);
+  insert.bindNoCopy(8, refusal.where.segment_id);
+  bind_position(insert, 9, refusal.where.field);
+  bind_position(insert, 10, refusal.where.line);
+  insert.bindNoCopy(11, refusal.where.column);
+  bind_offset(insert, 12, refusal.where.offset);
+  insert.bindNoCopy(13, refusal.patient_key);
+  insert.bindNoCopy(14, refusal.code);
+  insert.bindNoCopy(15, refusal.analyte);
+  insert.bind(16, format_datetime(refusal.collected_at));
+  insert.bind(17,
+              refusal.result_status != 0 ? std::string(1, refusal.result_status) : std::string());
+  insert.exec();
+  ++summary_.refusals;
+}
+
+void SqliteFileTransaction::remember(std::unordered_map<std::string, std::int64_t>& cache,
+                                     std::string key, std::int64_t person_id) {
+  if (cache.size() >= kMaxCachedPersons) {
+    cache.clear();
+  }
+  cache.insert_or_assign(std::move(key), person_id);
+}
+
+}  // namespace labwatch::storage

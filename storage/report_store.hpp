@@ -1,0 +1,109 @@
+// SPDX-License-Identifier: Apache-2.0
+// The SQLite file transaction: reconciles each normalized report and stores it with its alerts.
+#pragma once
+
+#include <SQLiteCpp/Database.h>
+#include <SQLiteCpp/Statement.h>
+#include <SQLiteCpp/Transaction.h>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "clinical/reconcile.hpp"
+#include "storage/store.hpp"
+
+namespace labwatch::storage {
+
+// The statements of the ingest path, prepared once per connection and reused by every transaction,
+// so that storing a result costs no SQL compilation.
+struct IngestStatements {
+  explicit IngestStatements(SQLite::Database& db);
+
+  SQLite::Statement find_file;
+  SQLite::Statement insert_file;
+  SQLite::Statement finish_file;
+  SQLite::Statement find_identifier;
+  SQLite::Statement find_match_key;
+  SQLite::Statement insert_person;
+  SQLite::Statement insert_identifier;
+  SQLite::Statement find_message;
+  SQLite::Statement insert_message;
+  SQLite::Statement find_order_group;
+  SQLite::Statement find_natural_group;
+  SQLite::Statement insert_result;
+  SQLite::Statement update_result_state;
+  SQLite::Statement close_alerts;
+  SQLite::Statement insert_alert;
+  SQLite::Statement insert_refusal;
+  SQLite::Statement upsert_unmapped;
+};
+
+// One file's IMMEDIATE transaction on a SqliteStore's connection. Rolls back when destroyed
+// uncommitted. Must not outlive the store; one at a time per store.
+class SqliteFileTransaction final : public FileTransaction {
+ public:
+  // Begins the transaction and records the file; when a committed file has the same SHA-256, the
+  // transaction only reports already_known. Throws SQLite::Exception (e.g. SQLITE_BUSY).
+  SqliteFileTransaction(SQLite::Database& db, IngestStatements& statements, const FileRecord& file,
+                        const Targets& targets);
+  ~SqliteFileTransaction() override = default;  // transaction_ rolls back unless committed
+  SqliteFileTransaction(const SqliteFileTransaction&) = delete;
+  SqliteFileTransaction& operator=(const SqliteFileTransaction&) = delete;
+  SqliteFileTransaction(SqliteFileTransaction&&) = delete;
+  SqliteFileTransaction& operator=(SqliteFileTransaction&&) = delete;
+
+  void add_report(const clinical::NormalizedReport& report) override;
+  void add_refusal(const parsers::Refusal& refusal) override;
+  IngestSummary commit() override;
+
+ private:
+  std::int64_t resolve_person(const clinical::PersonIdentity& person);
+  bool is_resend(const clinical::NormalizedReport& report);
+  std::int64_t insert_message(const clinical::NormalizedReport& report, std::int64_t person_id);
+  void store_result(const clinical::NormalizedReport& report,
+                    const clinical::NormalizedResult& result, std::int64_t person_id,
+                    std::int64_t message_id);
+  void load_group(const clinical::VersionKey& key);
+  void apply_change(const clinical::VersionChange& change, std::int64_t incoming_id);
+  void raise_alert(const clinical::NormalizedResult& result, std::int64_t result_id);
+  void insert_refusal(const parsers::Refusal& refusal, const char* level,
+                      std::optional<std::int64_t> message_id);
+  void remember(std::unordered_map<std::string, std::int64_t>& cache, std::string key,
+                std::int64_t person_id);
+
+  SQLite::Database& db_;
+  IngestStatements& statements_;
+  SQLite::Transaction transaction_;  // BEGIN IMMEDIATE; rolled back on destruction unless committed
+  Targets targets_;
+  std::int64_t file_id_ = 0;
+  std::int64_t now_ = 0;
+  bool known_ = false;     // the file was ingested before: store nothing
+  bool finished_ = false;  // committed
+  IngestSummary summary_;
+  // Per-transaction caches: valid only while this transaction holds the write lock, and bounded
+  // (cleared when full) so that a file about a million patients cannot grow them without limit.
+  std::unordered_map<std::string, std::int64_t> person_by_identifier_;
+  std::unordered_map<std::string, std::int64_t> person_by_match_key_;
+
+  // The stored versions of one group (an order, or a CSV report's person and collection time),
+  // loaded with one index lookup and then kept in step with every write of this transaction, so
+  // that the results of one order cost one lookup together.
+  struct GroupVersion {
+    std::string analyte;
+    clinical::StoredVersion version;
+  };
+  struct GroupKey {  // an owned copy of the loaded group's identity
+    std::string facility;
+    std::string order_id;
+    std::int64_t person_id = 0;
+    clinical::UnixSeconds collected_at = 0;
+  };
+  std::optional<GroupKey> group_key_;
+  std::vector<GroupVersion> group_;
+  std::vector<clinical::StoredVersion> versions_;  // scratch: one analyte's versions
+};
+
+}  // namespace labwatch::storage

@@ -1,0 +1,62 @@
+// SPDX-License-Identifier: Apache-2.0
+// How model values are written to and read from SQLite columns: enums as text, unknowns as NULL.
+#pragma once
+
+#include <SQLiteCpp/Column.h>
+#include <SQLiteCpp/Statement.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "clinical/normalized.hpp"
+#include "clinical/reconcile.hpp"
+#include "parsers/lab_report.hpp"
+
+namespace labwatch::storage {
+
+// The stored text of a status / state (a NUL-terminated literal, safe for bindNoCopy).
+const char* sql_text(clinical::ResultStatus status) noexcept;
+const char* sql_text(clinical::ResultState state) noexcept;
+
+// Read back a stored status / state. Throws std::runtime_error on text labwatch never writes
+// (a database edited by hand).
+clinical::ResultStatus read_status(const SQLite::Column& column);
+clinical::ResultState read_state(const SQLite::Column& column);
+
+// NULL for an absent value.
+void bind_optional(SQLite::Statement& statement, int index, const std::optional<double>& value);
+// NULL for an unknown (negative) position.
+void bind_position(SQLite::Statement& statement, int index, int position);
+// NULL for an unknown offset (SIZE_MAX).
+void bind_offset(SQLite::Statement& statement, int index, std::size_t offset);
+// nullopt for NULL.
+std::optional<double> read_optional(const SQLite::Column& column);
+
+// A sender's time as written, in ISO 8601 to its precision: "2025-03-09", "2025-03-09T13:00",
+// "2025-03-09T13:00:05-05:00". Empty when the time is empty.
+std::string format_datetime(const parsers::DateTime& time);
+
+// 'F' or 'M', anything else 'U'.
+char known_sex(char sex) noexcept;
+
+// Now, in Unix seconds.
+std::int64_t unix_now() noexcept;
+
+// Resets a statement when the scope ends, so that no read cursor (and no WAL snapshot) stays open
+// after an early return or an exception.
+class ResetOnExit {
+ public:
+  explicit ResetOnExit(SQLite::Statement& statement) noexcept : statement_(statement) {}
+  ~ResetOnExit() { statement_.tryReset(); }
+  ResetOnExit(const ResetOnExit&) = delete;
+  ResetOnExit& operator=(const ResetOnExit&) = delete;
+  ResetOnExit(ResetOnExit&&) = delete;
+  ResetOnExit& operator=(ResetOnExit&&) = delete;
+
+ private:
+  SQLite::Statement& statement_;
+};
+
+}  // namespace labwatch::storage

@@ -1,0 +1,200 @@
+// SPDX-License-Identifier: Apache-2.0
+// SqliteStore: the Store on one SQLite connection; file transactions and the read queries.
+#include <SQLiteCpp/Database.h>
+#include <SQLiteCpp/Statement.h>
+
+#include <charconv>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <utility>
+
+#include "storage/database.hpp"
+#include "storage/report_store.hpp"
+#include "storage/sql_values.hpp"
+#include "storage/store.hpp"
+
+namespace labwatch::storage {
+
+namespace {
+
+// The columns of an ExportRow, in the order read_export_row expects.
+constexpr const char* kExportSelect =
+    "SELECT f.name, m.patient_key, r.person_id, r.analyte, r.value, r.unit, r.collected_at, "
+    "r.status, r.comparator, r.raw_range, r.ref_low, r.ref_high, m.facility, r.result_id "
+    "FROM results r JOIN messages m ON m.message_id = r.message_id "
+    "JOIN files f ON f.file_id = m.file_id ";
+
+ExportRow read_export_row(const SQLite::Statement& row) {
+  ExportRow out;
+  out.source_file = row.getColumn(0).getString();
+  out.patient_key = row.getColumn(1).getString();
+  out.person_id = row.getColumn(2).getInt64();
+  out.analyte = row.getColumn(3).getString();
+  out.value = row.getColumn(4).getDouble();
+  out.unit = row.getColumn(5).getString();
+  out.collected_at = row.getColumn(6).getInt64();
+  out.status = read_status(row.getColumn(7));
+  out.comparator = row.getColumn(8).getString();
+  out.raw_range = row.getColumn(9).getString();
+  out.ref_low = read_optional(row.getColumn(10));
+  out.ref_high = read_optional(row.getColumn(11));
+  out.facility = row.getColumn(12).getString();
+  out.result_id = row.getColumn(13).getInt64();
+  return out;
+}
+
+class SqliteStore final : public Store {
+ public:
+  SqliteStore(const std::string& path, const StoreOptions& options)
+      : db_(open_database(path, options)), ingest_(db_) {}
+
+  bool has_file(std::string_view sha256) override {
+    SQLite::Statement& find = ingest_.find_file;
+    find.tryReset();
+    const ResetOnExit reset(find);
+    find.bind(1, std::string(sha256));
+    return find.executeStep();
+  }
+
+  std::unique_ptr<FileTransaction> begin_file(const FileRecord& file,
+                                              const Targets& targets) override {
+    return std::make_unique<SqliteFileTransaction>(db_, ingest_, file, targets);
+  }
+
+  std::vector<ExportRow> current_results() override {
+    std::vector<ExportRow> rows;
+    for_each_current_result([&rows](const ExportRow& row) { rows.push_back(row); });
+    return rows;
+  }
+
+  void for_each_current_result(const std::function<void(const ExportRow&)>& visit) override {
+    SQLite::Statement query(db_,
+                            std::string(kExportSelect) +
+                                "WHERE r.state = 'current' "
+                                "ORDER BY r.person_id, r.analyte, r.collected_at, r.result_id");
+    while (query.executeStep()) {
+      visit(read_export_row(query));
+    }
+  }
+
+  std::vector<ExportRow> trend(std::int64_t person_id, std::string_view analyte) override {
+    SQLite::Statement query(db_, std::string(kExportSelect) +
+                                     "WHERE r.state = 'current' AND r.person_id = ? "
+                                     "AND r.analyte = ? ORDER BY r.collected_at, r.result_id");
+    query.bind(1, person_id);
+    query.bind(2, std::string(analyte));
+    std::vector<ExportRow> rows;
+    while (query.executeStep()) {
+      rows.push_back(read_export_row(query));
+    }
+    return rows;
+  }
+
+  std::vector<AlertRow> alerts(bool all) override {
+    std::string sql =
+        "SELECT a.alert_id, r.person_id, m.patient_key, r.analyte, a.value, r.unit, "
+        "r.collected_at, a.rule, a.state, a.target_low, a.target_high, a.result_id "
+        "FROM alerts a JOIN results r ON r.result_id = a.result_id "
+        "JOIN messages m ON m.message_id = r.message_id ";
+    if (!all) {
+      sql +=
+          "WHERE r.state = 'current' AND a.state <> 'resolved' AND a.state <> 'superseded' "
+          "AND a.state <> 'withdrawn' ";
+    }
+    sql += "ORDER BY r.person_id, r.analyte, r.collected_at, a.alert_id";
+    SQLite::Statement query(db_, sql);
+    std::vector<AlertRow> rows;
+    while (query.executeStep()) {
+      AlertRow& row = rows.emplace_back();
+      row.alert_id = query.getColumn(0).getInt64();
+      row.person_id = query.getColumn(1).getInt64();
+      row.patient_key = query.getColumn(2).getString();
+      row.analyte = query.getColumn(3).getString();
+      row.value = query.getColumn(4).getDouble();
+      row.unit = query.getColumn(5).getString();
+      row.collected_at = query.getColumn(6).getInt64();
+      row.rule = query.getColumn(7).getString();
+      row.state = query.getColumn(8).getString();
+      row.target_low = read_optional(query.getColumn(9));
+      row.target_high = read_optional(query.getColumn(10));
+      row.result_id = query.getColumn(11).getInt64();
+    }
+    return rows;
+  }
+
+  // Three scans joined in memory rather than correlated subqueries: identifiers have no index by
+  // person, and persons() is a listing of everyone anyway.
+  std::vector<PersonRow> persons() override {
+    std::vector<PersonRow> rows;
+    std::unordered_map<std::int64_t, std::size_t> index;
+    SQLite::Statement people(
+        db_, "SELECT person_id, family, given, birth_date, sex FROM persons ORDER BY person_id");
+    while (people.executeStep()) {
+      PersonRow& row = rows.emplace_back();
+      row.person_id = people.getColumn(0).getInt64();
+      row.family = people.getColumn(1).getString();
+      row.given = people.getColumn(2).getString();
+      row.birth_date = people.getColumn(3).getString();
+      row.sex = known_sex(*people.getColumn(4).getText());
+      index.emplace(row.person_id, rows.size() - 1);
+    }
+    SQLite::Statement keys(
+        db_,
+        "SELECT person_id, authority, mrn FROM identifiers ORDER BY person_id, authority, mrn");
+    while (keys.executeStep()) {
+      if (const auto at = index.find(keys.getColumn(0).getInt64()); at != index.end()) {
+        rows[at->second].patient_keys.push_back(keys.getColumn(1).getString() + "|" +
+                                                keys.getColumn(2).getString());
+      }
+    }
+    SQLite::Statement counts(db_,
+                             "SELECT person_id, count(*), max(collected_at) FROM results "
+                             "WHERE state = 'current' GROUP BY person_id");
+    while (counts.executeStep()) {
+      if (const auto at = index.find(counts.getColumn(0).getInt64()); at != index.end()) {
+        rows[at->second].results = counts.getColumn(1).getInt();
+        rows[at->second].last_collected_at = counts.getColumn(2).getInt64();
+      }
+    }
+    return rows;
+  }
+
+  std::optional<std::int64_t> find_person(std::string_view id_or_key) override {
+    const std::size_t bar = id_or_key.find('|');
+    if (bar == std::string_view::npos) {
+      std::int64_t person_id = 0;
+      const char* end = id_or_key.data() + id_or_key.size();
+      const auto [ptr, ec] = std::from_chars(id_or_key.data(), end, person_id);
+      if (id_or_key.empty() || ec != std::errc() || ptr != end) {
+        return std::nullopt;
+      }
+      SQLite::Statement query(db_, "SELECT person_id FROM persons WHERE person_id = ?");
+      query.bind(1, person_id);
+      if (query.executeStep()) {
+        return person_id;
+      }
+      return std::nullopt;
+    }
+    SQLite::Statement query(db_,
+                            "SELECT person_id FROM identifiers WHERE authority = ? AND mrn = ?");
+    query.bind(1, std::string(id_or_key.substr(0, bar)));
+    query.bind(2, std::string(id_or_key.substr(bar + 1)));
+    if (query.executeStep()) {
+      return query.getColumn(0).getInt64();
+    }
+    return std::nullopt;
+  }
+
+ private:
+  SQLite::Database db_;  // declared first: the statements below refer to it
+  IngestStatements ingest_;
+};
+
+}  // namespace
+
+std::unique_ptr<Store> open_sqlite_store(const std::string& path, const StoreOptions& options) {
+  return std::make_unique<SqliteStore>(path, options);
+}
+
+}  // namespace labwatch::storage

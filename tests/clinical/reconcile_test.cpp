@@ -1,0 +1,356 @@
+// SPDX-License-Identifier: Apache-2.0
+// Tests of the pure reconciliation decisions: name folding, match keys, version keys and plans.
+#include "clinical/reconcile.hpp"
+
+#include <algorithm>
+#include <array>
+#include <catch2/catch.hpp>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <tuple>
+#include <vector>
+
+namespace {
+
+using labwatch::clinical::fold_person_name;
+using labwatch::clinical::IncomingVersion;
+using labwatch::clinical::PersonIdentity;
+using labwatch::clinical::plan_version;
+using labwatch::clinical::ResultState;
+using labwatch::clinical::ResultStatus;
+using labwatch::clinical::StoredVersion;
+using labwatch::clinical::VersionPlan;
+
+PersonIdentity identity(std::string authority, std::string mrn, std::string family,
+                        std::string given, std::string birth_date, char sex) {
+  PersonIdentity p;
+  p.authority = std::move(authority);
+  p.mrn = std::move(mrn);
+  p.family = std::move(family);
+  p.given = std::move(given);
+  p.birth_date = std::move(birth_date);
+  p.sex = sex;
+  return p;
+}
+
+StoredVersion stored(std::int64_t id, std::int64_t time, ResultStatus status, ResultState state,
+                     std::optional<std::int64_t> superseded_by, double value) {
+  StoredVersion v;
+  v.id = id;
+  v.message_time = time;
+  v.status = status;
+  v.state = state;
+  v.superseded_by = superseded_by;
+  v.value = value;
+  return v;
+}
+
+IncomingVersion incoming(std::int64_t time, ResultStatus status, double value,
+                         bool by_order = true) {
+  IncomingVersion v;
+  v.message_time = time;
+  v.status = status;
+  v.value = value;
+  v.by_order = by_order;
+  return v;
+}
+
+// Stores versions the way storage does: ids in arrival order, plans applied to the rows.
+class History {
+ public:
+  void add(std::int64_t time, ResultStatus status, double value) {
+    const VersionPlan plan = plan_version(rows_, incoming(time, status, value));
+    if (plan.duplicate) {
+      return;
+    }
+    const std::int64_t id = next_id_++;
+    rows_.push_back(stored(id, time, status, plan.state, plan.superseded_by, value));
+    for (const auto& change : plan.changes) {
+      StoredVersion& row = *std::find_if(rows_.begin(), rows_.end(),
+                                         [&](const StoredVersion& r) { return r.id == change.id; });
+      REQUIRE(row.state == change.from);
+      row.state = change.to;
+      row.superseded_by = change.superseded_by_incoming ? std::optional(id) : change.superseded_by;
+    }
+  }
+
+  // (message time, state, message time of the successor or -1), oldest first: independent of ids.
+  [[nodiscard]] std::vector<std::tuple<std::int64_t, ResultState, std::int64_t>> outcome() const {
+    std::vector<std::tuple<std::int64_t, ResultState, std::int64_t>> out;
+    for (const StoredVersion& row : rows_) {
+      std::int64_t successor_time = -1;
+      if (row.superseded_by) {
+        successor_time = std::find_if(rows_.begin(), rows_.end(), [&](const StoredVersion& r) {
+                           return r.id == *row.superseded_by;
+                         })->message_time;
+      }
+      out.emplace_back(row.message_time, row.state, successor_time);
+    }
+    std::sort(out.begin(), out.end());
+    return out;
+  }
+
+ private:
+  std::vector<StoredVersion> rows_;
+  std::int64_t next_id_ = 1;
+};
+
+}  // namespace
+
+TEST_CASE("fold_person_name removes Latin diacritics and lower-cases", "[clinical][reconcile]") {
+  CHECK(fold_person_name("Fälschle") == "falschle");
+  CHECK(fold_person_name("FÄLSCHLE") == "falschle");
+  CHECK(fold_person_name("MÜLLER") == "muller");
+  CHECK(fold_person_name("Straße") == "strasse");
+  CHECK(fold_person_name("José") == "jose");
+  CHECK(fold_person_name("Øster") == "oster");
+  CHECK(fold_person_name("Łukasz") == "lukasz");
+  CHECK(fold_person_name("Æsa") == "aesa");
+  CHECK(fold_person_name("Œuvre") == "oeuvre");
+  CHECK(fold_person_name("Ștefan") == "stefan");
+  CHECK(fold_person_name("Þóra") == "thora");
+  CHECK(fold_person_name("Mu\xCC\x88ller") == "muller");  // u + combining diaeresis (NFD)
+}
+
+TEST_CASE("fold_person_name folds spaces, dashes and apostrophes consistently",
+          "[clinical][reconcile]") {
+  CHECK(fold_person_name("  Smith \t  Jones ") == "smith jones");
+  CHECK(fold_person_name("Smith-Jones") == "smith-jones");
+  CHECK(fold_person_name("Smith\xE2\x80\x90Jones") == "smith-jones");  // U+2010 hyphen
+  CHECK(fold_person_name("O'Brien") == "obrien");
+  CHECK(fold_person_name("O\xE2\x80\x99"
+                         "Brien") == "obrien");  // U+2019
+  CHECK(fold_person_name("St. John") == "st john");
+  CHECK(fold_person_name("a|b") == "a b");
+  CHECK(fold_person_name("Ana\xC2\xA0Lu") == "ana lu");  // no-break space
+  CHECK(fold_person_name("").empty());
+  CHECK(fold_person_name(" - ") == "-");
+}
+
+TEST_CASE("fold_person_name keeps other scripts and bytes that are not UTF-8",
+          "[clinical][reconcile]") {
+  CHECK(fold_person_name("\xCE\xA9mega") == "\xCE\xA9mega");  // Greek capital omega stays
+  CHECK(fold_person_name("\xFF\xFE"
+                         "AB") ==
+        "\xFF\xFE"
+        "ab");
+  CHECK(fold_person_name("Ab\xC3") == "ab\xC3");  // truncated sequence at the end
+  CHECK(fold_person_name("\xC0\x80"
+                         "A") ==
+        "\xC0\x80"
+        "a");                                                 // overlong NUL is not decoded
+  CHECK(fold_person_name("\xED\xA0\x80") == "\xED\xA0\x80");  // a surrogate is not a letter
+}
+
+TEST_CASE("first_given_name drops middle names and initials", "[clinical][reconcile]") {
+  CHECK(labwatch::clinical::first_given_name("hana j") == "hana");
+  CHECK(labwatch::clinical::first_given_name("mary ann louise") == "mary");
+  CHECK(labwatch::clinical::first_given_name("anna-lena") == "anna-lena");
+  CHECK(labwatch::clinical::first_given_name("ines") == "ines");
+  CHECK(labwatch::clinical::first_given_name("").empty());
+}
+
+TEST_CASE("person_match_key ignores case, accents and middle names", "[clinical][reconcile]") {
+  const auto lab = identity("QDX", "Q1", "FAELSCHLE", "INES M", "1955-09-15", 'F');
+  const auto clinic = identity("LMB", "P-7", "Fälschle", "Ines", "1955-09-15", 'F');
+  const auto hl7 = identity("LCA", "9", "FÄLSCHLE", "INES MARIA", "1955-09-15", 'F');
+
+  REQUIRE(labwatch::clinical::person_match_key(clinic) == "falschle|ines|1955-09-15|F");
+  CHECK(labwatch::clinical::person_match_key(hl7) == "falschle|ines|1955-09-15|F");
+  // Transliterated "ae" is another spelling, not an accent: no match.
+  CHECK(labwatch::clinical::person_match_key(lab) == "faelschle|ines|1955-09-15|F");
+}
+
+TEST_CASE("person_match_key separates birth dates and sexes and needs a birth date",
+          "[clinical][reconcile]") {
+  const auto a = identity("A", "1", "Doe", "Jane", "1980-01-02", 'F');
+  const auto other_birth = identity("B", "2", "Doe", "Jane", "1980-01-03", 'F');
+  const auto other_sex = identity("B", "2", "Doe", "Jane", "1980-01-02", 'M');
+  const auto unknown_sex = identity("B", "2", "Doe", "Jane", "1980-01-02", 'X');
+  const auto no_birth = identity("B", "2", "Doe", "Jane", "", 'F');
+  const auto no_given = identity("B", "2", "Doe", " ", "1980-01-02", 'F');
+
+  CHECK(labwatch::clinical::person_match_key(a) !=
+        labwatch::clinical::person_match_key(other_birth));
+  CHECK(labwatch::clinical::person_match_key(other_sex) == "doe|jane|1980-01-02|M");
+  CHECK(labwatch::clinical::person_match_key(unknown_sex) == "doe|jane|1980-01-02|U");
+  CHECK_FALSE(labwatch::clinical::person_match_key(no_birth).has_value());
+  CHECK_FALSE(labwatch::clinical::person_match_key(no_given).has_value());
+}
+
+TEST_CASE("version_key uses the order id, else the person and the collection time",
+          "[clinical][reconcile]") {
+  labwatch::clinical::NormalizedResult hl7;
+  hl7.analyte = "ferritin";
+  hl7.order_id = "S00027A";
+  hl7.collected_at = 1735689600;
+  labwatch::clinical::NormalizedResult csv = hl7;
+  csv.order_id.clear();
+  labwatch::clinical::NormalizedResult zinc = hl7;
+  zinc.analyte = "zinc";
+
+  const auto by_order = labwatch::clinical::version_key("SGH", hl7, 7);
+  CHECK(by_order.by_order());
+  CHECK(by_order.person_id == 0);  // the person is not part of an order key
+  CHECK(by_order.same_as(labwatch::clinical::version_key("SGH", hl7, 8)));
+  CHECK_FALSE(by_order.same_as(labwatch::clinical::version_key("QDX", hl7, 7)));
+  const auto zinc_key = labwatch::clinical::version_key("SGH", zinc, 7);
+  CHECK(by_order.same_group(zinc_key));
+  CHECK_FALSE(by_order.same_as(zinc_key));
+
+  const auto natural = labwatch::clinical::version_key("WCE", csv, 7);
+  CHECK_FALSE(natural.by_order());
+  CHECK_FALSE(natural.same_group(labwatch::clinical::version_key("WCE", csv, 8)));
+  labwatch::clinical::NormalizedResult later = csv;
+  later.collected_at += 60;
+  CHECK_FALSE(natural.same_group(labwatch::clinical::version_key("WCE", later, 7)));
+  CHECK_FALSE(natural.same_group(by_order));
+}
+
+TEST_CASE("plan_version makes a first version current, or cancelled", "[clinical][reconcile]") {
+  const VersionPlan first = plan_version({}, incoming(100, ResultStatus::final, 5));
+  CHECK_FALSE(first.duplicate);
+  CHECK(first.state == ResultState::current);
+  CHECK_FALSE(first.superseded_by.has_value());
+  CHECK(first.changes.empty());
+
+  const VersionPlan cancel = plan_version({}, incoming(100, ResultStatus::cancelled, 0));
+  CHECK(cancel.state == ResultState::cancelled);
+  CHECK(cancel.changes.empty());
+}
+
+TEST_CASE("plan_version supersedes the current version with a later one", "[clinical][reconcile]") {
+  const std::array existing = {
+      stored(1, 100, ResultStatus::preliminary, ResultState::current, std::nullopt, 40)};
+  const VersionPlan plan = plan_version(existing, incoming(200, ResultStatus::final, 45));
+  CHECK(plan.state == ResultState::current);
+  CHECK_FALSE(plan.superseded_by.has_value());
+  REQUIRE(plan.changes.size() == 1);
+  CHECK(plan.changes[0].id == 1);
+  CHECK(plan.changes[0].from == ResultState::current);
+  CHECK(plan.changes[0].to == ResultState::superseded);
+  CHECK(plan.changes[0].superseded_by_incoming);
+}
+
+TEST_CASE("plan_version stores an older version arriving late as history",
+          "[clinical][reconcile]") {
+  const std::array existing = {
+      stored(1, 200, ResultStatus::final, ResultState::current, std::nullopt, 45)};
+  const VersionPlan plan = plan_version(existing, incoming(100, ResultStatus::preliminary, 40));
+  CHECK(plan.state == ResultState::superseded);
+  CHECK(plan.superseded_by == 1);
+  CHECK(plan.changes.empty());
+}
+
+TEST_CASE("plan_version threads a late middle version into the chain", "[clinical][reconcile]") {
+  const std::array existing = {
+      stored(1, 100, ResultStatus::preliminary, ResultState::superseded, 2, 40),
+      stored(2, 300, ResultStatus::corrected, ResultState::current, std::nullopt, 60)};
+  const VersionPlan plan = plan_version(existing, incoming(200, ResultStatus::final, 45));
+  CHECK(plan.state == ResultState::superseded);
+  CHECK(plan.superseded_by == 2);
+  REQUIRE(plan.changes.size() == 1);
+  CHECK(plan.changes[0].id == 1);
+  CHECK(plan.changes[0].to == ResultState::superseded);
+  CHECK(plan.changes[0].superseded_by_incoming);
+}
+
+TEST_CASE("plan_version withdraws the current version on a cancellation", "[clinical][reconcile]") {
+  const std::array existing = {
+      stored(1, 100, ResultStatus::final, ResultState::current, std::nullopt, 45)};
+  const VersionPlan plan = plan_version(existing, incoming(200, ResultStatus::cancelled, 0));
+  CHECK(plan.state == ResultState::cancelled);
+  CHECK_FALSE(plan.superseded_by.has_value());
+  REQUIRE(plan.changes.size() == 1);
+  CHECK(plan.changes[0].from == ResultState::current);
+  CHECK(plan.changes[0].to == ResultState::withdrawn);
+  CHECK(plan.changes[0].superseded_by_incoming);
+
+  SECTION("a version older than the cancellation arrives withdrawn") {
+    const std::array after = {
+        stored(1, 100, ResultStatus::final, ResultState::withdrawn, 2, 45),
+        stored(2, 300, ResultStatus::cancelled, ResultState::cancelled, std::nullopt, 0)};
+    const VersionPlan late = plan_version(after, incoming(200, ResultStatus::corrected, 50));
+    CHECK(late.state == ResultState::withdrawn);
+    CHECK(late.superseded_by == 2);
+    REQUIRE(late.changes.size() == 1);
+    CHECK(late.changes[0].id == 1);
+    CHECK(late.changes[0].from == ResultState::withdrawn);
+    CHECK(late.changes[0].to == ResultState::superseded);
+    CHECK(late.changes[0].superseded_by_incoming);
+  }
+  SECTION("a version newer than the cancellation is current again") {
+    const std::array after = {
+        stored(1, 100, ResultStatus::final, ResultState::withdrawn, 2, 45),
+        stored(2, 300, ResultStatus::cancelled, ResultState::cancelled, std::nullopt, 0)};
+    const VersionPlan reissued = plan_version(after, incoming(400, ResultStatus::final, 47));
+    CHECK(reissued.state == ResultState::current);
+    CHECK(reissued.changes.empty());
+  }
+}
+
+TEST_CASE("plan_version recognises duplicates by order key and by natural key",
+          "[clinical][reconcile]") {
+  const std::array existing = {
+      stored(1, 100, ResultStatus::final, ResultState::current, std::nullopt, 45)};
+  CHECK(plan_version(existing, incoming(100, ResultStatus::final, 45.0)).duplicate);
+  CHECK(plan_version(existing, incoming(100, ResultStatus::final, 45.0 * (1 + 1e-12))).duplicate);
+  // Resent with a new message time: a new version, not a duplicate.
+  CHECK_FALSE(plan_version(existing, incoming(150, ResultStatus::final, 45)).duplicate);
+  CHECK_FALSE(plan_version(existing, incoming(100, ResultStatus::corrected, 45)).duplicate);
+  IncomingVersion censored = incoming(100, ResultStatus::final, 45);
+  censored.comparator = "<";
+  CHECK_FALSE(plan_version(existing, censored).duplicate);
+
+  // Natural key (CSV): the same value is a duplicate whenever it comes; another value supersedes.
+  CHECK(plan_version(existing, incoming(0, ResultStatus::final, 45, false)).duplicate);
+  const VersionPlan changed = plan_version(existing, incoming(100, ResultStatus::final, 46, false));
+  CHECK_FALSE(changed.duplicate);
+  CHECK(changed.state == ResultState::current);
+  REQUIRE(changed.changes.size() == 1);
+  CHECK(changed.changes[0].to == ResultState::superseded);
+}
+
+TEST_CASE("plan_version gives the same history in every arrival order", "[clinical][reconcile]") {
+  struct Version {
+    std::int64_t time;
+    ResultStatus status;
+    double value;
+  };
+  const std::array<Version, 4> versions = {{{100, ResultStatus::preliminary, 40},
+                                            {200, ResultStatus::final, 45},
+                                            {300, ResultStatus::cancelled, 0},
+                                            {400, ResultStatus::corrected, 60}}};
+  const std::vector<std::tuple<std::int64_t, ResultState, std::int64_t>> expected = {
+      {100, ResultState::superseded, 200},
+      {200, ResultState::withdrawn, 300},
+      {300, ResultState::cancelled, -1},
+      {400, ResultState::current, -1}};
+
+  std::array<std::size_t, 4> order = {0, 1, 2, 3};
+  int permutations = 0;
+  do {
+    History history;
+    for (const std::size_t i : order) {
+      history.add(versions[i].time, versions[i].status, versions[i].value);
+    }
+    INFO("arrival order " << order[0] << order[1] << order[2] << order[3]);
+    CHECK(history.outcome() == expected);
+    ++permutations;
+  } while (std::next_permutation(order.begin(), order.end()));
+  CHECK(permutations == 24);
+}
+
+TEST_CASE("parse_result_state and parse_result_status invert to_string", "[clinical][reconcile]") {
+  for (const auto s : {ResultState::current, ResultState::superseded, ResultState::withdrawn,
+                       ResultState::cancelled}) {
+    CHECK(labwatch::clinical::parse_result_state(labwatch::clinical::to_string(s)) == s);
+  }
+  for (const auto s : {ResultStatus::final, ResultStatus::corrected, ResultStatus::preliminary,
+                       ResultStatus::cancelled}) {
+    CHECK(labwatch::clinical::parse_result_status(labwatch::clinical::to_string(s)) == s);
+  }
+  CHECK_FALSE(labwatch::clinical::parse_result_state("Current").has_value());
+  CHECK_FALSE(labwatch::clinical::parse_result_status("").has_value());
+}
