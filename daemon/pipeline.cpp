@@ -179,21 +179,12 @@ FileOutcome Pipeline::process_file(const std::filesystem::path& path, const Clai
 void Pipeline::ingest_hl7(const ClaimedFile& file, const std::string& name, storage::FileTransaction& tx,
                           FileOutcome& outcome) {
   parsers::Hl7Splitter splitter;
+  parsers::Hl7Message message;  // reused: its vectors keep their capacity across messages
   const auto drain = [&]() {
     while (auto raw = splitter.next()) {
-      auto message = parsers::parse_hl7_message(raw->bytes);
-      if (!message) {
-        parsers::ParseError e = message.error();
-        e.message = raw->index;
-        e.offset += raw->offset;
-        refuse(from_parse_error(e), &tx, outcome);
-        continue;
-      }
-      auto report = parsers::to_lab_report(message.value(), *raw);
+      auto report = parsers::parse_raw_message(*raw, message);
       if (!report) {
-        parsers::ParseError e = report.error();
-        e.message = raw->index;
-        refuse(from_parse_error(e), &tx, outcome);
+        refuse(from_parse_error(report.error()), &tx, outcome);
         continue;
       }
       store_report(report.value(), sha256_hex(raw->bytes), name, tx, outcome);

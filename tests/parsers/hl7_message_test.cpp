@@ -1,0 +1,462 @@
+// SPDX-License-Identifier: Apache-2.0
+// Tests of parse_hl7_message and Hl7Message: delimiters, terminators, escapes, charsets, limits.
+#include <array>
+#include <catch2/catch.hpp>
+#include <random>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "parsers/hl7_parser.hpp"
+
+namespace {
+
+using labwatch::parsers::Hl7Charset;
+using labwatch::parsers::Hl7Field;
+using labwatch::parsers::Hl7Message;
+using labwatch::parsers::parse_hl7_message;
+using labwatch::parsers::ParseErrc;
+using labwatch::parsers::ParseError;
+
+Hl7Message parse_ok(std::string_view text) {
+  auto m = parse_hl7_message(text);
+  if (!m) {
+    FAIL("parse failed: " << labwatch::parsers::to_string(m.error().code) << " at "
+                          << m.error().offset);
+  }
+  return std::move(m).value();
+}
+
+ParseError parse_error(std::string_view text) {
+  auto m = parse_hl7_message(text);
+  REQUIRE_FALSE(m.has_value());
+  return m.error();
+}
+
+// Decodes one field of the first segment with `id`.
+std::string field_text(const Hl7Message& m, std::string_view id, std::size_t n) {
+  const auto seg = m.find(id);
+  REQUIRE(seg.has_value());
+  return seg->field(n).decoded();
+}
+
+}  // namespace
+
+TEST_CASE("parse_hl7_message reads the delimiters from MSH-1 and MSH-2", "[parsers][hl7]") {
+  SECTION("the usual |^~\\&") {
+    const Hl7Message m = parse_ok("MSH|^~\\&|LAB|QDX^CLIA\rPID|1||A1^^^QDX^MR~B2^^^LCA^AN\r");
+    CHECK(m.delimiters().field == '|');
+    CHECK(m.delimiters().component == '^');
+    CHECK(m.delimiters().repetition == '~');
+    CHECK(m.delimiters().escape == '\\');
+    CHECK(m.delimiters().subcomponent == '&');
+    CHECK(m.delimiters().truncation == '\0');
+    const auto pid = m.find("PID");
+    REQUIRE(pid);
+    CHECK(pid->field(3).repetition(2).component(4).raw() == "LCA");
+  }
+  SECTION("a hospital LIS using $ for components") {
+    const Hl7Message m =
+        parse_ok("MSH|$~\\&|SYNLIS|SGH\nPID|1||SGH948271$$$SGH$MR||EXAMPLAR$HANA$J\n");
+    CHECK(m.delimiters().component == '$');
+    const auto pid = m.find("PID");
+    REQUIRE(pid);
+    CHECK(pid->field(3).component(1).raw() == "SGH948271");
+    CHECK(pid->field(3).component(4).raw() == "SGH");
+    CHECK(pid->field(3).component(5).raw() == "MR");
+    CHECK(pid->field(5).component(2).raw() == "HANA");
+  }
+  SECTION("an unusual but legal set, escapes included") {
+    const Hl7Message m = parse_ok("MSH#!@%*#APP\rNTE#1#a!b@c*d#x%F%y%S%z%E%\r");
+    CHECK(m.delimiters().field == '#');
+    CHECK(m.delimiters().escape == '%');
+    const auto nte = m.find("NTE");
+    REQUIRE(nte);
+    CHECK(nte->field(2).repetition(1).component(2).subcomponent(1).raw() == "b");
+    CHECK(nte->field(2).repetition(2).subcomponent(2).raw() == "d");
+    CHECK(nte->field(3).decoded() == "x#y!z%");
+  }
+  SECTION("v2.7 truncation character and a minimal MSH-2") {
+    CHECK(parse_ok("MSH|^~\\&#|A\r").delimiters().truncation == '#');
+    const Hl7Message m = parse_ok("MSH|^|A^B~C\r");
+    CHECK(m.delimiters().repetition == '\0');
+    CHECK(m.delimiters().escape == '\0');
+    const auto msh = m.find("MSH");
+    CHECK(msh->field(3).repetition_count() == 1);
+    CHECK(msh->field(3).component(2).raw() == "B~C");
+  }
+}
+
+TEST_CASE("parse_hl7_message refuses invalid encoding characters with their offset",
+          "[parsers][hl7]") {
+  struct Case {
+    std::string_view text;
+    std::size_t offset;
+    int field;
+  };
+  const Case cases[] = {
+      {"MSH|0|||||||||||0", 4, 2},  // MSH-2 is a digit
+      {"MSHH0\r", 3, 1},            // the field separator is a letter
+      {"MSH", 3, 1},                // nothing after the id
+      {"MSH |^~\\&|A", 3, 1},       // a space
+      {"MSH||A", 4, 2},             // empty MSH-2
+      {"MSH|^^\\&|A", 4, 2},        // a repeated character
+      {"MSH|^~\\&#!|A", 4, 2},      // six characters
+  };
+  for (const Case& c : cases) {
+    CAPTURE(c.text);
+    auto m = parse_hl7_message(c.text);
+    REQUIRE_FALSE(m.has_value());
+    CHECK(m.error().code == ParseErrc::bad_delimiters);
+    CHECK(m.error().offset == c.offset);
+    CHECK(m.error().segment == 1);
+    CHECK(m.error().field == c.field);
+  }
+  // The field separator ends MSH-2: "^~" (no escape, no subcomponent) is a legal set.
+  const Hl7Message m = parse_ok("MSH|^~|&|A");
+  CHECK(m.delimiters().escape == '\0');
+  CHECK(m.segment(0).field(3).raw() == "&");
+}
+
+TEST_CASE("parse_hl7_message accepts CR, LF, CR LF, mixed terminators and blank lines",
+          "[parsers][hl7]") {
+  const std::string_view variants[] = {
+      "MSH|^~\\&|A\rPID|1\rOBX|1|NM\r",
+      "MSH|^~\\&|A\nPID|1\nOBX|1|NM\n",
+      "MSH|^~\\&|A\r\nPID|1\r\nOBX|1|NM\r\n",
+      "MSH|^~\\&|A\r\nPID|1\nOBX|1|NM\r",
+      "\r\n\nMSH|^~\\&|A\r\n\r\n  \r\nPID|1\n\n\rOBX|1|NM",
+      "\xEF\xBB\xBFMSH|^~\\&|A\rPID|1\rOBX|1|NM\r",
+  };
+  for (const std::string_view text : variants) {
+    CAPTURE(text);
+    const Hl7Message m = parse_ok(text);
+    REQUIRE(m.segment_count() == 3);
+    CHECK(m.segment(0).id() == "MSH");
+    CHECK(m.segment(1).id() == "PID");
+    CHECK(m.segment(1).field(1).raw() == "1");
+    CHECK(m.segment(2).id() == "OBX");
+    CHECK(m.segment(2).field(2).raw() == "NM");
+    CHECK(m.segment(2).field_count() == 2);
+  }
+}
+
+TEST_CASE("Hl7Segment reports offsets and physical lines", "[parsers][hl7]") {
+  // Lines end at CR, LF or CR LF: the blank line between PID and OBX counts.
+  const std::string_view text = "MSH|^~\\&|A\r\nPID|1|x\r\n\nOBX|1|NM|c\rNTE";
+  const Hl7Message m = parse_ok(text);
+  REQUIRE(m.segment_count() == 4);
+  CHECK(m.segment(0).line() == 0);
+  CHECK(m.segment(1).line() == 1);
+  CHECK(m.segment(1).offset() == 12);
+  CHECK(m.segment(1).number() == 2);
+  CHECK(m.segment(2).line() == 3);
+  CHECK(m.segment(2).offset() == 22);
+  CHECK(m.segment(2).field_offset(3) == 31);
+  CHECK(text.substr(31, 1) == "c");
+  CHECK(m.segment(2).field_offset(9) == 32);  // absent: the end of the segment
+  CHECK(m.segment(3).id() == "NTE");
+  CHECK(m.segment(3).field_count() == 0);
+  CHECK(m.segment(3).line() == 4);
+}
+
+TEST_CASE("Hl7Segment numbers MSH fields as the standard does", "[parsers][hl7]") {
+  const Hl7Message m =
+      parse_ok("MSH|^~\\&|LAB|QDX^00D0000001^CLIA|||20240922083200-0400||ORU^R01|C1|P|2.3\r");
+  const auto msh = m.segment(0);
+  CHECK(msh.field(0).raw() == "MSH");
+  CHECK(msh.field(1).raw() == "|");
+  CHECK(msh.field(2).raw() == "^~\\&");
+  CHECK(msh.field(3).raw() == "LAB");
+  CHECK(msh.field(4).component(1).raw() == "QDX");
+  CHECK(msh.field(9).component(2).raw() == "R01");
+  CHECK(msh.field(12).raw() == "2.3");
+  CHECK(msh.field_count() == 12);
+  CHECK(msh.field(13).empty());
+  CHECK(msh.field(500).raw().empty());
+}
+
+TEST_CASE("Hl7Field splits repetitions, components and subcomponents", "[parsers][hl7]") {
+  const Hl7Message m = parse_ok("MSH|^~\\&\rPID|1||A1^^^QDX&2.16.840&ISO^MR~B2^^^LCA^AN~~C3\r");
+  const Hl7Field f = m.segment(1).field(3);
+  CHECK(f.repetition_count() == 4);
+  CHECK(f.repetition(1).raw() == "A1^^^QDX&2.16.840&ISO^MR");
+  CHECK(f.repetition(3).raw().empty());
+  CHECK(f.repetition(4).raw() == "C3");
+  CHECK(f.repetition(5).raw().empty());
+  CHECK(f.repetition(0).raw().empty());
+  // A field's component is its first repetition's component.
+  CHECK(f.component(1).raw() == "A1");
+  CHECK(f.component(4).raw() == "QDX&2.16.840&ISO");
+  CHECK(f.component(4).subcomponent(1).raw() == "QDX");
+  CHECK(f.component(4).subcomponent(3).raw() == "ISO");
+  CHECK(f.component(4).subcomponent(4).raw().empty());
+  CHECK(f.repetition(2).component(5).raw() == "AN");
+  CHECK(f.subcomponent(1).raw() == "A1");
+  CHECK(f.component(9).raw().empty());
+  CHECK(f.component(1).component(1).raw() == "A1");
+  CHECK(f.component(1).component(2).raw().empty());
+
+  std::array<Hl7Field, 3> parts;
+  CHECK(f.split(parts) == 4);
+  CHECK(parts[1].raw() == "B2^^^LCA^AN");
+  CHECK(parts[1].level() == Hl7Field::Level::repetition);
+  std::array<Hl7Field, 8> comps;
+  CHECK(f.repetition(1).split(comps) == 5);
+  CHECK(comps[3].raw() == "QDX&2.16.840&ISO");
+  CHECK(comps[3].level() == Hl7Field::Level::component);
+  CHECK(m.segment(1).field(2).repetition_count() == 0);
+
+  // Found by fuzz_hl7: '_' (one above the repetition separator '^') right after a match in the
+  // last, partial word of a search was taken for a separator.
+  const Hl7Message r = parse_ok("MSH|+^~\\\rOBR|1|ORU^R01POU^_R01\r");
+  const Hl7Field type = r.segment(1).field(2);
+  CHECK(type.repetition_count() == 3);
+  CHECK(type.split(parts) == 3);
+  CHECK(parts[2].raw() == "_R01");
+  CHECK(type.repetition(3).raw() == "_R01");
+}
+
+TEST_CASE("Hl7Field::decode decodes escape sequences", "[parsers][hl7]") {
+  const auto decode_field = [](std::string_view value) {
+    const std::string text = "MSH|^~\\&\rNTE|1|L|" + std::string(value) + "|next\r";
+    const Hl7Message m = parse_ok(text);
+    return m.segment(1).field(3).decoded();
+  };
+  CHECK(decode_field("a\\F\\b\\S\\c\\T\\d\\R\\e\\E\\f") == "a|b^c&d~e\\f");
+  CHECK(decode_field("line\\.br\\next") == "line\nnext");
+  CHECK(decode_field("\\H\\bold\\N\\ plain") == "bold plain");
+  CHECK(decode_field("\\X41\\") == "A");
+  CHECK(decode_field("x\\X0D0A\\y") == "x\r\ny");
+  CHECK(decode_field("\\X4a4B\\") == "JK");
+  CHECK(decode_field("end\\X0D\\") == "end\r");
+  // Unknown or malformed sequences stay as sent.
+  CHECK(decode_field("\\Zlocal\\") == "\\Zlocal\\");
+  CHECK(decode_field("\\X4\\") == "\\X4\\");
+  CHECK(decode_field("\\Xzz\\") == "\\Xzz\\");
+  CHECK(decode_field("\\X\\") == "\\X\\");
+  CHECK(decode_field("\\C2842\\") == "\\C2842\\");
+  CHECK(decode_field("\\.sp\\") == "\\.sp\\");
+  CHECK(decode_field("a\\\\b") == "a\\\\b");
+  // An escape at the very end of a field is not closed by the next field's text.
+  CHECK(decode_field("abc\\") == "abc\\");
+  CHECK(decode_field("abc\\F") == "abc\\F");
+  CHECK(decode_field("\\") == "\\");
+  // The HL7 null.
+  CHECK(decode_field("\"\"") == "");
+  CHECK(decode_field("\"x\"") == "\"x\"");
+}
+
+TEST_CASE("Hl7Field::decode returns the raw view when there is nothing to decode",
+          "[parsers][hl7]") {
+  const Hl7Message m = parse_ok("MSH|^~\\&\rOBX|1|NM|2276-4^FERRITIN^LN||80|ng/mL|a\\S\\b\r");
+  std::string scratch;
+  const Hl7Field value = m.segment(1).field(5);
+  const std::string_view v = value.decode(scratch);
+  CHECK(v == "80");
+  CHECK(v.data() == value.raw().data());
+  const std::string_view escaped = m.segment(1).field(7).decode(scratch);
+  CHECK(escaped == "a^b");
+  CHECK(escaped.data() == scratch.data());
+  CHECK(m.encoding().has_escape);
+  CHECK_FALSE(m.encoding().has_8bit);
+  // MSH-2 holds the escape character itself, which does not count.
+  CHECK_FALSE(parse_ok("MSH|^~\\&|A\rPID|1\r").encoding().has_escape);
+}
+
+TEST_CASE("Hl7Field::decode turns MSH-18 8859/1 text into UTF-8", "[parsers][hl7]") {
+  SECTION("declared ISO-8859-1: bytes and \\X escapes") {
+    const Hl7Message m = parse_ok(
+        "MSH|^~\\&|||||||ORU^R01|1|P|2.5||||||8859/"
+        "1\rPID|1||1||M\xFCller^J\xE9r\xF4me||\\XE9\\t\\XE9\\\r");
+    CHECK(m.charset() == Hl7Charset::latin1);
+    CHECK(field_text(m, "PID", 5) == "M\xC3\xBCller^J\xC3\xA9r\xC3\xB4me");
+    CHECK(m.segment(1).field(5).component(1).decoded() == "M\xC3\xBCller");
+    CHECK(field_text(m, "PID", 7) == "\xC3\xA9t\xC3\xA9");
+  }
+  SECTION("declared UTF-8 stays as sent") {
+    const Hl7Message m =
+        parse_ok("MSH|^~\\&|||||||ORU^R01|1|P|2.5||||||UNICODE UTF-8\rPID|1||1||M\xC3\xBCller\r");
+    CHECK(m.charset() == Hl7Charset::utf8);
+    CHECK(field_text(m, "PID", 5) == "M\xC3\xBCller");
+  }
+  SECTION("undeclared: valid UTF-8 kept, other 8-bit text read as Latin-1") {
+    const Hl7Message m = parse_ok("MSH|^~\\&\rPID|1||1||M\xC3\xBCller|M\xFCller\r");
+    CHECK(m.charset() == Hl7Charset::unspecified);
+    CHECK(m.encoding().has_8bit);
+    CHECK(field_text(m, "PID", 5) == "M\xC3\xBCller");
+    CHECK(field_text(m, "PID", 6) == "M\xC3\xBCller");
+  }
+  SECTION("MSH-18 repeats: the first repetition is the message's set") {
+    const Hl7Message m = parse_ok("MSH|^~\\&|||||||ORU^R01|1|P|2.5||||||8859/1~UNICODE UTF-8\r");
+    CHECK(m.charset() == Hl7Charset::latin1);
+  }
+}
+
+TEST_CASE("hl7_charset_from_name maps MSH-18 values", "[parsers][hl7]") {
+  using labwatch::parsers::hl7_charset_from_name;
+  CHECK(hl7_charset_from_name("") == Hl7Charset::unspecified);
+  CHECK(hl7_charset_from_name("  ") == Hl7Charset::unspecified);
+  CHECK(hl7_charset_from_name("ASCII") == Hl7Charset::ascii);
+  CHECK(hl7_charset_from_name("UNICODE UTF-8") == Hl7Charset::utf8);
+  CHECK(hl7_charset_from_name("unicode utf-8 ") == Hl7Charset::utf8);
+  CHECK(hl7_charset_from_name("UTF-8") == Hl7Charset::utf8);
+  CHECK(hl7_charset_from_name("8859/1") == Hl7Charset::latin1);
+  CHECK(hl7_charset_from_name("ISO IR100") == Hl7Charset::latin1);
+  CHECK(hl7_charset_from_name("8859/2") == Hl7Charset::unsupported);
+  CHECK(hl7_charset_from_name("ISO IR87") == Hl7Charset::unsupported);
+  CHECK(hl7_charset_from_name("UNICODE") == Hl7Charset::unsupported);
+}
+
+TEST_CASE("parse_hl7_message refuses a bad segment id with its place", "[parsers][hl7]") {
+  SECTION("a two-letter id") {
+    const ParseError e = parse_error("MSH|^~\\&|A\rPID|1\r\nPI|2\r");
+    CHECK(e.code == ParseErrc::bad_segment_id);
+    CHECK(e.offset == 18);
+    CHECK(e.segment == 3);
+    CHECK(e.line == 3);
+  }
+  SECTION("lower case and a leading space") {
+    CHECK(parse_error("MSH|^~\\&\robx|1\r").code == ParseErrc::bad_segment_id);
+    CHECK(parse_error("MSH|^~\\&\r OBX|1\r").code == ParseErrc::bad_segment_id);
+  }
+  SECTION("no MSH") {
+    const ParseError e = parse_error("PID|1\rMSH|^~\\&\r");
+    CHECK(e.code == ParseErrc::missing_msh);
+    CHECK(e.offset == 0);
+    CHECK(parse_error("").code == ParseErrc::missing_msh);
+    CHECK(parse_error("\r\n\r\n").code == ParseErrc::missing_msh);
+  }
+}
+
+TEST_CASE("parse_hl7_message survives inputs that broke other parsers", "[parsers][hl7]") {
+  CHECK(parse_error("MSH|0|||||||||||0").code == ParseErrc::bad_delimiters);
+  CHECK(parse_error("MSHH0\r").code == ParseErrc::bad_delimiters);
+  {
+    // MSH-2 "^" alone is legal; the next line's id is not.
+    const ParseError e = parse_error("MSH|^|||||||^A|||2.2\r^AA");
+    CHECK(e.code == ParseErrc::bad_segment_id);
+    CHECK(e.offset == 21);
+    CHECK(e.segment == 2);
+  }
+  {
+    // An escape character as the last byte of the message and of a component.
+    const Hl7Message m = parse_ok("MSH|^~\\&\rNTE|1|L|x^y\\");
+    CHECK(m.segment(1).field(3).component(2).decoded() == "y\\");
+    CHECK(m.segment(1).field(3).decoded() == "x^y\\");
+  }
+  {
+    const Hl7Message m = parse_ok("MSH|^~\\&|\\");
+    CHECK(m.segment(0).field(3).decoded() == "\\");
+  }
+}
+
+TEST_CASE("parse_hl7_message enforces its explicit limits", "[parsers][hl7][limits]") {
+  using labwatch::parsers::kMaxFieldBytes;
+  using labwatch::parsers::kMaxMessageBytes;
+  using labwatch::parsers::kMaxSegmentsPerMessage;
+  SECTION("a field of exactly the limit is accepted, one byte more is refused") {
+    const std::string head = "MSH|^~\\&\rOBX|1|TX|c||";
+    std::string text = head + std::string(kMaxFieldBytes, 'x') + "|u\r";
+    const Hl7Message m = parse_ok(text);
+    CHECK(m.segment(1).field(5).raw().size() == kMaxFieldBytes);
+    CHECK(m.segment(1).field(6).raw() == "u");
+    text = head + std::string(kMaxFieldBytes + 1, 'x') + "|u\r";
+    const ParseError e = parse_error(text);
+    CHECK(e.code == ParseErrc::field_too_long);
+    CHECK(e.offset == head.size());
+    CHECK(e.segment == 2);
+    CHECK(e.field == 5);
+  }
+  SECTION("a 1 MB field that ends the message") {
+    const std::string text = "MSH|^~\\&\rNTE|1|L|" + std::string(1'000'000, '\\');
+    const Hl7Message m = parse_ok(text);
+    CHECK(m.segment(1).field(3).raw().size() == 1'000'000);
+    CHECK(m.segment(1).field(3).decoded() == std::string(1'000'000, '\\'));
+  }
+  SECTION("too many segments") {
+    std::string text = "MSH|^~\\&\r";
+    for (std::size_t i = 0; i < kMaxSegmentsPerMessage; ++i) {
+      text += "NTE\r";
+    }
+    const ParseError e = parse_error(text);
+    CHECK(e.code == ParseErrc::too_many_segments);
+    CHECK(e.segment == static_cast<int>(kMaxSegmentsPerMessage) + 1);
+    CHECK(e.offset == text.size() - 4);
+    text.resize(text.size() - 4);
+    CHECK(parse_ok(text).segment_count() == kMaxSegmentsPerMessage);
+  }
+  SECTION("too many fields") {
+    const std::string text =
+        "MSH|^~\\&\rZZZ" + std::string(labwatch::parsers::kMaxFieldsPerMessage, '|');
+    const ParseError e = parse_error(text);
+    CHECK(e.code == ParseErrc::too_many_fields);
+    CHECK(e.segment == 2);
+  }
+  SECTION("a message larger than the message limit") {
+    const std::string text = "MSH|^~\\&\rNTE|1|L|" + std::string(kMaxMessageBytes, 'x');
+    const ParseError e = parse_error(text);
+    CHECK(e.code == ParseErrc::input_too_large);
+    CHECK(e.offset == 0);
+  }
+}
+
+TEST_CASE("parse_hl7_message reuses an Hl7Message across messages and errors", "[parsers][hl7]") {
+  Hl7Message m;
+  REQUIRE_FALSE(parse_hl7_message("MSH|^~\\&\rOBX|1|NM|a||1\rOBX|2|NM|b||2\r", m));
+  CHECK(m.segment_count() == 3);
+  const auto error = parse_hl7_message("MSH|^~\\&\rXX|1\r", m);
+  REQUIRE(error);
+  CHECK(error->code == ParseErrc::bad_segment_id);
+  REQUIRE_FALSE(parse_hl7_message("MSH|$~\\&\nPID|1||id$$$A\n", m));
+  CHECK(m.segment_count() == 2);
+  CHECK(m.delimiters().component == '$');
+  CHECK(m.segment(1).field(3).component(4).raw() == "A");
+  CHECK_FALSE(m.find("OBX").has_value());
+}
+
+TEST_CASE("Hl7Field splits random text exactly like a naive splitter", "[parsers][hl7]") {
+  // The views search eight bytes at a time; this compares them with the obvious byte loop on text
+  // full of delimiters, 8-bit bytes and NULs at every alignment.
+  const auto pieces = [](std::string_view s, char sep) {
+    std::vector<std::string_view> out;
+    std::size_t start = 0;
+    for (std::size_t i = 0; i <= s.size(); ++i) {
+      if (i == s.size() || s[i] == sep) {
+        out.push_back(s.substr(start, i - start));
+        start = i + 1;
+      }
+    }
+    return out;
+  };
+  // '_', DEL, ']' and '\'' follow '^', '~', '\\' and '&': a borrow from a match marks such a byte.
+  const std::string_view alphabet("ab^~&\\\x80\xff\x01\0^~_\x7f]'", 16);
+  std::mt19937 rng(20260301);
+  std::size_t mismatches = 0;
+  for (int round = 0; round < 3000; ++round) {
+    std::string raw(rng() % 48, ' ');
+    for (char& c : raw) {
+      c = alphabet[rng() % alphabet.size()];
+    }
+    const Hl7Field f(raw, labwatch::parsers::kDefaultHl7Encoding);
+    const auto reps = pieces(raw, '~');
+    mismatches += f.repetition_count() != (raw.empty() ? 0 : reps.size());
+    for (std::size_t r = 0; r <= reps.size(); ++r) {
+      mismatches += f.repetition(r + 1).raw() != (r < reps.size() ? reps[r] : std::string_view{});
+    }
+    const auto comps = pieces(reps[0], '^');
+    for (std::size_t c = 0; c <= comps.size(); ++c) {
+      mismatches += f.component(c + 1).raw() != (c < comps.size() ? comps[c] : std::string_view{});
+    }
+    const auto subs = pieces(comps.back(), '&');
+    for (std::size_t s = 0; s <= subs.size(); ++s) {
+      const std::string_view expected = s < subs.size() ? subs[s] : std::string_view{};
+      mismatches += f.component(comps.size()).subcomponent(s + 1).raw() != expected;
+    }
+    std::array<Hl7Field, 4> parts;
+    mismatches += f.split(parts) != reps.size();
+    const std::size_t last = reps.size() - 1;
+    mismatches += f.repetition(last + 1).split(parts) != pieces(reps[last], '^').size();
+  }
+  CHECK(mismatches == 0);
+}

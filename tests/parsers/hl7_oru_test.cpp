@@ -1,0 +1,293 @@
+// SPDX-License-Identifier: Apache-2.0
+// Tests of to_lab_report: patient, orders, observations, notes, positions and errors.
+#include <catch2/catch.hpp>
+#include <string>
+#include <string_view>
+
+#include "parsers/hl7_parser.hpp"
+
+namespace {
+
+using labwatch::parsers::DateTime;
+using labwatch::parsers::Hl7Message;
+using labwatch::parsers::LabReport;
+using labwatch::parsers::Observation;
+using labwatch::parsers::ParseErrc;
+using labwatch::parsers::ParseError;
+using labwatch::parsers::RawMessage;
+
+// Segments joined with CR.
+std::string message(std::initializer_list<std::string_view> segments) {
+  std::string out;
+  for (const std::string_view s : segments) {
+    out.append(s).push_back('\r');
+  }
+  return out;
+}
+
+const std::string kFull = message({
+    "MSH|^~\\&|LAB^1.2^ISO|QDX^00D0000001^CLIA|EHR|CLINIC|20240922083200-0400||ORU^R01^ORU_R01|"
+    "CTRL1|P|2.5.1",
+    "PID|1||ACC1^^^LCA^AN~MRN7^^^SGH&1.2.3&ISO^MR~^^^X^PI||DOE&VAN^JANE^Q^^^^L~ALIAS^A||19730404|F",
+    "NTE|1|L|a note on the patient",
+    "ORC|RE|ORD1|FIL1^LAB||CM||||20240922|||99^ORCDOC^ANN",
+    "OBR|1||Q1^QDX|7444^NUTRITION "
+    "PANEL^L|||20240921081500-0400|||||||||1234^NOTREAL^DOCTOR^^^^MD||||||"
+    "20240922083200-0400|||F",
+    "NTE|1|L|order note \\T\\ more",
+    "OBX|1|NM|2276-4^FERRITIN^LN^457^FERRITIN^99QDX||80|ng/mL^ng/"
+    "mL^UCUM|16-232|H~A|||F|||20240921081500-0400",
+    "NTE|1|L|first",
+    "NTE|2|L|second~third",
+    "OBX|2|SN|1989-3^VITAMIN D^LN||<^0.3|ng/mL|>5.4||||P",
+    "OBX|3|SN|x^y^L||^5.2",
+    "OBX|4|SN|x^ratio||^1^:^128",
+    "OBX|5|TX|977390^Please Note:^L||line one~line \\F\\ two\\.br\\three||||||F",
+    "OBX|6|CWE|x^organism||12345^E. coli^SCT||||||C",
+    "OBX| 7 |ST|x||<5||||||X",
+    "OBR|2|P2|F2^LAB|N2^second",
+    "OBX|1|NM|a^b||1||||||F",
+});
+
+LabReport report_of(std::string_view text, RawMessage pos = {}) {
+  auto m = labwatch::parsers::parse_hl7_message(text);
+  REQUIRE(m.has_value());
+  pos.bytes = text;
+  auto r = labwatch::parsers::to_lab_report(m.value(), pos);
+  if (!r) {
+    FAIL("to_lab_report failed: " << labwatch::parsers::to_string(r.error().code) << " "
+                                  << r.error().detail);
+  }
+  return std::move(r).value();
+}
+
+ParseError error_of(std::string_view text, RawMessage pos = {}) {
+  auto m = labwatch::parsers::parse_hl7_message(text);
+  REQUIRE(m.has_value());
+  pos.bytes = text;
+  auto r = labwatch::parsers::to_lab_report(m.value(), pos);
+  REQUIRE_FALSE(r.has_value());
+  return r.error();
+}
+
+}  // namespace
+
+TEST_CASE("to_lab_report reads the MSH header", "[parsers][hl7][oru]") {
+  const LabReport r = report_of(kFull);
+  CHECK(r.format == labwatch::parsers::SourceFormat::hl7);
+  CHECK(r.sending_application == "LAB");
+  CHECK(r.sending_facility == "QDX");
+  CHECK(r.control_id == "CTRL1");
+  CHECK(r.version == "2.5.1");
+  CHECK(r.message_type == "ORU^R01^ORU_R01");
+  CHECK(r.message_time.year == 2024);
+  CHECK(r.message_time.hour == 8);
+  CHECK(r.message_time.offset_minutes == -240);
+  CHECK(r.raw_digest.empty());
+}
+
+TEST_CASE("to_lab_report reads every PID-3 repetition and the name", "[parsers][hl7][oru]") {
+  const LabReport r = report_of(kFull);
+  REQUIRE(r.patient.identifiers.size() == 2);  // the repetition without an id is skipped
+  CHECK(r.patient.identifiers[0].id == "ACC1");
+  CHECK(r.patient.identifiers[0].authority == "LCA");
+  CHECK(r.patient.identifiers[0].type == "AN");
+  CHECK(r.patient.identifiers[1].id == "MRN7");
+  CHECK(r.patient.identifiers[1].authority ==
+        "SGH");  // CX.4 namespace id, before its subcomponents
+  CHECK(r.patient.identifiers[1].type == "MR");
+  CHECK(r.patient.family == "DOE");
+  CHECK(r.patient.given == "JANE");
+  CHECK(r.patient.middle == "Q");
+  CHECK(r.patient.sex == "F");
+  CHECK(r.patient.birth_date.year == 1973);
+  CHECK(r.patient.birth_date.month == 4);
+  CHECK(r.patient.birth_date.day == 4);
+  CHECK(r.patient.birth_date.precision == DateTime::Precision::day);
+}
+
+TEST_CASE("to_lab_report reads ORC/OBR groups", "[parsers][hl7][oru]") {
+  const LabReport r = report_of(kFull);
+  REQUIRE(r.orders.size() == 2);
+  const auto& o = r.orders[0];
+  CHECK(o.placer_order_number == "ORD1");  // OBR-2 empty: ORC-2
+  CHECK(o.filler_order_number == "Q1");
+  CHECK(o.filler_authority == "QDX");
+  CHECK(o.service.code == "7444");
+  CHECK(o.service.text == "NUTRITION PANEL");
+  CHECK(o.service.system == "L");
+  CHECK(o.collected_at.day == 21);
+  CHECK(o.collected_at.hour == 8);
+  CHECK(o.collected_at.minute == 15);
+  CHECK(o.collected_at.has_offset);
+  CHECK(o.ordering_provider_id == "1234");
+  CHECK(o.ordering_provider_name == "NOTREAL, DOCTOR");
+  CHECK(o.result_status == 'F');
+  REQUIRE(o.notes.size() == 1);
+  CHECK(o.notes[0] == "order note & more");
+  CHECK(o.observations.size() == 7);
+
+  const auto& o2 = r.orders[1];
+  CHECK(o2.placer_order_number == "P2");
+  CHECK(o2.filler_order_number == "F2");
+  CHECK(o2.filler_authority == "LAB");
+  CHECK(o2.service.text == "second");
+  CHECK(o2.ordering_provider_id.empty());  // no ORC before this OBR
+  CHECK(o2.result_status == '\0');
+  CHECK(o2.collected_at.empty());
+  REQUIRE(o2.observations.size() == 1);
+  CHECK(o2.observations[0].value == "1");
+}
+
+TEST_CASE("to_lab_report reads OBX fields", "[parsers][hl7][oru]") {
+  const LabReport r = report_of(kFull);
+  const auto& obs = r.orders[0].observations;
+  REQUIRE(obs.size() == 7);
+  const Observation& nm = obs[0];
+  CHECK(nm.set_id == 1);
+  CHECK(nm.value_type == "NM");
+  CHECK(nm.code.code == "2276-4");
+  CHECK(nm.code.text == "FERRITIN");
+  CHECK(nm.code.system == "LN");
+  CHECK(nm.code.alt_code == "457");
+  CHECK(nm.code.alt_text == "FERRITIN");
+  CHECK(nm.code.alt_system == "99QDX");
+  CHECK(nm.test_name == "FERRITIN");
+  CHECK(nm.value == "80");
+  CHECK(nm.comparator.empty());
+  CHECK(nm.units == "ng/mL");
+  CHECK(nm.reference_range == "16-232");
+  CHECK(nm.abnormal_flags == "H~A");
+  CHECK(nm.result_status == 'F');
+  CHECK(nm.observed_at.minute == 15);
+  CHECK(nm.observed_at.offset_minutes == -240);
+  CHECK(nm.notes == std::vector<std::string>{"first", "second\nthird"});
+
+  SECTION("SN structured numerics") {
+    CHECK(obs[1].value_type == "SN");
+    CHECK(obs[1].comparator == "<");
+    CHECK(obs[1].value == "0.3");
+    CHECK(obs[1].reference_range == ">5.4");
+    CHECK(obs[1].result_status == 'P');
+    CHECK(obs[1].code.alt_code.empty());
+    CHECK(obs[2].comparator.empty());
+    CHECK(obs[2].value == "5.2");
+    CHECK(obs[2].result_status == '\0');
+    CHECK(obs[3].value == "1:128");
+  }
+  SECTION("TX repetitions are lines; CWE values keep their components; ST keeps its text") {
+    CHECK(obs[4].value == "line one\nline | two\nthree");
+    CHECK(obs[4].code.text == "Please Note:");
+    CHECK(obs[5].value == "12345^E. coli^SCT");
+    CHECK(obs[5].result_status == 'C');
+    CHECK(obs[6].set_id == 7);
+    CHECK(obs[6].value == "<5");
+    CHECK(obs[6].comparator.empty());
+    CHECK(obs[6].result_status == 'X');
+  }
+}
+
+TEST_CASE("to_lab_report uses the standard delimiters in composite values", "[parsers][hl7][oru]") {
+  const LabReport r = report_of(
+      "MSH|$~\\&|SYNLIS|SGH|||202409270842||ORU$R01$ORU_R01|S1|P|2.5\nPID|1||SGH1$$$SGH$MR||MOCK$"
+      "GIA\n"
+      "OBR|1|O|F$SGH|NUTR$Nutrition panel$99SGH\n"
+      "OBX|1|CWE|c$organism||1$E. coli\\S\\K12$SCT~2$B&x||||||F|||202409260605\n"
+      "OBX|2|SN|c||>=$10$-$20\n");
+  CHECK(r.message_type == "ORU^R01^ORU_R01");
+  const auto& obs = r.orders.at(0).observations;
+  REQUIRE(obs.size() == 2);
+  CHECK(obs[0].value == "1^E. coli$K12^SCT~2^B&x");
+  CHECK(obs[0].observed_at.precision == DateTime::Precision::minute);
+  CHECK_FALSE(obs[0].observed_at.has_offset);
+  CHECK(obs[1].comparator == ">=");
+  CHECK(obs[1].value == "10-20");
+}
+
+TEST_CASE("to_lab_report attaches an OBX without OBR to an implicit order", "[parsers][hl7][oru]") {
+  const LabReport r = report_of(message(
+      {"MSH|^~\\&|A|F|||2024||ORU^R01|1|P|2.3", "PID|1||7", "NTE|1||lost", "OBX|1|NM|a^A||1||||||F",
+       "NTE|1||on a", "OBR|1|P|F|S^Svc", "NTE|1||on order", "OBX|1|NM|b^B||2||||||F"}));
+  REQUIRE(r.orders.size() == 2);
+  CHECK(r.orders[0].placer_order_number.empty());
+  CHECK(r.orders[0].filler_order_number.empty());
+  CHECK(r.orders[0].service.code.empty());
+  CHECK(r.orders[0].notes.empty());
+  REQUIRE(r.orders[0].observations.size() == 1);
+  CHECK(r.orders[0].observations[0].code.code == "a");
+  CHECK(r.orders[0].observations[0].notes == std::vector<std::string>{"on a"});
+  CHECK(r.orders[1].notes == std::vector<std::string>{"on order"});
+  REQUIRE(r.orders[1].observations.size() == 1);
+  CHECK(r.orders[1].observations[0].code.text == "B");
+}
+
+TEST_CASE("to_lab_report fills SourcePos on the report and each observation",
+          "[parsers][hl7][oru]") {
+  const std::string text =
+      "MSH|^~\\&|A|F|||2024||ORU^R01|1|P|2.3\r\nPID|1||7\r\n\r\nOBR|1\r\nOBX|1|NM|a||42\r\n";
+  RawMessage pos;
+  pos.index = 3;
+  pos.offset = 1000;
+  pos.first_line = 50;
+  const LabReport r = report_of(text, pos);
+  CHECK(r.where.message == 3);
+  CHECK(r.where.segment == 1);
+  CHECK(r.where.segment_id == "MSH");
+  CHECK(r.where.line == 50);
+  CHECK(r.where.offset == 1000);
+  const Observation& o = r.orders.at(0).observations.at(0);
+  CHECK(o.where.message == 3);
+  CHECK(o.where.segment == 4);
+  CHECK(o.where.segment_id == "OBX");
+  CHECK(o.where.field == 5);
+  CHECK(o.where.line == 54);
+  CHECK(o.where.offset == 1000 + text.find("42"));
+}
+
+TEST_CASE("to_lab_report refuses what is not a usable ORU message", "[parsers][hl7][oru]") {
+  RawMessage pos;
+  pos.index = 2;
+  pos.offset = 500;
+  pos.first_line = 10;
+  SECTION("not ORU") {
+    const std::string text = "MSH|^~\\&|A|F|||2024||ADT^A01|1|P|2.3\rPID|1||7\r";
+    const ParseError e = error_of(text, pos);
+    CHECK(e.code == ParseErrc::not_oru);
+    CHECK(e.message == 2);
+    CHECK(e.segment == 1);
+    CHECK(e.field == 9);
+    CHECK(e.offset == 500 + text.find("ADT"));
+    CHECK(e.line == 10);
+    CHECK(error_of("MSH|^~\\&|A\r").code == ParseErrc::not_oru);
+  }
+  SECTION("no PID") {
+    const std::string text = "MSH|^~\\&|A|F|||2024||ORU^R01|1|P|2.3\rOBR|1\rOBX|1|NM|a||1\r";
+    const ParseError e = error_of(text, pos);
+    CHECK(e.code == ParseErrc::missing_segment);
+    CHECK(e.message == 2);
+    CHECK(e.offset == 500 + text.size());
+  }
+  SECTION("two patients") {
+    const ParseError e =
+        error_of("MSH|^~\\&|A|F|||2024||ORU^R01|1|P|2.3\rPID|1||7\rOBX|1\rPID|2||8\r", pos);
+    CHECK(e.code == ParseErrc::unrecognized_format);
+    CHECK(e.segment == 4);
+    CHECK(e.line == 13);
+  }
+  SECTION("an unsupported character set") {
+    const ParseError e =
+        error_of("MSH|^~\\&|A|F|||2024||ORU^R01|1|P|2.3||||||ISO IR87\rPID|1||7\r", pos);
+    CHECK(e.code == ParseErrc::bad_encoding);
+    CHECK(e.field == 18);
+  }
+  SECTION("a message the splitter found cut") {
+    pos.truncated = true;
+    const std::string text = "MSH|^~\\&|A|F|||2024||ORU^R01|1|P|2.3\rPID|1||7\rOBX|1|NM|62";
+    const ParseError e = error_of(text, pos);
+    CHECK(e.code == ParseErrc::truncated_message);
+    CHECK(e.message == 2);
+    CHECK(e.segment == 3);
+    CHECK(e.field == 3);
+    CHECK(e.offset == 500 + text.size());
+  }
+}

@@ -1,0 +1,264 @@
+// SPDX-License-Identifier: Apache-2.0
+// Tests of Hl7Splitter: MLLP, batches, terminators, chunked feeding, truncation, bounded memory.
+#include <catch2/catch.hpp>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "parsers/hl7_parser.hpp"
+
+namespace {
+
+using labwatch::parsers::Hl7Splitter;
+using labwatch::parsers::ParseErrc;
+using labwatch::parsers::RawMessage;
+
+struct Piece {
+  std::string bytes;
+  int index = 0;
+  std::size_t offset = 0;
+  int first_line = 0;
+  bool truncated = false;
+  friend bool operator==(const Piece&, const Piece&) = default;
+};
+
+Piece copy(const RawMessage& m) {
+  return {std::string(m.bytes), m.index, m.offset, m.first_line, m.truncated};
+}
+
+// Splits `input` fed in chunks of `chunk` bytes; chunk 0 splits it in place.
+std::vector<Piece> split(std::string_view input, std::size_t chunk = 0) {
+  std::vector<Piece> out;
+  if (chunk == 0) {
+    Hl7Splitter s(input);
+    while (auto m = s.next()) {
+      out.push_back(copy(*m));
+    }
+    return out;
+  }
+  Hl7Splitter s;
+  for (std::size_t i = 0; i < input.size(); i += chunk) {
+    s.feed(input.substr(i, chunk));
+    while (auto m = s.next()) {
+      out.push_back(copy(*m));
+    }
+  }
+  s.finish();
+  while (auto m = s.next()) {
+    out.push_back(copy(*m));
+  }
+  return out;
+}
+
+const std::string kMsgA =
+    "MSH|^~\\&|A|F|||20240101||ORU^R01|A1|P|2.5\rPID|1||1\rOBX|1|NM|x||1||||||F";
+const std::string kMsgB =
+    "MSH|^~\\&|A|F|||20240101||ORU^R01|B1|P|2.5\rPID|1||2\rOBX|1|NM|x||2||||||F";
+
+}  // namespace
+
+TEST_CASE("Hl7Splitter cuts a file into messages with offsets and lines",
+          "[parsers][hl7][splitter]") {
+  const std::string input = kMsgA + "\r" + kMsgB + "\r";
+  const auto pieces = split(input);
+  REQUIRE(pieces.size() == 2);
+  CHECK(pieces[0].bytes == kMsgA);
+  CHECK(pieces[0].index == 0);
+  CHECK(pieces[0].offset == 0);
+  CHECK(pieces[0].first_line == 1);
+  CHECK_FALSE(pieces[0].truncated);
+  CHECK(pieces[1].bytes == kMsgB);
+  CHECK(pieces[1].index == 1);
+  CHECK(pieces[1].offset == kMsgA.size() + 1);
+  CHECK(pieces[1].first_line == 4);
+  CHECK_FALSE(pieces[1].truncated);
+}
+
+TEST_CASE("Hl7Splitter accepts LF, CR LF, blank lines and a BOM", "[parsers][hl7][splitter]") {
+  const std::string input =
+      "\xEF\xBB\xBF\r\n\r\nMSH|^~\\&|A\r\nPID|1\r\n\r\n   \r\nMSH|^~\\&|B\nPID|2\n\n";
+  const auto pieces = split(input);
+  REQUIRE(pieces.size() == 2);
+  CHECK(pieces[0].bytes == "MSH|^~\\&|A\r\nPID|1");
+  CHECK(pieces[0].offset == 7);
+  CHECK(pieces[0].first_line == 3);
+  CHECK(pieces[1].bytes == "MSH|^~\\&|B\nPID|2");
+  CHECK(pieces[1].first_line == 7);
+}
+
+TEST_CASE("Hl7Splitter drops MLLP framing", "[parsers][hl7][splitter]") {
+  const std::string input = "\x0b" + kMsgA + "\r\x1c\r\x0b" + kMsgB + "\r\x1c\r";
+  const auto pieces = split(input);
+  REQUIRE(pieces.size() == 2);
+  CHECK(pieces[0].bytes == kMsgA);
+  CHECK(pieces[0].offset == 1);
+  CHECK(pieces[0].first_line == 1);
+  CHECK_FALSE(pieces[0].truncated);
+  CHECK(pieces[1].bytes == kMsgB);
+  CHECK(pieces[1].offset == kMsgA.size() + 5);
+  CHECK(pieces[1].first_line == 4);  // the CR after 0x1C is framing, not a line
+  CHECK_FALSE(pieces[1].truncated);
+
+  SECTION("an end byte right after the last segment, without its CR") {
+    const auto p = split("\x0b" + kMsgA + "\x1c\r");
+    REQUIRE(p.size() == 1);
+    CHECK(p[0].bytes == kMsgA);
+    CHECK_FALSE(p[0].truncated);
+  }
+  SECTION("a block the input ends inside is truncated, even at a segment end") {
+    const auto p = split("\x0b" + kMsgA + "\r\x1c\r\x0b" + kMsgB + "\r");
+    REQUIRE(p.size() == 2);
+    CHECK_FALSE(p[0].truncated);
+    CHECK(p[1].truncated);
+  }
+  SECTION("a block that a new start byte interrupts is truncated") {
+    const auto p = split("\x0b" + kMsgA + "\r\x0b" + kMsgB + "\r\x1c\r");
+    REQUIRE(p.size() == 2);
+    CHECK(p[0].truncated);
+    CHECK_FALSE(p[1].truncated);
+  }
+}
+
+TEST_CASE("Hl7Splitter drops FHS/BHS/BTS/FTS batch envelopes", "[parsers][hl7][splitter]") {
+  const std::string input =
+      "FHS|^~\\&|LIS\nBHS|^~\\&|LIS\n" + kMsgA + "\n" + kMsgB + "\nBTS|2\nFTS|1\n";
+  const auto pieces = split(input);
+  REQUIRE(pieces.size() == 2);
+  CHECK(pieces[0].bytes == kMsgA);
+  CHECK(pieces[0].first_line == 3);
+  CHECK(pieces[1].bytes == kMsgB);
+  CHECK_FALSE(pieces[1].truncated);
+}
+
+TEST_CASE("Hl7Splitter gives stray lines as a message that fails as missing_msh",
+          "[parsers][hl7][splitter]") {
+  const auto pieces = split("junk line\r" + kMsgA + "\r");
+  REQUIRE(pieces.size() == 2);
+  CHECK(pieces[0].bytes == "junk line");
+  const auto parsed = labwatch::parsers::parse_hl7_message(pieces[0].bytes);
+  REQUIRE_FALSE(parsed.has_value());
+  CHECK(parsed.error().code == ParseErrc::missing_msh);
+  CHECK(pieces[1].index == 1);
+  CHECK(pieces[1].bytes == kMsgA);
+}
+
+TEST_CASE("Hl7Splitter flags a message cut by the end of input", "[parsers][hl7][splitter]") {
+  SECTION("a last segment that only lacks its final CR is complete") {
+    const auto p = split(kMsgA + "\r" + kMsgB);
+    REQUIRE(p.size() == 2);
+    CHECK_FALSE(p[1].truncated);
+    CHECK(p[1].bytes == kMsgB);
+  }
+  SECTION("an OBX cut before OBX-11") {
+    const std::string cut = kMsgB.substr(0, kMsgB.size() - 2);  // "...||||||" without "|F"
+    const auto p = split(kMsgA + "\r" + cut);
+    REQUIRE(p.size() == 2);
+    CHECK_FALSE(p[0].truncated);
+    CHECK(p[1].truncated);
+  }
+  SECTION("an OBX cut with a terminator after it is not detectable, and not flagged") {
+    const std::string cut = kMsgB.substr(0, kMsgB.size() - 2) + "\r";
+    CHECK_FALSE(split(cut)[0].truncated);
+  }
+  SECTION("cut inside a segment id, or inside MSH") {
+    CHECK(split(kMsgA + "\rOB")[0].truncated);
+    CHECK(split("MSH|^~\\&|A|F")[0].truncated);
+    CHECK(split("MSH")[0].truncated);
+    CHECK_FALSE(split("MSH|^~\\&|A|F|||20240101||ORU^R01|A1|P|2.5")[0].truncated);
+  }
+  SECTION("segments the rule knows nothing about") {
+    CHECK_FALSE(split(kMsgA + "\rNTE|1|L|par")[0].truncated);
+    CHECK_FALSE(split(kMsgA + "\rZPS|1")[0].truncated);
+    CHECK(split(kMsgA + "\rPID|1|x")[0].truncated);
+    CHECK(split(kMsgA + "\rOBR|1|x")[0].truncated);
+  }
+}
+
+TEST_CASE("Hl7Splitter gives the same messages whatever the chunk size",
+          "[parsers][hl7][splitter]") {
+  const std::string input =
+      "\xEF\xBB\xBF"
+      "FHS|^~\\&\r\nBHS|^~\\&\r\n" +
+      kMsgA + "\r\n\r\n" + kMsgB + "\r\nBTS|2\r\nFTS|1\r\n\x0b" + kMsgA + "\n\x1c\r\n\x0b" + kMsgB +
+      "\r\x1c\r" + "junk\n" + kMsgA + "\r" + kMsgB.substr(0, 60);
+  const auto whole = split(input);
+  REQUIRE(whole.size() == 7);
+  CHECK(whole[4].bytes == "junk");
+  CHECK(whole[6].truncated);
+  CHECK(whole[2].first_line == 12);
+  CHECK(whole[3].first_line == 16);  // "\x1c\r\n": the framing CR is no line break, the LF is
+  CHECK(whole[5].first_line == 20);
+  for (const std::size_t chunk : std::initializer_list<std::size_t>{1, 2, 3, 5, 16, 64, 1000}) {
+    CAPTURE(chunk);
+    CHECK(split(input, chunk) == whole);
+  }
+}
+
+TEST_CASE("Hl7Splitter keeps memory bounded on an oversized message",
+          "[parsers][hl7][splitter][limits]") {
+  using labwatch::parsers::kMaxMessageBytes;
+  constexpr std::size_t kChunk = 1u << 20;
+  Hl7Splitter s;
+  std::vector<Piece> pieces;
+  std::size_t longest = 0;
+  const auto drain = [&] {
+    while (auto m = s.next()) {
+      longest = std::max(longest, m->bytes.size());
+      Piece p = copy(*m);
+      p.bytes.resize(std::min<std::size_t>(p.bytes.size(), 64));
+      pieces.push_back(std::move(p));
+    }
+  };
+  const std::string head = "MSH|^~\\&|A\rNTE|1|L|";
+  s.feed(head);
+  drain();
+  const std::string filler(kChunk, 'x');
+  std::size_t fed = head.size();
+  for (std::size_t i = 0; i < 3 * kMaxMessageBytes / kChunk; ++i) {  // one line, 48 MiB, no CR
+    s.feed(filler);
+    fed += filler.size();
+    drain();
+  }
+  s.feed("\rOBX|1|NM|x||1\r" + kMsgB + "\r");
+  s.finish();
+  drain();
+  REQUIRE(pieces.size() == 2);
+  CHECK(longest > kMaxMessageBytes);
+  CHECK(longest <= kMaxMessageBytes + kChunk);
+  CHECK(pieces[0].bytes == head + std::string(64 - head.size(), 'x'));
+  CHECK(pieces[1].bytes == kMsgB.substr(0, 64));
+  CHECK(pieces[1].offset == fed + 15);
+  CHECK(pieces[1].first_line == 4);
+  CHECK(pieces[1].index == 1);
+
+  // The oversized piece is refused by the parser, by size.
+  std::string big = head + std::string(kMaxMessageBytes, 'x');
+  const auto parsed = labwatch::parsers::parse_hl7_message(big);
+  REQUIRE_FALSE(parsed.has_value());
+  CHECK(parsed.error().code == ParseErrc::input_too_large);
+}
+
+TEST_CASE("Hl7Splitter bounds an endless line outside any message",
+          "[parsers][hl7][splitter][limits]") {
+  using labwatch::parsers::kMaxMessageBytes;
+  Hl7Splitter s;
+  const std::string filler(1u << 20, ' ');
+  int produced = 0;
+  for (std::size_t i = 0; i < kMaxMessageBytes / filler.size() + 2; ++i) {
+    s.feed(filler);
+    while (auto m = s.next()) {
+      ++produced;
+      CHECK(m->bytes.size() > kMaxMessageBytes);
+    }
+  }
+  s.feed("\r" + kMsgA);
+  s.finish();
+  std::vector<Piece> rest;
+  while (auto m = s.next()) {
+    rest.push_back(copy(*m));
+  }
+  CHECK(produced == 1);
+  REQUIRE(rest.size() == 1);
+  CHECK(rest[0].bytes == kMsgA);
+  CHECK(rest[0].index == 1);
+}
