@@ -198,7 +198,7 @@ h1{font-size:1.5rem;margin-bottom:.2rem} h2{font-size:1.15rem;margin-top:2rem}
 .meta{color:#52606d;margin:.2rem 0}
 table{border-collapse:collapse;margin-top:1rem;width:100%}
 th,td{border-bottom:1px solid #d9e2ec;padding:.35rem .5rem;text-align:left;font-size:.92rem}
-td.num{text-align:right;font-variant-numeric:tabular-nums}
+td.num{text-align:right;font-variant-numeric:tabular-nums} td.nowrap{white-space:nowrap}
 .outside{color:#b42318;font-weight:600} .within{color:#1e7b34}
 svg.chart{width:100%;max-width:640px;height:auto;display:block}
 .plot{fill:#fff;stroke:#bcccdc} .band{fill:#c6f6d5;opacity:.7} .ref{stroke:#7b8794;stroke-dasharray:4 3}
@@ -296,9 +296,9 @@ std::string render_trend_report(const ReportInput& in) {
     }
     html += "<tr data-analyte=\"" + html_escape(s.analyte->key) + "\"><td>" + html_escape(s.analyte->display_name) +
             "</td><td class=\"num\">" + html_escape(last.comparator) + format_number(last.value) + "</td><td>" +
-            html_escape(last.unit) + "</td><td>" + iso_date(last.collected_at) + "</td><td>" +
+            html_escape(last.unit) + "</td><td class=\"nowrap\">" + iso_date(last.collected_at) + "</td><td>" +
             (s.rule != nullptr ? html_escape(s.rule->text) : "&ndash;") + "</td><td>" +
-            html_escape(range_text(last)) + "</td><td class=\"" + (out ? "outside\">outside target" : "within\">within") +
+            html_escape(range_text(last)) + "</td><td class=\"nowrap " + (out ? "outside\">outside target" : "within\">within") +
             "</td><td>" + direction + "</td></tr>\n";
   }
   html += "</tbody>\n</table>\n";
