@@ -4,10 +4,14 @@
 
 #include <algorithm>
 #include <array>
+#include <charconv>
 #include <cmath>
 #include <cstddef>
 #include <string>
 #include <string_view>
+#include <system_error>
+#include <tuple>
+#include <utility>
 
 #include "clinical/normalize.hpp"
 
@@ -18,6 +22,7 @@ namespace {
 using Kind = RuleClause::Kind;
 
 constexpr std::string_view kIdealPrefix = "ideal:";
+constexpr std::string_view kTrendPrefix = "trend:";
 
 struct KindName {
   std::string_view name;
@@ -159,6 +164,38 @@ Outcome judge(const RuleClause& clause, double v, std::optional<double> ref_low,
   return {};
 }
 
+// The reference range a result is judged by: the one printed on the report when it has either
+// bound (a one-sided range stays one-sided), else the catalogue's.
+std::pair<std::optional<double>, std::optional<double>> range_in_force(
+    std::optional<double> printed_low, std::optional<double> printed_high, const Analyte& analyte) {
+  if (printed_low || printed_high) {
+    return {printed_low, printed_high};
+  }
+  return {analyte.ref_low, analyte.ref_high};
+}
+
+// Reads the argument of trend:falling / trend:away into `rule`; the error says why it is wrong.
+std::optional<std::string> read_trend_argument(std::string_view argument, TrendRule& rule) {
+  if (rule.kind == TrendRule::Kind::falling) {
+    const auto fraction = parse_decimal(argument, false);
+    if (!fraction || !(*fraction > 0.0 && *fraction < 1.0)) {
+      return "trend:falling needs a fraction between 0 and 1 (exclusive), not '" +
+             std::string(argument) + "'";
+    }
+    rule.fraction = *fraction;
+    return std::nullopt;
+  }
+  int count = 0;
+  const char* end = argument.data() + argument.size();
+  const auto [ptr, ec] = std::from_chars(argument.data(), end, count);
+  if (argument.empty() || ec != std::errc() || ptr != end || count < 2 || count > kMaxTrendRun) {
+    return "trend:away needs a whole number of results from 2 to " + std::to_string(kMaxTrendRun) +
+           ", not '" + std::string(argument) + "'";
+  }
+  rule.count = count;
+  return std::nullopt;
+}
+
 }  // namespace
 
 parsers::Expected<OptimalRule, std::string> parse_optimal_rule(std::string_view text) {
@@ -194,13 +231,8 @@ Decision evaluate(const NormalizedResult& result, const OptimalRule& rule, const
   decision.value = result.value;
   // The range printed on the report is used as a whole: ">5.4" means no upper limit, not "the
   // catalogue's upper limit". The catalogue's range stands in only when the report printed none.
-  if (result.ref_low || result.ref_high) {
-    decision.ref_low = result.ref_low;
-    decision.ref_high = result.ref_high;
-  } else {
-    decision.ref_low = analyte.ref_low;
-    decision.ref_high = analyte.ref_high;
-  }
+  std::tie(decision.ref_low, decision.ref_high) =
+      range_in_force(result.ref_low, result.ref_high, analyte);
   // A cancelled result has no value to judge. A censored one ("<5") is judged by its bound: the
   // lab says no more than that, and reporting the bound is what a reader of the alert can check.
   if (result.status == ResultStatus::cancelled) {
@@ -220,6 +252,139 @@ Decision evaluate(const NormalizedResult& result, const OptimalRule& rule, const
         return decision;
       }
     }
+  }
+  return decision;
+}
+
+std::size_t TrendRule::window() const noexcept {
+  return kind == Kind::falling ? 2 : static_cast<std::size_t>(count);
+}
+
+parsers::Expected<TrendRule, std::string> parse_trend_rule(std::string_view text) {
+  text = trim(text);
+  if (text.substr(0, kTrendPrefix.size()) != kTrendPrefix) {
+    return parsers::unexpected("'" + std::string(text) +
+                               "' is not a trend rule (trend:falling:F or trend:away:N)");
+  }
+  TrendRule rule;
+  rule.text = text;
+  const std::string_view rest = text.substr(kTrendPrefix.size());
+  const std::size_t colon = rest.find(':');
+  const std::string_view name = rest.substr(0, colon);
+  if (name == "falling") {
+    rule.kind = TrendRule::Kind::falling;
+  } else if (name == "away") {
+    rule.kind = TrendRule::Kind::away;
+  } else {
+    return parsers::unexpected("'" + std::string(name) + "' is not a trend kind (falling, away)");
+  }
+  const std::string_view argument =
+      colon == std::string_view::npos ? std::string_view{} : rest.substr(colon + 1);
+  if (auto error = read_trend_argument(argument, rule)) {
+    return parsers::unexpected(std::move(*error));
+  }
+  return rule;
+}
+
+parsers::Expected<std::vector<TrendRule>, std::string> parse_trend_rules(std::string_view text) {
+  std::vector<TrendRule> rules;
+  text = trim(text);
+  if (text.empty()) {
+    return rules;
+  }
+  std::size_t number = 1;
+  while (true) {
+    const std::size_t semicolon = text.find(';');
+    const std::string_view written = trim(text.substr(0, semicolon));
+    if (written.empty()) {
+      return parsers::unexpected("clause " + std::to_string(number) + " is empty");
+    }
+    auto rule = parse_trend_rule(written);
+    if (!rule) {
+      return parsers::unexpected("clause " + std::to_string(number) + " '" + std::string(written) +
+                                 "': " + rule.error());
+    }
+    rules.push_back(std::move(rule).value());
+    if (semicolon == std::string_view::npos) {
+      return rules;
+    }
+    text.remove_prefix(semicolon + 1);
+    ++number;
+  }
+}
+
+double TargetBand::distance(double value) const noexcept {
+  if (low && below(value, *low)) {
+    return *low - value;
+  }
+  if (high && above(value, *high)) {
+    return value - *high;
+  }
+  return 0.0;
+}
+
+TargetBand target_band(const OptimalRule& rule, const Analyte& analyte, const TrendPoint& point) {
+  const auto [ref_low, ref_high] = range_in_force(point.ref_low, point.ref_high, analyte);
+  TargetBand band;
+  for (const RuleClause& clause : rule.clauses) {
+    // What a clause demands does not depend on the value judged; only `violated` does.
+    const Outcome demanded = judge(clause, 0.0, ref_low, ref_high);
+    if (demanded.low) {
+      band.low = band.low ? std::max(*band.low, *demanded.low) : *demanded.low;
+    }
+    if (demanded.high) {
+      band.high = band.high ? std::min(*band.high, *demanded.high) : *demanded.high;
+    }
+  }
+  return band;
+}
+
+Decision evaluate_trend(std::span<const TrendPoint> history, const TrendRule& trend,
+                        const OptimalRule& rule, const Analyte& analyte) {
+  Decision decision;
+  if (history.empty()) {
+    return decision;
+  }
+  const TrendPoint& last = history.back();
+  decision.value = last.value;
+  std::tie(decision.ref_low, decision.ref_high) =
+      range_in_force(last.ref_low, last.ref_high, analyte);
+  if (history.size() < trend.window()) {
+    return decision;
+  }
+  const std::span<const TrendPoint> run = history.last(trend.window());
+  switch (trend.kind) {
+    case TrendRule::Kind::falling: {
+      // "Fell by more than F" is "ended below (1 - F) of where it was"; a relative fall from zero
+      // or from a negative value means nothing, so such a pair is not judged.
+      const double before = run[0].value;
+      if (!(before > 0.0)) {
+        return decision;
+      }
+      const double threshold = before * (1.0 - trend.fraction);
+      decision.target_low = threshold;
+      decision.violated = below(last.value, threshold);
+      break;
+    }
+    case TrendRule::Kind::away: {
+      // Each step must move measurably further out: a value that only conversion noise moves is
+      // at the same distance, and a run that starts inside the band starts at distance 0.
+      const TargetBand last_band = target_band(rule, analyte, last);
+      decision.target_low = last_band.low;
+      decision.target_high = last_band.high;
+      double previous = target_band(rule, analyte, run[0]).distance(run[0].value);
+      bool further = true;
+      for (std::size_t i = 1; i < run.size() && further; ++i) {
+        const double distance = target_band(rule, analyte, run[i]).distance(run[i].value);
+        further = above(distance, previous);
+        previous = distance;
+      }
+      decision.violated = further;
+      break;
+    }
+  }
+  if (decision.violated) {
+    decision.rule = trend.text;
   }
   return decision;
 }

@@ -2,7 +2,10 @@
 // Optimal-target rules: the grammar of analytes.csv `optimal_rule` and the decision for one result.
 #pragma once
 
+#include <cstddef>
+#include <cstdint>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -60,5 +63,60 @@ struct Decision {
 // relative clause that needs it is not violated. A censored value ("<5") is judged by its bound; a
 // cancelled result is never violated. Values within 1e-9 (relative) of a bound count as on it.
 Decision evaluate(const NormalizedResult& result, const OptimalRule& rule, const Analyte& analyte);
+
+// ---- Trend rules -------------------------------------------------------------------------------
+
+// A rule over one person's current results of one analyte, oldest first, judged at the last one:
+//   trend:falling:F  the value fell by more than the fraction F (0 < F < 1) from the result before;
+//   trend:away:N     each of the last N results (2 <= N <= 20) lies further from the optimal band
+//                    than the one before it.
+struct TrendRule {
+  enum class Kind : std::uint8_t { falling, away };
+  Kind kind = Kind::falling;
+  double fraction = 0;  // falling: the relative drop that must be exceeded
+  int count = 0;        // away: the number of results in the run
+  std::string text;     // the clause as written, e.g. "trend:falling:0.2" (the rule name in alerts)
+
+  // How many results, ending at the judged one, the rule looks at: 2 for falling, N for away.
+  [[nodiscard]] std::size_t window() const noexcept;
+};
+
+// The largest N of trend:away:N.
+inline constexpr int kMaxTrendRun = 20;
+
+// Parses one trend clause ("trend:falling:0.2", "trend:away:3"), trimmed. The error says why the
+// text is not one: an unknown kind, a fraction outside (0, 1), a run outside [2, kMaxTrendRun].
+parsers::Expected<TrendRule, std::string> parse_trend_rule(std::string_view text);
+
+// Parses ';'-separated trend clauses ("trend:falling:0.2;trend:away:3"); an empty text is no rule.
+// The error names the clause by number, as parse_optimal_rule does.
+parsers::Expected<std::vector<TrendRule>, std::string> parse_trend_rules(std::string_view text);
+
+// One result of a trend: its value (a censored one by its bound) and its reference range as
+// printed, in the canonical unit.
+struct TrendPoint {
+  double value = 0;
+  std::optional<double> ref_low;
+  std::optional<double> ref_high;
+};
+
+// The band every clause of `rule` accepts for one result, and how far a value lies outside it.
+// Reference-relative clauses use the point's range when it has either bound, else the catalogue's
+// (as evaluate does); a bound that no clause sets is open. gt/lt bounds count as ge/le here.
+struct TargetBand {
+  std::optional<double> low;
+  std::optional<double> high;
+  // 0 inside the band (or on a bound, within 1e-9 relative), else the distance to it.
+  [[nodiscard]] double distance(double value) const noexcept;
+};
+TargetBand target_band(const OptimalRule& rule, const Analyte& analyte, const TrendPoint& point);
+
+// Judges `history` (current results, ordered by collection time, the judged one last) by a trend
+// rule. falling needs two results and a positive earlier value; its target_low is the value below
+// which the fall counts. away needs N results and a target (`rule`) with a bound; its target band
+// is the last result's. Fewer results than window() are never violated. decision.rule is the
+// trend clause text, decision.value the last value, ref_low/ref_high the last result's range.
+Decision evaluate_trend(std::span<const TrendPoint> history, const TrendRule& trend,
+                        const OptimalRule& rule, const Analyte& analyte);
 
 }  // namespace labwatch::clinical

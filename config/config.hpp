@@ -67,6 +67,7 @@ struct Config {
   std::vector<Source> sources;
   clinical::AnalyteCatalogue catalogue = clinical::AnalyteCatalogue::builtin();
   std::map<std::string, clinical::OptimalRule, std::less<>> targets;  // analyte key -> rule
+  std::map<std::string, std::vector<clinical::TrendRule>, std::less<>> trends;  // analyte key -> trend rules
   parsers::CsvVocabulary csv;
   Mail mail;
   std::vector<Practitioner> practitioners;

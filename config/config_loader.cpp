@@ -220,8 +220,25 @@ class Loader {
       if (child.type() != pugi::node_element) {
         continue;
       }
-      if (std::string_view(child.name()) != "target") {
-        throw Invalid{child, "unknown element inside <targets> (expected <target>)"};
+      const std::string_view name = child.name();
+      if (name == "trend") {
+        // Trend rules ("trend:falling:0.2;trend:away:3") add to the analyte's optimal target.
+        check_attributes(child, {"analyte", "rule"});
+        check_no_children(child);
+        const std::string analyte = required(child, "analyte");
+        auto trends = clinical::parse_trend_rules(required(child, "rule"));
+        if (!trends) {
+          throw Invalid{child, "rule: " + trends.error()};
+        }
+        if (config.catalogue.by_key(analyte) == nullptr) {
+          throw Invalid{child, "trend for unknown analyte '" + analyte + "'"};
+        }
+        auto& list = config.trends[analyte];
+        list.insert(list.end(), trends.value().begin(), trends.value().end());
+        continue;
+      }
+      if (name != "target") {
+        throw Invalid{child, "unknown element inside <targets> (expected <target> or <trend>)"};
       }
       check_attributes(child, {"analyte", "rule"});
       check_no_children(child);

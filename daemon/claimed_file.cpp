@@ -21,6 +21,13 @@ parsers::Refusal refuse(std::string reason, std::string detail) {
   return r;
 }
 
+const char* describe_type(mode_t mode) {
+  if (S_ISDIR(mode)) {
+    return "a directory, not a file";
+  }
+  return S_ISFIFO(mode) ? "a FIFO, not a regular file" : "not a regular file";
+}
+
 }  // namespace
 
 parsers::Expected<ClaimedFile, parsers::Refusal> ClaimedFile::open(const std::filesystem::path& path,
@@ -32,6 +39,10 @@ parsers::Expected<ClaimedFile, parsers::Refusal> ClaimedFile::open(const std::fi
     }
     if (S_ISLNK(before.st_mode)) {
       return parsers::unexpected(refuse("symlink", "a symbolic link is never followed"));
+    }
+    // Not even opened: opening a device can have side effects, and a FIFO may never be written.
+    if (!S_ISREG(before.st_mode)) {
+      return parsers::unexpected(refuse("not_regular_file", describe_type(before.st_mode)));
     }
   }
   // O_NONBLOCK: opening a FIFO must not hang waiting for a writer. O_NOFOLLOW closes the race between
@@ -56,9 +67,7 @@ parsers::Expected<ClaimedFile, parsers::Refusal> ClaimedFile::open(const std::fi
     throw std::system_error(errno, std::generic_category(), "fstat");
   }
   if (!S_ISREG(st.st_mode)) {
-    return parsers::unexpected(refuse("not_regular_file", S_ISDIR(st.st_mode)    ? "a directory, not a file"
-                                                          : S_ISFIFO(st.st_mode) ? "a FIFO, not a regular file"
-                                                                                 : "not a regular file"));
+    return parsers::unexpected(refuse("not_regular_file", describe_type(st.st_mode)));
   }
   if (policy.strict) {
     if (st.st_dev != before.st_dev || st.st_ino != before.st_ino) {

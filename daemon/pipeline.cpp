@@ -108,10 +108,41 @@ std::string describe(const parsers::Refusal& r) {
   return out;
 }
 
+storage::Routing routing_of(const config::Config& config) {
+  storage::Routing routing;
+  if (config.mail.smtp_url.empty()) {
+    return routing;  // no mail configured: alerts are recorded, nothing is queued
+  }
+  routing.collect_wait_seconds = config.mail.collect_wait.count();
+  for (const config::Practitioner& p : config.practitioners) {
+    storage::Recipient r;
+    r.practitioner_id = p.id;
+    r.email = p.email;
+    r.name = p.name;
+    r.full_phi = p.phi == config::PhiLevel::full;
+    for (const std::string& provider : p.provider_ids) {
+      routing.by_provider[provider].push_back(r);
+    }
+    for (const std::string& facility : p.facilities) {
+      routing.by_facility[facility].push_back(r);
+    }
+  }
+  if (!config.mail.default_recipient.empty()) {
+    storage::Recipient r;
+    r.email = config.mail.default_recipient;
+    routing.fallback.push_back(r);
+  }
+  return routing;
+}
+
 Pipeline::Pipeline(const config::Config& config, storage::Store& store) : config_(config), store_(store) {
   targets_.catalogue = &config_.catalogue;
   for (const auto& [key, rule] : config_.targets) {
     targets_.by_analyte.emplace(key, rule);
+  }
+  targets_.routing = routing_of(config_);
+  for (const auto& [key, trends] : config_.trends) {
+    targets_.trends.emplace(key, trends);
   }
 }
 

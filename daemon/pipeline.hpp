@@ -10,6 +10,7 @@
 #include "config/config.hpp"
 #include "daemon/claimed_file.hpp"
 #include "parsers/lab_report.hpp"
+#include "storage/outbox.hpp"
 #include "storage/store.hpp"
 
 namespace labwatch::daemon {
@@ -34,6 +35,10 @@ std::string_view to_string(FileOutcome::Kind kind) noexcept;
 // A refusal as one line without patient data: "message 2 (line 14), segment 7 OBX, field 5:
 // non_numeric_value: OBX-5 is not a number".
 std::string describe(const parsers::Refusal& refusal);
+
+// Where alerts of this config go: practitioners by ordering provider and by facility, else the
+// default recipient. Empty when no mail is configured.
+storage::Routing routing_of(const config::Config& config);
 
 class Pipeline {
  public:

@@ -1,13 +1,15 @@
 // SPDX-License-Identifier: Apache-2.0
-// The SQLite file transaction: person resolution, duplicate messages, result versions, alerts.
+// The SQLite file transaction: person resolution, duplicate messages, result versions; the alert
+// ledger follows every change of the current set.
 #include "storage/report_store.hpp"
 
 #include <cstddef>
+#include <optional>
 #include <stdexcept>
 #include <string_view>
 #include <utility>
+#include <vector>
 
-#include "clinical/rules.hpp"
 #include "storage/sql_values.hpp"
 
 namespace labwatch::storage {
@@ -76,14 +78,6 @@ IngestStatements::IngestStatements(SQLite::Database& db)
                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
       update_result_state(db,
                           "UPDATE results SET state = ?, superseded_by = ? WHERE result_id = ?"),
-      close_alerts(db,
-                   "UPDATE alerts SET state = ?, updated_at = ? WHERE result_id = ? "
-                   "AND state <> 'resolved' AND state <> 'superseded' AND state <> 'withdrawn'"),
-      insert_alert(db,
-                   "INSERT INTO alerts (result_id, rule, state, value, target_low, target_high, "
-                   "ref_low, ref_high, created_at, updated_at) "
-                   "VALUES (?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?) "
-                   "ON CONFLICT (result_id, rule) DO NOTHING"),
       insert_refusal(db,
                      "INSERT INTO refusals (file_id, message_id, level, reason, detail, "
                      "pos_message, pos_segment, segment_id, pos_field, pos_line, pos_column, "
@@ -96,12 +90,15 @@ IngestStatements::IngestStatements(SQLite::Database& db)
                       "last_seen = excluded.last_seen, last_file_id = excluded.last_file_id") {}
 
 SqliteFileTransaction::SqliteFileTransaction(SQLite::Database& db, IngestStatements& statements,
-                                             const FileRecord& file, const Targets& targets)
+                                             LedgerStatements& ledger_statements,
+                                             const FileRecord& file, Targets targets)
     : db_(db),
       statements_(statements),
       transaction_(db, SQLite::TransactionBehavior::IMMEDIATE),
-      targets_(targets),
-      now_(unix_now()) {
+      targets_(std::move(targets)),
+      file_name_(file.name),
+      now_(unix_now()),
+      ledger_(db, ledger_statements, targets_, now_, summary_) {
   SQLite::Statement& find = fresh(statements_.find_file);
   const ResetOnExit reset(find);
   find.bindNoCopy(1, file.sha256);
@@ -134,6 +131,7 @@ void SqliteFileTransaction::add_report(const clinical::NormalizedReport& report)
   }
   const std::int64_t person_id = resolve_person(report.patient);
   const std::int64_t message_id = insert_message(report, person_id);
+  ledger_.begin_report(report, person_id, file_name_);
   for (const clinical::NormalizedResult& result : report.results) {
     store_result(report, result, person_id, message_id);
   }
@@ -350,6 +348,8 @@ void SqliteFileTransaction::store_result(const clinical::NormalizedReport& repor
 
   GroupVersion& added = group_.emplace_back();
   added.analyte = result.analyte;
+  added.person_id = person_id;
+  added.collected_at = result.collected_at;
   added.version.id = result_id;
   added.version.message_time = report.message_time;
   added.version.status = result.status;
@@ -357,11 +357,44 @@ void SqliteFileTransaction::store_result(const clinical::NormalizedReport& repor
   added.version.superseded_by = plan.superseded_by;
   added.version.value = result.value;
   added.version.comparator = result.comparator;
+
+  // The versions that leave the current set, noted before the changes rewrite the group.
+  struct Left {
+    ReplacedVersion version;
+    std::int64_t person_id = 0;
+    clinical::ResultState to = clinical::ResultState::superseded;
+    bool by_incoming = false;
+  };
+  std::vector<Left> left;
   for (const clinical::VersionChange& change : plan.changes) {
+    if (change.from == clinical::ResultState::current &&
+        change.to != clinical::ResultState::current) {
+      for (const GroupVersion& stored : group_) {
+        if (stored.version.id == change.id) {
+          left.push_back({{change.id, stored.collected_at},
+                          stored.person_id,
+                          change.to,
+                          change.superseded_by_incoming});
+        }
+      }
+    }
     apply_change(change, result_id);
   }
-  if (plan.state == clinical::ResultState::current) {
-    raise_alert(result, result_id);
+  // Alerts follow their result once every version has its new state: a version that replaces the
+  // current one settles its alerts; a withdrawn one withdraws them.
+  const bool incoming_current = plan.state == clinical::ResultState::current;
+  std::optional<ReplacedVersion> replaced;
+  for (const Left& l : left) {
+    if (l.to == clinical::ResultState::withdrawn) {
+      ledger_.version_withdrawn(l.version, l.person_id, result.analyte);
+    } else if (incoming_current && l.by_incoming && !replaced) {
+      replaced = l.version;
+    } else {
+      ledger_.version_superseded(l.version.result_id);
+    }
+  }
+  if (incoming_current) {
+    ledger_.version_current({result_id, &result, person_id}, replaced);
   }
 }
 
@@ -398,6 +431,8 @@ void SqliteFileTransaction::load_group(const clinical::VersionKey& key) {
     }
     GroupVersion& row = group_.emplace_back();
     row.analyte = stored.analyte;
+    row.person_id = stored.person_id;
+    row.collected_at = stored.collected_at;
     row.version.id = find.getColumn(0).getInt64();
     row.version.message_time = find.getColumn(1).getInt64();
     row.version.status = read_status(find.getColumn(2));
@@ -435,50 +470,10 @@ void SqliteFileTransaction::apply_change(const clinical::VersionChange& change,
     }
   }
 
-  if (change.from == clinical::ResultState::current &&
-      change.to != clinical::ResultState::current) {
-    // Alerts follow their result out of the current set: "superseded" or "withdrawn".
-    SQLite::Statement& close = fresh(statements_.close_alerts);
-    close.bindNoCopy(1, sql_text(change.to));
-    close.bind(2, now_);
-    close.bind(3, change.id);
-    close.exec();
-  }
   if (change.to == clinical::ResultState::superseded && change.from != change.to) {
     ++summary_.superseded;
   } else if (change.to == clinical::ResultState::withdrawn && change.from != change.to) {
     ++summary_.withdrawn;
-  }
-}
-
-void SqliteFileTransaction::raise_alert(const clinical::NormalizedResult& result,
-                                        std::int64_t result_id) {
-  const auto rule = targets_.by_analyte.find(result.analyte);
-  if (rule == targets_.by_analyte.end()) {
-    return;
-  }
-  // An analyte outside the catalogue still has its absolute clauses checked; it has no fallback
-  // reference range for the relative ones.
-  static const clinical::Analyte kUncatalogued;
-  const clinical::Analyte* analyte =
-      targets_.catalogue != nullptr ? targets_.catalogue->by_key(result.analyte) : nullptr;
-  const clinical::Decision decision =
-      clinical::evaluate(result, rule->second, analyte != nullptr ? *analyte : kUncatalogued);
-  if (!decision.violated) {
-    return;
-  }
-  SQLite::Statement& insert = fresh(statements_.insert_alert);
-  insert.bind(1, result_id);
-  insert.bindNoCopy(2, decision.rule);
-  insert.bind(3, decision.value);
-  bind_optional(insert, 4, decision.target_low);
-  bind_optional(insert, 5, decision.target_high);
-  bind_optional(insert, 6, decision.ref_low);
-  bind_optional(insert, 7, decision.ref_high);
-  insert.bind(8, now_);
-  insert.bind(9, now_);
-  if (insert.exec() > 0) {
-    ++summary_.alerts;
   }
 }
 

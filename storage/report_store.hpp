@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "clinical/reconcile.hpp"
+#include "storage/alert_ledger.hpp"
 #include "storage/store.hpp"
 
 namespace labwatch::storage {
@@ -35,8 +36,6 @@ struct IngestStatements {
   SQLite::Statement find_natural_group;
   SQLite::Statement insert_result;
   SQLite::Statement update_result_state;
-  SQLite::Statement close_alerts;
-  SQLite::Statement insert_alert;
   SQLite::Statement insert_refusal;
   SQLite::Statement upsert_unmapped;
 };
@@ -47,8 +46,9 @@ class SqliteFileTransaction final : public FileTransaction {
  public:
   // Begins the transaction and records the file; when a committed file has the same SHA-256, the
   // transaction only reports already_known. Throws SQLite::Exception (e.g. SQLITE_BUSY).
-  SqliteFileTransaction(SQLite::Database& db, IngestStatements& statements, const FileRecord& file,
-                        const Targets& targets);
+  SqliteFileTransaction(SQLite::Database& db, IngestStatements& statements,
+                        LedgerStatements& ledger_statements, const FileRecord& file,
+                        Targets targets);
   ~SqliteFileTransaction() override = default;  // transaction_ rolls back unless committed
   SqliteFileTransaction(const SqliteFileTransaction&) = delete;
   SqliteFileTransaction& operator=(const SqliteFileTransaction&) = delete;
@@ -68,7 +68,6 @@ class SqliteFileTransaction final : public FileTransaction {
                     std::int64_t message_id);
   void load_group(const clinical::VersionKey& key);
   void apply_change(const clinical::VersionChange& change, std::int64_t incoming_id);
-  void raise_alert(const clinical::NormalizedResult& result, std::int64_t result_id);
   void insert_refusal(const parsers::Refusal& refusal, const char* level,
                       std::optional<std::int64_t> message_id);
   void remember(std::unordered_map<std::string, std::int64_t>& cache, std::string key,
@@ -78,11 +77,13 @@ class SqliteFileTransaction final : public FileTransaction {
   IngestStatements& statements_;
   SQLite::Transaction transaction_;  // BEGIN IMMEDIATE; rolled back on destruction unless committed
   Targets targets_;
+  std::string file_name_;
   std::int64_t file_id_ = 0;
   std::int64_t now_ = 0;
   bool known_ = false;     // the file was ingested before: store nothing
   bool finished_ = false;  // committed
   IngestSummary summary_;
+  AlertLedger ledger_;  // refers to targets_ and summary_, declared before it
   // Per-transaction caches: valid only while this transaction holds the write lock, and bounded
   // (cleared when full) so that a file about a million patients cannot grow them without limit.
   std::unordered_map<std::string, std::int64_t> person_by_identifier_;
@@ -93,6 +94,8 @@ class SqliteFileTransaction final : public FileTransaction {
   // that the results of one order cost one lookup together.
   struct GroupVersion {
     std::string analyte;
+    std::int64_t person_id = 0;
+    clinical::UnixSeconds collected_at = 0;
     clinical::StoredVersion version;
   };
   struct GroupKey {  // an owned copy of the loaded group's identity

@@ -9,7 +9,9 @@
 #include <unordered_map>
 #include <utility>
 
+#include "storage/alert_ledger.hpp"
 #include "storage/database.hpp"
+#include "storage/mail_queue.hpp"
 #include "storage/report_store.hpp"
 #include "storage/sql_values.hpp"
 #include "storage/store.hpp"
@@ -47,7 +49,7 @@ ExportRow read_export_row(const SQLite::Statement& row) {
 class SqliteStore final : public Store {
  public:
   SqliteStore(const std::string& path, const StoreOptions& options)
-      : db_(open_database(path, options)), ingest_(db_) {}
+      : db_(open_database(path, options)), ingest_(db_), ledger_statements_(db_), mail_(db_) {}
 
   bool has_file(std::string_view sha256) override {
     SQLite::Statement& find = ingest_.find_file;
@@ -59,7 +61,7 @@ class SqliteStore final : public Store {
 
   std::unique_ptr<FileTransaction> begin_file(const FileRecord& file,
                                               const Targets& targets) override {
-    return std::make_unique<SqliteFileTransaction>(db_, ingest_, file, targets);
+    return std::make_unique<SqliteFileTransaction>(db_, ingest_, ledger_statements_, file, targets);
   }
 
   std::vector<ExportRow> current_results() override {
@@ -99,8 +101,8 @@ class SqliteStore final : public Store {
         "JOIN messages m ON m.message_id = r.message_id ";
     if (!all) {
       sql +=
-          "WHERE r.state = 'current' AND a.state <> 'resolved' AND a.state <> 'superseded' "
-          "AND a.state <> 'withdrawn' ";
+          "WHERE r.state = 'current' AND (a.state = 'unmailed' OR a.state = 'pending' OR "
+          "a.state = 'sent' OR a.state = 'failed') ";
     }
     sql += "ORDER BY r.person_id, r.analyte, r.collected_at, a.alert_id";
     SQLite::Statement query(db_, sql);
@@ -186,9 +188,34 @@ class SqliteStore final : public Store {
     return std::nullopt;
   }
 
+  std::vector<OutboxItem> claim_due_mail(clinical::UnixSeconds now, int max) override {
+    return mail_.claim_due(now, max);
+  }
+
+  void mark_mail_sent(std::int64_t outbox_id, clinical::UnixSeconds now) override {
+    mail_.mark_sent(outbox_id, now);
+  }
+
+  void mark_mail_retry(std::int64_t outbox_id, clinical::UnixSeconds next_attempt,
+                       std::string_view error) override {
+    mail_.mark_retry(outbox_id, next_attempt, error);
+  }
+
+  void mark_mail_failed(std::int64_t outbox_id, std::string_view error) override {
+    mail_.mark_failed(outbox_id, error);
+  }
+
+  int reset_interrupted_mail() override { return mail_.reset_interrupted(); }
+
+  std::optional<clinical::UnixSeconds> next_mail_due() override { return mail_.next_due(); }
+
+  std::vector<OutboxRow> outbox(bool all) override { return mail_.rows(all); }
+
  private:
   SQLite::Database db_;  // declared first: the statements below refer to it
   IngestStatements ingest_;
+  LedgerStatements ledger_statements_;
+  MailQueue mail_;
 };
 
 }  // namespace

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
-// Store: the one narrow interface the pipeline and the CLI use; SQLite implements it (PostgreSQL may).
+// Store: the one narrow interface the pipeline and the CLI use; SQLite implements it (PostgreSQL
+// may).
 #pragma once
 
 #include <cstdint>
@@ -15,6 +16,7 @@
 #include "clinical/normalized.hpp"
 #include "clinical/rules.hpp"
 #include "parsers/lab_report.hpp"
+#include "storage/outbox.hpp"
 
 namespace labwatch::storage {
 
@@ -34,13 +36,18 @@ struct IngestSummary {
   int superseded = 0;          // earlier versions superseded by this file
   int withdrawn = 0;           // earlier versions withdrawn by a cancellation
   int refusals = 0;
-  int alerts = 0;  // alerts raised
+  int alerts = 0;   // alerts raised (a new version that keeps its earlier alert's decision too)
+  int notices = 0;  // mail notices queued (alerts, corrections, resolutions, retractions)
 };
 
-// The rules in force: analyte key -> parsed optimal rule. Passed in by the caller.
+// The rules in force and who is told: plain values passed in by the caller.
 struct Targets {
-  std::map<std::string, clinical::OptimalRule, std::less<>> by_analyte;
+  std::map<std::string, clinical::OptimalRule, std::less<>> by_analyte;  // analyte -> optimal rule
+  // analyte -> trend rules, judged for each result that becomes current against that person's
+  // current results of the analyte by collection time. None by default.
+  std::map<std::string, std::vector<clinical::TrendRule>, std::less<>> trends;
   const clinical::AnalyteCatalogue* catalogue = &clinical::AnalyteCatalogue::builtin();
+  Routing routing;  // empty: alerts are recorded ('unmailed'), no mail is queued
 };
 
 // One open file transaction. Rolls back unless commit() is called (RAII).
@@ -54,7 +61,8 @@ class FileTransaction {
   FileTransaction& operator=(FileTransaction&&) = delete;
 
   // Reconciles and stores one normalized report: person, order, results (duplicate / supersede /
-  // withdraw), its refusals and unmapped codes, and an alert for each current result outside target.
+  // withdraw), its refusals and unmapped codes, an alert for each current result outside target or
+  // trend, and the mail notices these changes call for (storage/alert_ledger.hpp).
   virtual void add_report(const clinical::NormalizedReport& report) = 0;
   // Records a refusal at file or message level (parse errors, reports that failed to normalize).
   virtual void add_refusal(const parsers::Refusal& refusal) = 0;
@@ -88,7 +96,9 @@ struct AlertRow {
   std::string unit;
   clinical::UnixSeconds collected_at = 0;
   std::string rule;
-  std::string state;  // pending, sent, failed, resolved, superseded, withdrawn
+  // Active: unmailed (no mail queued: no recipient, or history), pending (queued), sent, failed.
+  // History: resolved, superseded, withdrawn.
+  std::string state;
   std::optional<double> target_low;
   std::optional<double> target_high;
   std::int64_t result_id = 0;
@@ -117,7 +127,8 @@ class Store {
   // True when a file with these bytes was ingested (committed) before.
   virtual bool has_file(std::string_view sha256) = 0;
   // Starts the one transaction of a file (BEGIN IMMEDIATE). Throws on database errors.
-  virtual std::unique_ptr<FileTransaction> begin_file(const FileRecord& file, const Targets& targets) = 0;
+  virtual std::unique_ptr<FileTransaction> begin_file(const FileRecord& file,
+                                                      const Targets& targets) = 0;
 
   // Current (not superseded, not withdrawn) results, ordered by person, analyte, time.
   virtual std::vector<ExportRow> current_results() = 0;
@@ -125,11 +136,35 @@ class Store {
   virtual void for_each_current_result(const std::function<void(const ExportRow&)>& visit) = 0;
   // One person's current results of one analyte, oldest first.
   virtual std::vector<ExportRow> trend(std::int64_t person_id, std::string_view analyte) = 0;
-  // Alerts on current results; `all` adds resolved/superseded history.
+  // Active alerts (unmailed, pending, sent, failed) on current results; `all` adds every alert,
+  // resolved, superseded and withdrawn history included.
   virtual std::vector<AlertRow> alerts(bool all) = 0;
   virtual std::vector<PersonRow> persons() = 0;
   // Resolves "123" (person id) or "AUTH|MRN" to a person id.
   virtual std::optional<std::int64_t> find_person(std::string_view id_or_key) = 0;
+
+  // ---- The mail outbox (the dispatcher's side). Each call is one transaction. ----
+
+  // Claims up to `max` outbox items due at `now` (pending, due_at <= now, next_attempt_at <= now),
+  // oldest due first: marks them 'sending', counts the attempt, and returns them with their
+  // notices, each with the last 5 current values of its person and analyte.
+  virtual std::vector<OutboxItem> claim_due_mail(clinical::UnixSeconds now, int max) = 0;
+  // The relay accepted item `outbox_id`: it is 'sent', and so are the active alerts it carried.
+  virtual void mark_mail_sent(std::int64_t outbox_id, clinical::UnixSeconds now) = 0;
+  // A transient failure: the item is pending again, due at `next_attempt`; no notice joins it now.
+  virtual void mark_mail_retry(std::int64_t outbox_id, clinical::UnixSeconds next_attempt,
+                               std::string_view error) = 0;
+  // A permanent failure (5xx, unrenderable): the item is 'failed', and so are its pending alerts
+  // that no other item still carries. A sent item stays sent.
+  virtual void mark_mail_failed(std::int64_t outbox_id, std::string_view error) = 0;
+  // At start-up: items left 'sending' by a crash become pending again (delivery is at least
+  // once). Returns how many.
+  virtual int reset_interrupted_mail() = 0;
+  // When the earliest pending item is due (the later of its due_at and next_attempt_at); nullopt
+  // when nothing is pending.
+  virtual std::optional<clinical::UnixSeconds> next_mail_due() = 0;
+  // Outbox items by id: those not sent (pending, sending, failed); `all` adds the sent ones.
+  virtual std::vector<OutboxRow> outbox(bool all) = 0;
 };
 
 struct StoreOptions {

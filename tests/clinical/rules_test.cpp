@@ -1,13 +1,15 @@
 // SPDX-License-Identifier: Apache-2.0
-// Tests of optimal-target rules: the grammar, every clause at and around its bounds, tier order.
+// Tests of optimal-target and trend rules: the grammars, every clause at and around its bounds.
 #include "clinical/rules.hpp"
 
 #include <array>
 #include <catch2/catch.hpp>
+#include <initializer_list>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 #include "clinical/analyte_catalogue.hpp"
 
@@ -306,4 +308,169 @@ TEST_CASE("evaluate counts a value that only conversion noise moves off a bound 
   CHECK(violated("gt:57", 0.57 * 100) == "gt:57");
   CHECK(violated("lt:6.8", 68 * 0.1) == "lt:6.8");
   CHECK(violated("ge:57.001", 57.0) == "ge:57.001");  // a real difference still counts
+}
+
+namespace {
+
+using labwatch::clinical::evaluate_trend;
+using labwatch::clinical::parse_trend_rule;
+using labwatch::clinical::parse_trend_rules;
+using labwatch::clinical::target_band;
+using labwatch::clinical::TrendPoint;
+using labwatch::clinical::TrendRule;
+
+TrendRule trend(std::string_view text) {
+  auto parsed = parse_trend_rule(text);
+  INFO(text);
+  REQUIRE(parsed.has_value());
+  return std::move(parsed).value();
+}
+
+std::string trend_error(std::string_view text) {
+  auto parsed = parse_trend_rules(text);
+  REQUIRE_FALSE(parsed.has_value());
+  return parsed.error();
+}
+
+std::vector<TrendPoint> points(std::initializer_list<double> values) {
+  std::vector<TrendPoint> out;
+  for (const double v : values) {
+    out.push_back({v, std::nullopt, std::nullopt});
+  }
+  return out;
+}
+
+// The violated trend clause's text for `values` (oldest first), or "" when it holds.
+std::string trend_violated(std::string_view trend_text, std::string_view target,
+                           std::initializer_list<double> values) {
+  const std::vector<TrendPoint> history = points(values);
+  const Decision d = evaluate_trend(history, trend(trend_text), rule(target), analyte_with());
+  return d.violated ? d.rule : std::string();
+}
+
+}  // namespace
+
+TEST_CASE("parse_trend_rule reads trend:falling:F and trend:away:N", "[clinical][rules][trend]") {
+  const TrendRule falling = trend(" trend:falling:0.2 ");
+  CHECK(falling.kind == TrendRule::Kind::falling);
+  CHECK(falling.fraction == 0.2);
+  CHECK(falling.text == "trend:falling:0.2");
+  CHECK(falling.window() == 2);
+  const TrendRule away = trend("trend:away:3");
+  CHECK(away.kind == TrendRule::Kind::away);
+  CHECK(away.count == 3);
+  CHECK(away.text == "trend:away:3");
+  CHECK(away.window() == 3);
+  CHECK(trend("trend:away:20").window() == 20);
+
+  const auto both = parse_trend_rules("trend:falling:0.25; trend:away:2");
+  REQUIRE(both.has_value());
+  REQUIRE(both.value().size() == 2);
+  CHECK(both.value()[0].text == "trend:falling:0.25");
+  CHECK(both.value()[1].text == "trend:away:2");
+  const auto none = parse_trend_rules("  ");
+  REQUIRE(none.has_value());
+  CHECK(none.value().empty());
+}
+
+TEST_CASE("parse_trend_rules says which clause is wrong and why", "[clinical][rules][trend]") {
+  CHECK(trend_error("ge:50") ==
+        "clause 1 'ge:50': 'ge:50' is not a trend rule (trend:falling:F or trend:away:N)");
+  CHECK(trend_error("trend:rising:0.2") ==
+        "clause 1 'trend:rising:0.2': 'rising' is not a trend kind (falling, away)");
+  CHECK(trend_error("trend:falling:0.2;;trend:away:3") == "clause 2 is empty");
+  CHECK(trend_error("trend:falling:0") ==
+        "clause 1 'trend:falling:0': trend:falling needs a fraction between 0 and 1 "
+        "(exclusive), not '0'");
+  CHECK(trend_error("trend:falling:1") ==
+        "clause 1 'trend:falling:1': trend:falling needs a fraction between 0 and 1 "
+        "(exclusive), not '1'");
+  CHECK(trend_error("trend:falling:20%") ==
+        "clause 1 'trend:falling:20%': trend:falling needs a fraction between 0 and 1 "
+        "(exclusive), not '20%'");
+  CHECK(trend_error("trend:falling") ==
+        "clause 1 'trend:falling': trend:falling needs a fraction between 0 and 1 (exclusive), "
+        "not ''");
+  CHECK(trend_error("trend:away:1") ==
+        "clause 1 'trend:away:1': trend:away needs a whole number of results from 2 to 20, not "
+        "'1'");
+  CHECK(trend_error("trend:away:21") ==
+        "clause 1 'trend:away:21': trend:away needs a whole number of results from 2 to 20, not "
+        "'21'");
+  CHECK(trend_error("trend:away:2.5") ==
+        "clause 1 'trend:away:2.5': trend:away needs a whole number of results from 2 to 20, "
+        "not '2.5'");
+}
+
+TEST_CASE("evaluate_trend falling alerts on a drop of more than F from the result before",
+          "[clinical][rules][trend]") {
+  CHECK(trend_violated("trend:falling:0.2", "", {100, 79.9}) == "trend:falling:0.2");
+  CHECK(trend_violated("trend:falling:0.2", "", {100, 80}) == "");  // exactly 20%: not more
+  CHECK(trend_violated("trend:falling:0.2", "", {100, 120}) == "");
+  // Only the result before counts: a slow slide of 15% a step never alerts at 0.2.
+  CHECK(trend_violated("trend:falling:0.2", "", {100, 85, 72.25, 61.4}) == "");
+  CHECK(trend_violated("trend:falling:0.2", "", {50, 100, 60}) == "trend:falling:0.2");
+  CHECK(trend_violated("trend:falling:0.2", "", {79}) == "");     // nothing before it
+  CHECK(trend_violated("trend:falling:0.2", "", {0, -5}) == "");  // no relative fall from 0
+
+  const std::vector<TrendPoint> history = points({120, 60});
+  const Decision d =
+      evaluate_trend(history, trend("trend:falling:0.25"), rule("ge:50"), analyte_with(13, 150));
+  CHECK(d.violated);
+  CHECK(d.rule == "trend:falling:0.25");
+  CHECK(d.value == 60);
+  CHECK(d.target_low == 90);
+  CHECK_FALSE(d.target_high.has_value());
+  CHECK(d.ref_low == 13);
+  CHECK(d.ref_high == 150);
+}
+
+TEST_CASE("evaluate_trend away alerts when each of the last N results is further from the band",
+          "[clinical][rules][trend]") {
+  // range:6-8: 9, 10, 11 move away above; 5, 4, 3 below; the run may start inside the band.
+  CHECK(trend_violated("trend:away:3", "range:6-8", {9, 10, 11}) == "trend:away:3");
+  CHECK(trend_violated("trend:away:3", "range:6-8", {5, 4, 3}) == "trend:away:3");
+  CHECK(trend_violated("trend:away:3", "range:6-8", {7, 8.5, 9}) == "trend:away:3");
+  CHECK(trend_violated("trend:away:3", "range:6-8", {9, 11, 10}) == "");  // turned back
+  CHECK(trend_violated("trend:away:3", "range:6-8", {9, 9, 10}) == "");   // not further each time
+  CHECK(trend_violated("trend:away:3", "range:6-8", {6, 7, 8}) == "");    // inside throughout
+  CHECK(trend_violated("trend:away:3", "range:6-8", {10, 11}) == "");     // too few results
+  // Only the last N count: an earlier return into the band does not matter.
+  CHECK(trend_violated("trend:away:2", "range:6-8", {12, 7, 8.5}) == "trend:away:2");
+  // The distance is absolute: from 1 below to 3 above is further.
+  CHECK(trend_violated("trend:away:2", "range:6-8", {5, 11}) == "trend:away:2");
+  // No target: there is no band to move away from.
+  CHECK(trend_violated("trend:away:2", "", {1, 100}) == "");
+  // Every clause bounds the band, ideal ones too: ferritin ge:50;ideal:gt:70 is 70 and above.
+  CHECK(trend_violated("trend:away:3", "ge:50;ideal:gt:70", {69, 65, 60}) == "trend:away:3");
+}
+
+TEST_CASE("evaluate_trend away uses each result's own reference range",
+          "[clinical][rules][trend]") {
+  // ref_upper_third of 0-3 is 2-3 and of 0-6 is 4-6: 1.9 then 3.0 moves further out (0.1, 1.0)
+  // although the value rises.
+  std::vector<TrendPoint> history = {{1.9, 0.0, 3.0}, {3.0, 0.0, 6.0}};
+  const Decision d =
+      evaluate_trend(history, trend("trend:away:2"), rule("ref_upper_third"), analyte_with());
+  CHECK(d.violated);
+  CHECK(d.target_low == 4.0);
+  CHECK(d.target_high == 6.0);
+  // Conversion noise at a bound is distance 0, not a step away from it.
+  history = {{6.8, std::nullopt, std::nullopt}, {68 * 0.1, std::nullopt, std::nullopt}};
+  CHECK_FALSE(
+      evaluate_trend(history, trend("trend:away:2"), rule("le:6.8"), analyte_with()).violated);
+}
+
+TEST_CASE("target_band intersects the bands of every clause", "[clinical][rules][trend]") {
+  const TrendPoint point{0, 4.0, 7.0};
+  const auto band = target_band(rule("ge:5;le:6.8;ref_upper_third"), analyte_with(), point);
+  CHECK(band.low == 6.0);
+  CHECK(band.high == 6.8);
+  CHECK(band.distance(5.5) == Approx(0.5));
+  CHECK(band.distance(6.5) == 0);
+  CHECK(band.distance(7.0) == Approx(0.2));
+  const auto open = target_band(rule("ref_upper_third"), analyte_with(), TrendPoint{0, {}, {}});
+  CHECK_FALSE(open.low.has_value());
+  CHECK_FALSE(open.high.has_value());
+  CHECK(open.distance(-1e9) == 0);
 }

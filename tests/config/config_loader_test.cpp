@@ -65,7 +65,7 @@ TEST_CASE("parse_config resolves relative paths against the config directory", "
 TEST_CASE("parse_config reads intake, targets, csv aliases, mail and practitioners", "[config]") {
   const Config c = must_parse(R"(<labwatch>
   <intake max-file-bytes="1048576" settle-ms="50" rescan-seconds="30"/>
-  <targets><target analyte="ferritin" rule="ge:70"/></targets>
+  <targets><target analyte="ferritin" rule="ge:70"/><trend analyte="ferritin" rule="trend:falling:0.2;trend:away:3"/></targets>
   <csv><column name="value" alias="Messwert"/></csv>
   <mail smtp="smtps://mail.example.org:465" from="labwatch@example.org" default-recipient="lab@example.org"
         retry-min-seconds="5" retry-max-seconds="60"/>
@@ -78,6 +78,9 @@ TEST_CASE("parse_config reads intake, targets, csv aliases, mail and practitione
   CHECK(c.intake.rescan.count() == 30);
   CHECK(c.targets.at("ferritin").text == "ge:70");
   CHECK(c.targets.at("homocysteine").text == "range:6-8");
+  REQUIRE(c.trends.at("ferritin").size() == 2);
+  CHECK(c.trends.at("ferritin")[0].text == "trend:falling:0.2");
+  CHECK(c.trends.at("ferritin")[1].text == "trend:away:3");
   REQUIRE(c.csv.extra.count(labwatch::parsers::CsvColumn::value) == 1);
   CHECK(c.csv.extra.at(labwatch::parsers::CsvColumn::value).at(0) == "Messwert");
   CHECK(c.mail.smtp_url == "smtps://mail.example.org:465");
@@ -137,6 +140,10 @@ TEST_CASE("parse_config names the element, line and reason of each mistake", "[c
   SECTION("bad rule") {
     CHECK(must_fail("<labwatch><targets><target analyte=\"ferritin\" rule=\"gee:5\"/></targets></labwatch>")
               .message.rfind("<target analyte=\"ferritin\">: rule: ", 0) == 0);
+  }
+  SECTION("bad trend rule") {
+    CHECK(must_fail("<labwatch><targets><trend analyte=\"ferritin\" rule=\"trend:falling:2\"/></targets></labwatch>")
+              .message.rfind("<trend analyte=\"ferritin\">: rule: ", 0) == 0);
   }
   SECTION("target for an unknown analyte") {
     CHECK(must_fail("<labwatch><targets><target analyte=\"unobtainium\" rule=\"ge:5\"/></targets></labwatch>")

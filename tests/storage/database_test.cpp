@@ -82,19 +82,19 @@ TEST_CASE("open_database migrates an empty file to the latest schema and reopens
           "[storage][database]") {
   const TempDir dir;
   const std::string path = dir.file("labwatch.db");
-  REQUIRE(labwatch::storage::latest_schema_version() == 1);
+  REQUIRE(labwatch::storage::latest_schema_version() == 2);
   {
     SQLite::Database db = labwatch::storage::open_database(path, {});
-    CHECK(labwatch::storage::schema_version(db) == 1);
+    CHECK(labwatch::storage::schema_version(db) == 2);
     CHECK(table_names(db) == std::vector<std::string>{"alerts", "files", "identifiers", "messages",
-                                                      "persons", "refusals", "results",
-                                                      "unmapped_codes"});
+                                                      "notices", "outbox", "persons", "refusals",
+                                                      "results", "unmapped_codes"});
     db.exec(
         "INSERT INTO files (sha256, name, source, size, ingested_at, outcome) "
         "VALUES ('abc', 'a.hl7', '', 3, 0, 'accepted')");
   }
   SQLite::Database again = labwatch::storage::open_database(path, {});
-  CHECK(labwatch::storage::schema_version(again) == 1);
+  CHECK(labwatch::storage::schema_version(again) == 2);
   CHECK(again.execAndGet("SELECT name FROM files WHERE sha256 = 'abc'").getString() == "a.hl7");
 }
 
@@ -141,14 +141,14 @@ TEST_CASE("open_database refuses a database written by a newer labwatch", "[stor
   const std::string path = dir.file("labwatch.db");
   {
     SQLite::Database db = labwatch::storage::open_database(path, {});
-    db.exec("PRAGMA user_version = 2");
+    db.exec("PRAGMA user_version = 3");
   }
   CHECK_THROWS_WITH(labwatch::storage::open_database(path, {}),
-                    "database schema version 2 is newer than this labwatch supports (1); use a "
+                    "database schema version 3 is newer than this labwatch supports (2); use a "
                     "newer labwatch");
   CHECK_THROWS_AS(labwatch::storage::open_sqlite_store(path), std::runtime_error);
   SQLite::Database untouched(path);
-  CHECK(labwatch::storage::schema_version(untouched) == 2);
+  CHECK(labwatch::storage::schema_version(untouched) == 3);
 }
 
 TEST_CASE("migrate applies each step in its own transaction and stops at a failing one",
@@ -204,4 +204,27 @@ TEST_CASE("open_database names the failed call when the file cannot be created",
     CHECK(e.code() == std::error_code(ENOENT, std::generic_category()));
     CHECK(std::string(e.what()).rfind("open", 0) == 0);
   }
+}
+
+TEST_CASE("open_database upgrades a version 1 database without mailing its old alerts",
+          "[storage][database]") {
+  const TempDir dir;
+  const std::string path = dir.file("labwatch.db");
+  {
+    SQLite::Database db(path, SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
+    labwatch::storage::migrate(db, labwatch::storage::schema_migrations().first(1));
+    REQUIRE(labwatch::storage::schema_version(db) == 1);
+    db.exec(
+        "INSERT INTO alerts (result_id, rule, state, value, created_at, updated_at) VALUES "
+        "(1, 'ge:50', 'pending', 40, 0, 0), (2, 'ge:50', 'superseded', 41, 0, 0)");
+  }
+  SQLite::Database db = labwatch::storage::open_database(path, {});
+  CHECK(labwatch::storage::schema_version(db) == 2);
+  CHECK(db.execAndGet("SELECT group_concat(state, ',') FROM (SELECT state FROM alerts "
+                      "ORDER BY alert_id)")
+            .getString() == "unmailed,superseded");
+  CHECK(db.execAndGet("SELECT count(*) FROM outbox").getInt() == 0);
+  CHECK(db.execAndGet("SELECT count(*) FROM sqlite_master WHERE type = 'index' AND "
+                      "name = 'results_by_person_analyte'")
+            .getInt() == 1);
 }

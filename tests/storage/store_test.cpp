@@ -5,133 +5,25 @@
 #include <SQLiteCpp/SQLiteCpp.h>
 
 #include <catch2/catch.hpp>
-#include <cerrno>
-#include <cstdlib>
-#include <filesystem>
 #include <string>
-#include <system_error>
 #include <tuple>
 #include <vector>
 
-#include "clinical/rules.hpp"
+#include "storage/store_fixture.hpp"
 
 namespace {
 
-namespace fs = std::filesystem;
-using labwatch::clinical::NormalizedReport;
-using labwatch::clinical::NormalizedResult;
 using labwatch::clinical::PersonIdentity;
 using labwatch::clinical::ResultStatus;
 using labwatch::storage::IngestSummary;
-using labwatch::storage::Store;
-
-constexpr std::int64_t kT0 = 1735689600;  // 2025-01-01T00:00:00Z
-
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern = (fs::temp_directory_path() / "labwatch-store-XXXXXX").string();
-    if (::mkdtemp(pattern.data()) == nullptr) {
-      throw std::system_error(errno, std::generic_category(), "mkdtemp");
-    }
-    path_ = pattern;
-  }
-  ~TempDir() {
-    std::error_code ignored;
-    fs::remove_all(path_, ignored);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  TempDir(TempDir&&) = delete;
-  TempDir& operator=(TempDir&&) = delete;
-
-  [[nodiscard]] std::string file(const std::string& name) const { return (path_ / name).string(); }
-
- private:
-  fs::path path_;
-};
-
-// A temporary database with its store, plus a second read-only connection for checks.
-struct Fixture {
-  TempDir dir;
-  std::string path = dir.file("labwatch.db");
-  std::unique_ptr<Store> store = labwatch::storage::open_sqlite_store(path);
-
-  [[nodiscard]] SQLite::Database reader() const { return SQLite::Database(path); }
-  // One integer from a query on a fresh read-only connection.
-  [[nodiscard]] std::int64_t count(const std::string& sql) const {
-    SQLite::Database db(path);
-    return db.execAndGet(sql).getInt64();
-  }
-};
-
-PersonIdentity person(std::string authority, std::string mrn, std::string family, std::string given,
-                      std::string birth_date, char sex) {
-  PersonIdentity p;
-  p.authority = std::move(authority);
-  p.mrn = std::move(mrn);
-  p.family = std::move(family);
-  p.given = std::move(given);
-  p.birth_date = std::move(birth_date);
-  p.sex = sex;
-  return p;
-}
-
-NormalizedResult result(std::string analyte, double value, std::string unit, std::string order_id,
-                        ResultStatus status = ResultStatus::final,
-                        std::int64_t collected_at = kT0) {
-  NormalizedResult r;
-  r.analyte = std::move(analyte);
-  r.value = value;
-  r.unit = std::move(unit);
-  r.raw_value = std::to_string(value);
-  r.raw_unit = r.unit;
-  r.order_id = std::move(order_id);
-  r.status = status;
-  r.collected_at = collected_at;
-  r.code = "2276-4";
-  return r;
-}
-
-NormalizedReport report(std::string facility, std::string control_id, std::int64_t message_time,
-                        PersonIdentity patient, std::vector<NormalizedResult> results) {
-  NormalizedReport r;
-  r.facility = std::move(facility);
-  r.control_id = control_id;
-  r.message_time = message_time;
-  r.raw_digest = control_id.empty() ? std::string() : "digest-" + control_id;
-  r.patient = std::move(patient);
-  r.results = std::move(results);
-  return r;
-}
-
-labwatch::storage::FileRecord file_named(const std::string& name) {
-  labwatch::storage::FileRecord f;
-  f.sha256 = "sha-" + name;
-  f.name = name;
-  f.size = 100;
-  return f;
-}
-
-// The default optimal rules of the built-in catalogue.
-labwatch::storage::Targets default_targets() {
-  labwatch::storage::Targets targets;
-  for (const auto& analyte : targets.catalogue->analytes()) {
-    auto rule = labwatch::clinical::parse_optimal_rule(analyte.optimal_rule);
-    REQUIRE(rule.has_value());
-    targets.by_analyte.emplace(analyte.key, std::move(rule).value());
-  }
-  return targets;
-}
-
-IngestSummary ingest(Store& store, const std::string& name,
-                     const std::vector<NormalizedReport>& reports) {
-  auto tx = store.begin_file(file_named(name), default_targets());
-  for (const NormalizedReport& r : reports) {
-    tx->add_report(r);
-  }
-  return tx->commit();
-}
+using labwatch::storage::testing::default_targets;
+using labwatch::storage::testing::file_named;
+using labwatch::storage::testing::Fixture;
+using labwatch::storage::testing::ingest;
+using labwatch::storage::testing::kT0;
+using labwatch::storage::testing::person;
+using labwatch::storage::testing::report;
+using labwatch::storage::testing::result;
 
 // (status, state, status of the successor or "") of every stored version, by message time.
 std::vector<std::tuple<std::string, std::string, std::string>> history(const Fixture& f) {
@@ -415,8 +307,9 @@ TEST_CASE("Store records refusals at file, message and result level and counts u
   CHECK(f.count("SELECT count(*) FROM unmapped_codes") == 2);
 }
 
-TEST_CASE("Store raises an alert for a violated rule only, and supersedes it with its result",
-          "[storage][store]") {
+TEST_CASE(
+    "Store raises an alert for a violated rule only, and resolves it by a version inside target",
+    "[storage][store]") {
   Fixture f;
   const auto low = report("SGH", "M1", kT0, kSghPatient,
                           {result("ferritin", 40, "ng/mL", "S1", ResultStatus::preliminary),
@@ -426,7 +319,7 @@ TEST_CASE("Store raises an alert for a violated rule only, and supersedes it wit
   auto alerts = f.store->alerts(false);
   REQUIRE(alerts.size() == 1);
   CHECK(alerts[0].rule == "ge:50");
-  CHECK(alerts[0].state == "pending");
+  CHECK(alerts[0].state == "unmailed");  // no routing: recorded, no mail queued
   CHECK(alerts[0].value == 40);
   CHECK(alerts[0].target_low == 50);
   CHECK_FALSE(alerts[0].target_high.has_value());
@@ -443,7 +336,7 @@ TEST_CASE("Store raises an alert for a violated rule only, and supersedes it wit
   CHECK(f.store->alerts(false).empty());
   const auto all = f.store->alerts(true);
   REQUIRE(all.size() == 1);
-  CHECK(all[0].state == "superseded");
+  CHECK(all[0].state == "resolved");  // the final value of 90 is inside ge:50;ideal:gt:70
   CHECK(all[0].rule == "ge:50");
   CHECK(f.count("SELECT count(*) FROM alerts WHERE ref_low = 13 AND ref_high = 150") == 1);
 }

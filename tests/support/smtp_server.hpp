@@ -40,11 +40,14 @@ struct ReceivedMail {
 };
 
 struct SmtpServerOptions {
-  std::string mode = "ok";  // ok | 421-connect | 451-rcpt | 550-rcpt | disconnect-after-data
+  // ok | 421-connect | 451-rcpt | 550-rcpt | disconnect-after-data | slow-data
+  std::string mode = "ok";
   std::string starttls_cert;
   std::string implicit_tls_cert;
   std::string key;
-  std::string auth;  // "user:password": AUTH required (allowed in plain text)
+  std::string auth;          // "user:password": AUTH required (allowed in plain text)
+  int port = 0;              // 0 = a free port
+  double delay_seconds = 5;  // how long slow-data waits before its 250
 };
 
 inline SmtpServerOptions server_mode(std::string mode) {
@@ -102,6 +105,150 @@ inline void make_self_signed_certificate(const std::filesystem::path& dir,
   }
 }
 
+inline int hex_digit(char c) {
+  if (c >= '0' && c <= '9') {
+    return c - '0';
+  }
+  if (c >= 'A' && c <= 'F') {
+    return c - 'A' + 10;
+  }
+  if (c >= 'a' && c <= 'f') {
+    return c - 'a' + 10;
+  }
+  return -1;
+}
+
+// Quoted-printable (RFC 2045 6.7) decoded: soft line breaks removed, =XX turned into bytes.
+inline std::string decode_quoted_printable(std::string_view text) {
+  std::string out;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    if (text[i] != '=') {
+      out += text[i];
+    } else if (text.substr(i + 1, 2) == "\r\n") {
+      i += 2;
+    } else if (i + 2 < text.size() && hex_digit(text[i + 1]) >= 0 && hex_digit(text[i + 2]) >= 0) {
+      out += static_cast<char>(hex_digit(text[i + 1]) * 16 + hex_digit(text[i + 2]));
+      i += 2;
+    } else {
+      out += '=';
+    }
+  }
+  return out;
+}
+
+inline std::string decode_base64(std::string_view text) {
+  constexpr std::string_view kAlphabet =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  unsigned bits = 0;
+  int count = 0;
+  for (char c : text) {
+    const std::size_t v = kAlphabet.find(c);
+    if (v == std::string_view::npos) {
+      continue;  // padding
+    }
+    bits = (bits << 6) | static_cast<unsigned>(v);
+    count += 6;
+    if (count >= 8) {
+      count -= 8;
+      out += static_cast<char>((bits >> count) & 0xFF);
+    }
+  }
+  return out;
+}
+
+// A header value with its folding undone and its RFC 2047 encoded-words (UTF-8, Q or B) decoded;
+// white space between two adjacent encoded-words is dropped, as RFC 2047 section 6.2 says.
+inline std::string decode_header_value(std::string_view value) {
+  std::string unfolded;
+  for (std::size_t i = 0; i < value.size(); ++i) {
+    if (value.substr(i, 2) == "\r\n") {
+      ++i;
+      continue;
+    }
+    unfolded += value[i];
+  }
+  std::string out;
+  std::size_t i = 0;
+  bool after_word = false;
+  while (i < unfolded.size()) {
+    const std::size_t start = unfolded.find("=?", i);
+    const std::size_t end = start == std::string::npos ? start : unfolded.find("?=", start + 10);
+    const std::string_view between = std::string_view(unfolded).substr(
+        i, (start == std::string::npos ? unfolded.size() : start) - i);
+    if (!(after_word && start != std::string::npos &&
+          between.find_first_not_of(' ') == std::string_view::npos)) {
+      out += between;
+    }
+    if (start == std::string::npos || end == std::string::npos) {
+      break;
+    }
+    const std::string_view word = std::string_view(unfolded).substr(start + 2, end - start - 2);
+    const std::string_view payload = word.substr(std::min(word.size(), std::size_t{8}));
+    if (word.starts_with("UTF-8?Q?")) {
+      std::string q(payload);
+      std::replace(q.begin(), q.end(), '_', ' ');
+      out += decode_quoted_printable(q);
+    } else if (word.starts_with("UTF-8?B?")) {
+      out += decode_base64(payload);
+    } else {
+      out += "<bad>";
+    }
+    after_word = true;
+    i = end + 2;
+  }
+  return out;
+}
+
+// The raw value of the first header `name` (case-sensitive) of a message, unfolded but not decoded;
+// "" when there is none.
+inline std::string header_value(std::string_view message, std::string_view name) {
+  const std::size_t head_end = message.find("\r\n\r\n");
+  const std::string_view head =
+      message.substr(0, head_end == std::string_view::npos ? 0 : head_end + 2);
+  std::size_t at = 0;
+  while (at < head.size()) {
+    const std::size_t line_end = head.find("\r\n", at);
+    if (head.substr(at, name.size()) == name && head.substr(at + name.size(), 1) == ":") {
+      std::string value(head.substr(at + name.size() + 1, line_end - at - name.size() - 1));
+      std::size_t next = line_end + 2;
+      while (next < head.size() && head[next] == ' ') {  // continuation lines
+        const std::size_t more = head.find("\r\n", next);
+        value += head.substr(next, more - next);
+        next = more + 2;
+      }
+      return value.substr(value.find_first_not_of(' ') == std::string::npos
+                              ? value.size()
+                              : value.find_first_not_of(' '));
+    }
+    at = line_end + 2;
+  }
+  return {};
+}
+
+// The decoded body of the first "text/plain" or "text/html" part of a rendered alert message.
+inline std::string body_part(std::string_view message, std::string_view subtype) {
+  const std::string marker = "Content-Type: text/" + std::string(subtype) + ";";
+  const std::size_t part = message.find(marker);
+  if (part == std::string_view::npos) {
+    return {};
+  }
+  const std::size_t start = message.find("\r\n\r\n", part) + 4;
+  std::size_t end = message.find("\r\n--", start);
+  if (end == std::string_view::npos) {
+    end = message.size();
+  }
+  std::string text = decode_quoted_printable(message.substr(start, end - start));
+  std::string lf;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    if (text[i] == '\r' && i + 1 < text.size() && text[i + 1] == '\n') {
+      continue;
+    }
+    lf += text[i];
+  }
+  return lf;
+}
+
 // Starts the server in the constructor (returns once it accepts connections) and stops it in the
 // destructor. Each instance has its own spool directory.
 class SmtpTestServer {
@@ -112,9 +259,11 @@ class SmtpTestServer {
     std::filesystem::create_directory(spool);
     std::vector<std::string> args = {
         "/usr/bin/python3", LABWATCH_SOURCE_DIR "/tests/support/smtp_server.py",
-        "--port",           "0",
         "--spool",          spool.string(),
-        "--mode",           options.mode};
+        "--mode",           options.mode,
+        "--mode-file",      (dir_ / "mode").string(),
+        "--port",           std::to_string(options.port),
+        "--delay",          std::to_string(options.delay_seconds)};
     const auto add = [&args](const char* flag, const std::string& value) {
       if (!value.empty()) {
         args.emplace_back(flag);
@@ -143,6 +292,13 @@ class SmtpTestServer {
   [[nodiscard]] std::string url(std::string_view scheme = "smtp",
                                 std::string_view host = "127.0.0.1") const {
     return std::string(scheme) + "://" + std::string(host) + ":" + std::to_string(port_);
+  }
+
+  // Switches the failure mode for the connections and commands that arrive from now on.
+  void set_mode(std::string_view mode) const {
+    const std::filesystem::path next = dir_ / "mode.next";
+    std::ofstream(next, std::ios::binary | std::ios::trunc) << mode << "\n";
+    std::filesystem::rename(next, dir_ / "mode");
   }
 
   // Every message received so far, in arrival order.

@@ -15,7 +15,11 @@ recipient), tls, auth). The .envelope file is renamed into place last, so a read
   451-rcpt               answer every RCPT TO with 451 (temporary)
   550-rcpt               answer every RCPT TO with 550 (permanent)
   disconnect-after-data  read the whole DATA (and record it), then drop the connection unanswered
+  slow-data              record the whole DATA, then wait --delay seconds before answering 250
 "Connection refused" needs no mode: do not start a server on the port.
+
+With --mode-file, the mode is read from that file (one word) whenever a connection or a command
+arrives, so a test can change it while the server runs; --mode applies while the file is missing.
 """
 
 import argparse
@@ -28,32 +32,50 @@ import sys
 
 from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
 
-MODES = ("ok", "421-connect", "451-rcpt", "550-rcpt", "disconnect-after-data")
+MODES = ("ok", "421-connect", "451-rcpt", "550-rcpt", "disconnect-after-data", "slow-data")
 
 
 class Recorder:
     """The aiosmtpd handler: applies the failure mode and spools what it accepts."""
 
-    def __init__(self, mode, spool):
-        self.mode = mode
+    def __init__(self, mode, spool, mode_file=None, delay=5.0):
+        self.default_mode = mode
+        self.mode_file = mode_file
+        self.delay = delay
         self.spool = spool
         self.count = 0
 
+    @property
+    def mode(self):
+        if self.mode_file:
+            try:
+                with open(self.mode_file, encoding="utf-8") as f:
+                    mode = f.read().strip()
+                if mode in MODES:
+                    return mode
+            except FileNotFoundError:
+                pass
+        return self.default_mode
+
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
-        if self.mode == "451-rcpt":
+        mode = self.mode
+        if mode == "451-rcpt":
             return "451 4.3.0 Mailbox temporarily unavailable"
-        if self.mode == "550-rcpt":
+        if mode == "550-rcpt":
             return "550 5.1.1 No such mailbox"
         envelope.rcpt_tos.append(address)
         return "250 2.1.5 OK"
 
     async def handle_DATA(self, server, session, envelope):
         self.record(server, session, envelope)
-        if self.mode == "disconnect-after-data":
+        mode = self.mode
+        if mode == "disconnect-after-data":
             # The whole message and its final dot were read; the reply never comes. Dropping the
             # connection cancels this coroutine, so it waits here instead of answering.
             server.transport.abort()
             await asyncio.Event().wait()
+        if mode == "slow-data":
+            await asyncio.sleep(self.delay)
         return "250 2.0.0 Queued"
 
     def record(self, server, session, envelope):
@@ -102,13 +124,15 @@ def main():
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--spool", required=True, help="directory for received messages")
     parser.add_argument("--mode", choices=MODES, default="ok")
+    parser.add_argument("--mode-file", help="read the mode from this file when it exists")
+    parser.add_argument("--delay", type=float, default=5.0, help="seconds slow-data waits")
     parser.add_argument("--starttls-cert", help="offer STARTTLS with this certificate (PEM)")
     parser.add_argument("--implicit-tls-cert", help="speak TLS from the first byte (smtps)")
     parser.add_argument("--key", help="private key (PEM) for the certificate")
     parser.add_argument("--auth", help="require AUTH with USER:PASSWORD (allowed without TLS)")
     args = parser.parse_args()
 
-    recorder = Recorder(args.mode, args.spool)
+    recorder = Recorder(args.mode, args.spool, args.mode_file, args.delay)
     starttls = tls_context(args.starttls_cert, args.key) if args.starttls_cert else None
     implicit = tls_context(args.implicit_tls_cert, args.key) if args.implicit_tls_cert else None
     options = {}
@@ -118,7 +142,7 @@ def main():
                    "authenticator": make_authenticator(user, password)}
 
     def factory():
-        if args.mode == "421-connect":
+        if recorder.mode == "421-connect":
             return Refuser()
         return SMTP(recorder, hostname="smtp.test", tls_context=starttls, timeout=30, **options)
 

@@ -1,0 +1,34 @@
+# SPDX-License-Identifier: Apache-2.0
+# Packaging: the catalogue and a first config beside the example config, and a .deb (cpack -G DEB)
+# that creates the `labwatch` system user and /var/lib/labwatch/{inbox,processed,failed}.
+include(GNUInstallDirs)
+
+install(FILES ${PROJECT_SOURCE_DIR}/clinical/analytes.csv DESTINATION ${CMAKE_INSTALL_DATADIR}/labwatch)
+# The first /etc/labwatch/labwatch.xml (copied by postinst, never over an existing one).
+install(FILES ${PROJECT_SOURCE_DIR}/packaging/labwatch.xml DESTINATION ${CMAKE_INSTALL_DATADIR}/labwatch
+        RENAME labwatch.default.xml)
+
+set(CPACK_GENERATOR DEB)
+set(CPACK_PACKAGE_NAME labwatch)
+set(CPACK_PACKAGE_VENDOR labwatch)
+set(CPACK_PACKAGE_CONTACT "labwatch maintainers <root@localhost>")
+set(CPACK_PACKAGE_DESCRIPTION_SUMMARY "lab-result ingestion daemon (HL7 v2 and CSV to SQLite, optimal-range alerts)")
+set(CPACK_PACKAGE_DESCRIPTION
+    "labwatch watches an inbox folder for lab-result exports (HL7 v2 ORU^R01, CSV), stores every
+result in SQLite with its canonical analyte and unit, and mails practitioners when a value falls
+outside its optimal target.")
+# The unit's ExecStart= names /usr/bin/labwatch.
+set(CPACK_PACKAGING_INSTALL_PREFIX /usr)
+set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
+set(CPACK_DEBIAN_PACKAGE_SECTION misc)
+set(CPACK_DEBIAN_PACKAGE_PRIORITY optional)
+set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
+set(CPACK_DEBIAN_PACKAGE_DEPENDS "adduser")
+set(CPACK_DEBIAN_PACKAGE_CONTROL_EXTRA
+    ${PROJECT_SOURCE_DIR}/packaging/deb/postinst
+    ${PROJECT_SOURCE_DIR}/packaging/deb/prerm
+    ${PROJECT_SOURCE_DIR}/packaging/deb/postrm)
+set(CPACK_DEBIAN_PACKAGE_CONTROL_STRICT_PERMISSION TRUE)
+# Debug info stays in the build tree; the package ships a stripped binary.
+set(CPACK_STRIP_FILES ON)
+include(CPack)

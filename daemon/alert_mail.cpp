@@ -1,0 +1,470 @@
+// SPDX-License-Identifier: Apache-2.0
+// Alert mail composition: subject, plain text and HTML bodies, PHI level, threading headers.
+#include "daemon/alert_mail.hpp"
+
+#include <array>
+#include <cstddef>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "daemon/text_format.hpp"
+
+namespace labwatch::daemon {
+namespace {
+
+using storage::Notice;
+using storage::NoticeKind;
+using storage::OutboxItem;
+
+constexpr std::string_view kReplacement = "\xEF\xBF\xBD";  // U+FFFD
+constexpr std::string_view kSenderName = "labwatch";
+constexpr std::array<NoticeKind, 4> kKinds = {NoticeKind::alert, NoticeKind::correction,
+                                              NoticeKind::resolution, NoticeKind::retraction};
+
+unsigned char byte(char c) noexcept { return static_cast<unsigned char>(c); }
+
+// Length of the well-formed UTF-8 sequence at text[i] (RFC 3629), 0 when malformed or truncated.
+std::size_t utf8_length(std::string_view text, std::size_t i) noexcept {
+  const unsigned char b0 = byte(text[i]);
+  if (b0 < 0x80) {
+    return 1;
+  }
+  std::size_t length = 0;
+  unsigned char low = 0x80;
+  unsigned char high = 0xBF;
+  if (b0 >= 0xC2 && b0 <= 0xDF) {
+    length = 2;
+  } else if (b0 >= 0xE0 && b0 <= 0xEF) {
+    length = 3;
+    low = b0 == 0xE0 ? 0xA0 : 0x80;
+    high = b0 == 0xED ? 0x9F : 0xBF;
+  } else if (b0 >= 0xF0 && b0 <= 0xF4) {
+    length = 4;
+    low = b0 == 0xF0 ? 0x90 : 0x80;
+    high = b0 == 0xF4 ? 0x8F : 0xBF;
+  } else {
+    return 0;
+  }
+  if (text.size() - i < length || byte(text[i + 1]) < low || byte(text[i + 1]) > high) {
+    return 0;
+  }
+  for (std::size_t k = 2; k < length; ++k) {
+    if (byte(text[i + k]) < 0x80 || byte(text[i + k]) > 0xBF) {
+      return 0;
+    }
+  }
+  return length;
+}
+
+// Characters that would break a line or change how the rest of it is displayed: C0 and C1
+// controls, DEL, the Unicode line and paragraph separators, and the bidirectional embeddings,
+// overrides and isolates (U+202A-U+202E, U+2066-U+2069), which can make a name read backwards.
+bool is_breaking(std::string_view sequence) noexcept {
+  if (sequence.size() == 1) {
+    return byte(sequence[0]) < 0x20 || byte(sequence[0]) == 0x7F;
+  }
+  if (sequence.size() == 2) {
+    return byte(sequence[0]) == 0xC2 && byte(sequence[1]) < 0xA0;
+  }
+  if (sequence.size() == 3 && byte(sequence[0]) == 0xE2) {
+    const unsigned char b1 = byte(sequence[1]);
+    const unsigned char b2 = byte(sequence[2]);
+    return (b1 == 0x80 && b2 >= 0xA8 && b2 <= 0xAE) || (b1 == 0x81 && b2 >= 0xA6 && b2 <= 0xA9);
+  }
+  return false;
+}
+
+std::string plural(std::size_t n, std::string_view one, std::string_view many) {
+  return std::to_string(n) + " " + std::string(n == 1 ? one : many);
+}
+
+// What the subject and the first line say about the notices of one kind.
+std::string count_phrase(NoticeKind kind, std::size_t n) {
+  switch (kind) {
+    case NoticeKind::alert:
+      return plural(n, "result", "results") + " outside optimal target";
+    case NoticeKind::correction:
+      return plural(n, "corrected result", "corrected results") + " outside optimal target";
+    case NoticeKind::resolution:
+      return plural(n, "corrected result", "corrected results") + " back within target";
+    case NoticeKind::retraction:
+      return plural(n, "result", "results") + " cancelled by the lab";
+  }
+  return plural(n, "notice", "notices");
+}
+
+std::string summary(const OutboxItem& item) {
+  std::string out;
+  for (NoticeKind kind : kKinds) {
+    std::size_t n = 0;
+    for (const Notice& notice : item.notices) {
+      n += notice.kind == kind ? 1U : 0U;
+    }
+    if (n > 0) {
+      out += out.empty() ? "" : ", ";
+      out += count_phrase(kind, n);
+    }
+  }
+  return out.empty() ? std::string("no new findings") : out;
+}
+
+std::string full_name(const OutboxItem& item) {
+  const std::string family = single_line(item.family);
+  const std::string given = single_line(item.given);
+  if (family.empty() || given.empty()) {
+    return family + given;
+  }
+  return family + ", " + given;
+}
+
+std::string with_unit(const std::string& number, std::string_view unit) {
+  const std::string clean = single_line(unit);
+  return clean.empty() ? number : number + " " + clean;
+}
+
+std::string value_text(double value, std::string_view comparator, std::string_view unit) {
+  return with_unit(single_line(comparator) + format_number(value), unit);
+}
+
+// "2024-09-21 12:15 UTC".
+std::string collected_text(clinical::UnixSeconds t) {
+  std::string iso = iso_utc(t);  // 2024-09-21T12:15:00Z
+  if (iso.size() < 16) {
+    return iso;
+  }
+  return iso.substr(0, 10) + " " + iso.substr(11, 5) + " UTC";
+}
+
+// The rule as stored ("ideal:gt:70") without its tier, so its kind can be read.
+std::string_view rule_kind(std::string_view rule) {
+  constexpr std::string_view kIdeal = "ideal:";
+  return rule.starts_with(kIdeal) ? rule.substr(kIdeal.size()) : rule;
+}
+
+// ">= 50 ng/mL (rule ge:50)", "6 - 8 umol/L (rule range:6-8)", "rule trend:falling:0.2".
+std::string target_text(const Notice& notice) {
+  const std::string_view kind = rule_kind(notice.rule);
+  const std::string rule = "rule " + single_line(notice.rule);
+  std::string band;
+  if (notice.target_low && notice.target_high) {
+    band = format_number(*notice.target_low) + " - " + format_number(*notice.target_high);
+  } else if (notice.target_low) {
+    band = (kind.starts_with("gt:") ? "> " : ">= ") + format_number(*notice.target_low);
+  } else if (notice.target_high) {
+    band = (kind.starts_with("lt:") ? "< " : "<= ") + format_number(*notice.target_high);
+  }
+  return band.empty() ? rule : with_unit(band, notice.unit) + " (" + rule + ")";
+}
+
+// The lab's own reference range in the canonical unit, else as the lab printed it, else "".
+std::string lab_range_text(const Notice& notice) {
+  if (notice.ref_low && notice.ref_high) {
+    return with_unit(format_number(*notice.ref_low) + " - " + format_number(*notice.ref_high),
+                     notice.unit);
+  }
+  if (notice.ref_low) {
+    return with_unit(">= " + format_number(*notice.ref_low), notice.unit);
+  }
+  if (notice.ref_high) {
+    return with_unit("<= " + format_number(*notice.ref_high), notice.unit);
+  }
+  const std::string raw = single_line(notice.raw_range);
+  return raw.empty() ? raw : raw + " (as printed by the lab)";
+}
+
+// Where the value lies against its target: "below", "above", or "outside" when the band cannot
+// tell (a trend rule, or a band without the bound that was crossed).
+std::string_view direction(const Notice& notice) {
+  const std::string_view kind = rule_kind(notice.rule);
+  if (kind.starts_with("trend:falling")) {
+    return "falling";
+  }
+  if (kind.starts_with("trend:")) {
+    return "moving away from";
+  }
+  const double v = notice.value;
+  if (notice.target_low &&
+      (v < *notice.target_low || (kind.starts_with("gt:") && v <= *notice.target_low))) {
+    return "below";
+  }
+  if (notice.target_high &&
+      (v > *notice.target_high || (kind.starts_with("lt:") && v >= *notice.target_high))) {
+    return "above";
+  }
+  return "outside";
+}
+
+std::string finding(const Notice& notice, bool still) {
+  const std::string_view where = direction(notice);
+  if (where == "falling") {
+    return "a falling trend";
+  }
+  if (where == "moving away from") {
+    return "moving away from the optimal target";
+  }
+  return std::string(still ? "still " : "") + std::string(where) + " the optimal target";
+}
+
+std::string bare_message_id(std::string_view id) {
+  std::string out = single_line(id);
+  if (out.size() >= 2 && out.front() == '<' && out.back() == '>') {
+    out = out.substr(1, out.size() - 2);
+  }
+  return out;
+}
+
+std::string earlier_mail(const Notice& notice) {
+  const std::string id = bare_message_id(notice.previous_message_id);
+  return id.empty() ? std::string() : " (e-mail <" + id + ">)";
+}
+
+// One notice as a headline and detail lines, shared by the text and the HTML body.
+struct NoticeText {
+  std::string headline;
+  std::vector<std::string> details;
+};
+
+NoticeText describe_notice(const Notice& notice, const clinical::AnalyteCatalogue& catalogue,
+                           bool full_phi) {
+  const clinical::Analyte* analyte = catalogue.by_key(notice.analyte);
+  const std::string name = single_line(analyte != nullptr && !analyte->display_name.empty()
+                                           ? std::string_view(analyte->display_name)
+                                           : std::string_view(notice.analyte));
+  const std::string value = value_text(notice.value, notice.comparator, notice.unit);
+  const std::string collected = ", collected " + collected_text(notice.collected_at);
+  const std::string previous =
+      notice.previous_value
+          ? " (earlier " + value_text(*notice.previous_value, "", notice.unit) + ")"
+          : std::string();
+  NoticeText out;
+  switch (notice.kind) {
+    case NoticeKind::alert:
+      out.headline = full_phi ? name + " " + value + collected + ": " + finding(notice, false)
+                              : name + ": " + finding(notice, false);
+      break;
+    case NoticeKind::correction:
+      out.headline = full_phi ? name + ": corrected value " + value + previous + collected + ": " +
+                                    finding(notice, true)
+                              : name + ": corrected value " + finding(notice, true);
+      out.details.push_back("It replaces the value of an earlier alert" + earlier_mail(notice) +
+                            ".");
+      break;
+    case NoticeKind::resolution:
+      out.headline = full_phi ? name + ": corrected value " + value + previous + collected +
+                                    ": back within the optimal target"
+                              : name + ": corrected value back within the optimal target";
+      out.details.push_back("The earlier alert" + earlier_mail(notice) + " is resolved.");
+      break;
+    case NoticeKind::retraction:
+      out.headline = full_phi ? name + collected + ": the lab cancelled this result"
+                              : name + ": the lab cancelled this result";
+      out.details.push_back("Disregard the earlier alert" + earlier_mail(notice) + ".");
+      return out;
+  }
+  out.details.push_back("Optimal target: " + target_text(notice));
+  if (const std::string range = lab_range_text(notice); !range.empty()) {
+    out.details.push_back("Lab range: " + range);
+  }
+  if (full_phi && !notice.history.empty()) {
+    std::string history;
+    for (const storage::HistoryPoint& point : notice.history) {
+      history += history.empty() ? "" : "; ";
+      history += iso_date(point.collected_at) + " " + single_line(point.comparator) +
+                 format_number(point.value);
+    }
+    const std::string unit = single_line(notice.unit);
+    out.details.push_back("Recent values" + (unit.empty() ? std::string() : " (" + unit + ")") +
+                          ": " + history);
+  }
+  return out;
+}
+
+// The patient and report lines, and the closing note, for the recipient's PHI level.
+struct Frame {
+  std::vector<std::string> header;
+  std::vector<std::string> footer;
+};
+
+Frame frame_of(const OutboxItem& item) {
+  Frame frame;
+  const std::string report = single_line(item.report_ref);
+  if (item.recipient.full_phi) {
+    std::string patient = full_name(item);
+    if (const std::string born = single_line(item.birth_date); !born.empty()) {
+      patient += (patient.empty() ? "born " : ", born ") + born;
+    }
+    if (const std::string key = single_line(item.patient_key); !key.empty()) {
+      patient += patient.empty() ? key : " (" + key + ")";
+    }
+    frame.header.push_back("Patient: " + (patient.empty() ? std::string("unknown") : patient));
+    frame.footer.emplace_back("This e-mail contains patient data. Do not forward it.");
+  } else {
+    const std::string initials = patient_initials(item.given, item.family);
+    frame.header.push_back("Patient: " + (initials.empty() ? std::string("unknown") : initials) +
+                           " (initials only)");
+    frame.footer.emplace_back("Names, birth dates, dates and values are left out of this e-mail.");
+    frame.footer.emplace_back(report.empty()
+                                  ? std::string("Look the patient up in labwatch for the details.")
+                                  : "Look up report " + report + " in labwatch for the details.");
+  }
+  if (!report.empty()) {
+    frame.header.push_back("Report: " + report);
+  }
+  return frame;
+}
+
+std::string text_body(const std::string& first_line, const Frame& frame,
+                      const std::vector<NoticeText>& notices) {
+  std::string out = first_line + ".\n\n";
+  for (const std::string& line : frame.header) {
+    out += line + "\n";
+  }
+  std::size_t number = 0;
+  for (const NoticeText& notice : notices) {
+    out += "\n" + std::to_string(++number) + ". " + notice.headline + "\n";
+    for (const std::string& detail : notice.details) {
+      out += "   " + detail + "\n";
+    }
+  }
+  out += "\n";
+  for (const std::string& line : frame.footer) {
+    out += line + "\n";
+  }
+  return out;
+}
+
+std::string html_lines(const std::vector<std::string>& lines) {
+  std::string out;
+  for (const std::string& line : lines) {
+    out += out.empty() ? "" : "<br>\n";
+    out += html_escape(line);
+  }
+  return out;
+}
+
+std::string html_body(const std::string& subject, const std::string& first_line, const Frame& frame,
+                      const std::vector<NoticeText>& notices) {
+  std::string out = "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>" +
+                    html_escape(subject) + "</title></head>\n<body>\n<p>" +
+                    html_escape(first_line) + ".</p>\n";
+  out += "<p>" + html_lines(frame.header) + "</p>\n<ol>\n";
+  for (const NoticeText& notice : notices) {
+    out += "<li><strong>" + html_escape(notice.headline) + "</strong>";
+    for (const std::string& detail : notice.details) {
+      out += "<br>\n" + html_escape(detail);
+    }
+    out += "</li>\n";
+  }
+  out += "</ol>\n<p>" + html_lines(frame.footer) + "</p>\n</body></html>\n";
+  return out;
+}
+
+}  // namespace
+
+std::string single_line(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  bool space = false;  // a space is owed before the next visible character
+  for (std::size_t i = 0; i < text.size();) {
+    const std::size_t n = utf8_length(text, i);
+    const std::string_view sequence = text.substr(i, n == 0 ? 1 : n);
+    i += sequence.size();
+    if (n != 0 && (sequence == " " || is_breaking(sequence))) {
+      space = !out.empty();
+      continue;
+    }
+    if (space) {
+      out += ' ';
+      space = false;
+    }
+    out += n == 0 ? kReplacement : sequence;
+  }
+  return out;
+}
+
+std::string patient_initials(std::string_view given, std::string_view family) {
+  std::string out;
+  for (const std::string_view name : {given, family}) {
+    for (std::size_t i = 0; i < name.size();) {
+      const std::size_t n = utf8_length(name, i);
+      if (n == 0) {
+        ++i;
+        continue;
+      }
+      const std::string_view sequence = name.substr(i, n);
+      i += n;
+      const unsigned char c = byte(sequence[0]);
+      const bool ascii_alnum =
+          (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+      if (ascii_alnum) {
+        out += (c >= 'a' && c <= 'z') ? static_cast<char>(c - 'a' + 'A') : sequence[0];
+      } else if (n > 1 && !is_breaking(sequence)) {
+        out += sequence;  // a non-ASCII letter ("Ä"); case mapping needs tables we do not carry
+      } else {
+        continue;
+      }
+      out += '.';
+      break;
+    }
+  }
+  return out;
+}
+
+std::string alert_subject(const OutboxItem& item) {
+  const std::string who =
+      item.recipient.full_phi ? full_name(item) : patient_initials(item.given, item.family);
+  const std::string report = single_line(item.report_ref);
+  std::string about = who;
+  if (!report.empty()) {
+    about += (about.empty() ? "report " : ", report ") + report;
+  }
+  std::string subject = "labwatch: " + summary(item);
+  if (!about.empty()) {
+    subject += " (" + about + ")";
+  }
+  return subject;
+}
+
+MailMessage compose_alert_mail(const OutboxItem& item, std::string_view from_address,
+                               const clinical::AnalyteCatalogue& catalogue,
+                               clinical::UnixSeconds date) {
+  MailMessage message;
+  message.from = {std::string(kSenderName), std::string(from_address)};
+  message.to = {single_line(item.recipient.name), item.recipient.email};
+  message.subject = alert_subject(item);
+  message.message_id = bare_message_id(item.message_id);
+  message.date = date;
+  // The earlier mails this one corrects, in notice order, each once: a reader threads them.
+  for (const Notice& notice : item.notices) {
+    std::string id = bare_message_id(notice.previous_message_id);
+    if (id.empty() || id == message.message_id) {
+      continue;
+    }
+    bool seen = false;
+    for (const std::string& known : message.references) {
+      seen = seen || known == id;
+    }
+    if (!seen) {
+      message.references.push_back(std::move(id));
+    }
+  }
+  message.extra_headers.push_back({"X-Labwatch-Outbox", std::to_string(item.id)});
+
+  std::vector<NoticeText> notices;
+  notices.reserve(item.notices.size());
+  for (const Notice& notice : item.notices) {
+    notices.push_back(describe_notice(notice, catalogue, item.recipient.full_phi));
+  }
+  std::string first_line = summary(item);
+  if (!first_line.empty() && first_line[0] >= 'a' && first_line[0] <= 'z') {
+    first_line[0] = static_cast<char>(first_line[0] - 'a' + 'A');
+  }
+  const Frame frame = frame_of(item);
+  message.text_body = text_body(first_line, frame, notices);
+  message.html_body = html_body(message.subject, first_line, frame, notices);
+  return message;
+}
+
+}  // namespace labwatch::daemon

@@ -1,0 +1,39 @@
+// SPDX-License-Identifier: Apache-2.0
+// Alert mail: one outbox item (one patient, one recipient) as the e-mail that tells about it.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "clinical/analyte_catalogue.hpp"
+#include "clinical/normalized.hpp"
+#include "daemon/mail_message.hpp"
+#include "storage/outbox.hpp"
+
+namespace labwatch::daemon {
+
+// The e-mail for `item`: From `from_address` (config mail.from), To the item's recipient, the
+// item's own Message-ID (fixed when queued), References/In-Reply-To naming the earlier mails its
+// corrections refer to, dated `date`, with a plain text and an HTML body listing every notice.
+// How much of the patient it shows follows recipient.full_phi: minimal = initials and the report
+// reference only (no name, birth date, dates or values); full = name, birth date, patient key,
+// values, collection times and recent history. Analyte names come from `catalogue`. Never fails:
+// text from the database that could not go into a header (control characters, invalid UTF-8) is
+// cleaned first. Whether the addresses and Message-IDs are valid is checked by render_mime.
+MailMessage compose_alert_mail(const storage::OutboxItem& item, std::string_view from_address,
+                               const clinical::AnalyteCatalogue& catalogue,
+                               clinical::UnixSeconds date);
+
+// The subject alone: "labwatch: 3 results outside optimal target (J.D., report QDX301000001)". It
+// never carries values; it carries the patient's name only at full PHI level.
+std::string alert_subject(const storage::OutboxItem& item);
+
+// "J.D." for given "John", family "Doe": the first letter or digit of each, ASCII upper-cased,
+// non-ASCII kept whole ("Ä."). A name without one contributes nothing; both empty give "".
+std::string patient_initials(std::string_view given, std::string_view family);
+
+// `text` as one clean line: invalid UTF-8 bytes become U+FFFD, control characters (CR, LF, TAB,
+// NUL, DEL, C1) become spaces, runs of spaces collapse to one, and the ends are trimmed.
+std::string single_line(std::string_view text);
+
+}  // namespace labwatch::daemon

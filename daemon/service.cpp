@@ -1,0 +1,713 @@
+// SPDX-License-Identifier: Apache-2.0
+// The daemon loop: watcher -> work queue -> pipeline -> mover, with signals, watchdog and reload.
+#include "daemon/service.hpp"
+
+#include <sys/stat.h>
+
+#include <boost/asio/error.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <cerrno>
+#include <chrono>
+#include <csignal>
+#include <cstdint>
+#include <deque>
+#include <exception>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <system_error>
+#include <unordered_set>
+#include <utility>
+#include <vector>
+
+#include "config/config_loader.hpp"
+#include "daemon/cli.hpp"
+#include "daemon/file_mover.hpp"
+#include "daemon/folder_watcher.hpp"
+#include "daemon/log.hpp"
+#include "daemon/notifier.hpp"
+#include "daemon/outbox_dispatcher.hpp"
+#include "daemon/pipeline.hpp"
+#include "daemon/smtp_mailer.hpp"
+#include "storage/store.hpp"
+
+namespace labwatch::daemon {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// After SIGTERM, cancelled handlers get this long to finish before the loop is stopped regardless.
+constexpr std::chrono::seconds kStopFallback{10};
+// While files keep coming, directory syncs are batched to at most one per interval.
+constexpr std::chrono::milliseconds kSyncInterval{100};
+// READY=1 waits for start-up files that are still settling, but no longer than settle + this.
+constexpr std::chrono::seconds kReadyGrace{1};
+// While a start-up backlog is ingested, ask systemd for more start time this often, by this much.
+constexpr std::chrono::seconds kExtendEvery{5};
+constexpr std::chrono::seconds kExtendBy{30};
+// STATUS= goes to systemd at most this often (a steady trickle of files would send one per file).
+constexpr std::chrono::seconds kStatusInterval{1};
+// Refusals of one file written to the log; all of them go to the reason file.
+constexpr std::size_t kRefusalsLogged = 10;
+
+// A config that loads but cannot run (directories that cannot work together, an unusable mail
+// relay URL): EX_CONFIG at startup, refused on reload.
+class UnusableConfig : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// Everything built from one config. Members are destroyed bottom-up: the watcher first, and the
+// pipeline and dispatcher before the store and config they refer to.
+struct Runtime {
+  std::unique_ptr<config::Config> config;
+  std::unique_ptr<storage::Store> store;
+  std::unique_ptr<OutboxDispatcher> dispatcher;  // null without <mail smtp=...>
+  std::unique_ptr<Pipeline> pipeline;
+  std::unique_ptr<FileMover> mover;
+  std::unique_ptr<FolderWatcher> watcher;
+};
+
+struct Counts {
+  std::uint64_t accepted = 0;
+  std::uint64_t partial = 0;
+  std::uint64_t refused = 0;
+  std::uint64_t known = 0;
+};
+
+std::string plural(std::uint64_t n, const char* what) {
+  return std::to_string(n) + " " + what + (n == 1 ? "" : "s");
+}
+
+bool same_file(const struct stat& a, const struct stat& b) {
+  return a.st_dev == b.st_dev && a.st_ino == b.st_ino && a.st_size == b.st_size &&
+         a.st_mtim.tv_sec == b.st_mtim.tv_sec && a.st_mtim.tv_nsec == b.st_mtim.tv_nsec;
+}
+
+// The inbox must be its own directory: a move into it would be read again, forever, and the
+// database's files would be ingested and moved away.
+void check_layout(const config::Paths& paths) {
+  namespace fs = std::filesystem;
+  const fs::path inbox(paths.inbox);
+  if (fs::equivalent(inbox, paths.processed) || fs::equivalent(inbox, paths.failed)) {
+    throw UnusableConfig("the inbox (" + paths.inbox + ") must differ from processed/ and failed/");
+  }
+  if (fs::equivalent(paths.processed, paths.failed)) {
+    throw UnusableConfig("processed/ and failed/ (" + paths.processed +
+                         ") must be different directories");
+  }
+  const fs::path db_dir = fs::absolute(paths.database).parent_path();
+  if (fs::equivalent(inbox, db_dir)) {
+    throw UnusableConfig("the database (" + paths.database + ") must not be inside the inbox");
+  }
+}
+
+// The reason file of a file moved to failed/: what happened and each refusal, without patient data.
+std::string reason_text(const FileOutcome& outcome) {
+  std::string out = "labwatch did not ingest all of " + outcome.file_name + "\n";
+  out += "outcome: " + std::string(to_string(outcome.kind)) + "\n";
+  if (!outcome.sha256.empty()) {
+    out += "sha256: " + outcome.sha256 + "\n";
+  }
+  const storage::IngestSummary& s = outcome.summary;
+  if (s.reports > 0 || s.results_stored > 0 || s.duplicates > 0) {
+    out += "stored: " + plural(static_cast<std::uint64_t>(s.reports), "report") + ", " +
+           plural(static_cast<std::uint64_t>(s.results_stored), "result") + ", " +
+           plural(static_cast<std::uint64_t>(s.duplicates), "duplicate") + "\n";
+  }
+  out += "refused (" + std::to_string(outcome.refusals.size()) + "):\n";
+  for (const parsers::Refusal& r : outcome.refusals) {
+    out += "- " + describe(r) + "\n";
+  }
+  return out;
+}
+
+class Service {
+ public:
+  explicit Service(std::string config_path) : config_path_(std::move(config_path)) {}
+
+  int run(const config::Config& initial);
+
+ private:
+  std::unique_ptr<Runtime> build(config::Config config);
+  void wait_stop_signal();
+  void wait_reload_signal();
+  void arm_watchdog();
+  void arm_rescan();
+  void arm_ready_deadline();
+
+  void rescan(const char* why);
+  void enqueue(const std::string& name);
+  void post_work();
+  void work();
+  void handle(const std::string& name);
+  void report(const FileOutcome& outcome, const std::string& moved_to);
+  void leave(const std::string& name, ino_t ino, const std::string& why);
+  void sync_moves();
+  void maybe_ready();
+  void publish_status();
+  void reload();
+  void request_stop(int exit_code, const std::string& why);
+  [[nodiscard]] std::string status_text() const;
+
+  boost::asio::io_context io_;
+  std::string config_path_;
+  std::unique_ptr<Runtime> rt_;
+  Notifier notifier_;
+  boost::asio::signal_set stop_signals_{io_};
+  boost::asio::signal_set reload_signal_{io_};
+  boost::asio::steady_timer watchdog_timer_{io_};
+  boost::asio::steady_timer rescan_timer_{io_};
+  boost::asio::steady_timer ready_timer_{io_};
+  boost::asio::steady_timer status_timer_{io_};
+  std::optional<Clock::duration> watchdog_period_;
+
+  // Complete files waiting for their turn, in order, each name once.
+  std::deque<std::string> queue_;
+  std::unordered_set<std::string> queued_;
+  bool work_posted_ = false;
+  // Entries refused and left in the inbox (directories, unmovable things): logged once per inode.
+  std::map<std::string, ino_t> left_;
+
+  Counts counts_;
+  bool ready_sent_ = false;
+  bool ready_timer_armed_ = false;
+  bool status_timer_armed_ = false;
+  Clock::time_point last_status_;
+  Clock::time_point ready_deadline_;
+  Clock::time_point last_sync_;
+  Clock::time_point last_extend_;
+  bool stopping_ = false;
+  int exit_code_ = kExitOk;
+};
+
+int Service::run(const config::Config& initial) {
+  // Signals first: one that arrives while the database migrates waits for the loop instead of
+  // killing the process (SIGHUP's default action).
+  stop_signals_.add(SIGTERM);
+  stop_signals_.add(SIGINT);
+  reload_signal_.add(SIGHUP);
+  wait_stop_signal();
+  wait_reload_signal();
+  try {
+    rt_ = build(initial);
+  } catch (const UnusableConfig& e) {
+    log::error(std::string("invalid config: ") + e.what());
+    return kExitConfig;
+  }
+  const config::Config& config = *rt_->config;
+  watchdog_period_ = Notifier::watchdog_interval();
+  log::info("started: inbox " + config.paths.inbox + ", processed " + config.paths.processed +
+            ", failed " + config.paths.failed + ", database " + config.paths.database + ", " +
+            plural(config.sources.size(), "source") + ", settle " +
+            std::to_string(config.intake.settle.count()) + " ms, rescan " +
+            (config.intake.rescan.count() > 0 ? std::to_string(config.intake.rescan.count()) + " s"
+                                              : "off") +
+            ", watchdog " + (watchdog_period_ ? "on" : "off"));
+
+  if (watchdog_period_) {
+    // Ping at half the interval so one late wake-up is not fatal.
+    *watchdog_period_ /= 2;
+    notifier_.watchdog();
+    arm_watchdog();
+  }
+  arm_rescan();
+
+  // The watch is already in place (build), so nothing dropped from here on can be missed.
+  last_sync_ = last_extend_ = Clock::now();
+  ready_deadline_ = Clock::now() + config.intake.settle + kReadyGrace;
+  if (rt_->dispatcher) {
+    rt_->dispatcher->start();  // mail a crash left half-sent goes out again first
+  }
+  rescan("start-up");
+  maybe_ready();
+
+  while (!stopping_) {
+    if (io_.run_one() == 0) {
+      break;
+    }
+  }
+  // Stopping: the watcher, timers and signals are cancelled; let their handlers return.
+  io_.run_for(kStopFallback);
+  if (!io_.stopped()) {
+    log::warning("handlers still pending " + std::to_string(kStopFallback.count()) +
+                 " s after stop; forcing exit");
+    io_.stop();
+  }
+  log::info("stopped: " + status_text());
+  return exit_code_;
+}
+
+std::unique_ptr<Runtime> Service::build(config::Config config) {
+  auto rt = std::make_unique<Runtime>();
+  rt->config = std::make_unique<config::Config>(std::move(config));
+  const config::Paths& paths = rt->config->paths;
+  rt->store = storage::open_sqlite_store(paths.database);  // opens and migrates
+  for (const std::string& dir : {paths.inbox, paths.processed, paths.failed}) {
+    std::filesystem::create_directories(dir);
+  }
+  check_layout(paths);
+  rt->pipeline = std::make_unique<Pipeline>(*rt->config, *rt->store);
+  if (!rt->config->mail.smtp_url.empty()) {
+    // Mail goes out from its own worker thread; a slow or dead relay never holds up ingestion.
+    auto mailer = SmtpMailer::create(rt->config->mail);
+    if (!mailer) {
+      throw UnusableConfig("<mail smtp=...>: " + mailer.error());
+    }
+    rt->dispatcher = std::make_unique<OutboxDispatcher>(
+        io_, *rt->store, std::make_unique<SmtpMailer>(std::move(mailer.value())), rt->config->mail,
+        rt->config->catalogue);
+  }
+  rt->mover = std::make_unique<FileMover>(paths.inbox, paths.processed, paths.failed);
+  FolderWatcher::Handlers handlers;
+  handlers.ready = [this](const std::string& name) { enqueue(name); };
+  handlers.overflow = [this] {
+    log::warning("the inotify event queue overflowed; rescanning the inbox");
+    rescan("overflow");
+  };
+  handlers.lost = [this](std::error_code ec) {
+    log::error("lost the watch on the inbox (" + ec.message() + "); was it removed or unmounted?");
+    request_stop(kExitFailure, "the inbox watch was lost");
+  };
+  rt->watcher = std::make_unique<FolderWatcher>(io_, paths.inbox, rt->config->intake.settle,
+                                                std::move(handlers));
+  rt->watcher->start();
+  return rt;
+}
+
+void Service::wait_stop_signal() {
+  stop_signals_.async_wait([this](const boost::system::error_code& ec, int signal) {
+    if (ec == boost::asio::error::operation_aborted) {
+      return;
+    }
+    request_stop(kExitOk, signal == SIGINT ? "SIGINT" : "SIGTERM");
+  });
+}
+
+void Service::wait_reload_signal() {
+  reload_signal_.async_wait([this](const boost::system::error_code& ec, int /*signal*/) {
+    if (ec == boost::asio::error::operation_aborted || stopping_) {
+      return;
+    }
+    reload();
+    wait_reload_signal();
+  });
+}
+
+void Service::arm_watchdog() {
+  watchdog_timer_.expires_after(*watchdog_period_);
+  watchdog_timer_.async_wait([this](const boost::system::error_code& ec) {
+    if (ec == boost::asio::error::operation_aborted || stopping_) {
+      return;
+    }
+    notifier_.watchdog();
+    arm_watchdog();
+  });
+}
+
+void Service::arm_rescan() {
+  // Network file systems (NFS, SMB) report no inotify events for changes made by other machines.
+  const std::chrono::seconds every = rt_->config->intake.rescan;
+  if (every.count() == 0) {
+    rescan_timer_.cancel();
+    return;
+  }
+  rescan_timer_.expires_after(every);
+  rescan_timer_.async_wait([this](const boost::system::error_code& ec) {
+    if (ec == boost::asio::error::operation_aborted || stopping_) {
+      return;
+    }
+    rescan("periodic");
+    arm_rescan();
+  });
+}
+
+void Service::arm_ready_deadline() {
+  if (ready_timer_armed_) {
+    return;
+  }
+  ready_timer_armed_ = true;
+  ready_timer_.expires_at(ready_deadline_);
+  ready_timer_.async_wait([this](const boost::system::error_code& ec) {
+    ready_timer_armed_ = false;
+    if (ec == boost::asio::error::operation_aborted || stopping_) {
+      return;
+    }
+    maybe_ready();
+  });
+}
+
+void Service::rescan(const char* why) {
+  std::vector<std::string> names;
+  try {
+    names = rt_->watcher->scan();
+  } catch (const std::system_error& e) {
+    log::error(std::string(why) + " scan: " + e.what());
+    request_stop(kExitFailure, "the inbox cannot be read");
+    return;
+  }
+  // Forget refused entries that are no longer there, so a new file of the same name is seen afresh.
+  const std::unordered_set<std::string> present(names.begin(), names.end());
+  std::erase_if(left_, [&present](const auto& entry) { return !present.contains(entry.first); });
+  std::size_t added = 0;
+  for (const std::string& name : names) {
+    if (!queued_.contains(name) && !left_.contains(name)) {
+      ++added;
+    }
+    enqueue(name);
+  }
+  if (added > 0 || std::string_view(why) != "periodic") {
+    log::info(std::string(why) + " scan: " + plural(added, "file") + " to ingest, " +
+              std::to_string(rt_->watcher->settling()) + " settling");
+  }
+}
+
+void Service::enqueue(const std::string& name) {
+  if (stopping_ || !queued_.insert(name).second) {
+    return;
+  }
+  queue_.push_back(name);
+  post_work();
+}
+
+void Service::post_work() {
+  if (work_posted_ || queue_.empty()) {
+    return;
+  }
+  // One file per handler: signals, the watchdog and inotify reads run between files, and a stop
+  // never splits one.
+  work_posted_ = true;
+  boost::asio::post(io_, [this] { work(); });
+}
+
+void Service::work() {
+  work_posted_ = false;
+  if (stopping_ || queue_.empty()) {
+    return;
+  }
+  const std::string name = std::move(queue_.front());
+  queue_.pop_front();
+  queued_.erase(name);
+  handle(name);
+  if (stopping_) {
+    return;
+  }
+  const Clock::time_point now = Clock::now();
+  if (!ready_sent_ && now - last_extend_ >= kExtendEvery) {
+    notifier_.extend_timeout(kExtendBy);  // a long start-up backlog is progress, not a hang
+    last_extend_ = now;
+  }
+  if (queue_.empty()) {
+    sync_moves();
+    maybe_ready();
+    publish_status();
+  } else {
+    if (now - last_sync_ >= kSyncInterval) {
+      sync_moves();
+    }
+    post_work();
+  }
+}
+
+void Service::handle(const std::string& name) {
+  Runtime& rt = *rt_;
+  const std::filesystem::path path = std::filesystem::path(rt.config->paths.inbox) / name;
+  struct stat before {};
+  if (::lstat(path.c_str(), &before) != 0) {
+    if (errno != ENOENT) {
+      log::warning(name + ": lstat: " + std::generic_category().message(errno));
+    }
+    return;  // gone since it was reported (already moved, or removed by its producer)
+  }
+  if (const auto it = left_.find(name); it != left_.end() && it->second == before.st_ino) {
+    return;
+  }
+  if (S_ISDIR(before.st_mode)) {
+    // A directory may be a producer's staging area: refuse it, but never move it.
+    leave(name, before.st_ino, "not_regular_file: a directory, not a file");
+    return;
+  }
+
+  ClaimPolicy policy;
+  policy.strict = true;
+  policy.max_bytes = rt.config->intake.max_file_bytes;
+  FileOutcome outcome;
+  try {
+    outcome = rt.pipeline->process_file(path, policy);
+  } catch (const std::exception& e) {
+    // Nothing of this file was committed: keep it where it is for the next start.
+    log::error(name + ": not ingested, left in the inbox: " + e.what());
+    request_stop(kExitFailure, "a database or I/O failure");
+    return;
+  }
+
+  // Files are moved by name, and a name can be reused for a new file at any moment: move only the
+  // file that was read. One that changed or was replaced meanwhile is read again once it settles.
+  struct stat after {};
+  if (::lstat(path.c_str(), &after) != 0) {
+    log::info(name + ": " + std::string(to_string(outcome.kind)) +
+              "; removed from the inbox before it was moved");
+    return;
+  }
+  if (!same_file(before, after)) {
+    log::info(name + ": changed while it was read; reading it again once it settles");
+    rt.watcher->settle(name);
+    return;
+  }
+
+  const bool whole = outcome.kind == FileOutcome::Kind::accepted ||
+                     outcome.kind == FileOutcome::Kind::already_known;
+  std::string moved;
+  try {
+    moved = whole ? rt.mover->to_processed(name) : rt.mover->to_failed(name, reason_text(outcome));
+  } catch (const std::system_error& e) {
+    struct stat now {};
+    if (::lstat(path.c_str(), &now) != 0 && errno == ENOENT) {
+      log::info(name + ": removed from the inbox before it was moved");
+    } else if (!S_ISREG(after.st_mode)) {
+      // A FIFO or symlink that cannot be renamed (another file system): nothing to copy, leave it.
+      leave(name, after.st_ino,
+            std::string(to_string(outcome.kind)) + "; it cannot be moved: " + e.what());
+    } else {
+      // Stored, but stuck in the inbox (processed/ or failed/ gone or unwritable). A restart
+      // recreates the directories and moves it then (recognized by its hash): stop rather than pile
+      // files up.
+      log::error(name + ": " + std::string(to_string(outcome.kind)) +
+                 ", but it cannot be moved: " + e.what());
+      request_stop(kExitFailure, "a file cannot be moved out of the inbox");
+    }
+    return;
+  }
+  if (!whole) {
+    // Sync at once: after a crash it would be read again as already known and go to processed/.
+    sync_moves();
+  }
+  report(outcome, moved);
+  if (outcome.summary.notices > 0 && rt.dispatcher) {
+    rt.dispatcher->poke();  // mail was queued in the file's transaction: send it now
+  }
+}
+
+void Service::report(const FileOutcome& outcome, const std::string& moved_to) {
+  switch (outcome.kind) {
+    case FileOutcome::Kind::accepted:
+      ++counts_.accepted;
+      break;
+    case FileOutcome::Kind::partial:
+      ++counts_.partial;
+      break;
+    case FileOutcome::Kind::refused:
+      ++counts_.refused;
+      break;
+    case FileOutcome::Kind::already_known:
+      ++counts_.known;
+      break;
+  }
+  const storage::IngestSummary& s = outcome.summary;
+  const bool whole = outcome.kind == FileOutcome::Kind::accepted ||
+                     outcome.kind == FileOutcome::Kind::already_known;
+  std::string line = outcome.file_name + ": " + std::string(to_string(outcome.kind));
+  if (outcome.kind != FileOutcome::Kind::already_known) {
+    line += ", " + plural(static_cast<std::uint64_t>(s.results_stored), "result") + " stored, " +
+            plural(static_cast<std::uint64_t>(s.duplicates), "duplicate") + ", " +
+            std::to_string(outcome.refusals.size()) + " refused";
+    if (s.alerts > 0) {
+      line += ", " + plural(static_cast<std::uint64_t>(s.alerts), "alert");
+    }
+  }
+  line += std::string(" -> ") + (whole ? "processed/" : "failed/") + moved_to;
+  if (whole) {
+    log::info(line);
+  } else {
+    log::warning(line);
+    const std::size_t shown = std::min(outcome.refusals.size(), kRefusalsLogged);
+    for (std::size_t i = 0; i < shown; ++i) {
+      log::warning(outcome.file_name + ": " + describe(outcome.refusals[i]));
+    }
+    if (outcome.refusals.size() > shown) {
+      log::warning(outcome.file_name + ": " + std::to_string(outcome.refusals.size() - shown) +
+                   " more refusals in failed/" + moved_to + ".reason.txt");
+    }
+  }
+  if (!outcome.unmapped.empty()) {
+    int total = 0;
+    for (const auto& [code, count] : outcome.unmapped) {
+      total += count;
+    }
+    log::debug(outcome.file_name + ": " + std::to_string(total) +
+               " results of codes outside the catalogue ignored");
+  }
+}
+
+void Service::leave(const std::string& name, ino_t ino, const std::string& why) {
+  left_[name] = ino;
+  log::warning(name + ": refused (" + why + "); left in the inbox");
+}
+
+void Service::sync_moves() {
+  last_sync_ = Clock::now();
+  if (!rt_ || !rt_->mover->dirty()) {
+    return;
+  }
+  try {
+    rt_->mover->sync();
+  } catch (const std::system_error& e) {
+    // The files are stored; a move that is lost in a crash is redone (the hash makes it harmless).
+    log::error(e.what());
+  }
+}
+
+void Service::maybe_ready() {
+  if (ready_sent_ || stopping_ || !queue_.empty()) {
+    return;
+  }
+  if (rt_->watcher->settling() > 0 && Clock::now() < ready_deadline_) {
+    arm_ready_deadline();  // start-up files still settling: wait for them, up to the deadline
+    return;
+  }
+  ready_sent_ = true;
+  ready_timer_.cancel();
+  notifier_.ready(status_text());
+  last_status_ = Clock::now();
+  log::info("ready: " + status_text());
+}
+
+void Service::publish_status() {
+  if (!ready_sent_ || status_timer_armed_) {
+    return;  // READY=1 carries the status, or an update is already due
+  }
+  const Clock::time_point due = last_status_ + kStatusInterval;
+  if (Clock::now() >= due) {
+    notifier_.status(status_text());
+    last_status_ = Clock::now();
+    return;
+  }
+  status_timer_armed_ = true;
+  status_timer_.expires_at(due);
+  status_timer_.async_wait([this](const boost::system::error_code& ec) {
+    status_timer_armed_ = false;
+    if (ec == boost::asio::error::operation_aborted || stopping_) {
+      return;
+    }
+    notifier_.status(status_text());
+    last_status_ = Clock::now();
+  });
+}
+
+void Service::reload() {
+  if (config_path_.empty()) {
+    log::warning("SIGHUP: running on the built-in defaults; there is no config file to reload");
+    return;
+  }
+  log::info("SIGHUP: reloading " + config_path_);
+  if (ready_sent_) {
+    notifier_.reloading();
+  }
+  std::unique_ptr<Runtime> next;
+  auto loaded = config::load_config(config_path_);
+  if (!loaded) {
+    log::error("reload refused, still running on the previous config: " +
+               loaded.error().to_string());
+  } else {
+    try {
+      next = build(std::move(loaded.value()));
+    } catch (const std::exception& e) {
+      log::error(std::string("reload refused, still running on the previous config: ") + e.what());
+    }
+  }
+  if (next) {
+    rt_->watcher->close();
+    if (rt_->dispatcher) {
+      rt_->dispatcher->stop();
+    }
+    sync_moves();
+    // The old watcher's queued handlers see that it is gone and return; its files settling and the
+    // queue are rebuilt by the scan below (the inbox may have changed).
+    rt_ = std::move(next);
+    queue_.clear();
+    queued_.clear();
+    left_.clear();
+    arm_rescan();
+    if (rt_->dispatcher) {
+      try {
+        rt_->dispatcher->start();
+      } catch (const std::exception& e) {
+        log::error(std::string("mail outbox: ") + e.what());
+        request_stop(kExitFailure, "the database failed");
+        return;
+      }
+    }
+    log::info("reloaded " + config_path_ + ": inbox " + rt_->config->paths.inbox + ", " +
+              plural(rt_->config->sources.size(), "source"));
+    rescan("reload");
+  }
+  if (ready_sent_) {
+    notifier_.ready(status_text());
+  }
+}
+
+void Service::request_stop(int exit_code, const std::string& why) {
+  if (stopping_) {
+    return;
+  }
+  stopping_ = true;
+  exit_code_ = exit_code;
+  notifier_.stopping();
+  log::info("stopping (" + why + ")");
+  boost::system::error_code ignored;
+  // Default dispositions come back, so a second SIGTERM or Ctrl-C ends the process at once.
+  stop_signals_.clear(ignored);
+  reload_signal_.clear(ignored);
+  stop_signals_.cancel(ignored);
+  reload_signal_.cancel(ignored);
+  watchdog_timer_.cancel();
+  rescan_timer_.cancel();
+  ready_timer_.cancel();
+  status_timer_.cancel();
+  if (rt_) {
+    rt_->watcher->close();
+    if (rt_->dispatcher) {
+      rt_->dispatcher->stop();  // a send in flight finishes or times out; nothing new is claimed
+    }
+    sync_moves();
+  }
+  // Files still queued stay in the inbox; the next start finds them.
+  queue_.clear();
+  queued_.clear();
+}
+
+std::string Service::status_text() const {
+  const std::uint64_t total = counts_.accepted + counts_.partial + counts_.refused + counts_.known;
+  std::string out = plural(total, "file") + ": " + std::to_string(counts_.accepted) +
+                    " accepted, " + std::to_string(counts_.partial) + " partially refused, " +
+                    std::to_string(counts_.refused) + " refused, " + std::to_string(counts_.known) +
+                    " already known";
+  if (!queue_.empty() || (rt_ && rt_->watcher->settling() > 0)) {
+    out += "; " + std::to_string(queue_.size()) + " queued, " +
+           std::to_string(rt_ ? rt_->watcher->settling() : 0) + " settling";
+  }
+  if (!left_.empty()) {
+    out += "; left in the inbox: " + std::to_string(left_.size());
+  }
+  if (rt_ && rt_->dispatcher) {
+    const DispatchCounts& mail = rt_->dispatcher->counts();
+    out += "; mail: " + std::to_string(mail.sent) + " sent, " + std::to_string(mail.retried) +
+           " retried, " + std::to_string(mail.failed) + " failed";
+  }
+  return out;
+}
+
+}  // namespace
+
+int run_service(const config::Config& config, const std::string& config_path) {
+  Service service(config_path);
+  return service.run(config);
+}
+
+}  // namespace labwatch::daemon

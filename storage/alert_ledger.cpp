@@ -1,0 +1,537 @@
+// SPDX-License-Identifier: Apache-2.0
+// The alert ledger: raising, keeping and settling alerts as versions change; queueing notices.
+#include "storage/alert_ledger.hpp"
+
+#include <algorithm>
+#include <cstddef>
+#include <random>
+#include <span>
+#include <utility>
+
+#include "clinical/analyte_catalogue.hpp"
+#include "storage/sql_values.hpp"
+
+namespace labwatch::storage {
+
+namespace {
+
+constexpr std::string_view kTrendPrefix = "trend:";
+
+// See report_store.cpp: statements are reset unchecked before they are bound anew.
+SQLite::Statement& fresh(SQLite::Statement& statement) noexcept {
+  statement.tryReset();
+  return statement;
+}
+
+bool is_trend_rule(std::string_view rule) noexcept {
+  return rule.substr(0, kTrendPrefix.size()) == kTrendPrefix;
+}
+
+// unmailed, pending, sent and failed alerts are active: they stand for a current result.
+bool is_active(std::string_view state) noexcept {
+  return state == "unmailed" || state == "pending" || state == "sent" || state == "failed";
+}
+
+const clinical::Analyte& analyte_of(const Targets& targets, std::string_view key) {
+  // An analyte outside the catalogue still has its absolute clauses checked; it has no fallback
+  // reference range for the relative ones.
+  static const clinical::Analyte uncatalogued;
+  const clinical::Analyte* analyte =
+      targets.catalogue != nullptr ? targets.catalogue->by_key(key) : nullptr;
+  return analyte != nullptr ? *analyte : uncatalogued;
+}
+
+}  // namespace
+
+LedgerStatements::LedgerStatements(SQLite::Database& db)
+    : insert_alert(
+          db,
+          "INSERT INTO alerts (result_id, rule, state, value, target_low, target_high, "
+          "ref_low, ref_high, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
+      active_alerts(
+          db,
+          "SELECT alert_id, rule, state, value FROM alerts WHERE result_id = ? AND "
+          "(state = 'unmailed' OR state = 'pending' OR state = 'sent' OR state = 'failed') "
+          "ORDER BY alert_id"),
+      find_alert(db, "SELECT alert_id, state FROM alerts WHERE result_id = ? AND rule = ?"),
+      set_alert_state(db, "UPDATE alerts SET state = ?, updated_at = ? WHERE alert_id = ?"),
+      reopen_alert(db,
+                   "UPDATE alerts SET state = 'unmailed', value = ?, target_low = ?, "
+                   "target_high = ?, ref_low = ?, ref_high = ?, updated_at = ? WHERE alert_id = ?"),
+      alert_notices(db,
+                    "SELECT n.notice_id, o.outbox_id, o.state, o.attempts, o.practitioner_id, "
+                    "o.email, o.name, o.full_phi, o.message_id "
+                    "FROM notices n JOIN outbox o ON o.outbox_id = n.outbox_id "
+                    "WHERE n.alert_id = ? ORDER BY n.notice_id"),
+      move_notices(db, "UPDATE notices SET alert_id = ?, result_id = ? WHERE alert_id = ?"),
+      delete_notice(db, "DELETE FROM notices WHERE notice_id = ?"),
+      delete_empty_item(db,
+                        "DELETE FROM outbox WHERE outbox_id = ?1 AND state = 'pending' AND "
+                        "attempts = 0 AND NOT EXISTS (SELECT 1 FROM notices WHERE outbox_id = ?1)"),
+      find_open_item(db,
+                     "SELECT outbox_id FROM outbox WHERE email = ? AND person_id = ? AND "
+                     "state = 'pending' AND attempts = 0 ORDER BY outbox_id LIMIT 1"),
+      insert_item(db,
+                  "INSERT INTO outbox (message_id, practitioner_id, email, name, full_phi, "
+                  "person_id, patient_key, report_ref, state, created_at, due_at, "
+                  "next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?)"),
+      // A mail about a panel that arrived in several messages names each report once; the list
+      // stops growing at 200 characters (a mail that waited long for a relay collects many).
+      add_report_ref(db,
+                     "UPDATE outbox SET report_ref = CASE WHEN report_ref = '' THEN ?1 "
+                     "ELSE report_ref || ', ' || ?1 END WHERE outbox_id = ?2 AND "
+                     "instr(', ' || report_ref || ',', ', ' || ?1 || ',') = 0 AND "
+                     "length(report_ref) < 200"),
+      insert_notice(db,
+                    "INSERT INTO notices (outbox_id, alert_id, result_id, kind, previous_value, "
+                    "previous_message_id) VALUES (?, ?, ?, ?, ?, ?)"),
+      current_history(db,
+                      "SELECT result_id, collected_at, value, ref_low, ref_high FROM results "
+                      "WHERE person_id = ? AND analyte = ? AND state = 'current' "
+                      "ORDER BY collected_at, result_id") {}
+
+AlertLedger::AlertLedger(SQLite::Database& db, LedgerStatements& statements, const Targets& targets,
+                         clinical::UnixSeconds now, IngestSummary& summary)
+    : db_(db), statements_(statements), targets_(targets), now_(now), summary_(summary) {}
+
+void AlertLedger::begin_report(const clinical::NormalizedReport& report, std::int64_t person_id,
+                               std::string_view file_name) {
+  const Routing& routing = targets_.routing;
+  const std::vector<Recipient>* routed = &routing.fallback;
+  if (const auto provider = routing.by_provider.find(report.ordering_provider_id);
+      !report.ordering_provider_id.empty() && provider != routing.by_provider.end()) {
+    routed = &provider->second;
+  } else if (const auto facility = routing.by_facility.find(report.facility);
+             facility != routing.by_facility.end()) {
+    routed = &facility->second;
+  }
+  recipients_.clear();
+  for (const Recipient& recipient : *routed) {
+    const bool listed = std::any_of(recipients_.begin(), recipients_.end(),
+                                    [&](const auto& r) { return r.email == recipient.email; });
+    if (!recipient.email.empty() && !listed) {
+      recipients_.push_back(recipient);
+    }
+  }
+  person_id_ = person_id;
+  patient_key_ = report.patient.patient_key();
+  report_ref_ = report.control_id;
+  for (const clinical::NormalizedResult& result : report.results) {
+    if (!report_ref_.empty()) {
+      break;
+    }
+    report_ref_ = result.order_id;
+  }
+  if (report_ref_.empty()) {
+    report_ref_ = file_name;
+  }
+  items_with_ref_.clear();
+}
+
+// Why the decision of the new version is compared with the alert of the version it replaces: a
+// final that confirms its preliminary, or a resend, must not mail the practitioner twice, while a
+// corrected value, a value back inside its target or a cancellation changes what they were told.
+// Trend rules are judged again for the new version and for the later results whose run it is in,
+// so that the final set of alerts does not depend on the order in which results arrive.
+void AlertLedger::version_current(const CurrentVersion& current,
+                                  const std::optional<ReplacedVersion>& replaced) {
+  const clinical::NormalizedResult& result = *current.result;
+  std::vector<ActiveAlert> earlier;
+  if (replaced) {
+    earlier = active_alerts(replaced->result_id);
+  }
+  clinical::Decision decision;
+  if (const auto rule = targets_.by_analyte.find(result.analyte);
+      rule != targets_.by_analyte.end()) {
+    decision = clinical::evaluate(result, rule->second, analyte_of(targets_, result.analyte));
+  }
+  const auto target = std::find_if(earlier.begin(), earlier.end(),
+                                   [](const ActiveAlert& a) { return !is_trend_rule(a.rule); });
+  const bool corrected = result.status == clinical::ResultStatus::corrected;
+  settle(target != earlier.end() ? &*target : nullptr, current.result_id, decision, corrected);
+
+  clinical::UnixSeconds from = result.collected_at;
+  if (replaced) {
+    from = std::min(from, replaced->collected_at);
+  }
+  judge_trends(current.person_id, result.analyte, from, &current, &earlier);
+  // Alerts of rules no longer configured (a trend rule removed since) leave with their version.
+  for (ActiveAlert& alert : earlier) {
+    if (!alert.settled) {
+      close(alert, "superseded", std::nullopt, 0, std::nullopt);
+    }
+  }
+}
+
+void AlertLedger::version_withdrawn(const ReplacedVersion& withdrawn, std::int64_t person_id,
+                                    std::string_view analyte) {
+  for (ActiveAlert& alert : active_alerts(withdrawn.result_id)) {
+    close(alert, "withdrawn", NoticeKind::retraction, withdrawn.result_id, std::nullopt);
+  }
+  judge_trends(person_id, analyte, withdrawn.collected_at, nullptr, nullptr);
+}
+
+void AlertLedger::version_superseded(std::int64_t result_id) {
+  for (ActiveAlert& alert : active_alerts(result_id)) {
+    close(alert, "superseded", std::nullopt, 0, std::nullopt);
+  }
+}
+
+std::vector<AlertLedger::ActiveAlert> AlertLedger::active_alerts(std::int64_t result_id) {
+  std::vector<ActiveAlert> alerts;
+  SQLite::Statement& query = fresh(statements_.active_alerts);
+  const ResetOnExit reset(query);
+  query.bind(1, result_id);
+  while (query.executeStep()) {
+    ActiveAlert& alert = alerts.emplace_back();
+    alert.alert_id = query.getColumn(0).getInt64();
+    alert.rule = query.getColumn(1).getString();
+    alert.state = query.getColumn(2).getString();
+    alert.value = query.getColumn(3).getDouble();
+  }
+  return alerts;
+}
+
+// One rule's decision for a new current version, against the alert of the same rule (same slot:
+// the optimal target, or one trend clause) on the version it replaces:
+// - inside target: the earlier alert is resolved; whoever may have been told gets a resolution;
+// - the same clause violated, not a correction: the new alert takes over the earlier one's state
+//   and notices (a queued mail now shows the new value), and nothing more is mailed;
+// - otherwise a new alert: a correction when it replaces an alert (to this report's recipients and
+//   whoever may have been told, naming the earlier mail), else a plain alert.
+// A notice about the earlier alert that is still queued and unsent is taken back instead.
+void AlertLedger::settle(ActiveAlert* earlier, std::int64_t result_id,
+                         const clinical::Decision& decision, bool corrected) {
+  if (earlier != nullptr) {
+    earlier->settled = true;
+  }
+  if (!decision.violated) {
+    if (earlier != nullptr) {
+      close(*earlier, "resolved", NoticeKind::resolution, result_id, earlier->value);
+    }
+    return;
+  }
+  if (earlier != nullptr && earlier->rule == decision.rule && !corrected) {
+    const std::int64_t alert_id = insert_alert(result_id, decision, earlier->state);
+    SQLite::Statement& move = fresh(statements_.move_notices);
+    move.bind(1, alert_id);
+    move.bind(2, result_id);
+    move.bind(3, earlier->alert_id);
+    move.exec();
+    set_alert_state(earlier->alert_id, "superseded");
+    return;
+  }
+
+  std::vector<NoticeRow> rows;
+  std::vector<Told> told;
+  std::vector<Recipient> recipients = recipients_;
+  if (earlier != nullptr) {
+    rows = notices_of(earlier->alert_id);
+    told = told_from(rows);
+    for (const Told& t : told) {
+      const bool listed = std::any_of(recipients.begin(), recipients.end(),
+                                      [&](const auto& r) { return r.email == t.recipient.email; });
+      if (!listed) {
+        recipients.push_back(t.recipient);
+      }
+    }
+  }
+  const std::int64_t alert_id =
+      insert_alert(result_id, decision, recipients.empty() ? "unmailed" : "pending");
+  Queued notice;
+  notice.kind = earlier != nullptr ? NoticeKind::correction : NoticeKind::alert;
+  notice.alert_id = alert_id;
+  notice.result_id = result_id;
+  if (earlier != nullptr) {
+    notice.previous_value = earlier->value;
+  }
+  queue(notice, recipients, told);
+  if (earlier != nullptr) {
+    drop_unsent(rows);
+    set_alert_state(earlier->alert_id, "superseded");
+  }
+}
+
+// Moves an active alert to `state`. A notice still queued and unsent about it is taken back (the
+// item goes when nothing else is left in it); those who may have been told get `notice`, if any.
+void AlertLedger::close(ActiveAlert& alert, const char* state, std::optional<NoticeKind> notice,
+                        std::int64_t notice_result_id, std::optional<double> previous_value) {
+  alert.settled = true;
+  const std::vector<NoticeRow> rows = notices_of(alert.alert_id);
+  if (notice) {
+    const std::vector<Told> told = told_from(rows);
+    std::vector<Recipient> recipients;
+    recipients.reserve(told.size());
+    for (const Told& t : told) {
+      recipients.push_back(t.recipient);
+    }
+    queue({*notice, alert.alert_id, notice_result_id, previous_value}, recipients, told);
+  }
+  drop_unsent(rows);
+  set_alert_state(alert.alert_id, state);
+}
+
+std::int64_t AlertLedger::insert_alert(std::int64_t result_id, const clinical::Decision& decision,
+                                       std::string_view state) {
+  SQLite::Statement& insert = fresh(statements_.insert_alert);
+  insert.bind(1, result_id);
+  insert.bindNoCopy(2, decision.rule);
+  insert.bind(3, std::string(state));
+  insert.bind(4, decision.value);
+  bind_optional(insert, 5, decision.target_low);
+  bind_optional(insert, 6, decision.target_high);
+  bind_optional(insert, 7, decision.ref_low);
+  bind_optional(insert, 8, decision.ref_high);
+  insert.bind(9, now_);
+  insert.bind(10, now_);
+  insert.exec();
+  ++summary_.alerts;
+  return db_.getLastInsertRowid();
+}
+
+void AlertLedger::set_alert_state(std::int64_t alert_id, std::string_view state) {
+  SQLite::Statement& update = fresh(statements_.set_alert_state);
+  update.bind(1, std::string(state));
+  update.bind(2, now_);
+  update.bind(3, alert_id);
+  update.exec();
+}
+
+std::vector<AlertLedger::NoticeRow> AlertLedger::notices_of(std::int64_t alert_id) {
+  std::vector<NoticeRow> rows;
+  SQLite::Statement& query = fresh(statements_.alert_notices);
+  const ResetOnExit reset(query);
+  query.bind(1, alert_id);
+  while (query.executeStep()) {
+    NoticeRow& row = rows.emplace_back();
+    row.notice_id = query.getColumn(0).getInt64();
+    row.outbox_id = query.getColumn(1).getInt64();
+    const std::string item_state = query.getColumn(2).getString();
+    const int attempts = query.getColumn(3).getInt();
+    // A mail once attempted may have arrived (a timeout after the final dot); only a permanent
+    // failure says it did not.
+    row.unsent = item_state == "pending" && attempts == 0;
+    row.may_have_told = !row.unsent && item_state != "failed";
+    row.recipient.practitioner_id = query.getColumn(4).getString();
+    row.recipient.email = query.getColumn(5).getString();
+    row.recipient.name = query.getColumn(6).getString();
+    row.recipient.full_phi = query.getColumn(7).getInt() != 0;
+    row.message_id = query.getColumn(8).getString();
+  }
+  return rows;
+}
+
+std::vector<AlertLedger::Told> AlertLedger::told_from(const std::vector<NoticeRow>& rows) {
+  std::vector<Told> told;
+  for (const NoticeRow& row : rows) {
+    if (!row.may_have_told) {
+      continue;
+    }
+    const auto same = std::find_if(told.begin(), told.end(), [&](const Told& t) {
+      return t.recipient.email == row.recipient.email;
+    });
+    if (same == told.end()) {
+      told.push_back({row.recipient, row.message_id});
+    } else {
+      same->message_id = row.message_id;  // rows come oldest first: refer to the latest mail
+    }
+  }
+  return told;
+}
+
+void AlertLedger::drop_unsent(const std::vector<NoticeRow>& rows) {
+  for (const NoticeRow& row : rows) {
+    if (!row.unsent) {
+      continue;
+    }
+    SQLite::Statement& remove = fresh(statements_.delete_notice);
+    remove.bind(1, row.notice_id);
+    remove.exec();
+    SQLite::Statement& remove_item = fresh(statements_.delete_empty_item);
+    remove_item.bind(1, row.outbox_id);
+    remove_item.exec();
+  }
+}
+
+void AlertLedger::queue(const Queued& notice, const std::vector<Recipient>& recipients,
+                        const std::vector<Told>& told) {
+  for (const Recipient& recipient : recipients) {
+    const std::int64_t item = open_item(recipient);
+    const auto earlier = std::find_if(told.begin(), told.end(), [&](const Told& t) {
+      return t.recipient.email == recipient.email;
+    });
+    SQLite::Statement& insert = fresh(statements_.insert_notice);
+    insert.bind(1, item);
+    insert.bind(2, notice.alert_id);
+    insert.bind(3, notice.result_id);
+    insert.bind(4, std::string(to_string(notice.kind)));
+    bind_optional(insert, 5, notice.previous_value);
+    insert.bind(6, earlier != told.end() ? earlier->message_id : std::string());
+    insert.exec();
+    ++summary_.notices;
+  }
+}
+
+// The mail a notice for `recipient` about this report's person goes into: the one still open
+// (queued, never attempted), so that a panel arriving within the collect wait makes one mail; else
+// a new one, due after the collect wait, with its own Message-ID.
+std::int64_t AlertLedger::open_item(const Recipient& recipient) {
+  std::optional<std::int64_t> found;
+  {
+    SQLite::Statement& find = fresh(statements_.find_open_item);
+    const ResetOnExit reset(find);
+    find.bind(1, recipient.email);
+    find.bind(2, person_id_);
+    if (find.executeStep()) {
+      found = find.getColumn(0).getInt64();
+    }
+  }
+  if (found) {
+    if (std::find(items_with_ref_.begin(), items_with_ref_.end(), *found) ==
+        items_with_ref_.end()) {
+      SQLite::Statement& add = fresh(statements_.add_report_ref);
+      add.bind(1, report_ref_);
+      add.bind(2, *found);
+      add.exec();
+      items_with_ref_.push_back(*found);
+    }
+    return *found;
+  }
+  const clinical::UnixSeconds due =
+      now_ + std::max<std::int64_t>(0, targets_.routing.collect_wait_seconds);
+  SQLite::Statement& insert = fresh(statements_.insert_item);
+  insert.bind(1, new_message_id());
+  insert.bind(2, recipient.practitioner_id);
+  insert.bind(3, recipient.email);
+  insert.bind(4, recipient.name);
+  insert.bind(5, recipient.full_phi ? 1 : 0);
+  insert.bind(6, person_id_);
+  insert.bind(7, patient_key_);
+  insert.bind(8, report_ref_);
+  insert.bind(9, now_);
+  insert.bind(10, due);
+  insert.bind(11, due);
+  insert.exec();
+  const std::int64_t item = db_.getLastInsertRowid();
+  items_with_ref_.push_back(item);
+  return item;
+}
+
+// Judges the trend rules of `analyte` for the person's current results from time `from` on: the
+// new current version (settled against the alerts of the version it replaced, mailed like any new
+// alert) and the later results whose run includes a changed point (their alerts are raised
+// unmailed, as history, or resolved).
+void AlertLedger::judge_trends(std::int64_t person_id, std::string_view analyte,
+                               clinical::UnixSeconds from, const CurrentVersion* current,
+                               std::vector<ActiveAlert>* earlier) {
+  const auto trends = targets_.trends.find(analyte);
+  if (trends == targets_.trends.end() || trends->second.empty()) {
+    return;
+  }
+  static const clinical::OptimalRule no_target;
+  const auto rule = targets_.by_analyte.find(analyte);
+  const clinical::OptimalRule& target =
+      rule != targets_.by_analyte.end() ? rule->second : no_target;
+  const clinical::Analyte& catalogued = analyte_of(targets_, analyte);
+
+  std::vector<std::int64_t> ids;
+  std::vector<clinical::UnixSeconds> times;
+  std::vector<clinical::TrendPoint> points;
+  {
+    SQLite::Statement& query = fresh(statements_.current_history);
+    const ResetOnExit reset(query);
+    query.bind(1, person_id);
+    query.bind(2, std::string(analyte));
+    while (query.executeStep()) {
+      ids.push_back(query.getColumn(0).getInt64());
+      times.push_back(query.getColumn(1).getInt64());
+      points.push_back({query.getColumn(2).getDouble(), read_optional(query.getColumn(3)),
+                        read_optional(query.getColumn(4))});
+    }
+  }
+  std::size_t window = 0;
+  for (const clinical::TrendRule& trend : trends->second) {
+    window = std::max(window, trend.window());
+  }
+  const std::size_t first =
+      static_cast<std::size_t>(std::lower_bound(times.begin(), times.end(), from) - times.begin());
+  std::size_t changed = first;
+  if (current != nullptr) {
+    const auto at = std::find(ids.begin(), ids.end(), current->result_id);
+    if (at != ids.end()) {
+      changed = std::max(first, static_cast<std::size_t>(at - ids.begin()));
+    }
+  }
+  for (std::size_t i = first; i < ids.size() && i < changed + window; ++i) {
+    const std::span<const clinical::TrendPoint> history(points.data(), i + 1);
+    for (const clinical::TrendRule& trend : trends->second) {
+      const clinical::Decision decision =
+          clinical::evaluate_trend(history, trend, target, catalogued);
+      if (current != nullptr && ids[i] == current->result_id) {
+        ActiveAlert* slot = nullptr;
+        if (earlier != nullptr) {
+          const auto same = std::find_if(earlier->begin(), earlier->end(), [&](const auto& a) {
+            return !a.settled && a.rule == trend.text;
+          });
+          slot = same != earlier->end() ? &*same : nullptr;
+        }
+        settle(slot, ids[i], decision,
+               current->result->status == clinical::ResultStatus::corrected);
+      } else {
+        rejudge_trend(ids[i], trend, decision);
+      }
+    }
+  }
+}
+
+void AlertLedger::rejudge_trend(std::int64_t result_id, const clinical::TrendRule& rule,
+                                const clinical::Decision& decision) {
+  std::optional<ActiveAlert> existing;
+  {
+    SQLite::Statement& find = fresh(statements_.find_alert);
+    const ResetOnExit reset(find);
+    find.bind(1, result_id);
+    find.bind(2, rule.text);
+    if (find.executeStep()) {
+      existing.emplace();
+      existing->alert_id = find.getColumn(0).getInt64();
+      existing->rule = rule.text;
+      existing->state = find.getColumn(1).getString();
+    }
+  }
+  if (decision.violated) {
+    if (!existing) {
+      insert_alert(result_id, decision, "unmailed");
+    } else if (!is_active(existing->state)) {
+      SQLite::Statement& reopen = fresh(statements_.reopen_alert);
+      reopen.bind(1, decision.value);
+      bind_optional(reopen, 2, decision.target_low);
+      bind_optional(reopen, 3, decision.target_high);
+      bind_optional(reopen, 4, decision.ref_low);
+      bind_optional(reopen, 5, decision.ref_high);
+      reopen.bind(6, now_);
+      reopen.bind(7, existing->alert_id);
+      reopen.exec();
+      ++summary_.alerts;
+    }
+  } else if (existing && is_active(existing->state)) {
+    close(*existing, "resolved", NoticeKind::resolution, result_id, std::nullopt);
+  }
+}
+
+std::string new_message_id() {
+  static constexpr std::string_view kHex = "0123456789abcdef";
+  std::random_device device;
+  std::string id;
+  id.reserve(32 + 9);
+  for (int word = 0; word < 4; ++word) {  // 4 x 32 bits
+    const auto bits = static_cast<std::uint32_t>(device());
+    for (int shift = 28; shift >= 0; shift -= 4) {
+      id.push_back(kHex[(bits >> static_cast<unsigned>(shift)) & 0xFu]);
+    }
+  }
+  id += "@labwatch";
+  return id;
+}
+
+}  // namespace labwatch::storage

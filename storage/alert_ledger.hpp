@@ -1,0 +1,145 @@
+// SPDX-License-Identifier: Apache-2.0
+// The alert ledger: alerts that follow their result's versions, and the mail notices they queue.
+#pragma once
+
+#include <SQLiteCpp/Database.h>
+#include <SQLiteCpp/Statement.h>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "clinical/normalized.hpp"
+#include "clinical/rules.hpp"
+#include "storage/outbox.hpp"
+#include "storage/store.hpp"
+
+namespace labwatch::storage {
+
+// The statements of the ledger, prepared once per connection like IngestStatements.
+struct LedgerStatements {
+  explicit LedgerStatements(SQLite::Database& db);
+
+  SQLite::Statement insert_alert;
+  SQLite::Statement active_alerts;
+  SQLite::Statement find_alert;
+  SQLite::Statement set_alert_state;
+  SQLite::Statement reopen_alert;
+  SQLite::Statement alert_notices;
+  SQLite::Statement move_notices;
+  SQLite::Statement delete_notice;
+  SQLite::Statement delete_empty_item;
+  SQLite::Statement find_open_item;
+  SQLite::Statement insert_item;
+  SQLite::Statement add_report_ref;
+  SQLite::Statement insert_notice;
+  SQLite::Statement current_history;
+};
+
+// What the ledger needs to know about a version that became current.
+struct CurrentVersion {
+  std::int64_t result_id = 0;
+  const clinical::NormalizedResult* result = nullptr;
+  std::int64_t person_id = 0;
+};
+
+// A version that left the current set, and why.
+struct ReplacedVersion {
+  std::int64_t result_id = 0;
+  clinical::UnixSeconds collected_at = 0;
+};
+
+// The ledger of one file transaction: decides, for every change of the current set, which alerts
+// are raised, kept, resolved, superseded or withdrawn, and queues the notices that tell the
+// recipients who need to know. Writes through the transaction's connection; never commits.
+class AlertLedger {
+ public:
+  AlertLedger(SQLite::Database& db, LedgerStatements& statements, const Targets& targets,
+              clinical::UnixSeconds now, IngestSummary& summary);
+
+  // Sets who is told about the results of `report` (about person `person_id`) that follow, by
+  // Targets::routing, and how a mail names the report: its control id, else its first order id,
+  // else `file_name`.
+  void begin_report(const clinical::NormalizedReport& report, std::int64_t person_id,
+                    std::string_view file_name);
+
+  // `current` became the current version of its result, replacing `replaced` (the version that was
+  // current, now superseded) when there was one. Raises, keeps or settles the alerts of both.
+  void version_current(const CurrentVersion& current,
+                       const std::optional<ReplacedVersion>& replaced);
+
+  // `withdrawn` (current until now) was withdrawn by a cancellation of its result: its alerts are
+  // withdrawn, and whoever may have been told gets a retraction. Trends are judged again after it.
+  void version_withdrawn(const ReplacedVersion& withdrawn, std::int64_t person_id,
+                         std::string_view analyte);
+
+  // `superseded` left the current set without a current successor (not expected of plan_version):
+  // its active alerts become 'superseded', silently.
+  void version_superseded(std::int64_t result_id);
+
+ private:
+  struct ActiveAlert {
+    std::int64_t alert_id = 0;
+    std::string rule;
+    std::string state;
+    double value = 0;
+    bool settled = false;
+  };
+  struct NoticeRow {  // a notice of an alert, with the item it is in
+    std::int64_t notice_id = 0;
+    std::int64_t outbox_id = 0;
+    bool unsent = false;         // in a pending item never attempted: it can still be taken back
+    bool may_have_told = false;  // in a sent item, or one attempted and not failed
+    Recipient recipient;
+    std::string message_id;
+  };
+  struct Told {  // a recipient who may have been told about an alert, and by which mail
+    Recipient recipient;
+    std::string message_id;
+  };
+  struct Queued {
+    NoticeKind kind = NoticeKind::alert;
+    std::int64_t alert_id = 0;
+    std::int64_t result_id = 0;  // whose value the notice shows
+    std::optional<double> previous_value;
+  };
+
+  std::vector<ActiveAlert> active_alerts(std::int64_t result_id);
+  void settle(ActiveAlert* earlier, std::int64_t result_id, const clinical::Decision& decision,
+              bool corrected);
+  void close(ActiveAlert& alert, const char* state, std::optional<NoticeKind> notice,
+             std::int64_t notice_result_id, std::optional<double> previous_value);
+  std::int64_t insert_alert(std::int64_t result_id, const clinical::Decision& decision,
+                            std::string_view state);
+  void set_alert_state(std::int64_t alert_id, std::string_view state);
+  std::vector<NoticeRow> notices_of(std::int64_t alert_id);
+  static std::vector<Told> told_from(const std::vector<NoticeRow>& rows);
+  void drop_unsent(const std::vector<NoticeRow>& rows);
+  void queue(const Queued& notice, const std::vector<Recipient>& recipients,
+             const std::vector<Told>& told);
+  std::int64_t open_item(const Recipient& recipient);
+  void judge_trends(std::int64_t person_id, std::string_view analyte, clinical::UnixSeconds from,
+                    const CurrentVersion* current, std::vector<ActiveAlert>* earlier);
+  void rejudge_trend(std::int64_t result_id, const clinical::TrendRule& rule,
+                     const clinical::Decision& decision);
+
+  SQLite::Database& db_;
+  LedgerStatements& statements_;
+  const Targets& targets_;
+  clinical::UnixSeconds now_ = 0;
+  IngestSummary& summary_;
+
+  // The report being stored: its recipients (distinct addresses) and what identifies it in mail.
+  std::vector<Recipient> recipients_;
+  std::int64_t person_id_ = 0;
+  std::string patient_key_;
+  std::string report_ref_;
+  std::vector<std::int64_t> items_with_ref_;  // items of this report that already name it
+};
+
+// A new Message-ID: 16 random bytes in hex, "@labwatch" (no angle brackets).
+std::string new_message_id();
+
+}  // namespace labwatch::storage

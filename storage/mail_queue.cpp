@@ -1,0 +1,244 @@
+// SPDX-License-Identifier: Apache-2.0
+// The dispatcher's side of the SQLite outbox: claim, sent, retry, failed, reset, diagnostics.
+#include "storage/mail_queue.hpp"
+
+#include <SQLiteCpp/Statement.h>
+#include <SQLiteCpp/Transaction.h>
+
+#include <algorithm>
+#include <cstddef>
+#include <map>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "storage/sql_values.hpp"
+
+namespace labwatch::storage {
+
+namespace {
+
+constexpr int kHistoryPoints = 5;
+// A relay's error text is kept for diagnostics, not as a log: the first kilobyte is enough.
+constexpr std::size_t kMaxErrorLength = 1024;
+
+std::string bounded_error(std::string_view error) {
+  if (error.size() <= kMaxErrorLength) {
+    return std::string(error);
+  }
+  std::size_t end = kMaxErrorLength;
+  while (end > 0 && (static_cast<unsigned char>(error[end]) & 0xC0u) == 0x80u) {
+    --end;  // do not cut a UTF-8 sequence
+  }
+  return std::string(error.substr(0, end));
+}
+
+NoticeKind read_notice_kind(const SQLite::Column& column) {
+  const std::string_view text = column.getText();
+  if (const auto kind = parse_notice_kind(text)) {
+    return *kind;
+  }
+  throw std::runtime_error("notices.kind holds an unknown value '" + std::string(text) + "'");
+}
+
+}  // namespace
+
+std::vector<OutboxItem> MailQueue::claim_due(clinical::UnixSeconds now, int max) {
+  std::vector<OutboxItem> items;
+  if (max <= 0) {
+    return items;
+  }
+  SQLite::Transaction transaction(db_, SQLite::TransactionBehavior::IMMEDIATE);
+  {
+    SQLite::Statement due(
+        db_,
+        "SELECT o.outbox_id, o.message_id, o.practitioner_id, o.email, o.name, o.full_phi, "
+        "o.person_id, o.patient_key, o.report_ref, o.attempts, p.family, p.given, p.birth_date "
+        "FROM outbox o JOIN persons p ON p.person_id = o.person_id "
+        "WHERE o.state = 'pending' AND o.due_at <= ?1 AND o.next_attempt_at <= ?1 "
+        "ORDER BY max(o.due_at, o.next_attempt_at), o.outbox_id LIMIT ?2");
+    due.bind(1, now);
+    due.bind(2, max);
+    while (due.executeStep()) {
+      OutboxItem& item = items.emplace_back();
+      item.id = due.getColumn(0).getInt64();
+      item.message_id = due.getColumn(1).getString();
+      item.recipient.practitioner_id = due.getColumn(2).getString();
+      item.recipient.email = due.getColumn(3).getString();
+      item.recipient.name = due.getColumn(4).getString();
+      item.recipient.full_phi = due.getColumn(5).getInt() != 0;
+      item.person_id = due.getColumn(6).getInt64();
+      item.patient_key = due.getColumn(7).getString();
+      item.report_ref = due.getColumn(8).getString();
+      item.attempts = due.getColumn(9).getInt() + 1;
+      item.family = due.getColumn(10).getString();
+      item.given = due.getColumn(11).getString();
+      item.birth_date = due.getColumn(12).getString();
+    }
+  }
+
+  SQLite::Statement notices(
+      db_,
+      "SELECT n.alert_id, n.kind, n.previous_value, n.previous_message_id, a.rule, a.target_low, "
+      "a.target_high, a.ref_low, a.ref_high, r.analyte, r.value, r.comparator, r.unit, "
+      "r.collected_at, r.raw_range, r.person_id "
+      "FROM notices n JOIN alerts a ON a.alert_id = n.alert_id "
+      "JOIN results r ON r.result_id = n.result_id WHERE n.outbox_id = ? ORDER BY n.notice_id");
+  SQLite::Statement history(db_,
+                            "SELECT collected_at, value, comparator FROM results "
+                            "WHERE person_id = ? AND analyte = ? AND state = 'current' "
+                            "ORDER BY collected_at DESC, result_id DESC LIMIT ?");
+  SQLite::Statement claim(db_,
+                          "UPDATE outbox SET state = 'sending', attempts = attempts + 1 "
+                          "WHERE outbox_id = ?");
+  SQLite::Statement discard(db_, "DELETE FROM outbox WHERE outbox_id = ?");
+  for (OutboxItem& item : items) {
+    std::map<std::pair<std::int64_t, std::string>, std::vector<HistoryPoint>> histories;
+    notices.reset();
+    notices.bind(1, item.id);
+    while (notices.executeStep()) {
+      Notice& notice = item.notices.emplace_back();
+      notice.alert_id = notices.getColumn(0).getInt64();
+      notice.kind = read_notice_kind(notices.getColumn(1));
+      notice.previous_value = read_optional(notices.getColumn(2));
+      notice.previous_message_id = notices.getColumn(3).getString();
+      notice.rule = notices.getColumn(4).getString();
+      notice.target_low = read_optional(notices.getColumn(5));
+      notice.target_high = read_optional(notices.getColumn(6));
+      notice.ref_low = read_optional(notices.getColumn(7));
+      notice.ref_high = read_optional(notices.getColumn(8));
+      notice.analyte = notices.getColumn(9).getString();
+      notice.value = notices.getColumn(10).getDouble();
+      notice.comparator = notices.getColumn(11).getString();
+      notice.unit = notices.getColumn(12).getString();
+      notice.collected_at = notices.getColumn(13).getInt64();
+      notice.raw_range = notices.getColumn(14).getString();
+      const std::int64_t person_id = notices.getColumn(15).getInt64();
+
+      auto [at, added] = histories.try_emplace({person_id, notice.analyte});
+      if (added) {
+        history.reset();
+        history.bind(1, person_id);
+        history.bind(2, notice.analyte);
+        history.bind(3, kHistoryPoints);
+        while (history.executeStep()) {
+          at->second.push_back({history.getColumn(0).getInt64(), history.getColumn(1).getDouble(),
+                                history.getColumn(2).getString()});
+        }
+        std::reverse(at->second.begin(), at->second.end());  // oldest first
+      }
+      notice.history = at->second;
+    }
+    // Every notice taken back leaves no empty item behind, so none is expected here; an empty
+    // one would be a mail about nothing, and is dropped rather than sent.
+    SQLite::Statement& change = item.notices.empty() ? discard : claim;
+    change.reset();
+    change.bind(1, item.id);
+    change.exec();
+  }
+  transaction.commit();
+  std::erase_if(items, [](const OutboxItem& item) { return item.notices.empty(); });
+  return items;
+}
+
+void MailQueue::mark_sent(std::int64_t outbox_id, clinical::UnixSeconds now) {
+  SQLite::Transaction transaction(db_, SQLite::TransactionBehavior::IMMEDIATE);
+  SQLite::Statement item(db_,
+                         "UPDATE outbox SET state = 'sent', sent_at = ?, last_error = '' "
+                         "WHERE outbox_id = ?");
+  item.bind(1, now);
+  item.bind(2, outbox_id);
+  item.exec();
+  // Resolved, superseded and withdrawn alerts keep their state: a resolution or retraction
+  // notice is about an alert that is no longer active.
+  SQLite::Statement alerts(db_,
+                           "UPDATE alerts SET state = 'sent', updated_at = ?1 "
+                           "WHERE (state = 'pending' OR state = 'failed') AND alert_id IN "
+                           "(SELECT alert_id FROM notices WHERE outbox_id = ?2)");
+  alerts.bind(1, now);
+  alerts.bind(2, outbox_id);
+  alerts.exec();
+  transaction.commit();
+}
+
+void MailQueue::mark_retry(std::int64_t outbox_id, clinical::UnixSeconds next_attempt,
+                           std::string_view error) {
+  SQLite::Statement item(db_,
+                         "UPDATE outbox SET state = 'pending', next_attempt_at = ?, last_error = ? "
+                         "WHERE outbox_id = ? AND (state = 'sending' OR state = 'pending')");
+  item.bind(1, next_attempt);
+  item.bind(2, bounded_error(error));
+  item.bind(3, outbox_id);
+  item.exec();
+}
+
+void MailQueue::mark_failed(std::int64_t outbox_id, std::string_view error) {
+  SQLite::Transaction transaction(db_, SQLite::TransactionBehavior::IMMEDIATE);
+  SQLite::Statement item(db_,
+                         "UPDATE outbox SET state = 'failed', last_error = ? "
+                         "WHERE outbox_id = ? AND state <> 'sent'");
+  item.bind(1, bounded_error(error));
+  item.bind(2, outbox_id);
+  if (item.exec() > 0) {
+    // An alert another mail (to another recipient) still carries is not failed yet.
+    SQLite::Statement alerts(
+        db_,
+        "UPDATE alerts SET state = 'failed', updated_at = ?1 "
+        "WHERE state = 'pending' AND alert_id IN (SELECT alert_id FROM notices WHERE outbox_id = "
+        "?2) "
+        "AND NOT EXISTS (SELECT 1 FROM notices n JOIN outbox o ON o.outbox_id = n.outbox_id "
+        "WHERE n.alert_id = alerts.alert_id AND (o.state = 'pending' OR o.state = 'sending'))");
+    alerts.bind(1, unix_now());
+    alerts.bind(2, outbox_id);
+    alerts.exec();
+  }
+  transaction.commit();
+}
+
+int MailQueue::reset_interrupted() {
+  return db_.exec("UPDATE outbox SET state = 'pending' WHERE state = 'sending'");
+}
+
+std::optional<clinical::UnixSeconds> MailQueue::next_due() {
+  SQLite::Statement query(db_,
+                          "SELECT min(max(due_at, next_attempt_at)) FROM outbox "
+                          "WHERE state = 'pending'");
+  query.executeStep();
+  const SQLite::Column due = query.getColumn(0);
+  if (due.isNull()) {
+    return std::nullopt;
+  }
+  return due.getInt64();
+}
+
+std::vector<OutboxRow> MailQueue::rows(bool all) {
+  std::string sql =
+      "SELECT o.outbox_id, o.email, o.state, o.attempts, o.last_error, o.message_id, "
+      "max(o.due_at, o.next_attempt_at), o.sent_at, "
+      "(SELECT count(*) FROM notices n WHERE n.outbox_id = o.outbox_id) FROM outbox o ";
+  if (!all) {
+    sql += "WHERE o.state <> 'sent' ";
+  }
+  sql += "ORDER BY o.outbox_id";
+  SQLite::Statement query(db_, sql);
+  std::vector<OutboxRow> rows;
+  while (query.executeStep()) {
+    OutboxRow& row = rows.emplace_back();
+    row.id = query.getColumn(0).getInt64();
+    row.email = query.getColumn(1).getString();
+    row.state = query.getColumn(2).getString();
+    row.attempts = query.getColumn(3).getInt();
+    row.last_error = query.getColumn(4).getString();
+    row.message_id = query.getColumn(5).getString();
+    row.due_at = query.getColumn(6).getInt64();
+    if (const SQLite::Column sent = query.getColumn(7); !sent.isNull()) {
+      row.sent_at = sent.getInt64();
+    }
+    row.alerts = query.getColumn(8).getInt();
+  }
+  return rows;
+}
+
+}  // namespace labwatch::storage

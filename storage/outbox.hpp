@@ -1,0 +1,109 @@
+// SPDX-License-Identifier: Apache-2.0
+// The mail outbox model: who gets told what about which alerts. Rows live in the DB, written in the
+// same transaction as the results they are about, so a crash can delay mail but never lose it.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "clinical/normalized.hpp"
+
+namespace labwatch::storage {
+
+struct Recipient {
+  std::string practitioner_id;  // empty for the default recipient
+  std::string email;
+  std::string name;
+  bool full_phi = false;  // false: initials and report id only; true: name and values
+};
+
+// Where alerts go: by ordering provider (OBR-16 id), else by facility, else the fallback.
+// Plain values from the config, passed in by the caller (storage never sees config/).
+struct Routing {
+  std::map<std::string, std::vector<Recipient>, std::less<>> by_provider;
+  std::map<std::string, std::vector<Recipient>, std::less<>> by_facility;
+  std::vector<Recipient> fallback;
+  std::int64_t collect_wait_seconds = 60;  // a new mail waits this long for the rest of a panel
+};
+
+// What a mail says about one alert.
+enum class NoticeKind : std::uint8_t {
+  alert,       // a value outside its target
+  correction,  // a new version of an alerted result, still outside target: corrected (C), or
+               // violating another clause than the version it replaces
+  resolution,  // a new version back inside its target (or a trend that no longer holds): the
+               // earlier alert is resolved
+  retraction,  // the lab cancelled (X) an alerted result: its alert is withdrawn
+};
+// "alert", "correction", "resolution", "retraction" (also the text stored in the database).
+std::string_view to_string(NoticeKind kind) noexcept;
+// The inverse of to_string; nullopt for any other text.
+std::optional<NoticeKind> parse_notice_kind(std::string_view text) noexcept;
+
+struct HistoryPoint {
+  clinical::UnixSeconds collected_at = 0;
+  double value = 0;
+  std::string comparator;
+};
+
+// One line of a mail. alert/correction: about the alert of a new version (value = its value).
+// resolution: about the earlier alert (rule, targets), with the new value inside target (value) and
+// the alerted one (previous_value). retraction: about the withdrawn alert and its value.
+struct Notice {
+  std::int64_t alert_id = 0;
+  NoticeKind kind = NoticeKind::alert;
+  std::string analyte;
+  double value = 0;
+  std::string comparator;
+  std::string unit;
+  clinical::UnixSeconds collected_at = 0;
+  std::string rule;
+  std::optional<double> target_low;
+  std::optional<double> target_high;
+  std::optional<double> ref_low;
+  std::optional<double> ref_high;
+  std::string raw_range;
+  std::optional<double> previous_value;  // correction/resolution: the alerted value it replaces
+  // The Message-ID of the mail that told this recipient about the earlier alert (or may have:
+  // it was attempted), else empty.
+  std::string previous_message_id;
+  std::vector<HistoryPoint> history;  // the last 5 current values of this analyte, oldest first
+};
+
+// One e-mail to one recipient about one patient, claimed by the dispatcher.
+struct OutboxItem {
+  std::int64_t id = 0;
+  std::string message_id;  // fixed when queued, reused on every retry: "<32 hex>@labwatch", no <>
+  Recipient recipient;
+  std::int64_t person_id = 0;
+  std::string patient_key;
+  std::string family;
+  std::string given;
+  std::string birth_date;
+  // The reports the notices came from: control ids, else order ids, else the file name, joined by
+  // ", " (safe to show at minimal PHI).
+  std::string report_ref;
+  int attempts = 0;  // delivery attempts including the one it was claimed for (1 the first time)
+  std::vector<Notice> notices;  // in the order they were queued
+};
+
+// One outbox item as `labwatch` diagnostics list it (no patient data).
+struct OutboxRow {
+  std::int64_t id = 0;
+  std::string email;
+  std::string state;  // pending, sending, sent, failed
+  int attempts = 0;
+  std::string last_error;
+  std::string message_id;
+  clinical::UnixSeconds due_at = 0;  // when it is (or was) next due: the later of the collect wait
+                                     // and the retry time
+  std::optional<clinical::UnixSeconds> sent_at;
+  int alerts = 0;  // notices in it
+};
+
+}  // namespace labwatch::storage

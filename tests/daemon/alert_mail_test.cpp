@@ -1,0 +1,387 @@
+// SPDX-License-Identifier: Apache-2.0
+// Alert mail composition: exact subjects and bodies per PHI level, injection, escaping, threading.
+#include "daemon/alert_mail.hpp"
+
+#include <catch2/catch.hpp>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "clinical/analyte_catalogue.hpp"
+#include "daemon/mail_message.hpp"
+#include "support/smtp_server.hpp"
+
+namespace {
+
+using labwatch::clinical::AnalyteCatalogue;
+using labwatch::daemon::alert_subject;
+using labwatch::daemon::compose_alert_mail;
+using labwatch::daemon::MailMessage;
+using labwatch::daemon::patient_initials;
+using labwatch::daemon::render_mime;
+using labwatch::daemon::single_line;
+using labwatch::storage::HistoryPoint;
+using labwatch::storage::Notice;
+using labwatch::storage::NoticeKind;
+using labwatch::storage::OutboxItem;
+using labwatch::test::decode_header_value;
+using labwatch::test::header_value;
+
+constexpr labwatch::clinical::UnixSeconds kCollected = 1726920900;  // 2024-09-21T12:15:00Z
+constexpr labwatch::clinical::UnixSeconds kEarlier = 1709294400;    // 2024-03-01T12:00:00Z
+constexpr labwatch::clinical::UnixSeconds kSendTime = 1727000000;   // 2024-09-22T10:13:20Z
+constexpr std::string_view kFrom = "labwatch@clinic.example";
+constexpr std::string_view kMessageId = "0123456789abcdef0123456789abcdef@labwatch";
+
+Notice ferritin_alert() {
+  Notice n;
+  n.alert_id = 41;
+  n.kind = NoticeKind::alert;
+  n.analyte = "ferritin";
+  n.value = 38;
+  n.unit = "ng/mL";
+  n.collected_at = kCollected;
+  n.rule = "ge:50";
+  n.target_low = 50;
+  n.ref_low = 16;
+  n.ref_high = 232;
+  n.raw_range = "16-232";
+  n.history = {HistoryPoint{kEarlier, 45, ""}, HistoryPoint{kCollected, 38, ""}};
+  return n;
+}
+
+Notice homocysteine_alert() {
+  Notice n;
+  n.alert_id = 42;
+  n.analyte = "homocysteine";
+  n.value = 9.7;
+  n.unit = "umol/L";
+  n.collected_at = kCollected;
+  n.rule = "range:6-8";
+  n.target_low = 6;
+  n.target_high = 8;
+  n.raw_range = "<15";
+  return n;
+}
+
+Notice vitamin_d_alert() {
+  Notice n;
+  n.alert_id = 43;
+  n.analyte = "vitamin_d_25oh";
+  n.value = 10;
+  n.comparator = "<";
+  n.unit = "ng/mL";
+  n.collected_at = kCollected;
+  n.rule = "range:40-60";
+  n.target_low = 40;
+  n.target_high = 60;
+  return n;
+}
+
+OutboxItem three_alerts(bool full_phi) {
+  OutboxItem item;
+  item.id = 7;
+  item.message_id = std::string(kMessageId);
+  item.recipient = {"dr-lee", "ada.lee@clinic.example", "Dr. Ada Lee", full_phi};
+  item.person_id = 12;
+  item.patient_key = "QDX|Q37960593";
+  item.family = "Doe";
+  item.given = "John";
+  item.birth_date = "1970-01-01";
+  item.report_ref = "QDX301000001";
+  item.notices = {ferritin_alert(), homocysteine_alert(), vitamin_d_alert()};
+  return item;
+}
+
+MailMessage compose(const OutboxItem& item) {
+  return compose_alert_mail(item, kFrom, AnalyteCatalogue::builtin(), kSendTime);
+}
+
+// The header block of a rendered message (up to the first empty line), unfolded.
+std::string headers_of(const std::string& rendered) {
+  std::string head = rendered.substr(0, rendered.find("\r\n\r\n") + 2);
+  std::string out;
+  for (std::size_t i = 0; i < head.size(); ++i) {
+    if (head.compare(i, 3, "\r\n ") == 0) {
+      i += 2;  // unfold: drop CRLF, keep the space
+    }
+    out += head[i];
+  }
+  return out;
+}
+
+std::vector<std::string> header_names(const std::string& headers) {
+  std::vector<std::string> names;
+  std::size_t start = 0;
+  while (start < headers.size()) {
+    const std::size_t end = headers.find("\r\n", start);
+    const std::string line = headers.substr(start, end - start);
+    names.push_back(line.substr(0, line.find(':')));
+    start = end + 2;
+  }
+  return names;
+}
+
+}  // namespace
+
+TEST_CASE("compose_alert_mail at minimal PHI shows initials and the report, no values or dates",
+          "[daemon][mail][alert_mail]") {
+  const MailMessage m = compose(three_alerts(false));
+  CHECK(m.subject == "labwatch: 3 results outside optimal target (J.D., report QDX301000001)");
+  CHECK(m.from.display_name == "labwatch");
+  CHECK(m.from.address == kFrom);
+  CHECK(m.to.display_name == "Dr. Ada Lee");
+  CHECK(m.to.address == "ada.lee@clinic.example");
+  CHECK(m.message_id == kMessageId);
+  CHECK(m.references.empty());
+  CHECK(m.date == kSendTime);
+  CHECK(m.text_body ==
+        "3 results outside optimal target.\n"
+        "\n"
+        "Patient: J.D. (initials only)\n"
+        "Report: QDX301000001\n"
+        "\n"
+        "1. Ferritin: below the optimal target\n"
+        "   Optimal target: >= 50 ng/mL (rule ge:50)\n"
+        "   Lab range: 16 - 232 ng/mL\n"
+        "\n"
+        "2. Homocysteine (total): above the optimal target\n"
+        "   Optimal target: 6 - 8 umol/L (rule range:6-8)\n"
+        "   Lab range: <15 (as printed by the lab)\n"
+        "\n"
+        "3. 25-hydroxyvitamin D (total D2+D3): below the optimal target\n"
+        "   Optimal target: 40 - 60 ng/mL (rule range:40-60)\n"
+        "\n"
+        "Names, birth dates, dates and values are left out of this e-mail.\n"
+        "Look up report QDX301000001 in labwatch for the details.\n");
+  for (const std::string& body : {m.text_body, m.html_body}) {
+    for (const char* secret :
+         {"Doe", "John", "1970", "38", "9.7", "<10", "&lt;10", "Q37960593", "2024-09-21", "45"}) {
+      CAPTURE(secret);
+      CHECK(body.find(secret) == std::string::npos);
+    }
+  }
+}
+
+TEST_CASE("compose_alert_mail at full PHI shows name, birth date, values, times and history",
+          "[daemon][mail][alert_mail]") {
+  const MailMessage m = compose(three_alerts(true));
+  CHECK(m.subject == "labwatch: 3 results outside optimal target (Doe, John, report QDX301000001)");
+  CHECK(m.text_body ==
+        "3 results outside optimal target.\n"
+        "\n"
+        "Patient: Doe, John, born 1970-01-01 (QDX|Q37960593)\n"
+        "Report: QDX301000001\n"
+        "\n"
+        "1. Ferritin 38 ng/mL, collected 2024-09-21 12:15 UTC: below the optimal target\n"
+        "   Optimal target: >= 50 ng/mL (rule ge:50)\n"
+        "   Lab range: 16 - 232 ng/mL\n"
+        "   Recent values (ng/mL): 2024-03-01 45; 2024-09-21 38\n"
+        "\n"
+        "2. Homocysteine (total) 9.7 umol/L, collected 2024-09-21 12:15 UTC: above the optimal "
+        "target\n"
+        "   Optimal target: 6 - 8 umol/L (rule range:6-8)\n"
+        "   Lab range: <15 (as printed by the lab)\n"
+        "\n"
+        "3. 25-hydroxyvitamin D (total D2+D3) <10 ng/mL, collected 2024-09-21 12:15 UTC: below "
+        "the optimal target\n"
+        "   Optimal target: 40 - 60 ng/mL (rule range:40-60)\n"
+        "\n"
+        "This e-mail contains patient data. Do not forward it.\n");
+  CHECK(m.html_body ==
+        "<!DOCTYPE html>\n"
+        "<html><head><meta charset=\"utf-8\"><title>labwatch: 3 results outside optimal target "
+        "(Doe, John, report QDX301000001)</title></head>\n"
+        "<body>\n"
+        "<p>3 results outside optimal target.</p>\n"
+        "<p>Patient: Doe, John, born 1970-01-01 (QDX|Q37960593)<br>\n"
+        "Report: QDX301000001</p>\n"
+        "<ol>\n"
+        "<li><strong>Ferritin 38 ng/mL, collected 2024-09-21 12:15 UTC: below the optimal "
+        "target</strong><br>\n"
+        "Optimal target: &gt;= 50 ng/mL (rule ge:50)<br>\n"
+        "Lab range: 16 - 232 ng/mL<br>\n"
+        "Recent values (ng/mL): 2024-03-01 45; 2024-09-21 38</li>\n"
+        "<li><strong>Homocysteine (total) 9.7 umol/L, collected 2024-09-21 12:15 UTC: above the "
+        "optimal target</strong><br>\n"
+        "Optimal target: 6 - 8 umol/L (rule range:6-8)<br>\n"
+        "Lab range: &lt;15 (as printed by the lab)</li>\n"
+        "<li><strong>25-hydroxyvitamin D (total D2+D3) &lt;10 ng/mL, collected 2024-09-21 12:15 "
+        "UTC: below the optimal target</strong><br>\n"
+        "Optimal target: 40 - 60 ng/mL (rule range:40-60)</li>\n"
+        "</ol>\n"
+        "<p>This e-mail contains patient data. Do not forward it.</p>\n"
+        "</body></html>\n");
+}
+
+TEST_CASE("compose_alert_mail words corrections, resolutions and retractions and threads them",
+          "[daemon][mail][alert_mail]") {
+  OutboxItem item = three_alerts(true);
+  Notice correction = homocysteine_alert();
+  correction.kind = NoticeKind::correction;
+  correction.value = 4.9;
+  correction.previous_value = 5.8;
+  correction.previous_message_id = "<aaaa@labwatch>";
+  Notice resolution = ferritin_alert();
+  resolution.kind = NoticeKind::resolution;
+  resolution.value = 87;
+  resolution.previous_value = 74;
+  resolution.previous_message_id = "bbbb@labwatch";
+  resolution.history.clear();
+  Notice retraction = ferritin_alert();
+  retraction.kind = NoticeKind::retraction;
+  retraction.previous_message_id = "aaaa@labwatch";  // the same earlier mail: named once
+  item.notices = {correction, resolution, retraction};
+
+  SECTION("full PHI") {
+    const MailMessage m = compose(item);
+    CHECK(m.subject ==
+          "labwatch: 1 corrected result outside optimal target, 1 corrected result back within "
+          "target, 1 result cancelled by the lab (Doe, John, report QDX301000001)");
+    CHECK(m.references == std::vector<std::string>{"aaaa@labwatch", "bbbb@labwatch"});
+    CHECK(m.text_body.find(
+              "1. Homocysteine (total): corrected value 4.9 umol/L (earlier 5.8 umol/L), "
+              "collected 2024-09-21 12:15 UTC: still below the optimal target\n"
+              "   It replaces the value of an earlier alert (e-mail <aaaa@labwatch>).\n"
+              "   Optimal target: 6 - 8 umol/L (rule range:6-8)\n") != std::string::npos);
+    CHECK(m.text_body.find("2. Ferritin: corrected value 87 ng/mL (earlier 74 ng/mL), collected "
+                           "2024-09-21 12:15 UTC: back within the optimal target\n"
+                           "   The earlier alert (e-mail <bbbb@labwatch>) is resolved.\n") !=
+          std::string::npos);
+    CHECK(m.text_body.find("3. Ferritin, collected 2024-09-21 12:15 UTC: the lab cancelled this "
+                           "result\n"
+                           "   Disregard the earlier alert (e-mail <aaaa@labwatch>).\n\n") !=
+          std::string::npos);
+  }
+  SECTION("minimal PHI") {
+    item.recipient.full_phi = false;
+    const MailMessage m = compose(item);
+    CHECK(m.text_body.find("1. Homocysteine (total): corrected value still below the optimal "
+                           "target\n") != std::string::npos);
+    CHECK(m.text_body.find("2. Ferritin: corrected value back within the optimal target\n") !=
+          std::string::npos);
+    CHECK(m.text_body.find("3. Ferritin: the lab cancelled this result\n") != std::string::npos);
+    CHECK(m.text_body.find("4.9") == std::string::npos);
+    CHECK(m.text_body.find("87") == std::string::npos);
+  }
+  SECTION("the rendered message carries In-Reply-To and References") {
+    const auto rendered = render_mime(compose(item));
+    REQUIRE(rendered.has_value());
+    const std::string headers = headers_of(*rendered);
+    CHECK(headers.find("\r\nMessage-ID: <" + std::string(kMessageId) + ">\r\n") !=
+          std::string::npos);
+    CHECK(headers.find("\r\nIn-Reply-To: <bbbb@labwatch>\r\n") != std::string::npos);
+    CHECK(headers.find("\r\nReferences: <aaaa@labwatch> <bbbb@labwatch>\r\n") != std::string::npos);
+  }
+}
+
+TEST_CASE("compose_alert_mail never lets a name add a header or a recipient",
+          "[daemon][mail][alert_mail]") {
+  OutboxItem item = three_alerts(true);
+  item.family = "Doe\r\nBcc: x@y";
+  item.given = "John\nTo: eve@evil.example";
+  item.recipient.name = "Dr. Lee\r\nCc: x@y";
+  item.report_ref = "R1\r\nBcc: x@y";
+  const MailMessage m = compose(item);
+  CHECK(m.subject ==
+        "labwatch: 3 results outside optimal target (Doe Bcc: x@y, John To: eve@evil.example, "
+        "report R1 Bcc: x@y)");
+  CHECK(m.to.display_name == "Dr. Lee Cc: x@y");
+  CHECK(m.to.address == "ada.lee@clinic.example");
+
+  const auto rendered = render_mime(m);
+  REQUIRE(rendered.has_value());
+  const std::string headers = headers_of(*rendered);
+  CHECK(header_names(headers) ==
+        std::vector<std::string>{"Date", "From", "To", "Subject", "Message-ID", "Auto-Submitted",
+                                 "X-Labwatch-Outbox", "MIME-Version", "Content-Type"});
+  // The body holds the name on one line, and no line of the message starts a header.
+  CHECK(m.text_body.find("Patient: Doe Bcc: x@y, John To: eve@evil.example, born 1970-01-01") !=
+        std::string::npos);
+  CHECK(rendered->find("\r\nBcc:") == std::string::npos);
+  CHECK(rendered->find("\r\nCc:") == std::string::npos);
+  CHECK(rendered->find("\r\nTo: eve") == std::string::npos);
+
+  SECTION("minimal PHI takes initials from the letters only") {
+    item.recipient.full_phi = false;
+    item.family = "\r\nBcc: x@y";
+    item.given = " \x01john";
+    CHECK(alert_subject(item) ==
+          "labwatch: 3 results outside optimal target (J.B., report R1 Bcc: x@y)");
+  }
+}
+
+TEST_CASE("compose_alert_mail escapes every value it puts into HTML",
+          "[daemon][mail][alert_mail]") {
+  OutboxItem item = three_alerts(true);
+  item.family = "<script>alert(1)</script>";
+  item.given = "Jo & \"Ann\" 'x'";
+  item.notices[0].raw_range = "<b>16</b>";
+  item.notices[0].ref_low.reset();
+  item.notices[0].ref_high.reset();
+  item.notices[0].unit = "<i>u</i>";
+  item.notices[0].analyte = "<unknown analyte>";
+  const MailMessage m = compose(item);
+  CHECK(m.html_body.find("<script>") == std::string::npos);
+  CHECK(m.html_body.find("<b>") == std::string::npos);
+  CHECK(m.html_body.find("<i>") == std::string::npos);
+  CHECK(m.html_body.find("<unknown") == std::string::npos);
+  CHECK(m.html_body.find("Patient: &lt;script&gt;alert(1)&lt;/script&gt;, Jo &amp; &quot;Ann&quot; "
+                         "&#39;x&#39;, born 1970-01-01") != std::string::npos);
+  CHECK(m.html_body.find("<title>labwatch: 3 results outside optimal target (&lt;script&gt;") !=
+        std::string::npos);
+  CHECK(
+      m.html_body.find("<li><strong>&lt;unknown analyte&gt; 38 &lt;i&gt;u&lt;/i&gt;, collected") !=
+      std::string::npos);
+  CHECK(m.html_body.find("Lab range: &lt;b&gt;16&lt;/b&gt; (as printed by the lab)") !=
+        std::string::npos);
+  // The text body is plain text: it shows the characters as they are.
+  CHECK(m.text_body.find("Patient: <script>alert(1)</script>, Jo & \"Ann\" 'x'") !=
+        std::string::npos);
+}
+
+TEST_CASE("compose_alert_mail renders non-ASCII names as RFC 2047 words",
+          "[daemon][mail][alert_mail]") {
+  OutboxItem item = three_alerts(true);
+  item.family = "Müller";
+  item.given = "Jürgen";
+  item.recipient.name = "Dr. Zoë Ng";
+  const MailMessage m = compose(item);
+  CHECK(m.subject ==
+        "labwatch: 3 results outside optimal target (Müller, Jürgen, report QDX301000001)");
+  const auto rendered = render_mime(m);
+  REQUIRE(rendered.has_value());
+  const std::string subject = header_value(*rendered, "Subject");
+  const std::string to = header_value(*rendered, "To");
+  CHECK(subject.starts_with("=?UTF-8?"));
+  CHECK(to.starts_with("=?UTF-8?"));
+  CHECK(decode_header_value(subject) == m.subject);
+  CHECK(decode_header_value(to) == "Dr. Zoë Ng <ada.lee@clinic.example>");
+
+  item.recipient.full_phi = false;
+  item.family = "Ärzteblatt";
+  CHECK(alert_subject(item) ==
+        "labwatch: 3 results outside optimal target (J.Ä., report QDX301000001)");
+}
+
+TEST_CASE("patient_initials takes the first letter or digit of each name",
+          "[daemon][mail][alert_mail]") {
+  CHECK(patient_initials("John", "Doe") == "J.D.");
+  CHECK(patient_initials("mary ann", "van der berg") == "M.V.");
+  CHECK(patient_initials("", "Doe") == "D.");
+  CHECK(patient_initials("  ", "") == "");
+  CHECK(patient_initials("'Ewa", "Łukasz") == "E.Ł.");
+  CHECK(patient_initials("\xFF\xFEz", "\r\n-") == "Z.");
+}
+
+TEST_CASE("single_line removes line breaks, controls and invalid UTF-8",
+          "[daemon][mail][alert_mail]") {
+  CHECK(single_line("  a\r\n\tb  c ") == "a b c");
+  CHECK(single_line(std::string_view("a\0b", 3)) == "a b");
+  CHECK(single_line("a\xC2\x85z") == "a z");         // NEL (C1)
+  CHECK(single_line("a\xE2\x80\xA8z") == "a z");     // LINE SEPARATOR
+  CHECK(single_line("a\xE2\x80\xAEz") == "a z");     // NOLINT(misc-misleading-bidirectional): input
+  CHECK(single_line("a\xFFz") == "a\xEF\xBF\xBDz");  // invalid byte -> U+FFFD
+  CHECK(single_line("M\xC3\xBCller") == "M\xC3\xBCller");  // valid UTF-8 kept
+  CHECK(single_line("") == "");
+}

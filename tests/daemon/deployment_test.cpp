@@ -1,0 +1,100 @@
+// SPDX-License-Identifier: Apache-2.0
+// Deployment files: the systemd unit passes systemd-analyze, the shipped configs load.
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <charconv>
+#include <string>
+
+#include "support/daemon_harness.hpp"
+
+namespace {
+
+using namespace labwatch::test;
+
+fs::path unit_path() { return fs::path(LABWATCH_SOURCE_DIR) / "systemd" / "labwatch.service"; }
+
+std::optional<std::string> find_systemd_analyze() {
+  for (const char* path : {"/usr/bin/systemd-analyze", "/bin/systemd-analyze"}) {
+    if (::access(path, X_OK) == 0) {
+      return std::string(path);
+    }
+  }
+  return std::nullopt;
+}
+
+// The unit with ExecStart pointing at the binary just built (verify checks that it exists).
+fs::path unit_for_this_build(const TempDir& dir) {
+  std::string unit = read_file(unit_path());
+  const std::string installed = "ExecStart=/usr/bin/labwatch ";
+  const std::size_t at = unit.find(installed);
+  REQUIRE(at != std::string::npos);
+  unit.replace(at, installed.size(), std::string("ExecStart=") + LABWATCH_BINARY + " ");
+  fs::path path = dir.path() / "labwatch.service";
+  write_file(path, unit);
+  return path;
+}
+
+}  // namespace
+
+TEST_CASE("labwatch.service passes systemd-analyze verify", "[daemon][systemd]") {
+  const auto analyze = find_systemd_analyze();
+  if (!analyze) {
+    WARN("systemd-analyze is not installed; unit not verified");
+    return;
+  }
+  const TempDir dir;
+  const CommandResult r = run_program({*analyze, "verify", unit_for_this_build(dir).string()});
+  INFO(r.err);
+  CHECK(r.exit_code == 0);
+  CHECK(r.err.empty());
+}
+
+TEST_CASE("labwatch.service has a systemd-analyze exposure of at most 2.0", "[daemon][systemd]") {
+  const auto analyze = find_systemd_analyze();
+  if (!analyze) {
+    WARN("systemd-analyze is not installed; exposure not measured");
+    return;
+  }
+  const CommandResult r =
+      run_program({*analyze, "security", "--offline=true", unit_path().string()});
+  INFO(r.out << r.err);
+  REQUIRE(r.exit_code == 0);
+  // "→ Overall exposure level for labwatch.service: 1.1 OK"
+  const std::string marker = "Overall exposure level for labwatch.service: ";
+  const std::size_t at = r.out.find(marker);
+  REQUIRE(at != std::string::npos);
+  const char* first = r.out.data() + at + marker.size();
+  double exposure = 99;
+  const auto [end, ec] = std::from_chars(first, r.out.data() + r.out.size(), exposure);
+  REQUIRE(ec == std::errc());
+  CHECK(end != first);
+  CHECK(exposure <= 2.0);
+
+  const std::string unit = read_file(unit_path());
+  for (const char* line :
+       {"Type=notify\n", "NotifyAccess=main\n", "WatchdogSec=30\n", "User=labwatch\n",
+        "StateDirectory=labwatch\n", "UMask=0077\n", "LimitCORE=0\n",
+        "ExecReload=kill -s HUP $MAINPID\n", "Restart=on-failure\n",
+        "RestartPreventExitStatus=78\n", "ProtectSystem=strict\n",
+        "ReadWritePaths=/var/lib/labwatch\n", "NoNewPrivileges=yes\n"}) {
+    CHECK(unit.find(line) != std::string::npos);
+  }
+}
+
+TEST_CASE("labwatch.example.xml is a valid config", "[daemon][config]") {
+  const fs::path example = fs::path(LABWATCH_SOURCE_DIR) / "config" / "labwatch.example.xml";
+  const CommandResult r = run_labwatch({"check-config", "--config", example.string()});
+  INFO(r.err);
+  CHECK(r.exit_code == 0);
+  CHECK(r.out.find("inbox: /var/lib/labwatch/inbox") != std::string::npos);
+  CHECK(r.out.find("database: /var/lib/labwatch/labwatch.db") != std::string::npos);
+}
+
+TEST_CASE("the packaged first labwatch.xml is a valid config", "[daemon][config]") {
+  const fs::path first = fs::path(LABWATCH_SOURCE_DIR) / "packaging" / "labwatch.xml";
+  const CommandResult r = run_labwatch({"check-config", "--config", first.string()});
+  INFO(r.err);
+  CHECK(r.exit_code == 0);
+  CHECK(r.out.find("failed: /var/lib/labwatch/failed") != std::string::npos);
+}

@@ -1,0 +1,133 @@
+// SPDX-License-Identifier: Apache-2.0
+// FileMover: moves that never overwrite, reason files, the copy across file systems.
+#include "daemon/file_mover.hpp"
+
+#include <sys/stat.h>
+
+#include <catch2/catch.hpp>
+#include <string>
+
+#include "support/daemon_harness.hpp"
+
+namespace {
+
+using labwatch::daemon::FileMover;
+using labwatch::daemon::numbered_name;
+using namespace labwatch::test;
+
+struct Dirs {
+  explicit Dirs(const fs::path& base, const fs::path& other_base = {})
+      : root(base), other(other_base.empty() ? base : other_base) {
+    fs::create_directory(inbox());
+    fs::create_directory(processed());
+    fs::create_directory(failed());
+  }
+  [[nodiscard]] fs::path inbox() const { return root.path() / "inbox"; }
+  [[nodiscard]] fs::path processed() const { return other.path() / "processed"; }
+  [[nodiscard]] fs::path failed() const { return other.path() / "failed"; }
+  TempDir root;
+  TempDir other;
+};
+
+dev_t device_of(const fs::path& path) {
+  struct stat st {};
+  return ::stat(path.c_str(), &st) == 0 ? st.st_dev : 0;
+}
+
+}  // namespace
+
+TEST_CASE("numbered_name puts the number before the extension", "[daemon][mover]") {
+  CHECK(numbered_name("a_qdx_01.hl7", 0) == "a_qdx_01.hl7");
+  CHECK(numbered_name("a_qdx_01.hl7", 1) == "a_qdx_01.1.hl7");
+  CHECK(numbered_name("a_qdx_01.hl7", 12) == "a_qdx_01.12.hl7");
+  CHECK(numbered_name("export.tar.gz", 2) == "export.tar.2.gz");
+  CHECK(numbered_name("README", 3) == "README.3");
+  CHECK(numbered_name(".profile", 1) == ".profile.1");
+}
+
+TEST_CASE("FileMover::to_processed never replaces a file and numbers a taken name",
+          "[daemon][mover]") {
+  const Dirs d(TempDir::default_base());
+  FileMover mover(d.inbox(), d.processed(), d.failed());
+  write_file(d.inbox() / "r.hl7", "first");
+  CHECK(mover.to_processed("r.hl7") == "r.hl7");
+  write_file(d.inbox() / "r.hl7", "second");
+  CHECK(mover.to_processed("r.hl7") == "r.1.hl7");
+  write_file(d.inbox() / "r.hl7", "third");
+  CHECK(mover.to_processed("r.hl7") == "r.2.hl7");
+  CHECK(read_file(d.processed() / "r.hl7") == "first");
+  CHECK(read_file(d.processed() / "r.1.hl7") == "second");
+  CHECK(read_file(d.processed() / "r.2.hl7") == "third");
+  CHECK(count_entries(d.inbox()) == 0);
+  CHECK(mover.dirty());
+  mover.sync();
+  CHECK_FALSE(mover.dirty());
+}
+
+TEST_CASE("FileMover::to_failed writes a reason file beside the file, both under a free name",
+          "[daemon][mover]") {
+  const Dirs d(TempDir::default_base());
+  FileMover mover(d.inbox(), d.processed(), d.failed());
+  // A stray reason file takes its name too: the pair moves on to the next number.
+  write_file(d.failed() / "bad.csv.reason.txt", "older");
+  write_file(d.inbox() / "bad.csv", "x;y");
+  CHECK(mover.to_failed("bad.csv", "refused (1):\n- missing_columns\n") == "bad.1.csv");
+  CHECK(read_file(d.failed() / "bad.1.csv") == "x;y");
+  CHECK(read_file(d.failed() / "bad.1.csv.reason.txt") == "refused (1):\n- missing_columns\n");
+  CHECK(read_file(d.failed() / "bad.csv.reason.txt") == "older");
+  struct stat st {};
+  REQUIRE(::stat((d.failed() / "bad.1.csv.reason.txt").c_str(), &st) == 0);
+  CHECK((st.st_mode & 0077) == 0);
+}
+
+TEST_CASE("FileMover moves a symlink itself, not its target", "[daemon][mover]") {
+  const Dirs d(TempDir::default_base());
+  FileMover mover(d.inbox(), d.processed(), d.failed());
+  write_file(d.root.path() / "target", "outside");
+  fs::create_symlink(d.root.path() / "target", d.inbox() / "link.hl7");
+  CHECK(mover.to_failed("link.hl7", "symlink\n") == "link.hl7");
+  CHECK(fs::is_symlink(d.failed() / "link.hl7"));
+  CHECK(read_file(d.root.path() / "target") == "outside");
+}
+
+TEST_CASE("FileMover reports a vanished file as ENOENT", "[daemon][mover]") {
+  const Dirs d(TempDir::default_base());
+  FileMover mover(d.inbox(), d.processed(), d.failed());
+  try {
+    mover.to_processed("missing.hl7");
+    FAIL("no exception");
+  } catch (const std::system_error& e) {
+    CHECK(e.code() == std::errc::no_such_file_or_directory);
+  }
+  CHECK(count_entries(d.processed()) == 0);
+}
+
+TEST_CASE("FileMover copies a regular file to another file system and removes the original",
+          "[daemon][mover]") {
+  const fs::path disk = TempDir::default_base();
+  const fs::path ram = TempDir::fast_base();
+  if (device_of(disk) == device_of(ram)) {
+    WARN("no second file system here (" << disk << ", " << ram << "); copy path not exercised");
+    return;
+  }
+  const Dirs d(disk, ram);
+  FileMover mover(d.inbox(), d.processed(), d.failed());
+  write_file(d.processed() / "x.csv", "taken");
+  const std::string big(300'000, 'z');  // more than one copy buffer
+  write_file(d.inbox() / "x.csv", big);
+  CHECK(mover.to_processed("x.csv") == "x.1.csv");
+  CHECK(read_file(d.processed() / "x.1.csv") == big);
+  CHECK(read_file(d.processed() / "x.csv") == "taken");
+  CHECK_FALSE(fs::exists(d.inbox() / "x.csv"));
+  CHECK(count_entries(d.processed()) == 2);  // no temporary copy left behind
+
+  // A FIFO cannot be copied: EXDEV, and it stays where it is.
+  REQUIRE(::mkfifo((d.inbox() / "pipe.hl7").c_str(), 0600) == 0);
+  try {
+    mover.to_failed("pipe.hl7", "fifo\n");
+    FAIL("no exception");
+  } catch (const std::system_error& e) {
+    CHECK(e.code() == std::errc::cross_device_link);
+  }
+  CHECK(fs::is_fifo(d.inbox() / "pipe.hl7"));
+}
