@@ -2,8 +2,6 @@
 // normalize: values, ranges and times as labs print them, and LabReports to canonical results.
 #include "clinical/normalize.hpp"
 
-#include "clinical/timezone.hpp"
-
 #include <date/date.h>
 #include <date/tz.h>
 
@@ -19,6 +17,7 @@
 #include <system_error>
 #include <utility>
 
+#include "clinical/timezone.hpp"
 #include "clinical/units.hpp"
 
 namespace labwatch::clinical {

@@ -30,9 +30,9 @@ struct Paths {
 };
 
 struct Intake {
-  std::uint64_t max_file_bytes = 256ull << 20;             // larger files are refused unread
-  std::chrono::milliseconds settle{200};                   // quiet time after IN_CLOSE_WRITE
-  std::chrono::seconds rescan{0};                          // periodic rescan (0 = off), for network shares
+  std::uint64_t max_file_bytes = 256ull << 20;  // larger files are refused unread
+  std::chrono::milliseconds settle{200};        // quiet time after IN_CLOSE_WRITE
+  std::chrono::seconds rescan{0};               // periodic rescan (0 = off), for network shares
 };
 
 enum class PhiLevel { minimal, full };
@@ -47,14 +47,15 @@ struct Practitioner {
 };
 
 struct Mail {
-  std::string smtp_url;        // smtp://host:port (STARTTLS required) or smtps://host:port; empty = no mail
+  std::string
+      smtp_url;  // smtp://host:port (STARTTLS required) or smtps://host:port; empty = no mail
   bool allow_plaintext = false;  // plain SMTP to a non-loopback relay only when said here
   std::string from = "labwatch@localhost";
   std::string username;
   std::string password_file;  // read at send time, never logged
   std::string ca_file;        // extra CA bundle for a relay with a private CA; empty = system store
   std::string default_recipient;
-  std::chrono::seconds collect_wait{60};     // wait for the rest of a panel before sending
+  std::chrono::seconds collect_wait{60};  // wait for the rest of a panel before sending
   std::chrono::seconds retry_min{30};
   std::chrono::seconds retry_max{3600};
   std::chrono::seconds timeout{30};
@@ -67,7 +68,8 @@ struct Config {
   std::vector<Source> sources;
   clinical::AnalyteCatalogue catalogue = clinical::AnalyteCatalogue::builtin();
   std::map<std::string, clinical::OptimalRule, std::less<>> targets;  // analyte key -> rule
-  std::map<std::string, std::vector<clinical::TrendRule>, std::less<>> trends;  // analyte key -> trend rules
+  std::map<std::string, std::vector<clinical::TrendRule>, std::less<>>
+      trends;  // analyte key -> trend rules
   parsers::CsvVocabulary csv;
   Mail mail;
   std::vector<Practitioner> practitioners;

@@ -25,7 +25,8 @@ namespace {
 using parsers::Expected;
 using parsers::unexpected;
 
-// Thrown inside the loader only, caught in parse_config: the loader is deep and every check can fail.
+// Thrown inside the loader only, caught in parse_config: the loader is deep and every check can
+// fail.
 struct Invalid {
   pugi::xml_node node;
   std::string message;
@@ -83,8 +84,9 @@ class Loader {
       } else if (name == "practitioners") {
         load_practitioners(child, config.practitioners);
       } else {
-        throw Invalid{child, "unknown element (expected paths, intake, sources, catalogue, targets, csv, "
-                             "mail or practitioners)"};
+        throw Invalid{child,
+                      "unknown element (expected paths, intake, sources, catalogue, targets, csv, "
+                      "mail or practitioners)"};
       }
     }
     // Targets given for analytes must name catalogue analytes (checked after the catalogue loaded).
@@ -95,7 +97,8 @@ class Loader {
     }
     if (!config.mail.default_recipient.empty() || !config.practitioners.empty()) {
       if (config.mail.smtp_url.empty()) {
-        throw Invalid{root, "practitioners or a default recipient are configured but <mail smtp=...> is not"};
+        throw Invalid{
+            root, "practitioners or a default recipient are configured but <mail smtp=...> is not"};
       }
     }
   }
@@ -112,11 +115,12 @@ class Loader {
   void load_intake(pugi::xml_node node, Intake& intake) {
     check_attributes(node, {"max-file-bytes", "settle-ms", "rescan-seconds"});
     check_no_children(node);
-    intake.max_file_bytes = uint_attr(node, "max-file-bytes", intake.max_file_bytes, 1, 16ull << 30);
+    intake.max_file_bytes =
+        uint_attr(node, "max-file-bytes", intake.max_file_bytes, 1, 16ull << 30);
     intake.settle = std::chrono::milliseconds(
         uint_attr(node, "settle-ms", static_cast<std::uint64_t>(intake.settle.count()), 0, 60'000));
-    intake.rescan = std::chrono::seconds(
-        uint_attr(node, "rescan-seconds", static_cast<std::uint64_t>(intake.rescan.count()), 0, 86'400));
+    intake.rescan = std::chrono::seconds(uint_attr(
+        node, "rescan-seconds", static_cast<std::uint64_t>(intake.rescan.count()), 0, 86'400));
   }
 
   void load_sources(pugi::xml_node node, std::vector<Source>& sources) {
@@ -135,7 +139,8 @@ class Loader {
       source.authority = child.attribute("authority").as_string(source.facility.c_str());
       source.timezone = required(child, "timezone");
       if (!clinical::is_valid_timezone(source.timezone)) {
-        throw Invalid{child, "unknown timezone '" + source.timezone + "' (an IANA name like America/New_York)"};
+        throw Invalid{child, "unknown timezone '" + source.timezone +
+                                 "' (an IANA name like America/New_York)"};
       }
       for (std::string& glob : split(child.attribute("files").as_string(), ';')) {
         source.file_globs.push_back(std::move(glob));
@@ -206,8 +211,9 @@ class Loader {
           }
           analyte.conversions[required(item, "unit")] = factor;
         } else {
-          throw Invalid{item, "unknown element inside <analyte> (expected loinc, code, name, "
-                              "unit-alias or conversion)"};
+          throw Invalid{item,
+                        "unknown element inside <analyte> (expected loinc, code, name, "
+                        "unit-alias or conversion)"};
         }
       }
       catalogue.upsert(analyte);
@@ -272,9 +278,9 @@ class Loader {
   }
 
   void load_mail(pugi::xml_node node, Mail& mail) {
-    check_attributes(node, {"smtp", "allow-plaintext", "from", "username", "password-file", "ca-file", "default-recipient",
-                            "collect-wait-seconds", "retry-min-seconds", "retry-max-seconds",
-                            "timeout-seconds"});
+    check_attributes(node, {"smtp", "allow-plaintext", "from", "username", "password-file",
+                            "ca-file", "default-recipient", "collect-wait-seconds",
+                            "retry-min-seconds", "retry-max-seconds", "timeout-seconds"});
     check_no_children(node);
     mail.smtp_url = node.attribute("smtp").as_string();
     mail.allow_plaintext = bool_attr(node, "allow-plaintext", false);
@@ -336,7 +342,8 @@ class Loader {
 
   // --- checks and conversions ---
 
-  static void check_attributes(pugi::xml_node node, std::initializer_list<std::string_view> allowed) {
+  static void check_attributes(pugi::xml_node node,
+                               std::initializer_list<std::string_view> allowed) {
     for (pugi::xml_attribute a : node.attributes()) {
       if (std::find(allowed.begin(), allowed.end(), std::string_view(a.name())) == allowed.end()) {
         throw Invalid{node, std::string("unknown attribute '") + a.name() + "'"};
@@ -394,17 +401,19 @@ class Loader {
     const std::string_view text = a.as_string();
     std::uint64_t value = 0;
     const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-    if (text.empty() || ec != std::errc() || end != text.data() + text.size() || value < min || value > max) {
-      throw Invalid{node, std::string(name) + " must be a whole number from " + std::to_string(min) + " to " +
-                              std::to_string(max)};
+    if (text.empty() || ec != std::errc() || end != text.data() + text.size() || value < min ||
+        value > max) {
+      throw Invalid{node, std::string(name) + " must be a whole number from " +
+                              std::to_string(min) + " to " + std::to_string(max)};
     }
     return value;
   }
 
-  static std::chrono::seconds seconds_attr(pugi::xml_node node, const char* name, std::chrono::seconds fallback,
-                                           std::uint64_t min, std::uint64_t max) {
-    return std::chrono::seconds(
-        static_cast<std::int64_t>(uint_attr(node, name, static_cast<std::uint64_t>(fallback.count()), min, max)));
+  static std::chrono::seconds seconds_attr(pugi::xml_node node, const char* name,
+                                           std::chrono::seconds fallback, std::uint64_t min,
+                                           std::uint64_t max) {
+    return std::chrono::seconds(static_cast<std::int64_t>(
+        uint_attr(node, name, static_cast<std::uint64_t>(fallback.count()), min, max)));
   }
 
   std::string path_attr(pugi::xml_node node, const char* name, const std::string& fallback) const {
@@ -427,7 +436,8 @@ class Loader {
   }
 
   static void check_email(pugi::xml_node node, const std::string& address) {
-    // A deliberately plain check: one '@', something on both sides, no spaces or header-breaking bytes.
+    // A deliberately plain check: one '@', something on both sides, no spaces or header-breaking
+    // bytes.
     const auto at = address.find('@');
     const bool bad_char = std::any_of(address.begin(), address.end(), [](char c) {
       const auto u = static_cast<unsigned char>(c);
@@ -508,7 +518,8 @@ class Loader {
 
   int line_of(std::size_t offset) const {
     offset = std::min(offset, xml_.size());
-    return 1 + static_cast<int>(std::count(xml_.begin(), xml_.begin() + static_cast<std::ptrdiff_t>(offset), '\n'));
+    return 1 + static_cast<int>(std::count(
+                   xml_.begin(), xml_.begin() + static_cast<std::ptrdiff_t>(offset), '\n'));
   }
 
   std::string_view xml_;
@@ -553,7 +564,8 @@ Expected<Config, ConfigError> load_config(const std::string& path) {
   return parse_config(buffer.str(), path, base);
 }
 
-const Source* match_source(const Config& config, std::string_view file_name, std::string_view facility) {
+const Source* match_source(const Config& config, std::string_view file_name,
+                           std::string_view facility) {
   const std::string name(file_name);
   for (const Source& source : config.sources) {
     for (const std::string& glob : source.file_globs) {

@@ -13,7 +13,8 @@ namespace labwatch::config {
 struct ConfigError {
   std::string path;     // the config file
   int line = 0;         // 1-based line of the offending element (0 when unknown)
-  std::string message;  // what is wrong and where, e.g. "<source facility=\"QDX\">: unknown timezone 'Mars/Base'"
+  std::string message;  // what is wrong and where, e.g. "<source facility=\"QDX\">: unknown
+                        // timezone 'Mars/Base'"
   [[nodiscard]] std::string to_string() const;
 };
 
@@ -30,6 +31,7 @@ parsers::Expected<Config, ConfigError> load_config(const std::string& path);
 
 // Which source a file comes from: the first whose globs match the file name, else the first whose
 // facility equals `facility` (an HL7 MSH-4). nullptr when none matches.
-const Source* match_source(const Config& config, std::string_view file_name, std::string_view facility = {});
+const Source* match_source(const Config& config, std::string_view file_name,
+                           std::string_view facility = {});
 
 }  // namespace labwatch::config

@@ -30,12 +30,13 @@ const char* describe_type(mode_t mode) {
 
 }  // namespace
 
-parsers::Expected<ClaimedFile, parsers::Refusal> ClaimedFile::open(const std::filesystem::path& path,
-                                                                   const ClaimPolicy& policy) {
+parsers::Expected<ClaimedFile, parsers::Refusal> ClaimedFile::open(
+    const std::filesystem::path& path, const ClaimPolicy& policy) {
   struct stat before {};
   if (policy.strict) {
     if (::lstat(path.c_str(), &before) != 0) {
-      return parsers::unexpected(refuse("unreadable", std::string("lstat: ") + std::strerror(errno)));
+      return parsers::unexpected(
+          refuse("unreadable", std::string("lstat: ") + std::strerror(errno)));
     }
     if (S_ISLNK(before.st_mode)) {
       return parsers::unexpected(refuse("symlink", "a symbolic link is never followed"));
@@ -45,8 +46,8 @@ parsers::Expected<ClaimedFile, parsers::Refusal> ClaimedFile::open(const std::fi
       return parsers::unexpected(refuse("not_regular_file", describe_type(before.st_mode)));
     }
   }
-  // O_NONBLOCK: opening a FIFO must not hang waiting for a writer. O_NOFOLLOW closes the race between
-  // lstat and open for the last path component.
+  // O_NONBLOCK: opening a FIFO must not hang waiting for a writer. O_NOFOLLOW closes the race
+  // between lstat and open for the last path component.
   int flags = O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY;
   if (policy.strict) {
     flags |= O_NOFOLLOW;
@@ -71,15 +72,18 @@ parsers::Expected<ClaimedFile, parsers::Refusal> ClaimedFile::open(const std::fi
   }
   if (policy.strict) {
     if (st.st_dev != before.st_dev || st.st_ino != before.st_ino) {
-      return parsers::unexpected(refuse("replaced", "the file was replaced while it was being claimed"));
+      return parsers::unexpected(
+          refuse("replaced", "the file was replaced while it was being claimed"));
     }
     if (st.st_nlink != 1) {
-      return parsers::unexpected(refuse("hard_link", "a file with more than one link is never read"));
+      return parsers::unexpected(
+          refuse("hard_link", "a file with more than one link is never read"));
     }
   }
   const auto size = static_cast<std::uint64_t>(st.st_size);
   if (size > policy.max_bytes) {
-    return parsers::unexpected(refuse("too_large", "size " + std::to_string(size) + " bytes exceeds the cap of " +
+    return parsers::unexpected(refuse("too_large", "size " + std::to_string(size) +
+                                                       " bytes exceeds the cap of " +
                                                        std::to_string(policy.max_bytes)));
   }
   // Reads are blocking from here on (a regular file never blocks anyway).
@@ -111,7 +115,8 @@ void ClaimedFile::read_at(std::uint64_t offset, std::size_t max, std::string& bu
   buffer.resize(max);
   std::size_t got = 0;
   while (got < max) {
-    const ssize_t n = ::pread(fd_, buffer.data() + got, max - got, static_cast<off_t>(offset + got));
+    const ssize_t n =
+        ::pread(fd_, buffer.data() + got, max - got, static_cast<off_t>(offset + got));
     if (n < 0) {
       if (errno == EINTR) {
         continue;

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
-// ClaimedFile: a dropped file opened safely (no symlinks, only regular files, a size cap) and read in chunks.
+// ClaimedFile: a dropped file opened safely (no symlinks, only regular files, a size cap) and read
+// in chunks.
 #pragma once
 
 #include <sys/types.h>
@@ -14,8 +15,8 @@
 namespace labwatch::daemon {
 
 struct ClaimPolicy {
-  // Daemon intake: never follow a symlink, refuse hard links (a second name could point outside the inbox).
-  // `labwatch ingest` of paths named by the user follows symlinks and accepts hard links.
+  // Daemon intake: never follow a symlink, refuse hard links (a second name could point outside the
+  // inbox). `labwatch ingest` of paths named by the user follows symlinks and accepts hard links.
   bool strict = true;
   std::uint64_t max_bytes = 256ull << 20;
 };

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
-// The command line: argument parsing and the one-shot commands (init, ingest, export, trend, alerts, ...).
+// The command line: argument parsing and the one-shot commands (init, ingest, export, trend,
+// alerts, ...).
 #include "daemon/cli.hpp"
 
 #include <sys/stat.h>
@@ -7,8 +8,8 @@
 
 #include <algorithm>
 #include <array>
-#include <cmath>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
@@ -48,11 +49,13 @@ struct ConfigFailure {
 // Parsed command line of one command: options with values, flags, and positional arguments.
 class Args {
  public:
-  Args(std::vector<std::string> argv, std::vector<std::string_view> valued, std::vector<std::string_view> flags) {
+  Args(std::vector<std::string> argv, std::vector<std::string_view> valued,
+       std::vector<std::string_view> flags) {
     for (std::size_t i = 0; i < argv.size(); ++i) {
       const std::string& a = argv[i];
       if (a == "--") {
-        positional_.insert(positional_.end(), argv.begin() + static_cast<std::ptrdiff_t>(i) + 1, argv.end());
+        positional_.insert(positional_.end(), argv.begin() + static_cast<std::ptrdiff_t>(i) + 1,
+                           argv.end());
         break;
       }
       if (a.rfind("--", 0) != 0 || a.size() == 2) {
@@ -109,7 +112,8 @@ struct Command {
 config::Config resolve_config(const Args& args) {
   std::optional<std::string> path = args.value("config");
   if (!path) {
-    if (const char* env = std::getenv("LABWATCH_CONFIG"); env != nullptr && *env != '\0') {  // NOLINT(concurrency-mt-unsafe)
+    if (const char* env = std::getenv("LABWATCH_CONFIG");
+        env != nullptr && *env != '\0') {  // NOLINT(concurrency-mt-unsafe)
       path = env;
     } else if (::access(kSystemConfig, F_OK) == 0) {
       path = kSystemConfig;
@@ -136,8 +140,9 @@ std::unique_ptr<storage::Store> open_store(const config::Config& config, bool cr
   options.create = create;
   if (!create && ::access(config.paths.database.c_str(), F_OK) != 0) {
     throw std::system_error(ENOENT, std::generic_category(),
-                            "database " + config.paths.database + " does not exist (run `labwatch ingest` or "
-                                                                  "`labwatch init` first, or pass --db)");
+                            "database " + config.paths.database +
+                                " does not exist (run `labwatch ingest` or "
+                                "`labwatch init` first, or pass --db)");
   }
   return storage::open_sqlite_store(config.paths.database, options);
 }
@@ -192,7 +197,8 @@ int cmd_ingest(const Args& args) {
       for (const auto& [code, count] : outcome.unmapped) {
         total += count;
       }
-      log::debug(outcome.file_name + ": " + std::to_string(total) + " results of unmapped codes ignored");
+      log::debug(outcome.file_name + ": " + std::to_string(total) +
+                 " results of unmapped codes ignored");
     }
     if (!outcome.refusals.empty()) {
       any_refused = true;
@@ -214,13 +220,16 @@ int cmd_export(const Args& args) {
   const auto rows = store->current_results();
   std::string out;
   if (format == "csv") {
-    out += "source_file,patient_key,person_id,analyte,value,unit,collected_at,status,comparator,ref_low,ref_high,"
-           "facility\n";
+    out +=
+        "source_file,patient_key,person_id,analyte,value,unit,collected_at,status,comparator,ref_"
+        "low,ref_high,"
+        "facility\n";
     for (const auto& r : rows) {
-      out += csv_field(r.source_file) + ',' + csv_field(r.patient_key) + ',' + std::to_string(r.person_id) + ',' +
-             csv_field(r.analyte) + ',' + format_number(r.value) + ',' + csv_field(r.unit) + ',' +
-             iso_utc(r.collected_at) + ',' + std::string(clinical::to_string(r.status)) + ',' +
-             csv_field(r.comparator) + ',' + format_number(r.ref_low) + ',' + format_number(r.ref_high) + ',' +
+      out += csv_field(r.source_file) + ',' + csv_field(r.patient_key) + ',' +
+             std::to_string(r.person_id) + ',' + csv_field(r.analyte) + ',' +
+             format_number(r.value) + ',' + csv_field(r.unit) + ',' + iso_utc(r.collected_at) +
+             ',' + std::string(clinical::to_string(r.status)) + ',' + csv_field(r.comparator) +
+             ',' + format_number(r.ref_low) + ',' + format_number(r.ref_high) + ',' +
              csv_field(r.facility) + '\n';
     }
   } else {
@@ -229,9 +238,11 @@ int cmd_export(const Args& args) {
     for (const auto& r : rows) {
       out += first ? "\n" : ",\n";
       first = false;
-      out += "  {\"source_file\":" + json_string(r.source_file) + ",\"patient_key\":" + json_string(r.patient_key) +
-             ",\"person_id\":" + std::to_string(r.person_id) + ",\"analyte\":" + json_string(r.analyte) +
-             ",\"value\":" + format_number(r.value) + ",\"unit\":" + json_string(r.unit) +
+      out += "  {\"source_file\":" + json_string(r.source_file) +
+             ",\"patient_key\":" + json_string(r.patient_key) +
+             ",\"person_id\":" + std::to_string(r.person_id) +
+             ",\"analyte\":" + json_string(r.analyte) + ",\"value\":" + format_number(r.value) +
+             ",\"unit\":" + json_string(r.unit) +
              ",\"collected_at\":" + json_string(iso_utc(r.collected_at)) +
              ",\"status\":" + json_string(clinical::to_string(r.status)) +
              ",\"comparator\":" + json_string(r.comparator) +
@@ -252,12 +263,15 @@ int cmd_alerts(const Args& args) {
   const auto rows = store->alerts(args.flag("all"));
   std::string out;
   if (format == "csv") {
-    out += "person_id,patient_key,analyte,value,unit,collected_at,rule,state,target_low,target_high,alert_id\n";
+    out +=
+        "person_id,patient_key,analyte,value,unit,collected_at,rule,state,target_low,target_high,"
+        "alert_id\n";
     for (const auto& a : rows) {
-      out += std::to_string(a.person_id) + ',' + csv_field(a.patient_key) + ',' + csv_field(a.analyte) + ',' +
-             format_number(a.value) + ',' + csv_field(a.unit) + ',' + iso_utc(a.collected_at) + ',' +
-             csv_field(a.rule) + ',' + csv_field(a.state) + ',' + format_number(a.target_low) + ',' +
-             format_number(a.target_high) + ',' + std::to_string(a.alert_id) + '\n';
+      out += std::to_string(a.person_id) + ',' + csv_field(a.patient_key) + ',' +
+             csv_field(a.analyte) + ',' + format_number(a.value) + ',' + csv_field(a.unit) + ',' +
+             iso_utc(a.collected_at) + ',' + csv_field(a.rule) + ',' + csv_field(a.state) + ',' +
+             format_number(a.target_low) + ',' + format_number(a.target_high) + ',' +
+             std::to_string(a.alert_id) + '\n';
     }
   } else {
     out += "[";
@@ -265,9 +279,11 @@ int cmd_alerts(const Args& args) {
     for (const auto& a : rows) {
       out += first ? "\n" : ",\n";
       first = false;
-      out += "  {\"person_id\":" + std::to_string(a.person_id) + ",\"patient_key\":" + json_string(a.patient_key) +
+      out += "  {\"person_id\":" + std::to_string(a.person_id) +
+             ",\"patient_key\":" + json_string(a.patient_key) +
              ",\"analyte\":" + json_string(a.analyte) + ",\"value\":" + format_number(a.value) +
-             ",\"unit\":" + json_string(a.unit) + ",\"collected_at\":" + json_string(iso_utc(a.collected_at)) +
+             ",\"unit\":" + json_string(a.unit) +
+             ",\"collected_at\":" + json_string(iso_utc(a.collected_at)) +
              ",\"rule\":" + json_string(a.rule) + ",\"state\":" + json_string(a.state) +
              ",\"target_low\":" + (a.target_low ? format_number(*a.target_low) : "null") +
              ",\"target_high\":" + (a.target_high ? format_number(*a.target_high) : "null") +
@@ -281,8 +297,8 @@ int cmd_alerts(const Args& args) {
 
 // One block character per value, scaled between the smallest and largest value.
 std::string sparkline(const std::vector<double>& values) {
-  static constexpr std::array<std::string_view, 8> kBlocks = {"\u2581", "\u2582", "\u2583", "\u2584",
-                                                              "\u2585", "\u2586", "\u2587", "\u2588"};
+  static constexpr std::array<std::string_view, 8> kBlocks = {
+      "\u2581", "\u2582", "\u2583", "\u2584", "\u2585", "\u2586", "\u2587", "\u2588"};
   if (values.empty()) {
     return {};
   }
@@ -301,7 +317,8 @@ std::string sparkline(const std::vector<double>& values) {
 std::int64_t require_person(storage::Store& store, const Args& args) {
   const auto id = args.value("patient");
   if (!id) {
-    throw UsageError{"--patient ID is required (a person id, or AUTHORITY|MRN; see `labwatch patients`)"};
+    throw UsageError{
+        "--patient ID is required (a person id, or AUTHORITY|MRN; see `labwatch patients`)"};
   }
   const auto person = store.find_person(*id);
   if (!person) {
@@ -330,8 +347,8 @@ int cmd_trend(const Args& args) {
   }
   out += "\n";
   char line[256];
-  std::snprintf(line, sizeof line, "%-10s  %12s  %-12s  %-11s  %-15s  %s\n", "date", "value", "unit", "status",
-                "lab range", "optimal");
+  std::snprintf(line, sizeof line, "%-10s  %12s  %-12s  %-11s  %-15s  %s\n", "date", "value",
+                "unit", "status", "lab range", "optimal");
   out += line;
   for (const auto& r : rows) {
     std::string range = r.raw_range;
@@ -349,9 +366,10 @@ int cmd_trend(const Args& args) {
       const clinical::Decision d = clinical::evaluate(result, target->second, *a);
       verdict = d.violated ? "outside (" + d.rule + ")" : "within";
     }
-    std::snprintf(line, sizeof line, "%-10s  %12s  %-12s  %-11s  %-15s  %s\n", iso_date(r.collected_at).c_str(),
-                  (r.comparator + format_number(r.value)).c_str(), r.unit.c_str(),
-                  std::string(clinical::to_string(r.status)).c_str(), range.c_str(), verdict.c_str());
+    std::snprintf(line, sizeof line, "%-10s  %12s  %-12s  %-11s  %-15s  %s\n",
+                  iso_date(r.collected_at).c_str(), (r.comparator + format_number(r.value)).c_str(),
+                  r.unit.c_str(), std::string(clinical::to_string(r.status)).c_str(), range.c_str(),
+                  verdict.c_str());
     out += line;
   }
   if (rows.empty()) {
@@ -419,8 +437,9 @@ int cmd_patients(const Args& args) {
       ids += (ids.empty() ? "" : ";") + k;
     }
     out += std::to_string(p.person_id) + ',' + csv_field(ids) + ',' + csv_field(p.family) + ',' +
-           csv_field(p.given) + ',' + p.birth_date + ',' + std::string(1, p.sex) + ',' + std::to_string(p.results) +
-           ',' + (p.last_collected_at != 0 ? iso_utc(p.last_collected_at) : "") + '\n';
+           csv_field(p.given) + ',' + p.birth_date + ',' + std::string(1, p.sex) + ',' +
+           std::to_string(p.results) + ',' +
+           (p.last_collected_at != 0 ? iso_utc(p.last_collected_at) : "") + '\n';
   }
   std::fwrite(out.data(), 1, out.size(), stdout);
   return kExitOk;
@@ -430,10 +449,11 @@ int cmd_check_config(const Args& args) {
   const config::Config config = resolve_config(args);
   std::printf("config: %s\n", config.path.empty() ? "(built-in defaults)" : config.path.c_str());
   std::printf("inbox: %s\nprocessed: %s\nfailed: %s\ndatabase: %s\n", config.paths.inbox.c_str(),
-              config.paths.processed.c_str(), config.paths.failed.c_str(), config.paths.database.c_str());
-  std::printf("sources: %zu, analytes: %zu, targets: %zu, practitioners: %zu, mail: %s\n", config.sources.size(),
-              config.catalogue.analytes().size(), config.targets.size(), config.practitioners.size(),
-              config.mail.smtp_url.empty() ? "off" : "on");
+              config.paths.processed.c_str(), config.paths.failed.c_str(),
+              config.paths.database.c_str());
+  std::printf("sources: %zu, analytes: %zu, targets: %zu, practitioners: %zu, mail: %s\n",
+              config.sources.size(), config.catalogue.analytes().size(), config.targets.size(),
+              config.practitioners.size(), config.mail.smtp_url.empty() ? "off" : "on");
   std::printf("ok\n");
   return kExitOk;
 }
@@ -460,11 +480,15 @@ int cmd_init(const Args& args) {
       "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
       "<!-- labwatch configuration: see config/labwatch.example.xml for every element. -->\n"
       "<labwatch>\n"
-      "  <paths inbox=\"inbox\" processed=\"processed\" failed=\"failed\" database=\"labwatch.db\"/>\n"
+      "  <paths inbox=\"inbox\" processed=\"processed\" failed=\"failed\" "
+      "database=\"labwatch.db\"/>\n"
       "  <sources>\n"
-      "    <!-- One line per sender: files that match `files` come from `facility`; their CSV patient ids\n"
-      "         use `authority`, and their times without an offset are local time in `timezone`. -->\n"
-      "    <!-- <source facility=\"QDX\" authority=\"QDX\" timezone=\"America/New_York\" files=\"qdx_*\"/> -->\n"
+      "    <!-- One line per sender: files that match `files` come from `facility`; their CSV "
+      "patient ids\n"
+      "         use `authority`, and their times without an offset are local time in `timezone`. "
+      "-->\n"
+      "    <!-- <source facility=\"QDX\" authority=\"QDX\" timezone=\"America/New_York\" "
+      "files=\"qdx_*\"/> -->\n"
       "  </sources>\n";
   if (auto smtp = args.value("smtp")) {
     xml += "  <mail smtp=\"" + xml_attr(*smtp) + "\"";
@@ -490,8 +514,9 @@ int cmd_init(const Args& args) {
     }
   }
   auto store = storage::open_sqlite_store(parsed.value().paths.database);
-  std::printf("created %s\n  config:   %s\n  inbox:    %s\n  database: %s\n", dir.c_str(), config_path.c_str(),
-              parsed.value().paths.inbox.c_str(), parsed.value().paths.database.c_str());
+  std::printf("created %s\n  config:   %s\n  inbox:    %s\n  database: %s\n", dir.c_str(),
+              config_path.c_str(), parsed.value().paths.inbox.c_str(),
+              parsed.value().paths.database.c_str());
   std::printf("start the daemon with: labwatch run --config %s\n", config_path.c_str());
   return kExitOk;
 }
@@ -504,45 +529,59 @@ int cmd_run(const Args& args) {
 
 const std::vector<Command>& commands() {
   static const std::vector<Command> list = {
-      {"init", "create a ready layout: DIR/labwatch.xml, inbox/, processed/, failed/ and the database",
+      {"init",
+       "create a ready layout: DIR/labwatch.xml, inbox/, processed/, failed/ and the database",
        "labwatch init DIR [--smtp URL] [--to EMAIL]",
        {"smtp", "to"},
        {},
        cmd_init},
-      {"run", "run the daemon in the foreground (systemd Type=notify)", "labwatch run [--config FILE]",
+      {"run",
+       "run the daemon in the foreground (systemd Type=notify)",
+       "labwatch run [--config FILE]",
        {"config"},
        {},
        cmd_run},
-      {"ingest", "ingest files once through the same pipeline, then exit (never moves the files)",
+      {"ingest",
+       "ingest files once through the same pipeline, then exit (never moves the files)",
        "labwatch ingest [--config FILE] [--db DB] PATH...\n"
-       "  exit 0: every file accepted whole; 2: something was refused (reasons on stderr); 1: failure",
+       "  exit 0: every file accepted whole; 2: something was refused (reasons on stderr); 1: "
+       "failure",
        {"config", "db"},
        {},
        cmd_ingest},
-      {"export", "print every current result", "labwatch export [--config FILE] [--db DB] [--format csv|json]",
+      {"export",
+       "print every current result",
+       "labwatch export [--config FILE] [--db DB] [--format csv|json]",
        {"config", "db", "format"},
        {},
        cmd_export},
-      {"trend", "print one patient's values of one analyte with the optimal target",
+      {"trend",
+       "print one patient's values of one analyte with the optimal target",
        "labwatch trend [--config FILE] [--db DB] --patient ID --analyte KEY",
        {"config", "db", "patient", "analyte"},
        {},
        cmd_trend},
-      {"alerts", "print alerts on current results (--all adds history)",
+      {"alerts",
+       "print alerts on current results (--all adds history)",
        "labwatch alerts [--config FILE] [--db DB] [--format csv|json] [--all]",
        {"config", "db", "format"},
        {"all"},
        cmd_alerts},
-      {"report", "write a patient's trend report: one self-contained HTML file with charts",
+      {"report",
+       "write a patient's trend report: one self-contained HTML file with charts",
        "labwatch report [--config FILE] [--db DB] --patient ID --out FILE.html",
        {"config", "db", "patient", "out"},
        {},
        cmd_report},
-      {"patients", "list reconciled persons with their identifiers", "labwatch patients [--config FILE] [--db DB]",
+      {"patients",
+       "list reconciled persons with their identifiers",
+       "labwatch patients [--config FILE] [--db DB]",
        {"config", "db"},
        {},
        cmd_patients},
-      {"check-config", "validate the config and print what it sets", "labwatch check-config [--config FILE]",
+      {"check-config",
+       "validate the config and print what it sets",
+       "labwatch check-config [--config FILE]",
        {"config"},
        {},
        cmd_check_config},
@@ -552,15 +591,18 @@ const std::vector<Command>& commands() {
 
 void print_main_help() {
   std::string out = std::string(kVersion) +
-                    ": lab-result ingestion daemon\n\nusage: labwatch COMMAND [OPTIONS]   (labwatch COMMAND --help)\n\n"
+                    ": lab-result ingestion daemon\n\nusage: labwatch COMMAND [OPTIONS]   "
+                    "(labwatch COMMAND --help)\n\n"
                     "commands:\n";
   for (const Command& c : commands()) {
     char line[256];
-    std::snprintf(line, sizeof line, "  %-13s %s\n", std::string(c.name).c_str(), std::string(c.summary).c_str());
+    std::snprintf(line, sizeof line, "  %-13s %s\n", std::string(c.name).c_str(),
+                  std::string(c.summary).c_str());
     out += line;
   }
   out +=
-      "\n--config falls back to $LABWATCH_CONFIG, then /etc/labwatch/labwatch.xml, then built-in defaults;\n"
+      "\n--config falls back to $LABWATCH_CONFIG, then /etc/labwatch/labwatch.xml, then built-in "
+      "defaults;\n"
       "--db overrides the config's database.\n";
   std::fputs(out.c_str(), stdout);
 }
@@ -582,7 +624,8 @@ int run_cli(int argc, char** argv) {
     return kExitOk;
   }
   const auto& list = commands();
-  const auto it = std::find_if(list.begin(), list.end(), [&](const Command& c) { return c.name == args[0]; });
+  const auto it =
+      std::find_if(list.begin(), list.end(), [&](const Command& c) { return c.name == args[0]; });
   if (it == list.end()) {
     std::fprintf(stderr, "labwatch: unknown command '%s' (see labwatch --help)\n", args[0].c_str());
     return kExitUsage;
@@ -591,14 +634,15 @@ int run_cli(int argc, char** argv) {
   std::vector<std::string> rest(args.begin() + 1, args.end());
   if (std::find(rest.begin(), rest.end(), "--help") != rest.end() ||
       std::find(rest.begin(), rest.end(), "-h") != rest.end()) {
-    std::printf("%s\n\n%s\n", std::string(command.summary).c_str(), std::string(command.usage).c_str());
+    std::printf("%s\n\n%s\n", std::string(command.summary).c_str(),
+                std::string(command.usage).c_str());
     return kExitOk;
   }
   try {
     return command.run(Args(rest, command.valued, command.flags));
   } catch (const UsageError& e) {
-    std::fprintf(stderr, "labwatch %s: %s\nusage: %s\n", std::string(command.name).c_str(), e.message.c_str(),
-                 std::string(command.usage).c_str());
+    std::fprintf(stderr, "labwatch %s: %s\nusage: %s\n", std::string(command.name).c_str(),
+                 e.message.c_str(), std::string(command.usage).c_str());
     return kExitUsage;
   } catch (const ConfigFailure& e) {
     log::error("invalid config: " + e.message);

@@ -6,10 +6,11 @@ namespace labwatch::daemon {
 
 // Exit codes shared by every command.
 inline constexpr int kExitOk = 0;
-inline constexpr int kExitFailure = 1;   // operational failure (database, I/O)
-inline constexpr int kExitRefused = 2;   // ingest: some files, messages or results were refused
-inline constexpr int kExitUsage = 64;    // EX_USAGE: bad command line
-inline constexpr int kExitConfig = 78;   // EX_CONFIG: the config is invalid (systemd does not restart)
+inline constexpr int kExitFailure = 1;  // operational failure (database, I/O)
+inline constexpr int kExitRefused = 2;  // ingest: some files, messages or results were refused
+inline constexpr int kExitUsage = 64;   // EX_USAGE: bad command line
+inline constexpr int kExitConfig =
+    78;  // EX_CONFIG: the config is invalid (systemd does not restart)
 
 // Runs the command named by argv[1]; returns the process exit code. Catches every exception.
 int run_cli(int argc, char** argv);

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
-// Logging to stderr, optionally with journald priority prefixes (<3> error, <4> warning, <6> info, <7> debug).
-// Log file names, counts and ids; never patient data at info level or above.
+// Logging to stderr, optionally with journald priority prefixes (<3> error, <4> warning, <6> info,
+// <7> debug). Log file names, counts and ids; never patient data at info level or above.
 #pragma once
 
 #include <string_view>

@@ -68,10 +68,14 @@ bool looks_like_csv(std::string_view head) {
 
 std::string_view to_string(FileOutcome::Kind kind) noexcept {
   switch (kind) {
-    case FileOutcome::Kind::accepted: return "accepted";
-    case FileOutcome::Kind::partial: return "partially refused";
-    case FileOutcome::Kind::refused: return "refused";
-    case FileOutcome::Kind::already_known: return "already ingested";
+    case FileOutcome::Kind::accepted:
+      return "accepted";
+    case FileOutcome::Kind::partial:
+      return "partially refused";
+    case FileOutcome::Kind::refused:
+      return "refused";
+    case FileOutcome::Kind::already_known:
+      return "already ingested";
   }
   return "unknown";
 }
@@ -91,7 +95,8 @@ std::string describe(const parsers::Refusal& r) {
     add("line " + std::to_string(r.where.line));
   }
   if (r.where.segment > 0) {
-    add("segment " + std::to_string(r.where.segment) + (r.where.segment_id.empty() ? "" : " " + r.where.segment_id));
+    add("segment " + std::to_string(r.where.segment) +
+        (r.where.segment_id.empty() ? "" : " " + r.where.segment_id));
   }
   if (!r.where.column.empty()) {
     add("column '" + r.where.column + "'");
@@ -135,7 +140,8 @@ storage::Routing routing_of(const config::Config& config) {
   return routing;
 }
 
-Pipeline::Pipeline(const config::Config& config, storage::Store& store) : config_(config), store_(store) {
+Pipeline::Pipeline(const config::Config& config, storage::Store& store)
+    : config_(config), store_(store) {
   targets_.catalogue = &config_.catalogue;
   for (const auto& [key, rule] : config_.targets) {
     targets_.by_analyte.emplace(key, rule);
@@ -191,15 +197,16 @@ FileOutcome Pipeline::process_file(const std::filesystem::path& path, const Clai
   } else if (looks_like_csv(head)) {
     ingest_csv(file, outcome.file_name, *tx, outcome);
   } else {
-    refuse(file_refusal("unrecognized_format", "neither HL7 v2 (MSH/FHS/BHS) nor a CSV/TSV export"), tx.get(),
-           outcome);
+    refuse(file_refusal("unrecognized_format", "neither HL7 v2 (MSH/FHS/BHS) nor a CSV/TSV export"),
+           tx.get(), outcome);
   }
   outcome.summary = tx->commit();
   if (outcome.summary.already_known) {
     outcome.kind = FileOutcome::Kind::already_known;
   } else if (outcome.refusals.empty()) {
     outcome.kind = FileOutcome::Kind::accepted;
-  } else if (outcome.summary.results_stored > 0 || outcome.summary.duplicates > 0 || outcome.summary.reports > 0) {
+  } else if (outcome.summary.results_stored > 0 || outcome.summary.duplicates > 0 ||
+             outcome.summary.reports > 0) {
     outcome.kind = FileOutcome::Kind::partial;
   } else {
     outcome.kind = FileOutcome::Kind::refused;
@@ -207,8 +214,8 @@ FileOutcome Pipeline::process_file(const std::filesystem::path& path, const Clai
   return outcome;
 }
 
-void Pipeline::ingest_hl7(const ClaimedFile& file, const std::string& name, storage::FileTransaction& tx,
-                          FileOutcome& outcome) {
+void Pipeline::ingest_hl7(const ClaimedFile& file, const std::string& name,
+                          storage::FileTransaction& tx, FileOutcome& outcome) {
   parsers::Hl7Splitter splitter;
   parsers::Hl7Message message;  // reused: its vectors keep their capacity across messages
   const auto drain = [&]() {
@@ -233,12 +240,13 @@ void Pipeline::ingest_hl7(const ClaimedFile& file, const std::string& name, stor
   drain();
 }
 
-void Pipeline::ingest_csv(const ClaimedFile& file, const std::string& name, storage::FileTransaction& tx,
-                          FileOutcome& outcome) {
+void Pipeline::ingest_csv(const ClaimedFile& file, const std::string& name,
+                          storage::FileTransaction& tx, FileOutcome& outcome) {
   if (file.size() > parsers::kMaxCsvBytes) {
-    refuse(file_refusal("too_large", "a CSV export larger than " + std::to_string(parsers::kMaxCsvBytes) +
-                                         " bytes is not read"),
-           &tx, outcome);
+    refuse(
+        file_refusal("too_large", "a CSV export larger than " +
+                                      std::to_string(parsers::kMaxCsvBytes) + " bytes is not read"),
+        &tx, outcome);
     return;
   }
   std::string text;
@@ -262,8 +270,9 @@ void Pipeline::ingest_csv(const ClaimedFile& file, const std::string& name, stor
   }
 }
 
-void Pipeline::store_report(const parsers::LabReport& report, std::string digest, const std::string& name,
-                            storage::FileTransaction& tx, FileOutcome& outcome) {
+void Pipeline::store_report(const parsers::LabReport& report, std::string digest,
+                            const std::string& name, storage::FileTransaction& tx,
+                            FileOutcome& outcome) {
   clinical::SourceContext context;
   if (const config::Source* source = config::match_source(config_, name, report.sending_facility)) {
     context.facility = source->facility;
@@ -286,7 +295,8 @@ void Pipeline::store_report(const parsers::LabReport& report, std::string digest
   tx.add_report(n);
 }
 
-void Pipeline::refuse(const parsers::Refusal& refusal, storage::FileTransaction* tx, FileOutcome& outcome) {
+void Pipeline::refuse(const parsers::Refusal& refusal, storage::FileTransaction* tx,
+                      FileOutcome& outcome) {
   if (tx != nullptr) {
     tx->add_refusal(refusal);
   }

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
-// Pipeline: one file through claim -> parse -> normalize -> one store transaction. No Asio, no moves:
-// the daemon moves the file after process_file returns; `labwatch ingest` never moves it.
+// Pipeline: one file through claim -> parse -> normalize -> one store transaction. No Asio, no
+// moves: the daemon moves the file after process_file returns; `labwatch ingest` never moves it.
 #pragma once
 
 #include <filesystem>

@@ -256,7 +256,9 @@ std::unique_ptr<Runtime> Service::build(config::Config config) {
   rt->pipeline = std::make_unique<Pipeline>(*rt->config, *rt->store);
   if (!rt->config->mail.smtp_url.empty()) {
     // Mail goes out from its own worker thread; a slow or dead relay never holds up ingestion.
-    auto mailer = SmtpMailer::create(rt->config->mail);
+    SmtpOptions options;
+    options.ca_file = rt->config->mail.ca_file;
+    auto mailer = SmtpMailer::create(rt->config->mail, std::move(options));
     if (!mailer) {
       throw UnusableConfig("<mail smtp=...>: " + mailer.error());
     }
@@ -446,6 +448,9 @@ void Service::handle(const std::string& name) {
     request_stop(kExitFailure, "a database or I/O failure");
     return;
   }
+  if (outcome.summary.notices > 0 && rt.dispatcher) {
+    rt.dispatcher->poke();  // mail was queued in the file's transaction: look at the outbox now
+  }
 
   // Files are moved by name, and a name can be reused for a new file at any moment: move only the
   // file that was read. One that changed or was replaced meanwhile is read again once it settles.
@@ -489,9 +494,6 @@ void Service::handle(const std::string& name) {
     sync_moves();
   }
   report(outcome, moved);
-  if (outcome.summary.notices > 0 && rt.dispatcher) {
-    rt.dispatcher->poke();  // mail was queued in the file's transaction: send it now
-  }
 }
 
 void Service::report(const FileOutcome& outcome, const std::string& moved_to) {

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
-// The daemon: one io_context watching the inbox, ingesting each complete file, moving it after commit.
+// The daemon: one io_context watching the inbox, ingesting each complete file, moving it after
+// commit.
 #pragma once
 
 #include <string>

@@ -122,32 +122,34 @@ std::string chart(const AnalyteSeries& s) {
   };
   const auto y_of = [&](double v) { return kTop + (hi - v) / (hi - lo) * plot_h; };
 
-  std::string svg = "<svg class=\"chart\" xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 " + num(kWidth) + " " +
-                    num(kHeight) + "\" role=\"img\" aria-label=\"" + html_escape(s.analyte->display_name) +
-                    " over time\" data-analyte=\"" + html_escape(s.analyte->key) + "\" data-points=\"" +
-                    std::to_string(pts.size()) + "\">\n";
-  svg += "<rect x=\"" + num(kLeft) + "\" y=\"" + num(kTop) + "\" width=\"" + num(plot_w) + "\" height=\"" +
-         num(plot_h) + "\" class=\"plot\"/>\n";
+  std::string svg = "<svg class=\"chart\" xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 " +
+                    num(kWidth) + " " + num(kHeight) + "\" role=\"img\" aria-label=\"" +
+                    html_escape(s.analyte->display_name) + " over time\" data-analyte=\"" +
+                    html_escape(s.analyte->key) + "\" data-points=\"" + std::to_string(pts.size()) +
+                    "\">\n";
+  svg += "<rect x=\"" + num(kLeft) + "\" y=\"" + num(kTop) + "\" width=\"" + num(plot_w) +
+         "\" height=\"" + num(plot_h) + "\" class=\"plot\"/>\n";
   if (band.low || band.high) {
     const double y_top = y_of(band.high.value_or(hi));
     const double y_bottom = y_of(band.low.value_or(lo));
-    svg += "<rect class=\"band\" x=\"" + num(kLeft) + "\" y=\"" + num(y_top) + "\" width=\"" + num(plot_w) +
-           "\" height=\"" + num(std::max(0.0, y_bottom - y_top)) + "\" data-low=\"" + format_number(band.low) +
-           "\" data-high=\"" + format_number(band.high) + "\"><title>optimal " + html_escape(s.rule->text) +
-           "</title></rect>\n";
+    svg += "<rect class=\"band\" x=\"" + num(kLeft) + "\" y=\"" + num(y_top) + "\" width=\"" +
+           num(plot_w) + "\" height=\"" + num(std::max(0.0, y_bottom - y_top)) + "\" data-low=\"" +
+           format_number(band.low) + "\" data-high=\"" + format_number(band.high) +
+           "\"><title>optimal " + html_escape(s.rule->text) + "</title></rect>\n";
   }
-  for (const auto& [bound, name] : {std::pair{latest.ref_low, "low"}, std::pair{latest.ref_high, "high"}}) {
+  for (const auto& [bound, name] :
+       {std::pair{latest.ref_low, "low"}, std::pair{latest.ref_high, "high"}}) {
     if (bound) {
-      svg += "<line class=\"ref\" data-ref=\"" + std::string(name) + "\" data-value=\"" + format_number(*bound) +
-             "\" x1=\"" + num(kLeft) + "\" x2=\"" + num(kLeft + plot_w) + "\" y1=\"" + num(y_of(*bound)) +
-             "\" y2=\"" + num(y_of(*bound)) + "\"/>\n";
+      svg += "<line class=\"ref\" data-ref=\"" + std::string(name) + "\" data-value=\"" +
+             format_number(*bound) + "\" x1=\"" + num(kLeft) + "\" x2=\"" + num(kLeft + plot_w) +
+             "\" y1=\"" + num(y_of(*bound)) + "\" y2=\"" + num(y_of(*bound)) + "\"/>\n";
     }
   }
   // Axis labels: the value range and the first/last dates.
-  svg += "<text class=\"axis\" x=\"" + num(kLeft - 6) + "\" y=\"" + num(kTop + 10) + "\" text-anchor=\"end\">" +
-         format_number(std::round(hi * 100) / 100) + "</text>\n";
-  svg += "<text class=\"axis\" x=\"" + num(kLeft - 6) + "\" y=\"" + num(kTop + plot_h) + "\" text-anchor=\"end\">" +
-         format_number(std::round(lo * 100) / 100) + "</text>\n";
+  svg += "<text class=\"axis\" x=\"" + num(kLeft - 6) + "\" y=\"" + num(kTop + 10) +
+         "\" text-anchor=\"end\">" + format_number(std::round(hi * 100) / 100) + "</text>\n";
+  svg += "<text class=\"axis\" x=\"" + num(kLeft - 6) + "\" y=\"" + num(kTop + plot_h) +
+         "\" text-anchor=\"end\">" + format_number(std::round(lo * 100) / 100) + "</text>\n";
   svg += "<text class=\"axis\" x=\"" + num(kLeft) + "\" y=\"" + num(kHeight - 8) + "\">" +
          iso_date(pts.front().collected_at) + "</text>\n";
   if (pts.size() > 1) {
@@ -160,8 +162,8 @@ std::string chart(const AnalyteSeries& s) {
     const bool range_changed = range_text(pts[i]) != range_text(pts[i - 1]);
     if (lab_changed || range_changed) {
       const double x = (x_of(pts[i - 1].collected_at) + x_of(pts[i].collected_at)) / 2;
-      svg += "<line class=\"change\" x1=\"" + num(x) + "\" x2=\"" + num(x) + "\" y1=\"" + num(kTop) + "\" y2=\"" +
-             num(kTop + plot_h) + "\"><title>" +
+      svg += "<line class=\"change\" x1=\"" + num(x) + "\" x2=\"" + num(x) + "\" y1=\"" +
+             num(kTop) + "\" y2=\"" + num(kTop + plot_h) + "\"><title>" +
              (lab_changed ? "lab changed: " + html_escape(pts[i - 1].facility) + " to " +
                                 html_escape(pts[i].facility)
                           : std::string("reference range changed")) +
@@ -181,12 +183,13 @@ std::string chart(const AnalyteSeries& s) {
     if (p.status == clinical::ResultStatus::corrected) {
       cls += " corrected";
     }
-    svg += "<circle class=\"" + cls + "\" cx=\"" + num(x_of(p.collected_at)) + "\" cy=\"" + num(y_of(p.value)) +
-           "\" r=\"" + (p.status == clinical::ResultStatus::corrected ? "6" : "4") + "\" data-value=\"" +
-           format_number(p.value) + "\"><title>" + iso_date(p.collected_at) + ": " + html_escape(p.comparator) +
-           format_number(p.value) + " " + html_escape(p.unit) +
-           (p.status == clinical::ResultStatus::corrected ? " (corrected)" : "") + (out ? ", outside target" : "") +
-           "</title></circle>\n";
+    svg += "<circle class=\"" + cls + "\" cx=\"" + num(x_of(p.collected_at)) + "\" cy=\"" +
+           num(y_of(p.value)) + "\" r=\"" +
+           (p.status == clinical::ResultStatus::corrected ? "6" : "4") + "\" data-value=\"" +
+           format_number(p.value) + "\"><title>" + iso_date(p.collected_at) + ": " +
+           html_escape(p.comparator) + format_number(p.value) + " " + html_escape(p.unit) +
+           (p.status == clinical::ResultStatus::corrected ? " (corrected)" : "") +
+           (out ? ", outside target" : "") + "</title></circle>\n";
   }
   svg += "</svg>\n";
   return svg;
@@ -209,8 +212,8 @@ svg.chart{width:100%;max-width:640px;height:auto;display:block}
 
 }  // namespace
 
-Band optimal_band(const clinical::OptimalRule& rule, const clinical::Analyte& analyte, std::optional<double> ref_low,
-                  std::optional<double> ref_high) {
+Band optimal_band(const clinical::OptimalRule& rule, const clinical::Analyte& analyte,
+                  std::optional<double> ref_low, std::optional<double> ref_high) {
   const std::optional<double> low = ref_low ? ref_low : analyte.ref_low;
   const std::optional<double> high = ref_high ? ref_high : analyte.ref_high;
   Band band;
@@ -222,9 +225,13 @@ Band optimal_band(const clinical::OptimalRule& rule, const clinical::Analyte& an
     }
     switch (c.kind) {
       case RuleClause::Kind::ge:
-      case RuleClause::Kind::gt: raise_low(c.a); break;
+      case RuleClause::Kind::gt:
+        raise_low(c.a);
+        break;
       case RuleClause::Kind::le:
-      case RuleClause::Kind::lt: cut_high(c.a); break;
+      case RuleClause::Kind::lt:
+        cut_high(c.a);
+        break;
       case RuleClause::Kind::range:
         raise_low(c.a);
         cut_high(c.b);
@@ -266,18 +273,23 @@ std::string render_trend_report(const ReportInput& in) {
   for (const auto& k : p.patient_keys) {
     ids += (ids.empty() ? "" : ", ") + html_escape(k);
   }
-  std::string html = "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>Lab trends: " +
-                     html_escape(p.family) + ", " + html_escape(p.given) + "</title>\n<style>" + std::string(kStyle) +
-                     "</style>\n</head>\n<body>\n";
+  std::string html =
+      "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>Lab trends: " +
+      html_escape(p.family) + ", " + html_escape(p.given) + "</title>\n<style>" +
+      std::string(kStyle) + "</style>\n</head>\n<body>\n";
   html += "<h1>" + html_escape(p.family) + ", " + html_escape(p.given) + "</h1>\n";
-  html += "<p class=\"meta\">Born " + html_escape(p.birth_date.empty() ? "unknown" : p.birth_date) + " &middot; sex " +
-          html_escape(std::string(1, p.sex)) + " &middot; labwatch person " + std::to_string(p.person_id) + "</p>\n";
+  html += "<p class=\"meta\">Born " + html_escape(p.birth_date.empty() ? "unknown" : p.birth_date) +
+          " &middot; sex " + html_escape(std::string(1, p.sex)) + " &middot; labwatch person " +
+          std::to_string(p.person_id) + "</p>\n";
   html += "<p class=\"meta\">Identifiers: " + ids + "</p>\n";
   html += "<p class=\"meta\">Generated " + iso_utc(in.generated_at) + " by labwatch.</p>\n";
 
-  html += "<h2>Summary</h2>\n<table class=\"summary\">\n<thead><tr><th>Analyte</th><th>Latest</th><th>Unit</th>"
-          "<th>Collected</th><th>Optimal target</th><th>Lab range</th><th>Status</th><th>Since previous</th>"
-          "</tr></thead>\n<tbody>\n";
+  html +=
+      "<h2>Summary</h2>\n<table "
+      "class=\"summary\">\n<thead><tr><th>Analyte</th><th>Latest</th><th>Unit</th>"
+      "<th>Collected</th><th>Optimal target</th><th>Lab range</th><th>Status</th><th>Since "
+      "previous</th>"
+      "</tr></thead>\n<tbody>\n";
   for (const AnalyteSeries& s : in.series) {
     if (s.points.empty()) {
       continue;
@@ -289,22 +301,30 @@ std::string render_trend_report(const ReportInput& in) {
       const storage::ExportRow& prev = s.points[s.points.size() - 2];
       const double before = distance(band_for(s, prev), prev.value);
       const double after = distance(band_for(s, last), last.value);
-      direction = after < before ? "toward optimal" : after > before ? "away from optimal" : "unchanged";
+      direction = after < before   ? "toward optimal"
+                  : after > before ? "away from optimal"
+                                   : "unchanged";
       if (before == 0 && after == 0) {
-        direction = last.value > prev.value ? "up, within" : last.value < prev.value ? "down, within" : "unchanged";
+        direction = last.value > prev.value   ? "up, within"
+                    : last.value < prev.value ? "down, within"
+                                              : "unchanged";
       }
     }
-    html += "<tr data-analyte=\"" + html_escape(s.analyte->key) + "\"><td>" + html_escape(s.analyte->display_name) +
-            "</td><td class=\"num\">" + html_escape(last.comparator) + format_number(last.value) + "</td><td>" +
-            html_escape(last.unit) + "</td><td class=\"nowrap\">" + iso_date(last.collected_at) + "</td><td>" +
-            (s.rule != nullptr ? html_escape(s.rule->text) : "&ndash;") + "</td><td>" +
-            html_escape(range_text(last)) + "</td><td class=\"nowrap " + (out ? "outside\">outside target" : "within\">within") +
-            "</td><td>" + direction + "</td></tr>\n";
+    html += "<tr data-analyte=\"" + html_escape(s.analyte->key) + "\"><td>" +
+            html_escape(s.analyte->display_name) + "</td><td class=\"num\">" +
+            html_escape(last.comparator) + format_number(last.value) + "</td><td>" +
+            html_escape(last.unit) + "</td><td class=\"nowrap\">" + iso_date(last.collected_at) +
+            "</td><td>" + (s.rule != nullptr ? html_escape(s.rule->text) : "&ndash;") +
+            "</td><td>" + html_escape(range_text(last)) + "</td><td class=\"nowrap " +
+            (out ? "outside\">outside target" : "within\">within") + "</td><td>" + direction +
+            "</td></tr>\n";
   }
   html += "</tbody>\n</table>\n";
-  html += "<p class=\"legend\"><span>green band: optimal target</span><span>dashed grey: lab reference range</span>"
-          "<span>red point: outside target</span><span>ringed point: corrected result</span>"
-          "<span>purple dashes: lab or range changed</span></p>\n";
+  html +=
+      "<p class=\"legend\"><span>green band: optimal target</span><span>dashed grey: lab reference "
+      "range</span>"
+      "<span>red point: outside target</span><span>ringed point: corrected result</span>"
+      "<span>purple dashes: lab or range changed</span></p>\n";
 
   for (const AnalyteSeries& s : in.series) {
     if (s.points.empty()) {

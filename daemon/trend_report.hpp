@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
-// The practitioner's trend report: one self-contained HTML file with a summary table and an SVG chart per analyte.
+// The practitioner's trend report: one self-contained HTML file with a summary table and an SVG
+// chart per analyte.
 #pragma once
 
 #include <optional>
@@ -30,8 +31,8 @@ struct Band {
   std::optional<double> low;
   std::optional<double> high;
 };
-Band optimal_band(const clinical::OptimalRule& rule, const clinical::Analyte& analyte, std::optional<double> ref_low,
-                  std::optional<double> ref_high);
+Band optimal_band(const clinical::OptimalRule& rule, const clinical::Analyte& analyte,
+                  std::optional<double> ref_low, std::optional<double> ref_high);
 
 // Renders the whole report. Every text value is HTML-escaped; no external scripts, fonts or images.
 std::string render_trend_report(const ReportInput& input);

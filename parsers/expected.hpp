@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
-// Expected<T, E>: a value or an error, for bad input that is not exceptional (C++20 has no std::expected).
+// Expected<T, E>: a value or an error, for bad input that is not exceptional (C++20 has no
+// std::expected).
 #pragma once
 
 #include <cassert>
@@ -21,7 +22,8 @@ Unexpected<E> unexpected(E error) {
 template <class T, class E>
 class Expected {
  public:
-  Expected(T value) : v_(std::in_place_index<0>, std::move(value)) {}  // NOLINT(google-explicit-constructor)
+  Expected(T value)
+      : v_(std::in_place_index<0>, std::move(value)) {}  // NOLINT(google-explicit-constructor)
   Expected(Unexpected<E> u) : v_(std::in_place_index<1>, std::move(u.error)) {}  // NOLINT
 
   [[nodiscard]] bool has_value() const noexcept { return v_.index() == 0; }

@@ -30,19 +30,20 @@ struct DateTime {
 
 // Where something sits in its source file. Unknown parts stay -1 / empty.
 struct SourcePos {
-  int message = -1;          // 0-based message index within the file (HL7)
-  int segment = -1;          // 1-based segment number within the message (HL7)
-  std::string segment_id;    // "OBX", "PID", ... (HL7)
-  int field = -1;            // 1-based field number (HL7) or column number (CSV)
-  int line = -1;             // 1-based physical line in the file
-  std::string column;        // CSV header name
+  int message = -1;        // 0-based message index within the file (HL7)
+  int segment = -1;        // 1-based segment number within the message (HL7)
+  std::string segment_id;  // "OBX", "PID", ... (HL7)
+  int field = -1;          // 1-based field number (HL7) or column number (CSV)
+  int line = -1;           // 1-based physical line in the file
+  std::string column;      // CSV header name
   std::size_t offset = static_cast<std::size_t>(-1);  // byte offset in the file
 };
 
 // A piece of input that was refused, with a machine-readable reason and a human detail.
 // `detail` never contains patient data: it names places and reasons, not values of identity.
 struct Refusal {
-  std::string reason;  // e.g. "non_numeric_value", "unknown_unit", "truncated_message", "missing_columns"
+  std::string
+      reason;  // e.g. "non_numeric_value", "unknown_unit", "truncated_message", "missing_columns"
   std::string detail;  // e.g. "OBX-5 'pending' is not a number"
   SourcePos where;
   // What the refused piece was about, when known (kept in the DB, never logged at info level).
@@ -80,28 +81,29 @@ struct Patient {
 };
 
 struct Observation {
-  int set_id = 0;             // OBX-1
-  std::string value_type;     // OBX-2: NM, SN, ST, TX, ...
-  Coded code;                 // OBX-3
-  std::string value;          // OBX-5 decoded; for SN the number part
-  std::string comparator;     // SN comparator ("<", ">=", ...) or empty; text values keep theirs in `value`
-  std::string units;          // OBX-6 identifier (component 1), decoded
-  std::string reference_range;  // OBX-7 as sent
-  std::string abnormal_flags;   // OBX-8, repetitions joined by '~'
-  char result_status = 0;       // OBX-11: F, P, C, X, ... (0 when absent)
-  DateTime observed_at;         // OBX-14
+  int set_id = 0;          // OBX-1
+  std::string value_type;  // OBX-2: NM, SN, ST, TX, ...
+  Coded code;              // OBX-3
+  std::string value;       // OBX-5 decoded; for SN the number part
+  std::string
+      comparator;     // SN comparator ("<", ">=", ...) or empty; text values keep theirs in `value`
+  std::string units;  // OBX-6 identifier (component 1), decoded
+  std::string reference_range;     // OBX-7 as sent
+  std::string abnormal_flags;      // OBX-8, repetitions joined by '~'
+  char result_status = 0;          // OBX-11: F, P, C, X, ... (0 when absent)
+  DateTime observed_at;            // OBX-14
   std::vector<std::string> notes;  // NTE-3 following this OBX, decoded
   std::string test_name;           // CSV: the test name column (HL7: code.text)
   SourcePos where;
 };
 
 struct Order {
-  std::string placer_order_number;  // OBR-2
-  std::string filler_order_number;  // OBR-3 entity identifier (component 1)
-  std::string filler_authority;     // OBR-3 namespace (component 2)
-  Coded service;                    // OBR-4
-  DateTime collected_at;            // OBR-7
-  std::string ordering_provider_id;  // OBR-16.1
+  std::string placer_order_number;     // OBR-2
+  std::string filler_order_number;     // OBR-3 entity identifier (component 1)
+  std::string filler_authority;        // OBR-3 namespace (component 2)
+  Coded service;                       // OBR-4
+  DateTime collected_at;               // OBR-7
+  std::string ordering_provider_id;    // OBR-16.1
   std::string ordering_provider_name;  // OBR-16 family, given
   char result_status = 0;              // OBR-25
   std::vector<std::string> notes;      // NTE directly after OBR
@@ -113,16 +115,17 @@ enum class SourceFormat : std::uint8_t { hl7, csv };
 // One lab message (HL7: one MSH...; CSV: the consecutive rows of one patient and collection time).
 struct LabReport {
   SourceFormat format = SourceFormat::hl7;
-  std::string sending_facility;   // MSH-4 namespace id (component 1); CSV: empty
+  std::string sending_facility;     // MSH-4 namespace id (component 1); CSV: empty
   std::string sending_application;  // MSH-3
-  std::string control_id;         // MSH-10; CSV: empty
-  DateTime message_time;          // MSH-7
-  std::string version;            // MSH-12
-  std::string message_type;       // MSH-9 joined with '^', e.g. "ORU^R01"
+  std::string control_id;           // MSH-10; CSV: empty
+  DateTime message_time;            // MSH-7
+  std::string version;              // MSH-12
+  std::string message_type;         // MSH-9 joined with '^', e.g. "ORU^R01"
   Patient patient;
   std::vector<Order> orders;
-  SourcePos where;                // message index, first line, byte offset
-  std::string raw_digest;         // hex SHA-256 (or other stable digest) of the raw message bytes, set by the caller
+  SourcePos where;         // message index, first line, byte offset
+  std::string raw_digest;  // hex SHA-256 (or other stable digest) of the raw message bytes, set by
+                           // the caller
 };
 
 }  // namespace labwatch::parsers

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
-// The public corpus through the CLI contract: every expected result, person and alert exactly right.
+// The public corpus through the CLI contract: every expected result, person and alert exactly
+// right.
 #include <sys/wait.h>
 
 #include <algorithm>
@@ -54,7 +55,8 @@ Run labwatch(const fs::path& work, const std::vector<std::string>& args) {
   const fs::path out = work / "stdout.txt";
   const fs::path err = work / "stderr.txt";
   cmd += " >" + quote(out.string()) + " 2>" + quote(err.string());
-  const int rc = std::system(cmd.c_str());  // NOLINT(concurrency-mt-unsafe): tests run one at a time
+  const int rc =
+      std::system(cmd.c_str());  // NOLINT(concurrency-mt-unsafe): tests run one at a time
   Run r;
   r.status = WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
   r.out = slurp(out);
@@ -125,8 +127,9 @@ fs::path write_config(const fs::path& work) {
     while (std::getline(prefixes, p, ';')) {
       globs += (globs.empty() ? "" : ";") + p + "*";
     }
-    xml += "    <source facility=\"" + f.at("facility") + "\" authority=\"" + f.at("assigning_authority") +
-           "\" timezone=\"" + f.at("timezone") + "\" files=\"" + globs + "\"/>\n";
+    xml += "    <source facility=\"" + f.at("facility") + "\" authority=\"" +
+           f.at("assigning_authority") + "\" timezone=\"" + f.at("timezone") + "\" files=\"" +
+           globs + "\"/>\n";
   }
   xml += "  </sources>\n</labwatch>\n";
   const fs::path cfg = work / "labwatch.xml";
@@ -138,7 +141,8 @@ std::vector<std::string> corpus_files() {
   std::vector<std::string> files;
   for (const auto& e : fs::directory_iterator(kCorpus)) {
     const std::string name = e.path().filename().string();
-    if (name == "expected.csv" || name == "expected_alerts.csv" || name == "facilities.csv" || name == "README.md") {
+    if (name == "expected.csv" || name == "expected_alerts.csv" || name == "facilities.csv" ||
+        name == "README.md") {
       continue;
     }
     files.push_back(e.path().string());
@@ -158,7 +162,8 @@ struct Workspace {
   fs::path config;
   fs::path db;
   explicit Workspace(const std::string& name) {
-    dir = fs::temp_directory_path() / ("labwatch-corpus-" + name + "-" + std::to_string(::getpid()));
+    dir =
+        fs::temp_directory_path() / ("labwatch-corpus-" + name + "-" + std::to_string(::getpid()));
     fs::remove_all(dir);
     fs::create_directories(dir);
     config = write_config(dir);
@@ -184,11 +189,14 @@ struct Workspace {
   }
 };
 
-std::string key(const Row& r) { return r.at("patient_key") + " " + r.at("analyte") + " " + r.at("collected_at"); }
+std::string key(const Row& r) {
+  return r.at("patient_key") + " " + r.at("analyte") + " " + r.at("collected_at");
+}
 
 }  // namespace
 
-TEST_CASE("labwatch ingest and export reproduce every expected result of the public corpus", "[daemon][corpus]") {
+TEST_CASE("labwatch ingest and export reproduce every expected result of the public corpus",
+          "[daemon][corpus]") {
   Workspace ws("exact");
   const Run ingest = ws.ingest(corpus_files());
   // Some corpus files hold refused results, so exit 2 with the reasons on stderr.
@@ -205,7 +213,8 @@ TEST_CASE("labwatch ingest and export reproduce every expected result of the pub
   const Run exported = ws.run({"export", "--format", "csv"});
   REQUIRE(exported.status == 0);
   REQUIRE(exported.out.rfind(
-              "source_file,patient_key,person_id,analyte,value,unit,collected_at,status,comparator", 0) == 0);
+              "source_file,patient_key,person_id,analyte,value,unit,collected_at,status,comparator",
+              0) == 0);
   const std::vector<Row> got = parse_csv(exported.out);
 
   std::map<std::string, std::vector<const Row*>> got_by_key;
@@ -237,8 +246,9 @@ TEST_CASE("labwatch ingest and export reproduce every expected result of the pub
     CHECK(r.at("status") == e.at("status"));
     CHECK(r.at("comparator") == e.at("comparator"));
     CHECK(r.at("source_file") == e.at("source_file"));
-    if (it->second.size() == 1 && close_enough(r.at("value"), e.at("value")) && r.at("unit") == e.at("unit") &&
-        r.at("status") == e.at("status") && r.at("comparator") == e.at("comparator")) {
+    if (it->second.size() == 1 && close_enough(r.at("value"), e.at("value")) &&
+        r.at("unit") == e.at("unit") && r.at("status") == e.at("status") &&
+        r.at("comparator") == e.at("comparator")) {
       ++right;
     }
     person_ids_of_ref[e.at("person_ref")].insert(r.at("person_id"));
@@ -297,7 +307,8 @@ TEST_CASE("labwatch ingest and export reproduce every expected result of the pub
   }
 }
 
-TEST_CASE("labwatch ingest gives the same current results whatever the file order", "[daemon][corpus]") {
+TEST_CASE("labwatch ingest gives the same current results whatever the file order",
+          "[daemon][corpus]") {
   std::vector<std::string> files = corpus_files();
   Workspace forward("forward");
   REQUIRE(forward.ingest(files).status == 2);
@@ -309,8 +320,8 @@ TEST_CASE("labwatch ingest gives the same current results whatever the file orde
   const auto normalize = [](const std::string& csv) {
     std::vector<std::string> lines;
     for (const Row& r : parse_csv(csv)) {
-      lines.push_back(key(r) + " " + r.at("value") + " " + r.at("unit") + " " + r.at("status") + " " +
-                      r.at("comparator"));
+      lines.push_back(key(r) + " " + r.at("value") + " " + r.at("unit") + " " + r.at("status") +
+                      " " + r.at("comparator"));
     }
     std::sort(lines.begin(), lines.end());
     return lines;
@@ -348,7 +359,8 @@ TEST_CASE("labwatch commands report bad usage and a missing database clearly", "
     CHECK(r.err.find("unknown command 'frobnicate'") != std::string::npos);
   }
   SECTION("every command has --help") {
-    for (const char* c : {"init", "run", "ingest", "export", "trend", "alerts", "patients", "check-config"}) {
+    for (const char* c :
+         {"init", "run", "ingest", "export", "trend", "alerts", "patients", "check-config"}) {
       const Run r = labwatch(ws.dir, {c, "--help"});
       INFO(c);
       CHECK(r.status == 0);
@@ -367,23 +379,27 @@ TEST_CASE("labwatch commands report bad usage and a missing database clearly", "
   }
   SECTION("a broken config exits 78 naming the file and line") {
     const fs::path bad = ws.dir / "bad.xml";
-    std::ofstream(bad) << "<labwatch>\n<sources><source facility=\"X\" timezone=\"Nowhere/Land\"/></sources>\n"
-                          "</labwatch>\n";
+    std::ofstream(bad)
+        << "<labwatch>\n<sources><source facility=\"X\" timezone=\"Nowhere/Land\"/></sources>\n"
+           "</labwatch>\n";
     const Run r = labwatch(ws.dir, {"check-config", "--config", bad.string()});
     CHECK(r.status == 78);
-    CHECK(r.err.find(bad.string() + ":2: <source facility=\"X\">: unknown timezone 'Nowhere/Land'") !=
-          std::string::npos);
+    CHECK(
+        r.err.find(bad.string() + ":2: <source facility=\"X\">: unknown timezone 'Nowhere/Land'") !=
+        std::string::npos);
   }
   SECTION("an unreadable database directory is an operational failure") {
-    const Run r = labwatch(ws.dir, {"ingest", "--db", "/nonexistent/dir/x.db", (kCorpus / "a_qdx_01.hl7").string()});
+    const Run r = labwatch(
+        ws.dir, {"ingest", "--db", "/nonexistent/dir/x.db", (kCorpus / "a_qdx_01.hl7").string()});
     CHECK(r.status == 1);
   }
 }
 
 TEST_CASE("labwatch trend prints a patient's values with the optimal verdict", "[daemon][cli]") {
   Workspace ws("trend");
-  REQUIRE(ws.ingest({(kCorpus / "c_sgh_01_mllp.hl7").string(), (kCorpus / "c_sgh_02_batch.hl7").string()}).status ==
-          0);
+  REQUIRE(ws.ingest({(kCorpus / "c_sgh_01_mllp.hl7").string(),
+                     (kCorpus / "c_sgh_02_batch.hl7").string()})
+              .status == 0);
   const Run r = ws.run({"trend", "--patient", "SGH|SGH948271", "--analyte", "ferritin"});
   REQUIRE(r.status == 0);
   CHECK(r.out.rfind("Ferritin (ng/mL), optimal target ge:50;ideal:gt:70\n", 0) == 0);

@@ -191,7 +191,8 @@ TEST_CASE("run_service mails the alerts of an ingested file and never waits for 
   const bool mailed = wait_until(
       [&] {
         const CommandResult a = run_labwatch({"alerts", "--config", layout.config().string()});
-        return sink.messages() > 0 && a.exit_code == 0 && a.out.find(",pending,") == std::string::npos;
+        return sink.messages() > 0 && a.exit_code == 0 &&
+               a.out.find(",pending,") == std::string::npos;
       },
       10s);
   INFO(layout.daemon_log());

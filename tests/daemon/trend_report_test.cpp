@@ -1,13 +1,14 @@
 // SPDX-License-Identifier: Apache-2.0
-// Tests for the trend report: charts, bands, markers and escaping, read back from the generated SVG.
-#include <catch2/catch.hpp>
+// Tests for the trend report: charts, bands, markers and escaping, read back from the generated
+// SVG.
+#include "daemon/trend_report.hpp"
 
+#include <catch2/catch.hpp>
 #include <string>
 #include <vector>
 
 #include "clinical/analyte_catalogue.hpp"
 #include "clinical/rules.hpp"
-#include "daemon/trend_report.hpp"
 
 using labwatch::clinical::AnalyteCatalogue;
 using labwatch::clinical::parse_optimal_rule;
@@ -22,7 +23,8 @@ namespace {
 
 std::size_t count(const std::string& text, const std::string& needle) {
   std::size_t n = 0;
-  for (std::size_t pos = text.find(needle); pos != std::string::npos; pos = text.find(needle, pos + 1)) {
+  for (std::size_t pos = text.find(needle); pos != std::string::npos;
+       pos = text.find(needle, pos + 1)) {
     ++n;
   }
   return n;
@@ -41,8 +43,9 @@ std::string attribute(const std::string& html, const std::string& tag, const std
   return element.substr(v, element.find('"', v) - v);
 }
 
-ExportRow row(double value, std::int64_t t, std::string facility = "QDX", std::optional<double> low = std::nullopt,
-              std::optional<double> high = std::nullopt, ResultStatus status = ResultStatus::final) {
+ExportRow row(double value, std::int64_t t, std::string facility = "QDX",
+              std::optional<double> low = std::nullopt, std::optional<double> high = std::nullopt,
+              ResultStatus status = ResultStatus::final) {
   ExportRow r;
   r.value = value;
   r.collected_at = t;
@@ -73,7 +76,8 @@ TEST_CASE("optimal_band intersects the hard clauses of a rule", "[daemon][report
   CHECK(third.high.value() == Approx(6.8));
 
   // Without a range on the report, the catalogue's range applies.
-  const auto fallback = optimal_band(parse_optimal_rule("ref_upper_third").value(), *rbc_mg, {}, {});
+  const auto fallback =
+      optimal_band(parse_optimal_rule("ref_upper_third").value(), *rbc_mg, {}, {});
   CHECK(fallback.low.value() == Approx(4.2 + 2.0 / 3.0 * 2.6));
 
   const auto lower = optimal_band(parse_optimal_rule("ref_lower_half").value(), *figlu, {}, 2.2);
@@ -85,7 +89,8 @@ TEST_CASE("optimal_band intersects the hard clauses of a rule", "[daemon][report
   CHECK(range.high.value() == 8);
 }
 
-TEST_CASE("render_trend_report draws one chart per analyte with every point and the band", "[daemon][report]") {
+TEST_CASE("render_trend_report draws one chart per analyte with every point and the band",
+          "[daemon][report]") {
   const auto& catalogue = AnalyteCatalogue::builtin();
   const auto ferritin_rule = parse_optimal_rule("ge:50;ideal:gt:70").value();
   const auto mg_rule = parse_optimal_rule("ref_upper_third").value();
@@ -133,7 +138,8 @@ TEST_CASE("render_trend_report draws one chart per analyte with every point and 
 
   const std::string ferritin_svg = html.substr(ferritin_chart, mg_chart - ferritin_chart);
   CHECK(count(ferritin_svg, "<circle") == 4);
-  CHECK(count(ferritin_svg, "class=\"point out") == 3);  // 62 fails the ideal tier, 41 and 38 fail ge:50
+  CHECK(count(ferritin_svg, "class=\"point out") ==
+        3);  // 62 fails the ideal tier, 41 and 38 fail ge:50
   CHECK(count(ferritin_svg, "corrected\"") == 1);
   CHECK(count(ferritin_svg, "<line class=\"change\"") == 1);  // QDX -> LCA
   CHECK(ferritin_svg.find("lab changed: QDX to LCA") != std::string::npos);

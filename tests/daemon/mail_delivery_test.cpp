@@ -1,0 +1,504 @@
+// SPDX-License-Identifier: Apache-2.0
+// Alert mail end to end: the real daemon ingests the corpus and mails a real SMTP server.
+#include <algorithm>
+#include <catch2/catch.hpp>
+#include <chrono>
+#include <cmath>
+#include <csignal>
+#include <cstdlib>
+#include <map>
+#include <memory>
+#include <set>
+#include <sstream>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include "clinical/analyte_catalogue.hpp"
+#include "storage/store.hpp"
+#include "support/daemon_harness.hpp"
+#include "support/smtp_server.hpp"
+
+namespace {
+
+using namespace labwatch::test;
+using labwatch::storage::OutboxRow;
+
+constexpr auto kReadyTimeout = 30s;
+constexpr auto kDrainTimeout = 120s;
+constexpr const char* kProviderDoctor = "ada.lee@clinic.example";    // OBR-16 1234567890
+constexpr const char* kFacilityDoctor = "c.okafor@clinic.example";   // WCE, LMB and NLS exports
+constexpr const char* kDefaultRecipient = "results@clinic.example";  // the rest: PPE exports
+constexpr std::string_view kDefaultRouted = "d4_ppe";  // the files whose alerts go to the default
+
+fs::path corpus_dir() { return fs::path(LABWATCH_TEST_DATA_DIR) / "corpus"; }
+
+using Row = std::map<std::string, std::string>;
+
+// The corpus CSVs have no quoted fields except in facilities.csv descriptions, which come last.
+std::vector<Row> read_csv(const fs::path& path) {
+  std::vector<Row> rows;
+  std::istringstream in(read_file(path));
+  std::string line;
+  std::vector<std::string> header;
+  while (std::getline(in, line)) {
+    if (!line.empty() && line.back() == '\r') {
+      line.pop_back();
+    }
+    std::vector<std::string> fields(1);
+    for (char c : line) {
+      if (c == ',') {
+        fields.emplace_back();
+      } else {
+        fields.back() += c;
+      }
+    }
+    if (header.empty()) {
+      header = fields;
+      continue;
+    }
+    Row row;
+    for (std::size_t i = 0; i < header.size() && i < fields.size(); ++i) {
+      row[header[i]] = fields[i];
+    }
+    rows.push_back(std::move(row));
+  }
+  return rows;
+}
+
+std::vector<std::string> corpus_names() {
+  std::vector<std::string> names;
+  for (const auto& entry : fs::directory_iterator(corpus_dir())) {
+    const std::string name = entry.path().filename().string();
+    if (name != "README.md" && name != "expected.csv" && name != "expected_alerts.csv" &&
+        name != "facilities.csv") {
+      names.push_back(name);
+    }
+  }
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+// The whole config: the corpus senders (as facilities.csv says), mail to `port`, and who gets what.
+std::string site_config(int port) {
+  std::string xml =
+      "<labwatch>\n"
+      "  <paths inbox=\"inbox\" processed=\"processed\" failed=\"failed\" "
+      "database=\"labwatch.db\"/>\n"
+      "  <intake settle-ms=\"100\"/>\n"
+      "  <sources>\n";
+  for (const Row& f : read_csv(corpus_dir() / "facilities.csv")) {
+    std::string globs;
+    std::istringstream prefixes(f.at("file_prefixes"));
+    std::string prefix;
+    while (std::getline(prefixes, prefix, ';')) {
+      globs += (globs.empty() ? "" : ";") + prefix + "*";
+    }
+    xml += "    <source facility=\"" + f.at("facility") + "\" authority=\"" +
+           f.at("assigning_authority") + "\" timezone=\"" + f.at("timezone") + "\" files=\"" +
+           globs + "\"/>\n";
+  }
+  xml += "  </sources>\n";
+  xml += R"(  <mail smtp="smtp://127.0.0.1:)" + std::to_string(port) +
+         R"(" from="labwatch@clinic.example" default-recipient=")" + kDefaultRecipient +
+         R"(" collect-wait-seconds="1" retry-min-seconds="1" retry-max-seconds="2")"
+         R"( timeout-seconds="10"/>)"
+         "\n  <practitioners>\n" +
+         R"(    <practitioner id="dr-lee" name="Dr. Ada Lee" email=")" + kProviderDoctor +
+         R"(" phi="full" providers="1234567890"/>)"
+         "\n" +
+         R"(    <practitioner id="dr-okafor" name="Dr. Chidi Okafor" email=")" + kFacilityDoctor +
+         R"(" phi="full" facilities="WCE;LMB;NLS"/>)"
+         "\n  </practitioners>\n</labwatch>\n";
+  return xml;
+}
+
+// One notice as a full-PHI mail states it.
+struct MailedNotice {
+  std::string kind;  // alert, correction, resolution, retraction
+  std::string analyte;
+  std::string value;         // without comparator
+  std::string collected_at;  // "2024-09-21T12:15:00Z"
+  std::string rule;
+};
+
+struct ParsedMail {
+  std::string recipient;
+  std::string message_id;
+  std::string patient_key;  // empty at minimal PHI
+  std::string report;
+  std::vector<MailedNotice> notices;
+};
+
+std::vector<std::string> lines_of(const std::string& text) {
+  std::vector<std::string> lines;
+  std::istringstream in(text);
+  std::string line;
+  while (std::getline(in, line)) {
+    lines.push_back(line);
+  }
+  return lines;
+}
+
+// Reads the text part of an alert mail back into notices (the format alert_mail_test pins down).
+ParsedMail parse_mail(const ReceivedMail& mail) {
+  const auto& catalogue = labwatch::clinical::AnalyteCatalogue::builtin();
+  ParsedMail out;
+  out.recipient = mail.rcpt_to.empty() ? std::string() : mail.rcpt_to.front();
+  out.message_id = header_value(mail.data, "Message-ID");
+  for (const std::string& line : lines_of(body_part(mail.data, "plain"))) {
+    if (line.starts_with("Patient: ")) {
+      const std::size_t open = line.rfind('(');
+      if (!line.ends_with("(initials only)") && open != std::string::npos) {
+        out.patient_key = line.substr(open + 1, line.size() - open - 2);
+      }
+      continue;
+    }
+    if (line.starts_with("Report: ")) {
+      out.report = line.substr(8);
+      continue;
+    }
+    if (line.starts_with("   Optimal target: ") && !out.notices.empty()) {
+      const std::size_t rule = line.rfind("rule ");
+      std::string text = line.substr(rule + 5);
+      if (!text.empty() && text.back() == ')') {
+        text.pop_back();
+      }
+      out.notices.back().rule = text;
+      continue;
+    }
+    const std::size_t dot = line.find(". ");
+    if (line.empty() || line[0] < '1' || line[0] > '9' || dot == std::string::npos) {
+      continue;
+    }
+    const std::string headline = line.substr(dot + 2);
+    MailedNotice notice;
+    std::size_t best = 0;
+    for (const auto& analyte : catalogue.analytes()) {
+      const std::string& name = analyte.display_name;
+      if (name.size() > best && headline.starts_with(name) && headline.size() > name.size() &&
+          std::string_view(" :,").find(headline[name.size()]) != std::string_view::npos) {
+        best = name.size();
+        notice.analyte = analyte.key;
+      }
+    }
+    std::string rest = headline.substr(best);
+    std::string value;
+    if (rest.ends_with("the lab cancelled this result")) {
+      notice.kind = "retraction";
+    } else if (rest.starts_with(": corrected value ")) {
+      notice.kind = rest.find("back within the optimal target") != std::string::npos ? "resolution"
+                                                                                     : "correction";
+      value = rest.substr(18, rest.find(' ', 18) - 18);
+    } else {
+      notice.kind = "alert";
+      value = rest.substr(1, rest.find(' ', 1) - 1);
+    }
+    notice.value = value.substr(std::min(value.find_first_not_of("<>="), value.size()));
+    const std::size_t at = rest.find(", collected ");
+    if (at != std::string::npos) {
+      const std::string when = rest.substr(at + 12, 16);  // "2024-09-21 12:15"
+      notice.collected_at = when.substr(0, 10) + "T" + when.substr(11, 5) + ":00Z";
+    }
+    out.notices.push_back(std::move(notice));
+  }
+  return out;
+}
+
+bool close_enough(const std::string& a, const std::string& b) {
+  const double x = std::strtod(a.c_str(), nullptr);
+  const double y = std::strtod(b.c_str(), nullptr);
+  return std::fabs(x - y) <= 1e-3 * std::max({std::fabs(x), std::fabs(y), 1e-9});
+}
+
+// An expected alert with the file and patient key of the result it is about.
+struct ExpectedAlert {
+  Row row;  // person_ref, analyte, collected_at, value, rule
+  std::string source_file;
+  // Every key of the person: one mail tells about one person, whichever lab's report came first.
+  std::set<std::string> patient_keys;
+  [[nodiscard]] std::string name() const {
+    return row.at("person_ref") + " " + row.at("analyte") + " " + row.at("collected_at") + " " +
+           row.at("rule");
+  }
+};
+
+std::vector<ExpectedAlert> expected_alerts() {
+  std::map<std::string, std::string> file_of;  // person analyte time -> file of the stored result
+  std::map<std::string, std::set<std::string>> keys_of;  // person -> patient keys
+  for (const Row& row : read_csv(corpus_dir() / "expected.csv")) {
+    if (row.at("expected_fate") == "stored") {
+      file_of[row.at("person_ref") + " " + row.at("analyte") + " " + row.at("collected_at")] =
+          row.at("source_file");
+      keys_of[row.at("person_ref")].insert(row.at("patient_key"));
+    }
+  }
+  std::vector<ExpectedAlert> out;
+  for (const Row& row : read_csv(corpus_dir() / "expected_alerts.csv")) {
+    out.push_back(
+        {row,
+         file_of.at(row.at("person_ref") + " " + row.at("analyte") + " " + row.at("collected_at")),
+         keys_of.at(row.at("person_ref"))});
+  }
+  return out;
+}
+
+// Checks that each expected alert is stated, with its value, by exactly one mail's alert or
+// correction notice. Alerts routed to the default recipient (minimal PHI: no values, dates or
+// keys in the mail) are checked by count per analyte and by their report names instead.
+void check_every_alert_mailed_once(const std::vector<ParsedMail>& mails) {
+  std::map<std::string, int> minimal_expected;  // analyte -> alerts
+  for (const ExpectedAlert& expected : expected_alerts()) {
+    if (expected.source_file.starts_with(kDefaultRouted)) {
+      ++minimal_expected[expected.row.at("analyte")];
+      continue;
+    }
+    std::set<std::string> ids;
+    for (const ParsedMail& mail : mails) {
+      if (!expected.patient_keys.contains(mail.patient_key)) {
+        continue;
+      }
+      for (const MailedNotice& n : mail.notices) {
+        if ((n.kind == "alert" || n.kind == "correction") &&
+            n.analyte == expected.row.at("analyte") &&
+            n.collected_at == expected.row.at("collected_at") &&
+            n.rule == expected.row.at("rule") && close_enough(n.value, expected.row.at("value"))) {
+          ids.insert(mail.message_id);
+        }
+      }
+    }
+    CAPTURE(expected.name());
+    CHECK(ids.size() == 1);
+  }
+  std::map<std::string, int> minimal_mailed;
+  std::set<std::string> ids;
+  for (const ParsedMail& mail : mails) {
+    if (mail.recipient != kDefaultRecipient || !ids.insert(mail.message_id).second) {
+      continue;
+    }
+    CAPTURE(mail.report);
+    CHECK(mail.patient_key.empty());
+    CHECK(mail.report.starts_with(kDefaultRouted));
+    for (const MailedNotice& n : mail.notices) {
+      CHECK(n.kind == "alert");
+      ++minimal_mailed[n.analyte];
+    }
+  }
+  CHECK(minimal_mailed == minimal_expected);
+}
+
+// A corpus site: a layout whose config sends mail to the test server on `port`.
+class MailSite {
+ public:
+  explicit MailSite(int port) : layout_(TempDir::default_base()) {
+    write_file(layout_.config(), site_config(port));
+  }
+
+  [[nodiscard]] const Layout& layout() const { return layout_; }
+  // Points the config at another relay (applied on SIGHUP).
+  void use_relay(int port) const { write_file(layout_.config(), site_config(port)); }
+
+  std::unique_ptr<Process> start(NotifySocket& notify) const {
+    auto daemon = layout_.start({notify.env()});
+    REQUIRE(notify.wait_for("READY=1", kReadyTimeout));
+    return daemon;
+  }
+
+  void drop_corpus() const {
+    for (const std::string& name : corpus_names()) {
+      layout_.drop(name, read_file(corpus_dir() / name));
+    }
+  }
+
+  // The outbox as the daemon left it (read through a second connection).
+  [[nodiscard]] std::vector<OutboxRow> outbox() const {
+    labwatch::storage::StoreOptions options;
+    options.create = false;
+    const auto store =
+        labwatch::storage::open_sqlite_store((layout_.root() / "labwatch.db").string(), options);
+    return store->outbox(true);
+  }
+
+  // Waits until the inbox is empty and every queued mail is sent (or failed).
+  bool drained(std::chrono::milliseconds timeout = kDrainTimeout) const {
+    return wait_until(
+        [&] {
+          if (count_entries(layout_.inbox()) != 0) {
+            return false;
+          }
+          const auto rows = outbox();
+          return !rows.empty() && std::all_of(rows.begin(), rows.end(), [](const OutboxRow& r) {
+            return r.state == "sent" || r.state == "failed";
+          });
+        },
+        timeout, 200ms);
+  }
+
+ private:
+  Layout layout_;
+};
+
+}  // namespace
+
+TEST_CASE("labwatch run mails every corpus alert once, grouped per patient report and recipient",
+          "[daemon][mail][delivery][slow]") {
+  const SmtpTestServer server;
+  const MailSite site(server.port());
+  NotifySocket notify(site.layout().notify_path());
+  auto daemon = site.start(notify);
+  site.drop_corpus();
+  if (!site.drained()) {
+    FAIL("the outbox did not drain; daemon log:\n" << site.layout().daemon_log());
+  }
+
+  const std::vector<OutboxRow> rows = site.outbox();
+  std::vector<ReceivedMail> received = server.received();
+  CHECK(
+      std::all_of(rows.begin(), rows.end(), [](const OutboxRow& r) { return r.state == "sent"; }));
+  REQUIRE(received.size() == rows.size());
+
+  // One mail per outbox item: its Message-ID, its recipient, exactly once.
+  std::map<std::string, std::string> recipient_of;
+  for (const OutboxRow& row : rows) {
+    recipient_of["<" + row.message_id + ">"] = row.email;
+  }
+  std::vector<ParsedMail> mails;
+  std::set<std::string> seen;
+  std::map<std::string, int> per_recipient;
+  for (const ReceivedMail& mail : received) {
+    mails.push_back(parse_mail(mail));
+    const ParsedMail& parsed = mails.back();
+    CAPTURE(parsed.message_id);
+    CHECK(seen.insert(parsed.message_id).second);
+    REQUIRE(recipient_of.contains(parsed.message_id));
+    CHECK(mail.rcpt_to == std::vector<std::string>{recipient_of.at(parsed.message_id)});
+    const std::string to = header_value(mail.data, "To");
+    CHECK((to == parsed.recipient || to.ends_with("<" + parsed.recipient + ">")));
+    CHECK(!parsed.notices.empty());
+    ++per_recipient[parsed.recipient];
+  }
+  CHECK(per_recipient[kProviderDoctor] > 0);
+  CHECK(per_recipient[kFacilityDoctor] > 0);
+  CHECK(per_recipient[kDefaultRecipient] > 0);
+
+  check_every_alert_mailed_once(mails);
+
+  // The same files again (under their own names, now gone from the inbox) change nothing.
+  site.drop_corpus();
+  REQUIRE(wait_until([&] { return count_entries(site.layout().inbox()) == 0; }, 60s));
+  std::this_thread::sleep_for(3s);  // past the collect wait and a retry
+  CHECK(server.received().size() == received.size());
+  CHECK(site.outbox().size() == rows.size());
+
+  daemon->signal(SIGTERM);
+  CHECK(daemon->wait_exit(10s) == 0);
+}
+
+TEST_CASE("labwatch run delivers every alert at least once across a SIGKILL during a slow send",
+          "[daemon][mail][delivery][slow]") {
+  SmtpServerOptions options;
+  options.mode = "slow-data";
+  options.delay_seconds = 4;
+  const SmtpTestServer server(options);
+  const MailSite site(server.port());
+  {
+    NotifySocket notify(site.layout().notify_path());
+    auto daemon = site.start(notify);
+    site.drop_corpus();
+    // The relay has a message and is slow to confirm it: the daemon dies waiting for the reply.
+    REQUIRE(wait_until([&] { return !server.received().empty(); }, 60s, 50ms));
+    daemon->signal(SIGKILL);
+    REQUIRE(daemon->wait_exit(5s) == 128 + SIGKILL);
+  }
+  const std::vector<OutboxRow> before = site.outbox();
+  CHECK(std::any_of(before.begin(), before.end(),
+                    [](const OutboxRow& r) { return r.state == "sending"; }));
+
+  server.set_mode("ok");
+  NotifySocket notify(site.layout().notify_path().string() + "2");
+  auto daemon = site.start(notify);
+  if (!site.drained()) {
+    FAIL("the outbox did not drain; daemon log:\n" << site.layout().daemon_log());
+  }
+  const std::vector<OutboxRow> rows = site.outbox();
+  CHECK(
+      std::all_of(rows.begin(), rows.end(), [](const OutboxRow& r) { return r.state == "sent"; }));
+
+  std::vector<ParsedMail> mails;
+  std::set<std::string> ids;
+  for (const ReceivedMail& mail : server.received()) {
+    mails.push_back(parse_mail(mail));
+    ids.insert(mails.back().message_id);
+  }
+  // The mail in flight at the kill arrived twice (the relay had it when the daemon died), both
+  // times under its one Message-ID: one id per outbox item.
+  CHECK(ids.size() == rows.size());
+  CHECK(mails.size() > rows.size());
+  check_every_alert_mailed_once(mails);
+  daemon->signal(SIGTERM);
+  CHECK(daemon->wait_exit(10s) == 0);
+}
+
+TEST_CASE("labwatch run stops within 5 s on SIGTERM while the relay delays its reply",
+          "[daemon][mail][delivery]") {
+  SmtpServerOptions options;
+  options.mode = "slow-data";
+  options.delay_seconds = 20;
+  const SmtpTestServer server(options);
+  const MailSite site(server.port());
+  NotifySocket notify(site.layout().notify_path());
+  auto daemon = site.start(notify);
+  site.layout().drop("d1_wce_01.csv", read_file(corpus_dir() / "d1_wce_01.csv"));
+  REQUIRE(wait_until([&] { return !server.received().empty(); }, 30s, 50ms));
+
+  const auto term = Clock::now();
+  daemon->signal(SIGTERM);
+  REQUIRE(daemon->wait_exit(5s) == 0);
+  CHECK(Clock::now() - term < 5s);
+  // The unconfirmed item stays claimed, and goes out again, with its Message-ID, after a start.
+  std::vector<OutboxRow> rows = site.outbox();
+  const auto in_flight = std::find_if(rows.begin(), rows.end(),
+                                      [](const OutboxRow& r) { return r.state == "sending"; });
+  REQUIRE(in_flight != rows.end());
+  const std::string resent_id = "<" + in_flight->message_id + ">";
+  server.set_mode("ok");
+  NotifySocket again(site.layout().notify_path().string() + "2");
+  auto restarted = site.start(again);
+  REQUIRE(site.drained());
+  rows = site.outbox();
+  CHECK(
+      std::all_of(rows.begin(), rows.end(), [](const OutboxRow& r) { return r.state == "sent"; }));
+  const std::vector<ReceivedMail> mails = server.received();
+  CHECK(mails.size() == rows.size() + 1);
+  CHECK(std::count_if(mails.begin(), mails.end(), [&](const ReceivedMail& m) {
+          return header_value(m.data, "Message-ID") == resent_id;
+        }) == 2);
+  restarted->signal(SIGTERM);
+  CHECK(restarted->wait_exit(10s) == 0);
+}
+
+TEST_CASE("labwatch run sends through the relay of a config reloaded by SIGHUP",
+          "[daemon][mail][delivery]") {
+  const SmtpTestServer first;
+  const SmtpTestServer second;
+  const MailSite site(first.port());
+  NotifySocket notify(site.layout().notify_path());
+  auto daemon = site.start(notify);
+  site.layout().drop("d1_wce_01.csv", read_file(corpus_dir() / "d1_wce_01.csv"));
+  REQUIRE(site.drained());
+  const std::size_t before = first.received().size();
+  CHECK(before > 0);
+
+  site.use_relay(second.port());
+  daemon->signal(SIGHUP);
+  REQUIRE(notify.wait_for("RELOADING=1", 5s));
+  REQUIRE(notify.wait_for("READY=1", 5s));
+  site.layout().drop("d1_wce_02.csv", read_file(corpus_dir() / "d1_wce_02.csv"));
+  REQUIRE(site.drained());
+  CHECK(first.received().size() == before);
+  CHECK(second.received().size() == site.outbox().size() - before);
+  CHECK(!second.received().empty());
+  daemon->signal(SIGTERM);
+  CHECK(daemon->wait_exit(10s) == 0);
+}
