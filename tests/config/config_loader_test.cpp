@@ -1,10 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
-// Tests for load_config/parse_config: defaults, every element, and a clear error for each kind of mistake.
-#include <catch2/catch.hpp>
-
-#include <string>
-
+// Tests for load_config/parse_config: defaults, every element, and a clear error for each kind of
+// mistake.
 #include "config/config_loader.hpp"
+
+#include <catch2/catch.hpp>
+#include <string>
 
 using labwatch::config::Config;
 using labwatch::config::ConfigError;
@@ -31,7 +31,8 @@ ConfigError must_fail(const std::string& xml) {
 TEST_CASE("parse_config accepts a config holding only <sources>", "[config]") {
   const Config c = must_parse(
       "<labwatch>\n  <sources>\n"
-      "    <source facility=\"QDX\" authority=\"QDXA\" timezone=\"America/New_York\" files=\"a_qdx*;e_qdx*\"/>\n"
+      "    <source facility=\"QDX\" authority=\"QDXA\" timezone=\"America/New_York\" "
+      "files=\"a_qdx*;e_qdx*\"/>\n"
       "  </sources>\n</labwatch>\n");
   REQUIRE(c.sources.size() == 1);
   CHECK(c.sources[0].facility == "QDX");
@@ -48,7 +49,8 @@ TEST_CASE("parse_config accepts a config holding only <sources>", "[config]") {
 
 TEST_CASE("parse_config defaults the authority to the facility", "[config]") {
   const Config c = must_parse(
-      "<labwatch><sources><source facility=\"SGH\" timezone=\"America/Phoenix\"/></sources></labwatch>");
+      "<labwatch><sources><source facility=\"SGH\" "
+      "timezone=\"America/Phoenix\"/></sources></labwatch>");
   CHECK(c.sources.at(0).authority == "SGH");
   CHECK(c.sources.at(0).file_globs.empty());
 }
@@ -90,7 +92,8 @@ TEST_CASE("parse_config reads intake, targets, csv aliases, mail and practitione
   CHECK(c.practitioners[0].provider_ids == std::vector<std::string>{"1234567890", "42"});
 }
 
-TEST_CASE("parse_config extends the catalogue with local codes, aliases and conversions", "[config]") {
+TEST_CASE("parse_config extends the catalogue with local codes, aliases and conversions",
+          "[config]") {
   const Config c = must_parse(R"(<labwatch><catalogue>
   <analyte key="ferritin"><code>FERR</code><unit-alias>ng per mL</unit-alias><conversion unit="nmol/L" factor="445.038"/></analyte>
   <analyte key="vitamin_k" display-name="Vitamin K1" canonical-unit="ng/mL" ref-low="0.1" ref-high="2.2">
@@ -119,10 +122,12 @@ TEST_CASE("parse_config names the element, line and reason of each mistake", "[c
   }
   SECTION("unknown timezone") {
     const ConfigError e = must_fail(
-        "<labwatch>\n<sources>\n<source facility=\"QDX\" timezone=\"Mars/Olympus\"/>\n</sources></labwatch>");
+        "<labwatch>\n<sources>\n<source facility=\"QDX\" "
+        "timezone=\"Mars/Olympus\"/>\n</sources></labwatch>");
     CHECK(e.line == 3);
-    CHECK(e.message == "<source facility=\"QDX\">: unknown timezone 'Mars/Olympus' (an IANA name like "
-                       "America/New_York)");
+    CHECK(e.message ==
+          "<source facility=\"QDX\">: unknown timezone 'Mars/Olympus' (an IANA name like "
+          "America/New_York)");
   }
   SECTION("missing timezone") {
     CHECK(must_fail("<labwatch><sources><source facility=\"QDX\"/></sources></labwatch>").message ==
@@ -134,41 +139,53 @@ TEST_CASE("parse_config names the element, line and reason of each mistake", "[c
               .message.find("configured twice") != std::string::npos);
   }
   SECTION("unknown element and attribute") {
-    CHECK(must_fail("<labwatch><inbox/></labwatch>").message.find("unknown element") != std::string::npos);
-    CHECK(must_fail("<labwatch><paths inbx=\"x\"/></labwatch>").message == "<paths>: unknown attribute 'inbx'");
+    CHECK(must_fail("<labwatch><inbox/></labwatch>").message.find("unknown element") !=
+          std::string::npos);
+    CHECK(must_fail("<labwatch><paths inbx=\"x\"/></labwatch>").message ==
+          "<paths>: unknown attribute 'inbx'");
   }
   SECTION("bad rule") {
-    CHECK(must_fail("<labwatch><targets><target analyte=\"ferritin\" rule=\"gee:5\"/></targets></labwatch>")
-              .message.rfind("<target analyte=\"ferritin\">: rule: ", 0) == 0);
+    CHECK(
+        must_fail(
+            "<labwatch><targets><target analyte=\"ferritin\" rule=\"gee:5\"/></targets></labwatch>")
+            .message.rfind("<target analyte=\"ferritin\">: rule: ", 0) == 0);
   }
   SECTION("bad trend rule") {
-    CHECK(must_fail("<labwatch><targets><trend analyte=\"ferritin\" rule=\"trend:falling:2\"/></targets></labwatch>")
+    CHECK(must_fail("<labwatch><targets><trend analyte=\"ferritin\" "
+                    "rule=\"trend:falling:2\"/></targets></labwatch>")
               .message.rfind("<trend analyte=\"ferritin\">: rule: ", 0) == 0);
   }
   SECTION("target for an unknown analyte") {
-    CHECK(must_fail("<labwatch><targets><target analyte=\"unobtainium\" rule=\"ge:5\"/></targets></labwatch>")
+    CHECK(must_fail("<labwatch><targets><target analyte=\"unobtainium\" "
+                    "rule=\"ge:5\"/></targets></labwatch>")
               .message.find("unknown analyte 'unobtainium'") != std::string::npos);
   }
   SECTION("numbers out of range") {
     CHECK(must_fail("<labwatch><intake settle-ms=\"-5\"/></labwatch>").message.find("settle-ms") !=
           std::string::npos);
-    CHECK(must_fail("<labwatch><intake max-file-bytes=\"12kb\"/></labwatch>").message.find("whole number") !=
-          std::string::npos);
+    CHECK(must_fail("<labwatch><intake max-file-bytes=\"12kb\"/></labwatch>")
+              .message.find("whole number") != std::string::npos);
   }
   SECTION("mail URL and addresses") {
-    CHECK(must_fail("<labwatch><mail smtp=\"http://x\"/></labwatch>").message.find("smtp://") != std::string::npos);
-    CHECK(must_fail("<labwatch><mail smtp=\"smtp://\"/></labwatch>").message.find("no host") != std::string::npos);
-    CHECK(must_fail("<labwatch><mail smtp=\"smtp://h\" default-recipient=\"a@b.c&#13;&#10;Bcc: x@y\"/></labwatch>")
+    CHECK(must_fail("<labwatch><mail smtp=\"http://x\"/></labwatch>").message.find("smtp://") !=
+          std::string::npos);
+    CHECK(must_fail("<labwatch><mail smtp=\"smtp://\"/></labwatch>").message.find("no host") !=
+          std::string::npos);
+    CHECK(must_fail("<labwatch><mail smtp=\"smtp://h\" default-recipient=\"a@b.c&#13;&#10;Bcc: "
+                    "x@y\"/></labwatch>")
               .message.find("not a plain e-mail address") != std::string::npos);
   }
   SECTION("practitioners without mail") {
-    CHECK(must_fail("<labwatch><practitioners><practitioner id=\"a\" email=\"a@b.c\"/></practitioners></labwatch>")
+    CHECK(must_fail("<labwatch><practitioners><practitioner id=\"a\" "
+                    "email=\"a@b.c\"/></practitioners></labwatch>")
               .message.find("<mail smtp") != std::string::npos);
   }
   SECTION("changing a canonical unit") {
-    CHECK(must_fail("<labwatch><catalogue><analyte key=\"ferritin\" canonical-unit=\"pmol/L\"/></catalogue>"
-                    "</labwatch>")
-              .message.find("cannot change the canonical unit") != std::string::npos);
+    CHECK(
+        must_fail(
+            "<labwatch><catalogue><analyte key=\"ferritin\" canonical-unit=\"pmol/L\"/></catalogue>"
+            "</labwatch>")
+            .message.find("cannot change the canonical unit") != std::string::npos);
   }
 }
 
