@@ -610,6 +610,9 @@ void print_main_help() {
 }  // namespace
 
 int run_cli(int argc, char** argv) {
+  // Everything labwatch creates (database, moved files, reason files, directories) holds patient
+  // data: private to its owner, whatever umask it was started with.
+  ::umask(0077);
   std::vector<std::string> args(argv + 1, argv + argc);
   if (args.empty() || args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
     if (args.size() >= 2 && args[0] == "help") {
