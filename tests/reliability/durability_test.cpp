@@ -39,7 +39,7 @@ bool syncs(const TraceCall& call, const fs::path& path) {
 TEST_CASE(
     "run_service makes each file's transaction durable before moving it, then syncs the "
     "directories",
-    "[reliability][durability][.known-failing]") {
+    "[reliability][durability]") {
   const Layout layout(TempDir::default_base(), 100);
   std::vector<FeedFile> feed;
   for (int i = 0; i < 40; ++i) {
@@ -125,13 +125,15 @@ TEST_CASE(
   const std::string log = layout.daemon_log();
   CHECK(log.find("<3>" + file.name + ": not ingested, left in the inbox") != std::string::npos);
   CHECK(read_file(trace).find("EIO (Input/output error) (INJECTED)") != std::string::npos);
-  CHECK(entry_names(layout.inbox()) == std::vector<std::string>{file.name});
-  CHECK(entry_names(layout.processed()) == kNone);
+  CHECK(entry_names(layout.inbox()) == Strings{file.name});
+  CHECK(entry_names(layout.processed()) == Strings{});
 
   drain(layout);
   check_outcome(layout, {file});
 }
 
+// Known failing: SIGXFSZ is not ignored, so the daemon dies with it (exit 153, no log line)
+// instead of seeing EFBIG, logging it and exiting 1.
 TEST_CASE(
     "run_service keeps a file that exceeds the file size limit, exits 1, and a restart "
     "ingests it once",
@@ -159,7 +161,7 @@ TEST_CASE(
   }
   CHECK(layout.daemon_log().find("<3>" + bulk.name + ": not ingested, left in the inbox") !=
         std::string::npos);
-  CHECK(entry_names(layout.inbox()) == std::vector<std::string>{bulk.name});
+  CHECK(entry_names(layout.inbox()) == Strings{bulk.name});
 
   drain(layout);
   check_outcome(layout, {small, bulk});

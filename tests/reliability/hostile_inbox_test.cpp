@@ -8,6 +8,7 @@
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <csignal>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -94,7 +95,7 @@ std::pair<int, int> refusal_lines(const std::string& reason) {
 }  // namespace
 
 TEST_CASE("run_service reads no entry of a hostile drop folder, and keeps its pulse and memory",
-          "[reliability][hostile][.known-failing]") {
+          "[reliability][hostile]") {
   SmtpTestServer smtp;
   const Layout layout(TempDir::default_base(), 100);
   layout.write_config(100, "  <mail smtp=\"" + smtp.url() +
@@ -170,9 +171,9 @@ TEST_CASE("run_service reads no entry of a hostile drop folder, and keeps its pu
         canary_bytes);
 
   // Alive and lean: pings kept coming, the sparse file was not read, memory stayed small.
+  CHECK(wait_until([&] { return pulse.pings() >= 3; }, 3 * kWatchdog));
   CHECK(daemon->running());
   CHECK(pulse.longest_silence() < kWatchdog);
-  CHECK(pulse.pings() >= 2);
   const std::optional<std::uint64_t> read = bytes_read(daemon->pid());
   REQUIRE(read.has_value());
   CHECK(*read < (std::uint64_t{64} << 20));
@@ -200,6 +201,8 @@ TEST_CASE("run_service reads no entry of a hostile drop folder, and keeps its pu
   CHECK(stored == expected_keys(good));
 }
 
+// Known failing: a name holding a newline forges a refusal line in its reason file; a 255-byte name
+// has no room for ".reason.txt" or a ".1" suffix, and the daemon stops (exit 1) on it.
 TEST_CASE("run_service refuses files with hostile names with a reason, and keeps running",
           "[reliability][hostile][.known-failing]") {
   const std::string long_stem(255 - 8, 'n');  // "gen_" + stem + ".csv": 255 bytes, the maximum
@@ -225,31 +228,36 @@ TEST_CASE("run_service refuses files with hostile names with a reason, and keeps
     return wait_until([&] { return done() || !daemon->running(); }, 15s) && done();
   };
 
-  // Not a lab file: refused whole, it goes to failed/ with a reason file.
-  layout.drop(c.name, "\x01\x02 labwatch test: not a lab file\n");
+  // Not a lab file: refused whole, it goes to failed/ with a reason file. (A name may be shortened
+  // where it leaves no room for a suffix; the bytes are what identify the file.)
+  const std::string garbage = "\x01\x02 labwatch test: not a lab file\n";
+  layout.drop(c.name, garbage);
   // The log line comes once the file is moved and its reason file written.
   CHECK(settled([&] { return layout.daemon_log().find("-> failed/") != std::string::npos; }));
   CHECK_FALSE(fs::exists(layout.inbox() / c.name));
-  CHECK(fs::exists(layout.failed() / c.name));
+  std::vector<std::string> kept;
   std::vector<std::string> reasons;
   for (const std::string& name : entry_names(layout.failed())) {
-    if (name.ends_with(".reason.txt")) {
-      reasons.push_back(read_file(layout.failed() / name));
-    }
+    (name.ends_with(".reason.txt") ? reasons : kept).push_back(read_file(layout.failed() / name));
   }
+  CHECK(kept == Strings{garbage});
   REQUIRE(reasons.size() == 1);
   CHECK(reasons[0].find("- unrecognized_format:") != std::string::npos);
   const auto [listed, announced] = refusal_lines(reasons[0]);
   CHECK(listed == announced);
 
-  // A lab file of the same name, twice with different bytes: the second gets a numbered name.
+  // A lab file of the same name, twice with different bytes: both are kept, neither replaced.
   const FeedFile first = make_feed_file(12, FeedKind::csv_single);
   const FeedFile second = make_feed_file(13, FeedKind::csv_single);
   layout.drop(c.name, first.bytes);
   CHECK(settled([&] { return count_entries(layout.processed()) == 1; }));
   layout.drop(c.name, second.bytes);
   CHECK(settled([&] { return count_entries(layout.processed()) == 2; }));
-  CHECK(fs::exists(layout.processed() / c.name));
+  std::set<std::string> processed;
+  for (const std::string& name : entry_names(layout.processed())) {
+    processed.insert(read_file(layout.processed() / name));
+  }
+  CHECK(processed == std::set<std::string>{first.bytes, second.bytes});
 
   // Still running and still ingesting.
   const FeedFile after = make_feed_file(14, FeedKind::csv_single);

@@ -65,6 +65,8 @@ std::string header_block(const std::string& message) {
 
 }  // namespace
 
+// Known failing: a CSV refusal repeats the collection time it could not read (a date), and the
+// subject of a full-PHI mail names the patient.
 TEST_CASE("labwatch never writes patient data to its log, reason files, stderr or mail headers",
           "[reliability][privacy][.known-failing]") {
   SmtpTestServer smtp;
@@ -181,7 +183,7 @@ TEST_CASE("labwatch never writes patient data to its log, reason files, stderr o
     texts.emplace_back("mail " + std::to_string(i) + " header, decoded",
                        decode_header_value(header));
   }
-  CHECK(phi_leaks(texts) == kNone);
+  CHECK(phi_leaks(texts) == Strings{});
 }
 
 TEST_CASE("run_service creates its files and directories private whatever its umask",

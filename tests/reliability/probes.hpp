@@ -21,6 +21,7 @@
 #include <string>
 #include <string_view>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "reliability/lab_feed.hpp"
@@ -262,6 +263,10 @@ inline std::string find_phi(std::string_view text) {
   return {};
 }
 
+// A list of names or rows; tests compare lists that must be empty with Strings{}, so that a
+// failure prints what they hold.
+using Strings = std::vector<std::string>;
+
 // The elements of sorted `a` that sorted `b` lacks, counting repeats: a failed comparison of two
 // long lists then shows only what differs.
 inline std::vector<std::string> missing_from(const std::vector<std::string>& a,
@@ -301,7 +306,9 @@ inline std::vector<std::string> phi_leaks(
   std::vector<std::string> out;
   for (const auto& [where, text] : texts) {
     if (const std::string found = find_phi(text); !found.empty()) {
-      out.push_back(where + ": " + found);
+      std::string line = where;
+      line += ": " + found;
+      out.push_back(std::move(line));
     }
   }
   return out;
@@ -408,7 +415,7 @@ inline std::map<std::string, std::string> person_ids(const std::vector<std::stri
   return out;
 }
 
-// One line of `strace -f -y -o FILE`: "PID name(args) = result".
+// One line of `strace -f -y -o FILE`: "PID  name(args) = result".
 struct TraceCall {
   std::string name;
   std::string args;  // between the parentheses, with -y paths like 9</dir/labwatch.db-wal>
@@ -428,17 +435,18 @@ inline std::vector<TraceCall> read_trace(const fs::path& path) {
     }
     const std::string_view line(text.data() + start, end - start);
     start = end + 1;
-    const std::size_t space = line.find(' ');
+    // The pid is padded with spaces to a fixed width.
+    const std::size_t name_at = line.find_first_not_of(' ', line.find(' '));
     const std::size_t paren = line.find('(');
     const std::size_t equals = line.rfind(") = ");
-    if (space == std::string_view::npos || paren == std::string_view::npos ||
-        equals == std::string_view::npos || paren < space ||
+    if (name_at == std::string_view::npos || paren == std::string_view::npos ||
+        equals == std::string_view::npos || paren < name_at ||
         line.find("<unfinished") != std::string_view::npos ||
         line.find("resumed>") != std::string_view::npos) {
       continue;
     }
     TraceCall call;
-    call.name = std::string(line.substr(space + 1, paren - space - 1));
+    call.name = std::string(line.substr(name_at, paren - name_at));
     call.args = std::string(line.substr(paren + 1, equals - paren - 1));
     call.result = std::string(line.substr(equals + 4));
     out.push_back(std::move(call));

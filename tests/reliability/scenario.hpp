@@ -12,6 +12,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "reliability/lab_feed.hpp"
@@ -22,8 +23,6 @@ namespace labwatch::test {
 
 constexpr auto kReadyTimeout = 120s;
 constexpr int kKilled = 128 + SIGKILL;
-// Compared with lists that should be empty, so that a failure prints what they hold.
-inline const std::vector<std::string> kNone;
 
 // A command run under a wrapper that execs it in a child (strace): the wrapper is the Process,
 // the daemon its only child. The daemon is SIGKILLed on destruction, so that a failed test never
@@ -115,13 +114,13 @@ inline void check_outcome(const Layout& layout, const std::vector<FeedFile>& fee
   }
   std::sort(processed.begin(), processed.end());
   std::sort(failed.begin(), failed.end());
-  CHECK(entry_names(layout.inbox()) == kNone);
+  CHECK(entry_names(layout.inbox()) == Strings{});
   const std::vector<std::string> in_processed = entry_names(layout.processed());
   const std::vector<std::string> in_failed = entry_names(layout.failed());
-  CHECK(missing_from(processed, in_processed) == kNone);
-  CHECK(missing_from(in_processed, processed) == kNone);
-  CHECK(missing_from(failed, in_failed) == kNone);
-  CHECK(missing_from(in_failed, failed) == kNone);
+  CHECK(missing_from(processed, in_processed) == Strings{});
+  CHECK(missing_from(in_processed, processed) == Strings{});
+  CHECK(missing_from(failed, in_failed) == Strings{});
+  CHECK(missing_from(in_failed, failed) == Strings{});
   std::vector<std::string> bad_reasons;
   for (const FeedFile& f : feed) {
     const fs::path reason = layout.failed() / (f.name + ".reason.txt");
@@ -130,33 +129,35 @@ inline void check_outcome(const Layout& layout, const std::vector<FeedFile>& fee
       bad_reasons.push_back(f.name + ".reason.txt");
     }
   }
-  CHECK(bad_reasons == kNone);
+  CHECK(bad_reasons == Strings{});
 
   const std::vector<std::string> rows = layout.export_rows();
   const std::vector<std::string> stored = exported_keys(rows, original_names(feed));
   const std::vector<std::string> expected = expected_keys(feed);
-  CHECK(missing_from(expected, stored) == kNone);  // lost
-  CHECK(missing_from(stored, expected) == kNone);  // stored twice
+  CHECK(missing_from(expected, stored) == Strings{});  // lost
+  CHECK(missing_from(stored, expected) == Strings{});  // stored twice
   std::vector<std::string> split_patients;
   std::set<std::string> ids;
   for (const auto& [key, id] : person_ids(rows)) {
     if (id.starts_with("conflict")) {
-      split_patients.push_back(key + ": " + id);
+      std::string line = key;
+      line += ": " + id;
+      split_patients.push_back(std::move(line));
     }
     ids.insert(id);
   }
-  CHECK(split_patients == kNone);
+  CHECK(split_patients == Strings{});
   CHECK(ids.size() == person_ids(rows).size());
   const std::vector<std::string> alerts = recorded_alerts(layout);
   const std::vector<std::string> expected_alert_rows = expected_alerts(feed);
-  CHECK(missing_from(expected_alert_rows, alerts) == kNone);
-  CHECK(missing_from(alerts, expected_alert_rows) == kNone);
+  CHECK(missing_from(expected_alert_rows, alerts) == Strings{});
+  CHECK(missing_from(alerts, expected_alert_rows) == Strings{});
 
   const Database db(layout.root() / "labwatch.db");
   CHECK(db.integrity() == "ok");
   CHECK(db.count("SELECT count(*) FROM files") == static_cast<std::int64_t>(distinct_bytes.size()));
   CHECK(db.count("SELECT count(*) FROM files WHERE outcome = 'open'") == 0);
-  CHECK(phi_leaks(admin_texts(layout)) == kNone);
+  CHECK(phi_leaks(admin_texts(layout)) == Strings{});
 }
 
 }  // namespace labwatch::test
