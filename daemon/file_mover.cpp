@@ -6,16 +6,23 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <cstdio>
+#include <optional>
 #include <system_error>
 
 namespace labwatch::daemon {
 namespace {
 
 constexpr unsigned kMaxAttempts = 10'000;
+constexpr std::size_t kMaxNameBytes = 255;  // NAME_MAX of Linux file systems
 constexpr std::string_view kReasonSuffix = ".reason.txt";
+// Work files in processed/ and failed/: dot names ending in .tmp, which the inbox never passes on
+// (the watcher skips both), so no moved file can take them. One daemon uses a layout at a time.
+constexpr const char* kReasonTemp = ".labwatch-reason.tmp";
+constexpr const char* kCopyTemp = ".labwatch-copy.tmp";
 
 std::system_error errno_error(const std::string& what, int code = errno) {
   return {code, std::generic_category(), what};
@@ -66,17 +73,32 @@ class Fd {
 
 }  // namespace
 
-std::string numbered_name(std::string_view name, unsigned attempt) {
-  if (attempt == 0) {
-    return std::string(name);
-  }
+std::string numbered_name(std::string_view name, unsigned attempt, std::size_t reserve) {
+  const std::string number = attempt == 0 ? std::string() : "." + std::to_string(attempt);
   // The number goes before the extension so the file still opens with the right program.
-  const std::size_t dot = name.rfind('.');
-  const std::string number = "." + std::to_string(attempt);
+  std::size_t dot = name.rfind('.');
   if (dot == std::string_view::npos || dot == 0) {
-    return std::string(name) + number;
+    dot = name.size();
   }
-  return std::string(name.substr(0, dot)) + number + std::string(name.substr(dot));
+  std::string_view stem = name.substr(0, dot);
+  std::string_view extension = name.substr(dot);
+  const std::size_t budget = kMaxNameBytes > reserve ? kMaxNameBytes - reserve : 0;
+  if (stem.size() + number.size() + extension.size() > budget) {
+    // Too long for the file system: shorten the stem, or the whole name when the extension alone
+    // leaves no room. Never cut inside a UTF-8 sequence.
+    if (number.size() + extension.size() >= budget) {
+      stem = name;
+      extension = {};
+    }
+    std::size_t keep = budget > number.size() + extension.size()
+                           ? std::min(stem.size(), budget - number.size() - extension.size())
+                           : 0;
+    while (keep > 0 && (static_cast<unsigned char>(stem[keep]) & 0xC0U) == 0x80U) {
+      --keep;
+    }
+    stem = stem.substr(0, keep);
+  }
+  return std::string(stem) + number + std::string(extension);
 }
 
 FileMover::FileMover(const std::filesystem::path& inbox, const std::filesystem::path& processed,
@@ -93,6 +115,11 @@ FileMover::FileMover(const std::filesystem::path& inbox, const std::filesystem::
     ::close(processed_.fd);
     throw;
   }
+  // A crash may have left a work file behind: it holds nothing that is not still in the inbox.
+  for (const int fd : {processed_.fd, failed_.fd}) {
+    ::unlinkat(fd, kReasonTemp, 0);
+    ::unlinkat(fd, kCopyTemp, 0);
+  }
 }
 
 FileMover::~FileMover() {
@@ -103,41 +130,55 @@ FileMover::~FileMover() {
 std::string FileMover::to_processed(const std::string& name) { return move(processed_, name, {}); }
 
 std::string FileMover::to_failed(const std::string& name, std::string_view reason) {
-  std::string moved = move(failed_, name, kReasonSuffix);
-  const std::string reason_name = moved + std::string(kReasonSuffix);
+  return move(failed_, name, reason);
+}
+
+bool FileMover::place_reason(Dir& dir, const std::string& candidate, std::string_view reason) {
+  struct stat st {};
+  if (::fstatat(dir.fd, candidate.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 || errno != ENOENT) {
+    return false;  // taken (or unreadable): try the next name
+  }
+  // Written, synced and renamed into place before the file itself moves: failed/ never holds a
+  // file without its reason. A reason file whose file is absent is the orphan of a crash between
+  // the two steps, left for this same name: it is replaced.
+  const std::string temp(kReasonTemp);
+  ::unlinkat(dir.fd, temp.c_str(), 0);
   int fd = -1;
   do {
-    fd = ::openat(failed_.fd, reason_name.c_str(),
-                  O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    fd = ::openat(dir.fd, temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
   } while (fd < 0 && errno == EINTR);
   if (fd < 0) {
-    throw errno_error("open " + (failed_.path / reason_name).string());
+    throw errno_error("create " + (dir.path / temp).string());
   }
-  const Fd file(fd);
-  write_all(file.get(), reason, "write " + reason_name);
-  if (::fsync(file.get()) != 0) {
-    throw errno_error("fsync " + reason_name);
+  {
+    const Fd file(fd);
+    write_all(file.get(), reason, "write " + (dir.path / temp).string());
+    if (::fsync(file.get()) != 0) {
+      throw errno_error("fsync " + (dir.path / temp).string());
+    }
   }
-  failed_.dirty = true;
-  return moved;
+  const std::string reason_name = candidate + std::string(kReasonSuffix);
+  if (::renameat(dir.fd, temp.c_str(), dir.fd, reason_name.c_str()) != 0) {
+    const int error = errno;
+    ::unlinkat(dir.fd, temp.c_str(), 0);
+    throw errno_error("rename " + temp + " to " + reason_name + " in " + dir.path.string(), error);
+  }
+  dir.dirty = true;
+  return true;
 }
 
-bool FileMover::name_free(const Dir& dir, const std::string& candidate,
-                          std::string_view reason_suffix) const {
-  // Only the reason file needs a look before the move; the move itself refuses a taken name.
-  if (reason_suffix.empty()) {
-    return true;
-  }
-  struct stat st {};
-  const std::string reason_name = candidate + std::string(reason_suffix);
-  return ::fstatat(dir.fd, reason_name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0 && errno == ENOENT;
+void FileMover::drop_reason(Dir& dir, const std::string& candidate) {
+  const std::string reason_name = candidate + std::string(kReasonSuffix);
+  ::unlinkat(dir.fd, reason_name.c_str(), 0);
 }
 
-std::string FileMover::move(Dir& to, const std::string& name, std::string_view reason_suffix) {
+std::string FileMover::move(Dir& to, const std::string& name,
+                            std::optional<std::string_view> reason) {
   const std::string source = (inbox_.path / name).string();
+  const std::size_t reserve = reason ? kReasonSuffix.size() : 0;
   for (unsigned attempt = 0; attempt < kMaxAttempts; ++attempt) {
-    std::string candidate = numbered_name(name, attempt);
-    if (!name_free(to, candidate, reason_suffix)) {
+    std::string candidate = numbered_name(name, attempt, reserve);
+    if (reason && !place_reason(to, candidate, *reason)) {
       continue;
     }
     if (::renameat2(AT_FDCWD, source.c_str(), to.fd, candidate.c_str(), RENAME_NOREPLACE) == 0) {
@@ -146,17 +187,18 @@ std::string FileMover::move(Dir& to, const std::string& name, std::string_view r
       return candidate;
     }
     const int error = errno;
-    if (error == EEXIST) {
-      continue;
-    }
     if (error == EINVAL || error == ENOSYS) {
       // The file system cannot rename without replacing (some network file systems): a hard link
       // also fails on a taken name, then the inbox name goes.
       if (::linkat(AT_FDCWD, source.c_str(), to.fd, candidate.c_str(), 0) != 0) {
-        if (errno == EEXIST) {
+        const int link_error = errno;
+        if (reason) {
+          drop_reason(to, candidate);
+        }
+        if (link_error == EEXIST) {
           continue;
         }
-        throw errno_error("link " + name + " into " + to.path.string());
+        throw errno_error("link " + name + " into " + to.path.string(), link_error);
       }
       if (::unlink(source.c_str()) != 0) {
         throw errno_error("unlink " + source);
@@ -165,8 +207,14 @@ std::string FileMover::move(Dir& to, const std::string& name, std::string_view r
       to.dirty = true;
       return candidate;
     }
+    if (reason) {
+      drop_reason(to, candidate);
+    }
+    if (error == EEXIST) {
+      continue;
+    }
     if (error == EXDEV) {
-      return copy_across(to, name, reason_suffix);
+      return copy_across(to, name, reason);
     }
     throw errno_error("rename " + name + " into " + to.path.string(), error);
   }
@@ -174,7 +222,7 @@ std::string FileMover::move(Dir& to, const std::string& name, std::string_view r
 }
 
 std::string FileMover::copy_across(Dir& to, const std::string& name,
-                                   std::string_view reason_suffix) {
+                                   std::optional<std::string_view> reason) {
   const std::string source = (inbox_.path / name).string();
   int in_fd = -1;
   do {
@@ -193,7 +241,7 @@ std::string FileMover::copy_across(Dir& to, const std::string& name,
   }
   // Copy under a dot name (never taken for a result), sync, then link it to a free final name: a
   // crash leaves at worst a stray dot file, and the inbox copy stays until the end.
-  const std::string temp = ".labwatch-copy-" + std::to_string(::getpid()) + ".tmp";
+  const std::string temp(kCopyTemp);
   ::unlinkat(to.fd, temp.c_str(), 0);
   int out_fd = -1;
   do {
@@ -224,9 +272,10 @@ std::string FileMover::copy_across(Dir& to, const std::string& name,
       throw errno_error("fsync " + (to.path / temp).string());
     }
   }
+  const std::size_t reserve = reason ? kReasonSuffix.size() : 0;
   for (unsigned attempt = 0; attempt < kMaxAttempts; ++attempt) {
-    std::string candidate = numbered_name(name, attempt);
-    if (!name_free(to, candidate, reason_suffix)) {
+    std::string candidate = numbered_name(name, attempt, reserve);
+    if (reason && !place_reason(to, candidate, *reason)) {
       continue;
     }
     if (::linkat(to.fd, temp.c_str(), to.fd, candidate.c_str(), 0) == 0) {
@@ -241,8 +290,13 @@ std::string FileMover::copy_across(Dir& to, const std::string& name,
       inbox_.dirty = true;
       return candidate;
     }
-    if (errno != EEXIST) {
-      throw errno_error("link " + candidate + " in " + to.path.string());
+    const int error = errno;
+    if (reason) {
+      drop_reason(to, candidate);
+    }
+    if (error != EEXIST) {
+      ::unlinkat(to.fd, temp.c_str(), 0);
+      throw errno_error("link " + candidate + " in " + to.path.string(), error);
     }
   }
   ::unlinkat(to.fd, temp.c_str(), 0);

@@ -2,15 +2,19 @@
 // FileMover: moves an ingested file out of the inbox into processed/ or failed/, never overwriting.
 #pragma once
 
+#include <cstddef>
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <string_view>
 
 namespace labwatch::daemon {
 
 // The name a taken `name` gets on its `attempt`-th retry: "a.hl7" -> "a.1.hl7", "README" ->
-// "README.1". Attempt 0 is the name itself.
-std::string numbered_name(std::string_view name, unsigned attempt);
+// "README.1". Attempt 0 is the name itself. The result leaves `reserve` bytes free under the
+// 255-byte limit of a file name (for a suffix such as ".reason.txt"): a longer name loses the end
+// of its stem (at a UTF-8 character boundary), keeping its extension.
+std::string numbered_name(std::string_view name, unsigned attempt, std::size_t reserve = 0);
 
 // Moves entries out of the inbox by name (processed/ and failed/ are held open). A move is a rename
 // (RENAME_NOREPLACE), so an existing file is never replaced; a taken name gets a numeric suffix.
@@ -30,8 +34,10 @@ class FileMover {
   // naming the call: ENOENT when the entry is gone, EXDEV for a non-regular entry that would have
   // to cross file systems.
   std::string to_processed(const std::string& name);
-  // Moves inbox/`name` into failed/, then writes `<new name>.reason.txt` beside it holding `reason`
-  // (synced). Returns the new name. Throws like to_processed.
+  // Moves inbox/`name` into failed/ beside `<new name>.reason.txt` holding `reason`. The reason
+  // file is written, synced and in place before the file moves, so a crash between the two leaves
+  // the file in the inbox (to be read again) and never a failed file without its reason. Returns
+  // the new name. Throws like to_processed.
   std::string to_failed(const std::string& name, std::string_view reason);
 
   // Makes the moves since the last call durable: fsync of each directory they changed. Moves are
@@ -49,10 +55,12 @@ class FileMover {
     bool dirty = false;
   };
 
-  std::string move(Dir& to, const std::string& name, std::string_view reason_suffix);
-  std::string copy_across(Dir& to, const std::string& name, std::string_view reason_suffix);
-  bool name_free(const Dir& dir, const std::string& candidate,
-                 std::string_view reason_suffix) const;
+  // `reason`: a failed file's reason text, placed beside it first.
+  std::string move(Dir& to, const std::string& name, std::optional<std::string_view> reason);
+  std::string copy_across(Dir& to, const std::string& name, std::optional<std::string_view> reason);
+  // Writes `candidate`.reason.txt unless `candidate` is taken (then false).
+  static bool place_reason(Dir& dir, const std::string& candidate, std::string_view reason);
+  static void drop_reason(Dir& dir, const std::string& candidate);
 
   Dir inbox_;
   Dir processed_;

@@ -68,16 +68,73 @@ TEST_CASE("FileMover::to_failed writes a reason file beside the file, both under
           "[daemon][mover]") {
   const Dirs d(TempDir::default_base());
   FileMover mover(d.inbox(), d.processed(), d.failed());
-  // A stray reason file takes its name too: the pair moves on to the next number.
-  write_file(d.failed() / "bad.csv.reason.txt", "older");
+  write_file(d.failed() / "bad.csv", "earlier");
+  write_file(d.failed() / "bad.csv.reason.txt", "earlier reason");
   write_file(d.inbox() / "bad.csv", "x;y");
   CHECK(mover.to_failed("bad.csv", "refused (1):\n- missing_columns\n") == "bad.1.csv");
   CHECK(read_file(d.failed() / "bad.1.csv") == "x;y");
   CHECK(read_file(d.failed() / "bad.1.csv.reason.txt") == "refused (1):\n- missing_columns\n");
-  CHECK(read_file(d.failed() / "bad.csv.reason.txt") == "older");
+  CHECK(read_file(d.failed() / "bad.csv") == "earlier");
+  CHECK(read_file(d.failed() / "bad.csv.reason.txt") == "earlier reason");
+  CHECK(count_entries(d.failed()) == 4);  // no temporary file left behind
   struct stat st {};
   REQUIRE(::stat((d.failed() / "bad.1.csv.reason.txt").c_str(), &st) == 0);
   CHECK((st.st_mode & 0077) == 0);
+}
+
+TEST_CASE("FileMover::to_failed replaces the orphan reason file a crash left for the same name",
+          "[daemon][mover]") {
+  // The reason file is placed before the file moves: a crash between the two leaves the file in
+  // the inbox and its reason alone in failed/. The next attempt takes the same name.
+  const Dirs d(TempDir::default_base());
+  FileMover mover(d.inbox(), d.processed(), d.failed());
+  write_file(d.failed() / "bad.csv.reason.txt", "written before the crash");
+  write_file(d.inbox() / "bad.csv", "x;y");
+  CHECK(mover.to_failed("bad.csv", "refused (1):\n- bad_date\n") == "bad.csv");
+  CHECK(read_file(d.failed() / "bad.csv") == "x;y");
+  CHECK(read_file(d.failed() / "bad.csv.reason.txt") == "refused (1):\n- bad_date\n");
+  CHECK(count_entries(d.failed()) == 2);
+}
+
+TEST_CASE("FileMover::to_failed leaves no reason file when the file is gone", "[daemon][mover]") {
+  const Dirs d(TempDir::default_base());
+  FileMover mover(d.inbox(), d.processed(), d.failed());
+  CHECK_THROWS_AS(mover.to_failed("gone.hl7", "refused\n"), std::system_error);
+  CHECK(count_entries(d.failed()) == 0);
+}
+
+TEST_CASE("numbered_name shortens a name that would pass the 255-byte limit", "[daemon][mover]") {
+  const std::string stem(251, 'a');
+  const std::string name = stem + ".hl7";  // 255 bytes: the longest name a file system takes
+  CHECK(numbered_name(name, 0) == name);
+  const std::string failed = numbered_name(name, 0, std::string_view(".reason.txt").size());
+  CHECK(failed.size() == 244);
+  CHECK(failed == std::string(240, 'a') + ".hl7");
+  CHECK(numbered_name(name, 7) == std::string(249, 'a') + ".7.hl7");
+  CHECK(numbered_name(name, 7).size() == 255);
+  // A multi-byte character is never cut: "é" is 2 bytes, so the stem loses it whole.
+  const std::string accented = std::string(250, 'b') + "\xC3\xA9" + ".hl7";  // 256 bytes
+  CHECK(numbered_name(accented, 0) == std::string(250, 'b') + ".hl7");
+  // An extension too long to keep: the whole name is cut instead.
+  const std::string long_extension = "a." + std::string(260, 'x');
+  CHECK(numbered_name(long_extension, 1) == long_extension.substr(0, 253) + ".1");
+}
+
+TEST_CASE("FileMover moves a 255-byte name into failed/ beside its reason file",
+          "[daemon][mover]") {
+  const Dirs d(TempDir::default_base());
+  FileMover mover(d.inbox(), d.processed(), d.failed());
+  const std::string name = std::string(251, 'n') + ".csv";
+  write_file(d.inbox() / name, "x;y");
+  const std::string moved = mover.to_failed(name, "refused\n");
+  CHECK(moved == std::string(240, 'n') + ".csv");
+  CHECK(read_file(d.failed() / moved) == "x;y");
+  CHECK(read_file(d.failed() / (moved + ".reason.txt")) == "refused\n");
+  write_file(d.inbox() / name, "second");
+  CHECK(mover.to_processed(name) == name);
+  write_file(d.inbox() / name, "third");
+  CHECK(mover.to_processed(name) == std::string(249, 'n') + ".1.csv");
+  CHECK(count_entries(d.inbox()) == 0);
 }
 
 TEST_CASE("FileMover moves a symlink itself, not its target", "[daemon][mover]") {

@@ -113,7 +113,7 @@ void crash_at(const Layout& layout, const FeedFile& file, const std::vector<std:
 
 // Where a run is killed: at the first call of `calls` on `path`.
 struct CrashPoint {
-  enum class Path { inbox_file, wal, destination, reason_file };
+  enum class Path { inbox_file, wal, destination, reason_dir };
   std::string what;
   Path path = Path::inbox_file;
   std::string calls;
@@ -128,10 +128,8 @@ TEST_CASE("run_service SIGKILLed at 50 random moments ingests 500 files exactly 
   run_random_kills(seed, scaled(500, 100), scaled(50, 10));
 }
 
-// Known failing: a refused file whose commit survived a crash but whose move did not is filed to
-// processed/ as "already known"; a crash after the move to failed/ leaves its reason file empty.
 TEST_CASE("run_service killed at each step of ingesting a file stores and moves it exactly once",
-          "[reliability][crash][.known-failing]") {
+          "[reliability][crash]") {
   // A file ingested whole goes to processed/; one partly or wholly refused goes to failed/.
   const FeedFile file =
       GENERATE(make_feed_file(12, FeedKind::csv_single), make_feed_file(21, FeedKind::csv_partial),
@@ -143,10 +141,14 @@ TEST_CASE("run_service killed at each step of ingesting a file stores and moves 
        "rename,renameat,renameat2"},
       {"after the move, before the directories are synced", CrashPoint::Path::destination,
        "fsync,fdatasync"},
-      {"after the move, before its reason file is written", CrashPoint::Path::reason_file,
-       "write,pwrite64"},
+      // A refused file's reason file is written under a work name, synced, renamed into place
+      // (renameat), and only then is the file moved (renameat2).
+      {"after its reason file is written, before it is in place", CrashPoint::Path::reason_dir,
+       "renameat"},
+      {"after its reason file is in place, before the move", CrashPoint::Path::reason_dir,
+       "renameat2"},
   }));
-  if (point.path == CrashPoint::Path::reason_file && file.whole) {
+  if (point.path == CrashPoint::Path::reason_dir && file.whole) {
     return;  // a file ingested whole has no reason file
   }
   INFO(file.name << " killed " << point.what);
@@ -162,8 +164,8 @@ TEST_CASE("run_service killed at each step of ingesting a file stores and moves 
     case CrashPoint::Path::destination:
       path = file.whole ? layout.processed() : layout.failed();
       break;
-    case CrashPoint::Path::reason_file:
-      path = layout.failed() / (file.name + ".reason.txt");
+    case CrashPoint::Path::reason_dir:
+      path = layout.failed();
       break;
   }
   crash_at(layout, file,

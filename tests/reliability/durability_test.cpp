@@ -88,17 +88,23 @@ TEST_CASE(
     const std::size_t committed =
         find_call(calls, opened, [&](const TraceCall& c) { return syncs(c, wal); });
     CHECK(committed < moved);
-    // After the move, the directories it changed are synced (a failed file's reason file first).
+    // After the move, the directories it changed are synced.
     const fs::path to = root / (f.whole ? "processed" : "failed");
     CHECK(find_call(calls, moved, [&](const TraceCall& c) { return syncs(c, to); }) < calls.size());
     CHECK(find_call(calls, moved, [&](const TraceCall& c) { return syncs(c, root / "inbox"); }) <
           calls.size());
     if (!f.whole) {
-      const std::size_t reason = find_call(calls, moved, [&](const TraceCall& c) {
-        return syncs(c, to / (f.name + ".reason.txt"));
+      // A refused file's reason is written, synced and renamed into place before the file moves:
+      // failed/ never shows a file without its reason.
+      const std::size_t reason_synced = find_call(
+          calls, opened, [&](const TraceCall& c) { return syncs(c, to / ".labwatch-reason.tmp"); });
+      const std::string reason_name = "\"" + f.name + ".reason.txt\"";
+      const std::size_t reason_placed = find_call(calls, opened, [&](const TraceCall& c) {
+        return c.name.starts_with("rename") && c.args.find(reason_name) != std::string::npos &&
+               c.result == "0";
       });
-      CHECK(reason < find_call(
-                         calls, moved, [&](const TraceCall& c) { return syncs(c, to); }));
+      CHECK(reason_synced < reason_placed);
+      CHECK(reason_placed < moved);
     }
   }
 }

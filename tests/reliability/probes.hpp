@@ -422,33 +422,48 @@ struct TraceCall {
   std::string result;
 };
 
-// The completed calls of an strace output file, in order; signals, exits and the halves of
-// calls that other threads interrupted ("<unfinished ...>", "resumed>") are skipped.
+// The completed calls of an strace output file, in order of completion. A call another thread
+// interrupted is written in two halves ("... <unfinished ...>", then "<... NAME resumed>...");
+// the halves are joined. Signals and exits are skipped.
 inline std::vector<TraceCall> read_trace(const fs::path& path) {
   const std::string text = read_file(path);
   std::vector<TraceCall> out;
+  std::map<std::string, std::string> unfinished;  // by pid: the first half of a call
+  constexpr std::string_view kUnfinished = " <unfinished ...>";
+  constexpr std::string_view kResumed = " resumed>";
   std::size_t start = 0;
   while (start < text.size()) {
     std::size_t end = text.find('\n', start);
     if (end == std::string::npos) {
       end = text.size();
     }
-    const std::string_view line(text.data() + start, end - start);
+    std::string line = text.substr(start, end - start);
     start = end + 1;
+    const std::string pid = line.substr(0, line.find(' '));
+    if (const std::size_t cut = line.find(kUnfinished); cut != std::string::npos) {
+      unfinished[pid] = line.substr(0, cut);
+      continue;
+    }
+    if (const std::size_t resumed = line.find(kResumed); resumed != std::string::npos) {
+      const auto first = unfinished.find(pid);
+      if (first == unfinished.end()) {
+        continue;
+      }
+      line = first->second + line.substr(resumed + kResumed.size());
+      unfinished.erase(first);
+    }
     // The pid is padded with spaces to a fixed width.
     const std::size_t name_at = line.find_first_not_of(' ', line.find(' '));
     const std::size_t paren = line.find('(');
     const std::size_t equals = line.rfind(") = ");
-    if (name_at == std::string_view::npos || paren == std::string_view::npos ||
-        equals == std::string_view::npos || paren < name_at ||
-        line.find("<unfinished") != std::string_view::npos ||
-        line.find("resumed>") != std::string_view::npos) {
+    if (name_at == std::string::npos || paren == std::string::npos || equals == std::string::npos ||
+        paren < name_at) {
       continue;
     }
     TraceCall call;
-    call.name = std::string(line.substr(name_at, paren - name_at));
-    call.args = std::string(line.substr(paren + 1, equals - paren - 1));
-    call.result = std::string(line.substr(equals + 4));
+    call.name = line.substr(name_at, paren - name_at);
+    call.args = line.substr(paren + 1, equals - paren - 1);
+    call.result = line.substr(equals + 4);
     out.push_back(std::move(call));
   }
   return out;
