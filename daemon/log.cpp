@@ -31,9 +31,18 @@ void write(Priority priority, std::string_view message) noexcept {
     } else {
       line += "labwatch: ";
     }
-    // One record per line: embedded newlines would forge journal entries.
-    for (char c : message) {
-      line += (c == '\n' || c == '\r') ? ' ' : c;
+    // One record per line: embedded newlines would forge journal entries, and other control bytes
+    // (terminal escapes) could rewrite what an admin sees. Each shows as \xNN.
+    static constexpr std::string_view kHex = "0123456789ABCDEF";
+    for (const char c : message) {
+      const auto byte = static_cast<unsigned char>(c);
+      if (byte < 0x20U || byte == 0x7FU) {
+        line += "\\x";
+        line += kHex[byte >> 4U];
+        line += kHex[byte & 0x0FU];
+      } else {
+        line += c;
+      }
     }
     line += '\n';
     std::size_t done = 0;

@@ -35,6 +35,7 @@
 #include "daemon/outbox_dispatcher.hpp"
 #include "daemon/pipeline.hpp"
 #include "daemon/smtp_mailer.hpp"
+#include "daemon/text_format.hpp"
 #include "storage/store.hpp"
 
 namespace labwatch::daemon {
@@ -110,7 +111,8 @@ void check_layout(const config::Paths& paths) {
 
 // The reason file of a file moved to failed/: what happened and each refusal, without patient data.
 std::string reason_text(const FileOutcome& outcome) {
-  std::string out = "labwatch did not ingest all of " + outcome.file_name + "\n";
+  // Names and details are shown escaped: a name holding a newline must not forge a line.
+  std::string out = "labwatch did not ingest all of " + printable(outcome.file_name) + "\n";
   out += "outcome: " + std::string(to_string(outcome.kind)) + "\n";
   if (!outcome.sha256.empty()) {
     out += "sha256: " + outcome.sha256 + "\n";
@@ -123,7 +125,7 @@ std::string reason_text(const FileOutcome& outcome) {
   }
   out += "refused (" + std::to_string(outcome.refusals.size()) + "):\n";
   for (const parsers::Refusal& r : outcome.refusals) {
-    out += "- " + describe(r) + "\n";
+    out += "- " + printable(describe(r)) + "\n";
   }
   return out;
 }

@@ -126,4 +126,70 @@ std::string html_escape(std::string_view text) {
   return out;
 }
 
+std::size_t utf8_sequence_length(std::string_view text, std::size_t at) noexcept {
+  const auto byte_at = [&text](std::size_t i) { return static_cast<unsigned char>(text[i]); };
+  const unsigned char lead = byte_at(at);
+  if (lead < 0x80U) {
+    return 1;
+  }
+  // Table 3-7 of the Unicode standard: the range of the second byte depends on the first.
+  std::size_t length = 0;
+  unsigned char low = 0x80U;
+  unsigned char high = 0xBFU;
+  if (lead >= 0xC2U && lead <= 0xDFU) {
+    length = 2;
+  } else if (lead >= 0xE0U && lead <= 0xEFU) {
+    length = 3;
+    low = lead == 0xE0U ? 0xA0U : 0x80U;
+    high = lead == 0xEDU ? 0x9FU : 0xBFU;
+  } else if (lead >= 0xF0U && lead <= 0xF4U) {
+    length = 4;
+    low = lead == 0xF0U ? 0x90U : 0x80U;
+    high = lead == 0xF4U ? 0x8FU : 0xBFU;
+  } else {
+    return 0;
+  }
+  if (text.size() - at < length || byte_at(at + 1) < low || byte_at(at + 1) > high) {
+    return 0;
+  }
+  for (std::size_t k = 2; k < length; ++k) {
+    if (byte_at(at + k) < 0x80U || byte_at(at + k) > 0xBFU) {
+      return 0;
+    }
+  }
+  return length;
+}
+
+std::string printable(std::string_view text) {
+  static constexpr std::string_view kHex = "0123456789ABCDEF";
+  std::string out;
+  out.reserve(text.size());
+  const auto escape = [&out](unsigned char byte) {
+    out += "\\x";
+    out += kHex[byte >> 4U];
+    out += kHex[byte & 0x0FU];
+  };
+  std::size_t i = 0;
+  while (i < text.size()) {
+    const auto byte = static_cast<unsigned char>(text[i]);
+    if (byte == '\\') {
+      out += "\\\\";
+      ++i;
+    } else if (byte < 0x20U || byte == 0x7FU) {
+      escape(byte);
+      ++i;
+    } else if (byte < 0x80U) {
+      out += static_cast<char>(byte);
+      ++i;
+    } else if (const std::size_t length = utf8_sequence_length(text, i); length > 0) {
+      out.append(text.substr(i, length));
+      i += length;
+    } else {
+      escape(byte);
+      ++i;
+    }
+  }
+  return out;
+}
+
 }  // namespace labwatch::daemon

@@ -2,6 +2,7 @@
 // Text formatting shared by the CLI, reports and mail: times, numbers, CSV/JSON/HTML escaping.
 #pragma once
 
+#include <cstddef>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -23,5 +24,12 @@ std::string csv_field(std::string_view text);
 std::string json_string(std::string_view text);
 // Text safe inside HTML element content and attribute values.
 std::string html_escape(std::string_view text);
+// The length of the well-formed UTF-8 sequence starting at text[at] (1 to 4; 1 for ASCII), or 0
+// when the bytes there are not one (overlong, surrogate, beyond U+10FFFF, truncated). `at` < size.
+std::size_t utf8_sequence_length(std::string_view text, std::size_t at) noexcept;
+// One line of plain text that shows what `text` holds: control bytes (newlines included), DEL,
+// bytes that are not valid UTF-8 and the backslash itself are written as \xNN (\\ for the
+// backslash). For file names and details in reason files, where a name must not forge a line.
+std::string printable(std::string_view text);
 
 }  // namespace labwatch::daemon

@@ -196,8 +196,10 @@ std::variant<ParsedRow, Refusal> read_row(const RowView& row) {
   }
   const std::optional<DateTime> collected = parse_csv_datetime(collected_text);
   if (!collected) {
+    // A collection date is patient data: the detail names the cell, not what it holds.
     return refuse("bad_date", Col::collected_at,
-                  "collection time '" + std::string(collected_text) + "' is not a valid date");
+                  "collection time is not a valid date (ISO 8601, DD.MM.YYYY or MM/DD/YYYY, "
+                  "with an optional time)");
   }
   refusal.collected_at = *collected;
   const std::optional<char> status = csv_result_status(row.cell(Col::status));

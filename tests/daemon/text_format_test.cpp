@@ -1,0 +1,58 @@
+// SPDX-License-Identifier: Apache-2.0
+// Text formatting: escaping for CSV, JSON, HTML and the one-line printable form of names.
+#include "daemon/text_format.hpp"
+
+#include <catch2/catch.hpp>
+#include <string>
+
+using labwatch::daemon::csv_field;
+using labwatch::daemon::html_escape;
+using labwatch::daemon::json_string;
+using labwatch::daemon::printable;
+using labwatch::daemon::utf8_sequence_length;
+
+TEST_CASE("printable keeps a name with no control bytes as it is", "[daemon][text]") {
+  CHECK(printable("a_qdx_01.hl7") == "a_qdx_01.hl7");
+  CHECK(printable("Müller résultats.csv") == "Müller résultats.csv");
+  CHECK(printable("") == "");
+}
+
+TEST_CASE("printable writes newlines and other control bytes as \\xNN so no line is forged",
+          "[daemon][text]") {
+  const std::string forged = printable("x.hl7\n- forged line\r\t\x1b[2J\x7f");
+  CHECK(forged == "x.hl7\\x0A- forged line\\x0D\\x09\\x1B[2J\\x7F");
+  CHECK(forged.find('\n') == std::string::npos);
+  CHECK(printable(std::string("a\0b", 3)) == "a\\x00b");
+}
+
+TEST_CASE("printable escapes the backslash so an escape cannot be faked", "[daemon][text]") {
+  CHECK(printable("a\\x0Ab") == "a\\\\x0Ab");
+}
+
+TEST_CASE("printable shows bytes that are not UTF-8 as \\xNN", "[daemon][text]") {
+  CHECK(printable("bad\xff\xfe.hl7") == "bad\\xFF\\xFE.hl7");
+  CHECK(printable("\xc3") == "\\xC3");                    // truncated sequence
+  CHECK(printable("\xc0\xaf") == "\\xC0\\xAF");           // overlong '/'
+  CHECK(printable("\xed\xa0\x80") == "\\xED\\xA0\\x80");  // a UTF-16 surrogate
+  CHECK(printable("\xf0\x9f\x98\x80") == "\xf0\x9f\x98\x80");
+}
+
+TEST_CASE("utf8_sequence_length follows the well-formed byte ranges of Unicode", "[daemon][text]") {
+  CHECK(utf8_sequence_length("a", 0) == 1);
+  CHECK(utf8_sequence_length("\xc3\xa9", 0) == 2);
+  CHECK(utf8_sequence_length("\xe2\x82\xac", 0) == 3);
+  CHECK(utf8_sequence_length("\xf4\x8f\xbf\xbf", 0) == 4);
+  CHECK(utf8_sequence_length("\xf4\x90\x80\x80", 0) == 0);  // beyond U+10FFFF
+  CHECK(utf8_sequence_length("\xe0\x80\x80", 0) == 0);      // overlong
+  CHECK(utf8_sequence_length("\x80", 0) == 0);              // a lone continuation byte
+  CHECK(utf8_sequence_length("x\xe2\x82", 1) == 0);         // cut short
+}
+
+TEST_CASE("csv_field, json_string and html_escape quote what their format needs",
+          "[daemon][text]") {
+  CHECK(csv_field("plain") == "plain");
+  CHECK(csv_field("a,b") == "\"a,b\"");
+  CHECK(csv_field("say \"hi\"") == "\"say \"\"hi\"\"\"");
+  CHECK(json_string("a\"b\n") == "\"a\\\"b\\n\"");
+  CHECK(html_escape("<script>&'\"") == "&lt;script&gt;&amp;&#39;&quot;");
+}
