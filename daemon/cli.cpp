@@ -10,6 +10,7 @@
 #include <array>
 #include <chrono>
 #include <cmath>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
@@ -613,6 +614,9 @@ int run_cli(int argc, char** argv) {
   // Everything labwatch creates (database, moved files, reason files, directories) holds patient
   // data: private to its owner, whatever umask it was started with.
   ::umask(0077);
+  // Past a file-size limit (RLIMIT_FSIZE) a write must fail with EFBIG, which the store reports and
+  // rolls back, rather than kill the process silently mid-transaction.
+  ::signal(SIGXFSZ, SIG_IGN);
   std::vector<std::string> args(argv + 1, argv + argc);
   if (args.empty() || args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
     if (args.size() >= 2 && args[0] == "help") {

@@ -2,7 +2,10 @@
 // The daemon loop: watcher -> work queue -> pipeline -> mover, with signals, watchdog and reload.
 #include "daemon/service.hpp"
 
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <boost/asio/error.hpp>
 #include <boost/asio/io_context.hpp>
@@ -64,9 +67,63 @@ class UnusableConfig : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// An exclusive flock(2) on the inbox directory for as long as this process watches it: a second
+// `labwatch run` on the same inbox would race the first for every file. The lock goes with the
+// descriptor, so a crash releases it.
+class InboxLock {
+ public:
+  // Locks `inbox`, or shares the lock `held` already has when it is the same directory (a reload
+  // that keeps the inbox). Throws std::system_error when another process holds it.
+  InboxLock(const std::string& inbox, const InboxLock* held) {
+    fd_ = ::open(inbox.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd_ < 0) {
+      throw std::system_error(errno, std::generic_category(), "open " + inbox);
+    }
+    struct stat st {};
+    if (::fstat(fd_, &st) != 0) {
+      const int error = errno;
+      ::close(fd_);
+      throw std::system_error(error, std::generic_category(), "stat " + inbox);
+    }
+    dev_ = st.st_dev;
+    ino_ = st.st_ino;
+    if (held != nullptr && held->dev_ == dev_ && held->ino_ == ino_) {
+      ::close(fd_);
+      fd_ = ::fcntl(held->fd_, F_DUPFD_CLOEXEC, 0);  // the same open file, so the same lock
+      if (fd_ < 0) {
+        throw std::system_error(errno, std::generic_category(), "dup the lock on " + inbox);
+      }
+      return;
+    }
+    int locked = -1;
+    do {
+      locked = ::flock(fd_, LOCK_EX | LOCK_NB);
+    } while (locked != 0 && errno == EINTR);
+    if (locked != 0) {
+      const int error = errno;
+      ::close(fd_);
+      throw std::system_error(
+          error, std::generic_category(),
+          error == EWOULDBLOCK ? "another labwatch process is already watching the inbox " + inbox
+                               : "lock " + inbox);
+    }
+  }
+  ~InboxLock() { ::close(fd_); }
+  InboxLock(const InboxLock&) = delete;
+  InboxLock& operator=(const InboxLock&) = delete;
+  InboxLock(InboxLock&&) = delete;
+  InboxLock& operator=(InboxLock&&) = delete;
+
+ private:
+  int fd_ = -1;
+  dev_t dev_ = 0;
+  ino_t ino_ = 0;
+};
+
 // Everything built from one config. Members are destroyed bottom-up: the watcher first, and the
 // pipeline and dispatcher before the store and config they refer to.
 struct Runtime {
+  std::unique_ptr<InboxLock> lock;
   std::unique_ptr<config::Config> config;
   std::unique_ptr<storage::Store> store;
   std::unique_ptr<OutboxDispatcher> dispatcher;  // null without <mail smtp=...>
@@ -255,6 +312,7 @@ std::unique_ptr<Runtime> Service::build(config::Config config) {
     std::filesystem::create_directories(dir);
   }
   check_layout(paths);
+  rt->lock = std::make_unique<InboxLock>(paths.inbox, rt_ ? rt_->lock.get() : nullptr);
   rt->pipeline = std::make_unique<Pipeline>(*rt->config, *rt->store);
   if (!rt->config->mail.smtp_url.empty()) {
     // Mail goes out from its own worker thread; a slow or dead relay never holds up ingestion.

@@ -340,6 +340,30 @@ TEST_CASE("run_service speaks the notify protocol and exits 0 promptly on SIGTER
   CHECK(layout.daemon_log().find("<6>stopping (SIGTERM)") != std::string::npos);
 }
 
+TEST_CASE("run_service refuses to watch an inbox another labwatch process already watches",
+          "[daemon][service]") {
+  const Layout layout(TempDir::default_base());
+  NotifySocket notify(layout.notify_path());
+  auto first = layout.start({notify.env()});
+  REQUIRE(notify.wait_for("READY=1", kReadyTimeout));
+
+  const CommandResult second = run_labwatch({"run", "--config", layout.config().string()}, 30s);
+  CHECK(second.exit_code == 1);
+  CHECK(second.err.find("another labwatch process is already watching the inbox " +
+                        layout.inbox().string()) != std::string::npos);
+
+  // The first one still owns the inbox and works; once it stops, the inbox is free again.
+  layout.drop("d1_wce_01.csv", read_file(corpus_file("d1_wce_01.csv")));
+  CHECK(wait_until([&] { return fs::exists(layout.processed() / "d1_wce_01.csv"); }, kFileTimeout));
+  first->signal(SIGTERM);
+  REQUIRE(first->wait_exit(10s) == 0);
+  const std::size_t ready_before = notify.count("READY=1");
+  auto third = layout.start({notify.env()});
+  CHECK(wait_until([&] { return notify.count("READY=1") > ready_before; }, kReadyTimeout));
+  third->signal(SIGTERM);
+  CHECK(third->wait_exit(10s) == 0);
+}
+
 TEST_CASE("run_service keeps its config when SIGHUP brings a broken one, and applies a valid one",
           "[daemon][service]") {
   const Layout layout(TempDir::default_base(), 100);
