@@ -59,6 +59,9 @@ struct Mail {
   std::chrono::seconds retry_min{30};
   std::chrono::seconds retry_max{3600};
   std::chrono::seconds timeout{30};
+  // Full-PHI recipients get the patient's trend report in the alert mail's HTML part; minimal-PHI
+  // recipients never do.
+  bool attach_report = false;
 };
 
 struct Config {

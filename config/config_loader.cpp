@@ -52,6 +52,12 @@ class Loader {
     try {
       Config config = default_config();
       config.path = path_;
+      // The default paths are relative like any other: beside the config file, not wherever the
+      // process happens to run (a service's working directory is "/").
+      for (std::string* path : {&config.paths.inbox, &config.paths.processed, &config.paths.failed,
+                                &config.paths.database}) {
+        *path = resolve(*path);
+      }
       load(root, config);
       return config;
     } catch (const Invalid& e) {
@@ -278,9 +284,10 @@ class Loader {
   }
 
   void load_mail(pugi::xml_node node, Mail& mail) {
-    check_attributes(node, {"smtp", "allow-plaintext", "from", "username", "password-file",
-                            "ca-file", "default-recipient", "collect-wait-seconds",
-                            "retry-min-seconds", "retry-max-seconds", "timeout-seconds"});
+    check_attributes(node,
+                     {"smtp", "allow-plaintext", "from", "username", "password-file", "ca-file",
+                      "default-recipient", "collect-wait-seconds", "retry-min-seconds",
+                      "retry-max-seconds", "timeout-seconds", "attach-report"});
     check_no_children(node);
     mail.smtp_url = node.attribute("smtp").as_string();
     mail.allow_plaintext = bool_attr(node, "allow-plaintext", false);
@@ -297,6 +304,7 @@ class Loader {
     mail.retry_min = seconds_attr(node, "retry-min-seconds", mail.retry_min, 1, 86'400);
     mail.retry_max = seconds_attr(node, "retry-max-seconds", mail.retry_max, 1, 7 * 86'400);
     mail.timeout = seconds_attr(node, "timeout-seconds", mail.timeout, 1, 3'600);
+    mail.attach_report = bool_attr(node, "attach-report", mail.attach_report);
     if (mail.retry_max < mail.retry_min) {
       throw Invalid{node, "retry-max-seconds is smaller than retry-min-seconds"};
     }

@@ -21,8 +21,9 @@ struct ConfigError {
 // The built-in defaults: catalogue and targets of analytes.csv, relative paths, no sources.
 Config default_config();
 
-// Parses config XML. Relative paths resolve against `base_dir`. Validates everything (timezones,
-// rules, units, e-mail addresses, SMTP URL and its TLS policy) so a loaded config is usable.
+// Parses config XML. Relative paths, given or the defaults of <paths>, resolve against `base_dir`
+// (kept relative when it is empty). Validates everything (timezones, rules, units, e-mail
+// addresses, SMTP URL and its TLS policy) so a loaded config is usable.
 parsers::Expected<Config, ConfigError> parse_config(std::string_view xml, const std::string& path,
                                                     const std::string& base_dir);
 

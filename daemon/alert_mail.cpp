@@ -25,39 +25,6 @@ constexpr std::array<NoticeKind, 4> kKinds = {NoticeKind::alert, NoticeKind::cor
 
 unsigned char byte(char c) noexcept { return static_cast<unsigned char>(c); }
 
-// Length of the well-formed UTF-8 sequence at text[i] (RFC 3629), 0 when malformed or truncated.
-std::size_t utf8_length(std::string_view text, std::size_t i) noexcept {
-  const unsigned char b0 = byte(text[i]);
-  if (b0 < 0x80) {
-    return 1;
-  }
-  std::size_t length = 0;
-  unsigned char low = 0x80;
-  unsigned char high = 0xBF;
-  if (b0 >= 0xC2 && b0 <= 0xDF) {
-    length = 2;
-  } else if (b0 >= 0xE0 && b0 <= 0xEF) {
-    length = 3;
-    low = b0 == 0xE0 ? 0xA0 : 0x80;
-    high = b0 == 0xED ? 0x9F : 0xBF;
-  } else if (b0 >= 0xF0 && b0 <= 0xF4) {
-    length = 4;
-    low = b0 == 0xF0 ? 0x90 : 0x80;
-    high = b0 == 0xF4 ? 0x8F : 0xBF;
-  } else {
-    return 0;
-  }
-  if (text.size() - i < length || byte(text[i + 1]) < low || byte(text[i + 1]) > high) {
-    return 0;
-  }
-  for (std::size_t k = 2; k < length; ++k) {
-    if (byte(text[i + k]) < 0x80 || byte(text[i + k]) > 0xBF) {
-      return 0;
-    }
-  }
-  return length;
-}
-
 // Characters that would break a line or change how the rest of it is displayed: C0 and C1
 // controls, DEL, the Unicode line and paragraph separators, and the bidirectional embeddings,
 // overrides and isolates (U+202A-U+202E, U+2066-U+2069), which can make a name read backwards.
@@ -344,11 +311,15 @@ std::string html_lines(const std::vector<std::string>& lines) {
   return out;
 }
 
+// One HTML document: the notices, then, when given, the trend report with its style sheet.
 std::string html_body(const std::string& subject, const std::string& first_line, const Frame& frame,
-                      const std::vector<NoticeText>& notices) {
-  std::string out = "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>" +
-                    html_escape(subject) + "</title></head>\n<body>\n<p>" +
-                    html_escape(first_line) + ".</p>\n";
+                      const std::vector<NoticeText>& notices, const ReportInput* report) {
+  std::string out =
+      "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>" + html_escape(subject) +
+      "</title>" +
+      (report != nullptr ? "\n<style>" + std::string(trend_report_style()) + "</style>\n"
+                         : std::string()) +
+      "</head>\n<body>\n<p>" + html_escape(first_line) + ".</p>\n";
   out += "<p>" + html_lines(frame.header) + "</p>\n<ol>\n";
   for (const NoticeText& notice : notices) {
     out += "<li><strong>" + html_escape(notice.headline) + "</strong>";
@@ -357,7 +328,12 @@ std::string html_body(const std::string& subject, const std::string& first_line,
     }
     out += "</li>\n";
   }
-  out += "</ol>\n<p>" + html_lines(frame.footer) + "</p>\n</body></html>\n";
+  out += "</ol>\n<p>" + html_lines(frame.footer) + "</p>\n";
+  if (report != nullptr) {
+    out += "<hr>\n<section class=\"trend-report\">\n" + render_trend_report_content(*report) +
+           "</section>\n";
+  }
+  out += "</body></html>\n";
   return out;
 }
 
@@ -368,7 +344,7 @@ std::string single_line(std::string_view text) {
   out.reserve(text.size());
   bool space = false;  // a space is owed before the next visible character
   for (std::size_t i = 0; i < text.size();) {
-    const std::size_t n = utf8_length(text, i);
+    const std::size_t n = utf8_sequence_length(text, i);
     const std::string_view sequence = text.substr(i, n == 0 ? 1 : n);
     i += sequence.size();
     if (n != 0 && (sequence == " " || is_breaking(sequence))) {
@@ -388,7 +364,7 @@ std::string patient_initials(std::string_view given, std::string_view family) {
   std::string out;
   for (const std::string_view name : {given, family}) {
     for (std::size_t i = 0; i < name.size();) {
-      const std::size_t n = utf8_length(name, i);
+      const std::size_t n = utf8_sequence_length(name, i);
       if (n == 0) {
         ++i;
         continue;
@@ -413,23 +389,16 @@ std::string patient_initials(std::string_view given, std::string_view family) {
 }
 
 std::string alert_subject(const OutboxItem& item) {
-  const std::string who =
-      item.recipient.full_phi ? full_name(item) : patient_initials(item.given, item.family);
-  const std::string report = single_line(item.report_ref);
-  std::string about = who;
-  if (!report.empty()) {
-    about += (about.empty() ? "report " : ", report ") + report;
-  }
   std::string subject = "labwatch: " + summary(item);
-  if (!about.empty()) {
-    subject += " (" + about + ")";
+  if (item.person_id > 0) {
+    subject += " (person " + std::to_string(item.person_id) + ")";
   }
   return subject;
 }
 
 MailMessage compose_alert_mail(const OutboxItem& item, std::string_view from_address,
                                const clinical::AnalyteCatalogue& catalogue,
-                               clinical::UnixSeconds date) {
+                               clinical::UnixSeconds date, const ReportInput* report) {
   MailMessage message;
   message.from = {std::string(kSenderName), std::string(from_address)};
   message.to = {single_line(item.recipient.name), item.recipient.email};
@@ -461,9 +430,15 @@ MailMessage compose_alert_mail(const OutboxItem& item, std::string_view from_add
   if (!first_line.empty() && first_line[0] >= 'a' && first_line[0] <= 'z') {
     first_line[0] = static_cast<char>(first_line[0] - 'a' + 'A');
   }
-  const Frame frame = frame_of(item);
+  // The report is full of patient data: only a full-PHI recipient may see it.
+  const ReportInput* attached = item.recipient.full_phi ? report : nullptr;
+  Frame frame = frame_of(item);
+  if (attached != nullptr) {
+    frame.footer.insert(frame.footer.begin(),
+                        "The HTML version of this e-mail also holds the patient's trend report.");
+  }
   message.text_body = text_body(first_line, frame, notices);
-  message.html_body = html_body(message.subject, first_line, frame, notices);
+  message.html_body = html_body(message.subject, first_line, frame, notices, attached);
   return message;
 }
 

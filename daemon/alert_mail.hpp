@@ -8,6 +8,7 @@
 #include "clinical/analyte_catalogue.hpp"
 #include "clinical/normalized.hpp"
 #include "daemon/mail_message.hpp"
+#include "daemon/trend_report.hpp"
 #include "storage/outbox.hpp"
 
 namespace labwatch::daemon {
@@ -17,15 +18,20 @@ namespace labwatch::daemon {
 // corrections refer to, dated `date`, with a plain text and an HTML body listing every notice.
 // How much of the patient it shows follows recipient.full_phi: minimal = initials and the report
 // reference only (no name, birth date, dates or values); full = name, birth date, patient key,
-// values, collection times and recent history. Analyte names come from `catalogue`. Never fails:
-// text from the database that could not go into a header (control characters, invalid UTF-8) is
-// cleaned first. Whether the addresses and Message-IDs are valid is checked by render_mime.
+// values, collection times and recent history. Analyte names come from `catalogue`. With a
+// `report` (the patient's trend report) and a full-PHI recipient, the HTML body carries the report
+// after the notices, in the same document, and the text body says so; a minimal-PHI recipient
+// never gets it. No header carries patient data (see alert_subject). Never fails: text from the
+// database that could not go into a header (control characters, invalid UTF-8) is cleaned first.
+// Whether the addresses and Message-IDs are valid is checked by render_mime.
 MailMessage compose_alert_mail(const storage::OutboxItem& item, std::string_view from_address,
                                const clinical::AnalyteCatalogue& catalogue,
-                               clinical::UnixSeconds date);
+                               clinical::UnixSeconds date, const ReportInput* report = nullptr);
 
-// The subject alone: "labwatch: 3 results outside optimal target (J.D., report QDX301000001)". It
-// never carries values; it carries the patient's name only at full PHI level.
+// The subject alone, the same at every PHI level: "labwatch: 3 results outside optimal target
+// (person 12)", where 12 is labwatch's own person id (what `labwatch report --patient` takes).
+// Mail headers are logged and shown by every relay, so it never names the patient, their
+// initials, identifiers, birth date, collection dates, report or accession numbers, or values.
 std::string alert_subject(const storage::OutboxItem& item);
 
 // "J.D." for given "John", family "Doe": the first letter or digit of each, ASCII upper-cased,

@@ -394,26 +394,14 @@ int cmd_report(const Args& args) {
   const config::Config config = resolve_config(args);
   auto store = open_store(config, false);
   const std::int64_t person = require_person(*store, args);
-  ReportInput input;
-  for (const auto& p : store->persons()) {
-    if (p.person_id == person) {
-      input.person = p;
-    }
+  const clinical::UnixSeconds now = std::chrono::duration_cast<std::chrono::seconds>(
+                                        std::chrono::system_clock::now().time_since_epoch())
+                                        .count();
+  const std::optional<ReportInput> input = load_report_input(*store, config, person, now);
+  if (!input) {
+    throw std::runtime_error("no person " + std::to_string(person) + " in the database");
   }
-  for (const clinical::Analyte& a : config.catalogue.analytes()) {
-    AnalyteSeries series;
-    series.analyte = &a;
-    const auto rule = config.targets.find(a.key);
-    series.rule = rule == config.targets.end() ? nullptr : &rule->second;
-    series.points = store->trend(person, a.key);
-    if (!series.points.empty()) {
-      input.series.push_back(std::move(series));
-    }
-  }
-  input.generated_at = std::chrono::duration_cast<std::chrono::seconds>(
-                           std::chrono::system_clock::now().time_since_epoch())
-                           .count();
-  const std::string html = render_trend_report(input);
+  const std::string html = render_trend_report(*input);
   // Written to a temporary name, then renamed: a reader never sees half a report.
   const std::string tmp = *out_path + ".tmp";
   {
@@ -424,7 +412,7 @@ int cmd_report(const Args& args) {
     }
   }
   std::filesystem::rename(tmp, *out_path);
-  std::printf("wrote %s (%zu analytes)\n", out_path->c_str(), input.series.size());
+  std::printf("wrote %s (%zu analytes)\n", out_path->c_str(), input->series.size());
   return kExitOk;
 }
 

@@ -11,6 +11,8 @@
 #include <optional>
 #include <random>
 
+#include "daemon/text_format.hpp"
+
 namespace labwatch::daemon {
 namespace {
 
@@ -54,45 +56,6 @@ bool is_q_literal(char c) noexcept {
   const unsigned char u = byte(c);
   return (u >= 'a' && u <= 'z') || (u >= 'A' && u <= 'Z') || (u >= '0' && u <= '9') || c == '!' ||
          c == '*' || c == '+' || c == '-' || c == '/';
-}
-
-// Length of the well-formed UTF-8 sequence at text[i] (RFC 3629: no overlongs, surrogates or
-// code points above U+10FFFF), or 0 when it is malformed or truncated.
-std::size_t utf8_sequence_length(std::string_view text, std::size_t i) noexcept {
-  const unsigned char b0 = byte(text[i]);
-  if (b0 < 0x80) {
-    return 1;
-  }
-  std::size_t length = 0;
-  unsigned char low = 0x80;
-  unsigned char high = 0xBF;
-  if (b0 >= 0xC2 && b0 <= 0xDF) {
-    length = 2;
-  } else if (b0 >= 0xE0 && b0 <= 0xEF) {
-    length = 3;
-    low = b0 == 0xE0 ? 0xA0 : 0x80;
-    high = b0 == 0xED ? 0x9F : 0xBF;
-  } else if (b0 >= 0xF0 && b0 <= 0xF4) {
-    length = 4;
-    low = b0 == 0xF0 ? 0x90 : 0x80;
-    high = b0 == 0xF4 ? 0x8F : 0xBF;
-  } else {
-    return 0;
-  }
-  if (text.size() - i < length) {
-    return 0;
-  }
-  const unsigned char b1 = byte(text[i + 1]);
-  if (b1 < low || b1 > high) {
-    return 0;
-  }
-  for (std::size_t k = 2; k < length; ++k) {
-    const unsigned char bk = byte(text[i + k]);
-    if (bk < 0x80 || bk > 0xBF) {
-      return 0;
-    }
-  }
-  return length;
 }
 
 bool is_valid_utf8(std::string_view text) noexcept {

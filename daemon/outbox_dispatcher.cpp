@@ -41,6 +41,21 @@ bool is_message_specific(const SendResult& result) {
   return result.smtp_code >= 400 && result.smtp_code < 500 && result.smtp_code != 421;
 }
 
+// The config a dispatcher made from mail settings and a catalogue stands for: no targets, so no
+// trend report could be judged and none is attached.
+config::Config config_without_targets(config::Mail mail, clinical::AnalyteCatalogue catalogue) {
+  if (mail.attach_report) {
+    log::warning(
+        "mail: attach-report is on, but the mail dispatcher was given no targets; alert mail goes "
+        "out without the trend report");
+    mail.attach_report = false;
+  }
+  config::Config config;
+  config.mail = std::move(mail);
+  config.catalogue = std::move(catalogue);
+  return config;
+}
+
 }  // namespace
 
 std::chrono::seconds retry_delay(int failed_attempts, std::chrono::seconds retry_min,
@@ -104,10 +119,16 @@ struct OutboxDispatcher::Courier {
 OutboxDispatcher::OutboxDispatcher(boost::asio::io_context& io, storage::Store& store,
                                    std::unique_ptr<Mailer> mailer, config::Mail mail,
                                    clinical::AnalyteCatalogue catalogue, DispatcherOptions options)
+    : OutboxDispatcher(io, store, std::move(mailer),
+                       config_without_targets(std::move(mail), std::move(catalogue)),
+                       std::move(options)) {}
+
+OutboxDispatcher::OutboxDispatcher(boost::asio::io_context& io, storage::Store& store,
+                                   std::unique_ptr<Mailer> mailer, config::Config config,
+                                   DispatcherOptions options)
     : io_(io),
       store_(store),
-      mail_(std::move(mail)),
-      catalogue_(std::move(catalogue)),
+      config_(std::move(config)),
       options_(std::move(options)),
       timer_(io),
       courier_(std::make_shared<Courier>(std::move(mailer))),
@@ -259,7 +280,10 @@ void OutboxDispatcher::dispatch(const storage::OutboxItem& item, clinical::UnixS
     post_check();
     return;
   }
-  MailMessage message = compose_alert_mail(item, mail_.from, catalogue_, now);
+  const std::optional<ReportInput> report =
+      config_.mail.attach_report && item.recipient.full_phi ? report_for(item, now) : std::nullopt;
+  MailMessage message = compose_alert_mail(item, config_.mail.from, config_.catalogue, now,
+                                           report ? &*report : nullptr);
   in_flight_ = std::move(flight);
   {
     const std::lock_guard lock(courier_->mutex);
@@ -267,6 +291,24 @@ void OutboxDispatcher::dispatch(const storage::OutboxItem& item, clinical::UnixS
     courier_->busy = true;
   }
   courier_->changed.notify_all();
+}
+
+// Why the alert goes out without the report when it cannot be read: the alert is what must not
+// wait; a database busy with another writer would otherwise hold it back for the whole retry.
+std::optional<ReportInput> OutboxDispatcher::report_for(const storage::OutboxItem& item,
+                                                        clinical::UnixSeconds now) {
+  const std::string id = "mail: outbox " + std::to_string(item.id);
+  try {
+    std::optional<ReportInput> report = load_report_input(store_, config_, item.person_id, now);
+    if (!report) {
+      log::warning(id + ": person " + std::to_string(item.person_id) +
+                   " is not in the database; sent without the trend report");
+    }
+    return report;
+  } catch (const std::exception& e) {
+    log::warning(id + ": cannot read the trend report (" + e.what() + "); sent without it");
+    return std::nullopt;
+  }
 }
 
 void OutboxDispatcher::on_send_done() {
@@ -299,8 +341,8 @@ void OutboxDispatcher::record(const InFlight& item, const SendResult& result) no
         break;
       case SendStatus::transient: {
         // item.attempts counts this attempt too: the first failure waits retry_min.
-        const std::chrono::seconds delay =
-            jittered(retry_delay(std::max(item.attempts - 1, 0), mail_.retry_min, mail_.retry_max));
+        const std::chrono::seconds delay = jittered(retry_delay(
+            std::max(item.attempts - 1, 0), config_.mail.retry_min, config_.mail.retry_max));
         store_.mark_mail_retry(item.outbox_id, t + delay.count(), result.error);
         ++counts_.retried;
         // Why pause everything: unreachable, closing (421) or dropping the connection, the relay

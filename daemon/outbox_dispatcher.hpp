@@ -17,6 +17,7 @@
 #include "clinical/normalized.hpp"
 #include "config/config.hpp"
 #include "daemon/mailer.hpp"
+#include "daemon/trend_report.hpp"
 #include "storage/outbox.hpp"
 #include "storage/store.hpp"
 
@@ -53,8 +54,16 @@ struct DispatchCounts {
 // reset_interrupted_mail() at the next start, with the same Message-ID.
 class OutboxDispatcher {
  public:
-  // Uses `io` and `store` (both must outlive it); owns `mailer` and its copy of `catalogue`, which
-  // names the analytes in the mail. Starts the worker thread; sends nothing before start().
+  // Uses `io` and `store` (both must outlive it); owns `mailer` and its copy of `config`: its mail
+  // settings, the catalogue naming the analytes in the mail, and the targets that judge the trend
+  // report a full-PHI recipient's mail carries when mail.attach_report is on. Starts the worker
+  // thread; sends nothing before start().
+  OutboxDispatcher(boost::asio::io_context& io, storage::Store& store,
+                   std::unique_ptr<Mailer> mailer, config::Config config,
+                   DispatcherOptions options = {});
+  // As above from the mail settings and the catalogue alone. Without the configured targets a
+  // report could not be judged, so none is attached whatever mail.attach_report says (a warning is
+  // logged when it asks for one).
   OutboxDispatcher(boost::asio::io_context& io, storage::Store& store,
                    std::unique_ptr<Mailer> mailer, config::Mail mail,
                    clinical::AnalyteCatalogue catalogue, DispatcherOptions options = {});
@@ -91,6 +100,8 @@ class OutboxDispatcher {
   void check();
   void arm_timer(clinical::UnixSeconds now, std::optional<clinical::UnixSeconds> due);
   void dispatch(const storage::OutboxItem& item, clinical::UnixSeconds now);
+  [[nodiscard]] std::optional<ReportInput> report_for(const storage::OutboxItem& item,
+                                                      clinical::UnixSeconds now);
   void on_send_done();
   void record(const InFlight& item, const SendResult& result) noexcept;
   [[nodiscard]] clinical::UnixSeconds now() const;
@@ -98,8 +109,7 @@ class OutboxDispatcher {
 
   boost::asio::io_context& io_;
   storage::Store& store_;
-  config::Mail mail_;
-  clinical::AnalyteCatalogue catalogue_;
+  config::Config config_;  // mail settings, catalogue and targets; nothing else is used
   DispatcherOptions options_;
   boost::asio::steady_timer timer_;
   std::shared_ptr<Courier> courier_;

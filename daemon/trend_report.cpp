@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdio>
 #include <string_view>
+#include <utility>
 
 #include "daemon/text_format.hpp"
 
@@ -267,17 +268,51 @@ Band optimal_band(const clinical::OptimalRule& rule, const clinical::Analyte& an
   return band;
 }
 
+std::optional<ReportInput> load_report_input(storage::Store& store, const config::Config& config,
+                                             std::int64_t person_id, clinical::UnixSeconds now) {
+  std::optional<ReportInput> input;
+  for (storage::PersonRow& person : store.persons()) {
+    if (person.person_id == person_id) {
+      input.emplace();
+      input->person = std::move(person);
+      break;
+    }
+  }
+  if (!input) {
+    return input;
+  }
+  for (const clinical::Analyte& analyte : config.catalogue.analytes()) {
+    AnalyteSeries series;
+    series.analyte = &analyte;
+    const auto rule = config.targets.find(analyte.key);
+    series.rule = rule == config.targets.end() ? nullptr : &rule->second;
+    series.points = store.trend(person_id, analyte.key);
+    if (!series.points.empty()) {
+      input->series.push_back(std::move(series));
+    }
+  }
+  input->generated_at = now;
+  return input;
+}
+
+std::string_view trend_report_style() noexcept { return kStyle; }
+
 std::string render_trend_report(const ReportInput& in) {
+  const storage::PersonRow& p = in.person;
+  return "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>Lab "
+         "trends: " +
+         html_escape(p.family) + ", " + html_escape(p.given) + "</title>\n<style>" +
+         std::string(kStyle) + "</style>\n</head>\n<body>\n" + render_trend_report_content(in) +
+         "</body>\n</html>\n";
+}
+
+std::string render_trend_report_content(const ReportInput& in) {
   const storage::PersonRow& p = in.person;
   std::string ids;
   for (const auto& k : p.patient_keys) {
     ids += (ids.empty() ? "" : ", ") + html_escape(k);
   }
-  std::string html =
-      "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>Lab trends: " +
-      html_escape(p.family) + ", " + html_escape(p.given) + "</title>\n<style>" +
-      std::string(kStyle) + "</style>\n</head>\n<body>\n";
-  html += "<h1>" + html_escape(p.family) + ", " + html_escape(p.given) + "</h1>\n";
+  std::string html = "<h1>" + html_escape(p.family) + ", " + html_escape(p.given) + "</h1>\n";
   html += "<p class=\"meta\">Born " + html_escape(p.birth_date.empty() ? "unknown" : p.birth_date) +
           " &middot; sex " + html_escape(std::string(1, p.sex)) + " &middot; labwatch person " +
           std::to_string(p.person_id) + "</p>\n";
@@ -335,7 +370,6 @@ std::string render_trend_report(const ReportInput& in) {
     html += chart(s);
     html += "</section>\n";
   }
-  html += "</body>\n</html>\n";
   return html;
 }
 

@@ -3,12 +3,16 @@
 // chart per analyte.
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "clinical/analyte_catalogue.hpp"
+#include "clinical/normalized.hpp"
 #include "clinical/rules.hpp"
+#include "config/config.hpp"
 #include "storage/store.hpp"
 
 namespace labwatch::daemon {
@@ -34,7 +38,22 @@ struct Band {
 Band optimal_band(const clinical::OptimalRule& rule, const clinical::Analyte& analyte,
                   std::optional<double> ref_low, std::optional<double> ref_high);
 
+// The report of person `person_id`: who they are, and for each catalogue analyte they have current
+// results of (in catalogue order), those results oldest first with the configured optimal rule;
+// generated at `now`. The series point into `config`, which must outlive the result. nullopt when
+// the store knows no such person; throws what the store throws.
+std::optional<ReportInput> load_report_input(storage::Store& store, const config::Config& config,
+                                             std::int64_t person_id, clinical::UnixSeconds now);
+
 // Renders the whole report. Every text value is HTML-escaped; no external scripts, fonts or images.
 std::string render_trend_report(const ReportInput& input);
+
+// The report without the document around it, for another HTML document to embed: the person's
+// heading, the summary table and a <section> with an SVG chart per analyte, every text escaped. It
+// looks as in render_trend_report when that document's <head> carries trend_report_style().
+std::string render_trend_report_content(const ReportInput& input);
+
+// The report's style sheet (CSS text, without the <style> element).
+std::string_view trend_report_style() noexcept;
 
 }  // namespace labwatch::daemon

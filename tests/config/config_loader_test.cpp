@@ -3,7 +3,12 @@
 // mistake.
 #include "config/config_loader.hpp"
 
+#include <unistd.h>
+
 #include <catch2/catch.hpp>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <string>
 
 using labwatch::config::Config;
@@ -40,8 +45,8 @@ TEST_CASE("parse_config accepts a config holding only <sources>", "[config]") {
   CHECK(c.sources[0].timezone == "America/New_York");
   REQUIRE(c.sources[0].file_globs.size() == 2);
   CHECK(c.sources[0].file_globs[1] == "e_qdx*");
-  // Defaults: relative paths stay as they are until a file names them; catalogue targets present.
-  CHECK(c.paths.inbox == "inbox");
+  // Defaults: paths beside the config file; catalogue targets present.
+  CHECK(c.paths.inbox == "/etc/labwatch/inbox");
   CHECK(c.targets.count("ferritin") == 1);
   CHECK(c.targets.at("ferritin").text == "ge:50;ideal:gt:70");
   CHECK(c.catalogue.by_key("rbc_magnesium") != nullptr);
@@ -60,8 +65,47 @@ TEST_CASE("parse_config resolves relative paths against the config directory", "
       "<labwatch><paths inbox=\"in\" processed=\"/srv/done\" database=\"db/lw.db\"/></labwatch>");
   CHECK(c.paths.inbox == "/etc/labwatch/in");
   CHECK(c.paths.processed == "/srv/done");
-  CHECK(c.paths.failed == "failed");
+  CHECK(c.paths.failed == "/etc/labwatch/failed");  // a default, resolved like the others
   CHECK(c.paths.database == "/etc/labwatch/db/lw.db");
+}
+
+TEST_CASE("parse_config resolves the default paths against the config directory", "[config]") {
+  SECTION("a config without <paths>: the fuzz regression input default_paths.xml") {
+    std::ifstream in(std::string(LABWATCH_SOURCE_DIR) +
+                     "/tests/fuzz/regression/config/default_paths.xml");
+    REQUIRE(in);
+    const std::string xml((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    auto result = parse_config(xml, "/fuzz/labwatch.xml", "/fuzz");
+    REQUIRE(result.has_value());
+    CHECK(result->paths.inbox == "/fuzz/inbox");
+    CHECK(result->paths.processed == "/fuzz/processed");
+    CHECK(result->paths.failed == "/fuzz/failed");
+    CHECK(result->paths.database == "/fuzz/labwatch.db");
+  }
+  SECTION("<paths> naming some: the others are defaults beside the file, not doubly resolved") {
+    const Config c = must_parse("<labwatch><paths inbox=\"spool/in\"/></labwatch>");
+    CHECK(c.paths.inbox == "/etc/labwatch/spool/in");
+    CHECK(c.paths.processed == "/etc/labwatch/processed");
+    CHECK(c.paths.database == "/etc/labwatch/labwatch.db");
+  }
+  SECTION("without a base directory every path stays as written") {
+    auto result = parse_config("<labwatch><paths inbox=\"in\"/></labwatch>", "", "");
+    REQUIRE(result.has_value());
+    CHECK(result->paths.inbox == "in");
+    CHECK(result->paths.processed == "processed");
+    CHECK(result->paths.database == "labwatch.db");
+  }
+  SECTION("load_config takes the directory of the file it reads") {
+    const std::filesystem::path dir =
+        std::filesystem::temp_directory_path() / ("labwatch-config-" + std::to_string(::getpid()));
+    std::filesystem::create_directories(dir);
+    std::ofstream(dir / "labwatch.xml") << "<labwatch/>\n";
+    auto result = labwatch::config::load_config((dir / "labwatch.xml").string());
+    std::filesystem::remove_all(dir);
+    REQUIRE(result.has_value());
+    CHECK(result->paths.inbox == (dir / "inbox").string());
+    CHECK(result->paths.database == (dir / "labwatch.db").string());
+  }
 }
 
 TEST_CASE("parse_config reads intake, targets, csv aliases, mail and practitioners", "[config]") {
@@ -87,9 +131,28 @@ TEST_CASE("parse_config reads intake, targets, csv aliases, mail and practitione
   CHECK(c.csv.extra.at(labwatch::parsers::CsvColumn::value).at(0) == "Messwert");
   CHECK(c.mail.smtp_url == "smtps://mail.example.org:465");
   CHECK(c.mail.retry_min.count() == 5);
+  CHECK_FALSE(c.mail.attach_report);  // the default
   REQUIRE(c.practitioners.size() == 1);
   CHECK(c.practitioners[0].phi == labwatch::config::PhiLevel::full);
   CHECK(c.practitioners[0].provider_ids == std::vector<std::string>{"1234567890", "42"});
+}
+
+TEST_CASE("parse_config reads <mail attach-report> strictly", "[config][mail]") {
+  const auto with = [](const std::string& value) {
+    return "<labwatch>\n<mail smtp=\"smtp://127.0.0.1:25\" attach-report=\"" + value +
+           "\"/>\n</labwatch>";
+  };
+  CHECK(must_parse(with("true")).mail.attach_report);
+  CHECK(must_parse(with("yes")).mail.attach_report);
+  CHECK_FALSE(must_parse(with("false")).mail.attach_report);
+  CHECK_FALSE(must_parse(with("0")).mail.attach_report);
+  for (const char* bad : {"", "TRUE", "on", "maybe", "true "}) {
+    CAPTURE(bad);
+    const ConfigError e = must_fail(with(bad));
+    CHECK(e.line == 2);
+    CHECK(e.to_string() ==
+          "/etc/labwatch/labwatch.xml:2: <mail>: attach-report must be true or false");
+  }
 }
 
 TEST_CASE("parse_config extends the catalogue with local codes, aliases and conversions",

@@ -19,6 +19,7 @@ using labwatch::daemon::compose_alert_mail;
 using labwatch::daemon::MailMessage;
 using labwatch::daemon::patient_initials;
 using labwatch::daemon::render_mime;
+using labwatch::daemon::ReportInput;
 using labwatch::daemon::single_line;
 using labwatch::storage::HistoryPoint;
 using labwatch::storage::Notice;
@@ -127,7 +128,7 @@ std::vector<std::string> header_names(const std::string& headers) {
 TEST_CASE("compose_alert_mail at minimal PHI shows initials and the report, no values or dates",
           "[daemon][mail][alert_mail]") {
   const MailMessage m = compose(three_alerts(false));
-  CHECK(m.subject == "labwatch: 3 results outside optimal target (J.D., report QDX301000001)");
+  CHECK(m.subject == "labwatch: 3 results outside optimal target (person 12)");
   CHECK(m.from.display_name == "labwatch");
   CHECK(m.from.address == kFrom);
   CHECK(m.to.display_name == "Dr. Ada Lee");
@@ -166,7 +167,7 @@ TEST_CASE("compose_alert_mail at minimal PHI shows initials and the report, no v
 TEST_CASE("compose_alert_mail at full PHI shows name, birth date, values, times and history",
           "[daemon][mail][alert_mail]") {
   const MailMessage m = compose(three_alerts(true));
-  CHECK(m.subject == "labwatch: 3 results outside optimal target (Doe, John, report QDX301000001)");
+  CHECK(m.subject == "labwatch: 3 results outside optimal target (person 12)");
   CHECK(m.text_body ==
         "3 results outside optimal target.\n"
         "\n"
@@ -191,7 +192,7 @@ TEST_CASE("compose_alert_mail at full PHI shows name, birth date, values, times 
   CHECK(m.html_body ==
         "<!DOCTYPE html>\n"
         "<html><head><meta charset=\"utf-8\"><title>labwatch: 3 results outside optimal target "
-        "(Doe, John, report QDX301000001)</title></head>\n"
+        "(person 12)</title></head>\n"
         "<body>\n"
         "<p>3 results outside optimal target.</p>\n"
         "<p>Patient: Doe, John, born 1970-01-01 (QDX|Q37960593)<br>\n"
@@ -237,7 +238,7 @@ TEST_CASE("compose_alert_mail words corrections, resolutions and retractions and
     const MailMessage m = compose(item);
     CHECK(m.subject ==
           "labwatch: 1 corrected result outside optimal target, 1 corrected result back within "
-          "target, 1 result cancelled by the lab (Doe, John, report QDX301000001)");
+          "target, 1 result cancelled by the lab (person 12)");
     CHECK(m.references == std::vector<std::string>{"aaaa@labwatch", "bbbb@labwatch"});
     CHECK(m.text_body.find(
               "1. Homocysteine (total): corrected value 4.9 umol/L (earlier 5.8 umol/L), "
@@ -283,9 +284,7 @@ TEST_CASE("compose_alert_mail never lets a name add a header or a recipient",
   item.recipient.name = "Dr. Lee\r\nCc: x@y";
   item.report_ref = "R1\r\nBcc: x@y";
   const MailMessage m = compose(item);
-  CHECK(m.subject ==
-        "labwatch: 3 results outside optimal target (Doe Bcc: x@y, John To: eve@evil.example, "
-        "report R1 Bcc: x@y)");
+  CHECK(m.subject == "labwatch: 3 results outside optimal target (person 12)");
   CHECK(m.to.display_name == "Dr. Lee Cc: x@y");
   CHECK(m.to.address == "ada.lee@clinic.example");
 
@@ -306,8 +305,8 @@ TEST_CASE("compose_alert_mail never lets a name add a header or a recipient",
     item.recipient.full_phi = false;
     item.family = "\r\nBcc: x@y";
     item.given = " \x01john";
-    CHECK(alert_subject(item) ==
-          "labwatch: 3 results outside optimal target (J.B., report R1 Bcc: x@y)");
+    CHECK(compose(item).text_body.find("Patient: J.B. (initials only)\nReport: R1 Bcc: x@y\n") !=
+          std::string::npos);
   }
 }
 
@@ -328,7 +327,7 @@ TEST_CASE("compose_alert_mail escapes every value it puts into HTML",
   CHECK(m.html_body.find("<unknown") == std::string::npos);
   CHECK(m.html_body.find("Patient: &lt;script&gt;alert(1)&lt;/script&gt;, Jo &amp; &quot;Ann&quot; "
                          "&#39;x&#39;, born 1970-01-01") != std::string::npos);
-  CHECK(m.html_body.find("<title>labwatch: 3 results outside optimal target (&lt;script&gt;") !=
+  CHECK(m.html_body.find("<title>labwatch: 3 results outside optimal target (person 12)</title>") !=
         std::string::npos);
   CHECK(
       m.html_body.find("<li><strong>&lt;unknown analyte&gt; 38 &lt;i&gt;u&lt;/i&gt;, collected") !=
@@ -347,21 +346,78 @@ TEST_CASE("compose_alert_mail renders non-ASCII names as RFC 2047 words",
   item.given = "Jürgen";
   item.recipient.name = "Dr. Zoë Ng";
   const MailMessage m = compose(item);
-  CHECK(m.subject ==
-        "labwatch: 3 results outside optimal target (Müller, Jürgen, report QDX301000001)");
+  CHECK(m.text_body.find("Patient: Müller, Jürgen, born 1970-01-01") != std::string::npos);
   const auto rendered = render_mime(m);
   REQUIRE(rendered.has_value());
-  const std::string subject = header_value(*rendered, "Subject");
   const std::string to = header_value(*rendered, "To");
-  CHECK(subject.starts_with("=?UTF-8?"));
   CHECK(to.starts_with("=?UTF-8?"));
-  CHECK(decode_header_value(subject) == m.subject);
   CHECK(decode_header_value(to) == "Dr. Zoë Ng <ada.lee@clinic.example>");
+  // The subject names no patient, so it stays plain ASCII.
+  CHECK(header_value(*rendered, "Subject") ==
+        "labwatch: 3 results outside optimal target (person 12)");
 
   item.recipient.full_phi = false;
   item.family = "Ärzteblatt";
-  CHECK(alert_subject(item) ==
-        "labwatch: 3 results outside optimal target (J.Ä., report QDX301000001)");
+  CHECK(compose(item).text_body.find("Patient: J.Ä. (initials only)\n") != std::string::npos);
+}
+
+TEST_CASE("alert_subject carries the findings and labwatch's person number, nothing else",
+          "[daemon][mail][alert_mail]") {
+  OutboxItem item = three_alerts(true);
+  CHECK(alert_subject(item) == "labwatch: 3 results outside optimal target (person 12)");
+  item.recipient.full_phi = false;
+  CHECK(alert_subject(item) == "labwatch: 3 results outside optimal target (person 12)");
+  item.notices = {ferritin_alert()};
+  item.person_id = 4711;
+  CHECK(alert_subject(item) == "labwatch: 1 result outside optimal target (person 4711)");
+  item.person_id = 0;  // not a stored person: nothing to refer to
+  CHECK(alert_subject(item) == "labwatch: 1 result outside optimal target");
+}
+
+TEST_CASE("compose_alert_mail keeps every patient detail out of the headers at both PHI levels",
+          "[daemon][mail][alert_mail][privacy]") {
+  // Canaries: values that appear nowhere else in the item, so a hit can only be a leak.
+  OutboxItem item = three_alerts(true);
+  item.family = "Canaryfamily";
+  item.given = "Quillon";
+  item.patient_key = "QDX|MRN77316";
+  item.birth_date = "1911-11-11";
+  item.report_ref = "ACC55210";
+  item.notices[0].value = 37.77;
+  const std::vector<std::string> canaries = {"Canaryfamily", "Quillon",    "Q.C.",    "MRN77316",
+                                             "1911",         "ACC55210",   "37.77",   "2024-09-21",
+                                             "21 Sep",       "2024-03-01", "Mar 2024"};
+  // The trend report travels in the body of a full-PHI mail; it must not pull anything up.
+  ReportInput report;
+  report.person.person_id = 12;
+  report.person.family = item.family;
+  report.person.given = item.given;
+  report.person.birth_date = item.birth_date;
+  report.person.patient_keys = {item.patient_key};
+
+  for (const bool full_phi : {true, false}) {
+    CAPTURE(full_phi);
+    item.recipient.full_phi = full_phi;
+    const MailMessage m =
+        compose_alert_mail(item, kFrom, AnalyteCatalogue::builtin(), kSendTime, &report);
+    const auto rendered = render_mime(m, "b0undary");
+    REQUIRE(rendered.has_value());
+    const std::string headers = headers_of(*rendered);
+    // Each header line, decoded as a mail reader would show it.
+    std::size_t start = 0;
+    while (start < headers.size()) {
+      const std::size_t end = headers.find("\r\n", start);
+      const std::string line = decode_header_value(headers.substr(start, end - start));
+      for (const std::string& canary : canaries) {
+        CAPTURE(line, canary);
+        CHECK(line.find(canary) == std::string::npos);
+      }
+      start = end + 2;
+    }
+    // The canaries did reach the body, so the header check above looked for something real.
+    CHECK(m.text_body.find(full_phi ? "Canaryfamily" : "Q.C.") != std::string::npos);
+    CHECK(m.text_body.find("ACC55210") != std::string::npos);
+  }
 }
 
 TEST_CASE("patient_initials takes the first letter or digit of each name",

@@ -229,7 +229,7 @@ TEST_CASE("OutboxDispatcher sends a due item once, and not before it is due",
   CHECK(mails[0].mail_from == "labwatch@clinic.example");
   CHECK(message_id_of(mails[0]) == "<" + queued.message_id + ">");
   CHECK(header_value(mails[0].data, "Subject") ==
-        "labwatch: 1 result outside optimal target (J.D., report TST100001)");
+        "labwatch: 1 result outside optimal target (person 1)");
   const OutboxRow sent = site.item();
   CHECK(sent.state == "sent");
   CHECK(sent.attempts == 1);
