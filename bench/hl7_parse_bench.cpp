@@ -11,11 +11,13 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <exception>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "parsers/hl7_parser.hpp"
+#include "parsers/hl7_scan.hpp"
 
 namespace {
 
@@ -75,9 +77,7 @@ double cpu_seconds(const rusage& u) {
   return seconds(u.ru_utime) + seconds(u.ru_stime);
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
+int run(int argc, char** argv) {
   if (argc < 2) {
     std::fprintf(stderr, "usage: %s FILE [--reports]\n", argv[0]);
     return 2;
@@ -132,7 +132,8 @@ int main(int argc, char** argv) {
       break;
     }
     t.bytes += static_cast<std::uint64_t>(n);
-    splitter.feed(std::string_view(buffer.data(), static_cast<std::size_t>(n)));
+    // In place: the buffer is read into again only after next() has returned nullopt.
+    splitter.feed_in_place(std::string_view(buffer.data(), static_cast<std::size_t>(n)));
     while (const auto raw = splitter.next()) {
       handle(*raw);
     }
@@ -148,13 +149,30 @@ int main(int argc, char** argv) {
   ::close(fd);
 
   const double mb = static_cast<double>(t.bytes) / 1e6;
+  using labwatch::parsers::hl7_scan::Isa;
+  const Isa isa = labwatch::parsers::hl7_scan::best_isa();
   std::printf(
       "C++ labwatch (%s): %.1f MB in %.3f s: %.1f MB/s, %.0f messages/s, %.0f OBX/s, CPU %.1f "
-      "MB/s, "
-      "peak RSS %.1f MiB, %llu errors, checksum %llu\n",
+      "MB/s, peak RSS %.1f MiB, %llu errors, checksum %llu, %s scans\n",
       reports ? "to_lab_report" : "parse + decode OBX", mb, seconds, mb / seconds,
       static_cast<double>(t.messages) / seconds, static_cast<double>(t.obx) / seconds, mb / cpu,
       static_cast<double>(end.ru_maxrss) / 1024.0, static_cast<unsigned long long>(t.errors),
-      static_cast<unsigned long long>(t.checksum));
+      static_cast<unsigned long long>(t.checksum),
+      isa == Isa::avx2   ? "AVX2"
+      : isa == Isa::sse2 ? "SSE2"
+                         : "scalar");
   return t.errors == 0 ? 0 : 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    return run(argc, argv);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "hl7_parse_bench: %s\n", e.what());
+  } catch (...) {
+    std::fprintf(stderr, "hl7_parse_bench: unknown exception\n");
+  }
+  return 1;
 }

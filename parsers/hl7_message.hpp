@@ -12,6 +12,10 @@
 #include <string_view>
 #include <vector>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 namespace labwatch::parsers {
 
 // MSH-1 and MSH-2: field, component, repetition, escape, subcomponent (and, from v2.7, truncation)
@@ -139,13 +143,14 @@ class Hl7Message {
   struct SegmentRecord {
     std::uint32_t offset;     // byte offset in text_ of the segment id
     std::uint32_t first_sep;  // index into seps_ of the byte that ends the id
-    std::uint32_t seps;       // field separators in the segment (its last field's number)
+    std::uint32_t seps;       // entries in seps_ after first_sep up to its end: its last field
     std::int32_t line;        // lines before it in text_
-    bool has_escape;          // the escape character may occur in it
+    bool has_escape;          // the escape character occurs in it
   };
 
-  // Field n of segment `s` spans [seps_[first + n - 1] + 1, seps_[first + n]) (field 0, the id,
-  // starts at the segment): the first field must be read through the MSH rule in Hl7Segment.
+  // Field n of a segment spans [seps_[first + n - 1] + 1, seps_[first + n]) (field 0, the id,
+  // starts at the segment). MSH-1 is its first separator, so MSH gets one more entry in front, a
+  // stand-in at the same position: its field n is then found by the same rule for n >= 2.
   std::string_view text_;
   Hl7Encoding encoding_;
   Hl7Encoding plain_;  // encoding_ for segments without escapes: decoding skips the search
@@ -160,82 +165,113 @@ class Hl7Message {
 
 namespace hl7_detail {
 
-inline constexpr std::uint64_t kOnes = 0x0101010101010101u;
-inline constexpr std::uint64_t kHighs = 0x8080808080808080u;
+// The bytes searched for in a window: two characters, and each repeated across a vector.
+struct Needles {
+  char a;
+  char b;
+#if defined(__SSE2__)
+  __m128i va;
+  __m128i vb;
+#endif
+};
 
-// The high bit of each byte of `word` that equals the byte repeated in `pattern`, by the classic
-// "has a zero byte" test on (word ^ pattern). Only the lowest mark is exact (a borrow can mark a
-// byte above a match), which is all the searches below use.
-constexpr std::uint64_t byte_marks(std::uint64_t word, std::uint64_t pattern) noexcept {
-  const std::uint64_t x = word ^ pattern;
-  return (x - kOnes) & ~x & kHighs;
+inline Needles needles(char a, char b) noexcept {
+#if defined(__SSE2__)
+  return {a, b, _mm_set1_epi8(a), _mm_set1_epi8(b)};
+#else
+  return {a, b};
+#endif
 }
 
-// Index of the first byte equal to `a` or `b` in s[from..], or s.size(). The pieces are short,
-// where a library call costs more than the scan: eight bytes at a time on little-endian machines,
-// where the first match is the lowest marked byte; the last, partial word is read as the final
-// eight bytes of `s`, with the bytes already searched shifted out.
+// Bit k is set when byte k of the window p[0, min(n, 16)) equals one of the needles; n > 0. The
+// pieces searched are short (a field, a component), so short windows matter: without reading
+// outside p[0, n), 4 to 15 bytes are tested in one vector as their first and last 8 (or 4) bytes
+// side by side, a byte both halves hold being marked twice, harmlessly.
+inline unsigned window_marks(const char* p, std::size_t n, const Needles& x) noexcept {
+#if defined(__SSE2__)
+  const auto marks = [&x](__m128i v) {
+    return static_cast<unsigned>(
+        _mm_movemask_epi8(_mm_or_si128(_mm_cmpeq_epi8(v, x.va), _mm_cmpeq_epi8(v, x.vb))));
+  };
+  if (n >= 16) {
+    return marks(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+  }
+  if (n >= 8) {
+    const unsigned m =
+        marks(_mm_unpacklo_epi64(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)),
+                                 _mm_loadl_epi64(reinterpret_cast<const __m128i*>(p + n - 8))));
+    return (m & 0xFFu) | ((m >> 8) << (n - 8));
+  }
+  if (n >= 4) {
+    std::int32_t head = 0;
+    std::int32_t tail = 0;
+    std::memcpy(&head, p, sizeof head);
+    std::memcpy(&tail, p + n - 4, sizeof tail);
+    const unsigned m = marks(_mm_unpacklo_epi32(_mm_cvtsi32_si128(head), _mm_cvtsi32_si128(tail)));
+    return (m & 0xFu) | (((m >> 4) & 0xFu) << (n - 4));
+  }
+#endif
+  unsigned m = 0;
+  for (std::size_t k = 0; k < n && k < 16; ++k) {
+    if (p[k] == x.a || p[k] == x.b) {
+      m |= 1u << k;
+    }
+  }
+  return m;
+}
+
+// Index of the first byte in s[from..] that is one of the needles, or s.size().
+inline std::size_t find_needle(std::string_view s, const Needles& x,
+                               std::size_t from = 0) noexcept {
+  for (std::size_t i = from; i < s.size(); i += 16) {
+    const unsigned m = window_marks(s.data() + i, s.size() - i, x);
+    if (m != 0) {
+      return i + static_cast<std::size_t>(std::countr_zero(m));
+    }
+  }
+  return s.size();
+}
+
+// Index of the first byte equal to `a` or `b` in s[from..], or s.size().
 inline std::size_t find_either(std::string_view s, char a, char b, std::size_t from = 0) noexcept {
-  const std::size_t n = s.size();
-  std::size_t i = from;
-  if constexpr (std::endian::native == std::endian::little) {
-    if (n >= 8 && i < n) {
-      const std::uint64_t pa = kOnes * static_cast<unsigned char>(a);
-      const std::uint64_t pb = kOnes * static_cast<unsigned char>(b);
-      std::uint64_t word = 0;
-      for (; i + 8 <= n; i += 8) {
-        std::memcpy(&word, s.data() + i, sizeof word);
-        const std::uint64_t marks = byte_marks(word, pa) | byte_marks(word, pb);
-        if (marks != 0) {
-          return i + static_cast<std::size_t>(std::countr_zero(marks)) / 8;
-        }
-      }
-      if (i < n) {
-        // The searched bytes are shifted out rather than masked: a match among them (the one the
-        // caller just found) would borrow into the next byte and mark it falsely.
-        const std::size_t last = n - 8;
-        const std::size_t shift = (i - last) * 8;  // 8..56
-        std::memcpy(&word, s.data() + last, sizeof word);
-        word >>= shift;
-        const std::uint64_t marks =
-            (byte_marks(word, pa) | byte_marks(word, pb)) & (~std::uint64_t{0} >> shift);
-        if (marks != 0) {
-          return i + static_cast<std::size_t>(std::countr_zero(marks)) / 8;
-        }
-      }
-      return n;
-    }
-  }
-  for (; i < n; ++i) {
-    if (s[i] == a || s[i] == b) {
-      return i;
-    }
-  }
-  return n;
+  return find_needle(s, needles(a, b), from);
 }
 
 inline std::size_t find_byte(std::string_view s, char c, std::size_t from = 0) noexcept {
   return find_either(s, c, c, from);
 }
 
-// The n-th (1-based) piece of `s` cut at `sep`; empty when there are fewer pieces. A '\0'
-// separator is one the message did not declare: `s` is then a single piece.
-inline std::string_view nth_piece(std::string_view s, char sep, std::size_t n) noexcept {
+// The n-th (1-based) piece of `s` cut at `sep`; empty when there are fewer pieces. With `stop`
+// (not '\0'), `s` ends at its first `stop` byte: component n of a field's first repetition. A
+// '\0' separator is one the message did not declare: `s` is then a single piece.
+inline std::string_view nth_piece(std::string_view s, char sep, std::size_t n,
+                                  char stop = '\0') noexcept {
   if (n == 0) {
     return {};
   }
   if (sep == '\0') {
-    return n == 1 ? s : std::string_view{};
+    return n == 1 ? s.substr(0, stop == '\0' ? s.size() : find_byte(s, stop)) : std::string_view{};
+  }
+  const Needles x = needles(sep, stop == '\0' ? sep : stop);
+  if (n == 1) {
+    return {s.data(), find_needle(s, x)};
   }
   std::size_t start = 0;
-  for (std::size_t i = 1; i < n; ++i) {
-    const std::size_t p = find_byte(s, sep, start);
-    if (p == s.size()) {
-      return {};
+  std::size_t piece = 1;
+  for (std::size_t i = 0; i < s.size(); i += 16) {
+    for (unsigned m = window_marks(s.data() + i, s.size() - i, x); m != 0; m &= m - 1) {
+      const std::size_t at = i + static_cast<std::size_t>(std::countr_zero(m));
+      if (piece == n) {
+        return {s.data() + start, at - start};
+      }
+      if (s[at] != sep) {
+        return {};  // the stop byte came first
+      }
+      ++piece;
+      start = at + 1;
     }
-    start = p + 1;
   }
-  return s.substr(start, find_byte(s, sep, start) - start);
+  return piece == n ? std::string_view(s.data() + start, s.size() - start) : std::string_view{};
 }
 
 inline std::string_view first_piece(std::string_view s, char sep) noexcept {
@@ -256,23 +292,9 @@ inline Hl7Field Hl7Field::component(std::size_t n) const noexcept {
   const Hl7Delimiters& d = encoding_->delimiters;
   switch (level_) {
     case Level::field:
-      if (d.repetition != '\0') {
-        // One pass over the first repetition: a repetition separator ends it.
-        std::size_t start = 0;
-        for (std::size_t i = 1; i < n; ++i) {
-          const std::size_t p = hl7_detail::find_either(raw_, d.component, d.repetition, start);
-          if (p == raw_.size() || raw_[p] == d.repetition) {
-            return {std::string_view{}, *encoding_, Level::component};
-          }
-          start = p + 1;
-        }
-        if (n == 0) {
-          return {std::string_view{}, *encoding_, Level::component};
-        }
-        const std::size_t end = hl7_detail::find_either(raw_, d.component, d.repetition, start);
-        return {raw_.substr(start, end - start), *encoding_, Level::component};
-      }
-      return {hl7_detail::nth_piece(raw_, d.component, n), *encoding_, Level::component};
+      // One pass over the first repetition: a repetition separator ends it.
+      return {hl7_detail::nth_piece(raw_, d.component, n, d.repetition), *encoding_,
+              Level::component};
     case Level::repetition:
       return {hl7_detail::nth_piece(raw_, d.component, n), *encoding_, Level::component};
     case Level::component:
@@ -325,19 +347,25 @@ inline std::size_t Hl7Field::split(std::span<Hl7Field> out) const noexcept {
     }
     return 1;
   }
+  // One pass: every separator ends a piece.
+  const hl7_detail::Needles x = hl7_detail::needles(sep, sep);
   std::size_t count = 0;
   std::size_t start = 0;
-  while (true) {
-    const std::size_t end = hl7_detail::find_byte(raw_, sep, start);
-    if (count < out.size()) {
-      out[count] = Hl7Field(raw_.substr(start, end - start), *encoding_, below);
+  for (std::size_t i = 0; i < raw_.size(); i += 16) {
+    for (unsigned m = hl7_detail::window_marks(raw_.data() + i, raw_.size() - i, x); m != 0;
+         m &= m - 1) {
+      const std::size_t end = i + static_cast<std::size_t>(std::countr_zero(m));
+      if (count < out.size()) {
+        out[count] = Hl7Field({raw_.data() + start, end - start}, *encoding_, below);
+      }
+      ++count;
+      start = end + 1;
     }
-    ++count;
-    if (end == raw_.size()) {
-      return count;
-    }
-    start = end + 1;
   }
+  if (count < out.size()) {
+    out[count] = Hl7Field({raw_.data() + start, raw_.size() - start}, *encoding_, below);
+  }
+  return count + 1;
 }
 
 inline std::string_view Hl7Field::decode(std::string& scratch) const {
@@ -355,24 +383,28 @@ inline Hl7Field Hl7Segment::field(std::size_t n) const noexcept {
   const auto& rec = m.segments_[index_];
   const Hl7Encoding& enc = rec.has_escape ? m.encoding_ : m.plain_;
   const std::uint32_t* sep = m.seps_.data() + rec.first_sep;
-  // MSH-1 is the field separator itself, so MSH's n-th field is the n-1-th split by separators.
-  if (index_ == 0 && n > 0) {
-    if (n == 1) {
-      return {m.text_.substr(sep[0], 1), enc};
-    }
-    --n;
-  }
   if (n > rec.seps) {
     return {std::string_view{}, enc};
   }
-  const std::size_t start = n == 0 ? rec.offset : sep[n - 1] + std::size_t{1};
+  if (n == 0) {
+    return {id(), enc};
+  }
+  // MSH-1 is the field separator itself (sep[1]); sep[0] is a stand-in that makes MSH-2 on
+  // follow the rule of every other segment.
+  if (n == 1 && index_ == 0) {
+    return {std::string_view(m.text_.data() + sep[1], 1), enc};
+  }
+  const std::size_t start = sep[n - 1] + std::size_t{1};
   return {std::string_view(m.text_.data() + start, sep[n] - start), enc};
 }
 
-inline std::string_view Hl7Segment::id() const noexcept { return field(0).raw(); }
+// The tokenizer admits only three-character ids.
+inline std::string_view Hl7Segment::id() const noexcept {
+  return {message_->text_.data() + message_->segments_[index_].offset, 3};
+}
 
 inline std::size_t Hl7Segment::field_count() const noexcept {
-  return message_->segments_[index_].seps + (index_ == 0 ? 1 : 0);
+  return message_->segments_[index_].seps;
 }
 
 }  // namespace labwatch::parsers

@@ -9,20 +9,16 @@
 #include <string>
 #include <utility>
 
+#include "parsers/hl7_scan.hpp"
 #include "parsers/hl7_text.hpp"
-
-#if defined(__SSE2__)
-#include <emmintrin.h>
-#endif
 
 namespace labwatch::parsers {
 
 // Fills an Hl7Message in a single forward pass. Only three bytes end a field or a segment (the
-// field separator, CR, LF). The scan tests 16 bytes at a time for them and records the position of
-// each hit, a structural index of four bytes per field: fields are not materialized, Hl7Segment
-// computes them from the index. Segment ends, which come about once per 16 fields, are handled
-// apart: segment id, limits, line count. The same pass notes where escape characters and 8-bit
-// bytes occur, so that decoding can return most values untouched.
+// field separator, CR, LF). The scan records the position of each, a structural index of four
+// bytes per field: fields are not materialized, Hl7Segment computes them from the index. The same
+// pass notes which segments hold escape characters and whether 8-bit bytes occur, so that decoding
+// can return most values untouched.
 class Hl7Tokenizer {
  public:
   Hl7Tokenizer(std::string_view text, Hl7Message& out) noexcept : text_(text), out_(out) {}
@@ -109,106 +105,71 @@ class Hl7Tokenizer {
     return true;
   }
 
-  // The hot loop: per hit, one store. The last partial block is copied into a zeroed one, so one
-  // loop body serves every byte (a zero byte is never a delimiter).
+  // The structural index comes from hl7_scan (AVX2 or SSE2, 64 bytes per step): the positions of
+  // every field separator, CR and LF, and for each CR/LF its index among them. Segment ends, about
+  // one per 16 fields, are then handled here: segment id, limits, line count. MSH-1 is the first
+  // separator and MSH-2 holds none (read_msh checked), so the scan starts after MSH-2; that also
+  // keeps MSH-2's own escape character out of the escape flags.
   bool scan() {
-    const char* const p = text_.data();
-    const std::size_t n = text_.size();
-    std::uint32_t* seps = out_.seps_.data();
-    std::size_t count = 0;
-    std::size_t room = std::min(out_.seps_.size(), kMaxFieldsPerMessage);
-#if defined(__SSE2__)
-    constexpr std::size_t kBlock = 16;
-    const __m128i vfs = _mm_set1_epi8(fs_);
-    const __m128i vcr = _mm_set1_epi8('\r');
-    const __m128i vlf = _mm_set1_epi8('\n');
-    const __m128i vesc = _mm_set1_epi8(esc_);
-    __m128i any_8bit = _mm_setzero_si128();
-#else
-    constexpr std::size_t kBlock = 1;
-#endif
-    for (std::size_t i = seg_start_; i < n; i += kBlock) {
-#if defined(__SSE2__)
-      __m128i b;
-      if (i + kBlock <= n) {
-        b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + i));
-      } else {
-        alignas(16) std::array<char, kBlock> tail{};
-        std::memcpy(tail.data(), p + i, n - i);
-        b = _mm_load_si128(reinterpret_cast<const __m128i*>(tail.data()));
-      }
-      any_8bit = _mm_or_si128(any_8bit, b);
-      const auto ends = static_cast<unsigned>(
-          _mm_movemask_epi8(_mm_or_si128(_mm_cmpeq_epi8(b, vcr), _mm_cmpeq_epi8(b, vlf))));
-      auto mask = static_cast<unsigned>(_mm_movemask_epi8(_mm_cmpeq_epi8(b, vfs))) | ends;
-      auto escapes = static_cast<unsigned>(_mm_movemask_epi8(_mm_cmpeq_epi8(b, vesc)));
-#else
-      const char c = p[i];
-      any_8bit_ = any_8bit_ || static_cast<unsigned char>(c) >= 0x80;
-      const unsigned ends = c == '\r' || c == '\n' ? 1u : 0u;
-      unsigned mask = c == fs_ ? 1u : ends;
-      unsigned escapes = c == esc_ ? 1u : 0u;
-#endif
-      if (escapes != 0 && i < msh2_end_) {  // MSH-2 holds the escape character itself
-        const std::size_t skip = msh2_end_ - i;
-        escapes = skip >= kBlock ? 0u : escapes & ~((1u << skip) - 1u);
-      }
-      if (escapes != 0) {
-        last_escape_ = i + kBlock;  // somewhere before this; a little early is only cautious
-        any_escape_ = true;
-      }
-      if (mask == 0) {
-        continue;
-      }
-      if (room - count < kBlock) {
-        out_.sep_count_ = count;
-        if (!grow(count + static_cast<std::size_t>(std::popcount(mask)))) {
+    out_.seps_[0] = static_cast<std::uint32_t>(seg_start_ + 3);  // MSH's stand-in entry
+    out_.seps_[1] = out_.seps_[0];
+    std::array<std::uint32_t, 512> ends;
+    hl7_scan::StructureScan s;
+    s.text = text_;
+    s.field = fs_;
+    s.escape = esc_;
+    s.pos = msh2_end_;
+    s.seps = out_.seps_.data();
+    s.sep_count = 2;
+    s.sep_capacity = std::min(out_.seps_.size(), kMaxFieldsPerMessage + hl7_scan::kScanBlock);
+    s.ends = ends.data();
+    s.end_capacity = ends.size();
+    while (true) {
+      const bool done = hl7_scan::scan_structure(s);
+      out_.sep_count_ = s.sep_count;
+      for (std::size_t k = 0; k < s.end_count; ++k) {
+        const std::uint32_t index = s.ends[k] & ~hl7_scan::kEscapedEnd;
+        if (!end_segment(index, s.seps[index], (s.ends[k] & hl7_scan::kEscapedEnd) != 0)) {
           return false;
         }
-        seps = out_.seps_.data();
-        room = std::min(out_.seps_.size(), kMaxFieldsPerMessage);
       }
-      const std::size_t block_first = count;
-      const unsigned all = mask;
-      while (mask != 0) {
-        seps[count++] =
-            static_cast<std::uint32_t>(i + static_cast<std::size_t>(std::countr_zero(mask)));
-        mask &= mask - 1;
-      }
-      for (unsigned e = ends; e != 0; e &= e - 1) {
-        const unsigned bit = e & (0u - e);
-        const std::size_t index =
-            block_first + static_cast<std::size_t>(std::popcount(all & (bit - 1)));
-        out_.sep_count_ = count;
-        if (!end_segment(index, i + static_cast<std::size_t>(std::countr_zero(bit)))) {
+      s.end_count = 0;
+      if (done || s.sep_capacity - s.sep_count < hl7_scan::kScanBlock) {
+        if (!grow(s.sep_count)) {
           return false;
         }
+        s.seps = out_.seps_.data();
+        s.sep_capacity = std::min(out_.seps_.size(), kMaxFieldsPerMessage + hl7_scan::kScanBlock);
+      }
+      if (done) {
+        break;
       }
     }
-#if defined(__SSE2__)
-    any_8bit_ = any_8bit_ || _mm_movemask_epi8(any_8bit) != 0;
-#endif
-    out_.sep_count_ = count;
+    escape_pending_ = s.escape_pending;
+    any_8bit_ = s.any_8bit;
     return true;
   }
 
-  // Room for `needed` positions and a block more. The limit on fields is checked here: storage
-  // grows before it is exceeded, and not past the limit.
-  bool grow(std::size_t needed) {
-    if (needed > kMaxFieldsPerMessage) {
+  // Room for `count` positions and a scan block more. The limit on fields is checked here: a
+  // scan stops with more than kMaxFieldsPerMessage positions only once storage is at its limit.
+  bool grow(std::size_t count) {
+    if (count > kMaxFieldsPerMessage) {
       fail(ParseErrc::too_many_fields, seg_start_, -1, "more fields than the per-message limit");
       return false;
     }
-    if (out_.seps_.size() < needed + 16) {
-      out_.seps_.resize(
-          std::max(needed + 16, std::min(2 * out_.seps_.size(), kMaxFieldsPerMessage + 16)));
+    const std::size_t needed = count + hl7_scan::kScanBlock;
+    if (out_.seps_.size() < needed) {
+      out_.seps_.resize(std::max(
+          needed, std::min(2 * out_.seps_.size(), kMaxFieldsPerMessage + hl7_scan::kScanBlock)));
     }
     return true;
   }
 
   // The segment from seg_start_ ends at `at` (a CR, an LF, or the end of the text), the separator
-  // with index `index` in seps_: its separators are seps_[seg_first_ .. index).
-  bool end_segment(std::size_t index, std::size_t at) {
+  // with index `index` in seps_: its separators are seps_[seg_first_ .. index). `escaped`: the
+  // escape character occurs in it. Inlined into the loop over segment ends: a call per segment
+  // cost a tenth of the tokenizing.
+  [[gnu::always_inline]] bool end_segment(std::size_t index, std::size_t at, bool escaped) {
     const std::uint32_t* seps = out_.seps_.data();
     const std::size_t fields = index - seg_first_;
     const std::size_t id_end = fields == 0 ? at : seps[seg_first_];
@@ -225,20 +186,21 @@ class Hl7Tokenizer {
         return false;
       }
       if (at - seg_start_ > kMaxFieldBytes) {  // only a segment this long can hold such a field
-        for (std::size_t k = 1; k <= fields; ++k) {
+        // MSH's field k ends at its separator k as any other's does, from MSH-2 (its stand-in).
+        for (std::size_t k = out_.segments_.empty() ? 2 : 1; k <= fields; ++k) {
           const std::size_t start = seps[seg_first_ + k - 1] + std::size_t{1};
           const std::size_t end = k < fields ? seps[seg_first_ + k] : at;
           if (end - start > kMaxFieldBytes) {
-            fail(ParseErrc::field_too_long, start,
-                 static_cast<int>(out_.segments_.empty() ? k + 1 : k),
+            fail(ParseErrc::field_too_long, start, static_cast<int>(k),
                  "a field is longer than the field size limit");
             return false;
           }
         }
       }
-      out_.segments_.push_back(
-          {static_cast<std::uint32_t>(seg_start_), static_cast<std::uint32_t>(seg_first_),
-           static_cast<std::uint32_t>(fields), line_, last_escape_ > seg_start_});
+      out_.segments_.push_back({static_cast<std::uint32_t>(seg_start_),
+                                static_cast<std::uint32_t>(seg_first_),
+                                static_cast<std::uint32_t>(fields), line_, escaped});
+      any_escape_ = any_escape_ || escaped;
     }
     // A line ends at CR, LF or CR LF: the LF of a CR LF pair starts no new line.
     if (at < text_.size() && !(text_[at] == '\n' && at > 0 && text_[at - 1] == '\r')) {
@@ -255,11 +217,11 @@ class Hl7Tokenizer {
     if (seg_start_ >= n && seg_first_ == out_.sep_count_) {
       return true;
     }
-    if (out_.sep_count_ == out_.seps_.size() && !grow(out_.sep_count_ + 1)) {
+    if (!grow(out_.sep_count_ + 1)) {
       return false;
     }
     out_.seps_[out_.sep_count_] = static_cast<std::uint32_t>(n);
-    return end_segment(out_.sep_count_++, n);
+    return end_segment(out_.sep_count_++, n, escape_pending_);
   }
 
   // Cold path: records the error; the segment is the one being read.
@@ -280,11 +242,11 @@ class Hl7Tokenizer {
   char fs_ = '|';
   char esc_ = '\0';
   bool any_escape_ = false;
+  bool escape_pending_ = false;  // the last, unterminated segment holds an escape character
   bool any_8bit_ = false;
-  std::size_t msh2_end_ = 0;     // one past MSH-2
-  std::size_t last_escape_ = 0;  // one past the block of the latest escape character seen
-  std::size_t seg_start_ = 0;    // first byte of the segment being read
-  std::size_t seg_first_ = 0;    // index in seps_ of its first separator
+  std::size_t msh2_end_ = 0;   // one past MSH-2
+  std::size_t seg_start_ = 0;  // first byte of the segment being read
+  std::size_t seg_first_ = 0;  // index in seps_ of its first separator
   std::int32_t line_ = 0;
 };
 
@@ -329,6 +291,35 @@ inline bool all_digits8(const char* p) noexcept {
   return (w & kHigh) == kThrees && ((w + 0x0606060606060606u) & kHigh) == kThrees;
 }
 
+// The same for four bytes.
+inline bool all_digits4(const char* p) noexcept {
+  std::uint32_t w = 0;
+  std::memcpy(&w, p, sizeof w);
+  constexpr std::uint32_t kHigh = 0xF0F0F0F0u;
+  constexpr std::uint32_t kThrees = 0x30303030u;
+  return (w & kHigh) == kThrees && ((w + 0x06060606u) & kHigh) == kThrees;
+}
+
+// Eight digits (checked) as four two-digit values, one in each even byte: with each digit's value
+// in its byte, w * 10 + (w >> 8) puts d[2k] * 10 + d[2k + 1] in byte 2k, and no byte carries.
+inline std::uint64_t digit_pairs(const char* p) noexcept {
+  std::uint64_t w = 0;
+  if constexpr (std::endian::native == std::endian::little) {
+    std::memcpy(&w, p, sizeof w);
+  } else {
+    for (int k = 7; k >= 0; --k) {
+      w = w << 8 | static_cast<unsigned char>(p[k]);
+    }
+  }
+  w -= 0x3030303030303030u;
+  return w * 10 + (w >> 8);
+}
+
+// The k-th two-digit value (0-3) of digit_pairs.
+constexpr int pair_value(std::uint64_t pairs, unsigned k) noexcept {
+  return static_cast<int>((pairs >> (16 * k)) & 0xFFu);
+}
+
 // The value of two characters already checked to be digits (TS/DTM parts are fixed-width).
 constexpr int two_digits(const char* p) noexcept { return (p[0] - '0') * 10 + (p[1] - '0'); }
 
@@ -343,53 +334,64 @@ constexpr int days_in_month(int year, int month) noexcept {
 }  // namespace
 
 std::optional<DateTime> parse_hl7_timestamp(std::string_view text) noexcept {
-  while (!text.empty() && text.front() == ' ') {
-    text.remove_prefix(1);
-  }
-  while (!text.empty() && text.back() == ' ') {
-    text.remove_suffix(1);
-  }
-  std::size_t digits = 0;
-  if (text.size() >= 14 && all_digits8(text.data()) && all_digits8(text.data() + 6)) {
-    digits = 14;  // the usual YYYYMMDDHHMMSS, checked eight bytes at a time
-  }
-  while (digits < text.size() && is_digit(text[digits])) {
-    ++digits;
+  if (!text.empty() && (text.front() == ' ' || text.back() == ' ')) {
+    while (!text.empty() && text.front() == ' ') {
+      text.remove_prefix(1);
+    }
+    while (!text.empty() && text.back() == ' ') {
+      text.remove_suffix(1);
+    }
   }
   using P = DateTime::Precision;
   DateTime t;
-  switch (digits) {
-    case 4:
-      t.precision = P::year;
-      break;
-    case 6:
-      t.precision = P::month;
-      break;
-    case 8:
-      t.precision = P::day;
-      break;
-    case 10:
-      t.precision = P::hour;
-      break;
-    case 12:
-      t.precision = P::minute;
-      break;
-    case 14:
-      t.precision = P::second;
-      break;
-    default:
-      return std::nullopt;
-  }
-  // The first `digits` bytes are digits; each part is read when the run reaches it.
   const char* d = text.data();
-  t.year = two_digits(d) * 100 + two_digits(d + 2);
-  t.month = digits >= 6 ? two_digits(d + 4) : 1;
-  t.day = digits >= 8 ? two_digits(d + 6) : 1;
-  t.hour = digits >= 10 ? two_digits(d + 8) : 0;
-  t.minute = digits >= 12 ? two_digits(d + 10) : 0;
-  t.second = digits >= 14 ? two_digits(d + 12) : 0;
-  if (t.month < 1 || t.month > 12 || t.day < 1 || t.day > days_in_month(t.year, t.month) ||
-      t.hour > 23 || t.minute > 59 || t.second > 60) {
+  std::size_t digits = 0;
+  if (text.size() >= 14 && all_digits8(d) && all_digits8(d + 6) &&
+      (text.size() == 14 || !is_digit(d[14]))) {
+    // The usual YYYYMMDDHHMMSS: two overlapping eight-digit reads give all six parts.
+    const std::uint64_t date = digit_pairs(d);      // YYYYMMDD
+    const std::uint64_t time = digit_pairs(d + 6);  // DDHHMMSS
+    t.year = pair_value(date, 0) * 100 + pair_value(date, 1);
+    t.month = pair_value(date, 2);
+    t.day = pair_value(date, 3);
+    t.hour = pair_value(time, 1);
+    t.minute = pair_value(time, 2);
+    t.second = pair_value(time, 3);
+    t.precision = P::second;
+    digits = 14;
+  } else {
+    while (digits < text.size() && is_digit(text[digits])) {
+      ++digits;
+    }
+    switch (digits) {
+      case 4:
+        t.precision = P::year;
+        break;
+      case 6:
+        t.precision = P::month;
+        break;
+      case 8:
+        t.precision = P::day;
+        break;
+      case 10:
+        t.precision = P::hour;
+        break;
+      case 12:
+        t.precision = P::minute;
+        break;
+      default:
+        return std::nullopt;
+    }
+    // The first `digits` bytes are digits; each part is read when the run reaches it.
+    t.year = two_digits(d) * 100 + two_digits(d + 2);
+    t.month = digits >= 6 ? two_digits(d + 4) : 1;
+    t.day = digits >= 8 ? two_digits(d + 6) : 1;
+    t.hour = digits >= 10 ? two_digits(d + 8) : 0;
+    t.minute = digits >= 12 ? two_digits(d + 10) : 0;
+  }
+  if (t.month < 1 || t.month > 12 || t.day < 1 ||
+      (t.day > 28 && t.day > days_in_month(t.year, t.month)) || t.hour > 23 || t.minute > 59 ||
+      t.second > 60) {
     return std::nullopt;
   }
   std::size_t pos = digits;
@@ -422,8 +424,7 @@ std::optional<DateTime> parse_hl7_timestamp(std::string_view text) noexcept {
   // +/-ZZZZ: the offset east of UTC, after any precision.
   if (pos < text.size() && (text[pos] == '+' || text[pos] == '-')) {
     const int sign = text[pos] == '-' ? -1 : 1;
-    if (text.size() != pos + 5 || !is_digit(text[pos + 1]) || !is_digit(text[pos + 2]) ||
-        !is_digit(text[pos + 3]) || !is_digit(text[pos + 4])) {
+    if (text.size() != pos + 5 || !all_digits4(text.data() + pos + 1)) {
       return std::nullopt;
     }
     const int hh = two_digits(text.data() + pos + 1);

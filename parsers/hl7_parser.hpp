@@ -2,6 +2,7 @@
 // HL7 v2 parsing: message splitting (MLLP, batches, any terminator), message tree, ORU^R01 view.
 #pragma once
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <optional>
@@ -30,7 +31,7 @@ bool looks_like_hl7(std::string_view head) noexcept;
 
 // One message cut out of a file by Hl7Splitter. `bytes` excludes MLLP framing and batch segments.
 struct RawMessage {
-  std::string_view bytes;  // valid until the next call to Hl7Splitter::feed/next
+  std::string_view bytes;  // valid until the next call to Hl7Splitter::feed/feed_in_place/next
   int index = 0;           // 0-based message index within the file
   std::size_t offset = 0;  // byte offset of the message's first byte in the file
   int first_line = 1;      // 1-based physical line of its MSH
@@ -58,28 +59,46 @@ class Hl7Splitter {
   // which must outlive them. Equivalent to feed(complete_input); finish(); feed must not follow.
   explicit Hl7Splitter(std::string_view complete_input) noexcept;
 
+  // Appends the next bytes of the input. feed copies `chunk`, so the caller may reuse it at once.
   void feed(std::string_view chunk);
+  // The same without the copy: messages that lie wholly inside `chunk` come out as views of it,
+  // and only a message that straddles two chunks is copied. `chunk` must stay valid and unchanged
+  // until next() returns nullopt (or until the next feed_in_place/feed call, if sooner).
+  void feed_in_place(std::string_view chunk);
   void finish() noexcept;
   std::optional<RawMessage> next();
 
  private:
   enum class LineEnd : std::uint8_t { cr, lf, mllp_start, mllp_end, none };
 
-  [[nodiscard]] std::size_t find_line_end(std::size_t from) const noexcept;
+  void retain();
+  void take(std::string_view chunk);
+  bool pull();
+  std::size_t line_end(std::size_t from) noexcept;
+  void forget_line_ends() noexcept;
+  void skip_segment_lines() noexcept;
   std::optional<RawMessage> read_line(std::string_view line, LineEnd how);
   std::optional<RawMessage> end_line(std::size_t end, LineEnd how);
   std::optional<RawMessage> close_message(bool truncated);
   std::optional<RawMessage> cut_oversized();
+  [[nodiscard]] std::string_view message_data() const noexcept;
   [[nodiscard]] bool last_segment_cut() const noexcept;
 
-  std::string buf_;                  // owned bytes in streaming mode
-  std::string_view data_;            // the bytes being split: buf_, or the complete input
-  bool borrowed_ = false;            // data_ is the caller's complete input
-  std::size_t consumed_ = 0;         // input offset of data_[0]
-  std::size_t pos_ = 0;              // start of the next unprocessed line in data_
-  std::size_t searched_to_ = 0;      // data_ before this holds no line break after pos_
-  std::size_t msg_start_ = 0;        // the open message's first byte in data_
-  std::size_t msg_end_ = 0;          // one past its last non-blank line
+  // Why two buffers: data_ is split in place whenever it can be, that is the caller's chunk
+  // (feed_in_place) or own_ (feed). Only bytes that must outlive a chunk, the start of a message or
+  // line that goes on in the next chunk, are copied to buf_, which is then split instead while
+  // the next chunk (pending_) is moved into it line by line, until the straddling message closes.
+  std::string buf_;            // carried-over bytes (data_ when !in_place_)
+  std::string own_;            // feed's copy of its chunk
+  std::string_view data_;      // the bytes being split: a chunk in place, or buf_
+  std::string_view pending_;   // the chunk bytes after buf_ not moved into it yet (!in_place_)
+  bool in_place_ = false;      // data_ is a chunk (or the complete input), not buf_
+  bool msg_in_buf_ = false;    // in place, the open message lies in buf_, just before data_[0]
+  bool borrowed_ = false;      // data_ is the caller's complete input
+  std::size_t consumed_ = 0;   // input offset of data_[0]
+  std::size_t pos_ = 0;        // start of the next unprocessed line in data_
+  std::size_t msg_start_ = 0;  // the open message's first byte in message_data()
+  std::size_t msg_end_ = 0;    // one past its last non-blank line
   std::size_t last_line_start_ = 0;  // start of that line
   int msg_line_ = 1;                 // its first physical line
   bool msg_open_ = false;
@@ -95,6 +114,12 @@ class Hl7Splitter {
   int line_ = 1;            // physical line at data_[pos_]
   int index_ = 0;
   bool eof_ = false;
+  // Line ends in data_ found ahead of pos_ (ends_[ends_head_, ends_count_)): every line end from
+  // the position last asked for up to ends_to_ is there.
+  std::array<std::size_t, 32> ends_{};
+  std::size_t ends_head_ = 0;
+  std::size_t ends_count_ = 0;
+  std::size_t ends_to_ = 0;
 };
 
 // Parses one message (MSH first) into its segment/field tree; views point into `text`. Errors:

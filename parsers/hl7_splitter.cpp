@@ -1,14 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
 // Hl7Splitter: cuts a byte stream into HL7 messages line by line, dropping MLLP and batch framing.
 #include <algorithm>
-#include <bit>
 #include <cassert>
 
-#if defined(__SSE2__)
-#include <emmintrin.h>
-#endif
-
 #include "parsers/hl7_parser.hpp"
+#include "parsers/hl7_scan.hpp"
 #include "parsers/hl7_text.hpp"
 
 namespace labwatch::parsers {
@@ -42,79 +38,178 @@ std::size_t required_fields(std::string_view id) noexcept {
   return 0;
 }
 
+// True when read_line ends the open message at this line: an MSH or a batch segment.
+bool closes_message(std::string_view line) noexcept {
+  return line.starts_with("MSH") || is_batch_segment(line);
+}
+
 }  // namespace
 
 Hl7Splitter::Hl7Splitter(std::string_view complete_input) noexcept
-    : data_(complete_input), borrowed_(true), eof_(true) {}
+    : data_(complete_input), in_place_(true), borrowed_(true), eof_(true) {}
 
 void Hl7Splitter::feed(std::string_view chunk) {
   assert(!borrowed_ && !eof_);
   if (borrowed_ || eof_) {
     return;  // the input was declared complete
   }
-  // Keep only what is still needed: the open message, or the line being read.
-  const std::size_t keep_from = msg_open_ ? msg_start_ : pos_;
-  if (keep_from > 0) {
-    buf_.erase(0, keep_from);
+  retain();
+  own_.assign(chunk);
+  take(own_);
+}
+
+void Hl7Splitter::feed_in_place(std::string_view chunk) {
+  assert(!borrowed_ && !eof_);
+  if (borrowed_ || eof_) {
+    return;
+  }
+  retain();
+  take(chunk);
+}
+
+void Hl7Splitter::finish() noexcept { eof_ = true; }
+
+// Copies what is still needed of the current chunk into buf_ and splits buf_ from then on, so that
+// the chunk may be reused: the open message (or else the line being read) and the chunk bytes not
+// reached yet. Bytes already split are dropped from buf_.
+void Hl7Splitter::retain() {
+  if (in_place_ && msg_in_buf_) {
+    // buf_ holds the open message and ends where data_ starts; nothing of data_ was read yet.
+    assert(pos_ == 0);
+    pos_ = buf_.size();
+    consumed_ -= buf_.size();
+    buf_.append(data_);
+    msg_in_buf_ = false;
+  } else {
+    const std::size_t keep_from = msg_open_ ? msg_start_ : pos_;
+    if (in_place_) {
+      buf_.assign(data_.substr(keep_from));
+    } else {
+      buf_.erase(0, keep_from);
+      buf_.append(pending_);
+    }
     consumed_ += keep_from;
     pos_ -= keep_from;
-    searched_to_ = searched_to_ > keep_from ? searched_to_ - keep_from : 0;
     if (msg_open_) {
       msg_start_ -= keep_from;
       msg_end_ -= keep_from;
       last_line_start_ -= keep_from;
     }
   }
-  buf_.append(chunk);
+  pending_ = {};
+  in_place_ = false;
   data_ = buf_;
+  forget_line_ends();
 }
 
-void Hl7Splitter::finish() noexcept { eof_ = true; }
+// After retain: a chunk that nothing is carried over into is split in place at once; otherwise it
+// waits in pending_ until the carried-over bytes are used up.
+void Hl7Splitter::take(std::string_view chunk) {
+  if (buf_.empty()) {
+    data_ = chunk;
+    in_place_ = true;
+  } else {
+    pending_ = chunk;
+  }
+}
 
-// The first CR, LF, MLLP start or MLLP end at or after `from`, or data_.size(): one pass that
-// tests 16 bytes at a time for all four.
-std::size_t Hl7Splitter::find_line_end(std::size_t from) const noexcept {
-  const char* const p = data_.data();
+// Stitching a chunk to the bytes carried over: moves the next line of pending_ into buf_ (all of
+// it when it holds no line end). Once buf_ is split to its end with no message open, or with one
+// open that the next line closes, the rest of the chunk is split in place instead: the open
+// message then stays in buf_ until that line closes it. False when nothing is pending.
+bool Hl7Splitter::pull() {
+  if (in_place_ || pending_.empty()) {
+    return false;
+  }
+  const std::size_t end = hl7_scan::find_line_end(pending_, 0);
+  if (pos_ == buf_.size() &&
+      (!msg_open_ || (end < pending_.size() && closes_message(pending_.substr(0, end))))) {
+    msg_in_buf_ = msg_open_;
+    consumed_ += buf_.size();
+    data_ = pending_;
+    pending_ = {};
+    in_place_ = true;
+    pos_ = 0;
+    forget_line_ends();
+    return true;
+  }
+  const std::size_t take = end < pending_.size() ? end + 1 : pending_.size();
+  buf_.append(pending_.substr(0, take));
+  pending_.remove_prefix(take);
+  data_ = buf_;
+  return true;
+}
+
+// The first line end in data_ at or after `from` (which only grows until forget_line_ends), or
+// data_.size(). Line ends are found many at a time and queued.
+std::size_t Hl7Splitter::line_end(std::size_t from) noexcept {
+  while (ends_head_ < ends_count_ && ends_[ends_head_] < from) {
+    ++ends_head_;
+  }
+  if (ends_head_ < ends_count_) {
+    return ends_[ends_head_];
+  }
+  // None queued: there is none before ends_to_, where the search goes on.
+  const std::size_t start = std::max(from, ends_to_);
+  ends_head_ = 0;
+  ends_count_ = start < data_.size() ? hl7_scan::find_line_ends(data_, start, ends_) : 0;
+  ends_to_ = ends_count_ < ends_.size() ? data_.size() : ends_[ends_count_ - 1] + 1;
+  return ends_count_ > 0 ? ends_[0] : data_.size();
+}
+
+// data_ changed or its positions moved.
+void Hl7Splitter::forget_line_ends() noexcept {
+  ends_head_ = 0;
+  ends_count_ = 0;
+  ends_to_ = 0;
+}
+
+// The fast path: the lines of an open message that are plain segments (not MSH, not a batch
+// segment, not blank) and end at CR or LF, which is most lines of a file, only move it on.
+void Hl7Splitter::skip_segment_lines() noexcept {
   const std::size_t n = data_.size();
-  std::size_t i = from;
-#if defined(__SSE2__)
-  const __m128i cr = _mm_set1_epi8('\r');
-  const __m128i lf = _mm_set1_epi8('\n');
-  const __m128i vt = _mm_set1_epi8(hl7_text::kMllpStart);
-  const __m128i fs = _mm_set1_epi8(hl7_text::kMllpEnd);
-  for (; i + 16 <= n; i += 16) {
-    const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + i));
-    const __m128i hits = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(b, cr), _mm_cmpeq_epi8(b, lf)),
-                                      _mm_or_si128(_mm_cmpeq_epi8(b, vt), _mm_cmpeq_epi8(b, fs)));
-    const auto mask = static_cast<unsigned>(_mm_movemask_epi8(hits));
-    if (mask != 0) {
-      return i + static_cast<std::size_t>(std::countr_zero(mask));
+  while (true) {
+    const std::size_t end = line_end(pos_);
+    if (end == n || end == pos_) {
+      return;
     }
-  }
-#endif
-  for (; i < n; ++i) {
-    const char c = p[i];
-    if (c == '\r' || c == '\n' || c == hl7_text::kMllpStart || c == hl7_text::kMllpEnd) {
-      return i;
+    const char c = data_[end];
+    const char first = data_[pos_];
+    if ((c != '\r' && c != '\n') || first == 'M' || first == 'F' || first == 'B' ||
+        hl7_text::has_class(first, hl7_text::kBlank)) {
+      return;
     }
+    last_line_start_ = pos_;
+    msg_end_ = end;
+    last_line_terminated_ = true;
+    ++line_;
+    after_cr_ = c == '\r';
+    after_mllp_end_ = false;
+    pos_ = end + 1;
   }
-  return n;
 }
 
 std::optional<RawMessage> Hl7Splitter::next() {
   while (true) {
     if (!bom_checked_) {
-      if (data_.size() - pos_ < hl7_text::kUtf8Bom.size() && !eof_) {
-        return std::nullopt;
+      if (data_.size() - pos_ < hl7_text::kUtf8Bom.size()) {
+        if (pull()) {
+          continue;
+        }
+        if (!eof_) {
+          retain();
+          return std::nullopt;
+        }
       }
       if (data_.substr(pos_).starts_with(hl7_text::kUtf8Bom)) {
         pos_ += hl7_text::kUtf8Bom.size();
       }
       bom_checked_ = true;
     }
-    // A line that the data so far does not end is searched on from where the last search stopped.
-    const std::size_t end = find_line_end(std::max(pos_, searched_to_));
-    searched_to_ = end;
+    if (msg_open_ && !line_read_ && !in_dropped_line_ && !msg_in_buf_) {
+      skip_segment_lines();
+    }
+    const std::size_t end = line_end(pos_);
     LineEnd how = LineEnd::none;
     if (end < data_.size()) {
       switch (data_[end]) {
@@ -131,8 +226,15 @@ std::optional<RawMessage> Hl7Splitter::next() {
           how = LineEnd::mllp_end;
           break;
       }
+    } else if (pull()) {
+      continue;
     } else if (!eof_) {
-      return cut_oversized();  // wait for the rest of the line
+      // Wait for the rest of the line, keeping what is still needed of the chunk.
+      if (auto cut = cut_oversized()) {
+        return cut;
+      }
+      retain();
+      return std::nullopt;
     } else if (pos_ == data_.size()) {
       if (msg_open_) {
         return close_message(msg_in_block_ || (!last_line_terminated_ && last_segment_cut()));
@@ -234,11 +336,17 @@ std::optional<RawMessage> Hl7Splitter::end_line(std::size_t end, LineEnd how) {
   return closed;
 }
 
+std::string_view Hl7Splitter::message_data() const noexcept {
+  return msg_in_buf_ ? std::string_view(buf_) : data_;
+}
+
 std::optional<RawMessage> Hl7Splitter::close_message(bool truncated) {
   RawMessage m;
-  m.bytes = data_.substr(msg_start_, msg_end_ - msg_start_);
+  m.bytes = message_data().substr(msg_start_, msg_end_ - msg_start_);
   m.index = index_++;
-  m.offset = consumed_ + msg_start_;
+  // A message in buf_ ends where data_ starts.
+  m.offset = (msg_in_buf_ ? consumed_ - buf_.size() : consumed_) + msg_start_;
+  msg_in_buf_ = false;
   m.first_line = msg_line_;
   m.truncated = truncated;
   msg_open_ = false;
@@ -248,6 +356,7 @@ std::optional<RawMessage> Hl7Splitter::close_message(bool truncated) {
 // Called when the buffer holds no complete line: keeps memory bounded. An open message that has
 // grown past kMaxMessageBytes comes out as what there is of it, and the rest of it is dropped.
 std::optional<RawMessage> Hl7Splitter::cut_oversized() {
+  assert(!msg_in_buf_);
   if (in_dropped_line_) {
     pos_ = data_.size();
     return std::nullopt;
@@ -276,7 +385,8 @@ std::optional<RawMessage> Hl7Splitter::cut_oversized() {
 // terminator alone proves nothing. A transfer that was cut, though, almost always stops inside a
 // segment before its required fields: the last segment then ends early (see required_fields).
 bool Hl7Splitter::last_segment_cut() const noexcept {
-  const std::string_view message = data_.substr(msg_start_, msg_end_ - msg_start_);
+  const std::string_view data = message_data();
+  const std::string_view message = data.substr(msg_start_, msg_end_ - msg_start_);
   if (!message.starts_with("MSH")) {
     return false;  // stray lines: refused as missing_msh anyway
   }
@@ -284,7 +394,7 @@ bool Hl7Splitter::last_segment_cut() const noexcept {
     return true;
   }
   const char fs = message[3];
-  const std::string_view segment = data_.substr(last_line_start_, msg_end_ - last_line_start_);
+  const std::string_view segment = data.substr(last_line_start_, msg_end_ - last_line_start_);
   if (segment.size() < 3) {
     return true;  // cut inside the segment id
   }

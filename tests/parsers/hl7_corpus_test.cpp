@@ -134,6 +134,25 @@ TEST_CASE("Hl7Splitter streams the corpus in any chunk size like the whole file"
         streamed.emplace_back(m->bytes);
       }
       CHECK(streamed == whole);
+
+      // In place, through one buffer reused for every chunk as a reader of the file would.
+      Hl7Splitter r;
+      std::vector<std::string> read;
+      std::string buffer(chunk, '\0');
+      for (std::size_t i = 0; i < text.size(); i += chunk) {
+        const std::string_view piece = std::string_view(text).substr(i, chunk);
+        buffer.replace(0, piece.size(), piece);
+        r.feed_in_place(std::string_view(buffer).substr(0, piece.size()));
+        while (auto m = r.next()) {
+          read.emplace_back(m->bytes);
+        }
+        buffer.assign(chunk, 'M');
+      }
+      r.finish();
+      while (auto m = r.next()) {
+        read.emplace_back(m->bytes);
+      }
+      CHECK(read == whole);
     }
   }
 }

@@ -262,6 +262,26 @@ TEST_CASE("Hl7Field::decode returns the raw view when there is nothing to decode
   CHECK_FALSE(m.encoding().has_8bit);
   // MSH-2 holds the escape character itself, which does not count.
   CHECK_FALSE(parse_ok("MSH|^~\\&|A\rPID|1\r").encoding().has_escape);
+  CHECK(parse_ok("MSH|^~\\&|A\\T\\B\rPID|1\r").encoding().has_escape);
+}
+
+TEST_CASE("Hl7Field::decode searches for escapes only in segments that have one",
+          "[parsers][hl7]") {
+  // Short segments, so that several share each 64-byte block of the scan, with an escape right
+  // before and right after a segment end and in a last segment without a terminator.
+  const Hl7Message m = parse_ok(
+      "MSH|^~\\&|A\rNTE|1|L|x\\E\\\rNTE|2|L|plain\rNTE|3|L|\\S\\y\rNTE|4|L|plain\rNTE|5|L|\\T\\");
+  REQUIRE(m.segment_count() == 6);
+  std::string scratch;
+  const std::array<std::string_view, 6> expected = {"", "x\\", "plain", "^y", "plain", "&"};
+  for (std::size_t i = 1; i < m.segment_count(); ++i) {
+    CAPTURE(i);
+    const Hl7Field note = m.segment(i).field(3);
+    const std::string_view text = note.decode(scratch);
+    CHECK(text == expected[i]);
+    // Where there is nothing to decode, the raw view itself comes back.
+    CHECK((text.data() == note.raw().data()) == (expected[i] == "plain"));
+  }
 }
 
 TEST_CASE("Hl7Field::decode turns MSH-18 8859/1 text into UTF-8", "[parsers][hl7]") {
@@ -368,6 +388,34 @@ TEST_CASE("parse_hl7_message enforces its explicit limits", "[parsers][hl7][limi
     CHECK(e.segment == 2);
     CHECK(e.field == 5);
   }
+  SECTION("in MSH, too, fields are numbered as the standard does") {
+    const std::string head = "MSH|^~\\&|";
+    const ParseError e = parse_error(head + std::string(kMaxFieldBytes + 1, 'x') + "|F\r");
+    CHECK(e.code == ParseErrc::field_too_long);
+    CHECK(e.offset == head.size());
+    CHECK(e.segment == 1);
+    CHECK(e.field == 3);
+    const ParseError two =
+        parse_error("MSH|^~\\&\rPID|1\rZZ1|" + std::string(kMaxFieldBytes + 1, 'y'));
+    CHECK(two.field == 1);
+    CHECK(two.segment == 3);
+  }
+  SECTION("many segments and fields, beyond what the first storage holds") {
+    std::string text = "MSH|^~\\&|A\r";
+    for (int i = 0; i < 3000; ++i) {
+      text += "OBX|" + std::to_string(i) + "|NM|c||" + std::to_string(i * 7) + "|u\n";
+    }
+    const Hl7Message m = parse_ok(text);
+    REQUIRE(m.segment_count() == 3001);
+    for (const std::size_t i : {std::size_t{1}, std::size_t{600}, std::size_t{3000}}) {
+      const auto obx = m.segment(i);
+      CHECK(obx.field_count() == 6);
+      CHECK(obx.field(1).raw() == std::to_string(i - 1));
+      CHECK(obx.field(5).raw() == std::to_string((i - 1) * 7));
+      CHECK(obx.field(6).raw() == "u");
+      CHECK(obx.line() == static_cast<int>(i));
+    }
+  }
   SECTION("a 1 MB field that ends the message") {
     const std::string text = "MSH|^~\\&\rNTE|1|L|" + std::string(1'000'000, '\\');
     const Hl7Message m = parse_ok(text);
@@ -416,13 +464,15 @@ TEST_CASE("parse_hl7_message reuses an Hl7Message across messages and errors", "
 }
 
 TEST_CASE("Hl7Field splits random text exactly like a naive splitter", "[parsers][hl7]") {
-  // The views search eight bytes at a time; this compares them with the obvious byte loop on text
-  // full of delimiters, 8-bit bytes and NULs at every alignment.
+  // The views test up to 16 bytes at once, a short piece as its first and last 8 (or 4) bytes
+  // side by side; this compares them with the obvious byte loop on text full of delimiters,
+  // 8-bit bytes and NULs, of every length up to 70. Each text sits alone in a buffer of its exact
+  // size, so that a sanitizer build catches any read past it.
   const auto pieces = [](std::string_view s, char sep) {
     std::vector<std::string_view> out;
     std::size_t start = 0;
     for (std::size_t i = 0; i <= s.size(); ++i) {
-      if (i == s.size() || s[i] == sep) {
+      if (i == s.size() || (sep != '\0' && s[i] == sep)) {
         out.push_back(s.substr(start, i - start));
         start = i + 1;
       }
@@ -431,32 +481,48 @@ TEST_CASE("Hl7Field splits random text exactly like a naive splitter", "[parsers
   };
   // '_', DEL, ']' and '\'' follow '^', '~', '\\' and '&': a borrow from a match marks such a byte.
   const std::string_view alphabet("ab^~&\\\x80\xff\x01\0^~_\x7f]'", 16);
+  labwatch::parsers::Hl7Encoding no_repetition;
+  no_repetition.delimiters.repetition = '\0';
   std::mt19937 rng(20260301);
   std::size_t mismatches = 0;
-  for (int round = 0; round < 3000; ++round) {
-    std::string raw(rng() % 48, ' ');
-    for (char& c : raw) {
+  for (int round = 0; round < 6000; ++round) {
+    const std::size_t size = round < 710 ? static_cast<std::size_t>(round) % 71 : rng() % 71;
+    std::vector<char> buffer(size);
+    for (char& c : buffer) {
       c = alphabet[rng() % alphabet.size()];
     }
-    const Hl7Field f(raw, labwatch::parsers::kDefaultHl7Encoding);
-    const auto reps = pieces(raw, '~');
+    const std::string_view raw(buffer.data(), size);
+    const labwatch::parsers::Hl7Encoding& enc =
+        round % 5 == 4 ? no_repetition : labwatch::parsers::kDefaultHl7Encoding;
+    const char rep = enc.delimiters.repetition;
+    const Hl7Field f(raw, enc);
+    const auto reps = pieces(raw, rep);
     mismatches += f.repetition_count() != (raw.empty() ? 0 : reps.size());
     for (std::size_t r = 0; r <= reps.size(); ++r) {
       mismatches += f.repetition(r + 1).raw() != (r < reps.size() ? reps[r] : std::string_view{});
     }
     const auto comps = pieces(reps[0], '^');
-    for (std::size_t c = 0; c <= comps.size(); ++c) {
+    for (std::size_t c = 0; c <= comps.size() + 1; ++c) {
       mismatches += f.component(c + 1).raw() != (c < comps.size() ? comps[c] : std::string_view{});
     }
+    mismatches += !f.component(0).raw().empty();
     const auto subs = pieces(comps.back(), '&');
     for (std::size_t s = 0; s <= subs.size(); ++s) {
       const std::string_view expected = s < subs.size() ? subs[s] : std::string_view{};
       mismatches += f.component(comps.size()).subcomponent(s + 1).raw() != expected;
     }
+    mismatches += f.subcomponent(1).raw() != pieces(comps[0], '&')[0];
     std::array<Hl7Field, 4> parts;
     mismatches += f.split(parts) != reps.size();
+    for (std::size_t r = 0; r < reps.size() && r < parts.size(); ++r) {
+      mismatches += parts[r].raw() != reps[r];
+    }
     const std::size_t last = reps.size() - 1;
-    mismatches += f.repetition(last + 1).split(parts) != pieces(reps[last], '^').size();
+    const auto last_comps = pieces(reps[last], '^');
+    mismatches += f.repetition(last + 1).split(parts) != last_comps.size();
+    for (std::size_t c = 0; c < last_comps.size() && c < parts.size(); ++c) {
+      mismatches += parts[c].raw() != last_comps[c];
+    }
   }
   CHECK(mismatches == 0);
 }

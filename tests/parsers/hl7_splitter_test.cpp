@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // Tests of Hl7Splitter: MLLP, batches, terminators, chunked feeding, truncation, bounded memory.
 #include <catch2/catch.hpp>
+#include <random>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -41,6 +42,37 @@ std::vector<Piece> split(std::string_view input, std::size_t chunk = 0) {
     s.feed(input.substr(i, chunk));
     while (auto m = s.next()) {
       out.push_back(copy(*m));
+    }
+  }
+  s.finish();
+  while (auto m = s.next()) {
+    out.push_back(copy(*m));
+  }
+  return out;
+}
+
+// Splits `input` as a reader of a file would with feed_in_place: each chunk is read into one
+// reused buffer, which is overwritten (here first with junk) once next() has returned nullopt.
+// `drain_every` > 1 feeds that many chunks, each in a buffer of its own, before draining.
+std::vector<Piece> split_in_place(std::string_view input, std::size_t chunk,
+                                  std::size_t drain_every = 1) {
+  std::vector<Piece> out;
+  Hl7Splitter s;
+  std::vector<std::string> buffers(drain_every, std::string(chunk, '\0'));
+  std::size_t fed = 0;
+  for (std::size_t i = 0; i < input.size(); i += chunk) {
+    std::string& buffer = buffers[fed % drain_every];
+    const std::string_view piece = input.substr(i, chunk);
+    buffer.replace(0, piece.size(), piece);
+    s.feed_in_place(std::string_view(buffer).substr(0, piece.size()));
+    if (++fed % drain_every != 0) {
+      continue;
+    }
+    while (auto m = s.next()) {
+      out.push_back(copy(*m));
+    }
+    for (std::string& b : buffers) {
+      b.assign(chunk, '\r');  // a splitter still reading a buffer now sees other bytes
     }
   }
   s.finish();
@@ -191,6 +223,97 @@ TEST_CASE("Hl7Splitter gives the same messages whatever the chunk size",
   for (const std::size_t chunk : std::initializer_list<std::size_t>{1, 2, 3, 5, 16, 64, 1000}) {
     CAPTURE(chunk);
     CHECK(split(input, chunk) == whole);
+    CHECK(split_in_place(input, chunk) == whole);
+    CHECK(split_in_place(input, chunk, 3) == whole);
+  }
+}
+
+TEST_CASE("Hl7Splitter::feed_in_place gives views of the chunk and copies only what straddles",
+          "[parsers][hl7][splitter]") {
+  // A message ends where the next one starts, so the last message of a chunk always waits for
+  // the next chunk (or finish) and is copied; so is one that the chunk boundary cuts.
+  const std::string chunk1 = kMsgA + "\r" + kMsgB + "\r" + kMsgA.substr(0, 20);
+  const std::string chunk2 = kMsgA.substr(20) + "\r" + kMsgB + "\r" + kMsgA + "\r";
+  const auto in = [](const RawMessage& m, const std::string& chunk) {
+    return m.bytes.data() >= chunk.data() && m.bytes.data() < chunk.data() + chunk.size();
+  };
+  Hl7Splitter s;
+  s.feed_in_place(chunk1);
+  auto m = s.next();
+  REQUIRE(m);
+  CHECK(m->bytes == kMsgA);
+  CHECK(m->bytes.data() == chunk1.data());  // in place: no copy
+  CHECK_FALSE(s.next());                    // B waits for the line after it
+
+  s.feed_in_place(chunk2);
+  m = s.next();
+  REQUIRE(m);
+  CHECK(m->bytes == kMsgB);
+  CHECK_FALSE(in(*m, chunk1));
+  CHECK(m->offset == kMsgA.size() + 1);
+  CHECK(m->first_line == 4);
+  m = s.next();
+  REQUIRE(m);
+  CHECK(m->bytes == kMsgA);  // cut by the chunk boundary: stitched from both chunks
+  CHECK_FALSE(in(*m, chunk2));
+  CHECK(m->offset == kMsgA.size() + kMsgB.size() + 2);
+  CHECK(m->first_line == 7);
+  m = s.next();
+  REQUIRE(m);
+  CHECK(m->bytes == kMsgB);
+  CHECK(m->bytes.data() == chunk2.data() + (kMsgA.size() - 20) + 1);  // in place again
+  CHECK(m->offset == 2 * kMsgA.size() + kMsgB.size() + 3);
+  CHECK(m->first_line == 10);
+  CHECK_FALSE(s.next());
+  s.finish();
+  m = s.next();
+  REQUIRE(m);
+  CHECK(m->bytes == kMsgA);
+  CHECK(m->index == 4);
+  CHECK(m->first_line == 13);
+  CHECK_FALSE(s.next());
+}
+
+TEST_CASE("Hl7Splitter streams random inputs like the whole input, copied or in place",
+          "[parsers][hl7][splitter]") {
+  // Lines that open, continue, frame and end messages, joined by every kind of line end.
+  std::vector<std::string> lines = {"MSH|^~\\&|A|F|||20240101||ORU^R01|1|P|2.5",
+                                    "PID|1||1||N^G",
+                                    "OBX|1|NM|x||1||||||F",
+                                    "NTE|1|L|note",
+                                    "FHS|^~\\&",
+                                    "BHS|^~\\&",
+                                    "BTS|1",
+                                    "FTS|1",
+                                    "",
+                                    "   ",
+                                    "MRG|1",
+                                    "FT1|1",
+                                    "BLG|1",
+                                    "junk",
+                                    "OB",
+                                    "MSH",
+                                    "\x0b",
+                                    "\x1c",
+                                    "\xEF\xBB\xBF"};
+  lines.push_back("OBX|2|ST|y||" + std::string(300, 'v') + "||||||F");
+  const std::vector<std::string> ends = {"\r", "\n", "\r\n", "\r\r", "\x1c\r", ""};
+  std::mt19937 rng(42);
+  for (int round = 0; round < 300; ++round) {
+    std::string input;
+    const std::size_t count = rng() % 40;
+    for (std::size_t k = 0; k < count; ++k) {
+      input += lines[rng() % lines.size()];
+      input += ends[rng() % ends.size()];
+    }
+    const auto whole = split(input);
+    for (int trial = 0; trial < 4; ++trial) {
+      const std::size_t chunk = 1 + rng() % (trial < 2 ? 16 : 700);
+      INFO("round " << round << " chunk " << chunk);
+      REQUIRE(split(input, chunk) == whole);
+      REQUIRE(split_in_place(input, chunk) == whole);
+      REQUIRE(split_in_place(input, chunk, 2) == whole);
+    }
   }
 }
 
