@@ -32,6 +32,7 @@ using parsers::Refusal;
 constexpr std::int64_t kSecondsPerDay = 86'400;
 constexpr int kMaxOffsetMinutes = 18 * 60;    // ISO 8601 / HL7 offsets never go beyond +-18:00
 constexpr std::size_t kMaxExcerptBytes = 40;  // raw value text quoted in a refusal detail
+constexpr std::size_t kReservedResults = 64;  // results of one report reserved at once
 
 bool is_blank(char c) noexcept { return c == ' ' || c == '\t'; }
 bool is_digit(char c) noexcept { return c >= '0' && c <= '9'; }
@@ -341,7 +342,12 @@ void add_observation(const Order& order, const Observation& obs, Context& ctx) {
                                       "' is negative, which is implausible for " + analyte.key);
       return;
     }
-    const std::optional<double> factor = factor_to_canonical(analyte, obs.units);
+    // Most labs print the canonical unit itself. factor_to_canonical would fold both spellings
+    // (and every alias) to find that out; a non-blank unit equal byte for byte folds the same.
+    const std::optional<double> factor =
+        obs.units == analyte.canonical_unit && !trim(obs.units).empty()
+            ? std::optional<double>(1.0)
+            : factor_to_canonical(analyte, obs.units);
     if (!factor) {
       const std::string_view unit = trim(obs.units);
       refuse("unknown_unit", (unit.empty() ? std::string(ctx.fields.unit) + " is empty"
@@ -560,6 +566,13 @@ parsers::Expected<NormalizedReport, Refusal> normalize(const parsers::LabReport&
     }
   }
 
+  std::size_t observations = 0;
+  for (const Order& order : report.orders) {
+    observations += order.observations.size();
+  }
+  // Room for every result of a usual report up front, so that none is moved as the vector grows;
+  // capped, as a hostile message may hold many observations outside the catalogue.
+  out.results.reserve(std::min<std::size_t>(observations, kReservedResults));
   Context ctx{catalogue, source, csv ? kCsvFields : kHl7Fields, out};
   for (const Order& order : report.orders) {
     for (const Observation& obs : order.observations) {

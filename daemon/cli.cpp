@@ -190,6 +190,14 @@ int cmd_ingest(const Args& args) {
   int stored = 0;
   for (const auto& file : files) {
     const FileOutcome outcome = pipeline.process_file(file, policy);
+    if (outcome.summary.already_known) {
+      // Ingested before: nothing changed now; any refusals were reported the first time.
+      log::info(outcome.file_name + ": already ingested" +
+                (outcome.kind == FileOutcome::Kind::already_known
+                     ? std::string()
+                     : " (" + std::string(to_string(outcome.kind)) + " then)"));
+      continue;
+    }
     for (const parsers::Refusal& r : outcome.refusals) {
       std::fprintf(stderr, "%s: %s\n", file.string().c_str(), describe(r).c_str());
     }

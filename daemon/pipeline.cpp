@@ -3,6 +3,7 @@
 #include "daemon/pipeline.hpp"
 
 #include <algorithm>
+#include <optional>
 #include <utility>
 
 #include "clinical/normalize.hpp"
@@ -164,23 +165,9 @@ FileOutcome Pipeline::process_file(const std::filesystem::path& path, const Clai
   const ClaimedFile& file = claimed.value();
 
   // The content hash is the idempotency key: the same bytes are ingested once, whatever their name.
-  Sha256 hash;
-  for (std::uint64_t offset = 0; offset < file.size(); offset += kChunk) {
-    file.read_at(offset, kChunk, buffer_);
-    if (buffer_.empty()) {
-      break;
-    }
-    hash.update(buffer_);
-  }
-  outcome.sha256 = hash.finish();
-  if (store_.has_file(outcome.sha256)) {
-    outcome.kind = FileOutcome::Kind::already_known;
-    outcome.summary.already_known = true;
-    return outcome;
-  }
-
+  // It is computed from the chunks the parser reads, so the file is read and hashed once; whether
+  // it is known is decided when the transaction commits (storage::FileTransaction::commit).
   storage::FileRecord record;
-  record.sha256 = outcome.sha256;
   record.name = outcome.file_name;
   record.size = static_cast<std::int64_t>(file.size());
   if (const config::Source* source = config::match_source(config_, outcome.file_name)) {
@@ -188,21 +175,25 @@ FileOutcome Pipeline::process_file(const std::filesystem::path& path, const Clai
   }
   auto tx = store_.begin_file(record, targets_);
 
+  Sha256 file_hash;
   file.read_at(0, 4096, buffer_);
   const std::string_view head = skip_preamble(buffer_);
   if (file.size() == 0 || head.empty()) {
     refuse(file_refusal("empty_file", "the file holds no data"), tx.get(), outcome);
+    hash_whole(file, file_hash);
   } else if (parsers::looks_like_hl7(head)) {
-    ingest_hl7(file, outcome.file_name, *tx, outcome);
+    ingest_hl7(file, outcome.file_name, *tx, file_hash, outcome);
   } else if (looks_like_csv(head)) {
-    ingest_csv(file, outcome.file_name, *tx, outcome);
+    ingest_csv(file, outcome.file_name, *tx, file_hash, outcome);
   } else {
     refuse(file_refusal("unrecognized_format", "neither HL7 v2 (MSH/FHS/BHS) nor a CSV/TSV export"),
            tx.get(), outcome);
+    hash_whole(file, file_hash);
   }
-  outcome.summary = tx->commit();
+  outcome.sha256 = file_hash.finish();
+  outcome.summary = tx->commit(outcome.sha256);
   if (outcome.summary.already_known) {
-    outcome.kind = FileOutcome::Kind::already_known;
+    known_outcome(outcome);
   } else if (outcome.refusals.empty()) {
     outcome.kind = FileOutcome::Kind::accepted;
   } else if (outcome.summary.results_stored > 0 || outcome.summary.duplicates > 0 ||
@@ -214,10 +205,41 @@ FileOutcome Pipeline::process_file(const std::filesystem::path& path, const Clai
   return outcome;
 }
 
+// The same bytes were committed before: this reading stored nothing (it was rolled back). A file
+// accepted then is simply known; one refused wholly or in part ends as it did the first time, with
+// its counts and refusals, so that a file whose move to failed/ was lost in a crash still gets
+// there with its reason.
+void Pipeline::known_outcome(FileOutcome& outcome) {
+  outcome.kind = FileOutcome::Kind::already_known;
+  outcome.summary = {};
+  outcome.summary.already_known = true;
+  outcome.refusals.clear();
+  outcome.unmapped.clear();
+  std::optional<storage::KnownFile> known = store_.find_file(outcome.sha256);
+  if (!known || known->verdict == storage::FileVerdict::accepted) {
+    return;
+  }
+  outcome.kind = known->verdict == storage::FileVerdict::partial ? FileOutcome::Kind::partial
+                                                                 : FileOutcome::Kind::refused;
+  outcome.summary = known->summary;
+  outcome.refusals = std::move(known->refusals);
+}
+
+void Pipeline::hash_whole(const ClaimedFile& file, Sha256& file_hash) {
+  for (std::uint64_t offset = 0; offset < file.size(); offset += kChunk) {
+    file.read_at(offset, kChunk, buffer_);
+    if (buffer_.empty()) {
+      break;
+    }
+    file_hash.update(buffer_);
+  }
+}
+
 void Pipeline::ingest_hl7(const ClaimedFile& file, const std::string& name,
-                          storage::FileTransaction& tx, FileOutcome& outcome) {
+                          storage::FileTransaction& tx, Sha256& file_hash, FileOutcome& outcome) {
   parsers::Hl7Splitter splitter;
   parsers::Hl7Message message;  // reused: its vectors keep their capacity across messages
+  Sha256 message_hash;          // the digest of each message, for resend detection
   const auto drain = [&]() {
     while (auto raw = splitter.next()) {
       auto report = parsers::parse_raw_message(*raw, message);
@@ -225,7 +247,8 @@ void Pipeline::ingest_hl7(const ClaimedFile& file, const std::string& name,
         refuse(from_parse_error(report.error()), &tx, outcome);
         continue;
       }
-      store_report(report.value(), sha256_hex(raw->bytes), name, tx, outcome);
+      message_hash.update(raw->bytes);
+      store_report(report.value(), message_hash.finish(), name, tx, outcome);
     }
   };
   for (std::uint64_t offset = 0; offset < file.size(); offset += kChunk) {
@@ -233,6 +256,7 @@ void Pipeline::ingest_hl7(const ClaimedFile& file, const std::string& name,
     if (buffer_.empty()) {
       break;
     }
+    file_hash.update(buffer_);
     splitter.feed(buffer_);
     drain();
   }
@@ -241,16 +265,18 @@ void Pipeline::ingest_hl7(const ClaimedFile& file, const std::string& name,
 }
 
 void Pipeline::ingest_csv(const ClaimedFile& file, const std::string& name,
-                          storage::FileTransaction& tx, FileOutcome& outcome) {
+                          storage::FileTransaction& tx, Sha256& file_hash, FileOutcome& outcome) {
   if (file.size() > parsers::kMaxCsvBytes) {
     refuse(
         file_refusal("too_large", "a CSV export larger than " +
                                       std::to_string(parsers::kMaxCsvBytes) + " bytes is not read"),
         &tx, outcome);
+    hash_whole(file, file_hash);
     return;
   }
   std::string text;
   file.read_at(0, static_cast<std::size_t>(file.size()), text);
+  file_hash.update(text);
   auto table = parsers::parse_csv(text);
   if (!table) {
     refuse(from_parse_error(table.error()), &tx, outcome);

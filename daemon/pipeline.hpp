@@ -4,11 +4,14 @@
 #pragma once
 
 #include <filesystem>
+#include <map>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "config/config.hpp"
 #include "daemon/claimed_file.hpp"
+#include "daemon/digest.hpp"
 #include "parsers/lab_report.hpp"
 #include "storage/outbox.hpp"
 #include "storage/store.hpp"
@@ -45,14 +48,18 @@ class Pipeline {
   Pipeline(const config::Config& config, storage::Store& store);
 
   // Ingests one file in one transaction. Bad input becomes refusals in the outcome (and in the DB);
-  // environment failures (database, I/O) throw, and then nothing of the file was committed.
+  // environment failures (database, I/O) throw, and then nothing of the file was committed. A file
+  // whose bytes were committed before stores nothing: already_known when it was accepted then,
+  // else partial or refused with the counts and refusals of then (summary.already_known set).
   FileOutcome process_file(const std::filesystem::path& path, const ClaimPolicy& policy);
 
  private:
+  void known_outcome(FileOutcome& outcome);
+  void hash_whole(const ClaimedFile& file, Sha256& file_hash);
   void ingest_hl7(const ClaimedFile& file, const std::string& name, storage::FileTransaction& tx,
-                  FileOutcome& outcome);
+                  Sha256& file_hash, FileOutcome& outcome);
   void ingest_csv(const ClaimedFile& file, const std::string& name, storage::FileTransaction& tx,
-                  FileOutcome& outcome);
+                  Sha256& file_hash, FileOutcome& outcome);
   void store_report(const parsers::LabReport& report, std::string digest, const std::string& name,
                     storage::FileTransaction& tx, FileOutcome& outcome);
   void refuse(const parsers::Refusal& refusal, storage::FileTransaction* tx, FileOutcome& outcome);

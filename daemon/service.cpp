@@ -574,7 +574,11 @@ void Service::report(const FileOutcome& outcome, const std::string& moved_to) {
   const bool whole = outcome.kind == FileOutcome::Kind::accepted ||
                      outcome.kind == FileOutcome::Kind::already_known;
   std::string line = outcome.file_name + ": " + std::string(to_string(outcome.kind));
-  if (outcome.kind != FileOutcome::Kind::already_known) {
+  if (s.already_known && outcome.kind != FileOutcome::Kind::already_known) {
+    // Stored before a crash took the move: filed now as it was judged then, nothing stored again.
+    line += " when first ingested, " + std::to_string(outcome.refusals.size()) +
+            " refused; already in the database";
+  } else if (outcome.kind != FileOutcome::Kind::already_known) {
     line += ", " + plural(static_cast<std::uint64_t>(s.results_stored), "result") + " stored, " +
             plural(static_cast<std::uint64_t>(s.duplicates), "duplicate") + ", " +
             std::to_string(outcome.refusals.size()) + " refused";

@@ -34,7 +34,8 @@ void migrate(SQLite::Database& db, std::span<const Migration> steps);
 
 // Opens `path` read-write and prepares it for labwatch: when it is missing and options.create is
 // set, creates the file with mode 0600 first (SQLite gives its -wal and -shm files the same mode);
-// then busy_timeout, WAL, synchronous=FULL, foreign keys on, and migrates to the latest schema.
+// then busy_timeout, WAL, synchronous=FULL, foreign keys on, the page cache size, and migrates to
+// the latest schema.
 // ":memory:" opens an in-memory database (no WAL). Throws std::system_error naming the failed
 // call, SQLite::Exception, or std::runtime_error (a newer schema, or no WAL on this file system).
 SQLite::Database open_database(const std::string& path, const StoreOptions& options);

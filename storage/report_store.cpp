@@ -18,6 +18,8 @@ namespace {
 
 // Above this many entries a person cache is emptied and refilled from the database.
 constexpr std::size_t kMaxCachedPersons = 1u << 16;
+// Above this many (facility, code) pairs the pending unmapped counts are written out.
+constexpr std::size_t kMaxPendingUnmapped = 1u << 12;
 
 // sqlite3_reset reports the error of a failed previous step again; after a failed file the next
 // one must start clean, so statements are reset without checking before they are bound anew.
@@ -41,9 +43,9 @@ IngestStatements::IngestStatements(SQLite::Database& db)
                   "INSERT INTO files (sha256, name, source, size, ingested_at, outcome) "
                   "VALUES (?, ?, ?, ?, ?, 'open')"),
       finish_file(db,
-                  "UPDATE files SET outcome = ?, reports = ?, results_stored = ?, duplicates = ?, "
-                  "duplicate_messages = ?, superseded = ?, withdrawn = ?, refusals = ?, alerts = ? "
-                  "WHERE file_id = ?"),
+                  "UPDATE files SET sha256 = ?, outcome = ?, reports = ?, results_stored = ?, "
+                  "duplicates = ?, duplicate_messages = ?, superseded = ?, withdrawn = ?, "
+                  "refusals = ?, alerts = ? WHERE file_id = ?"),
       find_identifier(db, "SELECT person_id FROM identifiers WHERE authority = ? AND mrn = ?"),
       find_match_key(db, "SELECT person_id FROM persons WHERE match_key = ?"),
       insert_person(db,
@@ -53,7 +55,7 @@ IngestStatements::IngestStatements(SQLite::Database& db)
                         "INSERT INTO identifiers (authority, mrn, person_id) VALUES (?, ?, ?) "
                         "ON CONFLICT (authority, mrn) DO NOTHING"),
       find_message(db,
-                   "SELECT 1 FROM messages WHERE facility = ? AND control_id = ? "
+                   "SELECT message_id FROM messages WHERE facility = ? AND control_id = ? "
                    "AND control_id <> '' AND raw_digest = ?"),
       insert_message(db,
                      "INSERT INTO messages (file_id, facility, control_id, raw_digest, "
@@ -94,20 +96,20 @@ SqliteFileTransaction::SqliteFileTransaction(SQLite::Database& db, IngestStateme
                                              const FileRecord& file, Targets targets)
     : db_(db),
       statements_(statements),
-      transaction_(db, SQLite::TransactionBehavior::IMMEDIATE),
+      transaction_(std::in_place, db, SQLite::TransactionBehavior::IMMEDIATE),
       targets_(std::move(targets)),
       file_name_(file.name),
+      sha256_(file.sha256),
       now_(unix_now()),
       ledger_(db, ledger_statements, targets_, now_, summary_) {
-  SQLite::Statement& find = fresh(statements_.find_file);
-  const ResetOnExit reset(find);
-  find.bindNoCopy(1, file.sha256);
-  if (find.executeStep()) {
+  if (!sha256_.empty() && committed(sha256_)) {
     known_ = true;
     return;
   }
+  // Without its digest yet, the row holds '' until commit: only one file transaction is open at a
+  // time (the write lock), and no committed row keeps '' (commit requires the digest).
   SQLite::Statement& insert = fresh(statements_.insert_file);
-  insert.bindNoCopy(1, file.sha256);
+  insert.bindNoCopy(1, sha256_);
   insert.bindNoCopy(2, file.name);
   insert.bindNoCopy(3, file.source);
   insert.bind(4, file.size);
@@ -124,9 +126,13 @@ void SqliteFileTransaction::add_report(const clinical::NormalizedReport& report)
     return;
   }
   ++summary_.reports;
-  if (is_resend(report)) {
+  if (const std::optional<std::int64_t> earlier = find_resend(report)) {
     ++summary_.duplicate_messages;
     summary_.duplicates += static_cast<int>(report.results.size());
+    // Its refusals are still refusals of this file: the file's verdict counts them.
+    for (const parsers::Refusal& refusal : report.refusals) {
+      insert_refusal(refusal, "result", *earlier);
+    }
     return;
   }
   const std::int64_t person_id = resolve_person(report.patient);
@@ -138,16 +144,7 @@ void SqliteFileTransaction::add_report(const clinical::NormalizedReport& report)
   for (const parsers::Refusal& refusal : report.refusals) {
     insert_refusal(refusal, "result", message_id);
   }
-  for (const auto& [code, count] : report.unmapped) {
-    SQLite::Statement& upsert = fresh(statements_.upsert_unmapped);
-    upsert.bindNoCopy(1, report.facility);
-    upsert.bindNoCopy(2, code);
-    upsert.bind(3, count);
-    upsert.bind(4, now_);
-    upsert.bind(5, now_);
-    upsert.bind(6, file_id_);
-    upsert.exec();
-  }
+  count_unmapped(report);
 }
 
 void SqliteFileTransaction::add_refusal(const parsers::Refusal& refusal) {
@@ -167,29 +164,70 @@ IngestSummary SqliteFileTransaction::commit() {
     throw std::logic_error("commit after the file transaction ended");
   }
   if (known_) {
-    transaction_.commit();  // nothing was written
+    return known();
+  }
+  if (sha256_.empty()) {
+    throw std::logic_error("commit of a file without its digest");
+  }
+  return finish(sha256_);
+}
+
+IngestSummary SqliteFileTransaction::commit(std::string_view sha256) {
+  if (finished_) {
+    throw std::logic_error("commit after the file transaction ended");
+  }
+  if (sha256.empty() || (!sha256_.empty() && sha256 != sha256_)) {
+    throw std::logic_error("commit with another digest than the file's");
+  }
+  if (known_) {
+    return known();
+  }
+  const std::string digest(sha256);
+  if (sha256_.empty() && committed(digest)) {
+    transaction_.reset();  // rolls back everything this file wrote
     finished_ = true;
     IngestSummary summary;
     summary.already_known = true;
     return summary;
   }
-  const char* outcome = "accepted";
+  return finish(digest);
+}
+
+bool SqliteFileTransaction::committed(const std::string& sha256) {
+  SQLite::Statement& find = fresh(statements_.find_file);
+  const ResetOnExit reset(find);
+  find.bindNoCopy(1, sha256);
+  return find.executeStep();
+}
+
+IngestSummary SqliteFileTransaction::known() {
+  transaction_->commit();  // nothing was written
+  finished_ = true;
+  IngestSummary summary;
+  summary.already_known = true;
+  return summary;
+}
+
+IngestSummary SqliteFileTransaction::finish(const std::string& sha256) {
+  flush_unmapped();
+  FileVerdict verdict = FileVerdict::accepted;
   if (summary_.refusals > 0) {
-    outcome = summary_.reports > 0 ? "partial" : "refused";
+    verdict = summary_.reports > 0 ? FileVerdict::partial : FileVerdict::refused;
   }
   SQLite::Statement& finish = fresh(statements_.finish_file);
-  finish.bindNoCopy(1, outcome);
-  finish.bind(2, summary_.reports);
-  finish.bind(3, summary_.results_stored);
-  finish.bind(4, summary_.duplicates);
-  finish.bind(5, summary_.duplicate_messages);
-  finish.bind(6, summary_.superseded);
-  finish.bind(7, summary_.withdrawn);
-  finish.bind(8, summary_.refusals);
-  finish.bind(9, summary_.alerts);
-  finish.bind(10, file_id_);
+  finish.bindNoCopy(1, sha256);
+  finish.bindNoCopy(2, sql_text(verdict));
+  finish.bind(3, summary_.reports);
+  finish.bind(4, summary_.results_stored);
+  finish.bind(5, summary_.duplicates);
+  finish.bind(6, summary_.duplicate_messages);
+  finish.bind(7, summary_.superseded);
+  finish.bind(8, summary_.withdrawn);
+  finish.bind(9, summary_.refusals);
+  finish.bind(10, summary_.alerts);
+  finish.bind(11, file_id_);
   finish.exec();
-  transaction_.commit();
+  transaction_->commit();
   finished_ = true;
   return summary_;
 }
@@ -262,17 +300,21 @@ std::int64_t SqliteFileTransaction::resolve_person(const clinical::PersonIdentit
 }
 
 // A byte-identical resend carries the same control id and the same digest. Without either (CSV
-// rows), only the results are deduplicated, by their natural key.
-bool SqliteFileTransaction::is_resend(const clinical::NormalizedReport& report) {
+// rows), only the results are deduplicated, by their natural key. Returns the stored message.
+std::optional<std::int64_t> SqliteFileTransaction::find_resend(
+    const clinical::NormalizedReport& report) {
   if (report.control_id.empty() || report.raw_digest.empty()) {
-    return false;
+    return std::nullopt;
   }
   SQLite::Statement& find = fresh(statements_.find_message);
   const ResetOnExit reset(find);
   find.bindNoCopy(1, report.facility);
   find.bindNoCopy(2, report.control_id);
   find.bindNoCopy(3, report.raw_digest);
-  return find.executeStep();
+  if (find.executeStep()) {
+    return find.getColumn(0).getInt64();
+  }
+  return std::nullopt;
 }
 
 std::int64_t SqliteFileTransaction::insert_message(const clinical::NormalizedReport& report,
@@ -504,6 +546,31 @@ void SqliteFileTransaction::insert_refusal(const parsers::Refusal& refusal, cons
               refusal.result_status != 0 ? std::string(1, refusal.result_status) : std::string());
   insert.exec();
   ++summary_.refusals;
+}
+
+void SqliteFileTransaction::count_unmapped(const clinical::NormalizedReport& report) {
+  for (const auto& [code, count] : report.unmapped) {
+    unmapped_[std::make_pair(report.facility, code)] += count;
+  }
+  if (unmapped_.size() >= kMaxPendingUnmapped) {
+    flush_unmapped();
+  }
+}
+
+// Every upsert of one transaction writes the same times and file id, so writing the sums once is
+// the same as writing each message's counts.
+void SqliteFileTransaction::flush_unmapped() {
+  for (const auto& [key, count] : unmapped_) {
+    SQLite::Statement& upsert = fresh(statements_.upsert_unmapped);
+    upsert.bindNoCopy(1, key.first);
+    upsert.bindNoCopy(2, key.second);
+    upsert.bind(3, count);
+    upsert.bind(4, now_);
+    upsert.bind(5, now_);
+    upsert.bind(6, file_id_);
+    upsert.exec();
+  }
+  unmapped_.clear();
 }
 
 void SqliteFileTransaction::remember(std::unordered_map<std::string, std::int64_t>& cache,

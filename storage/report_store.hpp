@@ -7,9 +7,12 @@
 #include <SQLiteCpp/Transaction.h>
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "clinical/reconcile.hpp"
@@ -44,8 +47,9 @@ struct IngestStatements {
 // uncommitted. Must not outlive the store; one at a time per store.
 class SqliteFileTransaction final : public FileTransaction {
  public:
-  // Begins the transaction and records the file; when a committed file has the same SHA-256, the
-  // transaction only reports already_known. Throws SQLite::Exception (e.g. SQLITE_BUSY).
+  // Begins the transaction and records the file; when `file.sha256` is given and a committed file
+  // has it, the transaction only reports already_known. Throws SQLite::Exception (e.g.
+  // SQLITE_BUSY).
   SqliteFileTransaction(SQLite::Database& db, IngestStatements& statements,
                         LedgerStatements& ledger_statements, const FileRecord& file,
                         Targets targets);
@@ -58,10 +62,14 @@ class SqliteFileTransaction final : public FileTransaction {
   void add_report(const clinical::NormalizedReport& report) override;
   void add_refusal(const parsers::Refusal& refusal) override;
   IngestSummary commit() override;
+  IngestSummary commit(std::string_view sha256) override;
 
  private:
+  bool committed(const std::string& sha256);
+  IngestSummary finish(const std::string& sha256);
+  IngestSummary known();
   std::int64_t resolve_person(const clinical::PersonIdentity& person);
-  bool is_resend(const clinical::NormalizedReport& report);
+  std::optional<std::int64_t> find_resend(const clinical::NormalizedReport& report);
   std::int64_t insert_message(const clinical::NormalizedReport& report, std::int64_t person_id);
   void store_result(const clinical::NormalizedReport& report,
                     const clinical::NormalizedResult& result, std::int64_t person_id,
@@ -72,12 +80,16 @@ class SqliteFileTransaction final : public FileTransaction {
                       std::optional<std::int64_t> message_id);
   void remember(std::unordered_map<std::string, std::int64_t>& cache, std::string key,
                 std::int64_t person_id);
+  void count_unmapped(const clinical::NormalizedReport& report);
+  void flush_unmapped();
 
   SQLite::Database& db_;
   IngestStatements& statements_;
-  SQLite::Transaction transaction_;  // BEGIN IMMEDIATE; rolled back on destruction unless committed
+  // BEGIN IMMEDIATE; rolled back when reset, or on destruction unless committed.
+  std::optional<SQLite::Transaction> transaction_;
   Targets targets_;
   std::string file_name_;
+  std::string sha256_;  // as given to begin_file; empty until commit(sha256)
   std::int64_t file_id_ = 0;
   std::int64_t now_ = 0;
   bool known_ = false;     // the file was ingested before: store nothing
@@ -88,6 +100,9 @@ class SqliteFileTransaction final : public FileTransaction {
   // (cleared when full) so that a file about a million patients cannot grow them without limit.
   std::unordered_map<std::string, std::int64_t> person_by_identifier_;
   std::unordered_map<std::string, std::int64_t> person_by_match_key_;
+  // Unmapped codes (facility, code) -> results, written at commit or when the map is full: one
+  // upsert per code instead of one per code and message.
+  std::map<std::pair<std::string, std::string>, int, std::less<>> unmapped_;
 
   // The stored versions of one group (an order, or a CSV report's person and collection time),
   // loaded with one index lookup and then kept in step with every write of this transaction, so

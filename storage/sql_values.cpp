@@ -2,10 +2,13 @@
 // How model values are written to and read from SQLite columns.
 #include "storage/sql_values.hpp"
 
+#include <charconv>
 #include <chrono>
 #include <cstdio>
+#include <optional>
 #include <stdexcept>
 #include <string_view>
+#include <system_error>
 
 namespace labwatch::storage {
 
@@ -37,6 +40,18 @@ const char* sql_text(clinical::ResultState state) noexcept {
   return "current";
 }
 
+const char* sql_text(FileVerdict verdict) noexcept {
+  switch (verdict) {
+    case FileVerdict::accepted:
+      return "accepted";
+    case FileVerdict::partial:
+      return "partial";
+    case FileVerdict::refused:
+      return "refused";
+  }
+  return "accepted";
+}
+
 clinical::ResultStatus read_status(const SQLite::Column& column) {
   const std::string_view text = column.getText();
   if (const auto status = clinical::parse_result_status(text)) {
@@ -51,6 +66,17 @@ clinical::ResultState read_state(const SQLite::Column& column) {
     return *state;
   }
   throw std::runtime_error("results.state holds an unknown value '" + std::string(text) + "'");
+}
+
+FileVerdict read_verdict(const SQLite::Column& column) {
+  const std::string_view text = column.getText();
+  for (const FileVerdict verdict :
+       {FileVerdict::accepted, FileVerdict::partial, FileVerdict::refused}) {
+    if (text == sql_text(verdict)) {
+      return verdict;
+    }
+  }
+  throw std::runtime_error("files.outcome holds an unexpected value '" + std::string(text) + "'");
 }
 
 void bind_optional(SQLite::Statement& statement, int index, const std::optional<double>& value) {
@@ -82,6 +108,13 @@ std::optional<double> read_optional(const SQLite::Column& column) {
     return std::nullopt;
   }
   return column.getDouble();
+}
+
+int read_position(const SQLite::Column& column) { return column.isNull() ? -1 : column.getInt(); }
+
+std::size_t read_offset(const SQLite::Column& column) {
+  const std::int64_t offset = column.isNull() ? -1 : column.getInt64();
+  return offset >= 0 ? static_cast<std::size_t>(offset) : static_cast<std::size_t>(-1);
 }
 
 std::string format_datetime(const parsers::DateTime& time) {
@@ -121,6 +154,98 @@ std::string format_datetime(const parsers::DateTime& time) {
     text.append(buffer, n > 0 ? static_cast<std::size_t>(n) : 0);
   }
   return text;
+}
+
+namespace {
+
+// The number held by text[at, at + digits), all of it decimal digits; nullopt otherwise.
+std::optional<int> digits_at(std::string_view text, std::size_t at, std::size_t digits) noexcept {
+  if (at > text.size() || text.size() - at < digits) {
+    return std::nullopt;
+  }
+  const std::string_view part = text.substr(at, digits);
+  for (const char c : part) {
+    if (c < '0' || c > '9') {
+      return std::nullopt;  // from_chars would also take a sign
+    }
+  }
+  int value = 0;
+  const auto [end, error] = std::from_chars(part.data(), part.data() + part.size(), value);
+  if (error != std::errc() || end != part.data() + part.size()) {
+    return std::nullopt;
+  }
+  return value;
+}
+
+bool char_at(std::string_view text, std::size_t at, char expected) noexcept {
+  return at < text.size() && text[at] == expected;
+}
+
+}  // namespace
+
+// The layouts of format_datetime: YYYY, YYYY-MM, YYYY-MM-DD, YYYY-MM-DDTHH:MM[:SS][+HH:MM].
+parsers::DateTime parse_datetime(std::string_view text) noexcept {
+  using Precision = parsers::DateTime::Precision;
+  parsers::DateTime time;
+  const auto year = digits_at(text, 0, 4);
+  if (!year) {
+    return {};
+  }
+  time.year = *year;
+  time.precision = Precision::year;
+  if (text.size() == 4) {
+    return time;
+  }
+  const auto month = digits_at(text, 5, 2);
+  if (!char_at(text, 4, '-') || !month) {
+    return {};
+  }
+  time.month = *month;
+  time.precision = Precision::month;
+  if (text.size() == 7) {
+    return time;
+  }
+  const auto day = digits_at(text, 8, 2);
+  if (!char_at(text, 7, '-') || !day) {
+    return {};
+  }
+  time.day = *day;
+  time.precision = Precision::day;
+  if (text.size() == 10) {
+    return time;
+  }
+  const auto hour = digits_at(text, 11, 2);
+  const auto minute = digits_at(text, 14, 2);
+  if (!char_at(text, 10, 'T') || !hour || !char_at(text, 13, ':') || !minute) {
+    return {};
+  }
+  time.hour = *hour;
+  time.minute = *minute;
+  time.precision = Precision::minute;
+  std::size_t at = 16;
+  if (char_at(text, at, ':')) {
+    const auto second = digits_at(text, at + 1, 2);
+    if (!second) {
+      return {};
+    }
+    time.second = *second;
+    time.precision = Precision::second;
+    at += 3;
+  }
+  if (at == text.size()) {
+    return time;
+  }
+  const bool east = char_at(text, at, '+');
+  const auto offset_hours = digits_at(text, at + 1, 2);
+  const auto offset_minutes = digits_at(text, at + 4, 2);
+  if ((!east && !char_at(text, at, '-')) || !offset_hours || !char_at(text, at + 3, ':') ||
+      !offset_minutes || text.size() != at + 6) {
+    return {};
+  }
+  const int minutes = *offset_hours * 60 + *offset_minutes;
+  time.has_offset = true;
+  time.offset_minutes = east ? minutes : -minutes;
+  return time;
 }
 
 char known_sex(char sex) noexcept { return sex == 'F' || sex == 'M' ? sex : 'U'; }

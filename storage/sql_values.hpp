@@ -9,21 +9,28 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "clinical/normalized.hpp"
 #include "clinical/reconcile.hpp"
 #include "parsers/lab_report.hpp"
+#include "storage/store.hpp"
 
 namespace labwatch::storage {
 
-// The stored text of a status / state (a NUL-terminated literal, safe for bindNoCopy).
+// The stored text of a status / state / file verdict (a NUL-terminated literal, safe for
+// bindNoCopy).
 const char* sql_text(clinical::ResultStatus status) noexcept;
 const char* sql_text(clinical::ResultState state) noexcept;
+const char* sql_text(FileVerdict verdict) noexcept;
 
 // Read back a stored status / state. Throws std::runtime_error on text labwatch never writes
 // (a database edited by hand).
 clinical::ResultStatus read_status(const SQLite::Column& column);
 clinical::ResultState read_state(const SQLite::Column& column);
+// files.outcome of a committed file; throws std::runtime_error on any other text ('open' included:
+// no committed file keeps it).
+FileVerdict read_verdict(const SQLite::Column& column);
 
 // NULL for an absent value.
 void bind_optional(SQLite::Statement& statement, int index, const std::optional<double>& value);
@@ -33,10 +40,16 @@ void bind_position(SQLite::Statement& statement, int index, int position);
 void bind_offset(SQLite::Statement& statement, int index, std::size_t offset);
 // nullopt for NULL.
 std::optional<double> read_optional(const SQLite::Column& column);
+// The inverses of bind_position and bind_offset: NULL reads as unknown (-1, SIZE_MAX).
+int read_position(const SQLite::Column& column);
+std::size_t read_offset(const SQLite::Column& column);
 
 // A sender's time as written, in ISO 8601 to its precision: "2025-03-09", "2025-03-09T13:00",
 // "2025-03-09T13:00:05-05:00". Empty when the time is empty.
 std::string format_datetime(const parsers::DateTime& time);
+// Reads format_datetime's text back, to the precision it kept (an hour reads back as a minute, a
+// fraction as a second). Empty for empty text or any text it never writes.
+parsers::DateTime parse_datetime(std::string_view text) noexcept;
 
 // 'F' or 'M', anything else 'U'.
 char known_sex(char sex) noexcept;

@@ -46,17 +46,69 @@ ExportRow read_export_row(const SQLite::Statement& row) {
   return out;
 }
 
+// The columns of a refusal, in the order of find_file's query.
+parsers::Refusal read_refusal(const SQLite::Statement& row) {
+  parsers::Refusal out;
+  out.reason = row.getColumn(0).getString();
+  out.detail = row.getColumn(1).getString();
+  out.where.message = read_position(row.getColumn(2));
+  out.where.segment = read_position(row.getColumn(3));
+  out.where.segment_id = row.getColumn(4).getString();
+  out.where.field = read_position(row.getColumn(5));
+  out.where.line = read_position(row.getColumn(6));
+  out.where.column = row.getColumn(7).getString();
+  out.where.offset = read_offset(row.getColumn(8));
+  out.patient_key = row.getColumn(9).getString();
+  out.code = row.getColumn(10).getString();
+  out.analyte = row.getColumn(11).getString();
+  out.collected_at = parse_datetime(row.getColumn(12).getText());
+  const std::string_view status = row.getColumn(13).getText();
+  out.result_status = status.size() == 1 ? status.front() : '\0';
+  return out;
+}
+
 class SqliteStore final : public Store {
  public:
   SqliteStore(const std::string& path, const StoreOptions& options)
       : db_(open_database(path, options)), ingest_(db_), ledger_statements_(db_), mail_(db_) {}
 
-  bool has_file(std::string_view sha256) override {
-    SQLite::Statement& find = ingest_.find_file;
-    find.tryReset();
-    const ResetOnExit reset(find);
-    find.bind(1, std::string(sha256));
-    return find.executeStep();
+  std::optional<KnownFile> find_file(std::string_view sha256) override {
+    if (sha256.empty()) {
+      return std::nullopt;  // the placeholder of a file transaction still open
+    }
+    SQLite::Statement file(db_,
+                           "SELECT file_id, name, outcome, reports, results_stored, duplicates, "
+                           "duplicate_messages, superseded, withdrawn, refusals, alerts "
+                           "FROM files WHERE sha256 = ?");
+    file.bind(1, std::string(sha256));
+    if (!file.executeStep()) {
+      return std::nullopt;
+    }
+    KnownFile known;
+    const std::int64_t file_id = file.getColumn(0).getInt64();
+    known.name = file.getColumn(1).getString();
+    known.verdict = read_verdict(file.getColumn(2));
+    IngestSummary& summary = known.summary;
+    summary.already_known = true;
+    summary.reports = file.getColumn(3).getInt();
+    summary.results_stored = file.getColumn(4).getInt();
+    summary.duplicates = file.getColumn(5).getInt();
+    summary.duplicate_messages = file.getColumn(6).getInt();
+    summary.superseded = file.getColumn(7).getInt();
+    summary.withdrawn = file.getColumn(8).getInt();
+    summary.refusals = file.getColumn(9).getInt();
+    summary.alerts = file.getColumn(10).getInt();
+
+    SQLite::Statement refusals(
+        db_,
+        "SELECT reason, detail, pos_message, pos_segment, segment_id, pos_field, pos_line, "
+        "pos_column, pos_offset, patient_key, code, analyte, collected_at, result_status "
+        "FROM refusals WHERE file_id = ? ORDER BY refusal_id");
+    refusals.bind(1, file_id);
+    while (refusals.executeStep()) {
+      known.refusals.push_back(read_refusal(refusals));
+    }
+    return known;
   }
 
   std::unique_ptr<FileTransaction> begin_file(const FileRecord& file,

@@ -82,10 +82,10 @@ TEST_CASE("open_database migrates an empty file to the latest schema and reopens
           "[storage][database]") {
   const TempDir dir;
   const std::string path = dir.file("labwatch.db");
-  REQUIRE(labwatch::storage::latest_schema_version() == 2);
+  REQUIRE(labwatch::storage::latest_schema_version() == 3);
   {
     SQLite::Database db = labwatch::storage::open_database(path, {});
-    CHECK(labwatch::storage::schema_version(db) == 2);
+    CHECK(labwatch::storage::schema_version(db) == 3);
     CHECK(table_names(db) == std::vector<std::string>{"alerts", "files", "identifiers", "messages",
                                                       "notices", "outbox", "persons", "refusals",
                                                       "results", "unmapped_codes"});
@@ -94,20 +94,23 @@ TEST_CASE("open_database migrates an empty file to the latest schema and reopens
         "VALUES ('abc', 'a.hl7', '', 3, 0, 'accepted')");
   }
   SQLite::Database again = labwatch::storage::open_database(path, {});
-  CHECK(labwatch::storage::schema_version(again) == 2);
+  CHECK(labwatch::storage::schema_version(again) == 3);
   CHECK(again.execAndGet("SELECT name FROM files WHERE sha256 = 'abc'").getString() == "a.hl7");
 }
 
-TEST_CASE("open_database sets WAL, synchronous FULL, foreign keys and the busy timeout",
+TEST_CASE("open_database sets WAL, synchronous FULL, foreign keys, busy timeout and cache size",
           "[storage][database]") {
   const TempDir dir;
   labwatch::storage::StoreOptions options;
   options.busy_timeout_ms = 1234;
+  SECTION("the default cache of 32 MiB") {}
+  SECTION("a cache of 4 MiB") { options.cache_kib = 4096; }
   SQLite::Database db = labwatch::storage::open_database(dir.file("labwatch.db"), options);
   CHECK(db.execAndGet("PRAGMA journal_mode").getString() == "wal");
   CHECK(db.execAndGet("PRAGMA synchronous").getInt() == 2);  // FULL
   CHECK(db.execAndGet("PRAGMA foreign_keys").getInt() == 1);
   CHECK(db.execAndGet("PRAGMA busy_timeout").getInt() == 1234);
+  CHECK(db.execAndGet("PRAGMA cache_size").getInt() == -options.cache_kib);  // negative: KiB
   // Foreign keys are enforced: a message of an unknown file is refused.
   CHECK_THROWS_AS(db.exec("INSERT INTO messages (file_id, facility, control_id, message_time, "
                           "person_id, patient_key) VALUES (99, 'X', '1', 0, 98, 'A|1')"),
@@ -141,14 +144,14 @@ TEST_CASE("open_database refuses a database written by a newer labwatch", "[stor
   const std::string path = dir.file("labwatch.db");
   {
     SQLite::Database db = labwatch::storage::open_database(path, {});
-    db.exec("PRAGMA user_version = 3");
+    db.exec("PRAGMA user_version = 4");
   }
   CHECK_THROWS_WITH(labwatch::storage::open_database(path, {}),
-                    "database schema version 3 is newer than this labwatch supports (2); use a "
+                    "database schema version 4 is newer than this labwatch supports (3); use a "
                     "newer labwatch");
   CHECK_THROWS_AS(labwatch::storage::open_sqlite_store(path), std::runtime_error);
   SQLite::Database untouched(path);
-  CHECK(labwatch::storage::schema_version(untouched) == 3);
+  CHECK(labwatch::storage::schema_version(untouched) == 4);
 }
 
 TEST_CASE("migrate applies each step in its own transaction and stops at a failing one",
@@ -219,12 +222,77 @@ TEST_CASE("open_database upgrades a version 1 database without mailing its old a
         "(1, 'ge:50', 'pending', 40, 0, 0), (2, 'ge:50', 'superseded', 41, 0, 0)");
   }
   SQLite::Database db = labwatch::storage::open_database(path, {});
-  CHECK(labwatch::storage::schema_version(db) == 2);
+  CHECK(labwatch::storage::schema_version(db) == 3);
   CHECK(db.execAndGet("SELECT group_concat(state, ',') FROM (SELECT state FROM alerts "
                       "ORDER BY alert_id)")
             .getString() == "unmailed,superseded");
   CHECK(db.execAndGet("SELECT count(*) FROM outbox").getInt() == 0);
-  CHECK(db.execAndGet("SELECT count(*) FROM sqlite_master WHERE type = 'index' AND "
-                      "name = 'results_by_person_analyte'")
-            .getInt() == 1);
+}
+
+namespace {
+
+// The indexes of the results table and of refusals, as "name: columns" (a partial index with its
+// condition), in name order.
+std::vector<std::string> result_indexes(SQLite::Database& db) {
+  std::vector<std::string> out;
+  SQLite::Statement query(db,
+                          "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND "
+                          "tbl_name IN ('results', 'refusals') AND sql IS NOT NULL ORDER BY name");
+  while (query.executeStep()) {
+    const std::string sql = query.getColumn(1).getString();
+    out.push_back(query.getColumn(0).getString() + ":" + sql.substr(sql.find('(') - 1));
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("open_database upgrades version 2 to one person index in time order and keeps the rows",
+          "[storage][database]") {
+  const TempDir dir;
+  const std::string path = dir.file("labwatch.db");
+  {
+    SQLite::Database db(path, SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
+    labwatch::storage::migrate(db, labwatch::storage::schema_migrations().first(2));
+    REQUIRE(labwatch::storage::schema_version(db) == 2);
+    db.exec(
+        "INSERT INTO files (sha256, name, source, size, ingested_at, outcome) "
+        "VALUES ('abc', 'a.csv', '', 3, 0, 'refused');"
+        "INSERT INTO refusals (file_id, level, reason, detail, segment_id, pos_column, "
+        "patient_key, code, analyte, collected_at, result_status) "
+        "VALUES (1, 'file', 'empty_file', 'no data', '', '', '', '', '', '', '');"
+        "INSERT INTO results (message_id, person_id, order_id, analyte, code, value, unit, "
+        "comparator, raw_value, raw_unit, raw_range, flags, status, collected_at, notes, state) "
+        "VALUES (1, 7, NULL, 'ferritin', 'x', 40, 'ng/mL', '', '40', 'ng/mL', '', '', 'final', "
+        "100, '', 'current'), (1, 7, 'O1', 'zinc', 'y', 90, 'ug/dL', '', '90', 'ug/dL', '', '', "
+        "'final', 100, '', 'current')");
+  }
+  SQLite::Database db = labwatch::storage::open_database(path, {});
+  CHECK(labwatch::storage::schema_version(db) == 3);
+  CHECK(result_indexes(db) ==
+        std::vector<std::string>{
+            "refusals_by_file: (file_id)",
+            "results_by_order: (order_id) WHERE order_id IS NOT NULL",
+            "results_by_person_time_analyte: (person_id, collected_at, analyte)"});
+  CHECK(db.execAndGet("SELECT count(*) FROM results WHERE person_id = 7 AND collected_at = 100")
+            .getInt() == 2);
+  CHECK(db.execAndGet("SELECT reason FROM refusals WHERE file_id = 1").getString() == "empty_file");
+  // The queries of a person's results and of a CSV report's versions use the new index.
+  const auto plan = [&db](const std::string& sql) {
+    SQLite::Statement explain(db, "EXPLAIN QUERY PLAN " + sql);
+    std::string details;
+    while (explain.executeStep()) {
+      details += explain.getColumn(3).getString() + "\n";
+    }
+    return details;
+  };
+  CHECK(plan("SELECT value FROM results WHERE person_id = 7 AND analyte = 'ferritin' AND "
+             "state = 'current' ORDER BY collected_at, result_id")
+            .find("USING INDEX results_by_person_time_analyte (person_id=?)") != std::string::npos);
+  CHECK(plan("SELECT result_id FROM results WHERE person_id = 7 AND collected_at = 100 AND "
+             "order_id IS NULL")
+            .find("USING INDEX results_by_person_time_analyte (person_id=? AND collected_at=?)") !=
+        std::string::npos);
+  CHECK(plan("SELECT refusal_id FROM refusals WHERE file_id = 1 ORDER BY refusal_id")
+            .find("INDEX refusals_by_file (file_id=?)") != std::string::npos);
 }

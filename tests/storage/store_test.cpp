@@ -5,6 +5,8 @@
 #include <SQLiteCpp/SQLiteCpp.h>
 
 #include <catch2/catch.hpp>
+#include <cstddef>
+#include <stdexcept>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -15,6 +17,8 @@ namespace {
 
 using labwatch::clinical::PersonIdentity;
 using labwatch::clinical::ResultStatus;
+using labwatch::storage::FileRecord;
+using labwatch::storage::FileVerdict;
 using labwatch::storage::IngestSummary;
 using labwatch::storage::testing::default_targets;
 using labwatch::storage::testing::file_named;
@@ -49,12 +53,12 @@ TEST_CASE("Store begin_file on a known hash reports already_known and stores not
           "[storage][store]") {
   Fixture f;
   const auto r = report("SGH", "M1", kT0, kSghPatient, {result("ferritin", 80, "ng/mL", "S1")});
-  CHECK_FALSE(f.store->has_file("sha-a.hl7"));
+  CHECK_FALSE(f.store->find_file("sha-a.hl7").has_value());
   const IngestSummary first = ingest(*f.store, "a.hl7", {r});
   CHECK_FALSE(first.already_known);
   CHECK(first.reports == 1);
   CHECK(first.results_stored == 1);
-  CHECK(f.store->has_file("sha-a.hl7"));
+  CHECK(f.store->find_file("sha-a.hl7").has_value());
 
   const IngestSummary again = ingest(*f.store, "a.hl7", {r});
   CHECK(again.already_known);
@@ -64,6 +68,208 @@ TEST_CASE("Store begin_file on a known hash reports already_known and stores not
   CHECK(f.count("SELECT count(*) FROM results") == 1);
   CHECK(f.count("SELECT count(*) FROM files WHERE outcome = 'accepted' AND results_stored = 1") ==
         1);
+}
+
+TEST_CASE("Store commit with the digest rolls back a file whose bytes were committed before",
+          "[storage][store]") {
+  Fixture f;
+  FileRecord first = file_named("a.hl7");
+  first.sha256.clear();  // known only once the file is read
+  {
+    auto tx = f.store->begin_file(first, default_targets());
+    tx->add_report(report("SGH", "M1", kT0, kSghPatient, {result("ferritin", 40, "ng/mL", "S1")}));
+    const IngestSummary stored = tx->commit("d1");
+    CHECK_FALSE(stored.already_known);
+    CHECK(stored.results_stored == 1);
+    CHECK(stored.alerts == 1);
+  }
+  CHECK(f.count("SELECT count(*) FROM files WHERE sha256 = 'd1' AND outcome = 'accepted'") == 1);
+
+  // The same bytes under another name, read again: what they would change is rolled back.
+  FileRecord again = file_named("b.hl7");
+  again.sha256.clear();
+  auto tx = f.store->begin_file(again, default_targets());
+  tx->add_report(report("SGH", "M2", kT0 + 60, kSghPatient,
+                        {result("ferritin", 90, "ng/mL", "S1", ResultStatus::corrected)}));
+  const IngestSummary known = tx->commit("d1");
+  CHECK(known.already_known);
+  CHECK(known.reports == 0);
+  CHECK(known.results_stored == 0);
+  CHECK(known.superseded == 0);
+  CHECK(f.count("SELECT count(*) FROM files") == 1);
+  CHECK(f.count("SELECT count(*) FROM messages") == 1);
+  CHECK(f.count("SELECT count(*) FROM results WHERE state = 'current' AND value = 40") == 1);
+  CHECK(f.count("SELECT count(*) FROM results") == 1);
+  CHECK(f.count("SELECT count(*) FROM alerts WHERE state = 'unmailed'") == 1);
+
+  // Other bytes are stored as usual afterwards.
+  auto next = f.store->begin_file(again, default_targets());
+  next->add_report(report("SGH", "M3", kT0, kSghPatient, {result("zinc", 90, "ug/dL", "S2")}));
+  CHECK(next->commit("d2").results_stored == 1);
+  CHECK(f.count("SELECT count(*) FROM files WHERE sha256 = 'd2' AND name = 'b.hl7'") == 1);
+}
+
+TEST_CASE("Store file transactions refuse a commit without the file's digest or with another one",
+          "[storage][store]") {
+  Fixture f;
+  FileRecord unnamed = file_named("a.hl7");
+  unnamed.sha256.clear();
+  SECTION("no digest at all") {
+    auto tx = f.store->begin_file(unnamed, default_targets());
+    CHECK_THROWS_AS(tx->commit(), std::logic_error);
+    CHECK_THROWS_AS(tx->commit(""), std::logic_error);
+  }
+  SECTION("a digest other than the one begin_file had") {
+    auto tx = f.store->begin_file(file_named("a.hl7"), default_targets());
+    CHECK_THROWS_AS(tx->commit("sha-b.hl7"), std::logic_error);
+    CHECK_FALSE(tx->commit("sha-a.hl7").already_known);
+  }
+  CHECK(f.count("SELECT count(*) FROM files WHERE sha256 = ''") == 0);
+}
+
+TEST_CASE("Store find_file returns a committed file's verdict, counts and refusals in order",
+          "[storage][store]") {
+  Fixture f;
+  labwatch::parsers::Refusal not_a_number;
+  not_a_number.reason = "non_numeric_value";
+  not_a_number.detail = "OBX-5 is not a number";
+  not_a_number.where.message = 0;
+  not_a_number.where.segment = 7;
+  not_a_number.where.segment_id = "OBX";
+  not_a_number.where.field = 5;
+  not_a_number.where.line = 9;
+  not_a_number.where.offset = 640;
+  not_a_number.patient_key = "SGH|SGH1";
+  not_a_number.code = "30522-7";
+  not_a_number.analyte = "hs_crp";
+  not_a_number.collected_at = {
+      2024, 12, 1, 9, 45, 0, 0, labwatch::parsers::DateTime::Precision::minute, true, -360};
+  not_a_number.result_status = 'F';
+  labwatch::parsers::Refusal truncated;
+  truncated.reason = "truncated_message";
+  truncated.detail = "message 2 ends inside OBX";
+  truncated.where.message = 1;
+  truncated.where.line = 14;
+  truncated.where.offset = 812;
+  labwatch::parsers::Refusal no_unit;
+  no_unit.reason = "missing_columns";
+  no_unit.detail = "no unit column";
+  no_unit.where.line = 1;
+  no_unit.where.column = "unit";
+
+  auto partial = report("SGH", "M1", kT0, kSghPatient,
+                        {result("ferritin", 80, "ng/mL", "S1"), result("zinc", 80, "ug/dL", "S1")});
+  partial.refusals.push_back(not_a_number);
+  auto tx = f.store->begin_file(file_named("partial.hl7"), default_targets());
+  tx->add_report(partial);
+  tx->add_refusal(truncated);
+  tx->commit();
+  auto refused_tx = f.store->begin_file(file_named("refused.csv"), default_targets());
+  refused_tx->add_refusal(no_unit);
+  refused_tx->commit();
+  ingest(*f.store, "accepted.hl7",
+         {report("SGH", "M2", kT0, kSghPatient, {result("iron", 90, "ug/dL", "S2")})});
+
+  const auto known = f.store->find_file("sha-partial.hl7");
+  REQUIRE(known.has_value());
+  CHECK(known->verdict == FileVerdict::partial);
+  CHECK(known->name == "partial.hl7");
+  CHECK(known->summary.already_known);
+  CHECK(known->summary.reports == 1);
+  CHECK(known->summary.results_stored == 2);
+  CHECK(known->summary.refusals == 2);
+  CHECK(known->summary.duplicates == 0);
+  REQUIRE(known->refusals.size() == 2);
+  const labwatch::parsers::Refusal& first = known->refusals[0];
+  CHECK(first.reason == not_a_number.reason);
+  CHECK(first.detail == not_a_number.detail);
+  CHECK(first.where.message == 0);
+  CHECK(first.where.segment == 7);
+  CHECK(first.where.segment_id == "OBX");
+  CHECK(first.where.field == 5);
+  CHECK(first.where.line == 9);
+  CHECK(first.where.offset == 640);
+  CHECK(first.where.column.empty());
+  CHECK(first.patient_key == "SGH|SGH1");
+  CHECK(first.code == "30522-7");
+  CHECK(first.analyte == "hs_crp");
+  CHECK(first.collected_at == not_a_number.collected_at);
+  CHECK(first.result_status == 'F');
+  const labwatch::parsers::Refusal& second = known->refusals[1];
+  CHECK(second.reason == "truncated_message");
+  CHECK(second.where.message == 1);
+  CHECK(second.where.segment == -1);
+  CHECK(second.where.field == -1);
+  CHECK(second.where.line == 14);
+  CHECK(second.where.offset == 812);
+  CHECK(second.collected_at.empty());
+  CHECK(second.result_status == 0);
+
+  const auto refused = f.store->find_file("sha-refused.csv");
+  REQUIRE(refused.has_value());
+  CHECK(refused->verdict == FileVerdict::refused);
+  CHECK(refused->summary.reports == 0);
+  REQUIRE(refused->refusals.size() == 1);
+  CHECK(refused->refusals[0].reason == "missing_columns");
+  CHECK(refused->refusals[0].where.column == "unit");
+  CHECK(refused->refusals[0].where.offset == static_cast<std::size_t>(-1));
+
+  const auto accepted = f.store->find_file("sha-accepted.hl7");
+  REQUIRE(accepted.has_value());
+  CHECK(accepted->verdict == FileVerdict::accepted);
+  CHECK(accepted->summary.results_stored == 1);
+  CHECK(accepted->refusals.empty());
+
+  CHECK_FALSE(f.store->find_file("sha-other.hl7").has_value());
+  CHECK_FALSE(f.store->find_file("").has_value());
+}
+
+TEST_CASE("Store records the refusals of a resent message, so that its file is partial too",
+          "[storage][store]") {
+  Fixture f;
+  auto r = report("SGH", "M1", kT0, kSghPatient, {result("ferritin", 80, "ng/mL", "S1")});
+  labwatch::parsers::Refusal no_unit;
+  no_unit.reason = "unknown_unit";
+  no_unit.detail = "OBX-6 'U/L' is not a known unit for zinc";
+  no_unit.where.message = 0;
+  no_unit.where.segment = 5;
+  r.refusals.push_back(no_unit);
+  CHECK(ingest(*f.store, "first.hl7", {r}).refusals == 1);
+
+  const IngestSummary resend = ingest(*f.store, "resend.hl7", {r});
+  CHECK(resend.duplicate_messages == 1);
+  CHECK(resend.refusals == 1);
+  CHECK(f.count("SELECT outcome = 'partial' FROM files WHERE name = 'resend.hl7'") == 1);
+  // The refusal points at the stored message it was resent as.
+  CHECK(f.count("SELECT count(*) FROM refusals r JOIN files f ON f.file_id = r.file_id "
+                "WHERE f.name = 'resend.hl7' AND r.level = 'result' AND r.message_id = "
+                "(SELECT message_id FROM messages)") == 1);
+  const auto known = f.store->find_file("sha-resend.hl7");
+  REQUIRE(known.has_value());
+  CHECK(known->verdict == FileVerdict::partial);
+  REQUIRE(known->refusals.size() == 1);
+  CHECK(known->refusals[0].reason == "unknown_unit");
+}
+
+TEST_CASE("Store sums the unmapped codes of a file's messages into one row per code",
+          "[storage][store]") {
+  Fixture f;
+  auto a = report("LCA", "L1", kT0, person("LCA", "9", "Doe", "Jo", "1970-01-01", 'M'), {});
+  a.unmapped = {{"718-7", 2}, {"2500-7", 1}};
+  auto b = report("LCA", "L2", kT0, a.patient, {});
+  b.unmapped = {{"718-7", 3}};
+  auto c = report("QDX", "Q1", kT0, person("QDX", "1", "Roe", "Al", "1971-01-01", 'M'), {});
+  c.unmapped = {{"718-7", 4}};
+  ingest(*f.store, "one.hl7", {a, b, c});
+  CHECK(f.count("SELECT count FROM unmapped_codes WHERE facility = 'LCA' AND code = '718-7'") == 5);
+  CHECK(f.count("SELECT count FROM unmapped_codes WHERE facility = 'LCA' AND code = '2500-7'") ==
+        1);
+  CHECK(f.count("SELECT count FROM unmapped_codes WHERE facility = 'QDX' AND code = '718-7'") == 4);
+  CHECK(f.count("SELECT count(*) FROM unmapped_codes WHERE last_file_id = 1 AND "
+                "first_seen = last_seen") == 3);
+  // A resent message adds nothing.
+  ingest(*f.store, "two.hl7", {b});
+  CHECK(f.count("SELECT count FROM unmapped_codes WHERE facility = 'LCA' AND code = '718-7'") == 5);
 }
 
 TEST_CASE("Store matches one person across authorities by folded name, birth date and sex",
@@ -350,7 +556,7 @@ TEST_CASE("Store rolls back a file transaction destroyed without commit", "[stor
     refusal.reason = "empty_file";
     tx->add_refusal(refusal);
   }
-  CHECK_FALSE(f.store->has_file("sha-a.hl7"));
+  CHECK_FALSE(f.store->find_file("sha-a.hl7").has_value());
   for (const char* table : {"files", "persons", "identifiers", "messages", "results", "alerts",
                             "refusals", "unmapped_codes"}) {
     INFO(table);
