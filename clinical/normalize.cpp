@@ -31,7 +31,7 @@ using parsers::Refusal;
 
 constexpr std::int64_t kSecondsPerDay = 86'400;
 constexpr int kMaxOffsetMinutes = 18 * 60;    // ISO 8601 / HL7 offsets never go beyond +-18:00
-constexpr std::size_t kMaxExcerptBytes = 40;  // raw value text quoted in a refusal detail
+constexpr std::size_t kMaxExcerptBytes = 40;  // unit text quoted in a refusal detail
 constexpr std::size_t kReservedResults = 64;  // results of one report reserved at once
 
 bool is_blank(char c) noexcept { return c == ' ' || c == '\t'; }
@@ -331,15 +331,15 @@ void add_observation(const Order& order, const Observation& obs, Context& ctx) {
       }
     }
     if (!parsed) {
-      refuse("non_numeric_value", raw.empty()
-                                      ? std::string(ctx.fields.value) + " is empty"
-                                      : std::string(ctx.fields.value) + " '" +
-                                            excerpt(result.raw_value) + "' is not a number");
+      // A value is patient data, and a refusal reaches the log and the reason file: the detail
+      // names the field, never what it holds (the refusal's position leads to it in the file).
+      refuse("non_numeric_value",
+             std::string(ctx.fields.value) + (raw.empty() ? " is empty" : " is not a number"));
       return;
     }
     if (parsed->value < 0) {
-      refuse("implausible_value", std::string(ctx.fields.value) + " '" + excerpt(result.raw_value) +
-                                      "' is negative, which is implausible for " + analyte.key);
+      refuse("implausible_value", std::string(ctx.fields.value) +
+                                      " is negative, which is implausible for " + analyte.key);
       return;
     }
     // Most labs print the canonical unit itself. factor_to_canonical would fold both spellings
