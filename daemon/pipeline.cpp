@@ -232,6 +232,9 @@ void Pipeline::hash_whole(const ClaimedFile& file, Sha256& file_hash) {
       break;
     }
     file_hash.update(buffer_);
+    if (progress_) {
+      progress_();
+    }
   }
 }
 
@@ -259,6 +262,9 @@ void Pipeline::ingest_hl7(const ClaimedFile& file, const std::string& name,
     file_hash.update(buffer_);
     splitter.feed(buffer_);
     drain();
+    if (progress_) {
+      progress_();
+    }
   }
   splitter.finish();
   drain();

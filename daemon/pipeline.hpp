@@ -4,6 +4,7 @@
 #pragma once
 
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <string>
 #include <string_view>
@@ -53,6 +54,10 @@ class Pipeline {
   // else partial or refused with the counts and refusals of then (summary.already_known set).
   FileOutcome process_file(const std::filesystem::path& path, const ClaimPolicy& policy);
 
+  // Called after each chunk (1 MiB) of a file is read and processed, on the calling thread: the
+  // daemon pings its watchdog from here, so a large file cannot look like a hang.
+  void set_progress(std::function<void()> progress) { progress_ = std::move(progress); }
+
  private:
   void known_outcome(FileOutcome& outcome);
   void hash_whole(const ClaimedFile& file, Sha256& file_hash);
@@ -68,6 +73,7 @@ class Pipeline {
   storage::Store& store_;
   storage::Targets targets_;
   std::string buffer_;  // reused read buffer
+  std::function<void()> progress_;
 };
 
 }  // namespace labwatch::daemon

@@ -226,6 +226,7 @@ class Service {
   boost::asio::steady_timer ready_timer_{io_};
   boost::asio::steady_timer status_timer_{io_};
   std::optional<Clock::duration> watchdog_period_;
+  Clock::time_point last_watchdog_;
 
   // Complete files waiting for their turn, in order, each name once.
   std::deque<std::string> queue_;
@@ -274,6 +275,7 @@ int Service::run(const config::Config& initial) {
     // Ping at half the interval so one late wake-up is not fatal.
     *watchdog_period_ /= 2;
     notifier_.watchdog();
+    last_watchdog_ = Clock::now();
     arm_watchdog();
   }
   arm_rescan();
@@ -314,6 +316,13 @@ std::unique_ptr<Runtime> Service::build(config::Config config) {
   check_layout(paths);
   rt->lock = std::make_unique<InboxLock>(paths.inbox, rt_ ? rt_->lock.get() : nullptr);
   rt->pipeline = std::make_unique<Pipeline>(*rt->config, *rt->store);
+  // One large file holds the loop for seconds: keep the watchdog fed between its chunks.
+  rt->pipeline->set_progress([this] {
+    if (watchdog_period_ && Clock::now() - last_watchdog_ >= *watchdog_period_) {
+      notifier_.watchdog();
+      last_watchdog_ = Clock::now();
+    }
+  });
   if (!rt->config->mail.smtp_url.empty()) {
     // Mail goes out from its own worker thread; a slow or dead relay never holds up ingestion.
     SmtpOptions options;
@@ -368,6 +377,7 @@ void Service::arm_watchdog() {
       return;
     }
     notifier_.watchdog();
+    last_watchdog_ = Clock::now();
     arm_watchdog();
   });
 }

@@ -113,7 +113,10 @@ TEST_CASE("Pipeline::process_file hashes every byte of a file read in several ch
     const std::string n = std::to_string(i);
     bytes += oru("C" + n, "M" + std::to_string(i % 50), "O" + n, "80", "0.5");
   }
+  int chunks = 0;
+  site.pipeline.set_progress([&chunks] { ++chunks; });
   const FileOutcome outcome = site.process(site.write("big.hl7", bytes));
+  CHECK(chunks == 3);  // the daemon's watchdog is pinged between chunks of one large file
   CHECK(outcome.kind == Kind::accepted);
   CHECK(outcome.sha256 == labwatch::daemon::sha256_hex(bytes));
   CHECK(site.count("SELECT count(*) FROM files WHERE sha256 = '" + outcome.sha256 + "'") == 1);
