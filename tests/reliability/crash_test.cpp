@@ -121,9 +121,8 @@ struct CrashPoint {
 
 }  // namespace
 
-// Known failing (often, not always): the two faults the next case pins down.
 TEST_CASE("run_service SIGKILLed at 50 random moments ingests 500 files exactly once",
-          "[reliability][crash][slow][.known-failing]") {
+          "[reliability][crash][slow]") {
   const unsigned seed = GENERATE(1U, 2U, 3U);
   run_random_kills(seed, scaled(500, 100), scaled(50, 10));
 }
