@@ -71,6 +71,13 @@ class Fd {
   int fd_;
 };
 
+// In failed/, only reason files end in ".reason.txt": a refused file named so is numbered
+// ("b.reason.txt" -> "b.reason.1.txt"). A name ending so whose file is absent is then always an
+// orphaned reason, which place_reason may replace, never another refused file.
+unsigned first_attempt(std::string_view name, const std::optional<std::string_view>& reason) {
+  return reason && name.ends_with(kReasonSuffix) ? 1 : 0;
+}
+
 }  // namespace
 
 std::string numbered_name(std::string_view name, unsigned attempt, std::size_t reserve) {
@@ -176,7 +183,7 @@ std::string FileMover::move(Dir& to, const std::string& name,
                             std::optional<std::string_view> reason) {
   const std::string source = (inbox_.path / name).string();
   const std::size_t reserve = reason ? kReasonSuffix.size() : 0;
-  for (unsigned attempt = 0; attempt < kMaxAttempts; ++attempt) {
+  for (unsigned attempt = first_attempt(name, reason); attempt < kMaxAttempts; ++attempt) {
     std::string candidate = numbered_name(name, attempt, reserve);
     if (reason && !place_reason(to, candidate, *reason)) {
       continue;
@@ -273,7 +280,7 @@ std::string FileMover::copy_across(Dir& to, const std::string& name,
     }
   }
   const std::size_t reserve = reason ? kReasonSuffix.size() : 0;
-  for (unsigned attempt = 0; attempt < kMaxAttempts; ++attempt) {
+  for (unsigned attempt = first_attempt(name, reason); attempt < kMaxAttempts; ++attempt) {
     std::string candidate = numbered_name(name, attempt, reserve);
     if (reason && !place_reason(to, candidate, *reason)) {
       continue;

@@ -67,33 +67,36 @@ class UnusableConfig : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-// An exclusive flock(2) on the inbox directory for as long as this process watches it: a second
-// `labwatch run` on the same inbox would race the first for every file. The lock goes with the
-// descriptor, so a crash releases it.
-class InboxLock {
+// An exclusive flock(2) on one of the layout's directories for as long as this process uses it: a
+// second `labwatch run` on the same inbox would race the first for every file, and two sharing
+// processed/ or failed/ would share their work files. The lock goes with the descriptor, so a
+// crash releases it.
+class DirLock {
  public:
-  // Locks `inbox`, or shares the lock `held` already has when it is the same directory (a reload
-  // that keeps the inbox). Throws std::system_error when another process holds it.
-  InboxLock(const std::string& inbox, const InboxLock* held) {
-    fd_ = ::open(inbox.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  // Locks `dir`, or shares the lock one of `held` already has on the same directory (a reload
+  // that keeps it). Throws std::system_error when another process holds it.
+  DirLock(const std::string& dir, const std::vector<std::unique_ptr<DirLock>>& held) {
+    fd_ = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd_ < 0) {
-      throw std::system_error(errno, std::generic_category(), "open " + inbox);
+      throw std::system_error(errno, std::generic_category(), "open " + dir);
     }
     struct stat st {};
     if (::fstat(fd_, &st) != 0) {
       const int error = errno;
       ::close(fd_);
-      throw std::system_error(error, std::generic_category(), "stat " + inbox);
+      throw std::system_error(error, std::generic_category(), "stat " + dir);
     }
     dev_ = st.st_dev;
     ino_ = st.st_ino;
-    if (held != nullptr && held->dev_ == dev_ && held->ino_ == ino_) {
-      ::close(fd_);
-      fd_ = ::fcntl(held->fd_, F_DUPFD_CLOEXEC, 0);  // the same open file, so the same lock
-      if (fd_ < 0) {
-        throw std::system_error(errno, std::generic_category(), "dup the lock on " + inbox);
+    for (const auto& lock : held) {
+      if (lock->dev_ == dev_ && lock->ino_ == ino_) {
+        ::close(fd_);
+        fd_ = ::fcntl(lock->fd_, F_DUPFD_CLOEXEC, 0);  // the same open file, so the same lock
+        if (fd_ < 0) {
+          throw std::system_error(errno, std::generic_category(), "dup the lock on " + dir);
+        }
+        return;
       }
-      return;
     }
     int locked = -1;
     do {
@@ -102,17 +105,17 @@ class InboxLock {
     if (locked != 0) {
       const int error = errno;
       ::close(fd_);
-      throw std::system_error(
-          error, std::generic_category(),
-          error == EWOULDBLOCK ? "another labwatch process is already watching the inbox " + inbox
-                               : "lock " + inbox);
+      throw std::system_error(error, std::generic_category(),
+                              error == EWOULDBLOCK
+                                  ? "another labwatch process is already using " + dir
+                                  : "lock " + dir);
     }
   }
-  ~InboxLock() { ::close(fd_); }
-  InboxLock(const InboxLock&) = delete;
-  InboxLock& operator=(const InboxLock&) = delete;
-  InboxLock(InboxLock&&) = delete;
-  InboxLock& operator=(InboxLock&&) = delete;
+  ~DirLock() { ::close(fd_); }
+  DirLock(const DirLock&) = delete;
+  DirLock& operator=(const DirLock&) = delete;
+  DirLock(DirLock&&) = delete;
+  DirLock& operator=(DirLock&&) = delete;
 
  private:
   int fd_ = -1;
@@ -123,7 +126,7 @@ class InboxLock {
 // Everything built from one config. Members are destroyed bottom-up: the watcher first, and the
 // pipeline and dispatcher before the store and config they refer to.
 struct Runtime {
-  std::unique_ptr<InboxLock> lock;
+  std::vector<std::unique_ptr<DirLock>> locks;  // inbox, processed, failed
   std::unique_ptr<config::Config> config;
   std::unique_ptr<storage::Store> store;
   std::unique_ptr<OutboxDispatcher> dispatcher;  // null without <mail smtp=...>
@@ -314,7 +317,10 @@ std::unique_ptr<Runtime> Service::build(config::Config config) {
     std::filesystem::create_directories(dir);
   }
   check_layout(paths);
-  rt->lock = std::make_unique<InboxLock>(paths.inbox, rt_ ? rt_->lock.get() : nullptr);
+  static const std::vector<std::unique_ptr<DirLock>> kNone;
+  for (const std::string& dir : {paths.inbox, paths.processed, paths.failed}) {
+    rt->locks.push_back(std::make_unique<DirLock>(dir, rt_ ? rt_->locks : kNone));
+  }
   rt->pipeline = std::make_unique<Pipeline>(*rt->config, *rt->store);
   // One large file holds the loop for seconds: keep the watchdog fed between its chunks.
   rt->pipeline->set_progress([this] {

@@ -96,6 +96,21 @@ TEST_CASE("FileMover::to_failed replaces the orphan reason file a crash left for
   CHECK(count_entries(d.failed()) == 2);
 }
 
+TEST_CASE("FileMover::to_failed never gives a refused file a name ending in .reason.txt",
+          "[daemon][mover]") {
+  // Otherwise a later file "b" would take "b.reason.txt" for its reason and replace that file.
+  const Dirs d(TempDir::default_base());
+  FileMover mover(d.inbox(), d.processed(), d.failed());
+  write_file(d.inbox() / "b.reason.txt", "a refused lab file");
+  CHECK(mover.to_failed("b.reason.txt", "first\n") == "b.reason.1.txt");
+  write_file(d.inbox() / "b", "another refused file");
+  CHECK(mover.to_failed("b", "second\n") == "b");
+  CHECK(read_file(d.failed() / "b.reason.1.txt") == "a refused lab file");
+  CHECK(read_file(d.failed() / "b.reason.1.txt.reason.txt") == "first\n");
+  CHECK(read_file(d.failed() / "b") == "another refused file");
+  CHECK(read_file(d.failed() / "b.reason.txt") == "second\n");
+}
+
 TEST_CASE("FileMover::to_failed leaves no reason file when the file is gone", "[daemon][mover]") {
   const Dirs d(TempDir::default_base());
   FileMover mover(d.inbox(), d.processed(), d.failed());

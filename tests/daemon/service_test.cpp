@@ -349,8 +349,8 @@ TEST_CASE("run_service refuses to watch an inbox another labwatch process alread
 
   const CommandResult second = run_labwatch({"run", "--config", layout.config().string()}, 30s);
   CHECK(second.exit_code == 1);
-  CHECK(second.err.find("another labwatch process is already watching the inbox " +
-                        layout.inbox().string()) != std::string::npos);
+  CHECK(second.err.find("another labwatch process is already using " + layout.inbox().string()) !=
+        std::string::npos);
 
   // The first one still owns the inbox and works; once it stops, the inbox is free again.
   layout.drop("d1_wce_01.csv", read_file(corpus_file("d1_wce_01.csv")));
