@@ -160,6 +160,28 @@ std::size_t utf8_sequence_length(std::string_view text, std::size_t at) noexcept
   return length;
 }
 
+namespace {
+
+// The code point of one well-formed UTF-8 sequence.
+char32_t code_point(std::string_view sequence) noexcept {
+  const auto byte = [&sequence](std::size_t i) { return static_cast<unsigned char>(sequence[i]); };
+  static constexpr std::array<unsigned, 5> kLeadMask{0, 0x7FU, 0x1FU, 0x0FU, 0x07U};
+  char32_t c = byte(0) & kLeadMask[sequence.size()];
+  for (std::size_t i = 1; i < sequence.size(); ++i) {
+    c = (c << 6U) | (byte(i) & 0x3FU);
+  }
+  return c;
+}
+
+// Characters that break or reorder a line as shown without being control bytes: the C1 controls,
+// the line and paragraph separators, and the bidirectional marks, embeddings and isolates.
+bool is_deceptive(char32_t c) noexcept {
+  return (c >= 0x80 && c <= 0x9F) || c == 0x200E || c == 0x200F || (c >= 0x2028 && c <= 0x202E) ||
+         (c >= 0x2066 && c <= 0x2069);
+}
+
+}  // namespace
+
 std::string printable(std::string_view text) {
   static constexpr std::string_view kHex = "0123456789ABCDEF";
   std::string out;
@@ -182,7 +204,13 @@ std::string printable(std::string_view text) {
       out += static_cast<char>(byte);
       ++i;
     } else if (const std::size_t length = utf8_sequence_length(text, i); length > 0) {
-      out.append(text.substr(i, length));
+      if (is_deceptive(code_point(text.substr(i, length)))) {
+        for (std::size_t k = 0; k < length; ++k) {
+          escape(static_cast<unsigned char>(text[i + k]));
+        }
+      } else {
+        out.append(text.substr(i, length));
+      }
       i += length;
     } else {
       escape(byte);

@@ -28,8 +28,10 @@ std::string html_escape(std::string_view text);
 // when the bytes there are not one (overlong, surrogate, beyond U+10FFFF, truncated). `at` < size.
 std::size_t utf8_sequence_length(std::string_view text, std::size_t at) noexcept;
 // One line of plain text that shows what `text` holds: control bytes (newlines included), DEL,
-// bytes that are not valid UTF-8 and the backslash itself are written as \xNN (\\ for the
-// backslash). For file names and details in reason files, where a name must not forge a line.
+// bytes that are not valid UTF-8, and the bytes of characters that reorder or break a line as
+// shown (C1 controls, U+2028/2029, bidirectional marks and overrides) are written as \xNN; the
+// backslash itself as \\. For file names and details in reason files, where a name must not forge a
+// line.
 std::string printable(std::string_view text);
 
 }  // namespace labwatch::daemon

@@ -37,6 +37,19 @@ TEST_CASE("printable shows bytes that are not UTF-8 as \\xNN", "[daemon][text]")
   CHECK(printable("\xf0\x9f\x98\x80") == "\xf0\x9f\x98\x80");
 }
 
+TEST_CASE("printable escapes characters that reorder or break a line as shown", "[daemon][text]") {
+  CHECK(printable("a\xc2\x85"
+                  "b") == "a\\xC2\\x85b");  // NEL, a C1 control
+  CHECK(printable("a\xe2\x80\xa8"
+                  "b") == "a\\xE2\\x80\\xA8b");                           // LINE SEPARATOR
+  CHECK(printable("x\xe2\x80\xaegnp.hl7") == "x\\xE2\\x80\\xAEgnp.hl7");  // RIGHT-TO-LEFT OVERRIDE
+  CHECK(printable("\xe2\x81\xa6"
+                  "a") ==
+        "\\xE2\\x81\\xA6"
+        "a");                                                          // LEFT-TO-RIGHT ISOLATE
+  CHECK(printable("\xc2\xa0\xe2\x80\x94") == "\xc2\xa0\xe2\x80\x94");  // NBSP and an em dash stay
+}
+
 TEST_CASE("utf8_sequence_length follows the well-formed byte ranges of Unicode", "[daemon][text]") {
   CHECK(utf8_sequence_length("a", 0) == 1);
   CHECK(utf8_sequence_length("\xc3\xa9", 0) == 2);
