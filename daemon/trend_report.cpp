@@ -271,16 +271,12 @@ Band optimal_band(const clinical::OptimalRule& rule, const clinical::Analyte& an
 std::optional<ReportInput> load_report_input(storage::Store& store, const config::Config& config,
                                              std::int64_t person_id, clinical::UnixSeconds now) {
   std::optional<ReportInput> input;
-  for (storage::PersonRow& person : store.persons()) {
-    if (person.person_id == person_id) {
-      input.emplace();
-      input->person = std::move(person);
-      break;
-    }
-  }
-  if (!input) {
+  std::optional<storage::PersonRow> person = store.person(person_id);
+  if (!person) {
     return input;
   }
+  input.emplace();
+  input->person = std::move(*person);
   for (const clinical::Analyte& analyte : config.catalogue.analytes()) {
     AnalyteSeries series;
     series.analyte = &analyte;

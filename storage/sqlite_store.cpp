@@ -214,6 +214,38 @@ class SqliteStore final : public Store {
     return rows;
   }
 
+  std::optional<PersonRow> person(std::int64_t person_id) override {
+    SQLite::Statement who(db_,
+                          "SELECT family, given, birth_date, sex FROM persons WHERE person_id = ?");
+    who.bind(1, person_id);
+    if (!who.executeStep()) {
+      return std::nullopt;
+    }
+    PersonRow row;
+    row.person_id = person_id;
+    row.family = who.getColumn(0).getString();
+    row.given = who.getColumn(1).getString();
+    row.birth_date = who.getColumn(2).getString();
+    row.sex = known_sex(*who.getColumn(3).getText());
+    SQLite::Statement keys(
+        db_, "SELECT authority, mrn FROM identifiers WHERE person_id = ? ORDER BY authority, mrn");
+    keys.bind(1, person_id);
+    while (keys.executeStep()) {
+      row.patient_keys.push_back(keys.getColumn(0).getString() + "|" +
+                                 keys.getColumn(1).getString());
+    }
+    // The person index (person_id, collected_at, analyte) answers this without a table scan.
+    SQLite::Statement counts(db_,
+                             "SELECT count(*), max(collected_at) FROM results "
+                             "WHERE person_id = ? AND state = 'current'");
+    counts.bind(1, person_id);
+    if (counts.executeStep()) {
+      row.results = counts.getColumn(0).getInt();
+      row.last_collected_at = counts.getColumn(1).getInt64();
+    }
+    return row;
+  }
+
   std::optional<std::int64_t> find_person(std::string_view id_or_key) override {
     const std::size_t bar = id_or_key.find('|');
     if (bar == std::string_view::npos) {

@@ -168,6 +168,8 @@ class Store {
   // resolved, superseded and withdrawn history included.
   virtual std::vector<AlertRow> alerts(bool all) = 0;
   virtual std::vector<PersonRow> persons() = 0;
+  // One person, as persons() lists them, without reading everyone; nullopt for an unknown id.
+  virtual std::optional<PersonRow> person(std::int64_t person_id) = 0;
   // Resolves "123" (person id) or "AUTH|MRN" to a person id.
   virtual std::optional<std::int64_t> find_person(std::string_view id_or_key) = 0;
 

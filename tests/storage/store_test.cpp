@@ -20,6 +20,7 @@ using labwatch::clinical::ResultStatus;
 using labwatch::storage::FileRecord;
 using labwatch::storage::FileVerdict;
 using labwatch::storage::IngestSummary;
+using labwatch::storage::PersonRow;
 using labwatch::storage::testing::default_targets;
 using labwatch::storage::testing::file_named;
 using labwatch::storage::testing::Fixture;
@@ -297,6 +298,18 @@ TEST_CASE("Store matches one person across authorities by folded name, birth dat
   CHECK(persons[0].last_collected_at == kT0 + 86400);
 
   const auto id = persons[0].person_id;
+  // person(id) reads the same row without listing everyone.
+  const std::optional<PersonRow> one = f.store->person(id);
+  REQUIRE(one.has_value());
+  CHECK(one->family == "Fälschle");
+  CHECK(one->given == "Ines");
+  CHECK(one->birth_date == "1955-09-15");
+  CHECK(one->sex == 'F');
+  CHECK(one->patient_keys == persons[0].patient_keys);
+  CHECK(one->results == 3);
+  CHECK(one->last_collected_at == kT0 + 86400);
+  CHECK_FALSE(f.store->person(id + 1).has_value());
+
   CHECK(f.store->find_person("QDX|Q1") == id);
   CHECK(f.store->find_person("LCA|77") == id);
   CHECK(f.store->find_person(std::to_string(id)) == id);
