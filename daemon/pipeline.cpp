@@ -260,7 +260,8 @@ void Pipeline::ingest_hl7(const ClaimedFile& file, const std::string& name,
       break;
     }
     file_hash.update(buffer_);
-    splitter.feed(buffer_);
+    // No copy of the chunk: drain() takes every message out before buffer_ is read into again.
+    splitter.feed_in_place(buffer_);
     drain();
     if (progress_) {
       progress_();
