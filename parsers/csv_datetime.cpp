@@ -201,39 +201,39 @@ std::optional<DateTime> parse_iso(std::string_view text) noexcept {
   return in.done() ? checked(t) : std::nullopt;
 }
 
-// dd.mm.yyyy[ HH:MM[:SS]] (German); day, month and hour may have one digit.
-std::optional<DateTime> parse_dotted(std::string_view text) noexcept {
-  DateCursor in(text);
+// The date and optional 24-hour time shared by the German and US shapes: `first` SEP `second` SEP
+// YYYY, day/month of one or two digits, then " H:MM[:SS]". `in` is left after what was read;
+// nullopt when the text is not of this shape.
+std::optional<DateTime> read_short_date(DateCursor& in, char separator, bool day_first) noexcept {
   DateTime t;
-  if (!in.number(1, 2, t.day) || !in.eat('.') || !in.number(1, 2, t.month) || !in.eat('.') ||
-      !in.number(4, 4, t.year)) {
+  int& first = day_first ? t.day : t.month;
+  int& second = day_first ? t.month : t.day;
+  if (!in.number(1, 2, first) || !in.eat(separator) || !in.number(1, 2, second) ||
+      !in.eat(separator) || !in.number(4, 4, t.year)) {
     return std::nullopt;
   }
   t.precision = Precision::day;
-  if (in.done()) {
-    return checked(t);
-  }
-  if (!in.spaces() || !read_time(in, 1, false, t)) {
+  if (!in.done() && (!in.spaces() || !read_time(in, 1, false, t))) {
     return std::nullopt;
   }
-  return in.done() ? checked(t) : std::nullopt;
+  return t;
+}
+
+// dd.mm.yyyy[ HH:MM[:SS]] (German); day, month and hour may have one digit.
+std::optional<DateTime> parse_dotted(std::string_view text) noexcept {
+  DateCursor in(text);
+  const std::optional<DateTime> t = read_short_date(in, '.', /*day_first=*/true);
+  return t && in.done() ? checked(*t) : std::nullopt;
 }
 
 // MM/DD/YYYY[ hh:mm[:ss] AM|PM] or MM/DD/YYYY HH:MM[:SS] (US); month, day, hour may have one digit.
 std::optional<DateTime> parse_slashed(std::string_view text) noexcept {
   DateCursor in(text);
-  DateTime t;
-  if (!in.number(1, 2, t.month) || !in.eat('/') || !in.number(1, 2, t.day) || !in.eat('/') ||
-      !in.number(4, 4, t.year)) {
+  std::optional<DateTime> read = read_short_date(in, '/', /*day_first=*/false);
+  if (!read) {
     return std::nullopt;
   }
-  t.precision = Precision::day;
-  if (in.done()) {
-    return checked(t);
-  }
-  if (!in.spaces() || !read_time(in, 1, false, t)) {
-    return std::nullopt;
-  }
+  DateTime& t = *read;
   if (in.done()) {
     return checked(t);
   }
