@@ -17,35 +17,13 @@
 #include <vector>
 
 #include "storage/store.hpp"
+#include "storage/store_fixture.hpp"
 
 namespace {
 
 namespace fs = std::filesystem;
 using labwatch::storage::Migration;
-
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern = (fs::temp_directory_path() / "labwatch-database-XXXXXX").string();
-    if (::mkdtemp(pattern.data()) == nullptr) {
-      throw std::system_error(errno, std::generic_category(), "mkdtemp");
-    }
-    path_ = pattern;
-  }
-  ~TempDir() {
-    std::error_code ignored;
-    fs::remove_all(path_, ignored);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  TempDir(TempDir&&) = delete;
-  TempDir& operator=(TempDir&&) = delete;
-
-  [[nodiscard]] std::string file(const std::string& name) const { return (path_ / name).string(); }
-
- private:
-  fs::path path_;
-};
+using labwatch::storage::testing::TempDir;
 
 // Sets the process umask for one scope.
 class UmaskScope {
