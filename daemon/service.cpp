@@ -55,6 +55,8 @@ constexpr std::chrono::seconds kReadyGrace{1};
 // While a start-up backlog is ingested, ask systemd for more start time this often, by this much.
 constexpr std::chrono::seconds kExtendEvery{5};
 constexpr std::chrono::seconds kExtendBy{30};
+// Start-up time asked for before the database is opened (and perhaps migrated).
+constexpr std::chrono::minutes kMigrationGrace{15};
 // STATUS= goes to systemd at most this often (a steady trickle of files would send one per file).
 constexpr std::chrono::seconds kStatusInterval{1};
 // Refusals of one file written to the log; all of them go to the reason file.
@@ -258,6 +260,9 @@ int Service::run(const config::Config& initial) {
   reload_signal_.add(SIGHUP);
   wait_stop_signal();
   wait_reload_signal();
+  // Opening the database migrates it when it is older; on a large one that may outlast
+  // TimeoutStartSec, and a migration killed midway rolls back and starts over at every restart.
+  notifier_.extend_timeout(kMigrationGrace);
   try {
     rt_ = build(initial);
   } catch (const UnusableConfig& e) {

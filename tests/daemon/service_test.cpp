@@ -324,6 +324,8 @@ TEST_CASE("run_service speaks the notify protocol and exits 0 promptly on SIGTER
   auto daemon = layout.start({notify.env(), "WATCHDOG_USEC=400000"}, /*watchdog_pid=*/true);
   REQUIRE(notify.wait_for("READY=1", kReadyTimeout));
   CHECK(notify.count("STOPPING=1") == 0);
+  // Time for a migration is asked for before the database is opened: 15 minutes.
+  CHECK(notify.count("EXTEND_TIMEOUT_USEC=900000000") == 1);
 
   // WATCHDOG=1 every 200 ms (half the interval): at least four in a second.
   const Clock::time_point start = Clock::now();
