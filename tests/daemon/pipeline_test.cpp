@@ -5,19 +5,17 @@
 #include <SQLiteCpp/SQLiteCpp.h>
 
 #include <catch2/catch.hpp>
-#include <cerrno>
 #include <cstdint>
-#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <memory>
 #include <string>
-#include <system_error>
 #include <vector>
 
 #include "config/config_loader.hpp"
 #include "daemon/digest.hpp"
 #include "storage/store.hpp"
+#include "support/daemon_harness.hpp"
 
 namespace {
 
@@ -26,40 +24,16 @@ using labwatch::daemon::FileOutcome;
 using labwatch::daemon::Pipeline;
 using Kind = FileOutcome::Kind;
 
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern = (fs::temp_directory_path() / "labwatch-pipeline-XXXXXX").string();
-    if (::mkdtemp(pattern.data()) == nullptr) {
-      throw std::system_error(errno, std::generic_category(), "mkdtemp");
-    }
-    path_ = pattern;
-  }
-  ~TempDir() {
-    std::error_code ignored;
-    fs::remove_all(path_, ignored);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  TempDir(TempDir&&) = delete;
-  TempDir& operator=(TempDir&&) = delete;
-
-  [[nodiscard]] fs::path file(const std::string& name) const { return path_ / name; }
-
- private:
-  fs::path path_;
-};
-
 // A store in a temp dir and a pipeline over it with the built-in config.
 struct Site {
-  TempDir dir;
+  labwatch::test::TempDir dir;
   labwatch::config::Config config = labwatch::config::default_config();
   std::unique_ptr<labwatch::storage::Store> store =
-      labwatch::storage::open_sqlite_store(dir.file("labwatch.db").string());
+      labwatch::storage::open_sqlite_store((dir.path() / "labwatch.db").string());
   Pipeline pipeline{config, *store};
 
   fs::path write(const std::string& name, const std::string& bytes) const {
-    fs::path path = dir.file(name);
+    fs::path path = dir.path() / name;
     std::ofstream out(path, std::ios::binary);
     out << bytes;
     out.close();
@@ -70,7 +44,7 @@ struct Site {
     return pipeline.process_file(path, labwatch::daemon::ClaimPolicy{});
   }
   [[nodiscard]] std::int64_t count(const std::string& sql) const {
-    SQLite::Database db(dir.file("labwatch.db").string());
+    SQLite::Database db((dir.path() / "labwatch.db").string());
     return db.execAndGet(sql).getInt64();
   }
 };
