@@ -7,11 +7,13 @@
 #include <charconv>
 #include <cmath>
 #include <cstddef>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <system_error>
 #include <tuple>
 #include <utility>
+#include <vector>
 
 #include "clinical/normalize.hpp"
 
@@ -196,6 +198,32 @@ std::optional<std::string> read_trend_argument(std::string_view argument, TrendR
   return std::nullopt;
 }
 
+// Parses the clauses of "A; B; C" (each trimmed) with `parse_one`, appending them to `out`. An
+// empty clause, or one `parse_one` refuses, is an error naming its 1-based number and its text.
+template <class Parse, class Item>
+std::optional<std::string> parse_clauses(std::string_view text, Parse parse_one,
+                                         std::vector<Item>& out) {
+  std::size_t number = 1;
+  while (true) {
+    const std::size_t semicolon = text.find(';');
+    const std::string_view written = trim(text.substr(0, semicolon));
+    if (written.empty()) {
+      return "clause " + std::to_string(number) + " is empty";
+    }
+    auto parsed = parse_one(written);
+    if (!parsed) {
+      return "clause " + std::to_string(number) + " '" + std::string(written) +
+             "': " + parsed.error();
+    }
+    out.push_back(std::move(parsed).value());
+    if (semicolon == std::string_view::npos) {
+      return std::nullopt;
+    }
+    text.remove_prefix(semicolon + 1);
+    ++number;
+  }
+}
+
 }  // namespace
 
 parsers::Expected<OptimalRule, std::string> parse_optimal_rule(std::string_view text) {
@@ -205,25 +233,10 @@ parsers::Expected<OptimalRule, std::string> parse_optimal_rule(std::string_view 
   if (text.empty()) {
     return rule;  // no target: nothing is ever violated
   }
-  std::size_t number = 1;
-  while (true) {
-    const std::size_t semicolon = text.find(';');
-    const std::string_view written = trim(text.substr(0, semicolon));
-    if (written.empty()) {
-      return parsers::unexpected("clause " + std::to_string(number) + " is empty");
-    }
-    auto clause = parse_clause(written);
-    if (!clause) {
-      return parsers::unexpected("clause " + std::to_string(number) + " '" + std::string(written) +
-                                 "': " + clause.error());
-    }
-    rule.clauses.push_back(std::move(clause).value());
-    if (semicolon == std::string_view::npos) {
-      return rule;
-    }
-    text.remove_prefix(semicolon + 1);
-    ++number;
+  if (auto error = parse_clauses(text, parse_clause, rule.clauses)) {
+    return parsers::unexpected(std::move(*error));
   }
+  return rule;
 }
 
 Decision evaluate(const NormalizedResult& result, const OptimalRule& rule, const Analyte& analyte) {
@@ -292,25 +305,10 @@ parsers::Expected<std::vector<TrendRule>, std::string> parse_trend_rules(std::st
   if (text.empty()) {
     return rules;
   }
-  std::size_t number = 1;
-  while (true) {
-    const std::size_t semicolon = text.find(';');
-    const std::string_view written = trim(text.substr(0, semicolon));
-    if (written.empty()) {
-      return parsers::unexpected("clause " + std::to_string(number) + " is empty");
-    }
-    auto rule = parse_trend_rule(written);
-    if (!rule) {
-      return parsers::unexpected("clause " + std::to_string(number) + " '" + std::string(written) +
-                                 "': " + rule.error());
-    }
-    rules.push_back(std::move(rule).value());
-    if (semicolon == std::string_view::npos) {
-      return rules;
-    }
-    text.remove_prefix(semicolon + 1);
-    ++number;
+  if (auto error = parse_clauses(text, parse_trend_rule, rules)) {
+    return parsers::unexpected(std::move(*error));
   }
+  return rules;
 }
 
 double TargetBand::distance(double value) const noexcept {
