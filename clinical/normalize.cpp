@@ -28,6 +28,7 @@ using parsers::DateTime;
 using parsers::Observation;
 using parsers::Order;
 using parsers::Refusal;
+using parsers::SourcePos;
 
 constexpr std::int64_t kSecondsPerDay = 86'400;
 constexpr int kMaxOffsetMinutes = 18 * 60;    // ISO 8601 / HL7 offsets never go beyond +-18:00
@@ -284,17 +285,21 @@ void add_observation(const Order& order, const Observation& obs, Context& ctx) {
   const DateTime& time = from_order ? order.collected_at : obs.observed_at;
   const std::string_view time_field = from_order ? ctx.fields.collected : ctx.fields.observed;
 
-  auto refuse = [&](std::string reason, std::string detail) {
+  // A refusal points at the field it is about: the unit's for unit refusals, else the value's.
+  auto refuse_at = [&](const SourcePos& where, std::string reason, std::string detail) {
     Refusal refusal;
     refusal.reason = std::move(reason);
     refusal.detail = std::move(detail);
-    refusal.where = obs.where;
+    refusal.where = where;
     refusal.patient_key = ctx.out.patient.patient_key();
     refusal.code = mapping.code.empty() ? std::string(trim(obs.code.code)) : mapping.code;
     refusal.analyte = analyte.key;
     refusal.collected_at = time;
     refusal.result_status = obs.result_status;
     ctx.out.refusals.push_back(std::move(refusal));
+  };
+  auto refuse = [&](std::string reason, std::string detail) {
+    refuse_at(obs.where, std::move(reason), std::move(detail));
   };
 
   NormalizedResult result;
@@ -350,11 +355,11 @@ void add_observation(const Order& order, const Observation& obs, Context& ctx) {
             : factor_to_canonical(analyte, obs.units);
     if (!factor) {
       const std::string_view unit = trim(obs.units);
-      refuse("unknown_unit", (unit.empty() ? std::string(ctx.fields.unit) + " is empty"
-                                           : std::string(ctx.fields.unit) + " '" + excerpt(unit) +
-                                                 "'" + " is not a known unit") +
-                                 " for " + analyte.key + " (canonical " + analyte.canonical_unit +
-                                 ")");
+      refuse_at(obs.units_where, "unknown_unit",
+                (unit.empty() ? std::string(ctx.fields.unit) + " is empty"
+                              : std::string(ctx.fields.unit) + " '" + excerpt(unit) + "'" +
+                                    " is not a known unit") +
+                    " for " + analyte.key + " (canonical " + analyte.canonical_unit + ")");
       return;
     }
     // The exact product, never rounded: rounding is for display.

@@ -53,6 +53,7 @@ std::optional<UnixSeconds> to_utc(const parsers::DateTime& t, std::string_view t
 // Normalizes one report. Results whose code/name is not in the catalogue are counted in `unmapped`;
 // a refused result goes to `refusals` (reason non_numeric_value, implausible_value, unknown_unit,
 // missing_time, invalid_time or unknown_timezone) and the report keeps every other result.
+// A refusal's position is the unit's (Observation::units_where) for unknown_unit, else the value's.
 // A cancelled result (OBX-11 X) is kept with status cancelled and value 0: it needs no value.
 // Errors (the whole report refused): missing_patient_id; unknown_source (a CSV whose file
 // matched no <source>, so its ids have no authority); missing_authority (HL7: no CX.4, no

@@ -235,6 +235,7 @@ std::variant<ParsedRow, Refusal> read_row(const RowView& row) {
     obs.notes.emplace_back(comment);
   }
   obs.where = row.pos(Col::value);
+  obs.units_where = row.pos(Col::unit);
   return parsed;
 }
 

@@ -242,6 +242,7 @@ class OruReader {
     o.observed_at = timestamp(obx.field(14));
     o.test_name = o.code.text;
     o.where = where(obx, 5, obx.field_offset(5));
+    o.units_where = where(obx, 6, obx.field_offset(6));
     report_.orders[*order_].observations.push_back(std::move(o));
   }
 

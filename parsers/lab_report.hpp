@@ -94,7 +94,8 @@ struct Observation {
   DateTime observed_at;            // OBX-14
   std::vector<std::string> notes;  // NTE-3 following this OBX, decoded
   std::string test_name;           // CSV: the test name column (HL7: code.text)
-  SourcePos where;
+  SourcePos where;                 // the value: OBX-5, or the CSV value column
+  SourcePos units_where;           // the unit: OBX-6, or the CSV unit column on the same line
 };
 
 struct Order {

@@ -6,10 +6,13 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
 #include "clinical/analyte_catalogue.hpp"
+#include "parsers/csv_parser.hpp"
+#include "parsers/hl7_parser.hpp"
 
 namespace {
 
@@ -21,13 +24,16 @@ using labwatch::clinical::NormalizedResult;
 using labwatch::clinical::ResultStatus;
 using labwatch::clinical::SourceContext;
 using labwatch::parsers::Coded;
+using labwatch::parsers::CsvFileResult;
 using labwatch::parsers::DateTime;
+using labwatch::parsers::Hl7FileResult;
 using labwatch::parsers::Identifier;
 using labwatch::parsers::LabReport;
 using labwatch::parsers::Observation;
 using labwatch::parsers::Order;
 using labwatch::parsers::Refusal;
 using labwatch::parsers::SourceFormat;
+using labwatch::parsers::SourcePos;
 
 constexpr std::int64_t kCollectedUtc = 1726920900;  // 2024-09-21T12:15:00Z
 const SourceContext kQdx{"QDX", "QDX", "America/New_York"};
@@ -69,7 +75,11 @@ Observation obx(int set_id, Coded code, std::string value, std::string units,
   o.where.segment = 4 + set_id;
   o.where.segment_id = "OBX";
   o.where.line = 4 + set_id;
+  o.where.field = 5;
   o.where.offset = static_cast<std::size_t>(set_id) * 100;
+  o.units_where = o.where;
+  o.units_where.field = 6;
+  o.units_where.offset += 10;
   return o;
 }
 
@@ -120,6 +130,10 @@ LabReport csv_report(std::vector<Observation> observations) {
     o.where.line = 2;
     o.where.field = 8;
     o.where.column = "value";
+    o.units_where = {};
+    o.units_where.line = 2;
+    o.units_where.field = 9;
+    o.units_where.column = "unit";
   }
   order.observations = std::move(observations);
   r.orders.push_back(std::move(order));
@@ -382,8 +396,12 @@ TEST_CASE("normalize refuses one result at a time and keeps the rest of the repo
     CHECK(r.detail == detail);
     CHECK(r.detail.find("FICTORA") == std::string::npos);
     CHECK(r.detail.find("CORA") == std::string::npos);
-    CHECK(r.where.segment == copy.where.segment);
-    CHECK(r.where.offset == copy.where.offset);
+    // A unit refusal points at OBX-6, every other one at OBX-5.
+    const SourcePos& pos =
+        std::string_view(reason) == "unknown_unit" ? copy.units_where : copy.where;
+    CHECK(r.where.segment == pos.segment);
+    CHECK(r.where.field == pos.field);
+    CHECK(r.where.offset == pos.offset);
     CHECK(r.patient_key == "QDX|Q37960593");
     CHECK(r.code == copy.code.code);
     CHECK(r.analyte == analyte);
@@ -550,11 +568,67 @@ TEST_CASE("normalize names CSV fields in refusal details", "[clinical][normalize
   CHECK(report.refusals[0].reason == "non_numeric_value");
   CHECK(report.refusals[0].detail == "the value is not a number");  // never the value itself
   CHECK(report.refusals[0].where.line == 2);
+  CHECK(report.refusals[0].where.field == 8);
   CHECK(report.refusals[0].where.column == "value");
   CHECK(report.refusals[0].patient_key == "WCE|36672");
   CHECK(report.refusals[1].reason == "unknown_unit");
   CHECK(report.refusals[1].detail ==
         "the unit 'U/L' is not a known unit for ferritin (canonical ng/mL)");
+  CHECK(report.refusals[1].where.line == 2);
+  CHECK(report.refusals[1].where.field == 9);
+  CHECK(report.refusals[1].where.column == "unit");
+}
+
+TEST_CASE("normalize points an unknown_unit refusal at the CSV unit column the parser read",
+          "[clinical][normalize]") {
+  const std::string text =
+      "patient_id,test_name,loinc,value,unit,collected_at\n"
+      "36672,Ferritin,2276-4,81,U/L,2025-07-10 10:20\n"
+      "36672,Ferritin,2276-4,pending,ng/mL,2025-07-10 10:20\n";
+  const auto table = labwatch::parsers::parse_csv(text);
+  REQUIRE(table.has_value());
+  const CsvFileResult parsed = labwatch::parsers::csv_to_reports(*table, {});
+  REQUIRE(parsed.refusals.empty());
+  REQUIRE(parsed.reports.size() == 1);
+  const auto report = normalized(parsed.reports[0], SourceContext{"WCE", "WCE", "America/Denver"});
+  REQUIRE(report.refusals.size() == 2);
+  const Refusal& unit = report.refusals[0];
+  CHECK(unit.reason == "unknown_unit");
+  CHECK(unit.where.line == 2);
+  CHECK(unit.where.column == "unit");
+  CHECK(unit.where.field == 5);
+  CHECK(unit.where.offset == text.find("36672"));
+  // The value's refusal still names the value's column.
+  const Refusal& value = report.refusals[1];
+  CHECK(value.reason == "non_numeric_value");
+  CHECK(value.where.line == 3);
+  CHECK(value.where.column == "value");
+  CHECK(value.where.field == 4);
+}
+
+TEST_CASE("normalize points an unknown_unit refusal at OBX-6 of the segment the parser read",
+          "[clinical][normalize]") {
+  const std::string text =
+      "MSH|^~\\&|LAB|QDX|||20240922083200-0400||ORU^R01|C1|P|2.5.1\r"
+      "PID|1||Q1^^^QDX^MR||FICTORA^CORA||19730404|F\r"
+      "OBR|1||F1^QDX|x|||20240921081500-0400\r"
+      "OBX|1|NM|2276-4^FERRITIN^LN||81|U/L|||||F\r"
+      "OBX|2|NM|2498-4^IRON^LN||96|ug/dL|||||F\r";
+  const Hl7FileResult parsed = labwatch::parsers::parse_hl7_file(text);
+  REQUIRE(parsed.errors.empty());
+  REQUIRE(parsed.reports.size() == 1);
+  const auto report = normalized(parsed.reports[0]);
+  CHECK(analytes_of(report) == std::vector<std::string>{"iron"});
+  REQUIRE(report.refusals.size() == 1);
+  const Refusal& r = report.refusals[0];
+  CHECK(r.reason == "unknown_unit");
+  CHECK(r.detail == "OBX-6 'U/L' is not a known unit for ferritin (canonical ng/mL)");
+  CHECK(r.where.message == 0);
+  CHECK(r.where.segment == 4);
+  CHECK(r.where.segment_id == "OBX");
+  CHECK(r.where.field == 6);
+  CHECK(r.where.line == 4);
+  CHECK(r.where.offset == text.find("U/L"));
 }
 
 TEST_CASE("normalize reads names, birth date and sex as reconciliation needs them",

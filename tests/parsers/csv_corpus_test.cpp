@@ -361,6 +361,9 @@ TEST_CASE("csv_to_reports handles the malformed e_* corpus files", "[parsers][cs
     CHECK(observations_per_report(p.result) == Sizes{3});
     CHECK(observation(p.result, 0, 0).value == "81");
     CHECK(observation(p.result, 0, 0).units == "U/L");
+    CHECK(observation(p.result, 0, 0).units_where.line == 2);
+    CHECK(observation(p.result, 0, 0).units_where.field == 9);
+    CHECK(observation(p.result, 0, 0).units_where.column == "unit");
     CHECK(observation(p.result, 0, 2).test_name == "Vitamin D, 25-OH");
   }
   SECTION("e_empty.csv is empty_input") {

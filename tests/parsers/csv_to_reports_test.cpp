@@ -116,6 +116,10 @@ TEST_CASE("csv_to_reports fills an observation from its row", "[parsers][csv]") 
   CHECK(obs.where.offset == kHeader.size());
   CHECK(obs.where.field == 9);
   CHECK(obs.where.column == "Result");
+  CHECK(obs.units_where.line == 2);
+  CHECK(obs.units_where.offset == kHeader.size());
+  CHECK(obs.units_where.field == 10);
+  CHECK(obs.units_where.column == "Units");
 }
 
 TEST_CASE("csv_to_reports takes the code from LOINC, else the local code", "[parsers][csv]") {

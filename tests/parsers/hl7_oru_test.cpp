@@ -224,7 +224,8 @@ TEST_CASE("to_lab_report attaches an OBX without OBR to an implicit order", "[pa
 TEST_CASE("to_lab_report fills SourcePos on the report and each observation",
           "[parsers][hl7][oru]") {
   const std::string text =
-      "MSH|^~\\&|A|F|||2024||ORU^R01|1|P|2.3\r\nPID|1||7\r\n\r\nOBR|1\r\nOBX|1|NM|a||42\r\n";
+      "MSH|^~\\&|A|F|||2024||ORU^R01|1|P|2.3\r\nPID|1||7\r\n\r\nOBR|1\r\nOBX|1|NM|a||42|U/L\r\n"
+      "OBX|2|NM|b||7\r\n";
   RawMessage pos;
   pos.index = 3;
   pos.offset = 1000;
@@ -242,6 +243,18 @@ TEST_CASE("to_lab_report fills SourcePos on the report and each observation",
   CHECK(o.where.field == 5);
   CHECK(o.where.line == 54);
   CHECK(o.where.offset == 1000 + text.find("42"));
+  CHECK(o.units_where.message == 3);
+  CHECK(o.units_where.segment == 4);
+  CHECK(o.units_where.segment_id == "OBX");
+  CHECK(o.units_where.field == 6);
+  CHECK(o.units_where.line == 54);
+  CHECK(o.units_where.offset == 1000 + text.find("U/L"));
+  // Without OBX-6 the unit's position is the end of its segment.
+  const Observation& no_unit = r.orders.at(0).observations.at(1);
+  CHECK(no_unit.units_where.segment == 5);
+  CHECK(no_unit.units_where.field == 6);
+  CHECK(no_unit.units_where.line == 55);
+  CHECK(no_unit.units_where.offset == 1000 + text.rfind("\r\n"));
 }
 
 TEST_CASE("to_lab_report refuses what is not a usable ORU message", "[parsers][hl7][oru]") {
