@@ -15,9 +15,14 @@
 #include <string>
 #include <vector>
 
+#include "support/csv_records.hpp"
+
 namespace fs = std::filesystem;
 
 namespace {
+
+using labwatch::test::CsvRecord;
+using labwatch::test::read_csv_records;
 
 const fs::path kCorpus = fs::path(LABWATCH_TEST_DATA_DIR) / "corpus";
 
@@ -47,7 +52,7 @@ std::string slurp(const fs::path& p) {
 }
 
 // Runs the real binary with `args`, capturing stdout and stderr.
-Run labwatch(const fs::path& work, const std::vector<std::string>& args) {
+Run run_labwatch(const fs::path& work, const std::vector<std::string>& args) {
   std::string cmd = quote(LABWATCH_BINARY);
   for (const auto& a : args) {
     cmd += " " + quote(a);
@@ -64,63 +69,10 @@ Run labwatch(const fs::path& work, const std::vector<std::string>& args) {
   return r;
 }
 
-std::vector<std::string> split_csv_line(const std::string& line) {
-  std::vector<std::string> fields(1);
-  bool quoted = false;
-  for (std::size_t i = 0; i < line.size(); ++i) {
-    const char c = line[i];
-    if (quoted) {
-      if (c == '"' && i + 1 < line.size() && line[i + 1] == '"') {
-        fields.back() += '"';
-        ++i;
-      } else if (c == '"') {
-        quoted = false;
-      } else {
-        fields.back() += c;
-      }
-    } else if (c == '"') {
-      quoted = true;
-    } else if (c == ',') {
-      fields.emplace_back();
-    } else {
-      fields.back() += c;
-    }
-  }
-  return fields;
-}
-
-using Row = std::map<std::string, std::string>;
-
-std::vector<Row> parse_csv(const std::string& text) {
-  std::vector<Row> rows;
-  std::istringstream in(text);
-  std::string line;
-  std::vector<std::string> header;
-  while (std::getline(in, line)) {
-    if (!line.empty() && line.back() == '\r') {
-      line.pop_back();
-    }
-    if (line.empty()) {
-      continue;
-    }
-    auto fields = split_csv_line(line);
-    if (header.empty()) {
-      header = fields;
-      continue;
-    }
-    Row row;
-    for (std::size_t i = 0; i < header.size() && i < fields.size(); ++i) {
-      row[header[i]] = fields[i];
-    }
-    rows.push_back(std::move(row));
-  }
-  return rows;
-}
-
 // The <sources> part of the config, from facilities.csv, as the corpus checker builds it.
 fs::path write_config(const fs::path& work) {
   std::string xml = "<labwatch>\n  <sources>\n";
-  for (const Row& f : parse_csv(slurp(kCorpus / "facilities.csv"))) {
+  for (const CsvRecord& f : read_csv_records(slurp(kCorpus / "facilities.csv"))) {
     std::string globs;
     std::istringstream prefixes(f.at("file_prefixes"));
     std::string p;
@@ -180,7 +132,7 @@ struct Workspace {
 
   Run run(std::vector<std::string> args) const {
     args.insert(args.begin() + 1, {"--config", config.string(), "--db", db.string()});
-    return labwatch(dir, args);
+    return run_labwatch(dir, args);
   }
   Run ingest(const std::vector<std::string>& files) const {
     std::vector<std::string> args = {"ingest"};
@@ -189,7 +141,7 @@ struct Workspace {
   }
 };
 
-std::string key(const Row& r) {
+std::string key(const CsvRecord& r) {
   return r.at("patient_key") + " " + r.at("analyte") + " " + r.at("collected_at");
 }
 
@@ -215,19 +167,19 @@ TEST_CASE("labwatch ingest and export reproduce every expected result of the pub
   REQUIRE(exported.out.rfind(
               "source_file,patient_key,person_id,analyte,value,unit,collected_at,status,comparator",
               0) == 0);
-  const std::vector<Row> got = parse_csv(exported.out);
+  const std::vector<CsvRecord> got = read_csv_records(exported.out);
 
-  std::map<std::string, std::vector<const Row*>> got_by_key;
-  for (const Row& r : got) {
+  std::map<std::string, std::vector<const CsvRecord*>> got_by_key;
+  for (const CsvRecord& r : got) {
     got_by_key[key(r)].push_back(&r);
   }
-  const std::vector<Row> expected = parse_csv(slurp(kCorpus / "expected.csv"));
+  const std::vector<CsvRecord> expected = read_csv_records(slurp(kCorpus / "expected.csv"));
   std::set<std::string> expected_keys;
   std::map<std::string, std::set<std::string>> person_ids_of_ref;
   std::map<std::string, std::set<std::string>> refs_of_person_id;
   int stored = 0;
   int right = 0;
-  for (const Row& e : expected) {
+  for (const CsvRecord& e : expected) {
     if (e.at("expected_fate") != "stored") {
       continue;
     }
@@ -238,7 +190,7 @@ TEST_CASE("labwatch ingest and export reproduce every expected result of the pub
       FAIL_CHECK("missing " << e.at("source_file") << " " << key(e));
       continue;
     }
-    const Row& r = *it->second.front();
+    const CsvRecord& r = *it->second.front();
     INFO(e.at("source_file") << " " << key(e));
     CHECK(it->second.size() == 1);
     CHECK(close_enough(r.at("value"), e.at("value")));
@@ -256,7 +208,7 @@ TEST_CASE("labwatch ingest and export reproduce every expected result of the pub
   }
   CHECK(stored == 1160);
   CHECK(right == 1160);
-  for (const Row& r : got) {
+  for (const CsvRecord& r : got) {
     if (expected_keys.count(key(r)) == 0) {
       FAIL_CHECK("extra " << r.at("source_file") << " " << key(r));
     }
@@ -275,7 +227,7 @@ TEST_CASE("labwatch ingest and export reproduce every expected result of the pub
     const Run alerts = ws.run({"alerts", "--format", "csv"});
     REQUIRE(alerts.status == 0);
     std::set<std::string> got_alerts;
-    for (const Row& a : parse_csv(alerts.out)) {
+    for (const CsvRecord& a : read_csv_records(alerts.out)) {
       if (a.at("rule").rfind("trend:", 0) == 0) {
         continue;
       }
@@ -284,7 +236,7 @@ TEST_CASE("labwatch ingest and export reproduce every expected result of the pub
       got_alerts.insert(*refs.begin() + " " + a.at("analyte") + " " + a.at("collected_at"));
     }
     std::set<std::string> want;
-    for (const Row& a : parse_csv(slurp(kCorpus / "expected_alerts.csv"))) {
+    for (const CsvRecord& a : read_csv_records(slurp(kCorpus / "expected_alerts.csv"))) {
       want.insert(a.at("person_ref") + " " + a.at("analyte") + " " + a.at("collected_at"));
     }
     CHECK(want.size() == 414);
@@ -319,7 +271,7 @@ TEST_CASE("labwatch ingest gives the same current results whatever the file orde
   // Person ids and the storing file may differ with the order; the results themselves must not.
   const auto normalize = [](const std::string& csv) {
     std::vector<std::string> lines;
-    for (const Row& r : parse_csv(csv)) {
+    for (const CsvRecord& r : read_csv_records(csv)) {
       lines.push_back(key(r) + " " + r.at("value") + " " + r.at("unit") + " " + r.at("status") +
                       " " + r.at("comparator"));
     }
@@ -338,7 +290,7 @@ TEST_CASE("labwatch export --format json prints the same results as csv", "[daem
   const Run csv = ws.run({"export"});
   const Run json = ws.run({"export", "--format", "json"});
   REQUIRE(json.status == 0);
-  const auto rows = parse_csv(csv.out);
+  const auto rows = read_csv_records(csv.out);
   REQUIRE(!rows.empty());
   CHECK(json.out.front() == '[');
   std::size_t objects = 0;
@@ -354,14 +306,14 @@ TEST_CASE("labwatch export --format json prints the same results as csv", "[daem
 TEST_CASE("labwatch commands report bad usage and a missing database clearly", "[daemon][cli]") {
   Workspace ws("usage");
   SECTION("unknown command") {
-    const Run r = labwatch(ws.dir, {"frobnicate"});
+    const Run r = run_labwatch(ws.dir, {"frobnicate"});
     CHECK(r.status == 64);
     CHECK(r.err.find("unknown command 'frobnicate'") != std::string::npos);
   }
   SECTION("every command has --help") {
     for (const char* c :
          {"init", "run", "ingest", "export", "trend", "alerts", "patients", "check-config"}) {
-      const Run r = labwatch(ws.dir, {c, "--help"});
+      const Run r = run_labwatch(ws.dir, {c, "--help"});
       INFO(c);
       CHECK(r.status == 0);
       CHECK(r.out.find(std::string("labwatch ") + c) != std::string::npos);
@@ -382,14 +334,14 @@ TEST_CASE("labwatch commands report bad usage and a missing database clearly", "
     std::ofstream(bad)
         << "<labwatch>\n<sources><source facility=\"X\" timezone=\"Nowhere/Land\"/></sources>\n"
            "</labwatch>\n";
-    const Run r = labwatch(ws.dir, {"check-config", "--config", bad.string()});
+    const Run r = run_labwatch(ws.dir, {"check-config", "--config", bad.string()});
     CHECK(r.status == 78);
     CHECK(
         r.err.find(bad.string() + ":2: <source facility=\"X\">: unknown timezone 'Nowhere/Land'") !=
         std::string::npos);
   }
   SECTION("an unreadable database directory is an operational failure") {
-    const Run r = labwatch(
+    const Run r = run_labwatch(
         ws.dir, {"ingest", "--db", "/nonexistent/dir/x.db", (kCorpus / "a_qdx_01.hl7").string()});
     CHECK(r.status == 1);
   }

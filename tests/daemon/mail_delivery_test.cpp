@@ -17,6 +17,7 @@
 
 #include "clinical/analyte_catalogue.hpp"
 #include "storage/store.hpp"
+#include "support/csv_records.hpp"
 #include "support/daemon_harness.hpp"
 #include "support/smtp_server.hpp"
 
@@ -33,39 +34,6 @@ constexpr const char* kDefaultRecipient = "results@clinic.example";  // the rest
 constexpr std::string_view kDefaultRouted = "d4_ppe";  // the files whose alerts go to the default
 
 fs::path corpus_dir() { return fs::path(LABWATCH_TEST_DATA_DIR) / "corpus"; }
-
-using Row = std::map<std::string, std::string>;
-
-// The corpus CSVs have no quoted fields except in facilities.csv descriptions, which come last.
-std::vector<Row> read_csv(const fs::path& path) {
-  std::vector<Row> rows;
-  std::istringstream in(read_file(path));
-  std::string line;
-  std::vector<std::string> header;
-  while (std::getline(in, line)) {
-    if (!line.empty() && line.back() == '\r') {
-      line.pop_back();
-    }
-    std::vector<std::string> fields(1);
-    for (char c : line) {
-      if (c == ',') {
-        fields.emplace_back();
-      } else {
-        fields.back() += c;
-      }
-    }
-    if (header.empty()) {
-      header = fields;
-      continue;
-    }
-    Row row;
-    for (std::size_t i = 0; i < header.size() && i < fields.size(); ++i) {
-      row[header[i]] = fields[i];
-    }
-    rows.push_back(std::move(row));
-  }
-  return rows;
-}
 
 std::vector<std::string> corpus_names() {
   std::vector<std::string> names;
@@ -88,7 +56,7 @@ std::string site_config(int port) {
       "database=\"labwatch.db\"/>\n"
       "  <intake settle-ms=\"100\"/>\n"
       "  <sources>\n";
-  for (const Row& f : read_csv(corpus_dir() / "facilities.csv")) {
+  for (const CsvRecord& f : read_csv_records(read_file(corpus_dir() / "facilities.csv"))) {
     std::string globs;
     std::istringstream prefixes(f.at("file_prefixes"));
     std::string prefix;
@@ -214,7 +182,7 @@ bool close_enough(const std::string& a, const std::string& b) {
 
 // An expected alert with the file and patient key of the result it is about.
 struct ExpectedAlert {
-  Row row;  // person_ref, analyte, collected_at, value, rule
+  CsvRecord row;  // person_ref, analyte, collected_at, value, rule
   std::string source_file;
   // Every key of the person: one mail tells about one person, whichever lab's report came first.
   std::set<std::string> patient_keys;
@@ -227,7 +195,7 @@ struct ExpectedAlert {
 std::vector<ExpectedAlert> expected_alerts() {
   std::map<std::string, std::string> file_of;  // person analyte time -> file of the stored result
   std::map<std::string, std::set<std::string>> keys_of;  // person -> patient keys
-  for (const Row& row : read_csv(corpus_dir() / "expected.csv")) {
+  for (const CsvRecord& row : read_csv_records(read_file(corpus_dir() / "expected.csv"))) {
     if (row.at("expected_fate") == "stored") {
       file_of[row.at("person_ref") + " " + row.at("analyte") + " " + row.at("collected_at")] =
           row.at("source_file");
@@ -235,7 +203,7 @@ std::vector<ExpectedAlert> expected_alerts() {
     }
   }
   std::vector<ExpectedAlert> out;
-  for (const Row& row : read_csv(corpus_dir() / "expected_alerts.csv")) {
+  for (const CsvRecord& row : read_csv_records(read_file(corpus_dir() / "expected_alerts.csv"))) {
     out.push_back(
         {row,
          file_of.at(row.at("person_ref") + " " + row.at("analyte") + " " + row.at("collected_at")),
