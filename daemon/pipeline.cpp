@@ -1,69 +1,62 @@
 // SPDX-License-Identifier: Apache-2.0
-// Pipeline: claim, hash, sniff the format, parse, normalize and store one file in one transaction.
+// Pipeline: claim a file, read it on a reader thread, store it in one transaction on this one.
 #include "daemon/pipeline.hpp"
 
-#include <algorithm>
-#include <optional>
-#include <utility>
+#include <pthread.h>
+#include <signal.h>
 
-#include "clinical/normalize.hpp"
+#include <cstdint>
+#include <exception>
+#include <functional>
+#include <optional>
+#include <thread>
+#include <utility>
+#include <variant>
+
 #include "config/config_loader.hpp"
 #include "daemon/digest.hpp"
-#include "parsers/csv_parser.hpp"
-#include "parsers/hl7_parser.hpp"
+#include "daemon/handoff.hpp"
 
 namespace labwatch::daemon {
 namespace {
 
-constexpr std::size_t kChunk = 1u << 20;
+// A file up to this size is read on the calling thread: starting a thread and waking the other
+// one for each batch costs more than a small file takes to read (1,100 instead of 1,650 one-result
+// files per second through the daemon).
+constexpr std::uint64_t kReaderThreadBytes = 1u << 20;
 
-parsers::Refusal file_refusal(std::string reason, std::string detail) {
-  parsers::Refusal r;
-  r.reason = std::move(reason);
-  r.detail = std::move(detail);
-  return r;
-}
-
-parsers::Refusal from_parse_error(const parsers::ParseError& e) {
-  parsers::Refusal r;
-  r.reason = std::string(parsers::to_string(e.code));
-  r.detail = e.detail.empty() ? r.reason : e.detail;
-  r.where.message = e.message;
-  r.where.segment = e.segment;
-  r.where.field = e.field;
-  r.where.line = e.line;
-  r.where.offset = e.offset;
-  return r;
-}
-
-// The bytes a text format may start with: skip a UTF-8 BOM, MLLP start blocks and blank space.
-std::string_view skip_preamble(std::string_view head) {
-  if (head.substr(0, 3) == "\xEF\xBB\xBF") {
-    head.remove_prefix(3);
-  }
-  while (!head.empty() && (head.front() == '\x0b' || head.front() == '\r' || head.front() == '\n' ||
-                           head.front() == ' ' || head.front() == '\t')) {
-    head.remove_prefix(1);
-  }
-  return head;
-}
-
-// A CSV export is text: its header line holds no control bytes other than tab and CR, and at least
-// two fields. Anything else (random bytes, a binary) is not a format we read.
-bool looks_like_csv(std::string_view head) {
-  const std::size_t eol = std::min(head.find('\n'), head.size());
-  const std::string_view line = head.substr(0, eol);
-  if (line.empty()) {
-    return false;
-  }
-  for (char c : line) {
-    const auto u = static_cast<unsigned char>(c);
-    if ((u < 0x20 && c != '\t' && c != '\r') || u == 0x7f) {
-      return false;
+// The reader thread of one file. It starts with every signal blocked: signals are the daemon
+// loop's business (Asio's signal_set; SIGXFSZ ignored), and none may interrupt the reader. However
+// the storing side leaves (a database error too), the reader is stopped and joined first: it uses
+// the file, the hash and the handoff of the storing side's frame.
+class ReaderThread {
+ public:
+  ReaderThread(Handoff<FileBatch>& handoff, std::function<void()> body) : handoff_(handoff) {
+    sigset_t all;
+    sigset_t previous;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &previous);
+    try {
+      thread_ = std::thread(std::move(body));
+    } catch (...) {
+      pthread_sigmask(SIG_SETMASK, &previous, nullptr);
+      throw;
     }
+    pthread_sigmask(SIG_SETMASK, &previous, nullptr);
   }
-  return line.find_first_of(",;\t") != std::string_view::npos;
-}
+  ~ReaderThread() {
+    handoff_.cancel();
+    thread_.join();
+  }
+  ReaderThread(const ReaderThread&) = delete;
+  ReaderThread& operator=(const ReaderThread&) = delete;
+  ReaderThread(ReaderThread&&) = delete;
+  ReaderThread& operator=(ReaderThread&&) = delete;
+
+ private:
+  Handoff<FileBatch>& handoff_;
+  std::thread thread_;
+};
 
 }  // namespace
 
@@ -142,7 +135,7 @@ storage::Routing routing_of(const config::Config& config) {
 }
 
 Pipeline::Pipeline(const config::Config& config, storage::Store& store)
-    : config_(config), store_(store) {
+    : config_(config), store_(store), reader_(config) {
   targets_.catalogue = &config_.catalogue;
   for (const auto& [key, rule] : config_.targets) {
     targets_.by_analyte.emplace(key, rule);
@@ -175,20 +168,38 @@ FileOutcome Pipeline::process_file(const std::filesystem::path& path, const Clai
   }
   auto tx = store_.begin_file(record, targets_);
 
+  // The reader reads, hashes, parses and normalizes; the storing side stores what it hands over,
+  // in file order. SQLite has one writer: for a file of more than one chunk, everything that is
+  // not the database runs beside it, on a reader thread. A smaller file is not worth a thread.
   Sha256 file_hash;
-  file.read_at(0, 4096, buffer_);
-  const std::string_view head = skip_preamble(buffer_);
-  if (file.size() == 0 || head.empty()) {
-    refuse(file_refusal("empty_file", "the file holds no data"), tx.get(), outcome);
-    hash_whole(file, file_hash);
-  } else if (parsers::looks_like_hl7(head)) {
-    ingest_hl7(file, outcome.file_name, *tx, file_hash, outcome);
-  } else if (looks_like_csv(head)) {
-    ingest_csv(file, outcome.file_name, *tx, file_hash, outcome);
+  const auto store_batch = [&](FileBatch& batch) {
+    for (FileItem& item : batch) {
+      store(item, *tx, outcome);
+    }
+    if (progress_) {
+      progress_();
+    }
+  };
+  if (file.size() <= kReaderThreadBytes) {
+    BatchSink out(store_batch);
+    reader_.read(file, record.name, file_hash, buffer_, out);
   } else {
-    refuse(file_refusal("unrecognized_format", "neither HL7 v2 (MSH/FHS/BHS) nor a CSV/TSV export"),
-           tx.get(), outcome);
-    hash_whole(file, file_hash);
+    Handoff<FileBatch> handoff(BatchSink::kDepth);
+    const ReaderThread reader(handoff, [&] {
+      try {
+        BatchSink out(handoff);
+        reader_.read(file, record.name, file_hash, buffer_, out);
+        handoff.close();
+      } catch (const ReadCancelled&) {
+        handoff.close();
+      } catch (...) {
+        handoff.close(std::current_exception());
+      }
+    });
+    while (std::optional<FileBatch> batch = handoff.next()) {
+      store_batch(*batch);
+      handoff.give_back(std::move(*batch));
+    }
   }
   outcome.sha256 = file_hash.finish();
   outcome.summary = tx->commit(outcome.sha256);
@@ -225,107 +236,17 @@ void Pipeline::known_outcome(FileOutcome& outcome) {
   outcome.refusals = std::move(known->refusals);
 }
 
-void Pipeline::hash_whole(const ClaimedFile& file, Sha256& file_hash) {
-  for (std::uint64_t offset = 0; offset < file.size(); offset += kChunk) {
-    file.read_at(offset, kChunk, buffer_);
-    if (buffer_.empty()) {
-      break;
-    }
-    file_hash.update(buffer_);
-    if (progress_) {
-      progress_();
-    }
-  }
-}
-
-void Pipeline::ingest_hl7(const ClaimedFile& file, const std::string& name,
-                          storage::FileTransaction& tx, Sha256& file_hash, FileOutcome& outcome) {
-  parsers::Hl7Splitter splitter;
-  parsers::Hl7Message message;  // reused: its vectors keep their capacity across messages
-  Sha256 message_hash;          // the digest of each message, for resend detection
-  const auto drain = [&]() {
-    while (auto raw = splitter.next()) {
-      auto report = parsers::parse_raw_message(*raw, message);
-      if (!report) {
-        refuse(from_parse_error(report.error()), &tx, outcome);
-        continue;
-      }
-      message_hash.update(raw->bytes);
-      store_report(report.value(), message_hash.finish(), name, tx, outcome);
-    }
-  };
-  for (std::uint64_t offset = 0; offset < file.size(); offset += kChunk) {
-    file.read_at(offset, kChunk, buffer_);
-    if (buffer_.empty()) {
-      break;
-    }
-    file_hash.update(buffer_);
-    // No copy of the chunk: drain() takes every message out before buffer_ is read into again.
-    splitter.feed_in_place(buffer_);
-    drain();
-    if (progress_) {
-      progress_();
-    }
-  }
-  splitter.finish();
-  drain();
-}
-
-void Pipeline::ingest_csv(const ClaimedFile& file, const std::string& name,
-                          storage::FileTransaction& tx, Sha256& file_hash, FileOutcome& outcome) {
-  if (file.size() > parsers::kMaxCsvBytes) {
-    refuse(
-        file_refusal("too_large", "a CSV export larger than " +
-                                      std::to_string(parsers::kMaxCsvBytes) + " bytes is not read"),
-        &tx, outcome);
-    hash_whole(file, file_hash);
+void Pipeline::store(FileItem& item, storage::FileTransaction& tx, FileOutcome& outcome) {
+  if (const parsers::Refusal* refusal = std::get_if<parsers::Refusal>(&item)) {
+    refuse(*refusal, &tx, outcome);
     return;
   }
-  std::string text;
-  file.read_at(0, static_cast<std::size_t>(file.size()), text);
-  file_hash.update(text);
-  auto table = parsers::parse_csv(text);
-  if (!table) {
-    refuse(from_parse_error(table.error()), &tx, outcome);
-    return;
-  }
-  parsers::CsvFileResult parsed = parsers::csv_to_reports(table.value(), config_.csv);
-  const config::Source* source = config::match_source(config_, name);
-  for (parsers::Refusal& r : parsed.refusals) {
-    // A CSV carries no assigning authority: the refused row's key takes the source's.
-    if (source != nullptr && !r.patient_key.empty() && r.patient_key.front() == '|') {
-      r.patient_key.insert(0, source->authority);
-    }
-    refuse(r, &tx, outcome);
-  }
-  for (const parsers::LabReport& report : parsed.reports) {
-    store_report(report, {}, name, tx, outcome);
-  }
-}
-
-void Pipeline::store_report(const parsers::LabReport& report, std::string digest,
-                            const std::string& name, storage::FileTransaction& tx,
-                            FileOutcome& outcome) {
-  clinical::SourceContext context;
-  if (const config::Source* source = config::match_source(config_, name, report.sending_facility)) {
-    context.facility = source->facility;
-    context.authority = source->authority;
-    context.timezone = source->timezone;
-  }
-  auto normalized = clinical::normalize(report, config_.catalogue, context);
-  if (!normalized) {
-    refuse(normalized.error(), &tx, outcome);
-    return;
-  }
-  clinical::NormalizedReport& n = normalized.value();
-  n.raw_digest = std::move(digest);
-  for (const parsers::Refusal& r : n.refusals) {
-    outcome.refusals.push_back(r);
-  }
-  for (const auto& [code, count] : n.unmapped) {
+  const clinical::NormalizedReport& report = std::get<clinical::NormalizedReport>(item);
+  outcome.refusals.insert(outcome.refusals.end(), report.refusals.begin(), report.refusals.end());
+  for (const auto& [code, count] : report.unmapped) {
     outcome.unmapped[code] += count;
   }
-  tx.add_report(n);
+  tx.add_report(report);
 }
 
 void Pipeline::refuse(const parsers::Refusal& refusal, storage::FileTransaction* tx,

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 // Pipeline: one file through claim -> parse -> normalize -> one store transaction. No Asio, no
 // moves: the daemon moves the file after process_file returns; `labwatch ingest` never moves it.
+// A file of more than 1 MiB is read, parsed and normalized on a reader thread while the calling
+// thread stores it.
 #pragma once
 
 #include <filesystem>
@@ -12,7 +14,7 @@
 
 #include "config/config.hpp"
 #include "daemon/claimed_file.hpp"
-#include "daemon/digest.hpp"
+#include "daemon/file_reader.hpp"
 #include "parsers/lab_report.hpp"
 #include "storage/outbox.hpp"
 #include "storage/store.hpp"
@@ -54,25 +56,21 @@ class Pipeline {
   // else partial or refused with the counts and refusals of then (summary.already_known set).
   FileOutcome process_file(const std::filesystem::path& path, const ClaimPolicy& policy);
 
-  // Called after each chunk (1 MiB) of a file is read and processed, on the calling thread: the
-  // daemon pings its watchdog from here, so a large file cannot look like a hang.
+  // Called on the calling thread after each batch of a file is stored (at most
+  // BatchSink::kItems reports, or one 1 MiB chunk of a file): the daemon pings its watchdog from
+  // here, so a large file cannot look like a hang.
   void set_progress(std::function<void()> progress) { progress_ = std::move(progress); }
 
  private:
   void known_outcome(FileOutcome& outcome);
-  void hash_whole(const ClaimedFile& file, Sha256& file_hash);
-  void ingest_hl7(const ClaimedFile& file, const std::string& name, storage::FileTransaction& tx,
-                  Sha256& file_hash, FileOutcome& outcome);
-  void ingest_csv(const ClaimedFile& file, const std::string& name, storage::FileTransaction& tx,
-                  Sha256& file_hash, FileOutcome& outcome);
-  void store_report(const parsers::LabReport& report, std::string digest, const std::string& name,
-                    storage::FileTransaction& tx, FileOutcome& outcome);
+  void store(FileItem& item, storage::FileTransaction& tx, FileOutcome& outcome);
   void refuse(const parsers::Refusal& refusal, storage::FileTransaction* tx, FileOutcome& outcome);
 
   const config::Config& config_;
   storage::Store& store_;
   storage::Targets targets_;
-  std::string buffer_;  // reused read buffer
+  FileReader reader_;
+  std::string buffer_;  // the reader thread's chunk buffer, reused from file to file
   std::function<void()> progress_;
 };
 

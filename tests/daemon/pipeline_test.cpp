@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -87,10 +88,13 @@ TEST_CASE("Pipeline::process_file hashes every byte of a file read in several ch
     const std::string n = std::to_string(i);
     bytes += oru("C" + n, "M" + std::to_string(i % 50), "O" + n, "80", "0.5");
   }
-  int chunks = 0;
-  site.pipeline.set_progress([&chunks] { ++chunks; });
+  int ticks = 0;
+  site.pipeline.set_progress([&ticks] { ++ticks; });
   const FileOutcome outcome = site.process(site.write("big.hl7", bytes));
-  CHECK(chunks == 3);  // the daemon's watchdog is pinged between chunks of one large file
+  // The daemon's watchdog is pinged while one large file is stored: after each batch of reports
+  // and at least after each of the three chunks.
+  CHECK(ticks >= 3);
+  CHECK(ticks >= outcome.summary.reports / static_cast<int>(labwatch::daemon::BatchSink::kItems));
   CHECK(outcome.kind == Kind::accepted);
   CHECK(outcome.sha256 == labwatch::daemon::sha256_hex(bytes));
   CHECK(site.count("SELECT count(*) FROM files WHERE sha256 = '" + outcome.sha256 + "'") == 1);
@@ -181,4 +185,68 @@ TEST_CASE("Pipeline::process_file counts the refusals of a resent message in its
   const FileOutcome again = site.process(second);
   CHECK(again.kind == Kind::partial);
   CHECK(described(again.refusals) == described(outcome.refusals));
+}
+
+TEST_CASE("Pipeline::process_file keeps refusals and reports of many batches in file order",
+          "[daemon][pipeline]") {
+  // Many batches of reports, a refused hs-CRP in every seventh message: read on this thread (a
+  // file under 1 MiB) and on a reader thread.
+  int messages = 0;
+  SECTION("a small file") { messages = 1000; }
+  SECTION("a large file") { messages = 5000; }
+  Site site;
+  std::string bytes;
+  std::vector<int> refused;
+  for (int i = 0; i < messages; ++i) {
+    const std::string n = std::to_string(i);
+    const bool bad = i % 7 == 3;
+    if (bad) {
+      refused.push_back(i);
+    }
+    bytes += oru("C" + n, "M" + n, "O" + n, "80", bad ? "pending" : "0.5");
+  }
+  INFO(bytes.size() << " bytes");
+  CHECK((bytes.size() > (1u << 20)) == (messages == 5000));
+  const FileOutcome outcome = site.process(site.write("many.hl7", bytes));
+  CHECK(outcome.kind == Kind::partial);
+  CHECK(outcome.summary.reports == messages);
+  CHECK(outcome.summary.results_stored == 2 * messages - static_cast<int>(refused.size()));
+  std::vector<int> where;
+  for (const auto& refusal : outcome.refusals) {
+    where.push_back(refusal.where.message);
+  }
+  CHECK(where == refused);
+  // The stored results follow the file: message i holds order Oi, stored in that sequence.
+  const std::string in_sequence =
+      "SELECT count(*) FROM results r1 JOIN results r2 ON r2.result_id = r1.result_id + 1 "
+      "WHERE CAST(substr(r2.order_id, 2) AS INTEGER) >= CAST(substr(r1.order_id, 2) AS INTEGER)";
+  CHECK(site.count(in_sequence) == site.count("SELECT count(*) FROM results") - 1);
+}
+
+TEST_CASE("Pipeline::process_file stops reading and stores nothing when storing fails mid-file",
+          "[daemon][pipeline]") {
+  Site site;
+  std::string bytes;
+  for (int i = 0; bytes.size() < (3u << 20); ++i) {  // 3 MiB: many batches, three chunks
+    const std::string n = std::to_string(i);
+    bytes += oru("C" + n, "M" + std::to_string(i % 50), "O" + n, "80", "0.5");
+  }
+  const fs::path path = site.write("big.hl7", bytes);
+  int ticks = 0;
+  site.pipeline.set_progress([&ticks] {
+    if (++ticks == 2) {
+      throw std::runtime_error("the daemon is stopping");
+    }
+  });
+  CHECK_THROWS_WITH(site.process(path), "the daemon is stopping");
+  CHECK(ticks == 2);  // the reader was stopped: no batch was stored after the failure
+  CHECK(site.count("SELECT count(*) FROM results") == 0);
+  CHECK(site.count("SELECT count(*) FROM files") == 0);
+
+  // The same pipeline reads the whole file the next time.
+  site.pipeline.set_progress({});
+  const FileOutcome outcome = site.process(path);
+  CHECK(outcome.kind == Kind::accepted);
+  CHECK(outcome.sha256 == labwatch::daemon::sha256_hex(bytes));
+  CHECK(site.count("SELECT count(*) FROM results") == 2 * outcome.summary.reports);
 }
