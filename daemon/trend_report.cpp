@@ -196,19 +196,23 @@ std::string chart(const AnalyteSeries& s) {
   return svg;
 }
 
+// Every rule is scoped to the report's element (class "trend-report"), so that a document that
+// embeds the report (an alert mail) keeps its own look above it.
 constexpr std::string_view kStyle = R"(
-body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;margin:2rem;color:#1f2933;max-width:60rem}
-h1{font-size:1.5rem;margin-bottom:.2rem} h2{font-size:1.15rem;margin-top:2rem}
-.meta{color:#52606d;margin:.2rem 0}
-table{border-collapse:collapse;margin-top:1rem;width:100%}
-th,td{border-bottom:1px solid #d9e2ec;padding:.35rem .5rem;text-align:left;font-size:.92rem}
-td.num{text-align:right;font-variant-numeric:tabular-nums} td.nowrap{white-space:nowrap}
-.outside{color:#b42318;font-weight:600} .within{color:#1e7b34}
-svg.chart{width:100%;max-width:640px;height:auto;display:block}
-.plot{fill:#fff;stroke:#bcccdc} .band{fill:#c6f6d5;opacity:.7} .ref{stroke:#7b8794;stroke-dasharray:4 3}
-.line{fill:none;stroke:#3e4c59;stroke-width:1.5} .point.in{fill:#2f855a} .point.out{fill:#c53030}
-.point.corrected{stroke:#d69e2e;stroke-width:3} .change{stroke:#805ad5;stroke-dasharray:2 2;stroke-width:1.5}
-.axis{font-size:11px;fill:#52606d} .legend span{margin-right:1rem;font-size:.85rem}
+.trend-report{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;color:#1f2933;max-width:60rem}
+.trend-report h1{font-size:1.5rem;margin-bottom:.2rem} .trend-report h2{font-size:1.15rem;margin-top:2rem}
+.trend-report .meta{color:#52606d;margin:.2rem 0}
+.trend-report table{border-collapse:collapse;margin-top:1rem;width:100%}
+.trend-report th,.trend-report td{border-bottom:1px solid #d9e2ec;padding:.35rem .5rem;text-align:left;font-size:.92rem}
+.trend-report td.num{text-align:right;font-variant-numeric:tabular-nums} .trend-report td.nowrap{white-space:nowrap}
+.trend-report .outside{color:#b42318;font-weight:600} .trend-report .within{color:#1e7b34}
+.trend-report svg.chart{width:100%;max-width:640px;height:auto;display:block}
+.trend-report .plot{fill:#fff;stroke:#bcccdc} .trend-report .band{fill:#c6f6d5;opacity:.7}
+.trend-report .ref{stroke:#7b8794;stroke-dasharray:4 3}
+.trend-report .line{fill:none;stroke:#3e4c59;stroke-width:1.5} .trend-report .point.in{fill:#2f855a}
+.trend-report .point.out{fill:#c53030} .trend-report .point.corrected{stroke:#d69e2e;stroke-width:3}
+.trend-report .change{stroke:#805ad5;stroke-dasharray:2 2;stroke-width:1.5}
+.trend-report .axis{font-size:11px;fill:#52606d} .trend-report .legend span{margin-right:1rem;font-size:.85rem}
 )";
 
 }  // namespace
@@ -297,9 +301,10 @@ std::string render_trend_report(const ReportInput& in) {
   const storage::PersonRow& p = in.person;
   return "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>Lab "
          "trends: " +
-         html_escape(p.family) + ", " + html_escape(p.given) + "</title>\n<style>" +
-         std::string(kStyle) + "</style>\n</head>\n<body>\n" + render_trend_report_content(in) +
-         "</body>\n</html>\n";
+         html_escape(p.family) + ", " + html_escape(p.given) +
+         "</title>\n<style>body{margin:2rem}" + std::string(kStyle) +
+         "</style>\n</head>\n<body>\n<main class=\"trend-report\">\n" +
+         render_trend_report_content(in) + "</main>\n</body>\n</html>\n";
 }
 
 std::string render_trend_report_content(const ReportInput& in) {

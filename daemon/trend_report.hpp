@@ -50,10 +50,12 @@ std::string render_trend_report(const ReportInput& input);
 
 // The report without the document around it, for another HTML document to embed: the person's
 // heading, the summary table and a <section> with an SVG chart per analyte, every text escaped. It
-// looks as in render_trend_report when that document's <head> carries trend_report_style().
+// looks as in render_trend_report inside an element of class "trend-report" when that document's
+// <head> carries trend_report_style().
 std::string render_trend_report_content(const ReportInput& input);
 
-// The report's style sheet (CSS text, without the <style> element).
+// The report's style sheet (CSS text, without the <style> element). Every rule applies only inside
+// an element of class "trend-report": the rest of an embedding document keeps its own look.
 std::string_view trend_report_style() noexcept;
 
 }  // namespace labwatch::daemon

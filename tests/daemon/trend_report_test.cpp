@@ -3,8 +3,10 @@
 // SVG.
 #include "daemon/trend_report.hpp"
 
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "clinical/analyte_catalogue.hpp"
@@ -173,4 +175,42 @@ TEST_CASE("render_trend_report escapes every text value", "[daemon][report]") {
   CHECK(html.find("X|&lt;b&gt;") != std::string::npos);
   CHECK(html.find("<i>") == std::string::npos);
   CHECK(html.find("lab changed: &lt;i&gt;lab&lt;/i&gt; to other") != std::string::npos);
+}
+
+TEST_CASE("trend_report_style styles nothing outside the report's element", "[daemon][report]") {
+  // An alert mail embeds the report under its notices: a bare `body`, `table` or `td` rule would
+  // restyle the notices too.
+  const std::string_view css = labwatch::daemon::trend_report_style();
+  std::vector<std::string> selectors;
+  std::size_t start = 0;
+  while (true) {
+    const std::size_t open = css.find('{', start);
+    if (open == std::string_view::npos) {
+      break;
+    }
+    const std::size_t close = css.find('}', open);
+    REQUIRE(close != std::string_view::npos);
+    std::string_view group = css.substr(start, open - start);
+    while (!group.empty()) {
+      const std::size_t comma = std::min(group.find(','), group.size());
+      std::string_view one = group.substr(0, comma);
+      while (!one.empty() && (one.front() == ' ' || one.front() == '\n')) {
+        one.remove_prefix(1);
+      }
+      selectors.emplace_back(one);
+      group.remove_prefix(std::min(comma + 1, group.size()));
+    }
+    start = close + 1;
+  }
+  CHECK(selectors.size() > 20);
+  for (const std::string& selector : selectors) {
+    INFO(selector);
+    CHECK(selector.starts_with(".trend-report"));
+  }
+  // The whole document wraps the report in that element.
+  ReportInput in;
+  in.person.family = "Doe";
+  const std::string html = render_trend_report(in);
+  CHECK(html.find("<body>\n<main class=\"trend-report\">\n<h1>Doe, ") != std::string::npos);
+  CHECK(html.find("</main>\n</body>") != std::string::npos);
 }
