@@ -82,8 +82,12 @@ void BatchSink::add(FileItem item) {
   if (!batch_) {
     start_batch();
   }
+  weight_ += 1;
+  if (const auto* report = std::get_if<clinical::NormalizedReport>(&item)) {
+    weight_ += report->results.size() + report->refusals.size();
+  }
   batch_->push_back(std::move(item));
-  if (batch_->size() >= kItems) {
+  if (batch_->size() >= kItems || weight_ >= kWeight) {
     flush();
   }
 }
@@ -95,10 +99,12 @@ void BatchSink::flush() {
   if (handoff_ == nullptr) {
     store_(*batch_);
     batch_->clear();
+    weight_ = 0;
     return;
   }
-  handoff_->publish(std::move(*batch_));
+  handoff_->publish(std::move(*batch_), weight_);
   batch_.reset();
+  weight_ = 0;
 }
 
 void FileReader::read(const ClaimedFile& file, const std::string& name, Sha256& file_hash,

@@ -32,10 +32,14 @@ struct ReadCancelled {};
 // for a small file that is not worth a thread, stored right away on the reading one.
 class BatchSink {
  public:
-  // Reports per batch: about 1,300 results, half a megabyte; with kDepth batches out at once the
-  // items in flight stay under a few megabytes whatever the file's size.
+  // A batch is passed on at kItems items (about 1,300 results) or at kWeight, counting a report as
+  // one plus its results and refusals. At most kDepth batches exist, and the reader waits while
+  // the batches out weigh kDepth * kWeight or more: the items in flight stay at a few megabytes,
+  // and a single huge report (a 16 MiB message) is stored before the next one is handed over.
   static constexpr std::size_t kItems = 128;
+  static constexpr std::size_t kWeight = 2048;
   static constexpr std::size_t kDepth = 4;
+  static constexpr std::size_t kBudget = kDepth * kWeight;
 
   // Publishes each batch to `handoff`, for the storing thread.
   explicit BatchSink(Handoff<FileBatch>& handoff) : handoff_(&handoff) {}
@@ -54,6 +58,7 @@ class BatchSink {
   Handoff<FileBatch>* handoff_ = nullptr;
   std::function<void(FileBatch&)> store_;
   std::optional<FileBatch> batch_;
+  std::size_t weight_ = 0;  // of batch_
 };
 
 class FileReader {

@@ -9,9 +9,11 @@
 #include <exception>
 #include <functional>
 #include <optional>
+#include <system_error>
 #include <thread>
 #include <utility>
 #include <variant>
+#include <vector>
 
 #include "config/config_loader.hpp"
 #include "daemon/digest.hpp"
@@ -172,7 +174,7 @@ FileOutcome Pipeline::process_file(const std::filesystem::path& path, const Clai
   // in file order. SQLite has one writer: for a file of more than one chunk, everything that is
   // not the database runs beside it, on a reader thread. A smaller file is not worth a thread.
   Sha256 file_hash;
-  const auto store_batch = [&](FileBatch& batch) {
+  const std::function<void(FileBatch&)> store_batch = [&](FileBatch& batch) {
     for (FileItem& item : batch) {
       store(item, *tx, outcome);
     }
@@ -180,26 +182,10 @@ FileOutcome Pipeline::process_file(const std::filesystem::path& path, const Clai
       progress_();
     }
   };
-  if (file.size() <= kReaderThreadBytes) {
+  if (file.size() <= kReaderThreadBytes ||
+      !read_on_thread(file, record.name, file_hash, store_batch)) {
     BatchSink out(store_batch);
     reader_.read(file, record.name, file_hash, buffer_, out);
-  } else {
-    Handoff<FileBatch> handoff(BatchSink::kDepth);
-    const ReaderThread reader(handoff, [&] {
-      try {
-        BatchSink out(handoff);
-        reader_.read(file, record.name, file_hash, buffer_, out);
-        handoff.close();
-      } catch (const ReadCancelled&) {
-        handoff.close();
-      } catch (...) {
-        handoff.close(std::current_exception());
-      }
-    });
-    while (std::optional<FileBatch> batch = handoff.next()) {
-      store_batch(*batch);
-      handoff.give_back(std::move(*batch));
-    }
   }
   outcome.sha256 = file_hash.finish();
   outcome.summary = tx->commit(outcome.sha256);
@@ -214,6 +200,32 @@ FileOutcome Pipeline::process_file(const std::filesystem::path& path, const Clai
     outcome.kind = FileOutcome::Kind::refused;
   }
   return outcome;
+}
+
+bool Pipeline::read_on_thread(const ClaimedFile& file, const std::string& name, Sha256& file_hash,
+                              const std::function<void(FileBatch&)>& store_batch) {
+  Handoff<FileBatch> handoff(BatchSink::kDepth, BatchSink::kBudget);
+  std::optional<ReaderThread> reader;
+  try {
+    reader.emplace(handoff, [&] {
+      try {
+        BatchSink out(handoff);
+        reader_.read(file, name, file_hash, buffer_, out);
+        handoff.close();
+      } catch (const ReadCancelled&) {
+        handoff.close();
+      } catch (...) {
+        handoff.close(std::current_exception());
+      }
+    });
+  } catch (const std::system_error&) {
+    return false;  // no thread to be had (EAGAIN: a process or pids limit); nothing was read
+  }
+  while (std::optional<FileBatch> batch = handoff.next()) {
+    store_batch(*batch);
+    handoff.give_back(std::move(*batch));
+  }
+  return true;
 }
 
 // The same bytes were committed before: this reading stored nothing (it was rolled back). A file

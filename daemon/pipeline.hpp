@@ -63,6 +63,10 @@ class Pipeline {
 
  private:
   void known_outcome(FileOutcome& outcome);
+  // Reads `file` on a reader thread and passes each batch to `store_batch` on this one. Returns
+  // false, having read nothing, when no thread can be started: the caller then reads it itself.
+  bool read_on_thread(const ClaimedFile& file, const std::string& name, Sha256& file_hash,
+                      const std::function<void(FileBatch&)>& store_batch);
   void store(FileItem& item, storage::FileTransaction& tx, FileOutcome& outcome);
   void refuse(const parsers::Refusal& refusal, storage::FileTransaction* tx, FileOutcome& outcome);
 

@@ -20,7 +20,7 @@ using namespace std::chrono_literals;
 
 TEST_CASE("Handoff passes every batch from the reader thread in the order published",
           "[daemon][handoff]") {
-  Handoff<Batch> handoff(3);
+  Handoff<Batch> handoff(3, 100);
   constexpr int kBatches = 2000;
   std::thread reader([&handoff] {
     for (int i = 0; i < kBatches; ++i) {
@@ -29,7 +29,7 @@ TEST_CASE("Handoff passes every batch from the reader thread in the order publis
       batch->clear();
       batch->push_back(i);
       batch->push_back(-i);
-      handoff.publish(std::move(*batch));
+      handoff.publish(std::move(*batch), 1);
     }
     handoff.close();
   });
@@ -49,14 +49,14 @@ TEST_CASE("Handoff passes every batch from the reader thread in the order publis
 
 TEST_CASE("Handoff keeps the reader waiting once depth batches are out, and reuses them",
           "[daemon][handoff]") {
-  Handoff<Batch> handoff(2);
+  Handoff<Batch> handoff(2, 100);
   std::optional<Batch> first = handoff.acquire();
   std::optional<Batch> second = handoff.acquire();
   REQUIRE(first);
   REQUIRE(second);
   first->assign({1, 2, 3});
-  handoff.publish(std::move(*first));
-  handoff.publish(std::move(*second));
+  handoff.publish(std::move(*first), 1);
+  handoff.publish(std::move(*second), 1);
 
   std::future<std::optional<Batch>> third =
       std::async(std::launch::async, [&handoff] { return handoff.acquire(); });
@@ -72,9 +72,35 @@ TEST_CASE("Handoff keeps the reader waiting once depth batches are out, and reus
   CHECK(*reused == Batch{1, 2, 3});  // the batch given back, as the writer left it
 }
 
+TEST_CASE("Handoff keeps the reader waiting while the batches out weigh the budget",
+          "[daemon][handoff]") {
+  // One heavy batch (a huge report) is stored before the next is handed over, although more
+  // batches would be allowed by count.
+  Handoff<Batch> handoff(4, 100);
+  std::optional<Batch> light = handoff.acquire();
+  REQUIRE(light);
+  handoff.publish(std::move(*light), 60);
+  std::optional<Batch> heavy = handoff.acquire();  // 60 out: under the budget
+  REQUIRE(heavy);
+  handoff.publish(std::move(*heavy), 500);
+
+  std::future<std::optional<Batch>> next =
+      std::async(std::launch::async, [&handoff] { return handoff.acquire(); });
+  CHECK(next.wait_for(100ms) == std::future_status::timeout);  // 560 out
+  std::optional<Batch> first = handoff.next();
+  REQUIRE(first);
+  handoff.give_back(std::move(*first));
+  CHECK(next.wait_for(100ms) == std::future_status::timeout);  // 500 out: still over
+  std::optional<Batch> second = handoff.next();
+  REQUIRE(second);
+  handoff.give_back(std::move(*second));
+  REQUIRE(next.wait_for(10s) == std::future_status::ready);  // nothing out
+  CHECK(next.get().has_value());
+}
+
 TEST_CASE("Handoff::cancel wakes a waiting reader and drops what it publishes after",
           "[daemon][handoff]") {
-  Handoff<Batch> handoff(1);
+  Handoff<Batch> handoff(1, 100);
   std::optional<Batch> only = handoff.acquire();
   REQUIRE(only);
   std::future<std::optional<Batch>> waiting =
@@ -85,16 +111,16 @@ TEST_CASE("Handoff::cancel wakes a waiting reader and drops what it publishes af
   CHECK_FALSE(waiting.get().has_value());
   CHECK_FALSE(handoff.acquire().has_value());
 
-  handoff.publish(Batch{7});
+  handoff.publish(Batch{7}, 1);
   handoff.close();
   CHECK_FALSE(handoff.next().has_value());
 }
 
 TEST_CASE("Handoff::next throws the reader's error after the batches published before it",
           "[daemon][handoff]") {
-  Handoff<Batch> handoff(4);
-  handoff.publish(Batch{1});
-  handoff.publish(Batch{2});
+  Handoff<Batch> handoff(4, 100);
+  handoff.publish(Batch{1}, 1);
+  handoff.publish(Batch{2}, 1);
   handoff.close(std::make_exception_ptr(std::runtime_error("pread: Input/output error")));
 
   std::optional<Batch> a = handoff.next();

@@ -1,0 +1,92 @@
+// SPDX-License-Identifier: Apache-2.0
+// Tests of `labwatch ingest` when no reader thread can be started for a large file.
+#include <SQLiteCpp/SQLiteCpp.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "support/daemon_harness.hpp"
+
+namespace {
+
+namespace fs = std::filesystem;
+using labwatch::test::CommandResult;
+using labwatch::test::run_labwatch;
+using labwatch::test::run_program;
+using labwatch::test::TempDir;
+
+// `argv` as the user nobody when run as root (root is exempt from RLIMIT_NPROC), with a limit of
+// zero processes: the process itself runs, but can start no thread.
+std::vector<std::string> without_threads(const std::vector<std::string>& argv) {
+  std::vector<std::string> out;
+  if (::geteuid() == 0) {
+    out = {"/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"};
+  }
+  out.insert(out.end(), {"/usr/bin/prlimit", "--nproc=0", "--"});
+  out.insert(out.end(), argv.begin(), argv.end());
+  return out;
+}
+
+// A file of `messages` ORU^R01 messages of QDX, two results each: more than 1 MiB for 5,000.
+std::string large_oru_file(int messages) {
+  std::string bytes;
+  for (int i = 0; i < messages; ++i) {
+    const std::string n = std::to_string(i);
+    bytes += "MSH|^~\\&|LAB|QDX|APP|CLINIC|20250811110500-0500||ORU^R01|C" + n +
+             "|P|2.3\rPID|1||M" + std::to_string(i % 40) +
+             "^^^QDX^MR||DOE^JANE||19800102|F\rOBR|1|O" + n + "|O" + n +
+             "^QDX|7444^PANEL^L|||20250810090500-0500\r"
+             "OBX|1|NM|2276-4^FERRITIN^LN||" +
+             std::to_string(20 + i % 90) +
+             "|ng/mL|16-232||||F\r"
+             "OBX|2|NM|30522-7^HS CRP^LN||0." +
+             std::to_string(i % 10) + "|mg/L|<3.0||||F\r";
+  }
+  return bytes;
+}
+
+}  // namespace
+
+TEST_CASE("labwatch ingest reads a large file on the calling thread when no thread can start",
+          "[daemon][cli][pipeline]") {
+  const TempDir dir;
+  // The user nobody writes the database here and reads the file.
+  fs::permissions(dir.path(), fs::perms::all);
+  const fs::path file = dir.path() / "large.hl7";
+  const std::string bytes = large_oru_file(5000);
+  REQUIRE(bytes.size() > (1u << 20));
+  labwatch::test::write_file(file, bytes);
+  fs::permissions(file, fs::perms::owner_read | fs::perms::owner_write | fs::perms::group_read |
+                            fs::perms::others_read);
+
+  const CommandResult probe = run_program(without_threads({"/bin/sh", "-c", "/bin/true"}));
+  if (probe.exit_code == 0) {
+    WARN("RLIMIT_NPROC is not enforced here: the fallback is not exercised");
+    return;
+  }
+
+  const fs::path limited_db = dir.path() / "limited.db";
+  const CommandResult limited = run_program(without_threads(
+      labwatch::test::labwatch_argv({"ingest", "--db", limited_db.string(), file.string()})));
+  INFO(limited.err);
+  REQUIRE(limited.exit_code == 0);
+
+  const fs::path normal_db = dir.path() / "normal.db";
+  REQUIRE(run_labwatch({"ingest", "--db", normal_db.string(), file.string()}).exit_code == 0);
+
+  SQLite::Database db(limited_db.string());
+  CHECK(db.execAndGet("SELECT count(*) FROM results").getInt() == 10000);
+  CHECK(db.execAndGet("SELECT count(*) FROM messages").getInt() == 5000);
+  CHECK(db.execAndGet("SELECT outcome FROM files").getString() == "accepted");
+  // The same rows as read on a reader thread.
+  const CommandResult a = run_labwatch({"export", "--db", limited_db.string(), "--format", "csv"});
+  const CommandResult b = run_labwatch({"export", "--db", normal_db.string(), "--format", "csv"});
+  REQUIRE(a.exit_code == 0);
+  REQUIRE(b.exit_code == 0);
+  CHECK(a.out.size() > bytes.size() / 4);
+  CHECK(a.out == b.out);
+}
