@@ -5,12 +5,14 @@
 #include <pthread.h>
 #include <signal.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <exception>
 #include <functional>
 #include <optional>
 #include <system_error>
 #include <thread>
+#include <tuple>
 #include <utility>
 #include <variant>
 #include <vector>
@@ -21,6 +23,16 @@
 
 namespace labwatch::daemon {
 namespace {
+
+// Refusals as the admin reads them: in the order of the file, by message and then line. A CSV's
+// rows are refused in two passes (while the table is mapped to reports, then while each report is
+// normalized); an HL7 file's refusals come in order already.
+void in_file_order(std::vector<parsers::Refusal>& refusals) {
+  std::stable_sort(
+      refusals.begin(), refusals.end(), [](const parsers::Refusal& a, const parsers::Refusal& b) {
+        return std::tie(a.where.message, a.where.line) < std::tie(b.where.message, b.where.line);
+      });
+}
 
 // A file up to this size is read on the calling thread: starting a thread and waking the other
 // one for each batch costs more than a small file takes to read (1,100 instead of 1,650 one-result
@@ -187,6 +199,7 @@ FileOutcome Pipeline::process_file(const std::filesystem::path& path, const Clai
     BatchSink out(store_batch);
     reader_.read(file, record.name, file_hash, buffer_, out);
   }
+  in_file_order(outcome.refusals);
   outcome.sha256 = file_hash.finish();
   outcome.summary = tx->commit(outcome.sha256);
   if (outcome.summary.already_known) {
@@ -246,6 +259,7 @@ void Pipeline::known_outcome(FileOutcome& outcome) {
                                                                  : FileOutcome::Kind::refused;
   outcome.summary = known->summary;
   outcome.refusals = std::move(known->refusals);
+  in_file_order(outcome.refusals);
 }
 
 void Pipeline::store(FileItem& item, storage::FileTransaction& tx, FileOutcome& outcome) {

@@ -294,6 +294,7 @@ class OruReader {
     e.code = code;
     e.offset = pos_.offset + offset_in_message;
     e.message = pos_.index;
+    e.line = pos_.first_line;  // the message's MSH, unless a segment is named (error())
     e.segment = segment;
     e.field = field;
     e.detail = detail;

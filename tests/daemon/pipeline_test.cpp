@@ -4,13 +4,19 @@
 
 #include <SQLiteCpp/SQLiteCpp.h>
 
+#include <algorithm>
+#include <array>
 #include <catch2/catch.hpp>
 #include <cstdint>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 #include "config/config_loader.hpp"
@@ -25,10 +31,13 @@ using labwatch::daemon::FileOutcome;
 using labwatch::daemon::Pipeline;
 using Kind = FileOutcome::Kind;
 
-// A store in a temp dir and a pipeline over it with the built-in config.
+// A store in a temp dir and a pipeline over it with `config`, by default the built-in one.
 struct Site {
+  explicit Site(labwatch::config::Config c = labwatch::config::default_config())
+      : config(std::move(c)) {}
+
   labwatch::test::TempDir dir;
-  labwatch::config::Config config = labwatch::config::default_config();
+  labwatch::config::Config config;
   std::unique_ptr<labwatch::storage::Store> store =
       labwatch::storage::open_sqlite_store((dir.path() / "labwatch.db").string());
   Pipeline pipeline{config, *store};
@@ -74,6 +83,61 @@ std::vector<std::string> described(const std::vector<labwatch::parsers::Refusal>
   out.reserve(refusals.size());
   for (const auto& refusal : refusals) {
     out.push_back(labwatch::daemon::describe(refusal));
+  }
+  return out;
+}
+
+// The built-in config with the corpus's CSV sender WCE (tests/data/corpus/facilities.csv): the
+// built-in config has no <source>, and a CSV names no assigning authority, so without one every
+// CSV report is refused as unknown_source.
+labwatch::config::Config wce_config() {
+  labwatch::config::Config config = labwatch::config::default_config();
+  config.sources.push_back({"WCE", "WCE", "America/Denver", {"d1_wce_*"}});
+  return config;
+}
+
+// How a CSV export's data row is spoiled.
+enum class BadRow { none, not_a_number, unknown_unit, bad_date };
+
+// A CSV export in the comma dialect of the corpus's d1_wce files, of `draws` draws of three results
+// (ferritin, homocysteine, vitamin D), each draw at its own minute for one of 50 patients, in UTC
+// ("Z"). Data row r, on line r + 2, is spoiled as `bad` says.
+std::string csv_export(int draws, const std::map<int, BadRow>& bad) {
+  struct Test {
+    std::string_view name, loinc, value, unit, range;
+  };
+  static constexpr std::array<Test, 3> kTests{{
+      {"Ferritin", "2276-4", "80", "ng/mL", "15-150"},
+      {"Homocysteine", "13965-9", "7.2", "umol/L", "0-15"},
+      {"Vitamin D", "1989-3", "45", "ng/mL", "30-100"},
+  }};
+  std::string out =
+      "patient_id,last_name,first_name,dob,sex,test_name,loinc,value,unit,ref_range,collected_at\n";
+  for (int row = 0; row < 3 * draws; ++row) {
+    const int draw = row / 3;
+    const Test& test = kTests[static_cast<std::size_t>(row % 3)];
+    const auto spoiled = bad.find(row);
+    const BadRow how = spoiled == bad.end() ? BadRow::none : spoiled->second;
+    std::array<char, 32> time{};
+    std::snprintf(time.data(), time.size(), "2024-01-%02dT%02d:%02d:00Z", 1 + draw / 1440,
+                  draw / 60 % 24, draw % 60);
+    out += "W" + std::to_string(draw % 50) + ",Doe,Jane,1980-01-02,F,";
+    out.append(test.name).append(",").append(test.loinc).append(",");
+    out.append(how == BadRow::not_a_number ? "pending" : test.value).append(",");
+    out.append(how == BadRow::unknown_unit ? "U/L" : test.unit).append(",");
+    out.append(test.range).append(",");
+    out.append(how == BadRow::bad_date ? "2024-02-30T10:00:00Z" : time.data()).append("\n");
+  }
+  return out;
+}
+
+// Each refusal as "line L, column 'C': reason", the place and the reason without the detail.
+std::vector<std::string> places(const std::vector<labwatch::parsers::Refusal>& refusals) {
+  std::vector<std::string> out;
+  out.reserve(refusals.size());
+  for (const auto& refusal : refusals) {
+    out.push_back("line " + std::to_string(refusal.where.line) + ", column '" +
+                  refusal.where.column + "': " + refusal.reason);
   }
   return out;
 }
@@ -248,5 +312,193 @@ TEST_CASE("Pipeline::process_file stops reading and stores nothing when storing 
   const FileOutcome outcome = site.process(path);
   CHECK(outcome.kind == Kind::accepted);
   CHECK(outcome.sha256 == labwatch::daemon::sha256_hex(bytes));
-  CHECK(site.count("SELECT count(*) FROM results") == 2 * outcome.summary.reports);
+  CHECK(site.count("SELECT count(*) FROM results") == std::int64_t{2} * outcome.summary.reports);
+}
+
+TEST_CASE("Pipeline::process_file refuses the bad rows of a CSV export in file order",
+          "[daemon][pipeline][csv]") {
+  // A CSV export is read whole, then its reports go over in batches: on this thread for a small
+  // export, from a reader thread for one of more than 1 MiB.
+  int draws = 0;
+  SECTION("a small export") { draws = 500; }
+  SECTION("a large export") { draws = 5000; }
+  Site site(wce_config());
+  const int rows = 3 * draws;
+  // Two bad rows in the first draw, one in the middle and the very last row.
+  const std::map<int, BadRow> bad{
+      {1, BadRow::not_a_number},
+      {2, BadRow::unknown_unit},
+      {rows / 2, BadRow::unknown_unit},
+      {rows - 1, BadRow::not_a_number},
+  };
+  const std::string bytes = csv_export(draws, bad);
+  INFO(bytes.size() << " bytes");
+  REQUIRE((bytes.size() > (1u << 20)) == (draws == 5000));
+  const fs::path path = site.write("d1_wce_export.csv", bytes);
+  const FileOutcome outcome = site.process(path);
+  CHECK(outcome.kind == Kind::partial);
+  CHECK(outcome.sha256 == labwatch::daemon::sha256_hex(bytes));
+  CHECK(outcome.summary.reports == draws);
+  CHECK(outcome.summary.results_stored == rows - 4);
+  CHECK(outcome.summary.refusals == 4);
+  CHECK(places(outcome.refusals) ==
+        std::vector<std::string>{
+            "line 3, column 'value': non_numeric_value",
+            "line 4, column 'unit': unknown_unit",
+            "line " + std::to_string(rows / 2 + 2) + ", column 'unit': unknown_unit",
+            "line " + std::to_string(rows + 1) + ", column 'value': non_numeric_value",
+        });
+  CHECK(outcome.refusals.at(0).patient_key == "WCE|W0");
+  CHECK(site.count("SELECT count(*) FROM results") == rows - 4);
+  CHECK(site.count("SELECT count(*) FROM refusals") == 4);
+
+  const FileOutcome again = site.process(path);
+  CHECK(again.kind == Kind::partial);
+  CHECK(again.summary.already_known);
+  CHECK(described(again.refusals) == described(outcome.refusals));
+  CHECK(site.count("SELECT count(*) FROM results") == rows - 4);
+}
+
+TEST_CASE("Pipeline::process_file keeps a CSV row refused for its date in file order",
+          "[daemon][pipeline][csv]") {
+  // A row whose date cannot be read is refused while the table is mapped to reports, a row whose
+  // value or unit cannot be used while its report is normalized: both kinds go to the admin in
+  // the order of the file's lines.
+  Site site(wce_config());
+  const std::string bytes = csv_export(
+      10, {{4, BadRow::not_a_number}, {13, BadRow::bad_date}, {25, BadRow::unknown_unit}});
+  const FileOutcome outcome = site.process(site.write("d1_wce_dates.csv", bytes));
+  CHECK(outcome.kind == Kind::partial);
+  CHECK(outcome.summary.results_stored == 27);
+  CHECK(places(outcome.refusals) == std::vector<std::string>{
+                                        "line 6, column 'value': non_numeric_value",
+                                        "line 15, column 'collected_at': bad_date",
+                                        "line 27, column 'unit': unknown_unit",
+                                    });
+}
+
+TEST_CASE("Pipeline::process_file refuses a large file of neither format after hashing it all",
+          "[daemon][pipeline]") {
+  Site site;
+  // 2.5 MiB and a few bytes of noise: three chunks, the last one short.
+  std::string bytes(5u << 19, '\0');
+  bytes += "\x01tail";
+  std::uint32_t state = 12345;
+  for (char& c : bytes) {
+    state = state * 1664525u + 1013904223u;
+    c = static_cast<char>(state >> 24);
+  }
+  bytes[0] = '\x01';  // no text format starts with a control byte
+  int ticks = 0;
+  site.pipeline.set_progress([&ticks] { ++ticks; });
+  const fs::path path = site.write("e_noise.bin", bytes);
+  const FileOutcome first = site.process(path);
+  CHECK(first.kind == Kind::refused);
+  CHECK(first.sha256 == labwatch::daemon::sha256_hex(bytes));
+  REQUIRE(first.refusals.size() == 1);
+  CHECK(first.refusals[0].reason == "unrecognized_format");
+  CHECK(first.summary.reports == 0);
+  // The watchdog is pinged while the file is hashed: at least once per chunk of 1 MiB.
+  CHECK(ticks >= 3);
+  CHECK(site.count("SELECT count(*) FROM files WHERE outcome = 'refused'") == 1);
+
+  const FileOutcome again = site.process(path);
+  CHECK(again.kind == Kind::refused);
+  CHECK(again.summary.already_known);
+  CHECK(again.sha256 == first.sha256);
+  CHECK(described(again.refusals) == described(first.refusals));
+  CHECK(site.count("SELECT count(*) FROM files") == 1);
+  CHECK(site.count("SELECT count(*) FROM results") == 0);
+}
+
+TEST_CASE("Pipeline::process_file refuses a CSV export larger than kMaxCsvBytes unparsed",
+          "[daemon][pipeline][csv]") {
+  Site site(wce_config());
+  // A header, then zeros up to one byte past the limit: a sparse file, written at once.
+  const std::string header =
+      "patient_id,last_name,first_name,dob,sex,test_name,loinc,value,unit,ref_range,collected_at\n";
+  const fs::path path = site.write("d1_wce_huge.csv", header);
+  constexpr std::size_t kSize = labwatch::parsers::kMaxCsvBytes + 1;
+  fs::resize_file(path, kSize);
+  labwatch::daemon::Sha256 expected;
+  expected.update(header);
+  const std::string zeros(1u << 20, '\0');
+  for (std::size_t done = header.size(); done < kSize;) {
+    const std::size_t n = std::min(zeros.size(), kSize - done);
+    expected.update(std::string_view(zeros).substr(0, n));
+    done += n;
+  }
+  const FileOutcome outcome = site.process(path);
+  CHECK(outcome.kind == Kind::refused);
+  CHECK(outcome.sha256 == expected.finish());
+  REQUIRE(outcome.refusals.size() == 1);
+  CHECK(outcome.refusals[0].reason == "too_large");
+  CHECK(outcome.summary.reports == 0);
+  CHECK(site.count("SELECT count(*) FROM files WHERE outcome = 'refused'") == 1);
+}
+
+TEST_CASE("Pipeline::process_file names the messages of a large HL7 file that do not parse",
+          "[daemon][pipeline][hl7]") {
+  // Bad messages among good ones in a file of three chunks: the first, one across each chunk
+  // boundary, and the last; an ADT message and one without a PID in between.
+  Site site;
+  constexpr std::size_t kChunk = 1u << 20;
+  constexpr std::size_t kSize = 3 * kChunk - 300;
+  std::string bytes;
+  std::vector<std::string> expected;   // "message M: reason", in file order
+  std::vector<std::string> msh_lines;  // "message M, line L": the MSH line of each refused message
+  std::vector<int> straddling;
+  int lines = 0;
+  int stored = 0;
+  for (int i = 0; bytes.size() < kSize; ++i) {
+    const std::string n = std::to_string(i);
+    std::string message = oru("C" + n, "M" + std::to_string(i % 50), "O" + n, "80", "0.5");
+    const std::size_t boundary = (bytes.size() / kChunk + 1) * kChunk;
+    std::string reason;
+    if (i == 0) {
+      message.replace(4, 4, "^^\\&");  // MSH-2 repeats a character
+      reason = "bad_delimiters";
+    } else if (i == 1000) {
+      message.replace(message.find("ORU^R01"), 7, "ADT^A01");
+      reason = "not_oru";
+    } else if (i == 2000) {
+      const std::size_t pid = message.find("PID|");
+      message.erase(pid, message.find("OBR|") - pid);
+      reason = "missing_segment";
+    } else if (bytes.size() + message.size() > boundary) {
+      straddling.push_back(i);
+      message.erase(4, 4);  // MSH-2 empty
+      reason = "bad_delimiters";
+    } else if (bytes.size() + message.size() >= kSize) {
+      message[3] = '#';  // the last one: MSH-1 differs from the separator its fields use
+      reason = "bad_delimiters";
+    }
+    if (reason.empty()) {
+      ++stored;
+    } else {
+      expected.push_back(std::string("message ").append(n).append(": ").append(reason));
+      msh_lines.push_back(
+          std::string("message ").append(n).append(", line ").append(std::to_string(lines + 1)));
+    }
+    lines += static_cast<int>(std::count(message.begin(), message.end(), '\r'));
+    bytes += message;
+  }
+  REQUIRE(straddling.size() == 2);
+  REQUIRE(straddling[0] > 2000);
+  const FileOutcome outcome = site.process(site.write("broken.hl7", bytes));
+  CHECK(outcome.kind == Kind::partial);
+  CHECK(outcome.sha256 == labwatch::daemon::sha256_hex(bytes));
+  CHECK(outcome.summary.reports == stored);
+  CHECK(outcome.summary.results_stored == 2 * stored);
+  // Message numbers are 0-based here, as in Refusal::where; lines count segments, CR-terminated.
+  std::vector<std::string> refused;
+  std::vector<std::string> refused_lines;
+  for (const auto& refusal : outcome.refusals) {
+    const std::string m = std::to_string(refusal.where.message);
+    refused.push_back("message " + m + ": " + refusal.reason);
+    refused_lines.push_back("message " + m + ", line " + std::to_string(refusal.where.line));
+  }
+  CHECK(refused == expected);
+  CHECK(refused_lines == msh_lines);
+  CHECK(site.count("SELECT count(*) FROM results") == std::int64_t{2} * stored);
 }

@@ -279,6 +279,7 @@ TEST_CASE("to_lab_report refuses what is not a usable ORU message", "[parsers][h
     CHECK(e.code == ParseErrc::missing_segment);
     CHECK(e.message == 2);
     CHECK(e.offset == 500 + text.size());
+    CHECK(e.line == 10);  // no segment to point at: the message's MSH
   }
   SECTION("two patients") {
     const ParseError e =

@@ -1,10 +1,14 @@
 // SPDX-License-Identifier: Apache-2.0
-// Commit before move, seen in the daemon's system calls; disk errors (EIO, EFBIG) keep the file.
+// Commit before move, seen in the daemon's system calls; failed reads and writes keep the file.
+#include <array>
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <csignal>
 #include <cstdint>
+#include <cstdio>
+#include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "reliability/lab_feed.hpp"
@@ -32,6 +36,25 @@ bool is_sync(const TraceCall& call) { return call.name == "fsync" || call.name =
 // A successful fsync/fdatasync of the descriptor strace -y shows as `path`.
 bool syncs(const TraceCall& call, const fs::path& path) {
   return is_sync(call) && call.result == "0" && call.args.ends_with("<" + path.string() + ">");
+}
+
+// One HL7 file of `messages` ORU^R01 messages, those of feed files first .. first + messages - 1
+// of kind hl7_panel, with the results they store: each message its own draw time and order.
+FeedFile make_bulk_hl7_file(int first, int messages) {
+  FeedFile file;
+  std::array<char, 32> name{};
+  std::snprintf(name.data(), name.size(), "gen_%05d_bulk.hl7", first);
+  file.name = name.data();
+  file.kind = FeedKind::hl7_panel;
+  for (int i = first; i < first + messages; ++i) {
+    FeedFile one = make_feed_file(i, FeedKind::hl7_panel);
+    file.bytes += one.bytes;
+    for (ExpectedRow& row : one.rows) {
+      row.source_file = file.name;
+      file.rows.push_back(std::move(row));
+    }
+  }
+  return file;
 }
 
 }  // namespace
@@ -171,4 +194,52 @@ TEST_CASE(
 
   drain(layout);
   check_outcome(layout, {small, bulk});
+}
+
+TEST_CASE(
+    "run_service keeps a large file whose read fails with EIO mid-file, exits 1, and a restart "
+    "ingests it once",
+    "[reliability][durability]") {
+  // More than 3 MiB: the file is read on the pipeline's reader thread, in 1 MiB chunks, while the
+  // daemon's thread stores the reports of the chunks before. Its fourth pread (4 KiB to tell the
+  // format, then the chunks) is the chunk at 2 MiB: the handoff holds only a few batches, so by
+  // then most reports of the first two chunks are in the file's transaction, which must roll back.
+  const Layout layout(TempDir::default_base(), 100);
+  const FeedFile file = make_bulk_hl7_file(0, 8500);
+  REQUIRE(file.bytes.size() > (3u << 20));
+  layout.drop(file.name, file.bytes);
+  const fs::path source = fs::canonical(layout.inbox() / file.name);
+  const fs::path trace = layout.root() / "read-eio.trace";
+  {
+    Wrapped daemon(strace_run_argv(layout, trace,
+                                   {"-P", source.string(), "-e", "trace=pread64", "-e",
+                                    "inject=pread64:error=EIO:when=4"}),
+                   layout.log());
+    const std::optional<int> code = daemon.wait_exit(60s);
+    INFO(layout.daemon_log());
+    CHECK(code.value_or(-1) == 1);
+  }
+  const std::vector<TraceCall> calls = read_trace(trace);
+  const std::size_t failed = find_call(calls, 0, [](const TraceCall& c) {
+    return c.name == "pread64" && c.result.starts_with("-1 EIO") &&
+           c.result.find("(INJECTED)") != std::string::npos;
+  });
+  REQUIRE(failed < calls.size());
+  // pread64(fd<path>, buffer, count, offset): the chunk at 2 MiB of this very file.
+  CHECK(calls[failed].args.find("<" + source.string() + ">") != std::string::npos);
+  CHECK(calls[failed].args.ends_with(", 1048576, 2097152"));
+  const std::string log = layout.daemon_log();
+  CHECK(log.find("<3>" + file.name + ": not ingested, left in the inbox: pread: ") !=
+        std::string::npos);
+  CHECK(entry_names(layout.inbox()) == Strings{file.name});
+  CHECK(entry_names(layout.processed()) == Strings{});
+  CHECK(entry_names(layout.failed()) == Strings{});
+  {
+    const Database db(layout.root() / "labwatch.db");
+    CHECK(db.count("SELECT count(*) FROM results") == 0);
+    CHECK(db.count("SELECT count(*) FROM files") == 0);
+  }
+
+  drain(layout);
+  check_outcome(layout, {file});
 }
