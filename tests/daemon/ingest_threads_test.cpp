@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "support/daemon_harness.hpp"
+#include "support/hl7_messages.hpp"
 
 namespace {
 
@@ -41,15 +42,8 @@ std::string large_oru_file(int messages) {
   std::string bytes;
   for (int i = 0; i < messages; ++i) {
     const std::string n = std::to_string(i);
-    bytes += "MSH|^~\\&|LAB|QDX|APP|CLINIC|20250811110500-0500||ORU^R01|C" + n +
-             "|P|2.3\rPID|1||M" + std::to_string(i % 40) +
-             "^^^QDX^MR||DOE^JANE||19800102|F\rOBR|1|O" + n + "|O" + n +
-             "^QDX|7444^PANEL^L|||20250810090500-0500\r"
-             "OBX|1|NM|2276-4^FERRITIN^LN||" +
-             std::to_string(20 + i % 90) +
-             "|ng/mL|16-232||||F\r"
-             "OBX|2|NM|30522-7^HS CRP^LN||0." +
-             std::to_string(i % 10) + "|mg/L|<3.0||||F\r";
+    bytes += labwatch::test::oru("C" + n, "M" + std::to_string(i % 40), "O" + n,
+                                 std::to_string(20 + i % 90), "0." + std::to_string(i % 10));
   }
   return bytes;
 }

@@ -23,6 +23,7 @@
 #include "daemon/digest.hpp"
 #include "storage/store.hpp"
 #include "support/daemon_harness.hpp"
+#include "support/hl7_messages.hpp"
 
 namespace {
 
@@ -30,6 +31,7 @@ namespace fs = std::filesystem;
 using labwatch::daemon::FileOutcome;
 using labwatch::daemon::Pipeline;
 using Kind = FileOutcome::Kind;
+using labwatch::test::oru;
 
 // A store in a temp dir and a pipeline over it with `config`, by default the built-in one.
 struct Site {
@@ -58,25 +60,6 @@ struct Site {
     return db.execAndGet(sql).getInt64();
   }
 };
-
-// One ORU^R01 message of QDX about patient `mrn`: a ferritin of `ferritin` ng/mL, and an hs-CRP
-// of `crp` (a number, or text that is refused as non_numeric_value).
-std::string oru(const std::string& control_id, const std::string& mrn, const std::string& order,
-                const std::string& ferritin, const std::string& crp) {
-  return "MSH|^~\\&|LAB|QDX|APP|CLINIC|20250811110500-0500||ORU^R01|" + control_id +
-         "|P|2.3\r"
-         "PID|1||" +
-         mrn +
-         "^^^QDX^MR||DOE^JANE||19800102|F\r"
-         "OBR|1|" +
-         order + "|" + order +
-         "^QDX|7444^PANEL^L|||20250810090500-0500\r"
-         "OBX|1|NM|2276-4^FERRITIN^LN||" +
-         ferritin +
-         "|ng/mL|16-232||||F\r"
-         "OBX|2|NM|30522-7^HS CRP^LN||" +
-         crp + "|mg/L|<3.0||||F\r";
-}
 
 std::vector<std::string> described(const std::vector<labwatch::parsers::Refusal>& refusals) {
   std::vector<std::string> out;
