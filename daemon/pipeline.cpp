@@ -187,7 +187,7 @@ FileOutcome Pipeline::process_file(const std::filesystem::path& path, const Clai
   // not the database runs beside it, on a reader thread. A smaller file is not worth a thread.
   Sha256 file_hash;
   const std::function<void(FileBatch&)> store_batch = [&](FileBatch& batch) {
-    for (FileItem& item : batch) {
+    for (const FileItem& item : batch) {
       store(item, *tx, outcome);
     }
     if (progress_) {
@@ -262,7 +262,7 @@ void Pipeline::known_outcome(FileOutcome& outcome) {
   in_file_order(outcome.refusals);
 }
 
-void Pipeline::store(FileItem& item, storage::FileTransaction& tx, FileOutcome& outcome) {
+void Pipeline::store(const FileItem& item, storage::FileTransaction& tx, FileOutcome& outcome) {
   if (const parsers::Refusal* refusal = std::get_if<parsers::Refusal>(&item)) {
     refuse(*refusal, &tx, outcome);
     return;

@@ -56,9 +56,9 @@ class Pipeline {
   // else partial or refused with the counts and refusals of then (summary.already_known set).
   FileOutcome process_file(const std::filesystem::path& path, const ClaimPolicy& policy);
 
-  // Called on the calling thread after each batch of a file is stored (at most
-  // BatchSink::kItems reports, or one 1 MiB chunk of a file): the daemon pings its watchdog from
-  // here, so a large file cannot look like a hang.
+  // Called on the calling thread after each batch of a file is stored (BatchSink::kItems reports
+  // or BatchSink::kWeight results at most, and at least one batch per 1 MiB chunk read): the
+  // daemon pings its watchdog from here, so a large file cannot look like a hang.
   void set_progress(std::function<void()> progress) { progress_ = std::move(progress); }
 
  private:
@@ -67,14 +67,14 @@ class Pipeline {
   // false, having read nothing, when no thread can be started: the caller then reads it itself.
   bool read_on_thread(const ClaimedFile& file, const std::string& name, Sha256& file_hash,
                       const std::function<void(FileBatch&)>& store_batch);
-  void store(FileItem& item, storage::FileTransaction& tx, FileOutcome& outcome);
+  void store(const FileItem& item, storage::FileTransaction& tx, FileOutcome& outcome);
   void refuse(const parsers::Refusal& refusal, storage::FileTransaction* tx, FileOutcome& outcome);
 
   const config::Config& config_;
   storage::Store& store_;
   storage::Targets targets_;
   FileReader reader_;
-  std::string buffer_;  // the reader thread's chunk buffer, reused from file to file
+  std::string buffer_;  // the reader's chunk buffer, reused from file to file
   std::function<void()> progress_;
 };
 
