@@ -350,14 +350,21 @@ TEST_CASE("Pipeline::process_file keeps a CSV row refused for its date in file o
   Site site(wce_config());
   const std::string bytes = csv_export(
       10, {{4, BadRow::not_a_number}, {13, BadRow::bad_date}, {25, BadRow::unknown_unit}});
-  const FileOutcome outcome = site.process(site.write("d1_wce_dates.csv", bytes));
+  const fs::path path = site.write("d1_wce_dates.csv", bytes);
+  const FileOutcome outcome = site.process(path);
   CHECK(outcome.kind == Kind::partial);
   CHECK(outcome.summary.results_stored == 27);
-  CHECK(places(outcome.refusals) == std::vector<std::string>{
-                                        "line 6, column 'value': non_numeric_value",
-                                        "line 15, column 'collected_at': bad_date",
-                                        "line 27, column 'unit': unknown_unit",
-                                    });
+  const std::vector<std::string> in_order{
+      "line 6, column 'value': non_numeric_value",
+      "line 15, column 'collected_at': bad_date",
+      "line 27, column 'unit': unknown_unit",
+  };
+  CHECK(places(outcome.refusals) == in_order);
+  // Read again, the file ends as before: its refusals come from the database, stored in the order
+  // they were found, and go to the admin in the order of the file again.
+  const FileOutcome again = site.process(path);
+  CHECK(again.summary.already_known);
+  CHECK(places(again.refusals) == in_order);
 }
 
 TEST_CASE("Pipeline::process_file refuses a large file of neither format after hashing it all",
