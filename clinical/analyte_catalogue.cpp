@@ -35,13 +35,17 @@ enum class Column : std::size_t {
   ref_low,
   ref_high,
   optimal_rule,
+  plausible_low,  // optional, like every column after it
+  plausible_high,
 };
-constexpr std::size_t kColumnCount = 10;
+constexpr std::size_t kColumnCount = 12;
+constexpr std::size_t kRequiredColumns = 10;
 constexpr std::size_t at(Column column) noexcept { return static_cast<std::size_t>(column); }
 constexpr std::array<std::string_view, kColumnCount> kColumnNames = {
-    "key",          "display_name", "specimen", "loinc_codes", "canonical_unit",
-    "unit_aliases", "conversions",  "ref_low",  "ref_high",    "optimal_rule",
+    "key",         "display_name", "specimen", "loinc_codes",  "canonical_unit", "unit_aliases",
+    "conversions", "ref_low",      "ref_high", "optimal_rule", "plausible_low",  "plausible_high",
 };
+constexpr auto kAbsent = static_cast<std::size_t>(-1);
 
 struct Record {
   std::vector<std::string> fields;
@@ -168,7 +172,10 @@ parsers::Expected<Analyte, std::string> read_analyte(
     return parsers::unexpected("line " + std::to_string(record.line) + ", column '" +
                                std::string(kColumnNames[at(column)]) + "': " + why);
   };
-  auto field = [&](Column column) { return trim(record.fields[index[at(column)]]); };
+  auto field = [&](Column column) {
+    const std::size_t i = index[at(column)];
+    return i == kAbsent ? std::string_view{} : trim(record.fields[i]);
+  };
 
   Analyte analyte;
   analyte.key = field(Column::key);
@@ -227,6 +234,21 @@ parsers::Expected<Analyte, std::string> read_analyte(
   if (analyte.ref_low && analyte.ref_high && *analyte.ref_low > *analyte.ref_high) {
     return fail(Column::ref_high, "the high bound is below the low bound");
   }
+  for (const Column column : {Column::plausible_low, Column::plausible_high}) {
+    const std::string_view text = field(column);
+    if (text.empty()) {
+      continue;
+    }
+    const auto bound = parse_decimal(text, false);
+    if (!bound) {
+      return fail(column, "'" + std::string(text) + "' is not a number");
+    }
+    (column == Column::plausible_low ? analyte.plausible_low : analyte.plausible_high) = *bound;
+  }
+  if (analyte.plausible_low && analyte.plausible_high &&
+      *analyte.plausible_low >= *analyte.plausible_high) {
+    return fail(Column::plausible_high, "the plausible high bound is not above the low bound");
+  }
 
   analyte.optimal_rule = field(Column::optimal_rule);
   auto rule = parse_optimal_rule(analyte.optimal_rule);
@@ -278,7 +300,6 @@ parsers::Expected<AnalyteCatalogue, std::string> AnalyteCatalogue::from_csv(std:
 
   // The header names the columns; each known column must appear exactly once.
   const Record& header = records->front();
-  constexpr auto kAbsent = static_cast<std::size_t>(-1);
   std::array<std::size_t, kColumnCount> index{};
   index.fill(kAbsent);
   for (std::size_t i = 0; i < header.fields.size(); ++i) {
@@ -294,7 +315,7 @@ parsers::Expected<AnalyteCatalogue, std::string> AnalyteCatalogue::from_csv(std:
     }
     slot = i;
   }
-  for (std::size_t c = 0; c < kColumnCount; ++c) {
+  for (std::size_t c = 0; c < kRequiredColumns; ++c) {
     if (index[c] == kAbsent) {
       return parsers::unexpected("line " + std::to_string(header.line) + ": the header has no '" +
                                  std::string(kColumnNames[c]) + "' column");
@@ -362,6 +383,12 @@ void AnalyteCatalogue::upsert(const Analyte& analyte) {
   }
   if (analyte.ref_high) {
     into.ref_high = analyte.ref_high;
+  }
+  if (analyte.plausible_low) {
+    into.plausible_low = analyte.plausible_low;
+  }
+  if (analyte.plausible_high) {
+    into.plausible_high = analyte.plausible_high;
   }
   reindex();
 }

@@ -25,6 +25,15 @@ struct Analyte {
   std::optional<double> ref_low;
   std::optional<double> ref_high;
   std::string optimal_rule;  // "ge:50;ideal:gt:70"
+  // What is physically possible, in the canonical unit: a value outside is a misreading and is
+  // refused (implausible_value). Set wide, so that a real toxic or deficient value always passes.
+  // Without a low bound a negative value is implausible; a site's analyte that may be negative
+  // (base excess) says so with a negative plausible_low.
+  std::optional<double> plausible_low;
+  std::optional<double> plausible_high;
+
+  // A canonical unit of "1" (UCUM's unity) is no unit at all: pH, ratios, indices.
+  [[nodiscard]] bool unitless() const noexcept { return canonical_unit == "1"; }
 };
 
 class AnalyteCatalogue {

@@ -9,14 +9,17 @@
 #include <array>
 #include <charconv>
 #include <chrono>
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <exception>
+#include <limits>
 #include <string>
 #include <string_view>
 #include <system_error>
 #include <utility>
 
+#include "clinical/lab_range.hpp"
 #include "clinical/timezone.hpp"
 #include "clinical/units.hpp"
 
@@ -34,6 +37,8 @@ constexpr std::int64_t kSecondsPerDay = 86'400;
 constexpr int kMaxOffsetMinutes = 18 * 60;    // ISO 8601 / HL7 offsets never go beyond +-18:00
 constexpr std::size_t kMaxExcerptBytes = 40;  // unit text quoted in a refusal detail
 constexpr std::size_t kReservedResults = 64;  // results of one report reserved at once
+// log10 of a resolution such as 0.1 is -0.9999999999999999 in binary: not one decimal more.
+constexpr double kDecimalsSlack = 1e-9;
 
 bool is_blank(char c) noexcept { return c == ' ' || c == '\t'; }
 bool is_digit(char c) noexcept { return c >= '0' && c <= '9'; }
@@ -255,13 +260,21 @@ std::string unmapped_key(const Observation& obs) {
 struct FieldNames {
   std::string_view value;
   std::string_view unit;
+  std::string_view range;
+  std::string_view flag;
   std::string_view collected;  // the order's collection time
   std::string_view observed;   // the observation's own time
   std::string_view no_time;    // both are empty
 };
-constexpr FieldNames kHl7Fields{"OBX-5", "OBX-6", "OBR-7", "OBX-14", "OBR-7 and OBX-14 are empty"};
-constexpr FieldNames kCsvFields{"the value", "the unit", "the collection time",
-                                "the collection time", "the collection time is empty"};
+constexpr FieldNames kHl7Fields{
+    "OBX-5", "OBX-6", "OBX-7", "OBX-8", "OBR-7", "OBX-14", "OBR-7 and OBX-14 are empty"};
+constexpr FieldNames kCsvFields{"the value",
+                                "the unit",
+                                "the reference range",
+                                "the flag",
+                                "the collection time",
+                                "the collection time",
+                                "the collection time is empty"};
 
 // Everything about one report that its observations share.
 struct Context {
@@ -269,7 +282,157 @@ struct Context {
   const SourceContext& source;
   const FieldNames& fields;
   NormalizedReport& out;
+  parsers::DecimalMark mark = parsers::DecimalMark::unknown;  // the source's, else the evidence's
+  bool point_is_standard = false;  // HL7 NM is defined with a decimal point; a CSV has no standard
 };
+
+// A refusal of one value, before it is given its place and identity.
+struct ValueRefusal {
+  const SourcePos* where = nullptr;
+  std::string reason;
+  std::string detail;
+};
+
+bool nearly_equal(double x, double y) noexcept {
+  constexpr double kRelativeTolerance = 1e-9;
+  return std::fabs(x - y) <= kRelativeTolerance * std::max(std::fabs(x), std::fabs(y));
+}
+
+// The printed range of `obs`, in the canonical unit, when it may be used for this value: read in
+// the shapes labs print, in the value's unit (a range printed in another unit is not scaled:
+// which of the two units is wrong cannot be known), and of a magnitude that fits the analyte
+// (RBC magnesium 2.3 mmol/L beside "4.2-6.8" is a range in mg/dL, whatever the field says).
+void take_range(const Observation& obs, const Analyte& analyte, double factor, const Context& ctx,
+                NormalizedResult& result) {
+  const RangeReading reading =
+      read_printed_range(obs.reference_range, ctx.mark, ctx.point_is_standard, ctx.out.patient.sex);
+  auto unusable = [&](RangeProblem why) { result.range_problem = why; };
+  if (!reading.range) {
+    unusable(reading.problem);
+    return;
+  }
+  const PrintedRange& printed = *reading.range;
+  if (!trim(printed.unit).empty()) {
+    const std::optional<double> range_factor = factor_to_canonical(analyte, printed.unit);
+    if (!range_factor || !nearly_equal(*range_factor, factor)) {
+      unusable(RangeProblem::unit_mismatch);
+      return;
+    }
+  }
+  const std::optional<double> low =
+      printed.low ? std::optional<double>(*printed.low * factor) : std::nullopt;
+  const std::optional<double> high =
+      printed.high ? std::optional<double>(*printed.high * factor) : std::nullopt;
+  // Ranges of one analyte differ from lab to lab, but they overlap: a printed range that lies
+  // wholly beside the catalogue's typical one, or beyond what is possible, is in another unit.
+  constexpr double kInfinity = std::numeric_limits<double>::infinity();
+  const double lo = low.value_or(-kInfinity);
+  const double hi = high.value_or(kInfinity);
+  const bool beside_catalogue =
+      (analyte.ref_low || analyte.ref_high) &&
+      (hi < analyte.ref_low.value_or(-kInfinity) || lo > analyte.ref_high.value_or(kInfinity));
+  const bool impossible =
+      (analyte.plausible_high &&
+       ((low && *low > *analyte.plausible_high) || (high && *high > *analyte.plausible_high))) ||
+      (low && *low < analyte.plausible_low.value_or(0.0) && !nearly_equal(*low, 0.0));
+  if (beside_catalogue || impossible) {
+    unusable(RangeProblem::does_not_fit);
+    return;
+  }
+  result.ref_low = low;
+  result.ref_high = high;
+  result.range_problem = RangeProblem::none;
+}
+
+// Reads the value of `obs` into `result` (number, comparator, canonical unit, precision, range),
+// or says why it is refused. The lab's flag is a second witness: when it points the other way
+// from the value against the lab's own range, one of the two was misread, and neither is stored.
+std::optional<ValueRefusal> read_value(const Observation& obs, const Analyte& analyte,
+                                       const Context& ctx, NormalizedResult& result) {
+  const FieldNames& fields = ctx.fields;
+  // A value is patient data, and a refusal reaches the log and the reason file: a detail names
+  // the field, never what it holds (the refusal's position leads to it in the file).
+  auto refuse = [&](std::string reason, std::string detail) {
+    return ValueRefusal{&obs.where, std::move(reason), std::move(detail)};
+  };
+  std::string_view text = trim(obs.value);
+  const bool empty = text.empty();
+  std::string comparator(take_comparator(text));
+  if (!obs.comparator.empty()) {
+    // SN: the comparator came in its own component; "=" is no comparator at all.
+    const std::string_view sn = trim(obs.comparator);
+    const bool known = sn == "<" || sn == ">" || sn == "<=" || sn == ">=" || sn == "=";
+    if (!known || !comparator.empty()) {
+      return refuse("non_numeric_value", std::string(fields.value) + " is not a number");
+    }
+    comparator = sn == "=" ? std::string() : std::string(sn);
+  }
+  const parsers::NumberReading reading =
+      parsers::read_lab_number(text, ctx.mark, ctx.point_is_standard);
+  if (!reading.number) {
+    if (reading.problem == parsers::NumberProblem::ambiguous) {
+      return refuse("ambiguous_number",
+                    std::string(fields.value) +
+                        " may be read with a decimal comma or a thousands separator, and neither "
+                        "the source (<source decimal=...>) nor the file's other numbers say which");
+    }
+    return refuse("non_numeric_value",
+                  std::string(fields.value) + (empty ? " is empty" : " is not a number"));
+  }
+  // Most labs print the canonical unit itself. factor_to_canonical would fold both spellings
+  // (and every alias) to find that out; a non-blank unit equal byte for byte folds the same.
+  const std::optional<double> factor =
+      obs.units == analyte.canonical_unit && !trim(obs.units).empty()
+          ? std::optional<double>(1.0)
+          : factor_to_canonical(analyte, obs.units);
+  if (!factor) {
+    const std::string_view unit = trim(obs.units);
+    return ValueRefusal{&obs.units_where, "unknown_unit",
+                        (unit.empty() ? std::string(fields.unit) + " is empty"
+                                      : std::string(fields.unit) + " '" + excerpt(unit) + "'" +
+                                            " is not a known unit") +
+                            " for " + analyte.key + " (canonical " + analyte.canonical_unit + ")"};
+  }
+  // The exact product, never rounded: rounding is for display.
+  result.value = reading.number->value * *factor;
+  result.comparator = std::move(comparator);
+  if (result.value < analyte.plausible_low.value_or(0.0)) {
+    return refuse("implausible_value",
+                  std::string(fields.value) + " is below what is possible for " + analyte.key);
+  }
+  if (analyte.plausible_high && result.value > *analyte.plausible_high) {
+    return refuse("implausible_value",
+                  std::string(fields.value) + " is above what is possible for " + analyte.key);
+  }
+  // One unit of the last digit printed, in the canonical unit: what the lab vouches for.
+  const double resolution = std::pow(10.0, -reading.number->decimals) * *factor;
+  result.tolerance = *factor == 1.0 ? 0.0 : resolution / 2.0;
+  result.shown_decimals =
+      std::max(0, static_cast<int>(std::ceil(-std::log10(resolution) - kDecimalsSlack)));
+  take_range(obs, analyte, *factor, ctx, result);
+
+  const LabFlag flag = read_lab_flag(obs.abnormal_flags);
+  if ((flag == LabFlag::high && result.ref_low) || (flag == LabFlag::low && result.ref_high)) {
+    constexpr double kInfinity = std::numeric_limits<double>::infinity();
+    const bool censored_low = !result.comparator.empty() && result.comparator.front() == '<';
+    const bool censored_high = !result.comparator.empty() && result.comparator.front() == '>';
+    const double lo = censored_low ? -kInfinity : result.value - result.tolerance;
+    const double hi = censored_high ? kInfinity : result.value + result.tolerance;
+    const bool wrong_way = flag == LabFlag::high
+                               ? hi < *result.ref_low && !nearly_equal(hi, *result.ref_low)
+                               : lo > *result.ref_high && !nearly_equal(lo, *result.ref_high);
+    if (wrong_way) {
+      ValueRefusal refusal =
+          refuse("flag_mismatch",
+                 std::string(fields.flag) + " '" + excerpt(trim(obs.abnormal_flags)) + "' says " +
+                     std::string(to_string(flag)) + ", but " + std::string(fields.value) +
+                     " lies " + (flag == LabFlag::high ? "below" : "above") + " " +
+                     std::string(fields.range) + ": one of them was misread");
+      return refusal;
+    }
+  }
+  return std::nullopt;
+}
 
 void add_observation(const Order& order, const Observation& obs, Context& ctx) {
   const Mapping mapping = map_observation(obs, ctx.catalogue);
@@ -323,55 +486,9 @@ void add_observation(const Order& order, const Observation& obs, Context& ctx) {
   // A cancelled result carries no value: it only withdraws earlier versions, so it needs no
   // number and no unit, only the key it withdraws (analyte, collection time).
   if (result.status != ResultStatus::cancelled) {
-    const std::string_view raw = trim(obs.value);
-    std::optional<ParsedValue> parsed = parse_value(raw);
-    if (parsed && !obs.comparator.empty()) {
-      // SN: the comparator came in its own component; "=" is no comparator at all.
-      const std::string_view sn = trim(obs.comparator);
-      const bool known = sn == "<" || sn == ">" || sn == "<=" || sn == ">=" || sn == "=";
-      if (!known || !parsed->comparator.empty()) {
-        parsed.reset();
-      } else if (sn != "=") {
-        parsed->comparator = sn;
-      }
-    }
-    if (!parsed) {
-      // A value is patient data, and a refusal reaches the log and the reason file: the detail
-      // names the field, never what it holds (the refusal's position leads to it in the file).
-      refuse("non_numeric_value",
-             std::string(ctx.fields.value) + (raw.empty() ? " is empty" : " is not a number"));
+    if (auto refusal = read_value(obs, analyte, ctx, result)) {
+      refuse_at(*refusal->where, std::move(refusal->reason), std::move(refusal->detail));
       return;
-    }
-    if (parsed->value < 0) {
-      refuse("implausible_value", std::string(ctx.fields.value) +
-                                      " is negative, which is implausible for " + analyte.key);
-      return;
-    }
-    // Most labs print the canonical unit itself. factor_to_canonical would fold both spellings
-    // (and every alias) to find that out; a non-blank unit equal byte for byte folds the same.
-    const std::optional<double> factor =
-        obs.units == analyte.canonical_unit && !trim(obs.units).empty()
-            ? std::optional<double>(1.0)
-            : factor_to_canonical(analyte, obs.units);
-    if (!factor) {
-      const std::string_view unit = trim(obs.units);
-      refuse_at(obs.units_where, "unknown_unit",
-                (unit.empty() ? std::string(ctx.fields.unit) + " is empty"
-                              : std::string(ctx.fields.unit) + " '" + excerpt(unit) + "'" +
-                                    " is not a known unit") +
-                    " for " + analyte.key + " (canonical " + analyte.canonical_unit + ")");
-      return;
-    }
-    // The exact product, never rounded: rounding is for display.
-    result.value = parsed->value * *factor;
-    result.comparator = parsed->comparator;
-    if (const auto range = parse_reference_range(obs.reference_range)) {
-      if (range->low) {
-        result.ref_low = *range->low * *factor;
-      }
-      if (range->high) {
-        result.ref_high = *range->high * *factor;
-      }
     }
   }
 
@@ -395,6 +512,34 @@ void add_observation(const Order& order, const Observation& obs, Context& ctx) {
   }
   result.collected_at = *utc;
   ctx.out.results.push_back(std::move(result));
+}
+
+// Why: some labs report 25-OH vitamin D3 (1989-3) as their only 25-OH vitamin D result, and it is
+// then the patient's total (D2 is rarely present). Where the same draw has a real total, the D3
+// fraction is only a part of it and must never replace it. So a fraction stands in for its total
+// only when the report holds no total of the same collection time; storage keeps a total from
+// being replaced by a stand-in across reports (the stand-in keeps its fraction's code).
+struct StandIn {
+  std::string_view fraction;
+  std::string_view total;
+};
+constexpr std::array<StandIn, 1> kStandIns = {{{"vitamin_d3_25oh", "vitamin_d_25oh"}}};
+
+void take_fractions_for_totals(std::vector<NormalizedResult>& results) {
+  for (const StandIn& stand_in : kStandIns) {
+    for (NormalizedResult& result : results) {
+      if (result.analyte != stand_in.fraction) {
+        continue;
+      }
+      const bool has_total =
+          std::any_of(results.begin(), results.end(), [&](const NormalizedResult& other) {
+            return other.analyte == stand_in.total && other.collected_at == result.collected_at;
+          });
+      if (!has_total) {
+        result.analyte = stand_in.total;
+      }
+    }
+  }
 }
 
 }  // namespace
@@ -438,54 +583,6 @@ std::optional<double> parse_decimal(std::string_view text, bool decimal_comma) n
     return std::nullopt;
   }
   return value;
-}
-
-std::optional<ParsedValue> parse_value(std::string_view text) noexcept {
-  text = trim(text);
-  const std::string_view comparator = take_comparator(text);
-  const std::optional<double> value = parse_decimal(text, true);
-  if (!value) {
-    return std::nullopt;
-  }
-  return ParsedValue{*value, std::string(comparator)};
-}
-
-std::optional<ReferenceRange> parse_reference_range(std::string_view text) noexcept {
-  text = trim(text);
-  if (text.empty()) {
-    return std::nullopt;
-  }
-  ReferenceRange range;
-  if (const std::string_view comparator = take_comparator(text); !comparator.empty()) {
-    // ">5.4" and ">=5.4" alike give a low bound: the range does not say whether it is inclusive.
-    const std::optional<double> bound = parse_decimal(text, true);
-    if (!bound) {
-      return std::nullopt;
-    }
-    (comparator.front() == '>' ? range.low : range.high) = *bound;
-    return range;
-  }
-  // LOW - HIGH: the low bound ends where its sign, digits and separators end ("-1.0-2.0").
-  std::size_t end = text.front() == '+' || text.front() == '-' ? 1 : 0;
-  while (end < text.size() && (is_digit(text[end]) || text[end] == '.' || text[end] == ',')) {
-    ++end;
-  }
-  const std::string_view low = text.substr(0, end);
-  std::string_view rest = trim(text.substr(end));
-  constexpr std::string_view kEnDash = "\xE2\x80\x93";  // U+2013
-  if (rest.substr(0, 1) == "-") {
-    rest.remove_prefix(1);
-  } else if (rest.substr(0, kEnDash.size()) == kEnDash) {
-    rest.remove_prefix(kEnDash.size());
-  } else {
-    return std::nullopt;
-  }
-  range.low = parse_decimal(low, true);
-  range.high = parse_decimal(trim(rest), true);
-  if (!range.low || !range.high || *range.low > *range.high) {
-    return std::nullopt;
-  }
-  return range;
 }
 
 std::optional<UnixSeconds> to_utc(const DateTime& t, std::string_view timezone) {
@@ -579,11 +676,30 @@ parsers::Expected<NormalizedReport, Refusal> normalize(const parsers::LabReport&
   // capped, as a hostile message may hold many observations outside the catalogue.
   out.results.reserve(std::min<std::size_t>(observations, kReservedResults));
   Context ctx{catalogue, source, csv ? kCsvFields : kHl7Fields, out};
+  ctx.point_is_standard = !csv;
+  ctx.mark = source.decimal;
+  if (ctx.mark == parsers::DecimalMark::unknown) {
+    // The source does not say how it writes fractions: the numbers of the file (CSV) or of the
+    // message (HL7) that can only be read one way do ("45,2", "13,0-150,0", "45.2").
+    parsers::MarkEvidence evidence = report.file_numbers;
+    if (!csv) {
+      for (const Order& order : report.orders) {
+        for (const Observation& obs : order.observations) {
+          if (obs.value_type != "TX" && obs.value_type != "FT") {
+            evidence.add(obs.value);
+          }
+          evidence.add(obs.reference_range);
+        }
+      }
+    }
+    ctx.mark = evidence.mark();
+  }
   for (const Order& order : report.orders) {
     for (const Observation& obs : order.observations) {
       add_observation(order, obs, ctx);
     }
   }
+  take_fractions_for_totals(out.results);
   return out;
 }
 

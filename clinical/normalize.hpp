@@ -17,30 +17,13 @@ struct SourceContext {
   std::string facility;   // facility code; empty when the file matched no source
   std::string authority;  // assigning authority for CSV patient ids; empty when unknown
   std::string timezone;   // IANA name for naive times; empty when unknown
+  parsers::DecimalMark decimal = parsers::DecimalMark::unknown;  // <source decimal=...>
 };
 
 // A plain decimal number, the whole text: optional sign, digits, at most one decimal separator
 // ('.', or ',' too when `decimal_comma`), no exponent, no spaces. nullopt otherwise ("1,234.5",
 // "1.234.567", "1e3", "inf"). Exact to the double nearest the decimal text.
 std::optional<double> parse_decimal(std::string_view text, bool decimal_comma) noexcept;
-
-// A value with its comparator: "<5" -> {5, "<"}, "7,5" -> {7.5, ""}, "< 5", "+5", ">=1000".
-// nullopt when not one number: "", "TNP", "pending", "5-10", "1,234.5" (thousands are not guessed;
-// a lone comma is always the decimal separator, so "1,234" is 1.234).
-struct ParsedValue {
-  double value = 0;
-  std::string comparator;
-};
-std::optional<ParsedValue> parse_value(std::string_view text) noexcept;
-
-// A reference range as printed: "13-150", "30 - 400", ">5.4", "<11.4", "<=2.20", ">= 906",
-// "13,0-150,0", "-1.0-2.0", an en dash for the hyphen. A one-sided range sets one bound.
-// nullopt for "" and for anything else, including a low bound above the high one.
-struct ReferenceRange {
-  std::optional<double> low;
-  std::optional<double> high;
-};
-std::optional<ReferenceRange> parse_reference_range(std::string_view text) noexcept;
 
 // Converts a DateTime to UTC seconds: with its own offset when it has one, else as local time in
 // `timezone` (IANA, DST applied). A local time that a DST change makes ambiguous or skips is

@@ -7,6 +7,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "parsers/lab_report.hpp"
@@ -19,6 +20,22 @@ using UnixSeconds = std::int64_t;
 enum class ResultStatus : std::uint8_t { final, corrected, preliminary, cancelled };
 std::string_view to_string(
     ResultStatus s) noexcept;  // "final", "corrected", "preliminary", "cancelled"
+
+// Why a result's printed reference range is not used, or none when it is.
+enum class RangeProblem : std::uint8_t {
+  none,
+  not_printed,       // the field is empty
+  not_a_range,       // text in none of the shapes labs print, or a low bound above the high one
+  ambiguous_number,  // a bound such as "1,571" with no decimal mark known
+  sex_unknown,       // sex-specific, and none of its parts is for the patient's sex
+  unit_mismatch,     // printed in another unit than the value's
+  does_not_fit,      // its magnitude fits neither the value's unit nor the analyte
+};
+// The word stored for it ("lab", "none", "unit_mismatch", ...), and back (nullopt: unknown word).
+std::string_view to_key(RangeProblem problem) noexcept;
+std::optional<RangeProblem> range_problem_from_key(std::string_view key) noexcept;
+// A phrase for people: "printed in another unit than the value", ...
+std::string_view to_string(RangeProblem problem) noexcept;
 
 // The person as one lab reported them, with what reconciliation matches on.
 struct PersonIdentity {
@@ -40,9 +57,18 @@ struct NormalizedResult {
   std::string raw_value;           // as sent
   std::string raw_unit;            // as sent
   std::string raw_range;           // as sent
-  std::optional<double> ref_low;   // canonical unit
+  std::optional<double> ref_low;   // canonical unit; the lab's printed range, only when usable
   std::optional<double> ref_high;  // canonical unit
-  std::string flags;               // abnormal flags as sent
+  // Why ref_low/ref_high is not the lab's printed range (none: it is). A judgement without a lab
+  // range falls back to the catalogue's, and says so.
+  RangeProblem range_problem = RangeProblem::not_printed;
+  std::string flags;  // abnormal flags as sent
+  // Half a unit of the last digit the lab printed, in the canonical unit, when the value was
+  // converted from another unit (0 when it was not: then the value is exactly what was printed).
+  // Bounds are judged with it: 150 nmol/L of vitamin D is not above 60 ng/mL.
+  double tolerance = 0;
+  // Decimals to show the canonical value with: the lab's precision, converted (-1 unknown).
+  int shown_decimals = -1;
   ResultStatus status = ResultStatus::final;
   UnixSeconds collected_at = 0;  // specimen collection time, UTC
   std::string code;              // the code that mapped (LOINC or local)

@@ -7,6 +7,8 @@
 #include <charconv>
 #include <cmath>
 #include <cstddef>
+#include <cstdint>
+#include <limits>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -15,6 +17,7 @@
 #include <utility>
 #include <vector>
 
+#include "clinical/lab_range.hpp"
 #include "clinical/normalize.hpp"
 
 namespace labwatch::clinical {
@@ -108,72 +111,167 @@ parsers::Expected<RuleClause, std::string> parse_clause(std::string_view text) {
 }
 
 // Values that differ only by the noise of a unit conversion (13.6 mg/L * 100 is not exactly 1360)
-// count as equal, so a value at a bound is judged as being at it.
+// count as equal, so a value at a bound is judged as being at it. An infinite end of an interval
+// is never at a bound.
 bool nearly_equal(double x, double y) noexcept {
   constexpr double kRelativeTolerance = 1e-9;
+  if (!std::isfinite(x) || !std::isfinite(y)) {
+    return false;
+  }
   return std::fabs(x - y) <= kRelativeTolerance * std::max(std::fabs(x), std::fabs(y));
 }
 bool below(double v, double bound) noexcept { return v < bound && !nearly_equal(v, bound); }
 bool above(double v, double bound) noexcept { return v > bound && !nearly_equal(v, bound); }
 
-struct Outcome {
-  bool violated = false;
-  std::optional<double> low;  // the band the clause demanded
-  std::optional<double> high;
+// What a result says of the true value: a point when it was printed in the canonical unit, the
+// half-digit band around it when it was converted, a half line when it was censored ("<1.0").
+struct Interval {
+  double lo = 0;
+  double hi = 0;
+  bool lo_open = false;  // lo itself is not possible ("> 2000")
+  bool hi_open = false;
 };
 
-Outcome band(double v, std::optional<double> low, std::optional<double> high) {
-  const bool violated = (low && below(v, *low)) || (high && above(v, *high));
-  return {violated, low, high};
+// A censored value's open side ends where the analyte's possible values end ("<0.3" of a
+// concentration is 0 to 0.3, not below 0).
+Interval interval_of(double value, std::string_view comparator, double tolerance,
+                     const Analyte& analyte) noexcept {
+  constexpr double kInfinity = std::numeric_limits<double>::infinity();
+  if (comparator == "<" || comparator == "<=") {
+    return {analyte.plausible_low.value_or(0.0), value + tolerance, false,
+            comparator == "<" && tolerance == 0};
+  }
+  if (comparator == ">" || comparator == ">=") {
+    return {value - tolerance, analyte.plausible_high.value_or(kInfinity),
+            comparator == ">" && tolerance == 0, false};
+  }
+  return {value - tolerance, value + tolerance, false, false};
 }
 
-// Judges v by one clause. `ref_low`/`ref_high` is the reference range in force; a relative clause
-// that needs a bound the range does not have cannot be judged and is not violated.
-Outcome judge(const RuleClause& clause, double v, std::optional<double> ref_low,
-              std::optional<double> ref_high) {
+enum class Fit : std::uint8_t { inside, outside, straddles };
+
+// The interval against "v >= bound" (strict: "v > bound").
+Fit fit_low(const Interval& v, double bound, bool strict) noexcept {
+  if (above(v.lo, bound) || (nearly_equal(v.lo, bound) && (!strict || v.lo_open))) {
+    return Fit::inside;
+  }
+  if (below(v.hi, bound) || (nearly_equal(v.hi, bound) && (strict || v.hi_open))) {
+    return Fit::outside;
+  }
+  return Fit::straddles;
+}
+
+// The interval against "v <= bound" (strict: "v < bound").
+Fit fit_high(const Interval& v, double bound, bool strict) noexcept {
+  if (below(v.hi, bound) || (nearly_equal(v.hi, bound) && (!strict || v.hi_open))) {
+    return Fit::inside;
+  }
+  if (above(v.lo, bound) || (nearly_equal(v.lo, bound) && (strict || v.lo_open))) {
+    return Fit::outside;
+  }
+  return Fit::straddles;
+}
+
+Fit worse(Fit a, Fit b) noexcept {
+  if (a == Fit::outside || b == Fit::outside) {
+    return Fit::outside;
+  }
+  return a == Fit::straddles || b == Fit::straddles ? Fit::straddles : Fit::inside;
+}
+
+struct Outcome {
+  Fit fit = Fit::inside;
+  std::optional<double> low;  // the band the clause demanded
+  std::optional<double> high;
+  bool strict_low = false;  // gt: the low bound itself misses
+  bool strict_high = false;
+};
+
+Outcome band(const Interval& v, std::optional<double> low, std::optional<double> high,
+             bool strict_low = false, bool strict_high = false) {
+  Fit fit = Fit::inside;
+  if (low) {
+    fit = worse(fit, fit_low(v, *low, strict_low));
+  }
+  if (high) {
+    fit = worse(fit, fit_high(v, *high, strict_high));
+  }
+  return {fit, low, high, strict_low, strict_high};
+}
+
+// The reference range a result is judged by, and where it came from.
+struct RangeInForce {
+  std::optional<double> low;
+  std::optional<double> high;
+  bool from_catalogue = false;  // a bound, or both, are the catalogue's
+};
+
+// The range printed on the report when it has either bound (a one-sided range stays one-sided:
+// ">5.4" means no upper limit, not "the catalogue's"), else the catalogue's.
+RangeInForce range_in_force(std::optional<double> printed_low, std::optional<double> printed_high,
+                            const Analyte& analyte) {
+  if (printed_low || printed_high) {
+    return {printed_low, printed_high, false};
+  }
+  return {analyte.ref_low, analyte.ref_high, analyte.ref_low || analyte.ref_high};
+}
+
+// The whole range a position within it ("the upper third") is taken of. A one-sided printed
+// range never switches such a clause off: its missing bound is the catalogue's, when the two
+// make a range at all.
+RangeInForce whole_range(const RangeInForce& range, const Analyte& analyte) {
+  RangeInForce whole = range;
+  if (!whole.low && analyte.ref_low && whole.high && *analyte.ref_low < *whole.high) {
+    whole.low = analyte.ref_low;
+    whole.from_catalogue = true;
+  }
+  if (!whole.high && analyte.ref_high && whole.low && *whole.low < *analyte.ref_high) {
+    whole.high = analyte.ref_high;
+    whole.from_catalogue = true;
+  }
+  return whole;
+}
+
+// Judges the interval by one clause. A relative clause that still lacks a bound it needs cannot
+// be judged and is not violated; `used_catalogue` is set when it judged by a catalogue bound.
+Outcome judge(const RuleClause& clause, const Interval& v, const RangeInForce& range,
+              const Analyte& analyte, bool& used_catalogue) {
   switch (clause.kind) {
     case Kind::ge:
       return band(v, clause.a, std::nullopt);
     case Kind::gt:
-      return {!above(v, clause.a), clause.a, std::nullopt};
+      return band(v, clause.a, std::nullopt, true);
     case Kind::le:
       return band(v, std::nullopt, clause.a);
     case Kind::lt:
-      return {!below(v, clause.a), std::nullopt, clause.a};
+      return band(v, std::nullopt, clause.a, false, true);
     case Kind::range:
       return band(v, clause.a, clause.b);
     case Kind::within_ref:
-      return band(v, ref_low, ref_high);
+      used_catalogue = used_catalogue || range.from_catalogue;
+      return band(v, range.low, range.high);
     case Kind::ref_upper_third:
-      if (!ref_low || !ref_high) {
+    case Kind::ref_upper_half: {
+      const RangeInForce whole = whole_range(range, analyte);
+      if (!whole.low || !whole.high) {
         return {};
       }
-      return band(v, *ref_low + (*ref_high - *ref_low) * 2.0 / 3.0, ref_high);
-    case Kind::ref_upper_half:
-      if (!ref_low || !ref_high) {
-        return {};
-      }
-      return band(v, *ref_low + (*ref_high - *ref_low) / 2.0, ref_high);
+      used_catalogue = used_catalogue || whole.from_catalogue;
+      const double part = clause.kind == Kind::ref_upper_third ? 2.0 / 3.0 : 1.0 / 2.0;
+      return band(v, *whole.low + (*whole.high - *whole.low) * part, whole.high);
+    }
     case Kind::ref_lower_half: {
-      if (!ref_high) {
+      // "<=1.5" prints no low bound: the lower half of 0-1.5.
+      const RangeInForce whole = range.high ? range : whole_range(range, analyte);
+      if (!whole.high) {
         return {};
       }
-      // "<=1.5" prints no low bound: the lower half of 0-1.5.
-      const double low = ref_low.value_or(0.0);
-      return band(v, std::nullopt, low + (*ref_high - low) / 2.0);
+      used_catalogue = used_catalogue || whole.from_catalogue;
+      const double low = whole.low.value_or(0.0);
+      return band(v, std::nullopt, low + (*whole.high - low) / 2.0);
     }
   }
   return {};
-}
-
-// The reference range a result is judged by: the one printed on the report when it has either
-// bound (a one-sided range stays one-sided), else the catalogue's.
-std::pair<std::optional<double>, std::optional<double>> range_in_force(
-    std::optional<double> printed_low, std::optional<double> printed_high, const Analyte& analyte) {
-  if (printed_low || printed_high) {
-    return {printed_low, printed_high};
-  }
-  return {analyte.ref_low, analyte.ref_high};
 }
 
 // Reads the argument of trend:falling / trend:away into `rule`; the error says why it is wrong.
@@ -242,30 +340,73 @@ parsers::Expected<OptimalRule, std::string> parse_optimal_rule(std::string_view 
 Decision evaluate(const NormalizedResult& result, const OptimalRule& rule, const Analyte& analyte) {
   Decision decision;
   decision.value = result.value;
-  // The range printed on the report is used as a whole: ">5.4" means no upper limit, not "the
-  // catalogue's upper limit". The catalogue's range stands in only when the report printed none.
-  std::tie(decision.ref_low, decision.ref_high) =
-      range_in_force(result.ref_low, result.ref_high, analyte);
-  // A cancelled result has no value to judge. A censored one ("<5") is judged by its bound: the
-  // lab says no more than that, and reporting the bound is what a reader of the alert can check.
+  const RangeInForce range = range_in_force(result.ref_low, result.ref_high, analyte);
+  decision.ref_low = range.low;
+  decision.ref_high = range.high;
   if (result.status == ResultStatus::cancelled) {
-    return decision;
+    return decision;  // nothing to judge: it only withdraws
   }
-  for (const bool ideal_tier : {false, true}) {
+  // Why an interval: a censored value ("<1.0") says only on which side of its bound the value lies,
+  // and a converted one is only as exact as the digit the lab printed. A bound the interval
+  // straddles cannot be judged: no alert, and the result is shown as indeterminate.
+  const Interval value = interval_of(result.value, result.comparator, result.tolerance, analyte);
+  bool straddles = false;
+  bool used_catalogue = false;
+  auto violated = [&](std::string rule_name, const Outcome& outcome) {
+    decision.violated = true;
+    decision.rule = std::move(rule_name);
+    decision.target_low = outcome.low;
+    decision.target_high = outcome.high;
+    decision.range_from_catalogue = used_catalogue;
+    return decision;
+  };
+  auto tier = [&](bool ideal) -> std::optional<Decision> {
     for (const RuleClause& clause : rule.clauses) {
-      if (clause.ideal != ideal_tier) {
+      if (clause.ideal != ideal) {
         continue;
       }
-      const Outcome outcome = judge(clause, result.value, decision.ref_low, decision.ref_high);
-      if (outcome.violated) {
-        decision.violated = true;
-        decision.rule = clause.text;
-        decision.target_low = outcome.low;
-        decision.target_high = outcome.high;
-        return decision;
+      bool clause_used_catalogue = false;
+      const Outcome outcome = judge(clause, value, range, analyte, clause_used_catalogue);
+      if (outcome.fit == Fit::outside) {
+        used_catalogue = clause_used_catalogue;
+        return violated(clause.text, outcome);
       }
+      straddles = straddles || outcome.fit == Fit::straddles;
+      used_catalogue = used_catalogue || clause_used_catalogue;
     }
+    return std::nullopt;
+  };
+  if (auto hard = tier(false)) {
+    return *hard;
   }
+  // Optimal, not just normal: outside the lab's own range, or flagged by the lab, is always worth
+  // a look, even where the optimal target alone would pass (a ferritin of 850 against 16-232).
+  if (result.range_problem == RangeProblem::none && (result.ref_low || result.ref_high)) {
+    const Outcome lab = band(value, result.ref_low, result.ref_high);
+    if (lab.fit == Fit::outside) {
+      used_catalogue = false;
+      return violated(std::string(kLabRangeRule), lab);
+    }
+    straddles = straddles || lab.fit == Fit::straddles;
+  }
+  // A flag that only repeats a censored value's side (L on "<0.3", H on ">2000") is about the
+  // censoring: many systems flag every value beyond the instrument's range. The range above judged
+  // what it says; only a flag that tells more raises an alert of its own.
+  const LabFlag flag = read_lab_flag(result.flags);
+  const char censored = result.comparator.empty() ? '\0' : result.comparator.front();
+  const bool repeats_censoring =
+      (flag == LabFlag::low && censored == '<') || (flag == LabFlag::high && censored == '>');
+  if (!repeats_censoring &&
+      (flag == LabFlag::low || flag == LabFlag::high || flag == LabFlag::abnormal)) {
+    used_catalogue = false;
+    return violated(std::string(kLabFlagRule),
+                    Outcome{Fit::outside, result.ref_low, result.ref_high});
+  }
+  if (auto ideal = tier(true)) {
+    return *ideal;
+  }
+  decision.indeterminate = straddles;
+  decision.range_from_catalogue = used_catalogue;
   return decision;
 }
 
@@ -322,11 +463,13 @@ double TargetBand::distance(double value) const noexcept {
 }
 
 TargetBand target_band(const OptimalRule& rule, const Analyte& analyte, const TrendPoint& point) {
-  const auto [ref_low, ref_high] = range_in_force(point.ref_low, point.ref_high, analyte);
+  const RangeInForce range = range_in_force(point.ref_low, point.ref_high, analyte);
   TargetBand band;
+  const Interval any{};
   for (const RuleClause& clause : rule.clauses) {
-    // What a clause demands does not depend on the value judged; only `violated` does.
-    const Outcome demanded = judge(clause, 0.0, ref_low, ref_high);
+    // What a clause demands does not depend on the value judged; only the fit does.
+    bool used_catalogue = false;
+    const Outcome demanded = judge(clause, any, range, analyte, used_catalogue);
     if (demanded.low) {
       band.low = band.low ? std::max(*band.low, *demanded.low) : *demanded.low;
     }
@@ -345,8 +488,9 @@ Decision evaluate_trend(std::span<const TrendPoint> history, const TrendRule& tr
   }
   const TrendPoint& last = history.back();
   decision.value = last.value;
-  std::tie(decision.ref_low, decision.ref_high) =
-      range_in_force(last.ref_low, last.ref_high, analyte);
+  const RangeInForce range = range_in_force(last.ref_low, last.ref_high, analyte);
+  decision.ref_low = range.low;
+  decision.ref_high = range.high;
   if (history.size() < trend.window()) {
     return decision;
   }

@@ -50,18 +50,34 @@ parsers::Expected<OptimalRule, std::string> parse_optimal_rule(std::string_view 
 // so that an alert can be explained. `violated` false means within target.
 struct Decision {
   bool violated = false;
-  std::string rule;                  // clause text, e.g. "ge:50" or "ref_upper_third"
+  // Not violated, but not within either: a censored or converted value straddles a bound
+  // ("<10" against 6-8). No alert; shown as indeterminate.
+  bool indeterminate = false;
+  std::string
+      rule;  // clause text, e.g. "ge:50" or "ref_upper_third", or kLabRangeRule/kLabFlagRule
   std::optional<double> target_low;  // the target band actually applied, canonical unit
   std::optional<double> target_high;
   std::optional<double> ref_low;  // the reference range used (the report's, else the catalogue's)
   std::optional<double> ref_high;
+  bool range_from_catalogue = false;  // the judgement used a bound of the catalogue's range
   double value = 0;
 };
 
-// Evaluates a result against a rule. Reference-relative clauses use the result's own range when it
-// has either bound, else the analyte's catalogue range; a missing bound is not checked, and a
-// relative clause that needs it is not violated. A censored value ("<5") is judged by its bound; a
-// cancelled result is never violated. Values within 1e-9 (relative) of a bound count as on it.
+// The rules an alert names when the lab's own witnesses say more than the optimal target: the
+// value lies outside the lab's printed range, or the lab flagged it (H, L, A, ...).
+inline constexpr std::string_view kLabRangeRule = "lab_range";
+inline constexpr std::string_view kLabFlagRule = "lab_flag";
+
+// Evaluates a result against a rule and the lab's own witnesses. The order: hard clauses, then
+// the lab's printed range (kLabRangeRule: only a usable one, RangeProblem::none), then the lab's
+// flag (kLabFlagRule), then ideal clauses; the first violated one is the decision's rule.
+// Reference-relative clauses use the result's own range when it has either bound, else the
+// catalogue's (range_from_catalogue); within_ref does not check a missing bound, and a position
+// within a range ("upper third") takes a one-sided range's missing bound from the catalogue. The
+// value is an interval: a censored one ("<5") is the half line, a converted one +- its tolerance;
+// it violates a clause only when wholly outside it, and one that straddles a bound is
+// indeterminate. A cancelled result is never violated. Values within 1e-9 (relative) of a bound
+// count as on it.
 Decision evaluate(const NormalizedResult& result, const OptimalRule& rule, const Analyte& analyte);
 
 // ---- Trend rules -------------------------------------------------------------------------------

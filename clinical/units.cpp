@@ -25,7 +25,18 @@ void replace_all(std::string& text, std::string_view from, std::string_view to) 
 std::string fold_unit(std::string_view unit) {
   // Trim, collapse spaces and lower-case ASCII first, then the micro sign (U+00B5, UTF-8 C2 B5)
   // and the Greek mu (U+03BC, CE BC), both written "u"; then the "mc" spellings of micro.
-  std::string folded = fold_name(unit);
+  // UCUM first: square brackets only delimit an atom ("m[IU]/L" is "mIU/L"), and a curly-braced
+  // annotation is a word about the unit ("mmol/mol{creat}" is "mmol/mol creat").
+  std::string spelled;
+  spelled.reserve(unit.size() + 1);
+  for (const char c : unit) {
+    if (c == '{') {
+      spelled.push_back(' ');
+    } else if (c != '[' && c != ']' && c != '}') {
+      spelled.push_back(c);
+    }
+  }
+  std::string folded = fold_name(spelled);
   replace_all(folded, "\xC2\xB5", "u");
   replace_all(folded, "\xCE\xBC", "u");
   replace_all(folded, "mcg", "ug");
@@ -45,7 +56,8 @@ std::string fold_unit(std::string_view unit) {
 std::optional<double> factor_to_canonical(const Analyte& analyte, std::string_view unit) {
   const std::string folded = fold_unit(unit);
   if (folded.empty()) {
-    return std::nullopt;
+    // Only a unitless analyte (pH) has a value without a unit; elsewhere the unit is never guessed.
+    return analyte.unitless() ? std::optional<double>(1.0) : std::nullopt;
   }
   if (folded == fold_unit(analyte.canonical_unit)) {
     return 1.0;

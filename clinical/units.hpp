@@ -10,13 +10,15 @@
 
 namespace labwatch::clinical {
 
-// Folds a unit spelling for comparison: trim, collapse spaces, lower case, µ/μ -> u, mcg -> ug,
-// mcmol -> umol; a trailing word creat/Cr/crea becomes "creatinine" ("mmol/mol Cr").
+// Folds a unit spelling for comparison: UCUM brackets dropped ("m[IU]/L") and annotations made a
+// word ("mmol/mol{creat}"), trim, collapse spaces, lower case, µ/μ -> u, mcg -> ug, mcmol -> umol;
+// a trailing word creat/Cr/crea becomes "creatinine" ("mmol/mol Cr").
 std::string fold_unit(std::string_view unit);
 
 // The factor that takes a value in `unit` to the analyte's canonical unit (1.0 for a spelling of
 // the canonical unit or an alias, the listed factor for a conversion, both compared folded), or
-// nullopt when the unit is empty or unknown for this analyte. Never guessed.
+// nullopt when the unit is unknown for this analyte, or empty (but for a unitless analyte, whose
+// canonical unit is "1"). Never guessed.
 std::optional<double> factor_to_canonical(const Analyte& analyte, std::string_view unit);
 
 }  // namespace labwatch::clinical

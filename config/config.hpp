@@ -11,6 +11,7 @@
 #include "clinical/analyte_catalogue.hpp"
 #include "clinical/rules.hpp"
 #include "parsers/csv_parser.hpp"
+#include "parsers/lab_numbers.hpp"
 
 namespace labwatch::config {
 
@@ -20,6 +21,9 @@ struct Source {
   std::string authority;
   std::string timezone;                 // IANA name
   std::vector<std::string> file_globs;  // fnmatch patterns on the file name, from files="a*;b*"
+  // decimal="point|comma": how this sender writes fractions. Unset, each file's own numbers tell
+  // ("45,2"), and a number that stays ambiguous ("1,234") is refused.
+  parsers::DecimalMark decimal = parsers::DecimalMark::unknown;
 };
 
 struct Paths {

@@ -138,7 +138,7 @@ class Loader {
       if (std::string_view(child.name()) != "source") {
         throw Invalid{child, "unknown element inside <sources> (expected <source>)"};
       }
-      check_attributes(child, {"facility", "authority", "timezone", "files"});
+      check_attributes(child, {"facility", "authority", "timezone", "files", "decimal"});
       check_no_children(child);
       Source source;
       source.facility = required(child, "facility");
@@ -150,6 +150,17 @@ class Loader {
       }
       for (std::string& glob : split(child.attribute("files").as_string(), ';')) {
         source.file_globs.push_back(std::move(glob));
+      }
+      if (const pugi::xml_attribute decimal = child.attribute("decimal"); !decimal.empty()) {
+        const std::string_view mark = decimal.as_string();
+        if (mark == "point") {
+          source.decimal = parsers::DecimalMark::point;
+        } else if (mark == "comma") {
+          source.decimal = parsers::DecimalMark::comma;
+        } else {
+          throw Invalid{child,
+                        "decimal must be 'point' or 'comma', not '" + std::string(mark) + "'"};
+        }
       }
       for (const Source& other : sources) {
         if (other.facility == source.facility) {
@@ -169,7 +180,8 @@ class Loader {
       if (std::string_view(child.name()) != "analyte") {
         throw Invalid{child, "unknown element inside <catalogue> (expected <analyte>)"};
       }
-      check_attributes(child, {"key", "display-name", "canonical-unit", "ref-low", "ref-high"});
+      check_attributes(child, {"key", "display-name", "canonical-unit", "ref-low", "ref-high",
+                               "plausible-low", "plausible-high"});
       clinical::Analyte analyte;
       analyte.key = required(child, "key");
       const clinical::Analyte* existing = catalogue.by_key(analyte.key);
@@ -188,6 +200,16 @@ class Loader {
       }
       if (!child.attribute("ref-high").empty()) {
         analyte.ref_high = number_attr(child, "ref-high");
+      }
+      if (!child.attribute("plausible-low").empty()) {
+        analyte.plausible_low = number_attr(child, "plausible-low");
+      }
+      if (!child.attribute("plausible-high").empty()) {
+        analyte.plausible_high = number_attr(child, "plausible-high");
+      }
+      if (analyte.plausible_low && analyte.plausible_high &&
+          *analyte.plausible_low >= *analyte.plausible_high) {
+        throw Invalid{child, "plausible-high must be above plausible-low"};
       }
       for (pugi::xml_node item : child.children()) {
         if (item.type() != pugi::node_element) {

@@ -274,13 +274,13 @@ int cmd_alerts(const Args& args) {
   if (format == "csv") {
     out +=
         "person_id,patient_key,analyte,value,unit,collected_at,rule,state,target_low,target_high,"
-        "alert_id\n";
+        "alert_id,comparator\n";
     for (const auto& a : rows) {
       out += std::to_string(a.person_id) + ',' + csv_field(a.patient_key) + ',' +
              csv_field(a.analyte) + ',' + format_number(a.value) + ',' + csv_field(a.unit) + ',' +
              iso_utc(a.collected_at) + ',' + csv_field(a.rule) + ',' + csv_field(a.state) + ',' +
              format_number(a.target_low) + ',' + format_number(a.target_high) + ',' +
-             std::to_string(a.alert_id) + '\n';
+             std::to_string(a.alert_id) + ',' + csv_field(a.comparator) + '\n';
     }
   } else {
     out += "[";
@@ -296,7 +296,8 @@ int cmd_alerts(const Args& args) {
              ",\"rule\":" + json_string(a.rule) + ",\"state\":" + json_string(a.state) +
              ",\"target_low\":" + (a.target_low ? format_number(*a.target_low) : "null") +
              ",\"target_high\":" + (a.target_high ? format_number(*a.target_high) : "null") +
-             ",\"alert_id\":" + std::to_string(a.alert_id) + "}";
+             ",\"alert_id\":" + std::to_string(a.alert_id) +
+             ",\"comparator\":" + json_string(a.comparator) + "}";
     }
     out += first ? "]\n" : "\n]\n";
   }
@@ -366,14 +367,9 @@ int cmd_trend(const Args& args) {
     }
     std::string verdict = "-";
     if (target != config.targets.end()) {
-      clinical::NormalizedResult result;
-      result.analyte = r.analyte;
-      result.value = r.value;
-      result.comparator = r.comparator;
-      result.ref_low = r.ref_low;
-      result.ref_high = r.ref_high;
-      const clinical::Decision d = clinical::evaluate(result, target->second, *a);
-      verdict = d.violated ? "outside (" + d.rule + ")" : "within";
+      const clinical::Decision d = clinical::evaluate(storage::as_result(r), target->second, *a);
+      verdict =
+          d.violated ? "outside (" + d.rule + ")" : (d.indeterminate ? "indeterminate" : "within");
     }
     std::snprintf(line, sizeof line, "%-10s  %12s  %-12s  %-11s  %-15s  %s\n",
                   iso_date(r.collected_at).c_str(), (r.comparator + format_number(r.value)).c_str(),

@@ -207,6 +207,7 @@ void FileReader::normalize(const parsers::LabReport& report, std::string digest,
     context.facility = source->facility;
     context.authority = source->authority;
     context.timezone = source->timezone;
+    context.decimal = source->decimal;
   }
   auto normalized = clinical::normalize(report, config_.catalogue, context);
   if (!normalized) {

@@ -28,21 +28,9 @@ std::string num(double v) {
   return buf;
 }
 
-clinical::NormalizedResult as_result(const storage::ExportRow& r) {
-  clinical::NormalizedResult n;
-  n.analyte = r.analyte;
-  n.value = r.value;
-  n.comparator = r.comparator;
-  n.unit = r.unit;
-  n.ref_low = r.ref_low;
-  n.ref_high = r.ref_high;
-  n.status = r.status;
-  n.collected_at = r.collected_at;
-  return n;
-}
-
 bool outside(const AnalyteSeries& s, const storage::ExportRow& r) {
-  return s.rule != nullptr && clinical::evaluate(as_result(r), *s.rule, *s.analyte).violated;
+  return s.rule != nullptr &&
+         clinical::evaluate(storage::as_result(r), *s.rule, *s.analyte).violated;
 }
 
 // Distance from the band: 0 inside, else how far outside.

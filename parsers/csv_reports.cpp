@@ -258,6 +258,7 @@ CsvFileResult csv_to_reports(const CsvTable& table, const CsvVocabulary& vocabul
   // rows refused in between do not end the run. Views point into `table`, which outlives them.
   std::string_view run_id;
   std::string_view run_time;
+  MarkEvidence evidence;
   for (const CsvRow& raw : table.rows) {
     if (!has_header_width(raw, table.header.size())) {
       result.refusals.push_back(width_refusal(table, raw));
@@ -293,7 +294,14 @@ CsvFileResult csv_to_reports(const CsvTable& table, const CsvVocabulary& vocabul
     }
     Order& order = orders.back();
     parsed.observation.set_id = static_cast<int>(order.observations.size() + 1);
+    evidence.add(parsed.observation.value);
+    evidence.add(parsed.observation.reference_range);
     order.observations.push_back(std::move(parsed.observation));
+  }
+  // A CSV file is one export, written with one decimal mark: every report carries what the whole
+  // file shows of it, so that "1,234" in one row is read by the "45,2" of another.
+  for (LabReport& report : result.reports) {
+    report.file_numbers = evidence;
   }
   return result;
 }

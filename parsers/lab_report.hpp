@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "parsers/lab_numbers.hpp"
+
 namespace labwatch::parsers {
 
 // A point in time as the sender wrote it. HL7 TS/DTM and CSV dates of any precision.
@@ -127,6 +129,9 @@ struct LabReport {
   SourcePos where;         // message index, first line, byte offset
   std::string raw_digest;  // hex SHA-256 (or other stable digest) of the raw message bytes, set by
                            // the caller
+  // CSV: what the numbers of the whole file show of its decimal mark (a file is one export).
+  // HL7: empty; normalize looks at the message's own values and ranges.
+  MarkEvidence file_numbers;
 };
 
 }  // namespace labwatch::parsers

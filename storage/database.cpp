@@ -235,10 +235,22 @@ CREATE INDEX results_by_person_time_analyte ON results (person_id, collected_at,
 CREATE INDEX refusals_by_file ON refusals (file_id);
 )sql";
 
+// Version 4: what the lab's own witnesses let a result be judged by (issue 13). range_use says
+// whether ref_low/ref_high is the lab's printed range ('lab'), none was printed ('none'), or why
+// the printed one was not used (clinical::RangeProblem's key); '' on rows of earlier versions,
+// read as 'lab' when they have a bound. tolerance is half a unit of the lab's last printed digit
+// for a converted value (bounds are judged with it), shown_decimals the precision to show.
+constexpr const char* kSchemaV4 = R"sql(
+ALTER TABLE results ADD COLUMN range_use TEXT NOT NULL DEFAULT '';
+ALTER TABLE results ADD COLUMN tolerance REAL NOT NULL DEFAULT 0;
+ALTER TABLE results ADD COLUMN shown_decimals INTEGER;
+)sql";
+
 constexpr auto kMigrations = std::to_array<Migration>({
     {1, kSchemaV1},
     {2, kSchemaV2},
     {3, kSchemaV3},
+    {4, kSchemaV4},
 });
 
 bool is_in_memory(const std::string& path) noexcept { return path.empty() || path == ":memory:"; }

@@ -76,8 +76,10 @@ IngestStatements::IngestStatements(SQLite::Database& db)
       insert_result(db,
                     "INSERT INTO results (message_id, person_id, order_id, analyte, code, value, "
                     "unit, comparator, raw_value, raw_unit, raw_range, ref_low, ref_high, flags, "
-                    "status, collected_at, notes, pos_segment, pos_line, state, superseded_by) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
+                    "status, collected_at, notes, pos_segment, pos_line, state, superseded_by, "
+                    "range_use, tolerance, shown_decimals) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
+                    "?)"),
       update_result_state(db,
                           "UPDATE results SET state = ?, superseded_by = ? WHERE result_id = ?"),
       insert_refusal(db,
@@ -384,6 +386,9 @@ void SqliteFileTransaction::store_result(const clinical::NormalizedReport& repor
   } else {
     insert.bind(21);
   }
+  insert.bindNoCopy(22, sql_text(result.range_problem));
+  insert.bind(23, result.tolerance);
+  bind_position(insert, 24, result.shown_decimals);
   insert.exec();
   const std::int64_t result_id = db_.getLastInsertRowid();
   ++summary_.results_stored;

@@ -40,6 +40,11 @@ const char* sql_text(clinical::ResultState state) noexcept {
   return "current";
 }
 
+const char* sql_text(clinical::RangeProblem problem) noexcept {
+  // The keys are string literals, so the view's data is terminated.
+  return clinical::to_key(problem).data();
+}
+
 const char* sql_text(FileVerdict verdict) noexcept {
   switch (verdict) {
     case FileVerdict::accepted:

@@ -23,6 +23,7 @@ namespace labwatch::storage {
 const char* sql_text(clinical::ResultStatus status) noexcept;
 const char* sql_text(clinical::ResultState state) noexcept;
 const char* sql_text(FileVerdict verdict) noexcept;
+const char* sql_text(clinical::RangeProblem problem) noexcept;  // clinical::to_key, for binding
 
 // Read back a stored status / state. Throws std::runtime_error on text labwatch never writes
 // (a database edited by hand).

@@ -23,7 +23,8 @@ namespace {
 // The columns of an ExportRow, in the order read_export_row expects.
 constexpr const char* kExportSelect =
     "SELECT f.name, m.patient_key, r.person_id, r.analyte, r.value, r.unit, r.collected_at, "
-    "r.status, r.comparator, r.raw_range, r.ref_low, r.ref_high, m.facility, r.result_id "
+    "r.status, r.comparator, r.raw_range, r.ref_low, r.ref_high, m.facility, r.result_id, "
+    "r.flags, r.range_use, r.tolerance, r.shown_decimals "
     "FROM results r JOIN messages m ON m.message_id = r.message_id "
     "JOIN files f ON f.file_id = m.file_id ";
 
@@ -43,6 +44,14 @@ ExportRow read_export_row(const SQLite::Statement& row) {
   out.ref_high = read_optional(row.getColumn(11));
   out.facility = row.getColumn(12).getString();
   out.result_id = row.getColumn(13).getInt64();
+  out.flags = row.getColumn(14).getString();
+  // Rows stored before version 4 say nothing: a bound they have was the lab's range.
+  out.range_problem =
+      clinical::range_problem_from_key(row.getColumn(15).getString())
+          .value_or(out.ref_low || out.ref_high ? clinical::RangeProblem::none
+                                                : clinical::RangeProblem::not_printed);
+  out.tolerance = row.getColumn(16).getDouble();
+  out.shown_decimals = read_position(row.getColumn(17));
   return out;
 }
 
@@ -148,7 +157,8 @@ class SqliteStore final : public Store {
   std::vector<AlertRow> alerts(bool all) override {
     std::string sql =
         "SELECT a.alert_id, r.person_id, m.patient_key, r.analyte, a.value, r.unit, "
-        "r.collected_at, a.rule, a.state, a.target_low, a.target_high, a.result_id "
+        "r.collected_at, a.rule, a.state, a.target_low, a.target_high, a.result_id, "
+        "r.comparator "
         "FROM alerts a JOIN results r ON r.result_id = a.result_id "
         "JOIN messages m ON m.message_id = r.message_id ";
     if (!all) {
@@ -173,6 +183,7 @@ class SqliteStore final : public Store {
       row.target_low = read_optional(query.getColumn(9));
       row.target_high = read_optional(query.getColumn(10));
       row.result_id = query.getColumn(11).getInt64();
+      row.comparator = query.getColumn(12).getString();
     }
     return rows;
   }
@@ -303,6 +314,24 @@ class SqliteStore final : public Store {
 };
 
 }  // namespace
+
+clinical::NormalizedResult as_result(const ExportRow& row) {
+  clinical::NormalizedResult n;
+  n.analyte = row.analyte;
+  n.value = row.value;
+  n.comparator = row.comparator;
+  n.unit = row.unit;
+  n.raw_range = row.raw_range;
+  n.ref_low = row.ref_low;
+  n.ref_high = row.ref_high;
+  n.range_problem = row.range_problem;
+  n.flags = row.flags;
+  n.tolerance = row.tolerance;
+  n.shown_decimals = row.shown_decimals;
+  n.status = row.status;
+  n.collected_at = row.collected_at;
+  return n;
+}
 
 std::unique_ptr<Store> open_sqlite_store(const std::string& path, const StoreOptions& options) {
   return std::make_unique<SqliteStore>(path, options);

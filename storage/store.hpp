@@ -110,7 +110,15 @@ struct ExportRow {
   std::optional<double> ref_high;
   std::string facility;
   std::int64_t result_id = 0;
+  std::string flags;  // the lab's abnormal flags as sent
+  clinical::RangeProblem range_problem = clinical::RangeProblem::not_printed;
+  double tolerance = 0;
+  int shown_decimals = -1;
 };
+
+// A stored result as the clinical decisions take it (evaluate, target_band): every field they
+// read, so that a judgement of a stored row is the judgement made at ingest.
+clinical::NormalizedResult as_result(const ExportRow& row);
 
 struct AlertRow {
   std::int64_t alert_id = 0;
@@ -127,6 +135,7 @@ struct AlertRow {
   std::optional<double> target_low;
   std::optional<double> target_high;
   std::int64_t result_id = 0;
+  std::string comparator;  // of the result: "<", ">", ... for a censored value
 };
 
 struct PersonRow {

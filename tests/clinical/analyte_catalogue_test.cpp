@@ -23,10 +23,10 @@ std::string error_of(const std::string& csv) {
 
 }  // namespace
 
-TEST_CASE("AnalyteCatalogue::builtin holds the 18 analytes of analytes.csv",
+TEST_CASE("AnalyteCatalogue::builtin holds the 20 analytes of analytes.csv",
           "[clinical][catalogue]") {
   const AnalyteCatalogue& catalogue = AnalyteCatalogue::builtin();
-  REQUIRE(catalogue.analytes().size() == 18);
+  REQUIRE(catalogue.analytes().size() == 20);
   CHECK(&catalogue == &AnalyteCatalogue::builtin());  // parsed once
 
   const Analyte* ferritin = catalogue.by_key("ferritin");
@@ -122,7 +122,7 @@ TEST_CASE("AnalyteCatalogue::upsert merges into an existing analyte and adds new
     extension.optimal_rule = "range:80-110";
     catalogue.upsert(extension);
 
-    REQUIRE(catalogue.analytes().size() == 18);
+    REQUIRE(catalogue.analytes().size() == 20);
     const Analyte* zinc = catalogue.by_key("zinc");
     REQUIRE(zinc != nullptr);
     CHECK(zinc->loinc_codes == std::vector<std::string>{"5763-8", "99999-9"});
@@ -146,7 +146,7 @@ TEST_CASE("AnalyteCatalogue::upsert merges into an existing analyte and adds new
     copper.loinc_codes = {"5631-7"};
     copper.canonical_unit = "ug/dL";
     catalogue.upsert(copper);
-    REQUIRE(catalogue.analytes().size() == 19);
+    REQUIRE(catalogue.analytes().size() == 21);
     CHECK(catalogue.by_loinc("5631-7")->key == "copper");
     CHECK(catalogue.by_name("COPPER")->key == "copper");
     CHECK(catalogue.by_key("ferritin")->key == "ferritin");  // pointers re-made after growth

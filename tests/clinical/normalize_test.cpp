@@ -424,7 +424,7 @@ TEST_CASE("normalize refuses one result at a time and keeps the rest of the repo
   }
   SECTION("implausible_value") {
     check_refusal(obx(2, loinc("2276-4", "FERRITIN"), "-12", "ng/mL"), "implausible_value",
-                  "OBX-5 is negative, which is implausible for ferritin", "ferritin");
+                  "OBX-5 is below what is possible for ferritin", "ferritin");
   }
   SECTION("unknown_unit, never stored as canonical") {
     check_refusal(obx(2, loinc("2276-4", "FERRITIN"), "81", "U/L"), "unknown_unit",

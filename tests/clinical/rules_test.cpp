@@ -242,10 +242,13 @@ TEST_CASE("evaluate uses the report's range, else the catalogue's", "[clinical][
   CHECK(from_report.ref_low == 3.6);
   CHECK(from_report.ref_high == 7.5);
 
-  // A one-sided printed range is the whole range: the catalogue does not fill the open side.
+  // A one-sided printed range never switches a position rule off: its open side is the
+  // catalogue's (3.6-6.8: the upper third starts at 5.47), and the decision says so.
   const Decision one_sided =
       evaluate(result_of(5.0, 3.6, std::nullopt), upper_third, catalogue_range);
-  CHECK_FALSE(one_sided.violated);
+  CHECK(one_sided.violated);
+  CHECK(one_sided.range_from_catalogue);
+  CHECK(one_sided.target_low == Approx(3.6 + (6.8 - 3.6) * 2.0 / 3.0));
   CHECK(one_sided.ref_low == 3.6);
   CHECK_FALSE(one_sided.ref_high.has_value());
 

@@ -60,6 +60,8 @@ constexpr auto kConversions = std::to_array<ConversionCase>({
     {"figlu", "mg/g creatinine", 2.2, 0.649533, 1.4289726},
     {"homocysteine", "mg/L", 1.2, 7.39754, 8.877048},
     {"vitamin_d_25oh", "nmol/L", 106, 0.40064, 42.46784},
+    {"vitamin_d3_25oh", "nmol/L", 106, 0.40064, 42.46784},
+    {"vitamin_d2_25oh", "nmol/L", 10, 0.41265, 4.1265},
     {"vitamin_a", "umol/L", 2.73, 28.645, 78.20085},
     {"vitamin_a", "mg/L", 0.55, 100, 55},
     {"vitamin_a", "ug/mL", 0.61, 100, 61},

@@ -269,3 +269,35 @@ TEST_CASE("load_config reports an unreadable file by name", "[config]") {
   REQUIRE_FALSE(r.has_value());
   CHECK(r.error().to_string().rfind("/nonexistent/labwatch.xml: cannot read", 0) == 0);
 }
+
+TEST_CASE("parse_config reads a source's decimal mark strictly", "[config]") {
+  const Config c = must_parse(
+      R"(<labwatch><sources><source facility="LMB" timezone="Europe/Berlin" decimal="comma"/>)"
+      R"(<source facility="QDX" timezone="America/New_York" decimal="point"/>)"
+      R"(<source facility="WCE" timezone="America/Denver"/></sources></labwatch>)");
+  REQUIRE(c.sources.size() == 3);
+  CHECK(c.sources[0].decimal == labwatch::parsers::DecimalMark::comma);
+  CHECK(c.sources[1].decimal == labwatch::parsers::DecimalMark::point);
+  CHECK(c.sources[2].decimal == labwatch::parsers::DecimalMark::unknown);
+  CHECK(must_fail(R"(<labwatch><sources><source facility="A" timezone="UTC" decimal=","/>)"
+                  R"(</sources></labwatch>)")
+            .message == "<source facility=\"A\">: decimal must be 'point' or 'comma', not ','");
+}
+
+TEST_CASE("parse_config reads a site analyte's plausible values and unitless unit", "[config]") {
+  const Config c = must_parse(R"(<labwatch><catalogue>
+  <analyte key="base_excess" canonical-unit="mmol/L" plausible-low="-40" plausible-high="40">
+    <loinc>11555-0</loinc></analyte>
+  <analyte key="ph" canonical-unit="1" plausible-low="6" plausible-high="8"><loinc>2744-1</loinc></analyte>
+</catalogue></labwatch>)");
+  const auto* base_excess = c.catalogue.by_key("base_excess");
+  REQUIRE(base_excess != nullptr);
+  CHECK(base_excess->plausible_low == -40.0);
+  CHECK(base_excess->plausible_high == 40.0);
+  const auto* ph = c.catalogue.by_key("ph");
+  REQUIRE(ph != nullptr);
+  CHECK(ph->unitless());
+  CHECK(must_fail(R"(<labwatch><catalogue><analyte key="x" canonical-unit="1" plausible-low="8" )"
+                  R"(plausible-high="6"/></catalogue></labwatch>)")
+            .message.find("plausible-high must be above plausible-low") != std::string::npos);
+}
