@@ -23,6 +23,9 @@ struct DateTime {
   Precision precision = Precision::none;
   bool has_offset = false;
   int offset_minutes = 0;  // east of UTC: -0500 is -300
+  // The field held text that is no date and time (empty() is true too): such a field is refused,
+  // never skipped for the next one in line.
+  bool unreadable = false;
 
   [[nodiscard]] bool empty() const noexcept { return precision == Precision::none; }
   friend bool operator==(const DateTime&, const DateTime&) = default;
@@ -104,6 +107,9 @@ struct Order {
   std::string filler_authority;        // OBR-3 namespace (component 2)
   Coded service;                       // OBR-4
   DateTime collected_at;               // OBR-7
+  // SPM-17.1 (HL7 2.5+ specimen collection start) of the order's SPM segments; marked unreadable
+  // when two of them give different times.
+  DateTime specimen_collected_at;
   std::string ordering_provider_id;    // OBR-16.1
   std::string ordering_provider_name;  // OBR-16 family, given
   char result_status = 0;              // OBR-25
@@ -112,6 +118,14 @@ struct Order {
 };
 
 enum class SourceFormat : std::uint8_t { hl7, csv };
+
+// Something the parser read differently from what the message declared, worth a line in the log
+// but no refusal. Like a Refusal's detail, it names places and reasons, never patient data.
+struct Warning {
+  std::string reason;  // e.g. "unknown_charset"
+  std::string detail;  // e.g. "MSH-18 names no character set of HL7 table 0211; ..."
+  SourcePos where;
+};
 
 // One lab message (HL7: one MSH...; CSV: the consecutive rows of one patient and collection time).
 struct LabReport {
@@ -125,6 +139,7 @@ struct LabReport {
   Patient patient;
   std::vector<Order> orders;
   SourcePos where;         // message index, first line, byte offset
+  std::vector<Warning> warnings;
   std::string raw_digest;  // hex SHA-256 (or other stable digest) of the raw message bytes, set by
                            // the caller
 };
