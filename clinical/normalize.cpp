@@ -169,6 +169,36 @@ const parsers::Identifier* pick_identifier(const parsers::Patient& patient) {
   return first;
 }
 
+// Why: many senders fill CX.4 (assigning authority) with a label that names no authority: the
+// identifier type ("MR", "MRN", "PI"), a placeholder ("1", "LOCAL", "UNK") or nothing. Two labs'
+// "MRN|123" are different patients, so such a label is scoped by the sender (see normalize).
+bool is_generic_authority(std::string_view authority) {
+  if (authority.empty()) {
+    return true;
+  }
+  if (authority.size() <= 3 &&
+      std::all_of(authority.begin(), authority.end(), [](char c) { return is_digit(c); })) {
+    return true;  // "1", "01", "999": a slot number, not a namespace
+  }
+  const std::string folded = fold_name(authority);
+  // HL7 table 0203 identifier types that senders put in CX.4, and placeholders.
+  constexpr std::array<std::string_view, 18> kGeneric = {
+      "mr",  "mrn",     "pi",    "pn",      "pt",   "pid",     "id",   "an",  "ani",
+      "ri",  "unknown", "unk",   "local",   "none", "default", "hosp", "mrno", "patid"};
+  return std::find(kGeneric.begin(), kGeneric.end(), folded) != kGeneric.end();
+}
+
+// The ASCII upper case of a generic label, so that "mr" and "MR" scope alike.
+std::string upper_ascii(std::string_view text) {
+  std::string out(text);
+  for (char& c : out) {
+    if (c >= 'a' && c <= 'z') {
+      c = static_cast<char>(c - 'a' + 'A');
+    }
+  }
+  return out;
+}
+
 bool is_loinc_system(std::string_view system) {
   const std::string folded = fold_name(system);
   return folded == "ln" || folded == "loinc";
@@ -257,11 +287,36 @@ struct FieldNames {
   std::string_view unit;
   std::string_view collected;  // the order's collection time
   std::string_view observed;   // the observation's own time
-  std::string_view no_time;    // both are empty
+  std::string_view specimen;   // the specimen's collection time
+  std::string_view no_time;    // all are empty
 };
-constexpr FieldNames kHl7Fields{"OBX-5", "OBX-6", "OBR-7", "OBX-14", "OBR-7 and OBX-14 are empty"};
-constexpr FieldNames kCsvFields{"the value", "the unit", "the collection time",
+constexpr FieldNames kHl7Fields{"OBX-5",  "OBX-6",  "OBR-7",
+                                "OBX-14", "SPM-17", "OBR-7, OBX-14 and SPM-17 are empty"};
+constexpr FieldNames kCsvFields{"the value",           "the unit",
+                                "the collection time", "the collection time",
                                 "the collection time", "the collection time is empty"};
+
+// A time and the field it came from, for refusal details.
+struct ChosenTime {
+  const DateTime& time;
+  std::string_view field;
+};
+
+// Why: the specimen collection time is what a result is filed and trended under. OBR-7 says it;
+// OBX-14 (the observation's own time, often the time of analysis) stands in only when OBR-7 is
+// empty, and SPM-17 (2.5+, the specimen's collection start) when both are. OBR-6, the time the
+// test was requested, is never a collection time. A field that holds text that is no time is
+// refused rather than passed over for the next one, which may mean something else.
+ChosenTime collection_time(const Order& order, const Observation& obs, const FieldNames& fields) {
+  for (const ChosenTime& choice : {ChosenTime{order.collected_at, fields.collected},
+                                   ChosenTime{obs.observed_at, fields.observed},
+                                   ChosenTime{order.specimen_collected_at, fields.specimen}}) {
+    if (!choice.time.empty() || choice.time.unreadable) {
+      return choice;
+    }
+  }
+  return {order.collected_at, fields.collected};
+}
 
 // Everything about one report that its observations share.
 struct Context {
@@ -279,11 +334,9 @@ void add_observation(const Order& order, const Observation& obs, Context& ctx) {
   }
   const Analyte& analyte = *mapping.analyte;
 
-  // The specimen collection time is OBR-7; OBX-14 (the observation's own time, often the time of
-  // analysis) stands in only when OBR-7 is empty.
-  const bool from_order = !order.collected_at.empty();
-  const DateTime& time = from_order ? order.collected_at : obs.observed_at;
-  const std::string_view time_field = from_order ? ctx.fields.collected : ctx.fields.observed;
+  const ChosenTime chosen = collection_time(order, obs, ctx.fields);
+  const DateTime& time = chosen.time;
+  const std::string_view time_field = chosen.field;
 
   // A refusal points at the field it is about: the unit's for unit refusals, else the value's.
   auto refuse_at = [&](const SourcePos& where, std::string reason, std::string detail) {
@@ -375,6 +428,14 @@ void add_observation(const Order& order, const Observation& obs, Context& ctx) {
     }
   }
 
+  if (time.unreadable) {
+    refuse("invalid_time", &time == &order.specimen_collected_at
+                               ? std::string(time_field) +
+                                     " is not a date and time, or the order's SPM segments give "
+                                     "different ones"
+                               : std::string(time_field) + " is not a date and time");
+    return;
+  }
   if (time.empty()) {
     refuse("missing_time", "no specimen collection time: " + std::string(ctx.fields.no_time));
     return;
@@ -385,8 +446,8 @@ void add_observation(const Order& order, const Observation& obs, Context& ctx) {
       refuse("invalid_time", std::string(time_field) + " is not a real date and time");
     } else if (ctx.source.timezone.empty()) {
       refuse("unknown_timezone", std::string(time_field) +
-                                     " has no UTC offset and the file matched no <source> with a "
-                                     "timezone");
+                                     " has no UTC offset, and neither a <source> of the file nor "
+                                     "<intake default-timezone> names a timezone");
     } else {
       refuse("unknown_timezone", std::string(time_field) + " has no UTC offset and the timezone '" +
                                      ctx.source.timezone + "' is not a known IANA zone");
@@ -539,17 +600,32 @@ parsers::Expected<NormalizedReport, Refusal> normalize(const parsers::LabReport&
     }
     person.authority = source.authority;
   } else {
-    for (const std::string_view authority :
-         {trim(identifier->authority), trim(source.authority), trim(report.sending_facility)}) {
-      if (!authority.empty()) {
-        person.authority = authority;
-        break;
+    // CX.4 when it names an authority. A generic one (empty, "MR", "MRN", "1", ...) is scoped by
+    // the sender: the <source> authority, else MSH-4, else the <source> facility. An empty CX.4
+    // becomes that scope ("LABX"), a generic label the scope and the label ("LABX:MR"), so that
+    // another sender's "MR" ids never meet these.
+    const std::string_view cx4 = trim(identifier->authority);
+    if (!is_generic_authority(cx4)) {
+      person.authority = cx4;
+    } else {
+      for (const std::string_view scope :
+           {trim(source.authority), trim(report.sending_facility), trim(source.facility)}) {
+        if (!scope.empty()) {
+          person.authority = scope;
+          break;
+        }
       }
-    }
-    if (person.authority.empty()) {
-      return refuse_report("missing_authority",
-                           "PID-3 has no assigning authority (CX.4), MSH-4 is empty and the file "
-                           "matched no <source>");
+      if (person.authority.empty()) {
+        return refuse_report("missing_authority",
+                             cx4.empty() ? "PID-3 has no assigning authority (CX.4), MSH-4 is "
+                                           "empty and the file matched no <source>"
+                                         : "PID-3's assigning authority (CX.4) is a generic "
+                                           "label, MSH-4 is empty and the file matched no "
+                                           "<source>");
+      }
+      if (!cx4.empty()) {
+        person.authority += ':' + upper_ascii(cx4);
+      }
     }
   }
   person.family = trim(report.patient.family);
@@ -563,6 +639,7 @@ parsers::Expected<NormalizedReport, Refusal> normalize(const parsers::LabReport&
   out.message_time = to_utc(report.message_time, source.timezone).value_or(0);
   out.raw_digest = report.raw_digest;
   out.where = report.where;
+  out.warnings = report.warnings;
   for (const Order& order : report.orders) {
     if (!order.ordering_provider_id.empty() || !order.ordering_provider_name.empty()) {
       out.ordering_provider_id = order.ordering_provider_id;

@@ -64,6 +64,7 @@ struct NormalizedReport {
       results;  // includes cancelled ones (status cancelled): they withdraw
   std::vector<parsers::Refusal> refusals;  // results refused by normalize (unknown_unit, ...)
   std::map<std::string, int> unmapped;     // code -> count of results outside the catalogue
+  std::vector<parsers::Warning> warnings;  // the parser's (unknown_charset, ...), for the log
   parsers::SourcePos where;
 };
 

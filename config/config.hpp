@@ -11,6 +11,7 @@
 #include "clinical/analyte_catalogue.hpp"
 #include "clinical/rules.hpp"
 #include "parsers/csv_parser.hpp"
+#include "parsers/text_charset.hpp"
 
 namespace labwatch::config {
 
@@ -18,8 +19,11 @@ namespace labwatch::config {
 struct Source {
   std::string facility;
   std::string authority;
-  std::string timezone;                 // IANA name
+  std::string timezone;                 // IANA name; empty: <intake default-timezone> applies
   std::vector<std::string> file_globs;  // fnmatch patterns on the file name, from files="a*;b*"
+  // How its CSV dates NN/NN/YYYY read; unknown: as the file's own dates prove, else refused.
+  parsers::DateOrder date_order = parsers::DateOrder::unknown;
+  parsers::TextEncoding charset;  // of its CSV files; detect: UTF-8 if valid, else Windows-1252
 };
 
 struct Paths {
@@ -33,6 +37,9 @@ struct Intake {
   std::uint64_t max_file_bytes = 256ull << 20;  // larger files are refused unread
   std::chrono::milliseconds settle{200};        // quiet time after IN_CLOSE_WRITE
   std::chrono::seconds rescan{0};               // periodic rescan (0 = off), for network shares
+  // IANA zone of naive times from a source without `timezone`, or from a file that matches no
+  // source; empty: such times are refused (unknown_timezone). `labwatch init` writes the machine's.
+  std::string default_timezone;
 };
 
 enum class PhiLevel { minimal, full };

@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <fstream>
 #include <initializer_list>
+#include <optional>
 #include <pugixml.hpp>
 #include <sstream>
 #include <string>
@@ -119,8 +120,15 @@ class Loader {
   }
 
   void load_intake(pugi::xml_node node, Intake& intake) {
-    check_attributes(node, {"max-file-bytes", "settle-ms", "rescan-seconds"});
+    check_attributes(node, {"max-file-bytes", "settle-ms", "rescan-seconds", "default-timezone"});
     check_no_children(node);
+    if (pugi::xml_attribute zone = node.attribute("default-timezone")) {
+      intake.default_timezone = zone.as_string();
+      if (!clinical::is_valid_timezone(intake.default_timezone)) {
+        throw Invalid{node, "unknown default-timezone '" + intake.default_timezone +
+                                "' (an IANA name like America/New_York)"};
+      }
+    }
     intake.max_file_bytes =
         uint_attr(node, "max-file-bytes", intake.max_file_bytes, 1, 16ull << 30);
     intake.settle = std::chrono::milliseconds(
@@ -138,15 +146,39 @@ class Loader {
       if (std::string_view(child.name()) != "source") {
         throw Invalid{child, "unknown element inside <sources> (expected <source>)"};
       }
-      check_attributes(child, {"facility", "authority", "timezone", "files"});
+      check_attributes(child,
+                       {"facility", "authority", "timezone", "files", "date-order", "charset"});
       check_no_children(child);
       Source source;
       source.facility = required(child, "facility");
       source.authority = child.attribute("authority").as_string(source.facility.c_str());
-      source.timezone = required(child, "timezone");
-      if (!clinical::is_valid_timezone(source.timezone)) {
-        throw Invalid{child, "unknown timezone '" + source.timezone +
-                                 "' (an IANA name like America/New_York)"};
+      // Without a timezone the source's naive times are read in <intake default-timezone>.
+      if (pugi::xml_attribute zone = child.attribute("timezone")) {
+        source.timezone = zone.as_string();
+        if (!clinical::is_valid_timezone(source.timezone)) {
+          throw Invalid{child, "unknown timezone '" + source.timezone +
+                                   "' (an IANA name like America/New_York)"};
+        }
+      }
+      if (pugi::xml_attribute order = child.attribute("date-order")) {
+        const std::string_view value = order.as_string();
+        if (value == "mdy") {
+          source.date_order = parsers::DateOrder::mdy;
+        } else if (value == "dmy") {
+          source.date_order = parsers::DateOrder::dmy;
+        } else {
+          throw Invalid{child, "date-order must be mdy or dmy, not '" + std::string(value) + "'"};
+        }
+      }
+      if (pugi::xml_attribute charset = child.attribute("charset")) {
+        const std::optional<parsers::TextEncoding> encoding =
+            parsers::text_encoding_from_name(charset.as_string());
+        if (!encoding) {
+          throw Invalid{child, "unknown charset '" + std::string(charset.as_string()) +
+                                   "' (utf-8, windows-1252, iso-8859-1 ... iso-8859-9, "
+                                   "iso-8859-15)"};
+        }
+        source.charset = *encoding;
       }
       for (std::string& glob : split(child.attribute("files").as_string(), ';')) {
         source.file_globs.push_back(std::move(glob));
@@ -570,6 +602,13 @@ Expected<Config, ConfigError> load_config(const std::string& path) {
   buffer << in.rdbuf();
   const std::string base = std::filesystem::absolute(path).parent_path().string();
   return parse_config(buffer.str(), path, base);
+}
+
+std::string_view timezone_for(const Config& config, const Source* source) noexcept {
+  if (source != nullptr && !source->timezone.empty()) {
+    return source->timezone;
+  }
+  return config.intake.default_timezone;
 }
 
 const Source* match_source(const Config& config, std::string_view file_name,

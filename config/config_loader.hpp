@@ -35,4 +35,8 @@ parsers::Expected<Config, ConfigError> load_config(const std::string& path);
 const Source* match_source(const Config& config, std::string_view file_name,
                            std::string_view facility = {});
 
+// The IANA zone of a file's naive times: its source's timezone, else <intake default-timezone>
+// (also for a file that matches no source, `source` nullptr). Empty when neither is set.
+std::string_view timezone_for(const Config& config, const Source* source) noexcept;
+
 }  // namespace labwatch::config

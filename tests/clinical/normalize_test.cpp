@@ -459,7 +459,8 @@ TEST_CASE("normalize takes the collection time from OBR-7, else OBX-14, and refu
     CHECK(report.results.empty());
     REQUIRE(report.refusals.size() == 2);
     CHECK(report.refusals[0].reason == "missing_time");
-    CHECK(report.refusals[0].detail == "no specimen collection time: OBR-7 and OBX-14 are empty");
+    CHECK(report.refusals[0].detail ==
+          "no specimen collection time: OBR-7, OBX-14 and SPM-17 are empty");
     CHECK(report.refusals[1].analyte == "iron");
   }
   SECTION("invalid_time for a date that does not exist") {
@@ -485,7 +486,8 @@ TEST_CASE("normalize takes the collection time from OBR-7, else OBX-14, and refu
     REQUIRE(report.refusals.size() == 1);
     CHECK(report.refusals[0].reason == "unknown_timezone");
     CHECK(report.refusals[0].detail ==
-          "OBR-7 has no UTC offset and the file matched no <source> with a timezone");
+          "OBR-7 has no UTC offset, and neither a <source> of the file nor <intake "
+          "default-timezone> names a timezone");
     CHECK(report.facility == "QDX");  // the rest of the report is still there
     CHECK(report.patient.patient_key() == "QDX|Q37960593");
   }
@@ -498,6 +500,116 @@ TEST_CASE("normalize takes the collection time from OBR-7, else OBX-14, and refu
     CHECK(report.refusals[0].reason == "unknown_timezone");
     CHECK(report.refusals[0].detail ==
           "OBX-14 has no UTC offset and the timezone 'America/Gotham' is not a known IANA zone");
+  }
+}
+
+TEST_CASE("normalize takes SPM-17 when OBR-7 and OBX-14 are empty, and never skips an unreadable "
+          "time",
+          "[clinical][normalize]") {
+  Observation ferritin = obx(1, loinc("2276-4", "FERRITIN"), "80", "ng/mL");
+  LabReport message = quest_report({ferritin});
+  message.orders[0].collected_at = {};
+  message.orders[0].specimen_collected_at = at(2024, 9, 21, 8, 15);  // naive: New York, EDT
+
+  SECTION("SPM-17 stands in for OBR-7 and OBX-14") {
+    const auto report = normalized(message);
+    REQUIRE(report.results.size() == 1);
+    CHECK(report.results[0].collected_at == kCollectedUtc);
+  }
+  SECTION("OBX-14 comes before SPM-17") {
+    message.orders[0].observations[0].observed_at = at(2024, 9, 21, 8, 45);
+    const auto report = normalized(message);
+    REQUIRE(report.results.size() == 1);
+    CHECK(report.results[0].collected_at == kCollectedUtc + 30 * 60);
+  }
+  SECTION("OBR-7 comes before both") {
+    message.orders[0].collected_at = at(2024, 9, 21, 7, 15);
+    message.orders[0].observations[0].observed_at = at(2024, 9, 21, 8, 45);
+    const auto report = normalized(message);
+    REQUIRE(report.results.size() == 1);
+    CHECK(report.results[0].collected_at == kCollectedUtc - 60 * 60);
+  }
+  SECTION("a refusal about the time names SPM-17 when SPM-17 was used") {
+    const auto report = normalized(message, SourceContext{});
+    REQUIRE(report.refusals.size() == 1);
+    CHECK(report.refusals[0].reason == "unknown_timezone");
+    CHECK(report.refusals[0].detail.starts_with("SPM-17 has no UTC offset"));
+  }
+  SECTION("an unreadable OBR-7 is refused, not passed over for OBX-14 or SPM-17") {
+    message.orders[0].collected_at.unreadable = true;
+    message.orders[0].observations[0].observed_at = at(2024, 9, 21, 8, 45);
+    const auto report = normalized(message);
+    CHECK(report.results.empty());
+    REQUIRE(report.refusals.size() == 1);
+    CHECK(report.refusals[0].reason == "invalid_time");
+    CHECK(report.refusals[0].detail == "OBR-7 is not a date and time");
+  }
+  SECTION("SPM segments that disagree are refused, naming SPM-17") {
+    message.orders[0].specimen_collected_at = {};
+    message.orders[0].specimen_collected_at.unreadable = true;
+    const auto report = normalized(message);
+    REQUIRE(report.refusals.size() == 1);
+    CHECK(report.refusals[0].reason == "invalid_time");
+    CHECK(report.refusals[0].detail.starts_with("SPM-17 is not a date and time, or the order's"));
+  }
+  SECTION("parsed from HL7: OBR-6 (the request time) is never the collection time") {
+    const Hl7FileResult parsed = labwatch::parsers::parse_hl7_file(
+        "MSH|^~\\&|LAB|QDX|||20240922083200-0400||ORU^R01|C1|P|2.5.1\r"
+        "PID|1||Q1^^^QDX^MR||DOE^JANE\r"
+        "OBR|1||F1|x||20240920080000-0400\r"
+        "OBX|1|NM|2276-4^FERRITIN^LN||80|ng/mL|||||F\r"
+        "SPM|1|||BLD" +
+        std::string(13, '|') + "20240921081500-0400\r");
+    REQUIRE(parsed.reports.size() == 1);
+    const auto report = normalized(parsed.reports[0]);
+    REQUIRE(report.results.size() == 1);
+    CHECK(report.results[0].collected_at == kCollectedUtc);
+  }
+}
+
+TEST_CASE("normalize scopes a generic assigning authority by the sender", "[clinical][normalize]") {
+  const Observation ferritin = obx(1, loinc("2276-4", "FERRITIN"), "80", "ng/mL");
+  LabReport message = quest_report({ferritin});  // MSH-4 QDX
+
+  SECTION("a label that names an identifier type or a slot becomes FACILITY:LABEL") {
+    for (const auto& [label, key] : std::vector<std::pair<std::string, std::string>>{
+             {"MR", "QDX:MR|123"},
+             {"mrn", "QDX:MRN|123"},
+             {" MRN ", "QDX:MRN|123"},
+             {"1", "QDX:1|123"},
+             {"PI", "QDX:PI|123"},
+             {"Local", "QDX:LOCAL|123"},
+         }) {
+      CAPTURE(label);
+      message.patient.identifiers = {Identifier{"123", label, "MR"}};
+      CHECK(normalized(message, SourceContext{}).patient.patient_key() == key);
+    }
+  }
+  SECTION("two labs' MRN|123 never meet") {
+    message.patient.identifiers = {Identifier{"123", "MRN", "MR"}};
+    const std::string qdx = normalized(message, SourceContext{}).patient.patient_key();
+    message.sending_facility = "LCA";
+    const std::string lca = normalized(message, SourceContext{}).patient.patient_key();
+    CHECK(qdx == "QDX:MRN|123");
+    CHECK(lca == "LCA:MRN|123");
+  }
+  SECTION("the source's authority scopes before MSH-4, the source's facility after it") {
+    message.patient.identifiers = {Identifier{"123", "MR", "MR"}};
+    CHECK(normalized(message, SourceContext{"QDX", "QDX-AUTH", "America/New_York"})
+              .patient.patient_key() == "QDX-AUTH:MR|123");
+    message.sending_facility.clear();
+    CHECK(normalized(message, SourceContext{"QDXF", "", "America/New_York"})
+              .patient.patient_key() == "QDXF:MR|123");
+    const Refusal refusal = refused(message, SourceContext{});
+    CHECK(refusal.reason == "missing_authority");
+    CHECK(refusal.detail.find("generic") != std::string::npos);
+  }
+  SECTION("a real authority is kept as sent") {
+    for (const std::string authority : {"SGH", "LCA", "2.16.840.1.113883.3.9999", "1234"}) {
+      CAPTURE(authority);
+      message.patient.identifiers = {Identifier{"123", authority, "MR"}};
+      CHECK(normalized(message, SourceContext{}).patient.patient_key() == authority + "|123");
+    }
   }
 }
 

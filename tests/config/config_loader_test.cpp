@@ -52,6 +52,39 @@ TEST_CASE("parse_config accepts a config holding only <sources>", "[config]") {
   CHECK(c.catalogue.by_key("rbc_magnesium") != nullptr);
 }
 
+TEST_CASE("parse_config reads a source's optional timezone, date order and charset", "[config]") {
+  const Config c = must_parse(
+      "<labwatch><intake default-timezone=\"Europe/Berlin\"/><sources>"
+      "<source facility=\"A\" files=\"a*\" date-order=\"dmy\" charset=\"windows-1252\"/>"
+      "<source facility=\"B\" files=\"b*\" timezone=\"America/Chicago\" date-order=\"mdy\" "
+      "charset=\"utf-8\"/>"
+      "<source facility=\"C\" files=\"c*\"/></sources></labwatch>");
+  CHECK(c.intake.default_timezone == "Europe/Berlin");
+  REQUIRE(c.sources.size() == 3);
+  CHECK(c.sources[0].timezone.empty());
+  CHECK(c.sources[0].date_order == labwatch::parsers::DateOrder::dmy);
+  CHECK(c.sources[0].charset.kind == labwatch::parsers::TextEncoding::Kind::byte_set);
+  CHECK(c.sources[0].charset.bytes == labwatch::parsers::ByteCharset::windows_1252);
+  CHECK(c.sources[1].date_order == labwatch::parsers::DateOrder::mdy);
+  CHECK(c.sources[1].charset.kind == labwatch::parsers::TextEncoding::Kind::utf8);
+  CHECK(c.sources[2].date_order == labwatch::parsers::DateOrder::unknown);
+  CHECK(c.sources[2].charset.kind == labwatch::parsers::TextEncoding::Kind::detect);
+
+  SECTION("timezone_for: the source's zone, else the default, for unmatched files too") {
+    using labwatch::config::timezone_for;
+    CHECK(timezone_for(c, &c.sources[0]) == "Europe/Berlin");
+    CHECK(timezone_for(c, &c.sources[1]) == "America/Chicago");
+    CHECK(timezone_for(c, nullptr) == "Europe/Berlin");
+  }
+  SECTION("with neither, no zone: naive times stay refused") {
+    const Config bare =
+        must_parse("<labwatch><sources><source facility=\"A\"/></sources></labwatch>");
+    CHECK(bare.intake.default_timezone.empty());
+    CHECK(labwatch::config::timezone_for(bare, &bare.sources[0]).empty());
+    CHECK(labwatch::config::timezone_for(bare, nullptr).empty());
+  }
+}
+
 TEST_CASE("parse_config defaults the authority to the facility", "[config]") {
   const Config c = must_parse(
       "<labwatch><sources><source facility=\"SGH\" "
@@ -192,9 +225,23 @@ TEST_CASE("parse_config names the element, line and reason of each mistake", "[c
           "<source facility=\"QDX\">: unknown timezone 'Mars/Olympus' (an IANA name like "
           "America/New_York)");
   }
-  SECTION("missing timezone") {
-    CHECK(must_fail("<labwatch><sources><source facility=\"QDX\"/></sources></labwatch>").message ==
-          "<source facility=\"QDX\">: missing attribute 'timezone'");
+  SECTION("unknown default-timezone") {
+    const ConfigError e =
+        must_fail("<labwatch>\n<intake default-timezone=\"Europe/Atlantis\"/></labwatch>");
+    CHECK(e.line == 2);
+    CHECK(e.message ==
+          "<intake>: unknown default-timezone 'Europe/Atlantis' (an IANA name like "
+          "America/New_York)");
+  }
+  SECTION("date-order other than mdy or dmy") {
+    CHECK(must_fail("<labwatch><sources><source facility=\"QDX\" date-order=\"ymd\"/></sources>"
+                    "</labwatch>")
+              .message == "<source facility=\"QDX\">: date-order must be mdy or dmy, not 'ymd'");
+  }
+  SECTION("unknown charset") {
+    CHECK(must_fail("<labwatch><sources><source facility=\"QDX\" charset=\"ebcdic\"/></sources>"
+                    "</labwatch>")
+              .message.starts_with("<source facility=\"QDX\">: unknown charset 'ebcdic'"));
   }
   SECTION("duplicate facility") {
     CHECK(must_fail("<labwatch><sources><source facility=\"A\" timezone=\"UTC\"/>"
