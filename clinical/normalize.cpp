@@ -183,8 +183,8 @@ bool is_generic_authority(std::string_view authority) {
   const std::string folded = fold_name(authority);
   // HL7 table 0203 identifier types that senders put in CX.4, and placeholders.
   constexpr std::array<std::string_view, 18> kGeneric = {
-      "mr",  "mrn",     "pi",    "pn",      "pt",   "pid",     "id",   "an",  "ani",
-      "ri",  "unknown", "unk",   "local",   "none", "default", "hosp", "mrno", "patid"};
+      "mr", "mrn",     "pi",  "pn",    "pt",   "pid",     "id",   "an",   "ani",
+      "ri", "unknown", "unk", "local", "none", "default", "hosp", "mrno", "patid"};
   return std::find(kGeneric.begin(), kGeneric.end(), folded) != kGeneric.end();
 }
 

@@ -22,9 +22,11 @@
 #include <string>
 #include <string_view>
 #include <system_error>
+#include <utility>
 #include <vector>
 
 #include "clinical/rules.hpp"
+#include "clinical/timezone.hpp"
 #include "config/config_loader.hpp"
 #include "daemon/log.hpp"
 #include "daemon/pipeline.hpp"
@@ -457,6 +459,44 @@ int cmd_check_config(const Args& args) {
 
 std::string xml_attr(std::string_view text) { return html_escape(text); }
 
+// The machine's time zone as an IANA name, and where it was found: $TZ when set (without POSIX's
+// leading ':'), else /etc/timezone, else the zone /etc/localtime links to. Empty when that names no
+// known zone, and when it is UTC: a server or container clock on UTC says nothing of where its
+// labs are, and reading their naive times as UTC would shift them silently.
+std::pair<std::string, std::string> machine_timezone() {
+  std::string name;
+  std::string from;
+  // NOLINTNEXTLINE(concurrency-mt-unsafe): init runs before any thread is started
+  if (const char* tz = std::getenv("TZ"); tz != nullptr && *tz != '\0') {
+    name = tz[0] == ':' ? tz + 1 : tz;
+    from = "$TZ";
+  } else if (std::ifstream file("/etc/timezone"); file && std::getline(file, name)) {
+    from = "/etc/timezone";
+  } else {
+    std::error_code ec;
+    const std::string target = std::filesystem::read_symlink("/etc/localtime", ec).string();
+    const std::size_t at = target.find("zoneinfo/");
+    if (!ec && at != std::string::npos) {
+      name = target.substr(at + std::string_view("zoneinfo/").size());
+      from = "/etc/localtime";
+    }
+  }
+  while (!name.empty() && (name.back() == ' ' || name.back() == '\r' || name.back() == '\t')) {
+    name.pop_back();
+  }
+  for (const std::string_view utc :
+       {"UTC", "Etc/UTC", "UCT", "Etc/UCT", "Universal", "Etc/Universal", "Zulu", "Etc/Zulu", "GMT",
+        "Etc/GMT", "Etc/GMT0", "Etc/GMT+0", "Etc/GMT-0", "GMT0", "Greenwich"}) {
+    if (name == utc) {
+      return {std::string(), from + " says " + name};
+    }
+  }
+  if (name.empty() || !clinical::is_valid_timezone(name)) {
+    return {std::string(), from.empty() ? "no time zone found" : from + " names no known zone"};
+  }
+  return {name, from};
+}
+
 int cmd_init(const Args& args) {
   if (args.positional().size() != 1) {
     throw UsageError{"init needs exactly one DIR"};
@@ -482,11 +522,16 @@ int cmd_init(const Args& args) {
       "  <sources>\n"
       "    <!-- One line per sender: files that match `files` come from `facility`; their CSV "
       "patient ids\n"
-      "         use `authority`, and their times without an offset are local time in `timezone`. "
-      "-->\n"
+      "         use `authority`, and their times without an offset are local time in `timezone` "
+      "\n         (default: <intake default-timezone>). -->\n"
       "    <!-- <source facility=\"QDX\" authority=\"QDX\" timezone=\"America/New_York\" "
       "files=\"qdx_*\"/> -->\n"
       "  </sources>\n";
+  // Naive lab times (no UTC offset) from a source without `timezone` are read in this zone.
+  const auto [zone, zone_from] = machine_timezone();
+  if (!zone.empty()) {
+    xml += "  <intake default-timezone=\"" + xml_attr(zone) + "\"/>\n";
+  }
   if (auto smtp = args.value("smtp")) {
     xml += "  <mail smtp=\"" + xml_attr(*smtp) + "\"";
     if (auto to = args.value("to")) {
@@ -514,6 +559,16 @@ int cmd_init(const Args& args) {
   std::printf("created %s\n  config:   %s\n  inbox:    %s\n  database: %s\n", dir.c_str(),
               config_path.c_str(), parsed.value().paths.inbox.c_str(),
               parsed.value().paths.database.c_str());
+  if (!zone.empty()) {
+    std::printf(
+        "  times without a UTC offset are read as %s (from %s): <intake default-timezone>\n",
+        zone.c_str(), zone_from.c_str());
+  } else {
+    std::printf(
+        "  no default time zone (%s): set <intake default-timezone> or each <source "
+        "timezone>, or times without a UTC offset are refused\n",
+        zone_from.c_str());
+  }
   std::printf("start the daemon with: labwatch run --config %s\n", config_path.c_str());
   return kExitOk;
 }

@@ -20,6 +20,7 @@
 #include "config/config_loader.hpp"
 #include "daemon/digest.hpp"
 #include "daemon/handoff.hpp"
+#include "daemon/log.hpp"
 
 namespace labwatch::daemon {
 namespace {
@@ -119,6 +120,14 @@ std::string describe(const parsers::Refusal& r) {
     out += ": " + r.detail;
   }
   return out;
+}
+
+std::string describe(const parsers::Warning& warning) {
+  parsers::Refusal as_refusal;
+  as_refusal.reason = warning.reason;
+  as_refusal.detail = warning.detail;
+  as_refusal.where = warning.where;
+  return describe(as_refusal);
 }
 
 storage::Routing routing_of(const config::Config& config) {
@@ -251,6 +260,7 @@ void Pipeline::known_outcome(FileOutcome& outcome) {
   outcome.summary.already_known = true;
   outcome.refusals.clear();
   outcome.unmapped.clear();
+  outcome.warnings.clear();
   std::optional<storage::KnownFile> known = store_.find_file(outcome.sha256);
   if (!known || known->verdict == storage::FileVerdict::accepted) {
     return;
@@ -271,6 +281,11 @@ void Pipeline::store(const FileItem& item, storage::FileTransaction& tx, FileOut
   outcome.refusals.insert(outcome.refusals.end(), report.refusals.begin(), report.refusals.end());
   for (const auto& [code, count] : report.unmapped) {
     outcome.unmapped[code] += count;
+  }
+  for (const parsers::Warning& warning : report.warnings) {
+    // Places and reasons only, like a refusal: no patient data reaches the log.
+    log::warning(outcome.file_name + ": " + describe(warning));
+    outcome.warnings.push_back(warning);
   }
   tx.add_report(report);
 }

@@ -33,7 +33,8 @@ struct FileOutcome {
   std::string sha256;
   storage::IngestSummary summary;
   std::vector<parsers::Refusal> refusals;
-  std::map<std::string, int> unmapped;  // code -> count, for the admin
+  std::map<std::string, int> unmapped;     // code -> count, for the admin
+  std::vector<parsers::Warning> warnings;  // read, but not as declared (logged as they come)
 };
 
 std::string_view to_string(FileOutcome::Kind kind) noexcept;
@@ -41,6 +42,8 @@ std::string_view to_string(FileOutcome::Kind kind) noexcept;
 // A refusal as one line without patient data: "message 2 (line 14), segment 7 OBX, field 5:
 // non_numeric_value: OBX-5 is not a number".
 std::string describe(const parsers::Refusal& refusal);
+// A warning the same way: "message 2, line 1, segment 1 MSH, field 18: unknown_charset: ...".
+std::string describe(const parsers::Warning& warning);
 
 // Where alerts of this config go: practitioners by ordering provider and by facility, else the
 // default recipient. Empty when no mail is configured.

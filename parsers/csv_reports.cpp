@@ -169,7 +169,8 @@ struct ParsedRow {
 // The order of the file's NN/NN/YYYY dates: the configured one, else what its dates prove. An
 // exporter writes every date of a file one way, so 10/25/2024 in one row (only month first is a
 // date) settles 03/04/2025 in another. Dates that prove both orders settle nothing.
-DateOrder file_date_order(const CsvTable& table, const CsvColumnMap& columns, DateOrder configured) {
+DateOrder file_date_order(const CsvTable& table, const CsvColumnMap& columns,
+                          DateOrder configured) {
   if (configured != DateOrder::unknown) {
     return configured;
   }

@@ -107,9 +107,7 @@ struct Order {
   std::string filler_authority;        // OBR-3 namespace (component 2)
   Coded service;                       // OBR-4
   DateTime collected_at;               // OBR-7
-  // SPM-17.1 (HL7 2.5+ specimen collection start) of the order's SPM segments; marked unreadable
-  // when two of them give different times.
-  DateTime specimen_collected_at;
+  DateTime specimen_collected_at;      // SPM-17.1 (2.5+); unreadable when the SPMs disagree
   std::string ordering_provider_id;    // OBR-16.1
   std::string ordering_provider_name;  // OBR-16 family, given
   char result_status = 0;              // OBR-25
@@ -139,9 +137,9 @@ struct LabReport {
   Patient patient;
   std::vector<Order> orders;
   SourcePos where;         // message index, first line, byte offset
-  std::vector<Warning> warnings;
   std::string raw_digest;  // hex SHA-256 (or other stable digest) of the raw message bytes, set by
                            // the caller
+  std::vector<Warning> warnings;
 };
 
 }  // namespace labwatch::parsers

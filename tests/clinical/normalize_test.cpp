@@ -503,9 +503,10 @@ TEST_CASE("normalize takes the collection time from OBR-7, else OBX-14, and refu
   }
 }
 
-TEST_CASE("normalize takes SPM-17 when OBR-7 and OBX-14 are empty, and never skips an unreadable "
-          "time",
-          "[clinical][normalize]") {
+TEST_CASE(
+    "normalize takes SPM-17 when OBR-7 and OBX-14 are empty, and never skips an unreadable "
+    "time",
+    "[clinical][normalize]") {
   Observation ferritin = obx(1, loinc("2276-4", "FERRITIN"), "80", "ng/mL");
   LabReport message = quest_report({ferritin});
   message.orders[0].collected_at = {};
@@ -598,8 +599,9 @@ TEST_CASE("normalize scopes a generic assigning authority by the sender", "[clin
     CHECK(normalized(message, SourceContext{"QDX", "QDX-AUTH", "America/New_York"})
               .patient.patient_key() == "QDX-AUTH:MR|123");
     message.sending_facility.clear();
-    CHECK(normalized(message, SourceContext{"QDXF", "", "America/New_York"})
-              .patient.patient_key() == "QDXF:MR|123");
+    CHECK(
+        normalized(message, SourceContext{"QDXF", "", "America/New_York"}).patient.patient_key() ==
+        "QDXF:MR|123");
     const Refusal refusal = refused(message, SourceContext{});
     CHECK(refusal.reason == "missing_authority");
     CHECK(refusal.detail.find("generic") != std::string::npos);

@@ -148,10 +148,10 @@ TEST_CASE("parse_csv_datetime refuses impossible fields and unknown shapes", "[p
                "2024-01-01T10:00+15:00", "2024-01-01T10:00+05:60", "2024-01-01T10:00+5",
                "2024-01-01T10:00+05:3", "2024-01-01T10:00 Z", "2024-01-01T10:00ZZ",
                // shapes
-               "", "   ", "pending", "2024-1-05", "24-01-05", "2024-01-05T",
-               "2024-01-05 10", "2024-01-05T10:5", "2024-01-05T1:05", "2024-01-05x", "2024010",
-               "202401051", "2024010510", "20241305", "2024/1/5/", "2024.01", "2024/01/05 7:05",
-               "01/02/24", "1.2.24", "123.01.2024", "10/25/2024 10:10 XM", "10/25/2024 10:10 A",
+               "", "   ", "pending", "2024-1-05", "24-01-05", "2024-01-05T", "2024-01-05 10",
+               "2024-01-05T10:5", "2024-01-05T1:05", "2024-01-05x", "2024010", "202401051",
+               "2024010510", "20241305", "2024/1/5/", "2024.01", "2024/01/05 7:05", "01/02/24",
+               "1.2.24", "123.01.2024", "10/25/2024 10:10 XM", "10/25/2024 10:10 A",
                "10/25/2024 10:10 AMX", "10/25/2024AM", "09.10.2024 11:30 PM", "09.10.2024 11:30Z",
                "2024-01-05T10:05:06.", "2024-01-05T10:05:06.1234567890", "-2024-01-05");
   CAPTURE(text);
@@ -164,8 +164,8 @@ namespace labwatch::parsers {
 
 TEST_CASE("parse_csv_datetime reads every year-first shape with an optional time and offset",
           "[parsers][csv]") {
-  for (const std::string_view text : {"2025-03-04", "2025/03/04", "2025.03.04", "20250304",
-                                      "2025/3/4", "2025.3.4"}) {
+  for (const std::string_view text :
+       {"2025-03-04", "2025/03/04", "2025.03.04", "20250304", "2025/3/4", "2025.3.4"}) {
     CAPTURE(text);
     CHECK(parse(text) == date(2025, 3, 4));
   }
@@ -190,8 +190,7 @@ TEST_CASE("read_csv_datetime reads NN/NN/YYYY in the order given, and refuses tw
     CHECK(parse_csv_datetime("03/04/2025", DateOrder::mdy) == date(2025, 3, 4));
     CHECK(parse_csv_datetime("03/04/2025", DateOrder::dmy) == date(2025, 4, 3));
     CHECK(parse_csv_datetime("03/04/2025 14:05", DateOrder::dmy) == at(date(2025, 4, 3), 14, 5));
-    CHECK(parse_csv_datetime("03/04/2025 2:05 PM", DateOrder::dmy) ==
-          at(date(2025, 4, 3), 14, 5));
+    CHECK(parse_csv_datetime("03/04/2025 2:05 PM", DateOrder::dmy) == at(date(2025, 4, 3), 14, 5));
     CHECK_FALSE(parse_csv_datetime("10/25/2024", DateOrder::dmy));  // no 25th month
     CHECK_FALSE(parse_csv_datetime("25/10/2024", DateOrder::mdy));
   }

@@ -406,9 +406,9 @@ TEST_CASE("csv_to_reports reads NN/NN/YYYY in the order the file proves, else re
     REQUIRE(result.refusals.size() == 1);
     CHECK(result.refusals[0].reason == "bad_date");
     CHECK(result.refusals[0].where.column == "DOB");
-    const CsvFileResult dmy = csv_to_reports(
-        parse_csv(header + "1,01/02/1983,Ferritin,30,ng/mL,03/04/2025\n").value(), CsvVocabulary{},
-        DateOrder::dmy);
+    const CsvFileResult dmy =
+        csv_to_reports(parse_csv(header + "1,01/02/1983,Ferritin,30,ng/mL,03/04/2025\n").value(),
+                       CsvVocabulary{}, DateOrder::dmy);
     CHECK(dmy.refusals.empty());
     REQUIRE(dmy.reports.size() == 1);
     CHECK(dmy.reports[0].patient.birth_date == day_date(1983, 2, 1));

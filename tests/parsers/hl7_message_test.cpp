@@ -353,15 +353,16 @@ TEST_CASE("hl7_charset_from_name maps MSH-18 values", "[parsers][hl7]") {
 TEST_CASE("Hl7Field::decode reads each declared ISO 8859 part by its table", "[parsers][hl7]") {
   SECTION("8859/2: Polish and Czech letters") {
     const Hl7Message m = parse_ok(
-        "MSH|^~\\&|||||||ORU^R01|1|P|2.5||||||8859/2\rPID|1||1||\xA3\xF3" "d\xBC^\xA9t\xECp\xE1n\r");
+        "MSH|^~\\&|||||||ORU^R01|1|P|2.5||||||8859/2\rPID|1||1||\xA3\xF3"
+        "d\xBC^\xA9t\xECp\xE1n\r");
     CHECK(m.charset() == Hl7Charset::iso8859_2);
     // Ł ó d ź ^ Š t ě p á n
     CHECK(field_text(m, "PID", 5) ==
-          "\xC5\x81\xC3\xB3" "d\xC5\xBA^\xC5\xA0t\xC4\x9Bp\xC3\xA1n");
+          "\xC5\x81\xC3\xB3"
+          "d\xC5\xBA^\xC5\xA0t\xC4\x9Bp\xC3\xA1n");
   }
   SECTION("8859/15: the euro sign where 8859/1 has the currency sign") {
-    const Hl7Message m =
-        parse_ok("MSH|^~\\&|||||||ORU^R01|1|P|2.5||||||8859/15\rNTE|1||5 \xA4\r");
+    const Hl7Message m = parse_ok("MSH|^~\\&|||||||ORU^R01|1|P|2.5||||||8859/15\rNTE|1||5 \xA4\r");
     CHECK(field_text(m, "NTE", 3) == "5 \xE2\x82\xAC");
   }
   SECTION("8859/5: Cyrillic") {
@@ -375,8 +376,8 @@ TEST_CASE("Hl7Field::decode reads each declared ISO 8859 part by its table", "[p
     CHECK(field_text(m, "PID", 5) == "\xC3\x83\xC2\xBC");
   }
   SECTION("an unknown label reads like an empty MSH-18") {
-    const Hl7Message m =
-        parse_ok("MSH|^~\\&|||||||ORU^R01|1|P|2.5||||||WIN-LATIN\rPID|1||1||M\xFCller|M\xC3\xBCller\r");
+    const Hl7Message m = parse_ok(
+        "MSH|^~\\&|||||||ORU^R01|1|P|2.5||||||WIN-LATIN\rPID|1||1||M\xFCller|M\xC3\xBCller\r");
     CHECK(m.charset() == Hl7Charset::unknown);
     CHECK(field_text(m, "PID", 5) == "M\xC3\xBCller");
     CHECK(field_text(m, "PID", 6) == "M\xC3\xBCller");

@@ -309,8 +309,8 @@ TEST_CASE("to_lab_report refuses what is not a usable ORU message", "[parsers][h
 TEST_CASE("to_lab_report reads SPM-17 as the order's specimen collection time",
           "[parsers][hl7][oru]") {
   SECTION("2.5: a DR of TS, the time in subcomponent 1; 2.6+: a DR of DTM") {
-    for (const std::string_view spm17 : {"202503150830&M^202503150845", "202503150830^202503150845",
-                                         "202503150830"}) {
+    for (const std::string_view spm17 :
+         {"202503150830&M^202503150845", "202503150830^202503150845", "202503150830"}) {
       CAPTURE(spm17);
       const LabReport r = report_of(message({
           "MSH|^~\\&|A|F|||2024||ORU^R01|1|P|2.5.1",

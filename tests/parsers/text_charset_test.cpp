@@ -1,13 +1,14 @@
 // SPDX-License-Identifier: Apache-2.0
 // Tests of the single-byte charsets and of reading a text file's bytes as UTF-8.
+#include "parsers/text_charset.hpp"
+
 #include <catch2/catch.hpp>
 #include <string>
 
-#include "parsers/text_charset.hpp"
-
 namespace labwatch::parsers {
 
-TEST_CASE("to_utf8 reads Windows-1252 and the ISO 8859 parts by their tables", "[parsers][charset]") {
+TEST_CASE("to_utf8 reads Windows-1252 and the ISO 8859 parts by their tables",
+          "[parsers][charset]") {
   std::string out;
   to_utf8("M\xFCller \x80 \x93ok\x94", ByteCharset::windows_1252, out);
   CHECK(out == "M\xC3\xBCller \xE2\x82\xAC \xE2\x80\x9Cok\xE2\x80\x9D");
@@ -24,7 +25,8 @@ TEST_CASE("to_utf8 reads Windows-1252 and the ISO 8859 parts by their tables", "
   CHECK(is_valid_utf8(out));
 }
 
-TEST_CASE("text_to_utf8 detects UTF-8, else reads Windows-1252, unless told", "[parsers][charset]") {
+TEST_CASE("text_to_utf8 detects UTF-8, else reads Windows-1252, unless told",
+          "[parsers][charset]") {
   SECTION("detect: valid UTF-8 stays as it is") {
     std::string text = "Fr\xC3\xA4nkel;5";
     CHECK(text_to_utf8(text, TextEncoding{}));

@@ -165,14 +165,18 @@ inline std::vector<std::string> labwatch_argv(const std::vector<std::string>& ar
 class Process {
  public:
   // Runs argv[0] (a path) with `argv`; stdout and stderr go to the files named (appended). The
-  // environment is ours minus systemd's and LABWATCH_CONFIG, plus `env` ("NAME=value"). With
+  // environment is ours minus systemd's, LABWATCH_CONFIG and the names `env` sets, plus `env`
+  // ("NAME=value"). With
   // `watchdog_pid`, WATCHDOG_PID names the child itself (sd_watchdog_enabled checks it).
   Process(std::vector<std::string> argv_strings, const fs::path& out, const fs::path& err,
           const std::vector<std::string>& env = {}, bool watchdog_pid = false) {
     std::vector<std::string> env_strings;
     for (char** e = environ; *e != nullptr; ++e) {
       const std::string_view entry(*e);
-      if (!entry.starts_with("NOTIFY_SOCKET=") && !entry.starts_with("WATCHDOG_") &&
+      const bool overridden = std::any_of(env.begin(), env.end(), [entry](const std::string& set) {
+        return entry.starts_with(set.substr(0, set.find('=') + 1));
+      });
+      if (!overridden && !entry.starts_with("NOTIFY_SOCKET=") && !entry.starts_with("WATCHDOG_") &&
           !entry.starts_with("LABWATCH_CONFIG=") && !entry.starts_with("LISTEN_")) {
         env_strings.emplace_back(entry);
       }
@@ -298,6 +302,23 @@ inline CommandResult run_program(const std::vector<std::string>& argv,
   CommandResult result;
   {
     Process p(argv, out, err);
+    result.exit_code = p.wait_exit(timeout).value_or(-1);
+  }
+  result.out = read_file(out);
+  result.err = read_file(err);
+  return result;
+}
+
+// Runs `argv` with `env` added to the environment (see Process) to completion, at most `timeout`.
+inline CommandResult run_program_with(const std::vector<std::string>& argv,
+                                      const std::vector<std::string>& env,
+                                      std::chrono::milliseconds timeout = 120s) {
+  const TempDir scratch;
+  const fs::path out = scratch.path() / "out";
+  const fs::path err = scratch.path() / "err";
+  CommandResult result;
+  {
+    Process p(argv, out, err, env);
     result.exit_code = p.wait_exit(timeout).value_or(-1);
   }
   result.out = read_file(out);
