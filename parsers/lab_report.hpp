@@ -104,9 +104,11 @@ struct Order {
   std::string filler_authority;        // OBR-3 namespace (component 2)
   Coded service;                       // OBR-4
   DateTime collected_at;               // OBR-7
+  DateTime status_changed_at;          // OBR-22 results report/status change time
   std::string ordering_provider_id;    // OBR-16.1
   std::string ordering_provider_name;  // OBR-16 family, given
   char result_status = 0;              // OBR-25
+  std::string parent_filler_id;        // OBR-29.2: the order this one follows up
   std::vector<std::string> notes;      // NTE directly after OBR
   std::vector<Observation> observations;
 };
