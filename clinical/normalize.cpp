@@ -17,6 +17,7 @@
 #include <system_error>
 #include <utility>
 
+#include "clinical/result_status.hpp"
 #include "clinical/timezone.hpp"
 #include "clinical/units.hpp"
 
@@ -204,24 +205,6 @@ bool is_loinc_system(std::string_view system) {
   return folded == "ln" || folded == "loinc";
 }
 
-ResultStatus to_status(char obx11) noexcept {
-  // OBX-11. D (delete) and W (wrong) have no withdrawal semantics here: like I, R, S and an absent
-  // status they count as final. Only X withdraws.
-  switch (obx11) {
-    case 'C':
-    case 'c':
-      return ResultStatus::corrected;
-    case 'P':
-    case 'p':
-      return ResultStatus::preliminary;
-    case 'X':
-    case 'x':
-      return ResultStatus::cancelled;
-    default:
-      return ResultStatus::final;
-  }
-}
-
 struct Mapping {
   const Analyte* analyte = nullptr;
   std::string code;  // the code that mapped; empty when the name did
@@ -326,17 +309,57 @@ struct Context {
   NormalizedReport& out;
 };
 
+// Why an observation line is no result, when it is none: its status says so (I, N, O), it is a
+// text line (TX, FT) that holds no number (a comment such as "(Ref Range: 4 k/uL)"), or its value
+// says that the test was not performed. A withdrawal (X, W, D) needs no value, so it is never
+// skipped for what its value says.
+std::optional<SkipReason> skip_reason(const Observation& obs, const StatusMeaning& meaning) {
+  if (meaning.effect == StatusEffect::skip) {
+    return meaning.skip;
+  }
+  if (meaning.effect == StatusEffect::withdraw) {
+    return std::nullopt;
+  }
+  const std::string_view raw = trim(obs.value);
+  if (says_not_performed(raw)) {
+    return SkipReason::not_performed;
+  }
+  if (is_text_type(obs.value_type) && !parse_value(raw)) {
+    return SkipReason::comment;
+  }
+  return std::nullopt;
+}
+
 void add_observation(const Order& order, const Observation& obs, Context& ctx) {
+  const StatusMeaning meaning = status_meaning(obs.result_status);
+  const std::optional<SkipReason> skip = skip_reason(obs, meaning);
   const Mapping mapping = map_observation(obs, ctx.catalogue);
-  if (mapping.analyte == nullptr) {
+  if (mapping.analyte == nullptr && !skip) {
     ++ctx.out.unmapped[unmapped_key(obs)];
     return;
   }
-  const Analyte& analyte = *mapping.analyte;
 
   const ChosenTime chosen = collection_time(order, obs, ctx.fields);
   const DateTime& time = chosen.time;
   const std::string_view time_field = chosen.field;
+
+  if (skip) {
+    SkippedLine line;
+    line.reason = *skip;
+    if (mapping.analyte != nullptr) {
+      line.analyte = mapping.analyte->key;
+    }
+    line.code = mapping.code.empty() ? unmapped_key(obs) : mapping.code;
+    if (!time.empty()) {
+      line.collected_at = to_utc(time, ctx.source.timezone);
+    }
+    line.order_id = order.filler_order_number;
+    line.raw_value = obs.comparator + obs.value;
+    line.where = obs.where;
+    ctx.out.skipped.push_back(std::move(line));
+    return;
+  }
+  const Analyte& analyte = *mapping.analyte;
 
   // A refusal points at the field it is about: the unit's for unit refusals, else the value's.
   auto refuse_at = [&](const SourcePos& where, std::string reason, std::string detail) {
@@ -362,9 +385,13 @@ void add_observation(const Order& order, const Observation& obs, Context& ctx) {
   result.raw_unit = obs.units;
   result.raw_range = obs.reference_range;
   result.flags = obs.abnormal_flags;
-  result.status = to_status(obs.result_status);
+  result.status = meaning.status;
   result.code = mapping.code;
   result.order_id = order.filler_order_number;
+  result.parent_order_id = order.parent_filler_id;
+  // U without a value of its own: it only makes the stored preliminary final. With a value, that
+  // value is the final version.
+  result.promote_only = meaning.effect == StatusEffect::promote && trim(obs.value).empty();
   result.where = obs.where;
   for (const std::string& note : obs.notes) {
     if (!result.notes.empty()) {
@@ -374,8 +401,9 @@ void add_observation(const Order& order, const Observation& obs, Context& ctx) {
   }
 
   // A cancelled result carries no value: it only withdraws earlier versions, so it needs no
-  // number and no unit, only the key it withdraws (analyte, collection time).
-  if (result.status != ResultStatus::cancelled) {
+  // number and no unit, only the key it withdraws (analyte, collection time). A promotion only
+  // names the result it promotes.
+  if (result.status != ResultStatus::cancelled && !result.promote_only) {
     const std::string_view raw = trim(obs.value);
     std::optional<ParsedValue> parsed = parse_value(raw);
     if (parsed && !obs.comparator.empty()) {
@@ -636,7 +664,17 @@ parsers::Expected<NormalizedReport, Refusal> normalize(const parsers::LabReport&
 
   out.facility = source.facility.empty() ? report.sending_facility : source.facility;
   out.control_id = report.control_id;
-  out.message_time = to_utc(report.message_time, source.timezone).value_or(0);
+  // Versions are ordered by MSH-7; without it by the first OBR-22 (results report/status change
+  // time), else by arrival: never as time 0, which would lose to every version it replaces.
+  std::optional<UnixSeconds> message_time = to_utc(report.message_time, source.timezone);
+  for (const Order& order : report.orders) {
+    if (message_time) {
+      break;
+    }
+    message_time = to_utc(order.status_changed_at, source.timezone);
+  }
+  out.message_time = message_time.value_or(0);
+  out.message_time_from_arrival = !csv && !message_time;
   out.raw_digest = report.raw_digest;
   out.where = report.where;
   out.warnings = report.warnings;

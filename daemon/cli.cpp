@@ -218,6 +218,7 @@ int cmd_ingest(const Args& args) {
     log::info(outcome.file_name + ": " + std::string(to_string(outcome.kind)) + ", " +
               std::to_string(outcome.summary.results_stored) + " results stored, " +
               std::to_string(outcome.summary.duplicates) + " duplicates, " +
+              std::to_string(outcome.summary.skipped) + " skipped, " +
               std::to_string(outcome.refusals.size()) + " refused");
   }
   log::info(std::to_string(files.size()) + " files, " + std::to_string(stored) + " results stored");
@@ -351,6 +352,7 @@ int cmd_trend(const Args& args) {
   auto store = open_store(config, false);
   const std::int64_t person = require_person(*store, args);
   const auto rows = store->trend(person, *analyte);
+  const std::vector<clinical::UnixSeconds> gaps = store->not_performed(person, *analyte);
   const auto target = config.targets.find(*analyte);
   std::string out = a->display_name + " (" + a->canonical_unit + ")";
   if (target != config.targets.end()) {
@@ -361,7 +363,17 @@ int cmd_trend(const Args& args) {
   std::snprintf(line, sizeof line, "%-10s  %12s  %-12s  %-11s  %-15s  %s\n", "date", "value",
                 "unit", "status", "lab range", "optimal");
   out += line;
+  // A draw whose test was not performed is a line of its own, in time order: a gap, no value.
+  std::size_t gap = 0;
+  const auto gaps_until = [&](std::optional<clinical::UnixSeconds> until) {
+    for (; gap < gaps.size() && (!until || gaps[gap] < *until); ++gap) {
+      std::snprintf(line, sizeof line, "%-10s  %12s  %-12s  %-11s\n", iso_date(gaps[gap]).c_str(),
+                    "-", "", "not performed");
+      out += line;
+    }
+  };
   for (const auto& r : rows) {
+    gaps_until(r.collected_at);
     std::string range = r.raw_range;
     if (range.empty() && (r.ref_low || r.ref_high)) {
       range = format_number(r.ref_low) + "-" + format_number(r.ref_high);
@@ -383,9 +395,10 @@ int cmd_trend(const Args& args) {
                   verdict.c_str());
     out += line;
   }
-  if (rows.empty()) {
+  gaps_until(std::nullopt);
+  if (rows.empty() && gaps.empty()) {
     out += "(no results)\n";
-  } else {
+  } else if (!rows.empty()) {
     std::vector<double> values;
     for (const auto& r : rows) {
       values.push_back(r.value);

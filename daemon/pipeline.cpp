@@ -211,6 +211,15 @@ FileOutcome Pipeline::process_file(const std::filesystem::path& path, const Clai
   in_file_order(outcome.refusals);
   outcome.sha256 = file_hash.finish();
   outcome.summary = tx->commit(outcome.sha256);
+  for (const storage::IngestWarning& warning : outcome.summary.warnings) {
+    // File name, message index and control id only: never patient data.
+    log::warning(
+        record.name + ": " + warning.reason + ": message " +
+        std::to_string(warning.where.message + 1) +
+        (warning.control_id.empty() ? std::string() : " (control id " + warning.control_id + ")") +
+        ": its OBR-3 accession number was stored before for another patient; "
+        "kept as a separate result");
+  }
   if (outcome.summary.already_known) {
     known_outcome(outcome);
   } else if (outcome.refusals.empty()) {

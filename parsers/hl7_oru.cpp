@@ -231,7 +231,11 @@ class OruReader {
     const Hl7Field provider = obr.field(16).repetition(1);
     o.ordering_provider_id = dec_.text(provider.component(1));
     o.ordering_provider_name = person_name(dec_, provider, 2);
+    o.status_changed_at = timestamp(obr.field(22));
     o.result_status = status_char(obr.field(25));
+    // OBR-29 parent (EIP): <placer assigned identifier (EI)>^<filler assigned identifier (EI)>;
+    // the filler's entity identifier is the parent's OBR-3.
+    o.parent_filler_id = dec_.text(obr.field(29).component(2).subcomponent(1));
     // ORC-2, ORC-3 and ORC-12 carry the same numbers and provider; some senders fill only those.
     if (orc_) {
       if (o.placer_order_number.empty()) {

@@ -108,9 +108,11 @@ struct Order {
   Coded service;                       // OBR-4
   DateTime collected_at;               // OBR-7
   DateTime specimen_collected_at;      // SPM-17.1 (2.5+); unreadable when the SPMs disagree
+  DateTime status_changed_at;          // OBR-22 results report/status change time
   std::string ordering_provider_id;    // OBR-16.1
   std::string ordering_provider_name;  // OBR-16 family, given
   char result_status = 0;              // OBR-25
+  std::string parent_filler_id;        // OBR-29.2: the order this one follows up
   std::vector<std::string> notes;      // NTE directly after OBR
   std::vector<Observation> observations;
 };

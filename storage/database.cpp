@@ -235,10 +235,33 @@ CREATE INDEX results_by_person_time_analyte ON results (person_id, collected_at,
 CREATE INDEX refusals_by_file ON refusals (file_id);
 )sql";
 
+// Version 4 (not performed, issue 14): lines that are no result are skipped and counted instead of
+// refused; a file counts them (skipped), and the preliminaries that OBX-11 U made final
+// (promoted). A line that says its test was not performed (TNP, QNS, ...) is kept as a gap of
+// that person's analyte at its collection time, which `trend` and the report show; one per draw.
+constexpr const char* kSchemaV4NotPerformed = R"sql(
+ALTER TABLE files ADD COLUMN skipped INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE files ADD COLUMN promoted INTEGER NOT NULL DEFAULT 0;
+CREATE TABLE not_performed (
+  not_performed_id INTEGER PRIMARY KEY,
+  message_id       INTEGER NOT NULL REFERENCES messages (message_id),
+  person_id        INTEGER NOT NULL REFERENCES persons (person_id),
+  analyte          TEXT NOT NULL,
+  collected_at     INTEGER NOT NULL,
+  code             TEXT NOT NULL,
+  order_id         TEXT,                       -- filler order number; NULL without one (CSV)
+  raw_value        TEXT NOT NULL,              -- as sent: TNP, QNS, ...
+  pos_segment      INTEGER,
+  pos_line         INTEGER,
+  UNIQUE (person_id, analyte, collected_at)
+);
+)sql";
+
 constexpr auto kMigrations = std::to_array<Migration>({
     {1, kSchemaV1},
     {2, kSchemaV2},
     {3, kSchemaV3},
+    {4, kSchemaV4NotPerformed},
 });
 
 bool is_in_memory(const std::string& path) noexcept { return path.empty() || path == ":memory:"; }

@@ -78,7 +78,8 @@ class SqliteStore final : public Store {
     }
     SQLite::Statement file(db_,
                            "SELECT file_id, name, outcome, reports, results_stored, duplicates, "
-                           "duplicate_messages, superseded, withdrawn, refusals, alerts "
+                           "duplicate_messages, superseded, withdrawn, refusals, alerts, "
+                           "skipped, promoted "
                            "FROM files WHERE sha256 = ?");
     file.bind(1, std::string(sha256));
     if (!file.executeStep()) {
@@ -98,6 +99,8 @@ class SqliteStore final : public Store {
     summary.withdrawn = file.getColumn(8).getInt();
     summary.refusals = file.getColumn(9).getInt();
     summary.alerts = file.getColumn(10).getInt();
+    summary.skipped = file.getColumn(11).getInt();
+    summary.promoted = file.getColumn(12).getInt();
 
     SQLite::Statement refusals(
         db_,
@@ -143,6 +146,23 @@ class SqliteStore final : public Store {
       rows.push_back(read_export_row(query));
     }
     return rows;
+  }
+
+  std::vector<clinical::UnixSeconds> not_performed(std::int64_t person_id,
+                                                   std::string_view analyte) override {
+    SQLite::Statement query(
+        db_,
+        "SELECT n.collected_at FROM not_performed n WHERE n.person_id = ? AND n.analyte = ? "
+        "AND NOT EXISTS (SELECT 1 FROM results r WHERE r.person_id = n.person_id "
+        "AND r.collected_at = n.collected_at AND r.analyte = n.analyte AND r.state = 'current') "
+        "ORDER BY n.collected_at");
+    query.bind(1, person_id);
+    query.bind(2, std::string(analyte));
+    std::vector<clinical::UnixSeconds> times;
+    while (query.executeStep()) {
+      times.push_back(query.getColumn(0).getInt64());
+    }
+    return times;
   }
 
   std::vector<AlertRow> alerts(bool all) override {

@@ -29,6 +29,14 @@ struct FileRecord {
   std::int64_t size = 0;
 };
 
+// Something of a stored file that a person should look at, though nothing was refused. Carries no
+// patient data: a reason, where in the file, and the message's control id.
+struct IngestWarning {
+  std::string reason;  // "accession_reused"
+  parsers::SourcePos where;
+  std::string control_id;
+};
+
 struct IngestSummary {
   bool already_known = false;  // the same bytes were ingested before: nothing changed
   int reports = 0;
@@ -37,9 +45,14 @@ struct IngestSummary {
   int duplicate_messages = 0;  // byte-identical resends of stored messages
   int superseded = 0;          // earlier versions superseded by this file
   int withdrawn = 0;           // earlier versions withdrawn by a cancellation
+  int promoted = 0;            // preliminaries made final by OBX-11 U
+  // Lines that are no result and no error: pending (I), not asked (N), order detail (O),
+  // comments (TX/FT), not performed (TNP, QNS, ...), U with nothing to promote.
+  int skipped = 0;
   int refusals = 0;
   int alerts = 0;   // alerts raised (a new version that keeps its earlier alert's decision too)
   int notices = 0;  // mail notices queued (alerts, corrections, resolutions, retractions)
+  std::vector<IngestWarning> warnings;  // of this ingest only (not kept with the file)
 };
 
 // How a committed file ended (files.outcome): every refusal is recorded with the file, so that a
@@ -164,6 +177,10 @@ class Store {
   virtual void for_each_current_result(const std::function<void(const ExportRow&)>& visit) = 0;
   // One person's current results of one analyte, oldest first.
   virtual std::vector<ExportRow> trend(std::int64_t person_id, std::string_view analyte) = 0;
+  // The collection times at which one person's analyte was reported as not performed (TNP, QNS,
+  // ...) and no current value exists: the gaps of that trend, oldest first.
+  virtual std::vector<clinical::UnixSeconds> not_performed(std::int64_t person_id,
+                                                           std::string_view analyte) = 0;
   // Active alerts (unmailed, pending, sent, failed) on current results; `all` adds every alert,
   // resolved, superseded and withdrawn history included.
   virtual std::vector<AlertRow> alerts(bool all) = 0;
