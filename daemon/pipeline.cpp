@@ -250,6 +250,7 @@ void Pipeline::known_outcome(FileOutcome& outcome) {
   outcome.summary = {};
   outcome.summary.already_known = true;
   outcome.refusals.clear();
+  outcome.refusals_dropped = 0;
   outcome.unmapped.clear();
   std::optional<storage::KnownFile> known = store_.find_file(outcome.sha256);
   if (!known || known->verdict == storage::FileVerdict::accepted) {
@@ -260,6 +261,9 @@ void Pipeline::known_outcome(FileOutcome& outcome) {
   outcome.summary = known->summary;
   outcome.refusals = std::move(known->refusals);
   in_file_order(outcome.refusals);
+  const auto counted = static_cast<std::uint64_t>(std::max(outcome.summary.refusals, 0));
+  outcome.refusals_dropped =
+      counted > outcome.refusals.size() ? counted - outcome.refusals.size() : 0;
 }
 
 void Pipeline::store(const FileItem& item, storage::FileTransaction& tx, FileOutcome& outcome) {
@@ -268,7 +272,9 @@ void Pipeline::store(const FileItem& item, storage::FileTransaction& tx, FileOut
     return;
   }
   const clinical::NormalizedReport& report = std::get<clinical::NormalizedReport>(item);
-  outcome.refusals.insert(outcome.refusals.end(), report.refusals.begin(), report.refusals.end());
+  for (const parsers::Refusal& refusal : report.refusals) {
+    keep(refusal, outcome);
+  }
   for (const auto& [code, count] : report.unmapped) {
     outcome.unmapped[code] += count;
   }
@@ -280,7 +286,15 @@ void Pipeline::refuse(const parsers::Refusal& refusal, storage::FileTransaction*
   if (tx != nullptr) {
     tx->add_refusal(refusal);
   }
-  outcome.refusals.push_back(refusal);
+  keep(refusal, outcome);
+}
+
+void Pipeline::keep(const parsers::Refusal& refusal, FileOutcome& outcome) {
+  if (outcome.refusals.size() < static_cast<std::size_t>(storage::kRefusalsKept)) {
+    outcome.refusals.push_back(refusal);
+  } else {
+    ++outcome.refusals_dropped;
+  }
 }
 
 }  // namespace labwatch::daemon

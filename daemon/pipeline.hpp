@@ -5,6 +5,7 @@
 // thread stores it.
 #pragma once
 
+#include <cstdint>
 #include <filesystem>
 #include <functional>
 #include <map>
@@ -32,8 +33,15 @@ struct FileOutcome {
   std::string file_name;
   std::string sha256;
   storage::IngestSummary summary;
+  // The first storage::kRefusalsKept refusals, in file order; those past them are only counted.
   std::vector<parsers::Refusal> refusals;
+  std::uint64_t refusals_dropped = 0;
   std::map<std::string, int> unmapped;  // code -> count, for the admin
+
+  // Every refusal of the file, listed or not.
+  [[nodiscard]] std::uint64_t refused() const noexcept {
+    return refusals.size() + refusals_dropped;
+  }
 };
 
 std::string_view to_string(FileOutcome::Kind kind) noexcept;
@@ -69,6 +77,7 @@ class Pipeline {
                       const std::function<void(FileBatch&)>& store_batch);
   void store(const FileItem& item, storage::FileTransaction& tx, FileOutcome& outcome);
   void refuse(const parsers::Refusal& refusal, storage::FileTransaction* tx, FileOutcome& outcome);
+  static void keep(const parsers::Refusal& refusal, FileOutcome& outcome);
 
   const config::Config& config_;
   storage::Store& store_;

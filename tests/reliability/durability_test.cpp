@@ -229,8 +229,9 @@ TEST_CASE(
   CHECK(calls[failed].args.find("<" + source.string() + ">") != std::string::npos);
   CHECK(calls[failed].args.ends_with(", 1048576, 2097152"));
   const std::string log = layout.daemon_log();
-  CHECK(log.find("<3>" + file.name + ": not ingested, left in the inbox: pread: ") !=
-        std::string::npos);
+  CHECK(
+      log.find("<3>" + file.name + ": not ingested, left in the inbox (failure 1 of 3): pread: ") !=
+      std::string::npos);
   CHECK(entry_names(layout.inbox()) == Strings{file.name});
   CHECK(entry_names(layout.processed()) == Strings{});
   CHECK(entry_names(layout.failed()) == Strings{});

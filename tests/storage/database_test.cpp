@@ -60,19 +60,20 @@ TEST_CASE("open_database migrates an empty file to the latest schema and reopens
           "[storage][database]") {
   const TempDir dir;
   const std::string path = dir.file("labwatch.db");
-  REQUIRE(labwatch::storage::latest_schema_version() == 3);
+  REQUIRE(labwatch::storage::latest_schema_version() == 4);
   {
     SQLite::Database db = labwatch::storage::open_database(path, {});
-    CHECK(labwatch::storage::schema_version(db) == 3);
-    CHECK(table_names(db) == std::vector<std::string>{"alerts", "files", "identifiers", "messages",
-                                                      "notices", "outbox", "persons", "refusals",
-                                                      "results", "unmapped_codes"});
+    CHECK(labwatch::storage::schema_version(db) == 4);
+    CHECK(table_names(db) == std::vector<std::string>{"alerts", "files", "identifiers",
+                                                      "intake_attempts", "messages", "notices",
+                                                      "outbox", "persons", "refusals", "results",
+                                                      "unmapped_codes"});
     db.exec(
         "INSERT INTO files (sha256, name, source, size, ingested_at, outcome) "
         "VALUES ('abc', 'a.hl7', '', 3, 0, 'accepted')");
   }
   SQLite::Database again = labwatch::storage::open_database(path, {});
-  CHECK(labwatch::storage::schema_version(again) == 3);
+  CHECK(labwatch::storage::schema_version(again) == 4);
   CHECK(again.execAndGet("SELECT name FROM files WHERE sha256 = 'abc'").getString() == "a.hl7");
 }
 
@@ -122,14 +123,14 @@ TEST_CASE("open_database refuses a database written by a newer labwatch", "[stor
   const std::string path = dir.file("labwatch.db");
   {
     SQLite::Database db = labwatch::storage::open_database(path, {});
-    db.exec("PRAGMA user_version = 4");
+    db.exec("PRAGMA user_version = 5");
   }
   CHECK_THROWS_WITH(labwatch::storage::open_database(path, {}),
-                    "database schema version 4 is newer than this labwatch supports (3); use a "
+                    "database schema version 5 is newer than this labwatch supports (4); use a "
                     "newer labwatch");
   CHECK_THROWS_AS(labwatch::storage::open_sqlite_store(path), std::runtime_error);
   SQLite::Database untouched(path);
-  CHECK(labwatch::storage::schema_version(untouched) == 4);
+  CHECK(labwatch::storage::schema_version(untouched) == 5);
 }
 
 TEST_CASE("migrate applies each step in its own transaction and stops at a failing one",
@@ -200,7 +201,7 @@ TEST_CASE("open_database upgrades a version 1 database without mailing its old a
         "(1, 'ge:50', 'pending', 40, 0, 0), (2, 'ge:50', 'superseded', 41, 0, 0)");
   }
   SQLite::Database db = labwatch::storage::open_database(path, {});
-  CHECK(labwatch::storage::schema_version(db) == 3);
+  CHECK(labwatch::storage::schema_version(db) == labwatch::storage::latest_schema_version());
   CHECK(db.execAndGet("SELECT group_concat(state, ',') FROM (SELECT state FROM alerts "
                       "ORDER BY alert_id)")
             .getString() == "unmailed,superseded");
@@ -246,7 +247,7 @@ TEST_CASE("open_database upgrades version 2 to one person index in time order an
         "'final', 100, '', 'current')");
   }
   SQLite::Database db = labwatch::storage::open_database(path, {});
-  CHECK(labwatch::storage::schema_version(db) == 3);
+  CHECK(labwatch::storage::schema_version(db) == labwatch::storage::latest_schema_version());
   CHECK(result_indexes(db) ==
         std::vector<std::string>{
             "refusals_by_file: (file_id)",
