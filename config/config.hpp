@@ -32,7 +32,7 @@ struct Paths {
 struct Intake {
   std::uint64_t max_file_bytes = 256ull << 20;  // larger files are refused unread
   std::chrono::milliseconds settle{200};        // quiet time after IN_CLOSE_WRITE
-  std::chrono::seconds rescan{0};               // periodic rescan (0 = off), for network shares
+  std::chrono::seconds rescan{60};  // periodic rescan (0 = off): a safety net, and network shares
 };
 
 enum class PhiLevel { minimal, full };

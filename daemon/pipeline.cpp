@@ -84,6 +84,8 @@ std::string_view to_string(FileOutcome::Kind kind) noexcept {
       return "refused";
     case FileOutcome::Kind::already_known:
       return "already ingested";
+    case FileOutcome::Kind::changed:
+      return "changed while it was read";
   }
   return "unknown";
 }
@@ -170,6 +172,7 @@ FileOutcome Pipeline::process_file(const std::filesystem::path& path, const Clai
     return outcome;
   }
   const ClaimedFile& file = claimed.value();
+  outcome.read = file.identity();
 
   // The content hash is the idempotency key: the same bytes are ingested once, whatever their name.
   // It is computed from the chunks the parser reads, so the file is read and hashed once; whether
@@ -198,6 +201,15 @@ FileOutcome Pipeline::process_file(const std::filesystem::path& path, const Clai
       !read_on_thread(file, record.name, file_hash, store_batch)) {
     BatchSink out(store_batch);
     reader_.read(file, record.name, file_hash, buffer_, out);
+  }
+  if (policy.unchanged_after_read && !file.unchanged()) {
+    // A writer still had it (appended, truncated, rewrote it): what was read may be a torn copy.
+    // Nothing is committed (the transaction rolls back); the caller reads it again once it settles.
+    outcome = FileOutcome{};
+    outcome.file_name = record.name;
+    outcome.read = file.identity();
+    outcome.kind = FileOutcome::Kind::changed;
+    return outcome;
   }
   in_file_order(outcome.refusals);
   outcome.sha256 = file_hash.finish();

@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <functional>
 #include <map>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -28,9 +29,11 @@ struct FileOutcome {
     partial,        // stored, but some messages or results were refused
     refused,        // nothing stored: the file as a whole was refused
     already_known,  // the same bytes were ingested before
+    changed,        // nothing stored: the file changed while it was read (read it again later)
   };
   Kind kind = Kind::accepted;
   std::string file_name;
+  std::optional<FileIdentity> read;  // the file that was read, as it was opened
   std::string sha256;
   storage::IngestSummary summary;
   // The first storage::kRefusalsKept refusals, in file order; those past them are only counted.

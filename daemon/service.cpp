@@ -176,11 +176,6 @@ std::string poison_reason(const std::string& name, int failures, const std::stri
          "\nMove it back into the inbox once the cause is fixed: it is then tried again.\n";
 }
 
-bool same_file(const struct stat& a, const struct stat& b) {
-  return a.st_dev == b.st_dev && a.st_ino == b.st_ino && a.st_size == b.st_size &&
-         a.st_mtim.tv_sec == b.st_mtim.tv_sec && a.st_mtim.tv_nsec == b.st_mtim.tv_nsec;
-}
-
 // The inbox must be its own directory: a move into it would be read again, forever, and the
 // database's files would be ingested and moved away.
 void check_layout(const config::Paths& paths) {
@@ -562,9 +557,17 @@ void Service::handle(const std::string& name) {
     return;
   }
 
+  if (S_ISREG(before.st_mode) && open_writers(path) == Writers::some) {
+    // Renamed in (or reported) while a process still holds it open for writing: not complete yet.
+    log::debug(name + ": still open for writing; waiting for it to settle");
+    rt.watcher->settle(name);
+    return;
+  }
+
   ClaimPolicy policy;
   policy.strict = true;
   policy.max_bytes = rt.config->intake.max_file_bytes;
+  policy.unchanged_after_read = true;
   FileOutcome outcome;
   try {
     outcome = rt.pipeline->process_file(path, policy);
@@ -580,36 +583,34 @@ void Service::handle(const std::string& name) {
     log::info("the database is free again; intake resumes");
     busy_wait_ = std::chrono::seconds(0);
   }
+  if (outcome.kind == FileOutcome::Kind::changed) {
+    log::info(name +
+              ": changed while it was read; nothing stored, reading it again once it settles");
+    rt.watcher->settle(name);
+    return;
+  }
   if (outcome.summary.notices > 0 && rt.dispatcher) {
     rt.dispatcher->poke();  // mail was queued in the file's transaction: look at the outbox now
   }
 
-  // Files are moved by name, and a name can be reused for a new file at any moment: move only the
-  // file that was read. One that changed or was replaced meanwhile is read again once it settles.
-  struct stat after {};
-  if (::lstat(path.c_str(), &after) != 0) {
-    log::info(name + ": " + std::string(to_string(outcome.kind)) +
-              "; removed from the inbox before it was moved");
-    return;
-  }
-  if (!same_file(before, after)) {
-    log::info(name + ": changed while it was read; reading it again once it settles");
-    rt.watcher->settle(name);
-    return;
-  }
-
+  // Files are moved by name, and a name can be reused for a new file at any moment: the mover
+  // claims the entry and moves it only when it is the file that was read, unchanged (an entry
+  // refused unopened: the one looked at). Another one goes back to the inbox, to be read on its
+  // own.
+  const FileIdentity read = outcome.read ? *outcome.read : identity_of(before);
   const bool whole = outcome.kind == FileOutcome::Kind::accepted ||
                      outcome.kind == FileOutcome::Kind::already_known;
-  std::string moved;
+  std::optional<std::string> moved;
   try {
-    moved = whole ? rt.mover->to_processed(name) : rt.mover->to_failed(name, reason_text(outcome));
+    moved = whole ? rt.mover->to_processed(name, read)
+                  : rt.mover->to_failed(name, reason_text(outcome), read);
   } catch (const std::system_error& e) {
     struct stat now {};
     if (::lstat(path.c_str(), &now) != 0 && errno == ENOENT) {
       log::info(name + ": removed from the inbox before it was moved");
-    } else if (!S_ISREG(after.st_mode)) {
+    } else if (!S_ISREG(before.st_mode)) {
       // A FIFO or symlink that cannot be renamed (another file system): nothing to copy, leave it.
-      leave(name, after.st_ino,
+      leave(name, before.st_ino,
             std::string(to_string(outcome.kind)) + "; it cannot be moved: " + e.what());
     } else {
       // Stored, but stuck in the inbox (processed/ or failed/ gone or unwritable). A restart
@@ -619,6 +620,13 @@ void Service::handle(const std::string& name) {
                  ", but it cannot be moved: " + e.what());
       request_stop(kExitFailure, "a file cannot be moved out of the inbox");
     }
+    return;
+  }
+  if (!moved) {
+    log::info(name + ": " + std::string(to_string(outcome.kind)) +
+              "; replaced or changed under its name after it was read: the file there now is read "
+              "on its own");
+    rt.watcher->settle(name);
     return;
   }
   if (!whole) {
@@ -632,7 +640,7 @@ void Service::handle(const std::string& name) {
       forget_failures(key);  // it failed before, on an earlier start: ingested now
     }
   }
-  report(outcome, moved);
+  report(outcome, *moved);
 }
 
 // Why count failures: an exception that is not about the file's content (a bug met by one file, a
@@ -656,7 +664,7 @@ bool Service::count_failure(const std::string& name, const storage::IntakeKey& k
     request_stop(kExitFailure, "a database or I/O failure");
     return false;
   }
-  std::string moved;
+  std::optional<std::string> moved;
   try {
     moved = rt.mover->to_failed(name, poison_reason(name, failures, what));
     sync_moves();
@@ -668,7 +676,7 @@ bool Service::count_failure(const std::string& name, const storage::IntakeKey& k
   }
   ++counts_.refused;
   log::error(name + ": not ingested, failed " + std::to_string(failures) +
-             " times for an operational reason; set aside -> failed/" + moved +
+             " times for an operational reason; set aside -> failed/" + moved.value_or(name) +
              " (last error: " + what + ")");
   forget_failures(key);
   return true;
@@ -724,6 +732,8 @@ void Service::report(const FileOutcome& outcome, const std::string& moved_to) {
     case FileOutcome::Kind::already_known:
       ++counts_.known;
       break;
+    case FileOutcome::Kind::changed:
+      break;  // not moved, never reported
   }
   const storage::IngestSummary& s = outcome.summary;
   const bool whole = outcome.kind == FileOutcome::Kind::accepted ||

@@ -46,8 +46,9 @@ TEST_CASE("parse_config accepts a config holding only <sources>", "[config]") {
   CHECK(c.sources[0].timezone == "America/New_York");
   REQUIRE(c.sources[0].file_globs.size() == 2);
   CHECK(c.sources[0].file_globs[1] == "e_qdx*");
-  // Defaults: paths beside the config file; catalogue targets present.
+  // Defaults: paths beside the config file; catalogue targets present; a rescan every 60 s.
   CHECK(c.paths.inbox == "/etc/labwatch/inbox");
+  CHECK(c.intake.rescan.count() == 60);
   CHECK(c.targets.count("ferritin") == 1);
   CHECK(c.targets.at("ferritin").text == "ge:50;ideal:gt:70");
   CHECK(c.catalogue.by_key("rbc_magnesium") != nullptr);

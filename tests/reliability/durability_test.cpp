@@ -126,8 +126,16 @@ TEST_CASE(
         return c.name.starts_with("rename") && c.args.find(reason_name) != std::string::npos &&
                c.result == "0";
       });
+      // The first rename claims the file into the inbox's claim directory; from there it moves on
+      // into failed/, after its reason.
+      const std::string claimed = ".labwatch-claim>, \"" + f.name + "\", ";
+      const std::size_t moved_on = find_call(calls, moved, [&](const TraceCall& c) {
+        return c.name.starts_with("rename") && c.args.find(claimed) != std::string::npos &&
+               c.args.find("<" + to.string() + ">") != std::string::npos && c.result == "0";
+      });
       CHECK(reason_synced < reason_placed);
-      CHECK(reason_placed < moved);
+      CHECK(reason_placed < moved_on);
+      CHECK(moved_on < calls.size());
     }
   }
 }
