@@ -36,7 +36,7 @@ struct Paths {
 struct Intake {
   std::uint64_t max_file_bytes = 256ull << 20;  // larger files are refused unread
   std::chrono::milliseconds settle{200};        // quiet time after IN_CLOSE_WRITE
-  std::chrono::seconds rescan{0};               // periodic rescan (0 = off), for network shares
+  std::chrono::seconds rescan{60};  // periodic rescan (0 = off): a safety net, and network shares
   // IANA zone of naive times from a source without `timezone`, or from a file that matches no
   // source; empty: such times are refused (unknown_timezone). `labwatch init` writes the machine's.
   std::string default_timezone;

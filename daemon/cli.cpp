@@ -203,6 +203,11 @@ int cmd_ingest(const Args& args) {
     for (const parsers::Refusal& r : outcome.refusals) {
       std::fprintf(stderr, "%s: %s\n", file.string().c_str(), describe(r).c_str());
     }
+    if (outcome.refusals_dropped > 0) {
+      std::fprintf(stderr, "%s: %llu more refusals, counted but not kept in detail\n",
+                   file.string().c_str(),
+                   static_cast<unsigned long long>(outcome.refusals_dropped));
+    }
     if (!outcome.unmapped.empty()) {
       int total = 0;
       for (const auto& [code, count] : outcome.unmapped) {
@@ -219,7 +224,7 @@ int cmd_ingest(const Args& args) {
               std::to_string(outcome.summary.results_stored) + " results stored, " +
               std::to_string(outcome.summary.duplicates) + " duplicates, " +
               std::to_string(outcome.summary.skipped) + " skipped, " +
-              std::to_string(outcome.refusals.size()) + " refused");
+              std::to_string(outcome.refused()) + " refused");
   }
   log::info(std::to_string(files.size()) + " files, " + std::to_string(stored) + " results stored");
   return any_refused ? kExitRefused : kExitOk;

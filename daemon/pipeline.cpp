@@ -85,6 +85,8 @@ std::string_view to_string(FileOutcome::Kind kind) noexcept {
       return "refused";
     case FileOutcome::Kind::already_known:
       return "already ingested";
+    case FileOutcome::Kind::changed:
+      return "changed while it was read";
   }
   return "unknown";
 }
@@ -179,6 +181,7 @@ FileOutcome Pipeline::process_file(const std::filesystem::path& path, const Clai
     return outcome;
   }
   const ClaimedFile& file = claimed.value();
+  outcome.read = file.identity();
 
   // The content hash is the idempotency key: the same bytes are ingested once, whatever their name.
   // It is computed from the chunks the parser reads, so the file is read and hashed once; whether
@@ -207,6 +210,15 @@ FileOutcome Pipeline::process_file(const std::filesystem::path& path, const Clai
       !read_on_thread(file, record.name, file_hash, store_batch)) {
     BatchSink out(store_batch);
     reader_.read(file, record.name, file_hash, buffer_, out);
+  }
+  if (policy.unchanged_after_read && !file.unchanged()) {
+    // A writer still had it (appended, truncated, rewrote it): what was read may be a torn copy.
+    // Nothing is committed (the transaction rolls back); the caller reads it again once it settles.
+    outcome = FileOutcome{};
+    outcome.file_name = record.name;
+    outcome.read = file.identity();
+    outcome.kind = FileOutcome::Kind::changed;
+    return outcome;
   }
   in_file_order(outcome.refusals);
   outcome.sha256 = file_hash.finish();
@@ -268,6 +280,7 @@ void Pipeline::known_outcome(FileOutcome& outcome) {
   outcome.summary = {};
   outcome.summary.already_known = true;
   outcome.refusals.clear();
+  outcome.refusals_dropped = 0;
   outcome.unmapped.clear();
   outcome.warnings.clear();
   std::optional<storage::KnownFile> known = store_.find_file(outcome.sha256);
@@ -279,6 +292,9 @@ void Pipeline::known_outcome(FileOutcome& outcome) {
   outcome.summary = known->summary;
   outcome.refusals = std::move(known->refusals);
   in_file_order(outcome.refusals);
+  const auto counted = static_cast<std::uint64_t>(std::max(outcome.summary.refusals, 0));
+  outcome.refusals_dropped =
+      counted > outcome.refusals.size() ? counted - outcome.refusals.size() : 0;
 }
 
 void Pipeline::store(const FileItem& item, storage::FileTransaction& tx, FileOutcome& outcome) {
@@ -287,7 +303,9 @@ void Pipeline::store(const FileItem& item, storage::FileTransaction& tx, FileOut
     return;
   }
   const clinical::NormalizedReport& report = std::get<clinical::NormalizedReport>(item);
-  outcome.refusals.insert(outcome.refusals.end(), report.refusals.begin(), report.refusals.end());
+  for (const parsers::Refusal& refusal : report.refusals) {
+    keep(refusal, outcome);
+  }
   for (const auto& [code, count] : report.unmapped) {
     outcome.unmapped[code] += count;
   }
@@ -304,7 +322,15 @@ void Pipeline::refuse(const parsers::Refusal& refusal, storage::FileTransaction*
   if (tx != nullptr) {
     tx->add_refusal(refusal);
   }
-  outcome.refusals.push_back(refusal);
+  keep(refusal, outcome);
+}
+
+void Pipeline::keep(const parsers::Refusal& refusal, FileOutcome& outcome) {
+  if (outcome.refusals.size() < static_cast<std::size_t>(storage::kRefusalsKept)) {
+    outcome.refusals.push_back(refusal);
+  } else {
+    ++outcome.refusals_dropped;
+  }
 }
 
 }  // namespace labwatch::daemon

@@ -5,9 +5,11 @@
 // thread stores it.
 #pragma once
 
+#include <cstdint>
 #include <filesystem>
 #include <functional>
 #include <map>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -27,14 +29,23 @@ struct FileOutcome {
     partial,        // stored, but some messages or results were refused
     refused,        // nothing stored: the file as a whole was refused
     already_known,  // the same bytes were ingested before
+    changed,        // nothing stored: the file changed while it was read (read it again later)
   };
   Kind kind = Kind::accepted;
   std::string file_name;
+  std::optional<FileIdentity> read;  // the file that was read, as it was opened
   std::string sha256;
   storage::IngestSummary summary;
+  // The first storage::kRefusalsKept refusals, in file order; those past them are only counted.
   std::vector<parsers::Refusal> refusals;
+  std::uint64_t refusals_dropped = 0;
   std::map<std::string, int> unmapped;     // code -> count, for the admin
   std::vector<parsers::Warning> warnings;  // read, but not as declared (logged as they come)
+
+  // Every refusal of the file, listed or not.
+  [[nodiscard]] std::uint64_t refused() const noexcept {
+    return refusals.size() + refusals_dropped;
+  }
 };
 
 std::string_view to_string(FileOutcome::Kind kind) noexcept;
@@ -72,6 +83,7 @@ class Pipeline {
                       const std::function<void(FileBatch&)>& store_batch);
   void store(const FileItem& item, storage::FileTransaction& tx, FileOutcome& outcome);
   void refuse(const parsers::Refusal& refusal, storage::FileTransaction* tx, FileOutcome& outcome);
+  static void keep(const parsers::Refusal& refusal, FileOutcome& outcome);
 
   const config::Config& config_;
   storage::Store& store_;

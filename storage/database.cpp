@@ -257,11 +257,28 @@ CREATE TABLE not_performed (
 );
 )sql";
 
+// Version 5 (intake attempts, issue 18): inbox files whose ingest failed for an operational
+// reason (an exception, not their content), known by name, size and modification time since their
+// digest is known only once they are read whole. A file that fails kPoisonAttempts times goes to
+// failed/ instead of stopping the daemon at every start; a row goes once its file is ingested.
+constexpr const char* kSchemaV5IntakeAttempts = R"sql(
+CREATE TABLE intake_attempts (
+  name        TEXT NOT NULL,
+  size        INTEGER NOT NULL,
+  mtime_ns    INTEGER NOT NULL,
+  failures    INTEGER NOT NULL,
+  last_error  TEXT NOT NULL,
+  last_at     INTEGER NOT NULL,             -- unix seconds
+  PRIMARY KEY (name, size, mtime_ns)
+);
+)sql";
+
 constexpr auto kMigrations = std::to_array<Migration>({
     {1, kSchemaV1},
     {2, kSchemaV2},
     {3, kSchemaV3},
     {4, kSchemaV4NotPerformed},
+    {5, kSchemaV5IntakeAttempts},
 });
 
 bool is_in_memory(const std::string& path) noexcept { return path.empty() || path == ":memory:"; }
@@ -315,6 +332,11 @@ void migrate(SQLite::Database& db, std::span<const Migration> steps) {
     }
   }
   const int latest = static_cast<int>(steps.size());
+  // Up to date (the usual case): no write transaction, so opening waits for no other writer. A
+  // version only ever grows, so reading it outside a transaction cannot miss a needed step.
+  if (schema_version(db) == latest) {
+    return;
+  }
   for (;;) {
     // The version is read inside the write transaction, so two processes opening the same new
     // database cannot both apply a step.

@@ -670,6 +670,10 @@ void SqliteFileTransaction::apply_change(const clinical::VersionChange& change,
 
 void SqliteFileTransaction::insert_refusal(const parsers::Refusal& refusal, const char* level,
                                            std::optional<std::int64_t> message_id) {
+  if (summary_.refusals >= kRefusalsKept) {
+    ++summary_.refusals;  // counted, not detailed (see kRefusalsKept)
+    return;
+  }
   SQLite::Statement& insert = fresh(statements_.insert_refusal);
   insert.bind(1, file_id_);
   if (message_id) {

@@ -1,13 +1,18 @@
 // SPDX-License-Identifier: Apache-2.0
 // SqliteStore: the Store on one SQLite connection; file transactions and the read queries.
 #include <SQLiteCpp/Database.h>
+#include <SQLiteCpp/Exception.h>
 #include <SQLiteCpp/Statement.h>
+#include <SQLiteCpp/Transaction.h>
+#include <sqlite3.h>
 
 #include <charconv>
+#include <exception>
 #include <memory>
 #include <string>
 #include <unordered_map>
 #include <utility>
+#include <vector>
 
 #include "storage/alert_ledger.hpp"
 #include "storage/database.hpp"
@@ -71,6 +76,53 @@ class SqliteStore final : public Store {
  public:
   SqliteStore(const std::string& path, const StoreOptions& options)
       : db_(open_database(path, options)), ingest_(db_), ledger_statements_(db_), mail_(db_) {}
+
+  std::vector<IntakeAttempt> intake_attempts() override {
+    SQLite::Statement select(
+        db_, "SELECT name, size, mtime_ns, failures, last_error FROM intake_attempts");
+    std::vector<IntakeAttempt> out;
+    while (select.executeStep()) {
+      IntakeAttempt a;
+      a.key.name = select.getColumn(0).getString();
+      a.key.size = select.getColumn(1).getInt64();
+      a.key.mtime_ns = select.getColumn(2).getInt64();
+      a.failures = select.getColumn(3).getInt();
+      a.last_error = select.getColumn(4).getString();
+      out.push_back(std::move(a));
+    }
+    return out;
+  }
+
+  int record_intake_failure(const IntakeKey& key, std::string_view error) override {
+    SQLite::Transaction transaction(db_, SQLite::TransactionBehavior::IMMEDIATE);
+    SQLite::Statement upsert(
+        db_,
+        "INSERT INTO intake_attempts (name, size, mtime_ns, failures, last_error, last_at) "
+        "VALUES (?, ?, ?, 1, ?, ?) ON CONFLICT (name, size, mtime_ns) DO UPDATE SET "
+        "failures = failures + 1, last_error = excluded.last_error, last_at = excluded.last_at "
+        "RETURNING failures");
+    upsert.bind(1, key.name);
+    upsert.bind(2, key.size);
+    upsert.bind(3, key.mtime_ns);
+    upsert.bind(4, std::string(error));
+    upsert.bind(5, unix_now());
+    int failures = 0;
+    if (upsert.executeStep()) {
+      failures = upsert.getColumn(0).getInt();
+    }
+    upsert.reset();
+    transaction.commit();
+    return failures;
+  }
+
+  void forget_intake_attempt(const IntakeKey& key) override {
+    SQLite::Statement erase(
+        db_, "DELETE FROM intake_attempts WHERE name = ? AND size = ? AND mtime_ns = ?");
+    erase.bind(1, key.name);
+    erase.bind(2, key.size);
+    erase.bind(3, key.mtime_ns);
+    erase.exec();
+  }
 
   std::optional<KnownFile> find_file(std::string_view sha256) override {
     if (sha256.empty()) {
@@ -326,6 +378,16 @@ class SqliteStore final : public Store {
 
 std::unique_ptr<Store> open_sqlite_store(const std::string& path, const StoreOptions& options) {
   return std::make_unique<SqliteStore>(path, options);
+}
+
+bool is_busy(const std::exception& e) noexcept {
+  const auto* sqlite = dynamic_cast<const SQLite::Exception*>(&e);
+  if (sqlite == nullptr) {
+    return false;
+  }
+  const int primary =
+      sqlite->getErrorCode() & 0xff;  // extended codes keep the primary in the low byte
+  return primary == SQLITE_BUSY || primary == SQLITE_LOCKED;
 }
 
 }  // namespace labwatch::storage

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <exception>
 #include <functional>
 #include <map>
 #include <memory>
@@ -71,6 +72,22 @@ struct KnownFile {
   std::vector<parsers::Refusal> refusals;  // in the order they were recorded
 };
 
+// An inbox file as it lies there before it is read: its digest is known only after reading it
+// whole, so a file whose ingest keeps failing is known by these.
+struct IntakeKey {
+  std::string name;
+  std::int64_t size = 0;
+  std::int64_t mtime_ns = 0;
+  bool operator==(const IntakeKey&) const = default;
+};
+
+// An inbox file whose ingest failed for an operational reason (an exception, not its content).
+struct IntakeAttempt {
+  IntakeKey key;
+  int failures = 0;
+  std::string last_error;  // what the exception said; names no patient data
+};
+
 // The rules in force and who is told: plain values passed in by the caller.
 struct Targets {
   std::map<std::string, clinical::OptimalRule, std::less<>> by_analyte;  // analyte -> optimal rule
@@ -80,6 +97,11 @@ struct Targets {
   const clinical::AnalyteCatalogue* catalogue = &clinical::AnalyteCatalogue::builtin();
   Routing routing;  // empty: alerts are recorded ('unmailed'), no mail is queued
 };
+
+// At most this many refusals of one file are recorded in detail (the refusals table, the daemon's
+// outcome and reason file); the rest are only counted (IngestSummary::refusals counts them all). A
+// file of millions of broken lines must not cost gigabytes of memory, rows and reason text.
+constexpr int kRefusalsKept = 1000;
 
 // One open file transaction. Rolls back unless commit() is called (RAII).
 class FileTransaction {
@@ -96,6 +118,7 @@ class FileTransaction {
   // trend, and the mail notices these changes call for (storage/alert_ledger.hpp).
   virtual void add_report(const clinical::NormalizedReport& report) = 0;
   // Records a refusal at file or message level (parse errors, reports that failed to normalize).
+  // Past kRefusalsKept refusals of the file (these and those of its reports), only counts it.
   virtual void add_refusal(const parsers::Refusal& refusal) = 0;
   // Commits durably; returns what the file did. Throws std::logic_error when the file's digest was
   // never given (FileRecord::sha256 empty).
@@ -190,6 +213,15 @@ class Store {
   // Resolves "123" (person id) or "AUTH|MRN" to a person id.
   virtual std::optional<std::int64_t> find_person(std::string_view id_or_key) = 0;
 
+  // ---- Intake attempts (the daemon's poison-file guard). Each call is one transaction. ----
+
+  // Every inbox file recorded as failed, read once at start-up.
+  virtual std::vector<IntakeAttempt> intake_attempts() = 0;
+  // Counts one more operational failure of `key`, with its error; returns the failures so far.
+  virtual int record_intake_failure(const IntakeKey& key, std::string_view error) = 0;
+  // The file of `key` was ingested or moved away: its failures are forgotten.
+  virtual void forget_intake_attempt(const IntakeKey& key) = 0;
+
   // ---- The mail outbox (the dispatcher's side). Each call is one transaction. ----
 
   // Claims up to `max` outbox items due at `now` (pending, due_at <= now, next_attempt_at <= now),
@@ -229,5 +261,9 @@ struct StoreOptions {
 // failure, std::runtime_error for a database of a newer schema. A store is used by one thread at a
 // time.
 std::unique_ptr<Store> open_sqlite_store(const std::string& path, const StoreOptions& options = {});
+
+// True when `e`, thrown by a store, says another writer held the database past the busy timeout
+// (SQLITE_BUSY, SQLITE_LOCKED): the work is to be retried later, the database is not broken.
+bool is_busy(const std::exception& e) noexcept;
 
 }  // namespace labwatch::storage

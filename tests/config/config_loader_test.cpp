@@ -3,6 +3,7 @@
 // mistake.
 #include "config/config_loader.hpp"
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
@@ -45,8 +46,9 @@ TEST_CASE("parse_config accepts a config holding only <sources>", "[config]") {
   CHECK(c.sources[0].timezone == "America/New_York");
   REQUIRE(c.sources[0].file_globs.size() == 2);
   CHECK(c.sources[0].file_globs[1] == "e_qdx*");
-  // Defaults: paths beside the config file; catalogue targets present.
+  // Defaults: paths beside the config file; catalogue targets present; a rescan every 60 s.
   CHECK(c.paths.inbox == "/etc/labwatch/inbox");
+  CHECK(c.intake.rescan.count() == 60);
   CHECK(c.targets.count("ferritin") == 1);
   CHECK(c.targets.at("ferritin").text == "ge:50;ideal:gt:70");
   CHECK(c.catalogue.by_key("rbc_magnesium") != nullptr);
@@ -309,6 +311,41 @@ TEST_CASE("match_source matches file globs first, then an HL7 sending facility",
   CHECK(labwatch::config::match_source(c, "results.hl7", "LCA")->facility == "LCA");
   CHECK(labwatch::config::match_source(c, "results.hl7", "XYZ") == nullptr);
   CHECK(labwatch::config::match_source(c, "results.csv") == nullptr);
+}
+
+TEST_CASE("load_config reads only a regular file of at most 1 MiB, and never waits on a FIFO",
+          "[config]") {
+  const std::filesystem::path dir = std::filesystem::temp_directory_path() /
+                                    ("labwatch-config-kind-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  const auto error_of = [](const std::string& path) {
+    auto r = labwatch::config::load_config(path);
+    REQUIRE_FALSE(r.has_value());
+    return r.error().to_string();
+  };
+  SECTION("a FIFO nobody writes is refused at once") {
+    const std::string fifo = (dir / "fifo.xml").string();
+    REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+    CHECK(error_of(fifo) == fifo +
+                                ": not a regular file (a config must be a plain file, not a "
+                                "FIFO, device or directory)");
+  }
+  SECTION("an endless device is refused without reading it") {
+    CHECK(error_of("/dev/zero").find("/dev/zero: not a regular file") == 0);
+  }
+  SECTION("a directory is refused") {
+    CHECK(error_of(dir.string()).find(": not a regular file") != std::string::npos);
+  }
+  SECTION("a file one byte over the limit is refused; one at the limit is read") {
+    const std::string big = (dir / "big.xml").string();
+    std::string xml = "<labwatch/>";
+    xml.resize(labwatch::config::kMaxConfigBytes, ' ');
+    std::ofstream(big, std::ios::binary) << xml;
+    CHECK(labwatch::config::load_config(big).has_value());
+    std::ofstream(big, std::ios::binary | std::ios::app) << ' ';
+    CHECK(error_of(big) == big + ": too large: 1048577 bytes, the limit is 1048576");
+  }
+  std::filesystem::remove_all(dir);
 }
 
 TEST_CASE("load_config reports an unreadable file by name", "[config]") {

@@ -126,8 +126,16 @@ TEST_CASE(
         return c.name.starts_with("rename") && c.args.find(reason_name) != std::string::npos &&
                c.result == "0";
       });
+      // The first rename claims the file into the inbox's claim directory; from there it moves on
+      // into failed/, after its reason.
+      const std::string claimed = ".labwatch-claim>, \"" + f.name + "\", ";
+      const std::size_t moved_on = find_call(calls, moved, [&](const TraceCall& c) {
+        return c.name.starts_with("rename") && c.args.find(claimed) != std::string::npos &&
+               c.args.find("<" + to.string() + ">") != std::string::npos && c.result == "0";
+      });
       CHECK(reason_synced < reason_placed);
-      CHECK(reason_placed < moved);
+      CHECK(reason_placed < moved_on);
+      CHECK(moved_on < calls.size());
     }
   }
 }
@@ -229,8 +237,9 @@ TEST_CASE(
   CHECK(calls[failed].args.find("<" + source.string() + ">") != std::string::npos);
   CHECK(calls[failed].args.ends_with(", 1048576, 2097152"));
   const std::string log = layout.daemon_log();
-  CHECK(log.find("<3>" + file.name + ": not ingested, left in the inbox: pread: ") !=
-        std::string::npos);
+  CHECK(
+      log.find("<3>" + file.name + ": not ingested, left in the inbox (failure 1 of 3): pread: ") !=
+      std::string::npos);
   CHECK(entry_names(layout.inbox()) == Strings{file.name});
   CHECK(entry_names(layout.processed()) == Strings{});
   CHECK(entry_names(layout.failed()) == Strings{});

@@ -64,7 +64,8 @@ TEST_CASE("open_database migrates an empty file to the latest schema and reopens
   {
     SQLite::Database db = labwatch::storage::open_database(path, {});
     CHECK(labwatch::storage::schema_version(db) == 4);
-    CHECK(table_names(db) == std::vector<std::string>{"alerts", "files", "identifiers", "messages",
+    CHECK(table_names(db) == std::vector<std::string>{"alerts", "files", "identifiers",
+                                                      "intake_attempts", "messages",
                                                       "not_performed", "notices", "outbox",
                                                       "persons", "refusals", "results",
                                                       "unmapped_codes"});
@@ -201,7 +202,7 @@ TEST_CASE("open_database upgrades a version 1 database without mailing its old a
         "(1, 'ge:50', 'pending', 40, 0, 0), (2, 'ge:50', 'superseded', 41, 0, 0)");
   }
   SQLite::Database db = labwatch::storage::open_database(path, {});
-  CHECK(labwatch::storage::schema_version(db) == 4);
+  CHECK(labwatch::storage::schema_version(db) == labwatch::storage::latest_schema_version());
   CHECK(db.execAndGet("SELECT group_concat(state, ',') FROM (SELECT state FROM alerts "
                       "ORDER BY alert_id)")
             .getString() == "unmailed,superseded");
@@ -247,7 +248,7 @@ TEST_CASE("open_database upgrades version 2 to one person index in time order an
         "'final', 100, '', 'current')");
   }
   SQLite::Database db = labwatch::storage::open_database(path, {});
-  CHECK(labwatch::storage::schema_version(db) == 4);
+  CHECK(labwatch::storage::schema_version(db) == labwatch::storage::latest_schema_version());
   CHECK(result_indexes(db) ==
         std::vector<std::string>{
             "refusals_by_file: (file_id)",

@@ -92,12 +92,17 @@ inline fs::path corpus_file(std::string_view name) {
   return fs::path(LABWATCH_TEST_DATA_DIR) / "corpus" / name;
 }
 
-// Entries of `dir` (not recursive), optionally only those whose name ends with `suffix`.
+// The daemon's own claim directory in the inbox (daemon/file_mover.hpp), never a dropped file.
+constexpr std::string_view kClaimDirName = ".labwatch-claim";
+
+// Entries of `dir` (not recursive), optionally only those whose name ends with `suffix`; the
+// daemon's claim directory is not counted.
 inline std::size_t count_entries(const fs::path& dir, std::string_view suffix = {}) {
   std::size_t n = 0;
   std::error_code ec;
   for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
-    if (it->path().filename().string().ends_with(suffix)) {
+    const std::string name = it->path().filename().string();
+    if (name != kClaimDirName && name.ends_with(suffix)) {
       ++n;
     }
   }
