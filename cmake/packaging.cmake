@@ -8,6 +8,26 @@ install(FILES ${PROJECT_SOURCE_DIR}/clinical/analytes.csv DESTINATION ${CMAKE_IN
 install(FILES ${PROJECT_SOURCE_DIR}/packaging/labwatch.xml DESTINATION ${CMAKE_INSTALL_DATADIR}/labwatch
         RENAME labwatch.default.xml)
 
+# Manual pages, compressed as Debian policy asks (gzip -9n: no name or time stamp inside), and the
+# bash completion.
+set(labwatch_man_pages ${PROJECT_SOURCE_DIR}/packaging/man/labwatch.1
+                       ${PROJECT_SOURCE_DIR}/packaging/man/labwatch.xml.5)
+set(labwatch_man_outputs)
+foreach(page IN LISTS labwatch_man_pages)
+  get_filename_component(name ${page} NAME)
+  string(REGEX REPLACE ".*\\.([0-9])$" "\\1" section ${name})
+  set(output ${CMAKE_CURRENT_BINARY_DIR}/man/${name}.gz)
+  add_custom_command(OUTPUT ${output}
+                     COMMAND ${CMAKE_COMMAND} -E make_directory ${CMAKE_CURRENT_BINARY_DIR}/man
+                     COMMAND sh -c "gzip -9nc '${page}' > '${output}'"
+                     DEPENDS ${page} VERBATIM)
+  list(APPEND labwatch_man_outputs ${output})
+  install(FILES ${output} DESTINATION ${CMAKE_INSTALL_MANDIR}/man${section})
+endforeach()
+add_custom_target(labwatch_man ALL DEPENDS ${labwatch_man_outputs})
+install(FILES ${PROJECT_SOURCE_DIR}/packaging/bash-completion/labwatch
+        DESTINATION ${CMAKE_INSTALL_DATADIR}/bash-completion/completions)
+
 set(CPACK_GENERATOR DEB)
 set(CPACK_PACKAGE_NAME labwatch)
 set(CPACK_PACKAGE_VENDOR labwatch)
