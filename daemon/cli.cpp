@@ -5,6 +5,7 @@
 
 #include <fcntl.h>
 #include <pwd.h>
+#include <stdio.h>  // renameat2, RENAME_NOREPLACE (glibc 2.28)
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
@@ -31,6 +32,7 @@
 #include "clinical/rules.hpp"
 #include "config/config_loader.hpp"
 #include "daemon/config_check.hpp"
+#include "daemon/digest.hpp"
 #include "daemon/log.hpp"
 #include "daemon/pipeline.hpp"
 #include "daemon/service.hpp"
@@ -297,6 +299,114 @@ int cmd_ingest(const Args& args) {
                                              : std::string()));
   }
   log::info(std::to_string(files.size()) + " files, " + std::to_string(stored) + " results stored");
+  return any_refused ? kExitRefused : kExitOk;
+}
+
+// The hex SHA-256 of the file at `path`, read in chunks. Throws std::system_error.
+std::string file_sha256(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    throw std::system_error(errno, std::generic_category(), "open " + path.string());
+  }
+  Sha256 hash;
+  std::string chunk(1U << 20, '\0');
+  while (in.read(chunk.data(), static_cast<std::streamsize>(chunk.size())) || in.gcount() > 0) {
+    hash.update(std::string_view(chunk.data(), static_cast<std::size_t>(in.gcount())));
+  }
+  if (in.bad()) {
+    throw std::system_error(EIO, std::generic_category(), "read " + path.string());
+  }
+  return hash.finish();
+}
+
+// Moves a file of failed/ that is now accepted to processed/ (a free name there; never over
+// another file) and removes its reason file. Returns where it went.
+std::filesystem::path move_to_processed(const std::filesystem::path& file,
+                                        const config::Config& config) {
+  namespace fs = std::filesystem;
+  const std::string name = file.filename().string();
+  fs::path target = fs::path(config.paths.processed) / name;
+  for (int n = 1;
+       ::renameat2(AT_FDCWD, file.c_str(), AT_FDCWD, target.c_str(), RENAME_NOREPLACE) != 0; ++n) {
+    if (errno != EEXIST || n > 1000) {
+      throw std::system_error(errno, std::generic_category(),
+                              "move " + file.string() + " to " + target.string());
+    }
+    target = fs::path(config.paths.processed) / (name + "." + std::to_string(n));
+  }
+  std::error_code ignored;
+  fs::remove(file.string() + ".reason.txt", ignored);
+  return target;
+}
+
+// Reads refused files again with the current config (a source added, a code mapped): their old
+// verdict is set aside, results stored then are recognised and not stored twice, and a file of
+// failed/ that is accepted now moves to processed/.
+int cmd_reprocess(const Args& args) {
+  namespace fs = std::filesystem;
+  const bool failed_dir = args.flag("failed");
+  if (failed_dir != args.positional().empty()) {
+    throw UsageError{"reprocess takes FILE... or --failed (every file in failed/), not both"};
+  }
+  for (const std::string& p : args.positional()) {
+    std::error_code ec;
+    if (!fs::is_regular_file(p, ec)) {
+      throw std::runtime_error(p + ": no such file");
+    }
+  }
+  const config::Config config = resolve_config(args);
+  std::vector<fs::path> files(args.positional().begin(), args.positional().end());
+  if (failed_dir) {
+    std::error_code ec;
+    for (fs::directory_iterator it(config.paths.failed, ec), end; !ec && it != end;
+         it.increment(ec)) {
+      const std::string name = it->path().filename().string();
+      if (it->is_regular_file() && name.front() != '.' && !name.ends_with(".reason.txt") &&
+          !name.ends_with(".error.txt")) {
+        files.push_back(it->path());
+      }
+    }
+    if (ec) {
+      throw std::system_error(ec, "read " + config.paths.failed);
+    }
+    std::sort(files.begin(), files.end());
+  }
+  auto store = open_store(config, false);
+  Pipeline pipeline(config, *store);
+  ClaimPolicy policy;
+  policy.strict = false;
+  policy.max_bytes = config.intake.max_file_bytes;
+  std::error_code ec;
+  const fs::path failed_path = fs::weakly_canonical(config.paths.failed, ec);
+  bool any_refused = false;
+  int accepted = 0;
+  for (const fs::path& file : files) {
+    const std::string sha = file_sha256(file);
+    const bool set_aside = storage::set_aside_file_verdict(config.paths.database, sha);
+    const FileOutcome outcome = pipeline.process_file(file, policy);
+    for (const parsers::Refusal& r : outcome.refusals) {
+      std::fprintf(stderr, "%s: %s\n", file.string().c_str(), describe(r).c_str());
+    }
+    const bool whole = outcome.kind == FileOutcome::Kind::accepted ||
+                       outcome.kind == FileOutcome::Kind::already_known;
+    std::string line = outcome.file_name + ": " + (set_aside ? "refused before, " : std::string()) +
+                       std::string(to_string(outcome.kind)) + " now, " +
+                       std::to_string(outcome.summary.results_stored) + " results stored, " +
+                       std::to_string(outcome.summary.duplicates) + " already stored, " +
+                       std::to_string(outcome.refusals.size()) + " refused";
+    if (whole) {
+      ++accepted;
+      if (fs::weakly_canonical(file, ec).parent_path() == failed_path) {
+        line += " -> " + move_to_processed(file, config).string();
+      }
+      log::info(line);
+    } else {
+      any_refused = true;
+      log::warning(line);
+    }
+  }
+  log::info(std::to_string(files.size()) + " files reprocessed, " + std::to_string(accepted) +
+            " accepted");
   return any_refused ? kExitRefused : kExitOk;
 }
 
@@ -985,6 +1095,15 @@ const std::vector<Command>& commands() {
        {},
        kAnyNumber,
        cmd_ingest},
+      {"reprocess",
+       "ingest refused files again with the current config; accepted ones leave failed/",
+       "labwatch reprocess [--config FILE] [--db DB] FILE... | --failed\n"
+       "  results stored before are not stored twice; a file of failed/ accepted now moves to\n"
+       "  processed/. exit 0: every file accepted; 2: something is still refused; 1: failure",
+       {"config", "db"},
+       {"failed"},
+       kAnyNumber,
+       cmd_reprocess},
       {"export",
        "print every current result",
        "labwatch export [--config FILE] [--db DB] [--format csv|json]",

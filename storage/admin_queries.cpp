@@ -75,3 +75,17 @@ std::vector<UnmappedCode> read_unmapped_codes(const std::string& path) {
 }
 
 }  // namespace labwatch::storage
+
+namespace labwatch::storage {
+
+bool set_aside_file_verdict(const std::string& path, const std::string& sha256) {
+  SQLite::Database db(path, SQLite::OPEN_READWRITE);
+  db.setBusyTimeout(5000);
+  SQLite::Statement update(db,
+                           "UPDATE files SET sha256 = sha256 || ':set-aside:' || file_id "
+                           "WHERE sha256 = ? AND outcome IN ('refused', 'partial')");
+  update.bind(1, sha256);
+  return update.exec() == 1;
+}
+
+}  // namespace labwatch::storage

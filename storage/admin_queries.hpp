@@ -41,3 +41,13 @@ struct UnmappedCode {
 std::vector<UnmappedCode> read_unmapped_codes(const std::string& path);
 
 }  // namespace labwatch::storage
+
+namespace labwatch::storage {
+
+// Sets aside the verdict of the refused or partly refused file committed with these bytes (hex
+// SHA-256), so that `labwatch reprocess` can ingest them again under the current config: its row
+// and refusals stay, as history, under the key "SHA256:set-aside:FILE_ID". Returns false, changing
+// nothing, when no such file was committed or it was accepted. Throws SQLite::Exception.
+bool set_aside_file_verdict(const std::string& path, const std::string& sha256);
+
+}  // namespace labwatch::storage

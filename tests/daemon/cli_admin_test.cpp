@@ -441,3 +441,45 @@ TEST_CASE("labwatch prefixes priorities only when stderr is the journal, and tak
   CHECK(bad_code == 64);
   CHECK(bad_err.find("--log-level must be") != std::string::npos);
 }
+
+TEST_CASE("labwatch reprocess ingests a refused file again once the config is fixed",
+          "[daemon][cli]") {
+  const Layout layout(TempDir::fast_base());
+  // A CSV export of a sender the config does not know yet: refused whole (unknown source).
+  const fs::path file = layout.failed() / "zz_0001.csv";
+  labwatch::test::write_file(file, labwatch::test::generated_csv(1));
+  labwatch::test::write_file(layout.failed() / "zz_0001.csv.reason.txt", "unknown source\n");
+  const std::string config = layout.config().string();
+  REQUIRE(run_labwatch({"ingest", "--config", config, file.string()}).exit_code == 2);
+
+  const CommandResult unchanged = run_labwatch({"reprocess", "--config", config, "--failed"});
+  CHECK(unchanged.exit_code == 2);
+  CHECK(fs::exists(file));
+
+  // The admin adds the sender.
+  std::string xml = labwatch::test::read_file(layout.config());
+  const std::string sources = "  <sources>\n";
+  xml.insert(xml.find(sources) + sources.size(),
+             "    <source facility=\"ZZ\" timezone=\"Europe/London\" files=\"zz_*\"/>\n");
+  labwatch::test::write_file(layout.config(), xml);
+
+  const CommandResult fixed = run_labwatch({"reprocess", "--config", config, "--failed"});
+  INFO(fixed.err);
+  CHECK(fixed.exit_code == 0);
+  CHECK(fixed.err.find("zz_0001.csv: refused before, accepted now, 1 results stored") !=
+        std::string::npos);
+  CHECK_FALSE(fs::exists(file));
+  CHECK_FALSE(fs::exists(layout.failed() / "zz_0001.csv.reason.txt"));
+  CHECK(fs::exists(layout.processed() / "zz_0001.csv"));
+  CHECK(layout.export_rows().size() == 1);
+
+  // Once accepted, the same bytes are known: nothing is stored twice, and ingest says 0.
+  const fs::path moved = layout.processed() / "zz_0001.csv";
+  CHECK(run_labwatch({"reprocess", "--config", config, moved.string()}).exit_code == 0);
+  CHECK(run_labwatch({"ingest", "--config", config, moved.string()}).exit_code == 0);
+  CHECK(layout.export_rows().size() == 1);
+
+  CHECK(run_labwatch({"reprocess", "--config", config}).exit_code == 64);
+  CHECK(run_labwatch({"reprocess", "--config", config, "--failed", moved.string()}).exit_code ==
+        64);
+}
