@@ -50,6 +50,15 @@ struct FileOutcome {
 
 std::string_view to_string(FileOutcome::Kind kind) noexcept;
 
+// How many results of the file had a code outside the catalogue (skipped, counted per code).
+inline int unmapped_results(const FileOutcome& outcome) noexcept {
+  int total = 0;
+  for (const auto& entry : outcome.unmapped) {
+    total += entry.second;
+  }
+  return total;
+}
+
 // A refusal as one line without patient data: "message 2 (line 14), segment 7 OBX, field 5:
 // non_numeric_value: OBX-5 is not a number".
 std::string describe(const parsers::Refusal& refusal);

@@ -32,6 +32,7 @@
 
 #include "config/config_loader.hpp"
 #include "daemon/cli.hpp"
+#include "daemon/config_check.hpp"
 #include "daemon/file_mover.hpp"
 #include "daemon/folder_watcher.hpp"
 #include "daemon/log.hpp"
@@ -176,24 +177,6 @@ std::string poison_reason(const std::string& name, int failures, const std::stri
          "\nMove it back into the inbox once the cause is fixed: it is then tried again.\n";
 }
 
-// The inbox must be its own directory: a move into it would be read again, forever, and the
-// database's files would be ingested and moved away.
-void check_layout(const config::Paths& paths) {
-  namespace fs = std::filesystem;
-  const fs::path inbox(paths.inbox);
-  if (fs::equivalent(inbox, paths.processed) || fs::equivalent(inbox, paths.failed)) {
-    throw UnusableConfig("the inbox (" + paths.inbox + ") must differ from processed/ and failed/");
-  }
-  if (fs::equivalent(paths.processed, paths.failed)) {
-    throw UnusableConfig("processed/ and failed/ (" + paths.processed +
-                         ") must be different directories");
-  }
-  const fs::path db_dir = fs::absolute(paths.database).parent_path();
-  if (fs::equivalent(inbox, db_dir)) {
-    throw UnusableConfig("the database (" + paths.database + ") must not be inside the inbox");
-  }
-}
-
 // The reason file of a file moved to failed/: what happened and each refusal, without patient data.
 std::string reason_text(const FileOutcome& outcome) {
   // Names and details are shown escaped: a name holding a newline must not forge a line.
@@ -311,8 +294,10 @@ int Service::run(const config::Config& initial) {
   }
   const config::Config& config = *rt_->config;
   watchdog_period_ = Notifier::watchdog_interval();
-  log::info("started: inbox " + config.paths.inbox + ", processed " + config.paths.processed +
-            ", failed " + config.paths.failed + ", database " + config.paths.database + ", " +
+  log::info("started: config " + (config_path_.empty() ? "(built-in defaults)" : config_path_) +
+            ", mail " + (config.mail.smtp_url.empty() ? "off" : "on") + ", inbox " +
+            config.paths.inbox + ", processed " + config.paths.processed + ", failed " +
+            config.paths.failed + ", database " + config.paths.database + ", " +
             plural(config.sources.size(), "source") + ", settle " +
             std::to_string(config.intake.settle.count()) + " ms, rescan " +
             (config.intake.rescan.count() > 0 ? std::to_string(config.intake.rescan.count()) + " s"
@@ -361,7 +346,10 @@ std::unique_ptr<Runtime> Service::build(config::Config config) {
   for (const std::string& dir : {paths.inbox, paths.processed, paths.failed}) {
     std::filesystem::create_directories(dir);
   }
-  check_layout(paths);
+  // The same checks as `labwatch check-config` (daemon/config_check.hpp).
+  if (auto why = unusable_reason(*rt->config)) {
+    throw UnusableConfig(*why);
+  }
   static const std::vector<std::unique_ptr<DirLock>> kNone;
   for (const std::string& dir : {paths.inbox, paths.processed, paths.failed}) {
     rt->locks.push_back(std::make_unique<DirLock>(dir, rt_ ? rt_->locks : kNone));
@@ -750,6 +738,9 @@ void Service::report(const FileOutcome& outcome, const std::string& moved_to) {
     if (s.alerts > 0) {
       line += ", " + plural(static_cast<std::uint64_t>(s.alerts), "alert");
     }
+    if (const int unmapped = unmapped_results(outcome); unmapped > 0) {
+      line += ", " + std::to_string(unmapped) + " unmapped (see labwatch unmapped)";
+    }
   }
   line += std::string(" -> ") + (whole ? "processed/" : "failed/") + moved_to;
   if (whole) {
@@ -764,14 +755,6 @@ void Service::report(const FileOutcome& outcome, const std::string& moved_to) {
       log::warning(outcome.file_name + ": " + std::to_string(outcome.refused() - shown) +
                    " more refusals in failed/" + moved_to + ".reason.txt");
     }
-  }
-  if (!outcome.unmapped.empty()) {
-    int total = 0;
-    for (const auto& [code, count] : outcome.unmapped) {
-      total += count;
-    }
-    log::debug(outcome.file_name + ": " + std::to_string(total) +
-               " results of codes outside the catalogue ignored");
   }
 }
 

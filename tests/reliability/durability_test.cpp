@@ -154,7 +154,7 @@ TEST_CASE(
     Wrapped daemon(strace_run_argv(layout, trace,
                                    {"-P", wal.string(), "-e", "trace=fsync,fdatasync", "-e",
                                     "inject=fsync,fdatasync:error=EIO:when=1"}),
-                   layout.log());
+                   layout.log(), {layout.journal_env()});
     const std::optional<int> code = daemon.wait_exit(30s);
     INFO(layout.daemon_log());
     CHECK(code.value_or(-1) == 1);
@@ -185,7 +185,7 @@ TEST_CASE(
     NotifySocket notify(layout.notify_path());
     Process daemon({"/usr/bin/prlimit", "--fsize=" + std::to_string(limit), "--core=0",
                     LABWATCH_BINARY, "run", "--config", layout.config().string()},
-                   layout.log(), layout.log(), {notify.env()});
+                   layout.log(), layout.log(), {notify.env(), layout.journal_env()});
     REQUIRE(notify.wait_for("READY=1", kReadyTimeout));
     layout.drop(small.name, small.bytes);
     REQUIRE(wait_until([&] { return fs::exists(layout.processed() / small.name); }, 15s));
@@ -222,7 +222,7 @@ TEST_CASE(
     Wrapped daemon(strace_run_argv(layout, trace,
                                    {"-P", source.string(), "-e", "trace=pread64", "-e",
                                     "inject=pread64:error=EIO:when=4"}),
-                   layout.log());
+                   layout.log(), {layout.journal_env()});
     const std::optional<int> code = daemon.wait_exit(60s);
     INFO(layout.daemon_log());
     CHECK(code.value_or(-1) == 1);

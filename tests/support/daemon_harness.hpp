@@ -182,7 +182,8 @@ class Process {
         return entry.starts_with(set.substr(0, set.find('=') + 1));
       });
       if (!overridden && !entry.starts_with("NOTIFY_SOCKET=") && !entry.starts_with("WATCHDOG_") &&
-          !entry.starts_with("LABWATCH_CONFIG=") && !entry.starts_with("LISTEN_")) {
+          !entry.starts_with("LABWATCH_CONFIG=") && !entry.starts_with("LISTEN_") &&
+          !entry.starts_with("JOURNAL_STREAM=")) {
         env_strings.emplace_back(entry);
       }
     }
@@ -478,11 +479,25 @@ class Layout {
   [[nodiscard]] fs::path log() const { return root_ / "daemon.log"; }
   [[nodiscard]] fs::path notify_path() const { return dir_.path() / "notify.sock"; }
 
-  // Starts `labwatch run` on this layout, its stdout and stderr going to log().
+  // Starts `labwatch run` on this layout, its stdout and stderr going to log(), which stands for
+  // the journal: JOURNAL_STREAM names it, as systemd names its stream, so lines carry priorities.
   [[nodiscard]] std::unique_ptr<Process> start(const std::vector<std::string>& env = {},
                                                bool watchdog_pid = false) const {
+    std::vector<std::string> with_journal = env;
+    with_journal.push_back(journal_env());
     return std::make_unique<Process>(labwatch_argv({"run", "--config", config().string()}), log(),
-                                     log(), env, watchdog_pid);
+                                     log(), with_journal, watchdog_pid);
+  }
+
+  // "JOURNAL_STREAM=DEV:INODE" of log() (created when missing): a daemon whose stderr goes there
+  // takes it for the journal and prefixes each line with its priority (<6> info, <3> error).
+  [[nodiscard]] std::string journal_env() const {
+    write_file(log(), "", O_APPEND);
+    struct stat st {};
+    if (::stat(log().c_str(), &st) != 0) {
+      throw errno_error("stat " + log().string());
+    }
+    return "JOURNAL_STREAM=" + std::to_string(st.st_dev) + ":" + std::to_string(st.st_ino);
   }
 
   // Drops `bytes` as `name` the recommended way: written beside the inbox, then renamed in.
