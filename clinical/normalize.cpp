@@ -20,6 +20,7 @@
 #include <utility>
 
 #include "clinical/lab_range.hpp"
+#include "clinical/result_status.hpp"
 #include "clinical/timezone.hpp"
 #include "clinical/units.hpp"
 
@@ -174,27 +175,39 @@ const parsers::Identifier* pick_identifier(const parsers::Patient& patient) {
   return first;
 }
 
+// Why: many senders fill CX.4 (assigning authority) with a label that names no authority: the
+// identifier type ("MR", "MRN", "PI"), a placeholder ("1", "LOCAL", "UNK") or nothing. Two labs'
+// "MRN|123" are different patients, so such a label is scoped by the sender (see normalize).
+bool is_generic_authority(std::string_view authority) {
+  if (authority.empty()) {
+    return true;
+  }
+  if (authority.size() <= 3 &&
+      std::all_of(authority.begin(), authority.end(), [](char c) { return is_digit(c); })) {
+    return true;  // "1", "01", "999": a slot number, not a namespace
+  }
+  const std::string folded = fold_name(authority);
+  // HL7 table 0203 identifier types that senders put in CX.4, and placeholders.
+  constexpr std::array<std::string_view, 18> kGeneric = {
+      "mr", "mrn",     "pi",  "pn",    "pt",   "pid",     "id",   "an",   "ani",
+      "ri", "unknown", "unk", "local", "none", "default", "hosp", "mrno", "patid"};
+  return std::find(kGeneric.begin(), kGeneric.end(), folded) != kGeneric.end();
+}
+
+// The ASCII upper case of a generic label, so that "mr" and "MR" scope alike.
+std::string upper_ascii(std::string_view text) {
+  std::string out(text);
+  for (char& c : out) {
+    if (c >= 'a' && c <= 'z') {
+      c = static_cast<char>(c - 'a' + 'A');
+    }
+  }
+  return out;
+}
+
 bool is_loinc_system(std::string_view system) {
   const std::string folded = fold_name(system);
   return folded == "ln" || folded == "loinc";
-}
-
-ResultStatus to_status(char obx11) noexcept {
-  // OBX-11. D (delete) and W (wrong) have no withdrawal semantics here: like I, R, S and an absent
-  // status they count as final. Only X withdraws.
-  switch (obx11) {
-    case 'C':
-    case 'c':
-      return ResultStatus::corrected;
-    case 'P':
-    case 'p':
-      return ResultStatus::preliminary;
-    case 'X':
-    case 'x':
-      return ResultStatus::cancelled;
-    default:
-      return ResultStatus::final;
-  }
 }
 
 struct Mapping {
@@ -264,17 +277,37 @@ struct FieldNames {
   std::string_view flag;
   std::string_view collected;  // the order's collection time
   std::string_view observed;   // the observation's own time
-  std::string_view no_time;    // both are empty
+  std::string_view specimen;   // the specimen's collection time
+  std::string_view no_time;    // all are empty
 };
-constexpr FieldNames kHl7Fields{
-    "OBX-5", "OBX-6", "OBX-7", "OBX-8", "OBR-7", "OBX-14", "OBR-7 and OBX-14 are empty"};
-constexpr FieldNames kCsvFields{"the value",
-                                "the unit",
-                                "the reference range",
-                                "the flag",
-                                "the collection time",
-                                "the collection time",
-                                "the collection time is empty"};
+constexpr FieldNames kHl7Fields{"OBX-5",  "OBX-6",  "OBX-7",  "OBX-8",
+                                "OBR-7",  "OBX-14", "SPM-17", "OBR-7, OBX-14 and SPM-17 are empty"};
+constexpr FieldNames kCsvFields{"the value",           "the unit",
+                                "the reference range", "the flag",
+                                "the collection time", "the collection time",
+                                "the collection time", "the collection time is empty"};
+
+// A time and the field it came from, for refusal details.
+struct ChosenTime {
+  const DateTime& time;
+  std::string_view field;
+};
+
+// Why: the specimen collection time is what a result is filed and trended under. OBR-7 says it;
+// OBX-14 (the observation's own time, often the time of analysis) stands in only when OBR-7 is
+// empty, and SPM-17 (2.5+, the specimen's collection start) when both are. OBR-6, the time the
+// test was requested, is never a collection time. A field that holds text that is no time is
+// refused rather than passed over for the next one, which may mean something else.
+ChosenTime collection_time(const Order& order, const Observation& obs, const FieldNames& fields) {
+  for (const ChosenTime& choice : {ChosenTime{order.collected_at, fields.collected},
+                                   ChosenTime{obs.observed_at, fields.observed},
+                                   ChosenTime{order.specimen_collected_at, fields.specimen}}) {
+    if (!choice.time.empty() || choice.time.unreadable) {
+      return choice;
+    }
+  }
+  return {order.collected_at, fields.collected};
+}
 
 // Everything about one report that its observations share.
 struct Context {
@@ -430,23 +463,68 @@ std::optional<ValueRefusal> read_value(const Observation& obs, const Analyte& an
                      std::string(fields.range) + ": one of them was misread");
       return refusal;
     }
+
+// True when `text` is one number, with or without a comparator ("<5", "1,050"): a value, not a
+// comment (an ambiguous number is still a number, refused later for what it is).
+bool holds_one_number(std::string_view text) noexcept {
+  text = trim(text);
+  take_comparator(text);
+  const parsers::NumberReading reading =
+      parsers::read_lab_number(text, parsers::DecimalMark::unknown, true);
+  return reading.number.has_value() || reading.problem == parsers::NumberProblem::ambiguous;
+}
+
+// Why an observation line is no result, when it is none: its status says so (I, N, O), it is a
+// text line (TX, FT) that holds no number (a comment such as "(Ref Range: 4 k/uL)"), or its value
+// says that the test was not performed. A withdrawal (X, W, D) needs no value, so it is never
+// skipped for what its value says.
+std::optional<SkipReason> skip_reason(const Observation& obs, const StatusMeaning& meaning) {
+  if (meaning.effect == StatusEffect::skip) {
+    return meaning.skip;
+  }
+  if (meaning.effect == StatusEffect::withdraw) {
+    return std::nullopt;
+  }
+  const std::string_view raw = trim(obs.value);
+  if (says_not_performed(raw)) {
+    return SkipReason::not_performed;
+  }
+  if (is_text_type(obs.value_type) && !holds_one_number(raw)) {
+    return SkipReason::comment;
   }
   return std::nullopt;
 }
 
 void add_observation(const Order& order, const Observation& obs, Context& ctx) {
+  const StatusMeaning meaning = status_meaning(obs.result_status);
+  const std::optional<SkipReason> skip = skip_reason(obs, meaning);
   const Mapping mapping = map_observation(obs, ctx.catalogue);
-  if (mapping.analyte == nullptr) {
+  if (mapping.analyte == nullptr && !skip) {
     ++ctx.out.unmapped[unmapped_key(obs)];
     return;
   }
-  const Analyte& analyte = *mapping.analyte;
 
-  // The specimen collection time is OBR-7; OBX-14 (the observation's own time, often the time of
-  // analysis) stands in only when OBR-7 is empty.
-  const bool from_order = !order.collected_at.empty();
-  const DateTime& time = from_order ? order.collected_at : obs.observed_at;
-  const std::string_view time_field = from_order ? ctx.fields.collected : ctx.fields.observed;
+  const ChosenTime chosen = collection_time(order, obs, ctx.fields);
+  const DateTime& time = chosen.time;
+  const std::string_view time_field = chosen.field;
+
+  if (skip) {
+    SkippedLine line;
+    line.reason = *skip;
+    if (mapping.analyte != nullptr) {
+      line.analyte = mapping.analyte->key;
+    }
+    line.code = mapping.code.empty() ? unmapped_key(obs) : mapping.code;
+    if (!time.empty()) {
+      line.collected_at = to_utc(time, ctx.source.timezone);
+    }
+    line.order_id = order.filler_order_number;
+    line.raw_value = obs.comparator + obs.value;
+    line.where = obs.where;
+    ctx.out.skipped.push_back(std::move(line));
+    return;
+  }
+  const Analyte& analyte = *mapping.analyte;
 
   // A refusal points at the field it is about: the unit's for unit refusals, else the value's.
   auto refuse_at = [&](const SourcePos& where, std::string reason, std::string detail) {
@@ -472,9 +550,13 @@ void add_observation(const Order& order, const Observation& obs, Context& ctx) {
   result.raw_unit = obs.units;
   result.raw_range = obs.reference_range;
   result.flags = obs.abnormal_flags;
-  result.status = to_status(obs.result_status);
+  result.status = meaning.status;
   result.code = mapping.code;
   result.order_id = order.filler_order_number;
+  result.parent_order_id = order.parent_filler_id;
+  // U without a value of its own: it only makes the stored preliminary final. With a value, that
+  // value is the final version.
+  result.promote_only = meaning.effect == StatusEffect::promote && trim(obs.value).empty();
   result.where = obs.where;
   for (const std::string& note : obs.notes) {
     if (!result.notes.empty()) {
@@ -485,13 +567,21 @@ void add_observation(const Order& order, const Observation& obs, Context& ctx) {
 
   // A cancelled result carries no value: it only withdraws earlier versions, so it needs no
   // number and no unit, only the key it withdraws (analyte, collection time).
-  if (result.status != ResultStatus::cancelled) {
+  if (result.status != ResultStatus::cancelled && !result.promote_only) {
     if (auto refusal = read_value(obs, analyte, ctx, result)) {
       refuse_at(*refusal->where, std::move(refusal->reason), std::move(refusal->detail));
       return;
     }
   }
 
+  if (time.unreadable) {
+    refuse("invalid_time", &time == &order.specimen_collected_at
+                               ? std::string(time_field) +
+                                     " is not a date and time, or the order's SPM segments give "
+                                     "different ones"
+                               : std::string(time_field) + " is not a date and time");
+    return;
+  }
   if (time.empty()) {
     refuse("missing_time", "no specimen collection time: " + std::string(ctx.fields.no_time));
     return;
@@ -502,8 +592,8 @@ void add_observation(const Order& order, const Observation& obs, Context& ctx) {
       refuse("invalid_time", std::string(time_field) + " is not a real date and time");
     } else if (ctx.source.timezone.empty()) {
       refuse("unknown_timezone", std::string(time_field) +
-                                     " has no UTC offset and the file matched no <source> with a "
-                                     "timezone");
+                                     " has no UTC offset, and neither a <source> of the file nor "
+                                     "<intake default-timezone> names a timezone");
     } else {
       refuse("unknown_timezone", std::string(time_field) + " has no UTC offset and the timezone '" +
                                      ctx.source.timezone + "' is not a known IANA zone");
@@ -636,17 +726,32 @@ parsers::Expected<NormalizedReport, Refusal> normalize(const parsers::LabReport&
     }
     person.authority = source.authority;
   } else {
-    for (const std::string_view authority :
-         {trim(identifier->authority), trim(source.authority), trim(report.sending_facility)}) {
-      if (!authority.empty()) {
-        person.authority = authority;
-        break;
+    // CX.4 when it names an authority. A generic one (empty, "MR", "MRN", "1", ...) is scoped by
+    // the sender: the <source> authority, else MSH-4, else the <source> facility. An empty CX.4
+    // becomes that scope ("LABX"), a generic label the scope and the label ("LABX:MR"), so that
+    // another sender's "MR" ids never meet these.
+    const std::string_view cx4 = trim(identifier->authority);
+    if (!is_generic_authority(cx4)) {
+      person.authority = cx4;
+    } else {
+      for (const std::string_view scope :
+           {trim(source.authority), trim(report.sending_facility), trim(source.facility)}) {
+        if (!scope.empty()) {
+          person.authority = scope;
+          break;
+        }
       }
-    }
-    if (person.authority.empty()) {
-      return refuse_report("missing_authority",
-                           "PID-3 has no assigning authority (CX.4), MSH-4 is empty and the file "
-                           "matched no <source>");
+      if (person.authority.empty()) {
+        return refuse_report("missing_authority",
+                             cx4.empty() ? "PID-3 has no assigning authority (CX.4), MSH-4 is "
+                                           "empty and the file matched no <source>"
+                                         : "PID-3's assigning authority (CX.4) is a generic "
+                                           "label, MSH-4 is empty and the file matched no "
+                                           "<source>");
+      }
+      if (!cx4.empty()) {
+        person.authority += ':' + upper_ascii(cx4);
+      }
     }
   }
   person.family = trim(report.patient.family);
@@ -657,9 +762,20 @@ parsers::Expected<NormalizedReport, Refusal> normalize(const parsers::LabReport&
 
   out.facility = source.facility.empty() ? report.sending_facility : source.facility;
   out.control_id = report.control_id;
-  out.message_time = to_utc(report.message_time, source.timezone).value_or(0);
+  // Versions are ordered by MSH-7; without it by the first OBR-22 (results report/status change
+  // time), else by arrival: never as time 0, which would lose to every version it replaces.
+  std::optional<UnixSeconds> message_time = to_utc(report.message_time, source.timezone);
+  for (const Order& order : report.orders) {
+    if (message_time) {
+      break;
+    }
+    message_time = to_utc(order.status_changed_at, source.timezone);
+  }
+  out.message_time = message_time.value_or(0);
+  out.message_time_from_arrival = !csv && !message_time;
   out.raw_digest = report.raw_digest;
   out.where = report.where;
+  out.warnings = report.warnings;
   for (const Order& order : report.orders) {
     if (!order.ordering_provider_id.empty() || !order.ordering_provider_name.empty()) {
       out.ordering_provider_id = order.ordering_provider_id;

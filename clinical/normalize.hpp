@@ -37,7 +37,12 @@ std::optional<UnixSeconds> to_utc(const parsers::DateTime& t, std::string_view t
 // a refused result goes to `refusals` (reason non_numeric_value, implausible_value, unknown_unit,
 // missing_time, invalid_time or unknown_timezone) and the report keeps every other result.
 // A refusal's position is the unit's (Observation::units_where) for unknown_unit, else the value's.
-// A cancelled result (OBX-11 X) is kept with status cancelled and value 0: it needs no value.
+// OBX-11 follows HL7 table 0085 (clinical/result_status.hpp): a withdrawal (X, W, D) is kept
+// with status cancelled and value 0, as it needs no value; U without a value is kept with
+// promote_only. Lines that are no result (I, N, O; a TX/FT comment; a value such as TNP that says
+// the test was not performed) go to `skipped`, never to `refusals`.
+// The message time is MSH-7, else the first OBR-22; without either, HL7 versions are ordered by
+// arrival (message_time_from_arrival).
 // Errors (the whole report refused): missing_patient_id; unknown_source (a CSV whose file
 // matched no <source>, so its ids have no authority); missing_authority (HL7: no CX.4, no
 // <source> authority, no MSH-4).

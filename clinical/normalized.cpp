@@ -69,6 +69,22 @@ std::string_view to_string(RangeProblem problem) noexcept {
     }
   }
   return "no range printed";
+std::string_view to_string(SkipReason reason) noexcept {
+  switch (reason) {
+    case SkipReason::pending:
+      return "pending";
+    case SkipReason::not_asked:
+      return "not_asked";
+    case SkipReason::order_detail:
+      return "order_detail";
+    case SkipReason::comment:
+      return "comment";
+    case SkipReason::not_performed:
+      return "not_performed";
+    case SkipReason::no_value:
+      return "no_value";
+  }
+  return "pending";
 }
 
 }  // namespace labwatch::clinical

@@ -36,6 +36,30 @@ std::string_view to_key(RangeProblem problem) noexcept;
 std::optional<RangeProblem> range_problem_from_key(std::string_view key) noexcept;
 // A phrase for people: "printed in another unit than the value", ...
 std::string_view to_string(RangeProblem problem) noexcept;
+// Why a line was skipped instead of stored or refused.
+enum class SkipReason : std::uint8_t {
+  pending,        // OBX-11 I: the result is not ready yet
+  not_asked,      // OBX-11 N: the test was not asked for
+  order_detail,   // OBX-11 O: order detail, no result
+  comment,        // a text line (OBX-2 TX/FT) that is no number: a comment
+  not_performed,  // the value says the test was not done (TNP, QNS, CANC, ...)
+  no_value,       // an empty value with a status that needs none (U with nothing to promote)
+};
+
+// "pending", "not_asked", "order_detail", "comment", "not_performed", "no_value".
+std::string_view to_string(SkipReason reason) noexcept;
+
+// An observation line that is no result and no error: skipped, counted, and for not_performed
+// recorded, so that a trend shows the gap.
+struct SkippedLine {
+  SkipReason reason = SkipReason::pending;
+  std::string analyte;  // canonical key; empty when the code is not in the catalogue
+  std::string code;     // the code that mapped, else OBX-3 as sent
+  std::optional<UnixSeconds> collected_at;  // when known
+  std::string order_id;
+  std::string raw_value;  // as sent, e.g. "TNP" (patient data: never logged)
+  parsers::SourcePos where;
+};
 
 // The person as one lab reported them, with what reconciliation matches on.
 struct PersonIdentity {
@@ -74,6 +98,9 @@ struct NormalizedResult {
   std::string code;              // the code that mapped (LOINC or local)
   std::string order_id;          // filler order number (HL7 OBR-3), empty for CSV
   std::string notes;             // NTE text joined by '\n'
+  // OBX-11 U without a value: no version of its own; the stored preliminary becomes final.
+  bool promote_only = false;
+  std::string parent_order_id;  // HL7 OBR-29: the order this result corrects or follows up
   parsers::SourcePos where;
 };
 
@@ -81,8 +108,11 @@ struct NormalizedResult {
 struct NormalizedReport {
   std::string facility;          // sending facility (config source or MSH-4)
   std::string control_id;        // MSH-10 (empty for CSV)
-  UnixSeconds message_time = 0;  // MSH-7 in UTC (0 when absent); later wins in supersession
-  std::string raw_digest;        // digest of the raw message bytes (duplicate detection)
+  UnixSeconds message_time = 0;  // MSH-7, else OBR-22, in UTC (0 when absent); later wins
+  // HL7 only: neither MSH-7 nor OBR-22 gave a time, so the versions are ordered by arrival
+  // (storage uses its ingest time), never as time 0.
+  bool message_time_from_arrival = false;
+  std::string raw_digest;  // digest of the raw message bytes (duplicate detection)
   std::string ordering_provider_id;
   std::string ordering_provider_name;
   PersonIdentity patient;
@@ -90,6 +120,8 @@ struct NormalizedReport {
       results;  // includes cancelled ones (status cancelled): they withdraw
   std::vector<parsers::Refusal> refusals;  // results refused by normalize (unknown_unit, ...)
   std::map<std::string, int> unmapped;     // code -> count of results outside the catalogue
+  std::vector<parsers::Warning> warnings;  // the parser's (unknown_charset, ...), for the log
+  std::vector<SkippedLine> skipped;        // pending, comment and not-performed lines
   parsers::SourcePos where;
 };
 

@@ -258,17 +258,21 @@ std::optional<ResultStatus> parse_result_status(std::string_view text) noexcept 
 }
 
 bool VersionKey::same_group(const VersionKey& other) const noexcept {
-  if (facility != other.facility || order_id != other.order_id) {
+  if (facility != other.facility || order_id != other.order_id || person_id != other.person_id) {
     return false;
   }
-  return by_order() || (person_id == other.person_id && collected_at == other.collected_at);
+  return by_order() || collected_at == other.collected_at;
+}
+
+bool VersionKey::reuses_accession_of(const VersionKey& other) const noexcept {
+  return by_order() && facility == other.facility && order_id == other.order_id &&
+         person_id != other.person_id;
 }
 
 VersionKey version_key(std::string_view facility, const NormalizedResult& result,
                        std::int64_t person_id) noexcept {
-  VersionKey key{facility, result.order_id, result.analyte};
+  VersionKey key{facility, result.order_id, result.analyte, person_id};
   if (!key.by_order()) {
-    key.person_id = person_id;
     key.collected_at = result.collected_at;
   }
   return key;
@@ -284,7 +288,8 @@ VersionPlan plan_version(std::span<const StoredVersion> existing, const Incoming
   for (const StoredVersion& v : existing) {
     if (v.status == incoming.status && v.comparator == incoming.comparator &&
         same_value(v.value, incoming.value) &&
-        (!incoming.by_order || v.message_time == incoming.message_time)) {
+        (!incoming.by_order || incoming.time_from_arrival ||
+         v.message_time == incoming.message_time)) {
       plan.duplicate = true;
       return plan;
     }
@@ -341,6 +346,38 @@ VersionPlan plan_version(std::span<const StoredVersion> existing, const Incoming
     }
   }
   return plan;
+}
+
+std::optional<std::int64_t> plan_promotion(std::span<const StoredVersion> existing) noexcept {
+  for (const StoredVersion& v : existing) {
+    if (v.state == ResultState::current && v.status == ResultStatus::preliminary) {
+      return v.id;
+    }
+  }
+  return std::nullopt;
+}
+
+std::vector<StoredVersion> draw_versions(std::span<const DrawCandidate> candidates,
+                                         const DrawFacts& incoming, std::size_t own_versions) {
+  std::vector<StoredVersion> versions;
+  const VersionKey& in = incoming.key;
+  const bool by_parent = !incoming.parent_order_id.empty();
+  if (own_versions > 0 || (!by_parent && incoming.status != ResultStatus::corrected)) {
+    return versions;
+  }
+  for (const DrawCandidate& c : candidates) {
+    const VersionKey& k = c.key;
+    if (k.facility != in.facility || k.person_id != in.person_id || k.analyte != in.analyte ||
+        k.order_id == in.order_id) {
+      continue;
+    }
+    const bool match =
+        by_parent ? k.order_id == incoming.parent_order_id : k.collected_at == in.collected_at;
+    if (match) {
+      versions.push_back(c.version);
+    }
+  }
+  return versions;
 }
 
 }  // namespace labwatch::clinical

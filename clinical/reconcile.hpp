@@ -2,6 +2,7 @@
 // Reconciliation decisions: who a reported person is, how a result relates to its other versions.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <span>
@@ -43,24 +44,28 @@ std::optional<ResultState> parse_result_state(std::string_view text) noexcept;
 // The inverse of to_string(ResultStatus); nullopt for any other text.
 std::optional<ResultStatus> parse_result_status(std::string_view text) noexcept;
 
-// What makes results versions of one another. With a filler order number (HL7 OBR-3): facility +
-// order id + analyte. Without one (CSV): facility + person + analyte + collection time.
-// The key without its analyte is the key's group: one order, or one CSV report.
-// Non-owning: the views refer to the report the key was made from.
+// What makes results versions of one another: the facility, the person and the analyte, with
+// the filler order number (HL7 OBR-3) when there is one, else (CSV) the collection time. The person
+// is part of every key: a lab that reuses an accession number for another patient reports two
+// results, never two versions of one. The key without its analyte is the key's group: one order of
+// one person, or one CSV report. Non-owning: the views refer to the report the key was made from.
 struct VersionKey {
   std::string_view facility;
   std::string_view order_id;
   std::string_view analyte;
-  std::int64_t person_id = 0;    // part of the key only when order_id is empty
+  std::int64_t person_id = 0;
   UnixSeconds collected_at = 0;  // part of the key only when order_id is empty
 
   [[nodiscard]] bool by_order() const noexcept { return !order_id.empty(); }
-  // Equality of the parts that belong to the group (person and time only without an order id).
+  // Equality of the parts that belong to the group (the time only without an order id).
   [[nodiscard]] bool same_group(const VersionKey& other) const noexcept;
   // Equality of the group and the analyte.
   [[nodiscard]] bool same_as(const VersionKey& other) const noexcept {
     return same_group(other) && analyte == other.analyte;
   }
+  // Whether `other` is the same order of the same facility about another person: an accession
+  // number (OBR-3) reused for another patient.
+  [[nodiscard]] bool reuses_accession_of(const VersionKey& other) const noexcept;
 };
 
 // The key of `result`, reported by `facility` about `person_id`.
@@ -85,6 +90,9 @@ struct IncomingVersion {
   double value = 0;
   std::string_view comparator;
   bool by_order = true;  // keyed by order id (HL7); false for the natural key (CSV)
+  // The message carried no time and message_time is its arrival: a resend arrives later, so the
+  // time does not tell versions apart.
+  bool time_from_arrival = false;
 };
 
 // A stored version whose state or successor must change.
@@ -112,5 +120,35 @@ struct VersionPlan {
 // when keyed by order, the same message time. A CSV row carries no message time (0): there the
 // same value again is a duplicate and a different value, arriving later, supersedes.
 VersionPlan plan_version(std::span<const StoredVersion> existing, const IncomingVersion& incoming);
+
+// OBX-11 U (final without retransmission): the version it makes final is the current preliminary
+// among `existing` (one result's versions). nullopt when there is none: nothing to promote.
+std::optional<std::int64_t> plan_promotion(std::span<const StoredVersion> existing) noexcept;
+
+// ---- The same draw under another accession
+// -------------------------------------------------------
+
+// A stored version found by draw (person, collection time, analyte) or by a parent order id.
+struct DrawCandidate {
+  VersionKey key;  // facility, order id, analyte, person, collection time of the stored version
+  StoredVersion version;
+};
+
+// What a result arriving under its own key tells about the draw it belongs to.
+struct DrawFacts {
+  VersionKey key;  // of the incoming result (its collection time set even when keyed by order)
+  std::string_view parent_order_id;  // OBR-29: the order it follows up; empty when none
+  ResultStatus status = ResultStatus::final;
+};
+
+// The stored versions that an incoming result replaces although they are not under its key:
+// labs that correct a result under a new accession number either name the original in OBR-29
+// (then: that order's versions of the same facility, person and analyte) or say nothing (then a
+// correction replaces the same draw: same facility, person, analyte and collection time under
+// another order id). Only when the incoming result has no versions of its own (`own_versions`
+// 0): with versions under its key, it is a version of those. A final under a new accession without
+// a parent is a new result (a repeat test of the same draw), never a replacement.
+std::vector<StoredVersion> draw_versions(std::span<const DrawCandidate> candidates,
+                                         const DrawFacts& incoming, std::size_t own_versions);
 
 }  // namespace labwatch::clinical

@@ -12,6 +12,7 @@
 #include "clinical/rules.hpp"
 #include "parsers/csv_parser.hpp"
 #include "parsers/lab_numbers.hpp"
+#include "parsers/text_charset.hpp"
 
 namespace labwatch::config {
 
@@ -19,11 +20,14 @@ namespace labwatch::config {
 struct Source {
   std::string facility;
   std::string authority;
-  std::string timezone;                 // IANA name
+  std::string timezone;                 // IANA name; empty: <intake default-timezone> applies
   std::vector<std::string> file_globs;  // fnmatch patterns on the file name, from files="a*;b*"
   // decimal="point|comma": how this sender writes fractions. Unset, each file's own numbers tell
   // ("45,2"), and a number that stays ambiguous ("1,234") is refused.
   parsers::DecimalMark decimal = parsers::DecimalMark::unknown;
+  // How its CSV dates NN/NN/YYYY read; unknown: as the file's own dates prove, else refused.
+  parsers::DateOrder date_order = parsers::DateOrder::unknown;
+  parsers::TextEncoding charset;  // of its CSV files; detect: UTF-8 if valid, else Windows-1252
 };
 
 struct Paths {
@@ -36,7 +40,10 @@ struct Paths {
 struct Intake {
   std::uint64_t max_file_bytes = 256ull << 20;  // larger files are refused unread
   std::chrono::milliseconds settle{200};        // quiet time after IN_CLOSE_WRITE
-  std::chrono::seconds rescan{0};               // periodic rescan (0 = off), for network shares
+  std::chrono::seconds rescan{60};  // periodic rescan (0 = off): a safety net, and network shares
+  // IANA zone of naive times from a source without `timezone`, or from a file that matches no
+  // source; empty: such times are refused (unknown_timezone). `labwatch init` writes the machine's.
+  std::string default_timezone;
 };
 
 enum class PhiLevel { minimal, full };

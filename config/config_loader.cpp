@@ -2,18 +2,21 @@
 // load_config: pugixml DOM -> validated Config structs.
 #include "config/config_loader.hpp"
 
+#include <fcntl.h>
 #include <fnmatch.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <array>
 #include <cerrno>
 #include <charconv>
+#include <cstdint>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <initializer_list>
+#include <optional>
 #include <pugixml.hpp>
-#include <sstream>
 #include <string>
 #include <utility>
 
@@ -119,8 +122,15 @@ class Loader {
   }
 
   void load_intake(pugi::xml_node node, Intake& intake) {
-    check_attributes(node, {"max-file-bytes", "settle-ms", "rescan-seconds"});
+    check_attributes(node, {"max-file-bytes", "settle-ms", "rescan-seconds", "default-timezone"});
     check_no_children(node);
+    if (pugi::xml_attribute zone = node.attribute("default-timezone")) {
+      intake.default_timezone = zone.as_string();
+      if (!clinical::is_valid_timezone(intake.default_timezone)) {
+        throw Invalid{node, "unknown default-timezone '" + intake.default_timezone +
+                                "' (an IANA name like America/New_York)"};
+      }
+    }
     intake.max_file_bytes =
         uint_attr(node, "max-file-bytes", intake.max_file_bytes, 1, 16ull << 30);
     intake.settle = std::chrono::milliseconds(
@@ -138,15 +148,39 @@ class Loader {
       if (std::string_view(child.name()) != "source") {
         throw Invalid{child, "unknown element inside <sources> (expected <source>)"};
       }
-      check_attributes(child, {"facility", "authority", "timezone", "files", "decimal"});
+      check_attributes(child, {"facility", "authority", "timezone", "files", "date-order", "charset",
+                               "decimal"});
       check_no_children(child);
       Source source;
       source.facility = required(child, "facility");
       source.authority = child.attribute("authority").as_string(source.facility.c_str());
-      source.timezone = required(child, "timezone");
-      if (!clinical::is_valid_timezone(source.timezone)) {
-        throw Invalid{child, "unknown timezone '" + source.timezone +
-                                 "' (an IANA name like America/New_York)"};
+      // Without a timezone the source's naive times are read in <intake default-timezone>.
+      if (pugi::xml_attribute zone = child.attribute("timezone")) {
+        source.timezone = zone.as_string();
+        if (!clinical::is_valid_timezone(source.timezone)) {
+          throw Invalid{child, "unknown timezone '" + source.timezone +
+                                   "' (an IANA name like America/New_York)"};
+        }
+      }
+      if (pugi::xml_attribute order = child.attribute("date-order")) {
+        const std::string_view value = order.as_string();
+        if (value == "mdy") {
+          source.date_order = parsers::DateOrder::mdy;
+        } else if (value == "dmy") {
+          source.date_order = parsers::DateOrder::dmy;
+        } else {
+          throw Invalid{child, "date-order must be mdy or dmy, not '" + std::string(value) + "'"};
+        }
+      }
+      if (pugi::xml_attribute charset = child.attribute("charset")) {
+        const std::optional<parsers::TextEncoding> encoding =
+            parsers::text_encoding_from_name(charset.as_string());
+        if (!encoding) {
+          throw Invalid{child, "unknown charset '" + std::string(charset.as_string()) +
+                                   "' (utf-8, windows-1252, iso-8859-1 ... iso-8859-9, "
+                                   "iso-8859-15)"};
+        }
+        source.charset = *encoding;
       }
       for (std::string& glob : split(child.attribute("files").as_string(), ';')) {
         source.file_globs.push_back(std::move(glob));
@@ -584,14 +618,68 @@ Expected<Config, ConfigError> parse_config(std::string_view xml, const std::stri
 }
 
 Expected<Config, ConfigError> load_config(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    return unexpected(ConfigError{path, 0, std::string("cannot read: ") + std::strerror(errno)});
+  // Why not just read the path: a FIFO would block the reader (a SIGHUP reload would hang the
+  // daemon), and /dev/zero or a runaway file would be read until memory runs out. O_NONBLOCK makes
+  // opening a FIFO return at once; only a regular file of at most kMaxConfigBytes is read.
+  const auto failure = [&path](const std::string& why) {
+    return unexpected(ConfigError{path, 0, why});
+  };
+  int fd = -1;
+  do {
+    fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+  } while (fd < 0 && errno == EINTR);
+  if (fd < 0) {
+    return failure(std::string("cannot read: ") + std::strerror(errno));
   }
-  std::ostringstream buffer;
-  buffer << in.rdbuf();
+  std::string text;
+  {
+    const struct Closer {
+      int fd;
+      ~Closer() { ::close(fd); }
+    } closer{fd};
+    struct stat st {};
+    if (::fstat(fd, &st) != 0) {
+      return failure(std::string("cannot read: fstat: ") + std::strerror(errno));
+    }
+    if (!S_ISREG(st.st_mode)) {
+      return failure(
+          "not a regular file (a config must be a plain file, not a FIFO, device or "
+          "directory)");
+    }
+    if (static_cast<std::uint64_t>(st.st_size) > kMaxConfigBytes) {
+      return failure("too large: " + std::to_string(st.st_size) + " bytes, the limit is " +
+                     std::to_string(kMaxConfigBytes));
+    }
+    // Read at most one byte past the limit: a file that grows while it is read is refused too.
+    text.resize(kMaxConfigBytes + 1);
+    std::size_t got = 0;
+    while (got < text.size()) {
+      const ssize_t n = ::read(fd, text.data() + got, text.size() - got);
+      if (n < 0) {
+        if (errno == EINTR) {
+          continue;
+        }
+        return failure(std::string("cannot read: ") + std::strerror(errno));
+      }
+      if (n == 0) {
+        break;
+      }
+      got += static_cast<std::size_t>(n);
+    }
+    if (got > kMaxConfigBytes) {
+      return failure("too large: more than " + std::to_string(kMaxConfigBytes) + " bytes");
+    }
+    text.resize(got);
+  }
   const std::string base = std::filesystem::absolute(path).parent_path().string();
-  return parse_config(buffer.str(), path, base);
+  return parse_config(text, path, base);
+}
+
+std::string_view timezone_for(const Config& config, const Source* source) noexcept {
+  if (source != nullptr && !source->timezone.empty()) {
+    return source->timezone;
+  }
+  return config.intake.default_timezone;
 }
 
 const Source* match_source(const Config& config, std::string_view file_name,

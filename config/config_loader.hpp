@@ -2,6 +2,7 @@
 // load_config: the XML config file into a validated Config, or an error naming the element and why.
 #pragma once
 
+#include <cstddef>
 #include <string>
 #include <string_view>
 
@@ -27,12 +28,20 @@ Config default_config();
 parsers::Expected<Config, ConfigError> parse_config(std::string_view xml, const std::string& path,
                                                     const std::string& base_dir);
 
-// Reads and parses a config file. Errors: unreadable file, XML syntax (with line), invalid values.
+// The largest config file read; a real one is a few KiB.
+constexpr std::size_t kMaxConfigBytes = std::size_t{1} << 20;
+
+// Reads and parses a config file. Errors: unreadable file, not a regular file (a FIFO, a device),
+// larger than kMaxConfigBytes, XML syntax (with line), invalid values.
 parsers::Expected<Config, ConfigError> load_config(const std::string& path);
 
 // Which source a file comes from: the first whose globs match the file name, else the first whose
 // facility equals `facility` (an HL7 MSH-4). nullptr when none matches.
 const Source* match_source(const Config& config, std::string_view file_name,
                            std::string_view facility = {});
+
+// The IANA zone of a file's naive times: its source's timezone, else <intake default-timezone>
+// (also for a file that matches no source, `source` nullptr). Empty when neither is set.
+std::string_view timezone_for(const Config& config, const Source* source) noexcept;
 
 }  // namespace labwatch::config

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <csignal>
 #include <cstring>
 #include <system_error>
 #include <utility>
@@ -29,6 +30,44 @@ const char* describe_type(mode_t mode) {
 }
 
 }  // namespace
+
+FileIdentity identity_of(const struct stat& st) noexcept {
+  FileIdentity id;
+  id.device = static_cast<std::uint64_t>(st.st_dev);
+  id.inode = static_cast<std::uint64_t>(st.st_ino);
+  id.size = static_cast<std::int64_t>(st.st_size);
+  id.mtime_ns = static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 +
+                static_cast<std::int64_t>(st.st_mtim.tv_nsec);
+  return id;
+}
+
+Writers open_writers(const std::filesystem::path& path) noexcept {
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) {
+    return Writers::unknown;  // opening anything but a regular file can have side effects
+  }
+  int fd = -1;
+  do {
+    fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY);
+  } while (fd < 0 && errno == EINTR);
+  if (fd < 0) {
+    return Writers::unknown;
+  }
+  Writers writers = Writers::unknown;
+  struct stat opened {};
+  // A writer opening the file while the lease is held makes the kernel signal the holder: SIGIO by
+  // default, which would end the process. SIGURG is ignored unless handled, and nothing handles it.
+  if (::fstat(fd, &opened) == 0 && S_ISREG(opened.st_mode) && ::fcntl(fd, F_SETSIG, SIGURG) == 0) {
+    if (::fcntl(fd, F_SETLEASE, F_RDLCK) == 0) {
+      ::fcntl(fd, F_SETLEASE, F_UNLCK);
+      writers = Writers::none;
+    } else if (errno == EAGAIN) {
+      writers = Writers::some;
+    }
+  }
+  ::close(fd);
+  return writers;
+}
 
 parsers::Expected<ClaimedFile, parsers::Refusal> ClaimedFile::open(
     const std::filesystem::path& path, const ClaimPolicy& policy) {
@@ -88,6 +127,7 @@ parsers::Expected<ClaimedFile, parsers::Refusal> ClaimedFile::open(
   }
   // Reads are blocking from here on (a regular file never blocks anyway).
   file.size_ = size;
+  file.identity_ = identity_of(st);
   return file;
 }
 
@@ -98,7 +138,7 @@ ClaimedFile::~ClaimedFile() {
 }
 
 ClaimedFile::ClaimedFile(ClaimedFile&& other) noexcept
-    : fd_(std::exchange(other.fd_, -1)), size_(other.size_) {}
+    : fd_(std::exchange(other.fd_, -1)), size_(other.size_), identity_(other.identity_) {}
 
 ClaimedFile& ClaimedFile::operator=(ClaimedFile&& other) noexcept {
   if (this != &other) {
@@ -107,8 +147,17 @@ ClaimedFile& ClaimedFile::operator=(ClaimedFile&& other) noexcept {
     }
     fd_ = std::exchange(other.fd_, -1);
     size_ = other.size_;
+    identity_ = other.identity_;
   }
   return *this;
+}
+
+bool ClaimedFile::unchanged() const {
+  struct stat st {};
+  if (::fstat(fd_, &st) != 0) {
+    throw std::system_error(errno, std::generic_category(), "fstat");
+  }
+  return identity_of(st) == identity_;
 }
 
 void ClaimedFile::read_at(std::uint64_t offset, std::size_t max, std::string& buffer) const {

@@ -3,7 +3,11 @@
 // alerts, ...).
 #include "daemon/cli.hpp"
 
+#include <fcntl.h>
+#include <pwd.h>
+#include <stdio.h>  // renameat2, RENAME_NOREPLACE (glibc 2.28)
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -13,6 +17,7 @@
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
+#include <ctime>
 #include <exception>
 #include <filesystem>
 #include <fstream>
@@ -22,15 +27,20 @@
 #include <string>
 #include <string_view>
 #include <system_error>
+#include <utility>
 #include <vector>
 
 #include "clinical/rules.hpp"
+#include "clinical/timezone.hpp"
 #include "config/config_loader.hpp"
+#include "daemon/config_check.hpp"
+#include "daemon/digest.hpp"
 #include "daemon/log.hpp"
 #include "daemon/pipeline.hpp"
 #include "daemon/service.hpp"
 #include "daemon/text_format.hpp"
 #include "daemon/trend_report.hpp"
+#include "storage/admin_queries.hpp"
 #include "storage/store.hpp"
 
 namespace labwatch::daemon {
@@ -106,8 +116,11 @@ struct Command {
   std::string_view usage;
   std::vector<std::string_view> valued;
   std::vector<std::string_view> flags;
+  std::size_t max_positional;  // positional arguments it takes at most
   std::function<int(const Args&)> run;
 };
+
+constexpr std::size_t kAnyNumber = static_cast<std::size_t>(-1);
 
 // --config, else $LABWATCH_CONFIG, else /etc/labwatch/labwatch.xml, else the built-in defaults.
 config::Config resolve_config(const Args& args) {
@@ -116,8 +129,14 @@ config::Config resolve_config(const Args& args) {
     if (const char* env = std::getenv("LABWATCH_CONFIG");
         env != nullptr && *env != '\0') {  // NOLINT(concurrency-mt-unsafe)
       path = env;
-    } else if (::access(kSystemConfig, F_OK) == 0) {
-      path = kSystemConfig;
+    } else {
+      // Only a config that is not there means the defaults; one that cannot be looked at is an
+      // error (an admin's /etc config must never be silently replaced by defaults).
+      try {
+        path = present_config(kSystemConfig);
+      } catch (const std::system_error& e) {
+        throw ConfigFailure{e.what()};
+      }
     }
   }
   config::Config config;
@@ -136,6 +155,51 @@ config::Config resolve_config(const Args& args) {
   return config;
 }
 
+std::string user_name(uid_t uid) {
+  std::array<char, 1024> buffer{};
+  passwd entry{};
+  passwd* found = nullptr;
+  if (::getpwuid_r(uid, &entry, buffer.data(), buffer.size(), &found) == 0 && found != nullptr) {
+    return std::string(found->pw_name) + " (uid " + std::to_string(uid) + ")";
+  }
+  return "uid " + std::to_string(uid);
+}
+
+// Who owns the database at `path` and its mode, who we are, and the usual fix: the service runs as
+// `labwatch`, and a database first created by root (`sudo labwatch ingest`) shuts it out. Empty
+// when there is no file to describe.
+std::string database_owner_hint(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) {
+    return {};
+  }
+  char mode[8];
+  std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode) & 07777U);
+  std::string hint = "; " + path + " is owned by " + user_name(st.st_uid) + ", mode " + mode +
+                     ", and this process runs as " + user_name(::geteuid());
+  if (st.st_uid != ::geteuid()) {
+    hint +=
+        ". If `sudo labwatch ...` created it, give it back to the user the daemon runs as: "
+        "sudo chown labwatch: " +
+        path + " " + path + "-wal " + path +
+        "-shm (or run the command as that user: sudo -u labwatch labwatch ...)";
+  }
+  return hint;
+}
+
+// Throws, naming owner, mode and fix, when the database is there but this process may not read and
+// write it (and its directory, where SQLite keeps its -wal and -shm files).
+void require_database_access(const std::string& path) {
+  if (::access(path.c_str(), F_OK) != 0) {
+    return;
+  }
+  const std::string dir = std::filesystem::absolute(path).parent_path().string();
+  if (::access(path.c_str(), R_OK | W_OK) != 0 || ::access(dir.c_str(), W_OK | X_OK) != 0) {
+    throw std::runtime_error("cannot open the database " + path + " for writing" +
+                             database_owner_hint(path));
+  }
+}
+
 std::unique_ptr<storage::Store> open_store(const config::Config& config, bool create) {
   storage::StoreOptions options;
   options.create = create;
@@ -145,7 +209,13 @@ std::unique_ptr<storage::Store> open_store(const config::Config& config, bool cr
                                 " does not exist (run `labwatch ingest` or "
                                 "`labwatch init` first, or pass --db)");
   }
-  return storage::open_sqlite_store(config.paths.database, options);
+  require_database_access(config.paths.database);
+  try {
+    return storage::open_sqlite_store(config.paths.database, options);
+  } catch (const std::exception& e) {
+    throw std::runtime_error("cannot open the database " + config.paths.database + ": " + e.what() +
+                             database_owner_hint(config.paths.database));
+  }
 }
 
 std::string format_of(const Args& args) {
@@ -161,6 +231,14 @@ std::string format_of(const Args& args) {
 int cmd_ingest(const Args& args) {
   if (args.positional().empty()) {
     throw UsageError{"ingest needs at least one PATH"};
+  }
+  // A path that is not there is an operational failure (a typo, a wrong directory), not a refusal
+  // of input: nothing is ingested, exit 1.
+  for (const std::string& p : args.positional()) {
+    std::error_code ec;
+    if (std::filesystem::symlink_status(p, ec).type() == std::filesystem::file_type::not_found) {
+      throw std::runtime_error(p + ": no such file or directory");
+    }
   }
   const config::Config config = resolve_config(args);
   auto store = open_store(config, true);
@@ -191,23 +269,29 @@ int cmd_ingest(const Args& args) {
   for (const auto& file : files) {
     const FileOutcome outcome = pipeline.process_file(file, policy);
     if (outcome.summary.already_known) {
-      // Ingested before: nothing changed now; any refusals were reported the first time.
+      // Ingested before: nothing changed now. A refusal of then still stands (the same bytes are
+      // refused the same way), so it is shown again and counts: a script must not take a file
+      // refused yesterday for one accepted today.
       log::info(outcome.file_name + ": already ingested" +
                 (outcome.kind == FileOutcome::Kind::already_known
                      ? std::string()
                      : " (" + std::string(to_string(outcome.kind)) + " then)"));
+      for (const parsers::Refusal& r : outcome.refusals) {
+        std::fprintf(stderr, "%s: %s (refused when first ingested)\n", file.string().c_str(),
+                     describe(r).c_str());
+      }
+      if (outcome.kind != FileOutcome::Kind::already_known) {
+        any_refused = true;
+      }
       continue;
     }
     for (const parsers::Refusal& r : outcome.refusals) {
       std::fprintf(stderr, "%s: %s\n", file.string().c_str(), describe(r).c_str());
     }
-    if (!outcome.unmapped.empty()) {
-      int total = 0;
-      for (const auto& [code, count] : outcome.unmapped) {
-        total += count;
-      }
-      log::debug(outcome.file_name + ": " + std::to_string(total) +
-                 " results of unmapped codes ignored");
+    if (outcome.refusals_dropped > 0) {
+      std::fprintf(stderr, "%s: %llu more refusals, counted but not kept in detail\n",
+                   file.string().c_str(),
+                   static_cast<unsigned long long>(outcome.refusals_dropped));
     }
     if (!outcome.refusals.empty()) {
       any_refused = true;
@@ -216,9 +300,121 @@ int cmd_ingest(const Args& args) {
     log::info(outcome.file_name + ": " + std::string(to_string(outcome.kind)) + ", " +
               std::to_string(outcome.summary.results_stored) + " results stored, " +
               std::to_string(outcome.summary.duplicates) + " duplicates, " +
-              std::to_string(outcome.refusals.size()) + " refused");
+              std::to_string(outcome.summary.skipped) + " skipped, " +
+              std::to_string(outcome.refused()) + " refused" +
+              (unmapped_results(outcome) > 0 ? ", " + std::to_string(unmapped_results(outcome)) +
+                                                   " unmapped (see labwatch unmapped)"
+                                             : std::string()));
   }
   log::info(std::to_string(files.size()) + " files, " + std::to_string(stored) + " results stored");
+  return any_refused ? kExitRefused : kExitOk;
+}
+
+// The hex SHA-256 of the file at `path`, read in chunks. Throws std::system_error.
+std::string file_sha256(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    throw std::system_error(errno, std::generic_category(), "open " + path.string());
+  }
+  Sha256 hash;
+  std::string chunk(1U << 20, '\0');
+  while (in.read(chunk.data(), static_cast<std::streamsize>(chunk.size())) || in.gcount() > 0) {
+    hash.update(std::string_view(chunk.data(), static_cast<std::size_t>(in.gcount())));
+  }
+  if (in.bad()) {
+    throw std::system_error(EIO, std::generic_category(), "read " + path.string());
+  }
+  return hash.finish();
+}
+
+// Moves a file of failed/ that is now accepted to processed/ (a free name there; never over
+// another file) and removes its reason file. Returns where it went.
+std::filesystem::path move_to_processed(const std::filesystem::path& file,
+                                        const config::Config& config) {
+  namespace fs = std::filesystem;
+  const std::string name = file.filename().string();
+  fs::path target = fs::path(config.paths.processed) / name;
+  for (int n = 1;
+       ::renameat2(AT_FDCWD, file.c_str(), AT_FDCWD, target.c_str(), RENAME_NOREPLACE) != 0; ++n) {
+    if (errno != EEXIST || n > 1000) {
+      throw std::system_error(errno, std::generic_category(),
+                              "move " + file.string() + " to " + target.string());
+    }
+    target = fs::path(config.paths.processed) / (name + "." + std::to_string(n));
+  }
+  std::error_code ignored;
+  fs::remove(file.string() + ".reason.txt", ignored);
+  return target;
+}
+
+// Reads refused files again with the current config (a source added, a code mapped): their old
+// verdict is set aside, results stored then are recognised and not stored twice, and a file of
+// failed/ that is accepted now moves to processed/.
+int cmd_reprocess(const Args& args) {
+  namespace fs = std::filesystem;
+  const bool failed_dir = args.flag("failed");
+  if (failed_dir != args.positional().empty()) {
+    throw UsageError{"reprocess takes FILE... or --failed (every file in failed/), not both"};
+  }
+  for (const std::string& p : args.positional()) {
+    std::error_code ec;
+    if (!fs::is_regular_file(p, ec)) {
+      throw std::runtime_error(p + ": no such file");
+    }
+  }
+  const config::Config config = resolve_config(args);
+  std::vector<fs::path> files(args.positional().begin(), args.positional().end());
+  if (failed_dir) {
+    std::error_code ec;
+    for (fs::directory_iterator it(config.paths.failed, ec), end; !ec && it != end;
+         it.increment(ec)) {
+      const std::string name = it->path().filename().string();
+      if (it->is_regular_file() && name.front() != '.' && !name.ends_with(".reason.txt") &&
+          !name.ends_with(".error.txt")) {
+        files.push_back(it->path());
+      }
+    }
+    if (ec) {
+      throw std::system_error(ec, "read " + config.paths.failed);
+    }
+    std::sort(files.begin(), files.end());
+  }
+  auto store = open_store(config, false);
+  Pipeline pipeline(config, *store);
+  ClaimPolicy policy;
+  policy.strict = false;
+  policy.max_bytes = config.intake.max_file_bytes;
+  std::error_code ec;
+  const fs::path failed_path = fs::weakly_canonical(config.paths.failed, ec);
+  bool any_refused = false;
+  int accepted = 0;
+  for (const fs::path& file : files) {
+    const std::string sha = file_sha256(file);
+    const bool set_aside = storage::set_aside_file_verdict(config.paths.database, sha);
+    const FileOutcome outcome = pipeline.process_file(file, policy);
+    for (const parsers::Refusal& r : outcome.refusals) {
+      std::fprintf(stderr, "%s: %s\n", file.string().c_str(), describe(r).c_str());
+    }
+    const bool whole = outcome.kind == FileOutcome::Kind::accepted ||
+                       outcome.kind == FileOutcome::Kind::already_known;
+    std::string line = outcome.file_name + ": " + (set_aside ? "refused before, " : std::string()) +
+                       std::string(to_string(outcome.kind)) + " now, " +
+                       std::to_string(outcome.summary.results_stored) + " results stored, " +
+                       std::to_string(outcome.summary.duplicates) + " already stored, " +
+                       std::to_string(outcome.refusals.size()) + " refused";
+    if (whole) {
+      ++accepted;
+      if (fs::weakly_canonical(file, ec).parent_path() == failed_path) {
+        line += " -> " + move_to_processed(file, config).string();
+      }
+      log::info(line);
+    } else {
+      any_refused = true;
+      log::warning(line);
+    }
+  }
+  log::info(std::to_string(files.size()) + " files reprocessed, " + std::to_string(accepted) +
+            " accepted");
   return any_refused ? kExitRefused : kExitOk;
 }
 
@@ -234,12 +430,12 @@ int cmd_export(const Args& args) {
         "low,ref_high,"
         "facility\n";
     for (const auto& r : rows) {
-      out += csv_field(r.source_file) + ',' + csv_field(r.patient_key) + ',' +
-             std::to_string(r.person_id) + ',' + csv_field(r.analyte) + ',' +
-             format_number(r.value) + ',' + csv_field(r.unit) + ',' + iso_utc(r.collected_at) +
-             ',' + std::string(clinical::to_string(r.status)) + ',' + csv_field(r.comparator) +
-             ',' + format_number(r.ref_low) + ',' + format_number(r.ref_high) + ',' +
-             csv_field(r.facility) + '\n';
+      out += csv_text(r.source_file) + ',' + csv_text(r.patient_key) + ',' +
+             std::to_string(r.person_id) + ',' + csv_text(r.analyte) + ',' +
+             format_number(r.value) + ',' + csv_text(r.unit) + ',' + iso_utc(r.collected_at) + ',' +
+             std::string(clinical::to_string(r.status)) + ',' + csv_text(r.comparator) + ',' +
+             format_number(r.ref_low) + ',' + format_number(r.ref_high) + ',' +
+             csv_text(r.facility) + '\n';
     }
   } else {
     out += "[";
@@ -250,13 +446,12 @@ int cmd_export(const Args& args) {
       out += "  {\"source_file\":" + json_string(r.source_file) +
              ",\"patient_key\":" + json_string(r.patient_key) +
              ",\"person_id\":" + std::to_string(r.person_id) +
-             ",\"analyte\":" + json_string(r.analyte) + ",\"value\":" + format_number(r.value) +
+             ",\"analyte\":" + json_string(r.analyte) + ",\"value\":" + json_number(r.value) +
              ",\"unit\":" + json_string(r.unit) +
              ",\"collected_at\":" + json_string(iso_utc(r.collected_at)) +
              ",\"status\":" + json_string(clinical::to_string(r.status)) +
              ",\"comparator\":" + json_string(r.comparator) +
-             ",\"ref_low\":" + (r.ref_low ? format_number(*r.ref_low) : "null") +
-             ",\"ref_high\":" + (r.ref_high ? format_number(*r.ref_high) : "null") +
+             ",\"ref_low\":" + json_number(r.ref_low) + ",\"ref_high\":" + json_number(r.ref_high) +
              ",\"facility\":" + json_string(r.facility) + "}";
     }
     out += first ? "]\n" : "\n]\n";
@@ -265,20 +460,85 @@ int cmd_export(const Args& args) {
   return kExitOk;
 }
 
+std::int64_t require_person(storage::Store& store, const Args& args) {
+  const auto id = args.value("patient");
+  if (!id) {
+    throw UsageError{
+        "--patient ID is required (a person id, or AUTHORITY|MRN; see `labwatch patients`)"};
+  }
+  const auto person = store.find_person(*id);
+  if (!person) {
+    throw std::runtime_error("no patient '" + *id + "' in the database");
+  }
+  return *person;
+}
+
+// "2024-09-21" as the Unix time of its midnight UTC, or "2024-09-21T12:15:00Z" as that time.
+std::optional<clinical::UnixSeconds> parse_since(std::string_view text) {
+  int y = 0;
+  unsigned m = 0;
+  unsigned d = 0;
+  int hh = 0;
+  int mm = 0;
+  int ss = 0;
+  char tail = 0;
+  const std::string s(text);
+  const bool date_only =
+      s.size() == 10 && std::sscanf(s.c_str(), "%4d-%2u-%2u%c", &y, &m, &d, &tail) == 3;
+  const bool date_time = s.size() == 20 && std::sscanf(s.c_str(), "%4d-%2u-%2uT%2d:%2d:%2dZ%c", &y,
+                                                       &m, &d, &hh, &mm, &ss, &tail) == 6;
+  if (!date_only && !date_time) {
+    return std::nullopt;
+  }
+  const std::chrono::year_month_day day{std::chrono::year{y}, std::chrono::month{m},
+                                        std::chrono::day{d}};
+  if (!day.ok() || hh > 23 || mm > 59 || ss > 59 || hh < 0 || mm < 0 || ss < 0) {
+    return std::nullopt;
+  }
+  return std::chrono::sys_days(day).time_since_epoch().count() * 86400 + hh * 3600 + mm * 60 + ss;
+}
+
 int cmd_alerts(const Args& args) {
   const std::string format = format_of(args);
+  // Alert states: active (on current results), then history (--all).
+  static constexpr std::array<std::string_view, 7> kStates = {
+      "unmailed", "pending", "sent", "failed", "resolved", "superseded", "withdrawn"};
+  const std::optional<std::string> state = args.value("state");
+  if (state && std::find(kStates.begin(), kStates.end(), *state) == kStates.end()) {
+    throw UsageError{
+        "--state must be one of unmailed, pending, sent, failed (active), resolved, "
+        "superseded, withdrawn (history)"};
+  }
+  std::optional<clinical::UnixSeconds> since;
+  if (const auto text = args.value("since")) {
+    since = parse_since(*text);
+    if (!since) {
+      throw UsageError{"--since takes a date, YYYY-MM-DD, or a UTC time, YYYY-MM-DDTHH:MM:SSZ"};
+    }
+  }
   const config::Config config = resolve_config(args);
   auto store = open_store(config, false);
-  const auto rows = store->alerts(args.flag("all"));
+  std::optional<std::int64_t> person;
+  if (args.value("patient")) {
+    person = require_person(*store, args);
+  }
+  // A history state is asked for by name: no --all needed to see it.
+  const bool history =
+      state && std::find(kStates.begin() + 4, kStates.end(), *state) != kStates.end();
+  std::vector<storage::AlertRow> rows = store->alerts(args.flag("all") || history);
+  std::erase_if(rows, [&](const storage::AlertRow& a) {
+    return (person && a.person_id != *person) || (since && a.collected_at < *since) ||
+           (state && a.state != *state);
+  });
   std::string out;
   if (format == "csv") {
     out +=
         "person_id,patient_key,analyte,value,unit,collected_at,rule,state,target_low,target_high,"
         "alert_id,comparator\n";
     for (const auto& a : rows) {
-      out += std::to_string(a.person_id) + ',' + csv_field(a.patient_key) + ',' +
-             csv_field(a.analyte) + ',' + format_number(a.value) + ',' + csv_field(a.unit) + ',' +
-             iso_utc(a.collected_at) + ',' + csv_field(a.rule) + ',' + csv_field(a.state) + ',' +
+      out += std::to_string(a.person_id) + ',' + csv_text(a.patient_key) + ',' +
+             csv_text(a.analyte) + ',' + format_number(a.value) + ',' + csv_text(a.unit) + ',' +
+             iso_utc(a.collected_at) + ',' + csv_text(a.rule) + ',' + csv_text(a.state) + ',' +
              format_number(a.target_low) + ',' + format_number(a.target_high) + ',' +
              std::to_string(a.alert_id) + ',' + csv_field(a.comparator) + '\n';
     }
@@ -290,12 +550,12 @@ int cmd_alerts(const Args& args) {
       first = false;
       out += "  {\"person_id\":" + std::to_string(a.person_id) +
              ",\"patient_key\":" + json_string(a.patient_key) +
-             ",\"analyte\":" + json_string(a.analyte) + ",\"value\":" + format_number(a.value) +
+             ",\"analyte\":" + json_string(a.analyte) + ",\"value\":" + json_number(a.value) +
              ",\"unit\":" + json_string(a.unit) +
              ",\"collected_at\":" + json_string(iso_utc(a.collected_at)) +
              ",\"rule\":" + json_string(a.rule) + ",\"state\":" + json_string(a.state) +
-             ",\"target_low\":" + (a.target_low ? format_number(*a.target_low) : "null") +
-             ",\"target_high\":" + (a.target_high ? format_number(*a.target_high) : "null") +
+             ",\"target_low\":" + json_number(a.target_low) +
+             ",\"target_high\":" + json_number(a.target_high) +
              ",\"alert_id\":" + std::to_string(a.alert_id) +
              ",\"comparator\":" + json_string(a.comparator) + "}";
     }
@@ -324,33 +584,70 @@ std::string sparkline(const std::vector<double>& values) {
   return out;
 }
 
-std::int64_t require_person(storage::Store& store, const Args& args) {
-  const auto id = args.value("patient");
-  if (!id) {
-    throw UsageError{
-        "--patient ID is required (a person id, or AUTHORITY|MRN; see `labwatch patients`)"};
+// The number of single-byte edits (insert, delete, replace) from `a` to `b`.
+std::size_t edit_distance(std::string_view a, std::string_view b) {
+  std::vector<std::size_t> row(b.size() + 1);
+  for (std::size_t j = 0; j <= b.size(); ++j) {
+    row[j] = j;
   }
-  const auto person = store.find_person(*id);
-  if (!person) {
-    throw std::runtime_error("no patient '" + *id + "' in the database");
+  for (std::size_t i = 1; i <= a.size(); ++i) {
+    std::size_t diagonal = row[0];
+    row[0] = i;
+    for (std::size_t j = 1; j <= b.size(); ++j) {
+      const std::size_t above = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      diagonal = above;
+    }
   }
-  return *person;
+  return row[b.size()];
+}
+
+std::string lower_ascii(std::string_view text) {
+  std::string out(text);
+  for (char& c : out) {
+    if (c >= 'A' && c <= 'Z') {
+      c = static_cast<char>(c - 'A' + 'a');
+    }
+  }
+  return out;
+}
+
+// The analyte an admin means by `text`: its key in any letter case (Ferritin, VITAMIN_D). An
+// unknown key is a usage error that names the closest key, so a typo costs one more try, not a
+// search through the catalogue.
+const clinical::Analyte& require_analyte(const clinical::AnalyteCatalogue& catalogue,
+                                         std::string_view text) {
+  const std::string wanted = lower_ascii(text);
+  const clinical::Analyte* closest = nullptr;
+  std::size_t best = static_cast<std::size_t>(-1);
+  for (const clinical::Analyte& a : catalogue.analytes()) {
+    const std::string key = lower_ascii(a.key);
+    if (key == wanted) {
+      return a;
+    }
+    if (const std::size_t d = edit_distance(wanted, key); d < best) {
+      best = d;
+      closest = &a;
+    }
+  }
+  throw UsageError{"unknown analyte '" + std::string(text) + "'" +
+                   (closest != nullptr ? " (closest: " + closest->key + ")" : std::string()) +
+                   "; `labwatch analytes` lists the keys"};
 }
 
 int cmd_trend(const Args& args) {
-  const auto analyte = args.value("analyte");
-  if (!analyte) {
-    throw UsageError{"--analyte KEY is required (e.g. ferritin)"};
+  const auto analyte_arg = args.value("analyte");
+  if (!analyte_arg) {
+    throw UsageError{"--analyte KEY is required (e.g. ferritin; see `labwatch analytes`)"};
   }
   const config::Config config = resolve_config(args);
-  const clinical::Analyte* a = config.catalogue.by_key(*analyte);
-  if (a == nullptr) {
-    throw UsageError{"unknown analyte '" + *analyte + "'"};
-  }
+  const clinical::Analyte* a = &require_analyte(config.catalogue, *analyte_arg);
+  const std::string& analyte = a->key;
   auto store = open_store(config, false);
   const std::int64_t person = require_person(*store, args);
-  const auto rows = store->trend(person, *analyte);
-  const auto target = config.targets.find(*analyte);
+  const auto rows = store->trend(person, analyte);
+  const std::vector<clinical::UnixSeconds> gaps = store->not_performed(person, analyte);
+  const auto target = config.targets.find(analyte);
   std::string out = a->display_name + " (" + a->canonical_unit + ")";
   if (target != config.targets.end()) {
     out += ", optimal target " + target->second.text;
@@ -360,7 +657,17 @@ int cmd_trend(const Args& args) {
   std::snprintf(line, sizeof line, "%-10s  %12s  %-12s  %-11s  %-15s  %s\n", "date", "value",
                 "unit", "status", "lab range", "optimal");
   out += line;
+  // A draw whose test was not performed is a line of its own, in time order: a gap, no value.
+  std::size_t gap = 0;
+  const auto gaps_until = [&](std::optional<clinical::UnixSeconds> until) {
+    for (; gap < gaps.size() && (!until || gaps[gap] < *until); ++gap) {
+      std::snprintf(line, sizeof line, "%-10s  %12s  %-12s  %-11s\n", iso_date(gaps[gap]).c_str(),
+                    "-", "", "not performed");
+      out += line;
+    }
+  };
   for (const auto& r : rows) {
+    gaps_until(r.collected_at);
     std::string range = r.raw_range;
     if (range.empty() && (r.ref_low || r.ref_high)) {
       range = format_number(r.ref_low) + "-" + format_number(r.ref_high);
@@ -377,9 +684,10 @@ int cmd_trend(const Args& args) {
                   verdict.c_str());
     out += line;
   }
-  if (rows.empty()) {
+  gaps_until(std::nullopt);
+  if (rows.empty() && gaps.empty()) {
     out += "(no results)\n";
-  } else {
+  } else if (!rows.empty()) {
     std::vector<double> values;
     for (const auto& r : rows) {
       values.push_back(r.value);
@@ -390,10 +698,62 @@ int cmd_trend(const Args& args) {
   return kExitOk;
 }
 
+// Writes all of `bytes` to `fd`; throws std::system_error naming `what`.
+void write_all(int fd, std::string_view bytes, const std::string& what) {
+  while (!bytes.empty()) {
+    const ssize_t n = ::write(fd, bytes.data(), bytes.size());
+    if (n < 0 && errno == EINTR) {
+      continue;
+    }
+    if (n < 0) {
+      throw std::system_error(errno, std::generic_category(), what);
+    }
+    bytes.remove_prefix(static_cast<std::size_t>(n));
+  }
+}
+
+// Writes `bytes` to `path` through a new temporary file beside it, then renames it over `path`: a
+// reader never sees half a file. The report holds patient data, so no name is followed when it
+// is a symlink (someone else's link in a shared directory would redirect it): the temporary name is
+// created anew (O_CREAT | O_EXCL, which never follows a link), and a link at `path` is an error.
+void write_file_replacing(const std::string& path, std::string_view bytes) {
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) == 0 && S_ISLNK(st.st_mode)) {
+    throw std::runtime_error(path + " is a symbolic link; not writing through it (remove it, or " +
+                             "name the file it points to)");
+  }
+  std::string tmp = path + ".XXXXXX";
+  const int fd = ::mkostemp(tmp.data(), O_CLOEXEC);  // O_CREAT | O_EXCL, mode 0600
+  if (fd < 0) {
+    throw std::system_error(errno, std::generic_category(), "create a temporary file for " + path);
+  }
+  try {
+    write_all(fd, bytes, "write " + tmp);
+    if (::fsync(fd) != 0) {
+      throw std::system_error(errno, std::generic_category(), "fsync " + tmp);
+    }
+  } catch (...) {
+    ::close(fd);
+    ::unlink(tmp.c_str());
+    throw;
+  }
+  if (::close(fd) != 0) {
+    const int error = errno;
+    ::unlink(tmp.c_str());
+    throw std::system_error(error, std::generic_category(), "close " + tmp);
+  }
+  // rename(2) replaces the name itself; it never follows a link that appeared there since.
+  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+    const int error = errno;
+    ::unlink(tmp.c_str());
+    throw std::system_error(error, std::generic_category(), "rename " + tmp + " to " + path);
+  }
+}
+
 int cmd_report(const Args& args) {
   const auto out_path = args.value("out");
   if (!out_path) {
-    throw UsageError{"--out FILE.html is required"};
+    throw UsageError{"--out FILE.html is required (--out - writes to stdout)"};
   }
   const config::Config config = resolve_config(args);
   auto store = open_store(config, false);
@@ -406,16 +766,11 @@ int cmd_report(const Args& args) {
     throw std::runtime_error("no person " + std::to_string(person) + " in the database");
   }
   const std::string html = render_trend_report(*input);
-  // Written to a temporary name, then renamed: a reader never sees half a report.
-  const std::string tmp = *out_path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    out << html;
-    if (!out.flush()) {
-      throw std::system_error(errno, std::generic_category(), "write " + tmp);
-    }
+  if (*out_path == "-") {
+    write_all(STDOUT_FILENO, html, "write the report to stdout");
+    return kExitOk;
   }
-  std::filesystem::rename(tmp, *out_path);
+  write_file_replacing(*out_path, html);
   std::printf("wrote %s (%zu analytes)\n", out_path->c_str(), input->series.size());
   return kExitOk;
 }
@@ -429,8 +784,8 @@ int cmd_patients(const Args& args) {
     for (const auto& k : p.patient_keys) {
       ids += (ids.empty() ? "" : ";") + k;
     }
-    out += std::to_string(p.person_id) + ',' + csv_field(ids) + ',' + csv_field(p.family) + ',' +
-           csv_field(p.given) + ',' + p.birth_date + ',' + std::string(1, p.sex) + ',' +
+    out += std::to_string(p.person_id) + ',' + csv_text(ids) + ',' + csv_text(p.family) + ',' +
+           csv_text(p.given) + ',' + csv_text(p.birth_date) + ',' + std::string(1, p.sex) + ',' +
            std::to_string(p.results) + ',' +
            (p.last_collected_at != 0 ? iso_utc(p.last_collected_at) : "") + '\n';
   }
@@ -438,20 +793,110 @@ int cmd_patients(const Args& args) {
   return kExitOk;
 }
 
+std::string joined(const std::vector<std::string>& items, std::string_view separator) {
+  std::string out;
+  for (const std::string& item : items) {
+    out += (out.empty() ? "" : std::string(separator)) + item;
+  }
+  return out;
+}
+
+// Loads the config as `run` does and applies `run`'s own checks (exit 78 on the same errors), then
+// shows what it sets and what may not be what was meant.
 int cmd_check_config(const Args& args) {
   const config::Config config = resolve_config(args);
-  std::printf("config: %s\n", config.path.empty() ? "(built-in defaults)" : config.path.c_str());
-  std::printf("inbox: %s\nprocessed: %s\nfailed: %s\ndatabase: %s\n", config.paths.inbox.c_str(),
-              config.paths.processed.c_str(), config.paths.failed.c_str(),
-              config.paths.database.c_str());
-  std::printf("sources: %zu, analytes: %zu, targets: %zu, practitioners: %zu, mail: %s\n",
-              config.sources.size(), config.catalogue.analytes().size(), config.targets.size(),
-              config.practitioners.size(), config.mail.smtp_url.empty() ? "off" : "on");
-  std::printf("ok\n");
+  if (auto why = unusable_reason(config)) {
+    throw ConfigFailure{(config.path.empty() ? std::string() : config.path + ": ") + *why};
+  }
+  std::string out;
+  out +=
+      "config: " + (config.path.empty() ? std::string("(built-in defaults)") : config.path) + "\n";
+  out += "inbox: " + config.paths.inbox + "\nprocessed: " + config.paths.processed +
+         "\nfailed: " + config.paths.failed + "\ndatabase: " + config.paths.database + "\n";
+  out += "sources: " + std::to_string(config.sources.size()) + "\n";
+  for (const config::Source& s : config.sources) {
+    out += "  " + s.facility + ": authority " + s.authority + ", timezone " + s.timezone +
+           ", files " + (s.file_globs.empty() ? "(by MSH-4 only)" : joined(s.file_globs, ";")) +
+           "\n";
+  }
+  out += "analytes: " + std::to_string(config.catalogue.analytes().size()) +
+         ", targets: " + std::to_string(config.targets.size()) + "\n";
+  for (const auto& [key, rule] : config.targets) {
+    out += "  " + key + ": " + rule.text;
+    if (const auto trends = config.trends.find(key); trends != config.trends.end()) {
+      for (const clinical::TrendRule& t : trends->second) {
+        out += "; " + t.text;
+      }
+    }
+    out += "\n";
+  }
+  const config::Mail& mail = config.mail;
+  if (mail.smtp_url.empty()) {
+    out += "mail: off (alerts are recorded, not mailed)\n";
+  } else {
+    out += "mail: on, relay " + mail.smtp_url + ", from " + mail.from +
+           (mail.username.empty()
+                ? std::string(", no login")
+                : ", login " + mail.username + " (password-file " + mail.password_file + ")") +
+           (mail.ca_file.empty() ? std::string() : ", CA " + mail.ca_file) + "\n";
+  }
+  out += "routing: " + std::to_string(config.practitioners.size()) + " practitioners, default " +
+         (mail.default_recipient.empty() ? std::string("none") : mail.default_recipient) + "\n";
+  for (const config::Practitioner& p : config.practitioners) {
+    out += "  " + p.id + " <" + p.email + ">, phi " +
+           (p.phi == config::PhiLevel::full ? "full" : "minimal") +
+           (p.provider_ids.empty() ? std::string() : ", providers " + joined(p.provider_ids, ";")) +
+           (p.facilities.empty() ? std::string() : ", facilities " + joined(p.facilities, ";")) +
+           "\n";
+  }
+  const std::vector<std::string> warnings = config_warnings(config);
+  for (const std::string& w : warnings) {
+    out += "warning: " + w + "\n";
+  }
+  out += warnings.empty() ? "ok\n" : "ok (" + std::to_string(warnings.size()) + " warnings)\n";
+  std::fwrite(out.data(), 1, out.size(), stdout);
   return kExitOk;
 }
 
 std::string xml_attr(std::string_view text) { return html_escape(text); }
+
+// The machine's time zone as an IANA name, and where it was found: $TZ when set (without POSIX's
+// leading ':'), else /etc/timezone, else the zone /etc/localtime links to. Empty when that names no
+// known zone, and when it is UTC: a server or container clock on UTC says nothing of where its
+// labs are, and reading their naive times as UTC would shift them silently.
+std::pair<std::string, std::string> machine_timezone() {
+  std::string name;
+  std::string from;
+  // NOLINTNEXTLINE(concurrency-mt-unsafe): init runs before any thread is started
+  if (const char* tz = std::getenv("TZ"); tz != nullptr && *tz != '\0') {
+    name = tz[0] == ':' ? tz + 1 : tz;
+    from = "$TZ";
+  } else if (std::ifstream file("/etc/timezone"); file && std::getline(file, name)) {
+    from = "/etc/timezone";
+  } else {
+    std::error_code ec;
+    const std::string target = std::filesystem::read_symlink("/etc/localtime", ec).string();
+    const std::size_t at = target.find("zoneinfo/");
+    if (!ec && at != std::string::npos) {
+      name = target.substr(at + std::string_view("zoneinfo/").size());
+      from = "/etc/localtime";
+    }
+  }
+  while (!name.empty() && (name.back() == ' ' || name.back() == '\r' || name.back() == '\t')) {
+    name.pop_back();
+  }
+  for (const std::string_view utc :
+       {"UTC", "Etc/UTC", "UCT", "Etc/UCT", "Universal", "Etc/Universal", "Zulu", "Etc/Zulu", "GMT",
+        "Etc/GMT", "Etc/GMT0", "Etc/GMT+0", "Etc/GMT-0", "GMT0", "Greenwich"}) {
+    if (name == utc) {
+      return {std::string(), from + " says " + name};
+    }
+  }
+  if (name.empty() || !clinical::is_valid_timezone(name)) {
+    return {std::string(), from.empty() ? "no time zone found" : from + " names no known zone"};
+  }
+  return {name, from};
+}
 
 int cmd_init(const Args& args) {
   if (args.positional().size() != 1) {
@@ -478,11 +923,16 @@ int cmd_init(const Args& args) {
       "  <sources>\n"
       "    <!-- One line per sender: files that match `files` come from `facility`; their CSV "
       "patient ids\n"
-      "         use `authority`, and their times without an offset are local time in `timezone`. "
-      "-->\n"
+      "         use `authority`, and their times without an offset are local time in `timezone` "
+      "\n         (default: <intake default-timezone>). -->\n"
       "    <!-- <source facility=\"QDX\" authority=\"QDX\" timezone=\"America/New_York\" "
       "files=\"qdx_*\"/> -->\n"
       "  </sources>\n";
+  // Naive lab times (no UTC offset) from a source without `timezone` are read in this zone.
+  const auto [zone, zone_from] = machine_timezone();
+  if (!zone.empty()) {
+    xml += "  <intake default-timezone=\"" + xml_attr(zone) + "\"/>\n";
+  }
   if (auto smtp = args.value("smtp")) {
     xml += "  <mail smtp=\"" + xml_attr(*smtp) + "\"";
     if (auto to = args.value("to")) {
@@ -510,14 +960,183 @@ int cmd_init(const Args& args) {
   std::printf("created %s\n  config:   %s\n  inbox:    %s\n  database: %s\n", dir.c_str(),
               config_path.c_str(), parsed.value().paths.inbox.c_str(),
               parsed.value().paths.database.c_str());
+  if (!zone.empty()) {
+    std::printf(
+        "  times without a UTC offset are read as %s (from %s): <intake default-timezone>\n",
+        zone.c_str(), zone_from.c_str());
+  } else {
+    std::printf(
+        "  no default time zone (%s): set <intake default-timezone> or each <source "
+        "timezone>, or times without a UTC offset are refused\n",
+        zone_from.c_str());
+  }
   std::printf("start the daemon with: labwatch run --config %s\n", config_path.c_str());
   return kExitOk;
 }
 
 int cmd_run(const Args& args) {
-  log::set_journal_prefix(true);
   const config::Config config = resolve_config(args);
+  require_database_access(config.paths.database);
   return run_service(config, args.value("config").value_or(config.path));
+}
+
+int cmd_analytes(const Args& args) {
+  const config::Config config = resolve_config(args);
+  std::string out = "key,name,loinc,unit,target\n";
+  for (const clinical::Analyte& a : config.catalogue.analytes()) {
+    const auto target = config.targets.find(a.key);
+    out += csv_text(a.key) + ',' + csv_text(a.display_name) + ',' +
+           csv_text(joined(a.loinc_codes, ";")) + ',' + csv_text(a.canonical_unit) + ',' +
+           csv_text(target != config.targets.end() ? target->second.text : std::string()) + '\n';
+  }
+  std::fwrite(out.data(), 1, out.size(), stdout);
+  return kExitOk;
+}
+
+// The id of a process holding a flock(2) on `dir` (as `run` does on its inbox), from /proc/locks:
+// looked at, never taken, so a daemon starting this instant is not turned away. nullopt when none
+// does; 0 when one does but its id is not shown (another PID namespace).
+std::optional<long> flock_holder(const std::string& dir) {
+  struct stat st {};
+  if (::stat(dir.c_str(), &st) != 0) {
+    return std::nullopt;
+  }
+  std::ifstream locks("/proc/locks");
+  std::string line;
+  // "1: FLOCK  ADVISORY  WRITE 1234 08:01:123456 0 EOF": device major:minor in hex, then inode.
+  while (std::getline(locks, line)) {
+    char kind[16] = {};
+    long pid = 0;
+    unsigned major = 0;
+    unsigned minor = 0;
+    unsigned long inode = 0;
+    if (std::sscanf(line.c_str(), "%*[^:]: %15s %*s %*s %ld %x:%x:%lu", kind, &pid, &major, &minor,
+                    &inode) == 5 &&
+        std::string_view(kind) == "FLOCK" && major == ::major(st.st_dev) &&
+        minor == ::minor(st.st_dev) && inode == st.st_ino) {
+      return pid > 0 ? pid : 0;
+    }
+  }
+  return std::nullopt;
+}
+
+std::string size_text(std::uintmax_t bytes) {
+  char text[32];
+  if (bytes >= (1U << 20)) {
+    std::snprintf(text, sizeof text, "%.1f MiB", static_cast<double>(bytes) / (1U << 20));
+  } else {
+    std::snprintf(text, sizeof text, "%.1f KiB", static_cast<double>(bytes) / (1U << 10));
+  }
+  return text;
+}
+
+// Is a daemon running on this config, what waits in the inbox, what came in today, what mail is
+// stuck. Exit 0 when a daemon runs, 3 when none does (as `systemctl status`).
+int cmd_status(const Args& args) {
+  const config::Config config = resolve_config(args);
+  namespace fs = std::filesystem;
+  std::string out;
+  out +=
+      "config: " + (config.path.empty() ? std::string("(built-in defaults)") : config.path) + "\n";
+  const std::optional<long> holder = flock_holder(config.paths.inbox);
+  if (holder) {
+    out += "daemon: running" + (*holder > 0 ? " (pid " + std::to_string(*holder) + ")" : "") +
+           ", it holds the lock on " + config.paths.inbox + "\n";
+  } else {
+    out += "daemon: not running on this config (no lock on " + config.paths.inbox + ")\n";
+  }
+  // The backlog: files the daemon would take (not dotfiles, *.tmp or *.part being written).
+  std::size_t waiting = 0;
+  std::optional<fs::file_time_type> oldest;
+  std::error_code ec;
+  for (fs::directory_iterator it(config.paths.inbox, ec), end; !ec && it != end; it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    if (name.front() == '.' || name.ends_with(".tmp") || name.ends_with(".part") ||
+        !it->is_regular_file(ec)) {
+      continue;
+    }
+    ++waiting;
+    const fs::file_time_type t = it->last_write_time(ec);
+    if (!ec && (!oldest || t < *oldest)) {
+      oldest = t;
+    }
+  }
+  out += "inbox: " + config.paths.inbox + ", " + std::to_string(waiting) + " files waiting";
+  if (oldest) {
+    const auto age = std::chrono::duration_cast<std::chrono::seconds>(
+        fs::file_time_type::clock::now() - *oldest);
+    out += " (oldest " + std::to_string(std::max<long long>(age.count(), 0)) + " s)";
+  }
+  out += "\n";
+  struct stat db_stat {};
+  if (::stat(config.paths.database.c_str(), &db_stat) != 0) {
+    out += "database: " + config.paths.database + " (not created yet)\n";
+  } else {
+    std::uintmax_t bytes = static_cast<std::uintmax_t>(db_stat.st_size);
+    struct stat wal {};
+    if (::stat((config.paths.database + "-wal").c_str(), &wal) == 0) {
+      bytes += static_cast<std::uintmax_t>(wal.st_size);
+    }
+    out += "database: " + config.paths.database + ", " + size_text(bytes) + "\n";
+    // Today is the local calendar day, as the admin reads it.
+    const std::time_t now = std::time(nullptr);
+    std::tm local{};
+    ::localtime_r(&now, &local);
+    local.tm_hour = 0;
+    local.tm_min = 0;
+    local.tm_sec = 0;
+    local.tm_isdst = -1;
+    const storage::IntakeStatus status =
+        storage::read_intake_status(config.paths.database, std::mktime(&local));
+    if (status.last_file) {
+      out += "last file: " + printable(*status.last_file) + ", " + status.last_outcome + " at " +
+             iso_utc(status.last_ingested_at) + "\n";
+    } else {
+      out += "last file: none yet\n";
+    }
+    out += "today: " + std::to_string(status.accepted) + " accepted, " +
+           std::to_string(status.partial) + " partly refused, " + std::to_string(status.refused) +
+           " refused\n";
+    out += "outbox: " + std::to_string(status.outbox_pending) + " pending, " +
+           std::to_string(status.outbox_failed) + " failed" +
+           (config.mail.smtp_url.empty() ? " (mail is off)" : "") + "\n";
+  }
+  std::fwrite(out.data(), 1, out.size(), stdout);
+  return holder ? kExitOk : kExitNotRunning;
+}
+
+// What a config line would map `code` with: <loinc> when it has the form of a LOINC code
+// (digits, a dash, one check digit), else <code>; KEY is the analyte the admin picks.
+std::string mapping_line(std::string_view code) {
+  const std::size_t dash = code.find('-');
+  const bool loinc_form =
+      dash != std::string_view::npos && dash > 0 && dash + 2 == code.size() &&
+      std::all_of(code.begin(), code.begin() + static_cast<std::ptrdiff_t>(dash),
+                  [](char c) { return c >= '0' && c <= '9'; }) &&
+      code.back() >= '0' && code.back() <= '9';
+  const std::string element = loinc_form ? "loinc" : "code";
+  return "<analyte key=\"KEY\"><" + element + ">" + html_escape(code) + "</" + element +
+         "></analyte>";
+}
+
+int cmd_unmapped(const Args& args) {
+  const config::Config config = resolve_config(args);
+  if (::access(config.paths.database.c_str(), F_OK) != 0) {
+    open_store(config, false);  // says that it does not exist, and what to do
+  }
+  std::string out = "facility,code,count,first_seen,last_seen,last_file,config\n";
+  for (const storage::UnmappedCode& u : storage::read_unmapped_codes(config.paths.database)) {
+    out += csv_text(u.facility) + ',' + csv_text(u.code) + ',' + std::to_string(u.count) + ',' +
+           iso_utc(u.first_seen) + ',' + iso_utc(u.last_seen) + ',' + csv_text(u.last_file) + ',' +
+           csv_text(mapping_line(u.code)) + '\n';
+  }
+  std::fwrite(out.data(), 1, out.size(), stdout);
+  return kExitOk;
+}
+
+int cmd_version(const Args& /*args*/) {
+  std::printf("%s\n", std::string(kVersion).c_str());
+  return kExitOk;
 }
 
 const std::vector<Command>& commands() {
@@ -527,12 +1146,14 @@ const std::vector<Command>& commands() {
        "labwatch init DIR [--smtp URL] [--to EMAIL]",
        {"smtp", "to"},
        {},
+       1,
        cmd_init},
       {"run",
        "run the daemon in the foreground (systemd Type=notify)",
        "labwatch run [--config FILE]",
        {"config"},
        {},
+       0,
        cmd_run},
       {"ingest",
        "ingest files once through the same pipeline, then exit (never moves the files)",
@@ -541,43 +1162,87 @@ const std::vector<Command>& commands() {
        "failure",
        {"config", "db"},
        {},
+       kAnyNumber,
        cmd_ingest},
+      {"reprocess",
+       "ingest refused files again with the current config; accepted ones leave failed/",
+       "labwatch reprocess [--config FILE] [--db DB] FILE... | --failed\n"
+       "  results stored before are not stored twice; a file of failed/ accepted now moves to\n"
+       "  processed/. exit 0: every file accepted; 2: something is still refused; 1: failure",
+       {"config", "db"},
+       {"failed"},
+       kAnyNumber,
+       cmd_reprocess},
       {"export",
        "print every current result",
        "labwatch export [--config FILE] [--db DB] [--format csv|json]",
        {"config", "db", "format"},
        {},
+       0,
        cmd_export},
       {"trend",
        "print one patient's values of one analyte with the optimal target",
        "labwatch trend [--config FILE] [--db DB] --patient ID --analyte KEY",
        {"config", "db", "patient", "analyte"},
        {},
+       0,
        cmd_trend},
       {"alerts",
        "print alerts on current results (--all adds history)",
-       "labwatch alerts [--config FILE] [--db DB] [--format csv|json] [--all]",
-       {"config", "db", "format"},
+       "labwatch alerts [--config FILE] [--db DB] [--format csv|json] [--all] [--patient ID]\n"
+       "                [--since YYYY-MM-DD] [--state STATE]\n"
+       "  --since: results collected at or after that day (UTC) or time (YYYY-MM-DDTHH:MM:SSZ)\n"
+       "  --state: unmailed, pending, sent, failed; resolved, superseded, withdrawn (history)",
+       {"config", "db", "format", "patient", "since", "state"},
        {"all"},
+       0,
        cmd_alerts},
       {"report",
        "write a patient's trend report: one self-contained HTML file with charts",
-       "labwatch report [--config FILE] [--db DB] --patient ID --out FILE.html",
+       "labwatch report [--config FILE] [--db DB] --patient ID --out FILE.html|-",
        {"config", "db", "patient", "out"},
        {},
+       0,
        cmd_report},
       {"patients",
        "list reconciled persons with their identifiers",
        "labwatch patients [--config FILE] [--db DB]",
        {"config", "db"},
        {},
+       0,
        cmd_patients},
       {"check-config",
-       "validate the config and print what it sets",
-       "labwatch check-config [--config FILE]",
+       "validate the config as `run` does, then print what it sets and warnings",
+       "labwatch check-config [--config FILE]\n"
+       "  exit 0: `run` would start on it (warnings included); 78: it would refuse it",
        {"config"},
        {},
+       0,
        cmd_check_config},
+      {"analytes",
+       "list the analytes: key, name, LOINC codes, canonical unit and optimal target",
+       "labwatch analytes [--config FILE]",
+       {"config"},
+       {},
+       0,
+       cmd_analytes},
+      {"status",
+       "is a daemon running on this config; inbox backlog, today's files, outbox, database",
+       "labwatch status [--config FILE] [--db DB]\n"
+       "  exit 0: a daemon runs on this config; 3: none does",
+       {"config", "db"},
+       {},
+       0,
+       cmd_status},
+      {"unmapped",
+       "list codes seen in results that map to no analyte, with the config line that would",
+       "labwatch unmapped [--config FILE] [--db DB]\n"
+       "  put the line in <catalogue> with KEY an analyte key (labwatch analytes), then reload",
+       {"config", "db"},
+       {},
+       0,
+       cmd_unmapped},
+      {"version", "print the version", "labwatch version", {}, {}, 0, cmd_version},
   };
   return list;
 }
@@ -596,7 +1261,8 @@ void print_main_help() {
   out +=
       "\n--config falls back to $LABWATCH_CONFIG, then /etc/labwatch/labwatch.xml, then built-in "
       "defaults;\n"
-      "--db overrides the config's database.\n";
+      "--db overrides the config's database. Every command takes --help, --version and\n"
+      "--log-level error|warning|notice|info|debug (default info).\n";
   std::fputs(out.c_str(), stdout);
 }
 
@@ -618,7 +1284,7 @@ int run_cli(int argc, char** argv) {
       return args.empty() ? kExitUsage : kExitOk;
     }
   }
-  if (args[0] == "--version") {
+  if (args[0] == "--version" || args[0] == "-V") {
     std::printf("%s\n", std::string(kVersion).c_str());
     return kExitOk;
   }
@@ -637,8 +1303,26 @@ int run_cli(int argc, char** argv) {
                 std::string(command.usage).c_str());
     return kExitOk;
   }
+  if (std::find(rest.begin(), rest.end(), "--version") != rest.end()) {
+    return cmd_version(Args({}, {}, {}));
+  }
+  // Priority prefixes only where they are read as priorities: the journal.
+  log::set_journal_prefix(log::stderr_is_journal());
+  std::vector<std::string_view> valued = command.valued;
+  valued.emplace_back("log-level");
   try {
-    return command.run(Args(rest, command.valued, command.flags));
+    const Args parsed(rest, valued, command.flags);
+    if (const auto level = parsed.value("log-level")) {
+      const std::optional<log::Priority> max = log::parse_priority(*level);
+      if (!max) {
+        throw UsageError{"--log-level must be error, warning, notice, info or debug"};
+      }
+      log::set_max_priority(*max);
+    }
+    if (parsed.positional().size() > command.max_positional) {
+      throw UsageError{"unexpected argument '" + parsed.positional()[command.max_positional] + "'"};
+    }
+    return command.run(parsed);
   } catch (const UsageError& e) {
     std::fprintf(stderr, "labwatch %s: %s\nusage: %s\n", std::string(command.name).c_str(),
                  e.message.c_str(), std::string(command.usage).c_str());

@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <optional>
 #include <system_error>
+#include <vector>
 
 namespace labwatch::daemon {
 namespace {
@@ -113,13 +114,28 @@ FileMover::FileMover(const std::filesystem::path& inbox, const std::filesystem::
   // The inbox is used by path: a descriptor held open would keep a deleted inbox alive, and the
   // watcher would not learn that it is gone.
   inbox_.path = inbox;
+  claim_.path = inbox / kClaimDir;
   processed_.path = processed;
   failed_.path = failed;
-  processed_.fd = open_dir(processed);
+  if (::mkdir(claim_.path.c_str(), 0700) != 0 && errno != EEXIST) {
+    throw errno_error("mkdir " + claim_.path.string());
+  }
+  // The claim directory is private to this process (it holds the inbox's lock): a descriptor held
+  // open keeps it usable. O_NOFOLLOW: a symlink put in its place is refused.
+  do {
+    claim_.fd = ::open(claim_.path.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  } while (claim_.fd < 0 && errno == EINTR);
+  if (claim_.fd < 0) {
+    throw errno_error("open " + claim_.path.string());
+  }
   try {
+    processed_.fd = open_dir(processed);
     failed_.fd = open_dir(failed);
   } catch (...) {
-    ::close(processed_.fd);
+    ::close(claim_.fd);
+    if (processed_.fd >= 0) {
+      ::close(processed_.fd);
+    }
     throw;
   }
   // A crash may have left a work file behind: it holds nothing that is not still in the inbox.
@@ -127,17 +143,116 @@ FileMover::FileMover(const std::filesystem::path& inbox, const std::filesystem::
     ::unlinkat(fd, kReasonTemp, 0);
     ::unlinkat(fd, kCopyTemp, 0);
   }
+  // A crash between claiming a file and moving it on left it claimed: it goes back to the inbox,
+  // to be read again (known by its digest if it was committed).
+  std::vector<std::string> left;
+  std::error_code ec;
+  for (std::filesystem::directory_iterator it(claim_.path, ec), end; !ec && it != end;
+       it.increment(ec)) {
+    left.push_back(it->path().filename().string());
+  }
+  for (const std::string& name : left) {
+    try {
+      unclaim(name);
+    } catch (...) {
+      ::close(claim_.fd);
+      ::close(processed_.fd);
+      ::close(failed_.fd);
+      throw;
+    }
+  }
 }
 
 FileMover::~FileMover() {
+  ::close(claim_.fd);
   ::close(processed_.fd);
   ::close(failed_.fd);
 }
 
-std::string FileMover::to_processed(const std::string& name) { return move(processed_, name, {}); }
+std::optional<std::string> FileMover::to_processed(const std::string& name,
+                                                   const std::optional<FileIdentity>& read) {
+  return claim_and_move(processed_, name, {}, read);
+}
 
-std::string FileMover::to_failed(const std::string& name, std::string_view reason) {
-  return move(failed_, name, reason);
+std::optional<std::string> FileMover::to_failed(const std::string& name, std::string_view reason,
+                                                const std::optional<FileIdentity>& read) {
+  return claim_and_move(failed_, name, reason, read);
+}
+
+// Why claim first: files are moved by name, and a producer may put a new file under the name at any
+// moment, also between the last look at it and the rename. The claim directory is this process's
+// own: once renamed there, the entry can be checked at leisure, and what moves on is what was read.
+// A new file that took the name later is simply a new file in the inbox.
+bool FileMover::claim(const std::string& name, const std::optional<FileIdentity>& read) {
+  const std::string source = (inbox_.path / name).string();
+  if (::renameat2(AT_FDCWD, source.c_str(), claim_.fd, name.c_str(), RENAME_NOREPLACE) != 0) {
+    const int error = errno;
+    if (error != EINVAL && error != ENOSYS) {
+      throw errno_error("claim " + name, error);
+    }
+    // No RENAME_NOREPLACE (some network file systems): the claim directory is private and emptied
+    // at start-up, so a plain rename there replaces nothing.
+    if (::renameat(AT_FDCWD, source.c_str(), claim_.fd, name.c_str()) != 0) {
+      throw errno_error("claim " + name);
+    }
+  }
+  inbox_.dirty = true;
+  claim_.dirty = true;
+  if (!read) {
+    return true;
+  }
+  struct stat st {};
+  if (::fstatat(claim_.fd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
+    throw errno_error("stat claimed " + name);
+  }
+  if (identity_of(st) == *read) {
+    return true;
+  }
+  unclaim(name);
+  return false;
+}
+
+void FileMover::unclaim(const std::string& name) {
+  for (unsigned attempt = 0; attempt < kMaxAttempts; ++attempt) {
+    const std::string target = (inbox_.path / numbered_name(name, attempt)).string();
+    if (::renameat2(claim_.fd, name.c_str(), AT_FDCWD, target.c_str(), RENAME_NOREPLACE) == 0) {
+      inbox_.dirty = true;
+      claim_.dirty = true;
+      return;
+    }
+    if (errno == EINVAL || errno == ENOSYS) {
+      if (::linkat(claim_.fd, name.c_str(), AT_FDCWD, target.c_str(), 0) == 0) {
+        ::unlinkat(claim_.fd, name.c_str(), 0);
+        inbox_.dirty = true;
+        claim_.dirty = true;
+        return;
+      }
+    }
+    if (errno != EEXIST) {
+      throw errno_error("return claimed " + name + " to " + inbox_.path.string());
+    }
+  }
+  throw errno_error("return claimed " + name + " to " + inbox_.path.string() + ": no free name",
+                    EEXIST);
+}
+
+std::optional<std::string> FileMover::claim_and_move(Dir& to, const std::string& name,
+                                                     std::optional<std::string_view> reason,
+                                                     const std::optional<FileIdentity>& read) {
+  if (!claim(name, read)) {
+    return std::nullopt;
+  }
+  try {
+    return move(to, name, reason);
+  } catch (const std::system_error&) {
+    // Not moved: back to the inbox, as if never claimed (a restart would do the same).
+    try {
+      unclaim(name);
+    } catch (const std::system_error&) {  // NOLINT(bugprone-empty-catch): the first error is the
+                                          // one to report; the start-up recovers it
+    }
+    throw;
+  }
 }
 
 bool FileMover::place_reason(Dir& dir, const std::string& candidate, std::string_view reason) {
@@ -181,15 +296,15 @@ void FileMover::drop_reason(Dir& dir, const std::string& candidate) {
 
 std::string FileMover::move(Dir& to, const std::string& name,
                             std::optional<std::string_view> reason) {
-  const std::string source = (inbox_.path / name).string();
+  const std::string source = (claim_.path / name).string();
   const std::size_t reserve = reason ? kReasonSuffix.size() : 0;
   for (unsigned attempt = first_attempt(name, reason); attempt < kMaxAttempts; ++attempt) {
     std::string candidate = numbered_name(name, attempt, reserve);
     if (reason && !place_reason(to, candidate, *reason)) {
       continue;
     }
-    if (::renameat2(AT_FDCWD, source.c_str(), to.fd, candidate.c_str(), RENAME_NOREPLACE) == 0) {
-      inbox_.dirty = true;
+    if (::renameat2(claim_.fd, name.c_str(), to.fd, candidate.c_str(), RENAME_NOREPLACE) == 0) {
+      claim_.dirty = true;
       to.dirty = true;
       return candidate;
     }
@@ -197,7 +312,7 @@ std::string FileMover::move(Dir& to, const std::string& name,
     if (error == EINVAL || error == ENOSYS) {
       // The file system cannot rename without replacing (some network file systems): a hard link
       // also fails on a taken name, then the inbox name goes.
-      if (::linkat(AT_FDCWD, source.c_str(), to.fd, candidate.c_str(), 0) != 0) {
+      if (::linkat(claim_.fd, name.c_str(), to.fd, candidate.c_str(), 0) != 0) {
         const int link_error = errno;
         if (reason) {
           drop_reason(to, candidate);
@@ -207,10 +322,10 @@ std::string FileMover::move(Dir& to, const std::string& name,
         }
         throw errno_error("link " + name + " into " + to.path.string(), link_error);
       }
-      if (::unlink(source.c_str()) != 0) {
+      if (::unlinkat(claim_.fd, name.c_str(), 0) != 0) {
         throw errno_error("unlink " + source);
       }
-      inbox_.dirty = true;
+      claim_.dirty = true;
       to.dirty = true;
       return candidate;
     }
@@ -230,10 +345,12 @@ std::string FileMover::move(Dir& to, const std::string& name,
 
 std::string FileMover::copy_across(Dir& to, const std::string& name,
                                    std::optional<std::string_view> reason) {
-  const std::string source = (inbox_.path / name).string();
+  // Copied from the claimed file, and only the claimed name is unlinked: a new file under the
+  // name in the inbox is another file.
+  const std::string source = (claim_.path / name).string();
   int in_fd = -1;
   do {
-    in_fd = ::open(source.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    in_fd = ::openat(claim_.fd, name.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
   } while (in_fd < 0 && errno == EINTR);
   if (in_fd < 0) {
     throw errno_error("open " + name, errno == ELOOP ? EXDEV : errno);
@@ -291,10 +408,10 @@ std::string FileMover::copy_across(Dir& to, const std::string& name,
         throw errno_error("fsync " + to.path.string());
       }
       // The copy is durable before the original goes.
-      if (::unlink(source.c_str()) != 0) {
+      if (::unlinkat(claim_.fd, name.c_str(), 0) != 0) {
         throw errno_error("unlink " + source);
       }
-      inbox_.dirty = true;
+      claim_.dirty = true;
       return candidate;
     }
     const int error = errno;
@@ -311,7 +428,7 @@ std::string FileMover::copy_across(Dir& to, const std::string& name,
 }
 
 void FileMover::sync() {
-  for (Dir* d : {&processed_, &failed_}) {
+  for (Dir* d : {&processed_, &failed_, &claim_}) {
     if (d->dirty) {
       if (::fsync(d->fd) != 0) {
         throw errno_error("fsync " + d->path.string());

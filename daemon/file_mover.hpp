@@ -8,6 +8,8 @@
 #include <string>
 #include <string_view>
 
+#include "daemon/claimed_file.hpp"
+
 namespace labwatch::daemon {
 
 // The name a taken `name` gets on its `attempt`-th retry: "a.hl7" -> "a.1.hl7", "README" ->
@@ -16,12 +18,19 @@ namespace labwatch::daemon {
 // of its stem (at a UTF-8 character boundary), keeping its extension.
 std::string numbered_name(std::string_view name, unsigned attempt, std::size_t reserve = 0);
 
-// Moves entries out of the inbox by name (processed/ and failed/ are held open). A move is a rename
-// (RENAME_NOREPLACE), so an existing file is never replaced; a taken name gets a numeric suffix.
-// Across file systems a regular file is copied, synced and then unlinked. Not thread-safe.
+// The inbox's private claim directory: a dot name, so the watcher never reports it.
+inline constexpr std::string_view kClaimDir = ".labwatch-claim";
+
+// Moves entries out of the inbox (processed/ and failed/ are held open). Each entry is first
+// claimed: renamed into the inbox's claim directory (same file system), where no producer puts a
+// file, and checked to be the file that was read; only the claimed name moves on. A move is a
+// rename (RENAME_NOREPLACE), so an existing file is never replaced; a taken name gets a numeric
+// suffix. Across file systems the claimed file is copied, synced and then its claimed name
+// unlinked. Not thread-safe.
 class FileMover {
  public:
-  // Opens processed/ and failed/. Throws std::system_error("open DIR").
+  // Opens processed/ and failed/, creates the claim directory (0700) and returns into the inbox
+  // whatever a crash left claimed. Throws std::system_error("open DIR").
   FileMover(const std::filesystem::path& inbox, const std::filesystem::path& processed,
             const std::filesystem::path& failed);
   ~FileMover();
@@ -30,22 +39,26 @@ class FileMover {
   FileMover(FileMover&&) = delete;
   FileMover& operator=(FileMover&&) = delete;
 
-  // Moves inbox/`name` into processed/ and returns the name it got there. Throws std::system_error
-  // naming the call: ENOENT when the entry is gone, EXDEV for a non-regular entry that would have
-  // to cross file systems.
-  std::string to_processed(const std::string& name);
+  // Moves inbox/`name` into processed/ and returns the name it got there. With `read`, only that
+  // file, unchanged: an entry that is another file (a producer put a new one under the name after
+  // it was read) or that changed goes back to the inbox, unread, and nullopt is returned. Throws
+  // std::system_error naming the call (the entry is back in the inbox): ENOENT when it is gone,
+  // EXDEV for a non-regular entry that would have to cross file systems.
+  std::optional<std::string> to_processed(const std::string& name,
+                                          const std::optional<FileIdentity>& read = {});
   // Moves inbox/`name` into failed/ beside `<new name>.reason.txt` holding `reason`. The reason
   // file is written, synced and in place before the file moves, so a crash between the two leaves
   // the file in the inbox (to be read again) and never a failed file without its reason. Returns
-  // the new name. Throws like to_processed.
-  std::string to_failed(const std::string& name, std::string_view reason);
+  // the new name, or nullopt like to_processed. Throws like to_processed.
+  std::optional<std::string> to_failed(const std::string& name, std::string_view reason,
+                                       const std::optional<FileIdentity>& read = {});
 
   // Makes the moves since the last call durable: fsync of each directory they changed. Moves are
   // idempotent after a crash (the file reappears in the inbox and is recognized by its hash), so
   // callers may batch this. Throws std::system_error("fsync DIR").
   void sync();
   [[nodiscard]] bool dirty() const noexcept {
-    return inbox_.dirty || processed_.dirty || failed_.dirty;
+    return inbox_.dirty || claim_.dirty || processed_.dirty || failed_.dirty;
   }
 
  private:
@@ -55,6 +68,15 @@ class FileMover {
     bool dirty = false;
   };
 
+  // Renames inbox/`name` into the claim directory; true when it is `read` (or no check was asked
+  // for), else it went back to the inbox.
+  bool claim(const std::string& name, const std::optional<FileIdentity>& read);
+  // Returns claimed `name` to the inbox, under a free name; throws std::system_error.
+  void unclaim(const std::string& name);
+  // Claims, then moves on; a failure returns the claimed entry to the inbox first.
+  std::optional<std::string> claim_and_move(Dir& to, const std::string& name,
+                                            std::optional<std::string_view> reason,
+                                            const std::optional<FileIdentity>& read);
   // `reason`: a failed file's reason text, placed beside it first.
   std::string move(Dir& to, const std::string& name, std::optional<std::string_view> reason);
   std::string copy_across(Dir& to, const std::string& name, std::optional<std::string_view> reason);
@@ -63,6 +85,7 @@ class FileMover {
   static void drop_reason(Dir& dir, const std::string& candidate);
 
   Dir inbox_;
+  Dir claim_;
   Dir processed_;
   Dir failed_;
 };

@@ -10,6 +10,7 @@
 #include "config/config_loader.hpp"
 #include "parsers/csv_parser.hpp"
 #include "parsers/hl7_parser.hpp"
+#include "parsers/text_charset.hpp"
 
 namespace labwatch::daemon {
 namespace {
@@ -181,13 +182,22 @@ void FileReader::read_csv(const ClaimedFile& file, const std::string& name, Sha2
   std::string text;
   file.read_at(0, static_cast<std::size_t>(file.size()), text);
   file_hash.update(text);
+  const config::Source* source = config::match_source(config_, name);
+  // Everything stored is UTF-8: a CSV saved by a Windows program is Windows-1252 (or what its
+  // <source charset> says), and is read as such before it is split.
+  if (!parsers::text_to_utf8(text, source != nullptr ? source->charset : parsers::TextEncoding{})) {
+    out.add(file_refusal("bad_encoding",
+                         "the file is not valid UTF-8, which its <source charset> declares"));
+    return;
+  }
   auto table = parsers::parse_csv(text);
   if (!table) {
     out.add(from_parse_error(table.error()));
     return;
   }
-  parsers::CsvFileResult parsed = parsers::csv_to_reports(table.value(), config_.csv);
-  const config::Source* source = config::match_source(config_, name);
+  parsers::CsvFileResult parsed =
+      parsers::csv_to_reports(table.value(), config_.csv,
+                              source != nullptr ? source->date_order : parsers::DateOrder::unknown);
   for (parsers::Refusal& r : parsed.refusals) {
     // A CSV carries no assigning authority: the refused row's key takes the source's.
     if (source != nullptr && !r.patient_key.empty() && r.patient_key.front() == '|') {
@@ -203,12 +213,14 @@ void FileReader::read_csv(const ClaimedFile& file, const std::string& name, Sha2
 void FileReader::normalize(const parsers::LabReport& report, std::string digest,
                            const std::string& name, BatchSink& out) const {
   clinical::SourceContext context;
-  if (const config::Source* source = config::match_source(config_, name, report.sending_facility)) {
+  const config::Source* source = config::match_source(config_, name, report.sending_facility);
+  if (source != nullptr) {
     context.facility = source->facility;
     context.authority = source->authority;
     context.timezone = source->timezone;
     context.decimal = source->decimal;
   }
+  context.timezone = config::timezone_for(config_, source);
   auto normalized = clinical::normalize(report, config_.catalogue, context);
   if (!normalized) {
     out.add(std::move(normalized.error()));

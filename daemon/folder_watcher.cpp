@@ -14,6 +14,7 @@
 #include <cstring>
 #include <utility>
 
+#include "daemon/claimed_file.hpp"
 #include "daemon/log.hpp"
 
 namespace labwatch::daemon {
@@ -22,8 +23,9 @@ namespace {
 // IN_Q_OVERFLOW and IN_IGNORED are always reported; IN_ONLYDIR refuses to watch a non-directory.
 // The self events end the watch: a renamed or deleted inbox no longer receives files at its path.
 // No descriptor of the directory is held open, or a deletion would go unnoticed until it closed.
+// IN_CREATE: a file published by link(2) or linkat(2) of an O_TMPFILE gets no other event.
 constexpr std::uint32_t kWatchMask =
-    IN_CLOSE_WRITE | IN_MOVED_TO | IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR;
+    IN_CREATE | IN_CLOSE_WRITE | IN_MOVED_TO | IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR;
 
 bool ends_with_nocase(std::string_view name, std::string_view suffix) noexcept {
   if (name.size() < suffix.size()) {
@@ -172,6 +174,14 @@ void FolderWatcher::on_events(std::size_t bytes) {
       } else {
         pending_.erase(key);
       }
+    } else if ((event.mask & IN_CREATE) != 0 && (event.mask & IN_ISDIR) == 0) {
+      // Created or linked in: a regular file settles like one closed after writing (its writer,
+      // if any, closes it later: IN_CLOSE_WRITE starts the settle time again). Other entries wait
+      // for a scan: a FIFO or device is never waited on.
+      Snapshot s;
+      if (snapshot(key, s) && s.regular) {
+        track(key, s, due, /*confirm=*/true);
+      }
     }
   }
   arm_timer();
@@ -214,12 +224,16 @@ std::vector<std::string> FolderWatcher::scan() {
       continue;  // gone since it was listed
     }
     // A regular file counts as settled when its mtime is at least the settle time old; a younger
-    // one (or one dated in the future) may still be in the middle of being written.
+    // one (or one dated in the future) may still be in the middle of being written. An old one
+    // may have a stalled writer: it is taken only when no process holds it open for writing, or,
+    // where that cannot be asked, once it stayed unchanged for one more settle time.
     const std::chrono::nanoseconds age = age_of(s.mtime);
     if (s.regular && age < settle_) {
       const auto wait =
           std::clamp<std::chrono::nanoseconds>(settle_ - age, std::chrono::nanoseconds(0), settle_);
       track(name, s, now + std::chrono::duration_cast<Clock::duration>(wait));
+    } else if (s.regular && open_writers(dir_ / name) != Writers::none) {
+      track(name, s, now + settle_);
     } else {
       ready.push_back(std::move(name));
     }
@@ -236,11 +250,12 @@ void FolderWatcher::settle(const std::string& name) {
   }
 }
 
-void FolderWatcher::track(const std::string& name, const Snapshot& snapshot,
-                          Clock::time_point due) {
+void FolderWatcher::track(const std::string& name, const Snapshot& snapshot, Clock::time_point due,
+                          bool confirm) {
   Pending& p = pending_[name];
   p.snapshot = snapshot;
   p.generation = ++generation_;
+  p.confirm = confirm;
   due_.push(Due{due, name, p.generation});
 }
 
@@ -283,8 +298,16 @@ void FolderWatcher::on_timer() {
     if (!snapshot(due.name, s)) {
       pending_.erase(it);
     } else if (s == it->second.snapshot) {
-      pending_.erase(it);
-      ready.push_back(std::move(due.name));
+      const Writers writers = s.regular ? open_writers(dir_ / due.name) : Writers::none;
+      if (writers == Writers::some) {
+        // Unchanged, but a writer still holds it open (stalled, or about to write more).
+        track(due.name, s, now + settle_, it->second.confirm);
+      } else if (writers == Writers::unknown && it->second.confirm) {
+        track(due.name, s, now + settle_);  // no way to ask: one more quiet settle time
+      } else {
+        pending_.erase(it);
+        ready.push_back(std::move(due.name));
+      }
     } else {
       // Still changing: somebody is writing it. Start the settle time over.
       track(due.name, s, now + settle_);

@@ -28,8 +28,12 @@ namespace labwatch::daemon {
 bool is_ignored_name(std::string_view name) noexcept;
 
 // Watches one directory (not its subdirectories) for files that are complete: renamed in
-// (IN_MOVED_TO), or closed after writing (IN_CLOSE_WRITE) and then unchanged in size and mtime for
-// the settle time. Never reads a file. Single-threaded: handlers run on the io_context's thread.
+// (IN_MOVED_TO), or closed after writing (IN_CLOSE_WRITE) or linked in (IN_CREATE: a hard link, an
+// O_TMPFILE published with linkat) and then unchanged in size and mtime for the settle time. A
+// file that settled is reported only once no process holds it open for writing (open_writers);
+// where the kernel cannot tell, a file created in place or found by a scan must stay unchanged for
+// one more settle time. Never reads a file. Single-threaded: handlers run on the io_context's
+// thread.
 class FolderWatcher {
  public:
   using Clock = std::chrono::steady_clock;
@@ -55,8 +59,9 @@ class FolderWatcher {
   void close() noexcept;
 
   // Lists the directory. Returns the names to process now, sorted; a regular file modified less
-  // than the settle time ago waits to settle and is reported through `ready` later. Ignored names
-  // and files already settling are skipped. Throws std::system_error("scan DIR") when unreadable.
+  // than the settle time ago, or held open for writing, waits to settle and is reported through
+  // `ready` later. Ignored names and files already settling are skipped. Throws
+  // std::system_error("scan DIR") when unreadable.
   std::vector<std::string> scan();
   // Treats `name` as just closed after writing: it is reported once it has settled.
   void settle(const std::string& name);
@@ -78,6 +83,9 @@ class FolderWatcher {
   struct Pending {
     Snapshot snapshot;
     std::uint64_t generation = 0;
+    // Created in place or found by a scan: where writers cannot be asked about, one more settle
+    // time must pass unchanged.
+    bool confirm = false;
   };
   struct Due {
     Clock::time_point at;
@@ -88,7 +96,8 @@ class FolderWatcher {
 
   void read_events();
   void on_events(std::size_t bytes);
-  void track(const std::string& name, const Snapshot& snapshot, Clock::time_point due);
+  void track(const std::string& name, const Snapshot& snapshot, Clock::time_point due,
+             bool confirm = false);
   void arm_timer();
   void on_timer();
   bool snapshot(const std::string& name, Snapshot& out) const;

@@ -2,10 +2,13 @@
 // Logging to stderr with one write(2) per line, so lines from one process never interleave.
 #include "daemon/log.hpp"
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <cerrno>
+#include <cstdio>
+#include <cstdlib>
 #include <string>
 
 namespace labwatch::daemon::log {
@@ -16,6 +19,41 @@ std::atomic<int> g_max{static_cast<int>(Priority::info)};
 
 void set_journal_prefix(bool on) noexcept { g_prefix = on; }
 void set_max_priority(Priority max) noexcept { g_max = static_cast<int>(max); }
+
+bool stderr_is_journal() noexcept {
+  const char* stream = std::getenv("JOURNAL_STREAM");  // NOLINT(concurrency-mt-unsafe): at start
+  if (stream == nullptr) {
+    return false;
+  }
+  unsigned long long device = 0;
+  unsigned long long inode = 0;
+  char tail = 0;
+  if (std::sscanf(stream, "%llu:%llu%c", &device, &inode, &tail) != 2) {
+    return false;
+  }
+  struct stat st {};
+  return ::fstat(STDERR_FILENO, &st) == 0 && static_cast<unsigned long long>(st.st_dev) == device &&
+         static_cast<unsigned long long>(st.st_ino) == inode;
+}
+
+std::optional<Priority> parse_priority(std::string_view name) noexcept {
+  if (name == "error") {
+    return Priority::error;
+  }
+  if (name == "warning") {
+    return Priority::warning;
+  }
+  if (name == "notice") {
+    return Priority::notice;
+  }
+  if (name == "info") {
+    return Priority::info;
+  }
+  if (name == "debug") {
+    return Priority::debug;
+  }
+  return std::nullopt;
+}
 
 void write(Priority priority, std::string_view message) noexcept {
   if (static_cast<int>(priority) > g_max.load()) {

@@ -3,6 +3,7 @@
 // <7> debug). Log file names, counts and ids; never patient data at info level or above.
 #pragma once
 
+#include <optional>
 #include <string_view>
 
 namespace labwatch::daemon::log {
@@ -13,6 +14,14 @@ enum class Priority { error = 3, warning = 4, notice = 5, info = 6, debug = 7 };
 void set_journal_prefix(bool on) noexcept;
 // Lines above this priority are dropped (default info).
 void set_max_priority(Priority max) noexcept;
+
+// Whether stderr is a stream of the journal: $JOURNAL_STREAM ("DEV:INODE", set by systemd for
+// StandardError=journal) names the file stderr is. Only then do priority prefixes mean anything;
+// elsewhere (a terminal, a file, a pipe) they are noise.
+bool stderr_is_journal() noexcept;
+
+// "error", "warning", "notice", "info" or "debug"; nullopt for anything else.
+std::optional<Priority> parse_priority(std::string_view name) noexcept;
 
 void write(Priority priority, std::string_view message) noexcept;
 

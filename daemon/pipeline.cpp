@@ -20,6 +20,7 @@
 #include "config/config_loader.hpp"
 #include "daemon/digest.hpp"
 #include "daemon/handoff.hpp"
+#include "daemon/log.hpp"
 
 namespace labwatch::daemon {
 namespace {
@@ -84,6 +85,8 @@ std::string_view to_string(FileOutcome::Kind kind) noexcept {
       return "refused";
     case FileOutcome::Kind::already_known:
       return "already ingested";
+    case FileOutcome::Kind::changed:
+      return "changed while it was read";
   }
   return "unknown";
 }
@@ -119,6 +122,14 @@ std::string describe(const parsers::Refusal& r) {
     out += ": " + r.detail;
   }
   return out;
+}
+
+std::string describe(const parsers::Warning& warning) {
+  parsers::Refusal as_refusal;
+  as_refusal.reason = warning.reason;
+  as_refusal.detail = warning.detail;
+  as_refusal.where = warning.where;
+  return describe(as_refusal);
 }
 
 storage::Routing routing_of(const config::Config& config) {
@@ -170,6 +181,7 @@ FileOutcome Pipeline::process_file(const std::filesystem::path& path, const Clai
     return outcome;
   }
   const ClaimedFile& file = claimed.value();
+  outcome.read = file.identity();
 
   // The content hash is the idempotency key: the same bytes are ingested once, whatever their name.
   // It is computed from the chunks the parser reads, so the file is read and hashed once; whether
@@ -199,9 +211,27 @@ FileOutcome Pipeline::process_file(const std::filesystem::path& path, const Clai
     BatchSink out(store_batch);
     reader_.read(file, record.name, file_hash, buffer_, out);
   }
+  if (policy.unchanged_after_read && !file.unchanged()) {
+    // A writer still had it (appended, truncated, rewrote it): what was read may be a torn copy.
+    // Nothing is committed (the transaction rolls back); the caller reads it again once it settles.
+    outcome = FileOutcome{};
+    outcome.file_name = record.name;
+    outcome.read = file.identity();
+    outcome.kind = FileOutcome::Kind::changed;
+    return outcome;
+  }
   in_file_order(outcome.refusals);
   outcome.sha256 = file_hash.finish();
   outcome.summary = tx->commit(outcome.sha256);
+  for (const storage::IngestWarning& warning : outcome.summary.warnings) {
+    // File name, message index and control id only: never patient data.
+    log::warning(
+        record.name + ": " + warning.reason + ": message " +
+        std::to_string(warning.where.message + 1) +
+        (warning.control_id.empty() ? std::string() : " (control id " + warning.control_id + ")") +
+        ": its OBR-3 accession number was stored before for another patient; "
+        "kept as a separate result");
+  }
   if (outcome.summary.already_known) {
     known_outcome(outcome);
   } else if (outcome.refusals.empty()) {
@@ -250,7 +280,9 @@ void Pipeline::known_outcome(FileOutcome& outcome) {
   outcome.summary = {};
   outcome.summary.already_known = true;
   outcome.refusals.clear();
+  outcome.refusals_dropped = 0;
   outcome.unmapped.clear();
+  outcome.warnings.clear();
   std::optional<storage::KnownFile> known = store_.find_file(outcome.sha256);
   if (!known || known->verdict == storage::FileVerdict::accepted) {
     return;
@@ -260,6 +292,9 @@ void Pipeline::known_outcome(FileOutcome& outcome) {
   outcome.summary = known->summary;
   outcome.refusals = std::move(known->refusals);
   in_file_order(outcome.refusals);
+  const auto counted = static_cast<std::uint64_t>(std::max(outcome.summary.refusals, 0));
+  outcome.refusals_dropped =
+      counted > outcome.refusals.size() ? counted - outcome.refusals.size() : 0;
 }
 
 void Pipeline::store(const FileItem& item, storage::FileTransaction& tx, FileOutcome& outcome) {
@@ -268,9 +303,16 @@ void Pipeline::store(const FileItem& item, storage::FileTransaction& tx, FileOut
     return;
   }
   const clinical::NormalizedReport& report = std::get<clinical::NormalizedReport>(item);
-  outcome.refusals.insert(outcome.refusals.end(), report.refusals.begin(), report.refusals.end());
+  for (const parsers::Refusal& refusal : report.refusals) {
+    keep(refusal, outcome);
+  }
   for (const auto& [code, count] : report.unmapped) {
     outcome.unmapped[code] += count;
+  }
+  for (const parsers::Warning& warning : report.warnings) {
+    // Places and reasons only, like a refusal: no patient data reaches the log.
+    log::warning(outcome.file_name + ": " + describe(warning));
+    outcome.warnings.push_back(warning);
   }
   tx.add_report(report);
 }
@@ -280,7 +322,15 @@ void Pipeline::refuse(const parsers::Refusal& refusal, storage::FileTransaction*
   if (tx != nullptr) {
     tx->add_refusal(refusal);
   }
-  outcome.refusals.push_back(refusal);
+  keep(refusal, outcome);
+}
+
+void Pipeline::keep(const parsers::Refusal& refusal, FileOutcome& outcome) {
+  if (outcome.refusals.size() < static_cast<std::size_t>(storage::kRefusalsKept)) {
+    outcome.refusals.push_back(refusal);
+  } else {
+    ++outcome.refusals_dropped;
+  }
 }
 
 }  // namespace labwatch::daemon

@@ -5,9 +5,11 @@
 // thread stores it.
 #pragma once
 
+#include <cstdint>
 #include <filesystem>
 #include <functional>
 #include <map>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -27,20 +29,41 @@ struct FileOutcome {
     partial,        // stored, but some messages or results were refused
     refused,        // nothing stored: the file as a whole was refused
     already_known,  // the same bytes were ingested before
+    changed,        // nothing stored: the file changed while it was read (read it again later)
   };
   Kind kind = Kind::accepted;
   std::string file_name;
+  std::optional<FileIdentity> read;  // the file that was read, as it was opened
   std::string sha256;
   storage::IngestSummary summary;
+  // The first storage::kRefusalsKept refusals, in file order; those past them are only counted.
   std::vector<parsers::Refusal> refusals;
-  std::map<std::string, int> unmapped;  // code -> count, for the admin
+  std::uint64_t refusals_dropped = 0;
+  std::map<std::string, int> unmapped;     // code -> count, for the admin
+  std::vector<parsers::Warning> warnings;  // read, but not as declared (logged as they come)
+
+  // Every refusal of the file, listed or not.
+  [[nodiscard]] std::uint64_t refused() const noexcept {
+    return refusals.size() + refusals_dropped;
+  }
 };
 
 std::string_view to_string(FileOutcome::Kind kind) noexcept;
 
+// How many results of the file had a code outside the catalogue (skipped, counted per code).
+inline int unmapped_results(const FileOutcome& outcome) noexcept {
+  int total = 0;
+  for (const auto& entry : outcome.unmapped) {
+    total += entry.second;
+  }
+  return total;
+}
+
 // A refusal as one line without patient data: "message 2 (line 14), segment 7 OBX, field 5:
 // non_numeric_value: OBX-5 is not a number".
 std::string describe(const parsers::Refusal& refusal);
+// A warning the same way: "message 2, line 1, segment 1 MSH, field 18: unknown_charset: ...".
+std::string describe(const parsers::Warning& warning);
 
 // Where alerts of this config go: practitioners by ordering provider and by facility, else the
 // default recipient. Empty when no mail is configured.
@@ -69,6 +92,7 @@ class Pipeline {
                       const std::function<void(FileBatch&)>& store_batch);
   void store(const FileItem& item, storage::FileTransaction& tx, FileOutcome& outcome);
   void refuse(const parsers::Refusal& refusal, storage::FileTransaction* tx, FileOutcome& outcome);
+  static void keep(const parsers::Refusal& refusal, FileOutcome& outcome);
 
   const config::Config& config_;
   storage::Store& store_;

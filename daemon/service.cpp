@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <boost/asio/error.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
@@ -31,6 +32,7 @@
 
 #include "config/config_loader.hpp"
 #include "daemon/cli.hpp"
+#include "daemon/config_check.hpp"
 #include "daemon/file_mover.hpp"
 #include "daemon/folder_watcher.hpp"
 #include "daemon/log.hpp"
@@ -61,6 +63,13 @@ constexpr std::chrono::minutes kMigrationGrace{15};
 constexpr std::chrono::seconds kStatusInterval{1};
 // Refusals of one file written to the log; all of them go to the reason file.
 constexpr std::size_t kRefusalsLogged = 10;
+// Another writer holding the database past the busy timeout: intake pauses, the file stays in the
+// inbox, and it is tried again after a wait that doubles from the first to the last of these.
+constexpr std::chrono::seconds kBusyRetryFirst{1};
+constexpr std::chrono::seconds kBusyRetryMax{15};
+// A file whose ingest failed this many times for an operational reason (an exception that is not
+// about its content, a busy database excepted) goes to failed/ instead of stopping the daemon.
+constexpr int kPoisonAttempts = 3;
 
 // A config that loads but cannot run (directories that cannot work together, an unusable mail
 // relay URL): EX_CONFIG at startup, refused on reload.
@@ -135,6 +144,8 @@ struct Runtime {
   std::unique_ptr<Pipeline> pipeline;
   std::unique_ptr<FileMover> mover;
   std::unique_ptr<FolderWatcher> watcher;
+  // Inbox files whose ingest failed before (the database's intake_attempts): usually none.
+  std::vector<storage::IntakeAttempt> failing;
 };
 
 struct Counts {
@@ -148,27 +159,22 @@ std::string plural(std::uint64_t n, const char* what) {
   return std::to_string(n) + " " + what + (n == 1 ? "" : "s");
 }
 
-bool same_file(const struct stat& a, const struct stat& b) {
-  return a.st_dev == b.st_dev && a.st_ino == b.st_ino && a.st_size == b.st_size &&
-         a.st_mtim.tv_sec == b.st_mtim.tv_sec && a.st_mtim.tv_nsec == b.st_mtim.tv_nsec;
+storage::IntakeKey intake_key(const std::string& name, const struct stat& st) {
+  storage::IntakeKey key;
+  key.name = name;
+  key.size = static_cast<std::int64_t>(st.st_size);
+  key.mtime_ns = static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 +
+                 static_cast<std::int64_t>(st.st_mtim.tv_nsec);
+  return key;
 }
 
-// The inbox must be its own directory: a move into it would be read again, forever, and the
-// database's files would be ingested and moved away.
-void check_layout(const config::Paths& paths) {
-  namespace fs = std::filesystem;
-  const fs::path inbox(paths.inbox);
-  if (fs::equivalent(inbox, paths.processed) || fs::equivalent(inbox, paths.failed)) {
-    throw UnusableConfig("the inbox (" + paths.inbox + ") must differ from processed/ and failed/");
-  }
-  if (fs::equivalent(paths.processed, paths.failed)) {
-    throw UnusableConfig("processed/ and failed/ (" + paths.processed +
-                         ") must be different directories");
-  }
-  const fs::path db_dir = fs::absolute(paths.database).parent_path();
-  if (fs::equivalent(inbox, db_dir)) {
-    throw UnusableConfig("the database (" + paths.database + ") must not be inside the inbox");
-  }
+// The reason file of a file set aside after kPoisonAttempts operational failures.
+std::string poison_reason(const std::string& name, int failures, const std::string& error) {
+  return "labwatch did not ingest all of " + printable(name) +
+         "\noutcome: not ingested: its ingest failed " + std::to_string(failures) +
+         " times for an operational reason, not for its content; nothing of it was stored\n" +
+         "last error: " + printable(error) +
+         "\nMove it back into the inbox once the cause is fixed: it is then tried again.\n";
 }
 
 // The reason file of a file moved to failed/: what happened and each refusal, without patient data.
@@ -185,9 +191,17 @@ std::string reason_text(const FileOutcome& outcome) {
            plural(static_cast<std::uint64_t>(s.results_stored), "result") + ", " +
            plural(static_cast<std::uint64_t>(s.duplicates), "duplicate") + "\n";
   }
-  out += "refused (" + std::to_string(outcome.refusals.size()) + "):\n";
+  out += "refused (" + std::to_string(outcome.refused()) +
+         (outcome.refusals_dropped > 0
+              ? ", the first " + std::to_string(outcome.refusals.size()) + " listed"
+              : std::string()) +
+         "):\n";
   for (const parsers::Refusal& r : outcome.refusals) {
     out += "- " + printable(describe(r)) + "\n";
+  }
+  if (outcome.refusals_dropped > 0) {
+    out += "and " + plural(outcome.refusals_dropped, "more refusal") +
+           ", counted but not kept in detail\n";
   }
   return out;
 }
@@ -211,6 +225,11 @@ class Service {
   void post_work();
   void work();
   void handle(const std::string& name);
+  void pause_for_busy_database(const std::string& name, const std::string& what);
+  // Handles a failed ingest of `name` (not a busy database); returns false when the daemon stops.
+  bool count_failure(const std::string& name, const storage::IntakeKey& key,
+                     const std::string& what);
+  void forget_failures(const storage::IntakeKey& key);
   void report(const FileOutcome& outcome, const std::string& moved_to);
   void leave(const std::string& name, ino_t ino, const std::string& why);
   void sync_moves();
@@ -230,6 +249,7 @@ class Service {
   boost::asio::steady_timer rescan_timer_{io_};
   boost::asio::steady_timer ready_timer_{io_};
   boost::asio::steady_timer status_timer_{io_};
+  boost::asio::steady_timer busy_timer_{io_};
   std::optional<Clock::duration> watchdog_period_;
   Clock::time_point last_watchdog_;
 
@@ -237,6 +257,9 @@ class Service {
   std::deque<std::string> queue_;
   std::unordered_set<std::string> queued_;
   bool work_posted_ = false;
+  // The database was held by another writer: no file is taken until busy_timer_ fires.
+  bool paused_ = false;
+  std::chrono::seconds busy_wait_{0};
   // Entries refused and left in the inbox (directories, unmovable things): logged once per inode.
   std::map<std::string, ino_t> left_;
 
@@ -271,8 +294,10 @@ int Service::run(const config::Config& initial) {
   }
   const config::Config& config = *rt_->config;
   watchdog_period_ = Notifier::watchdog_interval();
-  log::info("started: inbox " + config.paths.inbox + ", processed " + config.paths.processed +
-            ", failed " + config.paths.failed + ", database " + config.paths.database + ", " +
+  log::info("started: config " + (config_path_.empty() ? "(built-in defaults)" : config_path_) +
+            ", mail " + (config.mail.smtp_url.empty() ? "off" : "on") + ", inbox " +
+            config.paths.inbox + ", processed " + config.paths.processed + ", failed " +
+            config.paths.failed + ", database " + config.paths.database + ", " +
             plural(config.sources.size(), "source") + ", settle " +
             std::to_string(config.intake.settle.count()) + " ms, rescan " +
             (config.intake.rescan.count() > 0 ? std::to_string(config.intake.rescan.count()) + " s"
@@ -321,11 +346,15 @@ std::unique_ptr<Runtime> Service::build(config::Config config) {
   for (const std::string& dir : {paths.inbox, paths.processed, paths.failed}) {
     std::filesystem::create_directories(dir);
   }
-  check_layout(paths);
+  // The same checks as `labwatch check-config` (daemon/config_check.hpp).
+  if (auto why = unusable_reason(*rt->config)) {
+    throw UnusableConfig(*why);
+  }
   static const std::vector<std::unique_ptr<DirLock>> kNone;
   for (const std::string& dir : {paths.inbox, paths.processed, paths.failed}) {
     rt->locks.push_back(std::make_unique<DirLock>(dir, rt_ ? rt_->locks : kNone));
   }
+  rt->failing = rt->store->intake_attempts();
   rt->pipeline = std::make_unique<Pipeline>(*rt->config, *rt->store);
   // One large file holds the loop for seconds: keep the watchdog fed between its chunks.
   rt->pipeline->set_progress([this] {
@@ -459,7 +488,7 @@ void Service::enqueue(const std::string& name) {
 }
 
 void Service::post_work() {
-  if (work_posted_ || queue_.empty()) {
+  if (work_posted_ || paused_ || queue_.empty()) {
     return;
   }
   // One file per handler: signals, the watchdog and inotify reads run between files, and a stop
@@ -477,7 +506,7 @@ void Service::work() {
   queue_.pop_front();
   queued_.erase(name);
   handle(name);
-  if (stopping_) {
+  if (stopping_ || paused_) {
     return;
   }
   const Clock::time_point now = Clock::now();
@@ -516,48 +545,60 @@ void Service::handle(const std::string& name) {
     return;
   }
 
+  if (S_ISREG(before.st_mode) && open_writers(path) == Writers::some) {
+    // Renamed in (or reported) while a process still holds it open for writing: not complete yet.
+    log::debug(name + ": still open for writing; waiting for it to settle");
+    rt.watcher->settle(name);
+    return;
+  }
+
   ClaimPolicy policy;
   policy.strict = true;
   policy.max_bytes = rt.config->intake.max_file_bytes;
+  policy.unchanged_after_read = true;
   FileOutcome outcome;
   try {
     outcome = rt.pipeline->process_file(path, policy);
   } catch (const std::exception& e) {
-    // Nothing of this file was committed: keep it where it is for the next start.
-    log::error(name + ": not ingested, left in the inbox: " + e.what());
-    request_stop(kExitFailure, "a database or I/O failure");
+    if (storage::is_busy(e)) {
+      pause_for_busy_database(name, e.what());
+      return;
+    }
+    count_failure(name, intake_key(name, before), e.what());
+    return;
+  }
+  if (busy_wait_.count() > 0) {
+    log::info("the database is free again; intake resumes");
+    busy_wait_ = std::chrono::seconds(0);
+  }
+  if (outcome.kind == FileOutcome::Kind::changed) {
+    log::info(name +
+              ": changed while it was read; nothing stored, reading it again once it settles");
+    rt.watcher->settle(name);
     return;
   }
   if (outcome.summary.notices > 0 && rt.dispatcher) {
     rt.dispatcher->poke();  // mail was queued in the file's transaction: look at the outbox now
   }
 
-  // Files are moved by name, and a name can be reused for a new file at any moment: move only the
-  // file that was read. One that changed or was replaced meanwhile is read again once it settles.
-  struct stat after {};
-  if (::lstat(path.c_str(), &after) != 0) {
-    log::info(name + ": " + std::string(to_string(outcome.kind)) +
-              "; removed from the inbox before it was moved");
-    return;
-  }
-  if (!same_file(before, after)) {
-    log::info(name + ": changed while it was read; reading it again once it settles");
-    rt.watcher->settle(name);
-    return;
-  }
-
+  // Files are moved by name, and a name can be reused for a new file at any moment: the mover
+  // claims the entry and moves it only when it is the file that was read, unchanged (an entry
+  // refused unopened: the one looked at). Another one goes back to the inbox, to be read on its
+  // own.
+  const FileIdentity read = outcome.read ? *outcome.read : identity_of(before);
   const bool whole = outcome.kind == FileOutcome::Kind::accepted ||
                      outcome.kind == FileOutcome::Kind::already_known;
-  std::string moved;
+  std::optional<std::string> moved;
   try {
-    moved = whole ? rt.mover->to_processed(name) : rt.mover->to_failed(name, reason_text(outcome));
+    moved = whole ? rt.mover->to_processed(name, read)
+                  : rt.mover->to_failed(name, reason_text(outcome), read);
   } catch (const std::system_error& e) {
     struct stat now {};
     if (::lstat(path.c_str(), &now) != 0 && errno == ENOENT) {
       log::info(name + ": removed from the inbox before it was moved");
-    } else if (!S_ISREG(after.st_mode)) {
+    } else if (!S_ISREG(before.st_mode)) {
       // A FIFO or symlink that cannot be renamed (another file system): nothing to copy, leave it.
-      leave(name, after.st_ino,
+      leave(name, before.st_ino,
             std::string(to_string(outcome.kind)) + "; it cannot be moved: " + e.what());
     } else {
       // Stored, but stuck in the inbox (processed/ or failed/ gone or unwritable). A restart
@@ -569,11 +610,100 @@ void Service::handle(const std::string& name) {
     }
     return;
   }
+  if (!moved) {
+    log::info(name + ": " + std::string(to_string(outcome.kind)) +
+              "; replaced or changed under its name after it was read: the file there now is read "
+              "on its own");
+    rt.watcher->settle(name);
+    return;
+  }
   if (!whole) {
     // Sync at once: after a crash it would be read again as already known and go to processed/.
     sync_moves();
   }
-  report(outcome, moved);
+  if (!rt.failing.empty()) {
+    const storage::IntakeKey key = intake_key(name, before);
+    if (std::ranges::any_of(rt.failing,
+                            [&key](const storage::IntakeAttempt& a) { return a.key == key; })) {
+      forget_failures(key);  // it failed before, on an earlier start: ingested now
+    }
+  }
+  report(outcome, *moved);
+}
+
+// Why count failures: an exception that is not about the file's content (a bug met by one file, a
+// failing disk, a full database) used to stop the daemon; systemd restarted it, it met the same
+// file first again, and everything behind that file waited forever. The attempts are counted in
+// the database, so restarts count too. Until kPoisonAttempts the daemon still stops (the cause may
+// be passing, or the disk failing); then the file is set aside in failed/ and intake goes on.
+bool Service::count_failure(const std::string& name, const storage::IntakeKey& key,
+                            const std::string& what) {
+  Runtime& rt = *rt_;
+  int failures = 0;
+  try {
+    failures = rt.store->record_intake_failure(key, what);
+  } catch (const std::exception& e) {
+    log::error(name + ": the failure cannot be recorded either: " + e.what());
+  }
+  if (failures < kPoisonAttempts) {
+    // Nothing of this file was committed: keep it where it is for the next start.
+    log::error(name + ": not ingested, left in the inbox (failure " + std::to_string(failures) +
+               " of " + std::to_string(kPoisonAttempts) + "): " + what);
+    request_stop(kExitFailure, "a database or I/O failure");
+    return false;
+  }
+  std::optional<std::string> moved;
+  try {
+    moved = rt.mover->to_failed(name, poison_reason(name, failures, what));
+    sync_moves();
+  } catch (const std::system_error& e) {
+    log::error(name + ": failed " + std::to_string(failures) +
+               " times, but it cannot be moved: " + e.what());
+    request_stop(kExitFailure, "a file cannot be moved out of the inbox");
+    return false;
+  }
+  ++counts_.refused;
+  log::error(name + ": not ingested, failed " + std::to_string(failures) +
+             " times for an operational reason; set aside -> failed/" + moved.value_or(name) +
+             " (last error: " + what + ")");
+  forget_failures(key);
+  return true;
+}
+
+void Service::forget_failures(const storage::IntakeKey& key) {
+  std::vector<storage::IntakeAttempt>& failing = rt_->failing;
+  std::erase_if(failing, [&key](const storage::IntakeAttempt& a) { return a.key == key; });
+  try {
+    rt_->store->forget_intake_attempt(key);
+  } catch (const std::exception& e) {
+    log::warning(key.name + ": cannot forget its earlier failures: " + e.what());
+  }
+}
+
+// Why wait rather than exit: another writer (a long `labwatch ingest`, a backup, an admin's
+// sqlite3) holds the lock for a while and then lets go. Exiting would only have systemd restart
+// the daemon into the same lock, again and again. Nothing of the file was committed; it goes back
+// to the head of the queue and everything behind it waits with it, in order.
+void Service::pause_for_busy_database(const std::string& name, const std::string& what) {
+  busy_wait_ = busy_wait_.count() == 0 ? kBusyRetryFirst : std::min(busy_wait_ * 2, kBusyRetryMax);
+  log::warning(name + ": the database is held by another writer (" + what +
+               "); left in the inbox, trying again in " + std::to_string(busy_wait_.count()) +
+               " s");
+  if (queued_.insert(name).second) {
+    queue_.push_front(name);
+  }
+  paused_ = true;
+  if (!ready_sent_) {
+    notifier_.extend_timeout(kExtendBy);  // a start-up backlog waiting for the lock is no hang
+  }
+  busy_timer_.expires_after(busy_wait_);
+  busy_timer_.async_wait([this](const boost::system::error_code& ec) {
+    if (ec == boost::asio::error::operation_aborted || stopping_) {
+      return;
+    }
+    paused_ = false;
+    post_work();
+  });
 }
 
 void Service::report(const FileOutcome& outcome, const std::string& moved_to) {
@@ -590,6 +720,8 @@ void Service::report(const FileOutcome& outcome, const std::string& moved_to) {
     case FileOutcome::Kind::already_known:
       ++counts_.known;
       break;
+    case FileOutcome::Kind::changed:
+      break;  // not moved, never reported
   }
   const storage::IngestSummary& s = outcome.summary;
   const bool whole = outcome.kind == FileOutcome::Kind::accepted ||
@@ -597,14 +729,17 @@ void Service::report(const FileOutcome& outcome, const std::string& moved_to) {
   std::string line = outcome.file_name + ": " + std::string(to_string(outcome.kind));
   if (s.already_known && outcome.kind != FileOutcome::Kind::already_known) {
     // Stored before a crash took the move: filed now as it was judged then, nothing stored again.
-    line += " when first ingested, " + std::to_string(outcome.refusals.size()) +
+    line += " when first ingested, " + std::to_string(outcome.refused()) +
             " refused; already in the database";
   } else if (outcome.kind != FileOutcome::Kind::already_known) {
     line += ", " + plural(static_cast<std::uint64_t>(s.results_stored), "result") + " stored, " +
             plural(static_cast<std::uint64_t>(s.duplicates), "duplicate") + ", " +
-            std::to_string(outcome.refusals.size()) + " refused";
+            std::to_string(outcome.refused()) + " refused";
     if (s.alerts > 0) {
       line += ", " + plural(static_cast<std::uint64_t>(s.alerts), "alert");
+    }
+    if (const int unmapped = unmapped_results(outcome); unmapped > 0) {
+      line += ", " + std::to_string(unmapped) + " unmapped (see labwatch unmapped)";
     }
   }
   line += std::string(" -> ") + (whole ? "processed/" : "failed/") + moved_to;
@@ -616,18 +751,10 @@ void Service::report(const FileOutcome& outcome, const std::string& moved_to) {
     for (std::size_t i = 0; i < shown; ++i) {
       log::warning(outcome.file_name + ": " + describe(outcome.refusals[i]));
     }
-    if (outcome.refusals.size() > shown) {
-      log::warning(outcome.file_name + ": " + std::to_string(outcome.refusals.size() - shown) +
+    if (outcome.refused() > shown) {
+      log::warning(outcome.file_name + ": " + std::to_string(outcome.refused() - shown) +
                    " more refusals in failed/" + moved_to + ".reason.txt");
     }
-  }
-  if (!outcome.unmapped.empty()) {
-    int total = 0;
-    for (const auto& [code, count] : outcome.unmapped) {
-      total += count;
-    }
-    log::debug(outcome.file_name + ": " + std::to_string(total) +
-               " results of codes outside the catalogue ignored");
   }
 }
 
@@ -756,6 +883,7 @@ void Service::request_stop(int exit_code, const std::string& why) {
   rescan_timer_.cancel();
   ready_timer_.cancel();
   status_timer_.cancel();
+  busy_timer_.cancel();
   if (rt_) {
     rt_->watcher->close();
     if (rt_->dispatcher) {

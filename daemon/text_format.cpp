@@ -65,9 +65,33 @@ std::string csv_field(std::string_view text) {
   return out;
 }
 
+std::string csv_text(std::string_view text) {
+  // A spreadsheet runs a cell that starts with = + - @ as a formula (and tab or CR as one once it
+  // trims them): a lab's file name or a patient's name must not become one on an admin's desk.
+  if (!text.empty() && std::string_view("=+-@\t\r").find(text.front()) != std::string_view::npos) {
+    return csv_field("'" + std::string(text));
+  }
+  return csv_field(text);
+}
+
 std::string json_string(std::string_view text) {
+  static constexpr std::string_view kHex = "0123456789abcdef";
   std::string out = "\"";
-  for (char c : text) {
+  for (std::size_t i = 0; i < text.size();) {
+    const char c = text[i];
+    const auto byte = static_cast<unsigned char>(c);
+    if (byte >= 0x80U) {
+      // JSON text is UTF-8: a byte that is not part of a well-formed sequence becomes U+FFFD.
+      const std::size_t length = utf8_sequence_length(text, i);
+      if (length == 0) {
+        out += "\\ufffd";
+        ++i;
+      } else {
+        out.append(text.substr(i, length));
+        i += length;
+      }
+      continue;
+    }
     switch (c) {
       case '"':
         out += "\\\"";
@@ -85,18 +109,23 @@ std::string json_string(std::string_view text) {
         out += "\\t";
         break;
       default:
-        if (static_cast<unsigned char>(c) < 0x20) {
-          static constexpr char kHex[] = "0123456789abcdef";
+        if (byte < 0x20U || byte == 0x7FU) {
           out += "\\u00";
-          out += kHex[(static_cast<unsigned char>(c) >> 4) & 0xf];
-          out += kHex[static_cast<unsigned char>(c) & 0xf];
+          out += kHex[byte >> 4U];
+          out += kHex[byte & 0xFU];
         } else {
           out += c;
         }
     }
+    ++i;
   }
   out += '"';
   return out;
+}
+
+std::string json_number(const std::optional<double>& v) {
+  const std::string text = format_number(v);
+  return text.empty() ? "null" : text;
 }
 
 std::string html_escape(std::string_view text) {

@@ -20,8 +20,16 @@ std::string format_number(double v);
 std::string format_number(const std::optional<double>& v);  // "" when empty
 // A CSV field, quoted when it holds a comma, quote, CR or LF (RFC 4180).
 std::string csv_field(std::string_view text);
-// A JSON string literal with quotes, escaping control characters.
+// A CSV field of free text (names, file names, keys, rules): as csv_field, with a leading ' when it
+// starts with a character that makes a spreadsheet run the cell as a formula (= + - @ tab CR).
+// Never for numeric columns, whose minus sign is data.
+std::string csv_text(std::string_view text);
+// A JSON string literal with quotes that is valid JSON for any bytes: control characters and DEL
+// escaped, bytes that are not well-formed UTF-8 replaced by U+FFFD.
 std::string json_string(std::string_view text);
+// A JSON number as format_number writes it, or null when there is none (empty, NaN, infinite, or
+// too large for a plain decimal).
+std::string json_number(const std::optional<double>& v);
 // Text safe inside HTML element content and attribute values.
 std::string html_escape(std::string_view text);
 // The length of the well-formed UTF-8 sequence starting at text[at] (1 to 4; 1 for ASCII), or 0

@@ -159,10 +159,24 @@ std::string chart(const AnalyteSeries& s) {
              "</title></line>\n";
     }
   }
+  // A draw whose test was not performed is a gap: a marker at its date, and the line does not
+  // join the values on either side of it.
+  for (const clinical::UnixSeconds t : s.not_performed) {
+    const double x = std::clamp(x_of(t), kLeft, kLeft + plot_w);
+    svg += "<line class=\"gap\" x1=\"" + num(x) + "\" x2=\"" + num(x) + "\" y1=\"" + num(kTop) +
+           "\" y2=\"" + num(kTop + plot_h) + "\"><title>" + iso_date(t) +
+           ": not performed</title></line>\n";
+  }
   if (pts.size() > 1) {
     std::string path;
-    for (const auto& p : pts) {
-      path += (path.empty() ? "M" : " L") + num(x_of(p.collected_at)) + " " + num(y_of(p.value));
+    std::size_t gap = 0;
+    for (std::size_t i = 0; i < pts.size(); ++i) {
+      bool broken = false;
+      for (; gap < s.not_performed.size() && s.not_performed[gap] < pts[i].collected_at; ++gap) {
+        broken = broken || (i > 0 && s.not_performed[gap] > pts[i - 1].collected_at);
+      }
+      path += (path.empty() || broken ? (path.empty() ? "M" : " M") : " L") +
+              num(x_of(pts[i].collected_at)) + " " + num(y_of(pts[i].value));
     }
     svg += "<path class=\"line\" d=\"" + path + "\"/>\n";
   }
@@ -200,6 +214,7 @@ constexpr std::string_view kStyle = R"(
 .trend-report .line{fill:none;stroke:#3e4c59;stroke-width:1.5} .trend-report .point.in{fill:#2f855a}
 .trend-report .point.out{fill:#c53030} .trend-report .point.corrected{stroke:#d69e2e;stroke-width:3}
 .trend-report .change{stroke:#805ad5;stroke-dasharray:2 2;stroke-width:1.5}
+.trend-report .gap{stroke:#a0aec0;stroke-dasharray:6 3;stroke-width:2}
 .trend-report .axis{font-size:11px;fill:#52606d} .trend-report .legend span{margin-right:1rem;font-size:.85rem}
 )";
 
@@ -275,6 +290,7 @@ std::optional<ReportInput> load_report_input(storage::Store& store, const config
     const auto rule = config.targets.find(analyte.key);
     series.rule = rule == config.targets.end() ? nullptr : &rule->second;
     series.points = store.trend(person_id, analyte.key);
+    series.not_performed = store.not_performed(person_id, analyte.key);
     if (!series.points.empty()) {
       input->series.push_back(std::move(series));
     }

@@ -19,8 +19,9 @@ namespace labwatch::daemon {
 
 struct AnalyteSeries {
   const clinical::Analyte* analyte = nullptr;
-  const clinical::OptimalRule* rule = nullptr;  // nullptr: no optimal target configured
-  std::vector<storage::ExportRow> points;       // oldest first
+  const clinical::OptimalRule* rule = nullptr;       // nullptr: no optimal target configured
+  std::vector<storage::ExportRow> points;            // oldest first
+  std::vector<clinical::UnixSeconds> not_performed;  // draws without a value: gaps, oldest first
 };
 
 struct ReportInput {

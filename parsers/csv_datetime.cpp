@@ -1,14 +1,16 @@
 // SPDX-License-Identifier: Apache-2.0
-// parse_csv_datetime: the date and time shapes of lab CSV exports, validated field by field.
+// read_csv_datetime: the date and time shapes of lab exports, validated field by field.
 #include <array>
 #include <charconv>
 #include <cstddef>
+#include <cstdint>
 #include <optional>
 #include <string_view>
 #include <system_error>
 
 #include "parsers/csv_fields.hpp"
 #include "parsers/csv_parser.hpp"
+#include "parsers/hl7_parser.hpp"
 
 namespace labwatch::parsers {
 namespace {
@@ -177,19 +179,12 @@ bool read_offset(DateCursor& in, DateTime& t) noexcept {
   return true;
 }
 
-// YYYY-MM-DD[(T| )HH:MM[:SS[.f]][Z|+-HH[:]MM]]
-std::optional<DateTime> parse_iso(std::string_view text) noexcept {
-  DateCursor in(text);
-  DateTime t;
-  if (!in.number(4, 4, t.year) || !in.eat('-') || !in.number(2, 2, t.month) || !in.eat('-') ||
-      !in.number(2, 2, t.day)) {
-    return std::nullopt;
-  }
-  t.precision = Precision::day;
+// After a date: nothing, or (T| +) a 24-hour HH:MM[:SS[.f]] and an optional offset.
+std::optional<DateTime> read_time_of_day(DateCursor& in, DateTime t, bool allow_t) noexcept {
   if (in.done()) {
     return checked(t);
   }
-  if (!in.eat('T') && !in.spaces()) {
+  if (!(allow_t && in.eat('T')) && !in.spaces()) {
     return std::nullopt;
   }
   if (!read_time(in, 2, true, t)) {
@@ -201,42 +196,99 @@ std::optional<DateTime> parse_iso(std::string_view text) noexcept {
   return in.done() ? checked(t) : std::nullopt;
 }
 
-// The date and optional 24-hour time shared by the German and US shapes: `first` SEP `second` SEP
-// YYYY, day/month of one or two digits, then " H:MM[:SS]". `in` is left after what was read;
-// nullopt when the text is not of this shape.
-std::optional<DateTime> read_short_date(DateCursor& in, char separator, bool day_first) noexcept {
+// Year first, which no convention reads otherwise: YYYY-MM-DD (ISO 8601), YYYY/MM/DD or
+// YYYY.MM.DD, each with an optional time of day and offset. ISO wants two-digit month and day.
+std::optional<DateTime> parse_year_first(std::string_view text, char separator) noexcept {
+  DateCursor in(text);
   DateTime t;
-  int& first = day_first ? t.day : t.month;
-  int& second = day_first ? t.month : t.day;
-  if (!in.number(1, 2, first) || !in.eat(separator) || !in.number(1, 2, second) ||
-      !in.eat(separator) || !in.number(4, 4, t.year)) {
+  const std::size_t min_digits = separator == '-' ? 2 : 1;
+  if (!in.number(4, 4, t.year) || !in.eat(separator) || !in.number(min_digits, 2, t.month) ||
+      !in.eat(separator) || !in.number(min_digits, 2, t.day)) {
+    return std::nullopt;
+  }
+  t.precision = Precision::day;
+  return read_time_of_day(in, t, true);
+}
+
+// YYYYMMDD, then the rest of an HL7 TS (YYYYMMDDHHMM[SS][+-ZZZZ]), an ISO 8601 basic time
+// ("T0830", "T083000Z") or a separated time of day (" HH:MM", "T10:05:00Z").
+std::optional<DateTime> parse_compact(std::string_view text) noexcept {
+  DateCursor in(text);
+  DateTime t;
+  if (!in.number(4, 4, t.year) || !in.number(2, 2, t.month) || !in.number(2, 2, t.day)) {
+    return std::nullopt;
+  }
+  t.precision = Precision::day;
+  if (!in.done() && is_digit(text[8])) {
+    const std::optional<DateTime> ts = parse_hl7_timestamp(text);
+    if (!ts || ts->precision < Precision::minute) {
+      return std::nullopt;
+    }
+    return checked(*ts);
+  }
+  // ISO 8601 basic format: 20250304T0830[00][Z|+-hh[mm]].
+  if (text.size() > 11 && text[8] == 'T' && is_digit(text[11])) {
+    in.eat('T');
+    if (!in.number(2, 2, t.hour) || !in.number(2, 2, t.minute)) {
+      return std::nullopt;
+    }
+    t.precision = Precision::minute;
+    if (in.number(2, 2, t.second)) {
+      t.precision = Precision::second;
+    }
+    if (!in.done() && !read_offset(in, t)) {
+      return std::nullopt;
+    }
+    return in.done() ? checked(t) : std::nullopt;
+  }
+  return read_time_of_day(in, t, true);
+}
+
+// The date and optional 24-hour time shared by the day-first and slashed shapes: `a` SEP `b` SEP
+// YYYY, each of one or two digits, then " H:MM[:SS]". `in` is left after what was read; nullopt
+// when the text is not of this shape. The date fields are not checked yet.
+struct ShortDate {
+  int a = 0;
+  int b = 0;
+  DateTime t;  // year and time of day
+};
+std::optional<ShortDate> read_short_date(DateCursor& in, char separator) noexcept {
+  ShortDate d;
+  DateTime& t = d.t;
+  if (!in.number(1, 2, d.a) || !in.eat(separator) || !in.number(1, 2, d.b) || !in.eat(separator) ||
+      !in.number(4, 4, t.year)) {
     return std::nullopt;
   }
   t.precision = Precision::day;
   if (!in.done() && (!in.spaces() || !read_time(in, 1, false, t))) {
     return std::nullopt;
   }
-  return t;
+  return d;
 }
 
 // dd.mm.yyyy[ HH:MM[:SS]] (German); day, month and hour may have one digit.
 std::optional<DateTime> parse_dotted(std::string_view text) noexcept {
   DateCursor in(text);
-  const std::optional<DateTime> t = read_short_date(in, '.', /*day_first=*/true);
-  return t && in.done() ? checked(*t) : std::nullopt;
+  std::optional<ShortDate> d = read_short_date(in, '.');
+  if (!d || !in.done()) {
+    return std::nullopt;
+  }
+  d->t.day = d->a;
+  d->t.month = d->b;
+  return checked(d->t);
 }
 
-// MM/DD/YYYY[ hh:mm[:ss] AM|PM] or MM/DD/YYYY HH:MM[:SS] (US); month, day, hour may have one digit.
-std::optional<DateTime> parse_slashed(std::string_view text) noexcept {
+// NN/NN/YYYY with a 24-hour time, or a 12-hour one with AM/PM; the date fields not yet assigned.
+std::optional<ShortDate> read_slashed(std::string_view text) noexcept {
   DateCursor in(text);
-  std::optional<DateTime> read = read_short_date(in, '/', /*day_first=*/false);
+  std::optional<ShortDate> read = read_short_date(in, '/');
   if (!read) {
     return std::nullopt;
   }
-  DateTime& t = *read;
   if (in.done()) {
-    return checked(t);
+    return read;
   }
+  DateTime& t = read->t;
   in.spaces();
   bool pm = false;
   if (!in.meridiem(pm) || !in.done()) {
@@ -247,29 +299,108 @@ std::optional<DateTime> parse_slashed(std::string_view text) noexcept {
     return std::nullopt;
   }
   t.hour = (t.hour % 12) + (pm ? 12 : 0);
+  return read;
+}
+
+// The slashed date read month first or day first; nullopt when that reading is no real date.
+std::optional<DateTime> slashed_as(const ShortDate& d, DateOrder order) noexcept {
+  DateTime t = d.t;
+  t.month = order == DateOrder::dmy ? d.b : d.a;
+  t.day = order == DateOrder::dmy ? d.a : d.b;
   return checked(t);
 }
 
-}  // namespace
+enum class Shape : std::uint8_t { none, year_first, compact, dotted, slashed };
 
-std::optional<DateTime> parse_csv_datetime(std::string_view text) noexcept {
-  text = trim_csv_blanks(text);
+// The first separator tells the shape: year first "YYYY-", "YYYY/", "YYYY.", compact "YYYYMMDD",
+// German "d.", slashed "n/".
+Shape shape_of(std::string_view text, char& separator) noexcept {
   std::size_t digits = 0;
   while (digits < text.size() && is_digit(text[digits])) {
     ++digits;
   }
-  // The first separator tells the shape: ISO starts "YYYY-", German "d.", US "m/".
-  const char separator = digits < text.size() ? text[digits] : '\0';
-  if (digits == 4 && separator == '-') {
-    return parse_iso(text);
+  separator = digits < text.size() ? text[digits] : '\0';
+  if (digits == 4 && (separator == '-' || separator == '/' || separator == '.')) {
+    return Shape::year_first;
+  }
+  if (digits >= 8) {
+    return Shape::compact;
   }
   if (digits >= 1 && digits <= 2 && separator == '.') {
-    return parse_dotted(text);
+    return Shape::dotted;
   }
   if (digits >= 1 && digits <= 2 && separator == '/') {
-    return parse_slashed(text);
+    return Shape::slashed;
   }
-  return std::nullopt;
+  return Shape::none;
+}
+
+}  // namespace
+
+Expected<DateTime, DateErrc> read_csv_datetime(std::string_view text, DateOrder order) noexcept {
+  text = trim_csv_blanks(text);
+  char separator = '\0';
+  std::optional<DateTime> t;
+  switch (shape_of(text, separator)) {
+    case Shape::year_first:
+      t = parse_year_first(text, separator);
+      break;
+    case Shape::compact:
+      t = parse_compact(text);
+      break;
+    case Shape::dotted:
+      t = parse_dotted(text);
+      break;
+    case Shape::slashed: {
+      const std::optional<ShortDate> d = read_slashed(text);
+      if (!d) {
+        break;
+      }
+      if (order != DateOrder::unknown) {
+        t = slashed_as(*d, order);
+        break;
+      }
+      // Why: 03/04/2025 is 4 March in the US and 3 April in most other places. Without a
+      // configured order only a date that has one reading is read (13/04: the 13th; 04/13: the
+      // 13th too); two readings of different days are refused, never guessed.
+      const std::optional<DateTime> mdy = slashed_as(*d, DateOrder::mdy);
+      const std::optional<DateTime> dmy = slashed_as(*d, DateOrder::dmy);
+      if (mdy && dmy && *mdy != *dmy) {
+        return unexpected(DateErrc::ambiguous);
+      }
+      t = mdy ? mdy : dmy;
+      break;
+    }
+    case Shape::none:
+      break;
+  }
+  if (!t) {
+    return unexpected(DateErrc::invalid);
+  }
+  return *t;
+}
+
+std::optional<DateTime> parse_csv_datetime(std::string_view text, DateOrder order) noexcept {
+  Expected<DateTime, DateErrc> t = read_csv_datetime(text, order);
+  return t ? std::optional<DateTime>(*t) : std::nullopt;
+}
+
+DateOrder date_order_evidence(std::string_view text) noexcept {
+  text = trim_csv_blanks(text);
+  char separator = '\0';
+  if (shape_of(text, separator) != Shape::slashed) {
+    return DateOrder::unknown;
+  }
+  const std::optional<ShortDate> d = read_slashed(text);
+  if (!d) {
+    return DateOrder::unknown;
+  }
+  const bool mdy = slashed_as(*d, DateOrder::mdy).has_value();
+  const bool dmy = slashed_as(*d, DateOrder::dmy).has_value();
+  if (mdy == dmy) {
+    return DateOrder::unknown;
+  }
+  return mdy ? DateOrder::mdy : DateOrder::dmy;
 }
 
 }  // namespace labwatch::parsers

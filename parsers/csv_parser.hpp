@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <map>
 #include <optional>
 #include <string>
@@ -71,6 +72,15 @@ struct CsvVocabulary {
   std::map<CsvColumn, std::vector<std::string>> extra;
 };
 
+// How a date NN/NN/YYYY is read: month first (US), day first, or unknown, when only a date that
+// has a single reading is read (<source date-order>, else the evidence of the file).
+enum class DateOrder : std::uint8_t { unknown, mdy, dmy };
+
+enum class DateErrc : std::uint8_t {
+  invalid,    // not a known shape, or no real date, time or offset (2025-02-29, 13:00 PM)
+  ambiguous,  // NN/NN/YYYY that reads as two different days and `order` is unknown
+};
+
 struct CsvFileResult {
   std::vector<LabReport> reports;  // consecutive rows of one patient and collection time
   std::vector<Refusal> refusals;   // whole-file (missing_columns) or per row (line, column, why)
@@ -81,11 +91,25 @@ struct CsvFileResult {
 // wrong column count) is refused alone and the other rows are kept. Each row is one Observation
 // with value and unit kept as text; a change of accession within a report starts a new Order.
 // A CSV names no assigning authority, so a row refusal's patient_key is "|<id>".
-CsvFileResult csv_to_reports(const CsvTable& table, const CsvVocabulary& vocabulary);
+// NN/NN/YYYY dates are read in `date_order` (<source date-order>); when it is unknown, in the order
+// the file's own collection and birth dates prove (10/25/2024: month first) if they prove one,
+// else a date with two readings is refused as ambiguous_date, naming its line and column.
+CsvFileResult csv_to_reports(const CsvTable& table, const CsvVocabulary& vocabulary,
+                             DateOrder date_order = DateOrder::unknown);
 
-// Dates as CSV exports write them: ISO 8601 (with/without offset or 'Z', with/without seconds,
-// 'T' or space), dd.mm.yyyy[ HH:MM[:SS]], MM/DD/YYYY[ hh:mm[:ss] AM|PM] and 24h MM/DD/YYYY HH:MM.
-// nullopt for any other shape and for an impossible date, time or offset (2025-02-29, 13:00 PM).
-std::optional<DateTime> parse_csv_datetime(std::string_view text) noexcept;
+// Dates as lab exports write them, each with an optional time of day: year first YYYY-MM-DD
+// (ISO 8601), YYYY/MM/DD, YYYY.MM.DD and YYYYMMDD, each with an optional 24-hour time after 'T' or
+// spaces (HH:MM[:SS[.f]]) and offset (Z, +hh, +hhmm, +hh:mm); the HL7 TS shape
+// YYYYMMDDHHMM[SS][+-ZZZZ]; day first DD.MM.YYYY[ HH:MM[:SS]]; NN/NN/YYYY[ HH:MM[:SS]] or with a
+// 12-hour time and AM/PM, read in `order`.
+Expected<DateTime, DateErrc> read_csv_datetime(std::string_view text, DateOrder order) noexcept;
+
+// read_csv_datetime's value, nullopt for either error.
+std::optional<DateTime> parse_csv_datetime(std::string_view text,
+                                           DateOrder order = DateOrder::unknown) noexcept;
+
+// The order a date NN/NN/YYYY proves by itself: mdy for 10/25/2024, dmy for 25/10/2024; unknown
+// for 03/04/2025, 05/05/2025 and any other shape.
+DateOrder date_order_evidence(std::string_view text) noexcept;
 
 }  // namespace labwatch::parsers

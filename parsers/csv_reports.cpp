@@ -166,9 +166,45 @@ struct ParsedRow {
   Observation observation;
 };
 
+// The order of the file's NN/NN/YYYY dates: the configured one, else what its dates prove. An
+// exporter writes every date of a file one way, so 10/25/2024 in one row (only month first is a
+// date) settles 03/04/2025 in another. Dates that prove both orders settle nothing.
+DateOrder file_date_order(const CsvTable& table, const CsvColumnMap& columns,
+                          DateOrder configured) {
+  if (configured != DateOrder::unknown) {
+    return configured;
+  }
+  bool mdy = false;
+  bool dmy = false;
+  for (const CsvRow& raw : table.rows) {
+    const RowView row(table, columns, raw);
+    for (const Col c : {Col::collected_at, Col::birth_date}) {
+      const DateOrder proven = date_order_evidence(row.cell(c));
+      mdy = mdy || proven == DateOrder::mdy;
+      dmy = dmy || proven == DateOrder::dmy;
+    }
+  }
+  if (mdy == dmy) {
+    return DateOrder::unknown;
+  }
+  return mdy ? DateOrder::mdy : DateOrder::dmy;
+}
+
+// Why the date of a cell was not read, without its value (a date is patient data).
+std::string date_detail(DateErrc error, std::string_view what) {
+  if (error == DateErrc::ambiguous) {
+    return std::string(what) +
+           " NN/NN/YYYY reads as two different days (month/day or day/month) and neither the "
+           "file nor <source date-order> settles which";
+  }
+  return std::string(what) +
+         " is not a valid date (YYYY-MM-DD, YYYY/MM/DD, YYYY.MM.DD, YYYYMMDD, DD.MM.YYYY or "
+         "NN/NN/YYYY, with an optional time)";
+}
+
 // Reads one row; a row that cannot be trusted becomes a refusal naming its line and column.
 // Values and units stay text: interpreting them is normalize's job.
-std::variant<ParsedRow, Refusal> read_row(const RowView& row) {
+std::variant<ParsedRow, Refusal> read_row(const RowView& row, DateOrder date_order) {
   Refusal refusal;
   const std::string_view id = row.cell(Col::patient_id);
   if (!id.empty()) {
@@ -194,12 +230,11 @@ std::variant<ParsedRow, Refusal> read_row(const RowView& row) {
   if (collected_text.empty()) {
     return refuse("missing_value", Col::collected_at, "collection time is empty");
   }
-  const std::optional<DateTime> collected = parse_csv_datetime(collected_text);
+  const Expected<DateTime, DateErrc> collected = read_csv_datetime(collected_text, date_order);
   if (!collected) {
     // A collection date is patient data: the detail names the cell, not what it holds.
-    return refuse("bad_date", Col::collected_at,
-                  "collection time is not a valid date (ISO 8601, DD.MM.YYYY or MM/DD/YYYY, "
-                  "with an optional time)");
+    return refuse(collected.error() == DateErrc::ambiguous ? "ambiguous_date" : "bad_date",
+                  Col::collected_at, date_detail(collected.error(), "collection time"));
   }
   refusal.collected_at = *collected;
   const std::optional<char> status = csv_result_status(row.cell(Col::status));
@@ -209,10 +244,11 @@ std::variant<ParsedRow, Refusal> read_row(const RowView& row) {
   refusal.result_status = *status;
   DateTime birth_date;
   if (const std::string_view birth_text = row.cell(Col::birth_date); !birth_text.empty()) {
-    const std::optional<DateTime> birth = parse_csv_datetime(birth_text);
+    const Expected<DateTime, DateErrc> birth = read_csv_datetime(birth_text, date_order);
     if (!birth) {
       // The birth date itself is identifying, so the detail does not repeat it.
-      return refuse("bad_date", Col::birth_date, "birth date is not a valid date");
+      return refuse(birth.error() == DateErrc::ambiguous ? "ambiguous_date" : "bad_date",
+                    Col::birth_date, date_detail(birth.error(), "birth date"));
     }
     birth_date.year = birth->year;
     birth_date.month = birth->month;
@@ -241,7 +277,8 @@ std::variant<ParsedRow, Refusal> read_row(const RowView& row) {
 
 }  // namespace
 
-CsvFileResult csv_to_reports(const CsvTable& table, const CsvVocabulary& vocabulary) {
+CsvFileResult csv_to_reports(const CsvTable& table, const CsvVocabulary& vocabulary,
+                             DateOrder date_order) {
   CsvFileResult result;
   const CsvColumnMap columns = resolve_csv_columns(table.header, vocabulary);
   if (std::string detail = missing_columns_detail(columns); !detail.empty()) {
@@ -256,6 +293,7 @@ CsvFileResult csv_to_reports(const CsvTable& table, const CsvVocabulary& vocabul
 
   // A report is a run of consecutive rows with the same patient id and collection time text;
   // rows refused in between do not end the run. Views point into `table`, which outlives them.
+  const DateOrder dates = file_date_order(table, columns, date_order);
   std::string_view run_id;
   std::string_view run_time;
   MarkEvidence evidence;
@@ -265,7 +303,7 @@ CsvFileResult csv_to_reports(const CsvTable& table, const CsvVocabulary& vocabul
       continue;
     }
     const RowView row(table, columns, raw);
-    auto read = read_row(row);
+    auto read = read_row(row, dates);
     if (auto* refusal = std::get_if<Refusal>(&read)) {
       result.refusals.push_back(std::move(*refusal));
       continue;

@@ -6,76 +6,17 @@
 #include <array>
 #include <cstdint>
 #include <cstring>
+#include <optional>
+#include <string>
+#include <utility>
 
 #include "parsers/hl7_text.hpp"
+#include "parsers/text_charset.hpp"
 
 namespace labwatch::parsers {
 namespace {
 
 using hl7_text::hex_value;
-
-bool contains_8bit(std::string_view s) noexcept {
-  return std::any_of(s.begin(), s.end(),
-                     [](char c) { return static_cast<unsigned char>(c) >= 0x80; });
-}
-
-// Strict UTF-8: no overlong forms, no surrogates, nothing above U+10FFFF.
-bool is_valid_utf8(std::string_view s) noexcept {
-  const auto* p = reinterpret_cast<const unsigned char*>(s.data());
-  const std::size_t n = s.size();
-  std::size_t i = 0;
-  while (i < n) {
-    const unsigned c = p[i];
-    if (c < 0x80) {
-      ++i;
-      continue;
-    }
-    std::size_t len = 0;
-    unsigned lo = 0x80;
-    unsigned hi = 0xBF;
-    if (c >= 0xC2 && c <= 0xDF) {
-      len = 2;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-      len = 3;
-      lo = c == 0xE0 ? 0xA0 : 0x80;
-      hi = c == 0xED ? 0x9F : 0xBF;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-      len = 4;
-      lo = c == 0xF0 ? 0x90 : 0x80;
-      hi = c == 0xF4 ? 0x8F : 0xBF;
-    } else {
-      return false;
-    }
-    if (n - i < len || p[i + 1] < lo || p[i + 1] > hi) {
-      return false;
-    }
-    for (std::size_t k = 2; k < len; ++k) {
-      if (p[i + k] < 0x80 || p[i + k] > 0xBF) {
-        return false;
-      }
-    }
-    i += len;
-  }
-  return true;
-}
-
-// Rewrites ISO-8859-1 bytes as UTF-8 in place, working from the back so nothing is overwritten.
-void latin1_to_utf8(std::string& s) {
-  const std::size_t n = s.size();
-  const auto extra = static_cast<std::size_t>(std::count_if(
-      s.begin(), s.end(), [](char c) { return static_cast<unsigned char>(c) >= 0x80; }));
-  s.resize(n + extra);
-  std::size_t j = n + extra;
-  for (std::size_t i = n; i-- > 0;) {
-    const auto c = static_cast<unsigned char>(s[i]);
-    if (c < 0x80) {
-      s[--j] = static_cast<char>(c);
-    } else {
-      s[--j] = static_cast<char>(0x80u | (c & 0x3Fu));
-      s[--j] = static_cast<char>(0xC0u | (c >> 6u));
-    }
-  }
-}
 
 // \Xhh...\: an even, non-zero number of hex digits, one byte per pair.
 bool append_hex_bytes(std::string_view hex, std::string& out) {
@@ -158,13 +99,20 @@ void unescape(std::string_view raw, const Hl7Delimiters& d, std::string& out) {
   }
 }
 
-bool iequals_ascii(std::string_view a, std::string_view b) noexcept {
-  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           const auto lower = [](char c) {
-             return c >= 'A' && c <= 'Z' ? static_cast<char>(c + 32) : c;
-           };
-           return lower(x) == lower(y);
-         });
+// A charset label with every separator and case folded away: "ISO IR100", "ISO_IR 100" and
+// "iso-ir-100" all become "isoir100".
+std::string_view charset_key(std::string_view name, std::array<char, 32>& buffer) noexcept {
+  std::size_t n = 0;
+  for (const char c : name) {
+    if (c == ' ' || c == '-' || c == '_' || c == '/' || c == '.') {
+      continue;
+    }
+    if (n == buffer.size()) {
+      return {};
+    }
+    buffer[n++] = c >= 'A' && c <= 'Z' ? static_cast<char>(c + 32) : c;
+  }
+  return {buffer.data(), n};
 }
 
 }  // namespace
@@ -179,24 +127,97 @@ Hl7Charset hl7_charset_from_name(std::string_view name) noexcept {
   if (name.empty()) {
     return Hl7Charset::unspecified;
   }
-  static constexpr std::array<std::string_view, 3> kAscii = {"ASCII", "ISO IR6", "US-ASCII"};
-  static constexpr std::array<std::string_view, 3> kUtf8 = {"UNICODE UTF-8", "UTF-8", "UTF8"};
-  static constexpr std::array<std::string_view, 4> kLatin1 = {"8859/1", "ISO IR100", "ISO-8859-1",
-                                                              "ISO8859-1"};
-  const auto in = [name](const auto& names) {
-    return std::any_of(names.begin(), names.end(),
-                       [name](std::string_view n) { return iequals_ascii(n, name); });
+  std::array<char, 32> buffer{};
+  const std::string_view key = charset_key(name, buffer);
+  struct Label {
+    std::string_view key;
+    Hl7Charset charset;
   };
-  if (in(kAscii)) {
-    return Hl7Charset::ascii;
+  // Table 0211 spells "8859/1" and "ISO IR100"; senders also write the IANA names.
+  using C = Hl7Charset;
+  constexpr std::array<Label, 45> kLabels = {{
+      {"ascii", C::ascii},
+      {"isoir6", C::ascii},
+      {"usascii", C::ascii},
+      {"unicodeutf8", C::utf8},
+      {"utf8", C::utf8},
+      {"isoir192", C::utf8},
+      {"unicode", C::utf8},
+      {"88591", C::latin1},
+      {"iso88591", C::latin1},
+      {"isoir100", C::latin1},
+      {"latin1", C::latin1},
+      {"88592", C::iso8859_2},
+      {"iso88592", C::iso8859_2},
+      {"isoir101", C::iso8859_2},
+      {"88593", C::iso8859_3},
+      {"iso88593", C::iso8859_3},
+      {"isoir109", C::iso8859_3},
+      {"88594", C::iso8859_4},
+      {"iso88594", C::iso8859_4},
+      {"isoir110", C::iso8859_4},
+      {"88595", C::iso8859_5},
+      {"iso88595", C::iso8859_5},
+      {"isoir144", C::iso8859_5},
+      {"88596", C::iso8859_6},
+      {"iso88596", C::iso8859_6},
+      {"isoir127", C::iso8859_6},
+      {"88597", C::iso8859_7},
+      {"iso88597", C::iso8859_7},
+      {"isoir126", C::iso8859_7},
+      {"88598", C::iso8859_8},
+      {"iso88598", C::iso8859_8},
+      {"isoir138", C::iso8859_8},
+      {"88599", C::iso8859_9},
+      {"iso88599", C::iso8859_9},
+      {"isoir148", C::iso8859_9},
+      {"885915", C::iso8859_15},
+      {"iso885915", C::iso8859_15},
+      {"isoir203", C::iso8859_15},
+      {"isoir14", C::unsupported},
+      {"isoir87", C::unsupported},
+      {"isoir159", C::unsupported},
+      {"gb180302000", C::unsupported},
+      {"ksx1001", C::unsupported},
+      {"cns116431992", C::unsupported},
+      {"big5", C::unsupported},
+  }};
+  for (const Label& label : kLabels) {
+    if (label.key == key) {
+      return label.charset;
+    }
   }
-  if (in(kUtf8)) {
-    return Hl7Charset::utf8;
+  if (key.starts_with("unicodeutf16") || key.starts_with("unicodeutf32")) {
+    return Hl7Charset::unsupported;  // never reaches here intact: its delimiters are not bytes
   }
-  if (in(kLatin1)) {
-    return Hl7Charset::latin1;
+  return Hl7Charset::unknown;
+}
+
+std::optional<ByteCharset> byte_charset_of(Hl7Charset charset) noexcept {
+  switch (charset) {
+    case Hl7Charset::latin1:
+      return ByteCharset::iso8859_1;
+    case Hl7Charset::iso8859_2:
+      return ByteCharset::iso8859_2;
+    case Hl7Charset::iso8859_3:
+      return ByteCharset::iso8859_3;
+    case Hl7Charset::iso8859_4:
+      return ByteCharset::iso8859_4;
+    case Hl7Charset::iso8859_5:
+      return ByteCharset::iso8859_5;
+    case Hl7Charset::iso8859_6:
+      return ByteCharset::iso8859_6;
+    case Hl7Charset::iso8859_7:
+      return ByteCharset::iso8859_7;
+    case Hl7Charset::iso8859_8:
+      return ByteCharset::iso8859_8;
+    case Hl7Charset::iso8859_9:
+      return ByteCharset::iso8859_9;
+    case Hl7Charset::iso8859_15:
+      return ByteCharset::iso8859_15;
+    default:
+      return std::nullopt;
   }
-  return Hl7Charset::unsupported;
 }
 
 std::size_t Hl7Field::repetition_count() const noexcept {
@@ -225,15 +246,16 @@ std::string_view Hl7Field::decode_slow(std::string& scratch) const {
     unescape(raw_, d, scratch);
     text = scratch;
   }
-  // Why: labs often declare no MSH-18 (or ASCII) and then send Latin-1 accents. Text that is valid
-  // UTF-8 is taken as UTF-8; any other 8-bit text is read as ISO-8859-1, never passed on broken.
-  if (!contains_8bit(text) || (encoding_->charset != Hl7Charset::latin1 && is_valid_utf8(text))) {
+  // Why: labs often declare no MSH-18 (or ASCII, or a label of their own) and then send Latin-1
+  // accents. A declared ISO 8859 part is read by its table. Otherwise text that is valid UTF-8 is
+  // taken as UTF-8; any other 8-bit text is read as ISO-8859-1, never passed on broken.
+  const std::optional<ByteCharset> declared = byte_charset_of(encoding_->charset);
+  if (!contains_8bit(text) || (!declared && is_valid_utf8(text))) {
     return text;
   }
-  if (!escaped) {
-    scratch.assign(raw_);
-  }
-  latin1_to_utf8(scratch);
+  std::string transcoded;
+  to_utf8(text, declared.value_or(ByteCharset::iso8859_1), transcoded);
+  scratch = std::move(transcoded);
   return scratch;
 }
 

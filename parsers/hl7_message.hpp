@@ -16,6 +16,8 @@
 #include <emmintrin.h>
 #endif
 
+#include "parsers/text_charset.hpp"
+
 namespace labwatch::parsers {
 
 // MSH-1 and MSH-2: field, component, repetition, escape, subcomponent (and, from v2.7, truncation)
@@ -29,13 +31,23 @@ struct Hl7Delimiters {
   char truncation = '\0';
 };
 
-// MSH-18, the character set of the message's text.
+// MSH-18, the character set of the message's text (HL7 table 0211).
 enum class Hl7Charset : std::uint8_t {
   unspecified,  // MSH-18 empty: ASCII by the standard, but senders put UTF-8 or Latin-1 there
   ascii,        // "ASCII", "ISO IR6"
-  utf8,         // "UNICODE UTF-8", "UTF-8"
+  utf8,         // "UNICODE UTF-8", "ISO IR192", "UTF-8", "UNICODE"
   latin1,       // "8859/1", "ISO IR100", "ISO-8859-1": transcoded to UTF-8 on decoding
-  unsupported,  // any other set (multi-byte Asian sets, UCS-2, other ISO 8859 parts)
+  iso8859_2,    // "8859/2", "ISO IR101", and so on: each ISO 8859 part transcoded by its table
+  iso8859_3,    // "8859/3", "ISO IR109"
+  iso8859_4,    // "8859/4", "ISO IR110"
+  iso8859_5,    // "8859/5", "ISO IR144" (Cyrillic)
+  iso8859_6,    // "8859/6", "ISO IR127" (Arabic)
+  iso8859_7,    // "8859/7", "ISO IR126" (Greek)
+  iso8859_8,    // "8859/8", "ISO IR138" (Hebrew)
+  iso8859_9,    // "8859/9", "ISO IR148" (Turkish)
+  iso8859_15,   // "8859/15", "ISO IR203" (Latin-9)
+  unknown,      // a label outside table 0211: read like unspecified, and the report warns
+  unsupported,  // a table 0211 set labwatch cannot transcode (JIS, GB 18030, KS X 1001, UTF-16)
 };
 
 // Everything decoding needs to know about the message a piece of text came from.
@@ -46,8 +58,12 @@ struct Hl7Encoding {
   bool has_8bit = false;    // a byte >= 0x80 occurs somewhere in the message
 };
 
-// Maps an MSH-18 value to a character set; case and surrounding spaces are ignored.
+// Maps an MSH-18 value to a character set; case, surrounding spaces and the spelling of the
+// separators ("8859/1", "ISO-8859-1", "ISO 8859-1", "ISO_IR 100") are ignored.
 Hl7Charset hl7_charset_from_name(std::string_view name) noexcept;
+
+// The single-byte set an MSH-18 charset declares (latin1, iso8859_*), else nullopt.
+std::optional<ByteCharset> byte_charset_of(Hl7Charset charset) noexcept;
 
 // The standard delimiters (|^~\&), for views made outside any message.
 inline constexpr Hl7Encoding kDefaultHl7Encoding{};

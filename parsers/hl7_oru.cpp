@@ -6,6 +6,7 @@
 #include <string>
 #include <utility>
 
+#include "parsers/csv_parser.hpp"
 #include "parsers/hl7_parser.hpp"
 
 namespace labwatch::parsers {
@@ -78,9 +79,27 @@ class Decoder {
   std::string scratch_;
 };
 
-DateTime timestamp(const Hl7Field& field) {
-  return parse_hl7_timestamp(field.component(1).raw()).value_or(DateTime{});
+// A TS/DTM value: the HL7 shape, else any unambiguous date shape that read_csv_datetime knows
+// ("2025-03-15T08:30:00-05:00" in OBR-7 from a sender that writes ISO). Empty when the text is
+// empty or the HL7 null; marked unreadable when it holds anything else.
+DateTime time_value(std::string_view raw) {
+  raw = trim(raw);
+  if (raw.empty() || raw == "\"\"") {
+    return {};
+  }
+  if (std::optional<DateTime> t = parse_hl7_timestamp(raw)) {
+    return *t;
+  }
+  if (std::optional<DateTime> t = parse_csv_datetime(raw, DateOrder::unknown)) {
+    return *t;
+  }
+  DateTime unreadable;
+  unreadable.unreadable = true;
+  return unreadable;
 }
+
+// TS: the time is component 1.
+DateTime timestamp(const Hl7Field& field) { return time_value(field.component(1).raw()); }
 
 char status_char(const Hl7Field& field) {
   const std::string_view s = trim(field.component(1).raw());
@@ -123,9 +142,18 @@ class OruReader {
     }
     if (m_.charset() == Hl7Charset::unsupported) {
       return error(ParseErrc::bad_encoding, msh, 18, msh.field_offset(18),
-                   "MSH-18 names a character set other than ASCII, UTF-8 or ISO-8859-1");
+                   "MSH-18 names a multi-byte character set (JIS, GB 18030, KS X 1001, BIG-5, "
+                   "UTF-16/32) that labwatch cannot read");
     }
     LabReport& r = report_;
+    if (m_.charset() == Hl7Charset::unknown) {
+      // A label of the sender's own is no reason to refuse results: the text is read as if MSH-18
+      // were empty, and the admin hears of it.
+      r.warnings.push_back(Warning{"unknown_charset",
+                                   "MSH-18 names no character set of HL7 table 0211; text read "
+                                   "as UTF-8 where valid, else as ISO 8859-1",
+                                   where(msh, 18, msh.field_offset(18))});
+    }
     r.format = SourceFormat::hl7;
     r.sending_application = dec_.text(msh.field(3).component(1));
     r.sending_facility = dec_.text(msh.field(4).component(1));
@@ -155,6 +183,8 @@ class OruReader {
         read_obx(seg);
       } else if (id == "NTE") {
         read_nte(seg);
+      } else if (id == "SPM") {
+        read_spm(seg);
       }
     }
     if (!have_pid) {
@@ -201,7 +231,11 @@ class OruReader {
     const Hl7Field provider = obr.field(16).repetition(1);
     o.ordering_provider_id = dec_.text(provider.component(1));
     o.ordering_provider_name = person_name(dec_, provider, 2);
+    o.status_changed_at = timestamp(obr.field(22));
     o.result_status = status_char(obr.field(25));
+    // OBR-29 parent (EIP): <placer assigned identifier (EI)>^<filler assigned identifier (EI)>;
+    // the filler's entity identifier is the parent's OBR-3.
+    o.parent_filler_id = dec_.text(obr.field(29).component(2).subcomponent(1));
     // ORC-2, ORC-3 and ORC-12 carry the same numbers and provider; some senders fill only those.
     if (orc_) {
       if (o.placer_order_number.empty()) {
@@ -260,6 +294,27 @@ class OruReader {
     }
     const bool text = is_text_type(o.value_type);
     o.value = dec_.repetitions(field, text ? "\n" : "~", is_coded_type(o.value_type));
+  }
+
+  // SPM (2.5+) follows the observations of its OBR group. SPM-17 is a DR whose first component
+  // is the start of the collection: a TS in 2.5 (its time is then subcomponent 1), a DTM later.
+  void read_spm(const Hl7Segment& spm) {
+    if (!order_) {
+      return;
+    }
+    const DateTime t = time_value(spm.field(17).repetition(1).component(1).subcomponent(1).raw());
+    if (t.empty() && !t.unreadable) {
+      return;
+    }
+    DateTime& kept = report_.orders[*order_].specimen_collected_at;
+    if (kept.empty() && !kept.unreadable) {
+      kept = t;
+    } else if (kept != t) {
+      // Two specimens of one order collected at different times: which result came from which
+      // is not said, so neither time is taken.
+      kept = DateTime{};
+      kept.unreadable = true;
+    }
   }
 
   // NTE-3 (FT, repeating) notes the OBR before any OBX, else the latest OBX. Notes before any

@@ -37,8 +37,9 @@ struct RawMessage {
   int first_line = 1;      // 1-based physical line of its MSH
   // The file ended inside this message. The rule: an MLLP block (0x0B) that the input ends
   // before its end byte (0x1C), or an input that ends without a segment terminator inside a
-  // segment whose id is incomplete or that lacks a field the standard requires of it (MSH-12,
-  // PID-5, ORC-1, OBR-4, OBX-11). A last segment that merely lacks its final CR is not truncated.
+  // segment whose id is incomplete or that stops before a field read from it (MSH-12, PID-5,
+  // ORC-1, OBR-4, OBX-5). A last segment that merely lacks its final CR is not truncated, nor is
+  // an OBX that ends right after OBX-5.
   bool truncated = false;
 };
 
@@ -132,11 +133,12 @@ Expected<Hl7Message, ParseError> parse_hl7_message(std::string_view text);
 // is unusable until the next successful parse).
 std::optional<ParseError> parse_hl7_message(std::string_view text, Hl7Message& out);
 
-// The ORU^R01 view of a parsed message: a LabReport with decoded, UTF-8 strings (MSH-18 8859/1
-// transcoded). `pos` carries the message index/offset/line into every SourcePos and error, so
-// their offsets and lines are the file's. Errors: truncated_message (pos.truncated), not_oru,
-// bad_encoding (an MSH-18 set other than ASCII/UTF-8/8859-1), missing_segment (no PID),
-// unrecognized_format (a second PID: one patient per message).
+// The ORU^R01 view of a parsed message: a LabReport with decoded, UTF-8 strings (an MSH-18
+// ISO 8859 part transcoded by its table). `pos` carries the message index/offset/line into every
+// SourcePos and error, so their offsets and lines are the file's. An MSH-18 label outside table
+// 0211 is read as an empty one and adds an unknown_charset warning. Errors: truncated_message
+// (pos.truncated), not_oru, bad_encoding (a multi-byte set of table 0211), missing_segment (no
+// PID), unrecognized_format (a second PID: one patient per message).
 Expected<LabReport, ParseError> to_lab_report(const Hl7Message& message, const RawMessage& pos);
 
 // One message cut by Hl7Splitter, parsed (into `reuse`, keeping its capacity) and viewed as a

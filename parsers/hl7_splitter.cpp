@@ -17,8 +17,10 @@ bool is_batch_segment(std::string_view line) noexcept {
          (line.size() == 3 || hl7_text::is_delimiter_char(line[3]));
 }
 
-// The highest field number an ORU segment must reach (its last field the standard marks required);
-// 0 when the segment type gives no such hint.
+// The highest field number a last segment must reach to hold everything labwatch reads as a
+// result from it; 0 when the segment type gives no such hint. The intake only claims closed files,
+// so the end of the input is the end of the last segment: an OBX that reaches OBX-5 (the value) is
+// complete even without its later, optional fields (LF files often end right after OBX-5).
 std::size_t required_fields(std::string_view id) noexcept {
   if (id == "MSH") {
     return 12;  // MSH-12 version id
@@ -33,7 +35,7 @@ std::size_t required_fields(std::string_view id) noexcept {
     return 4;  // OBR-4 universal service id
   }
   if (id == "OBX") {
-    return 11;  // OBX-11 result status
+    return 5;  // OBX-5 observation value
   }
   return 0;
 }
@@ -383,7 +385,7 @@ std::optional<RawMessage> Hl7Splitter::cut_oversized() {
 
 // Why: a file that merely lacks the CR after its last segment is common and harmless, so a missing
 // terminator alone proves nothing. A transfer that was cut, though, almost always stops inside a
-// segment before its required fields: the last segment then ends early (see required_fields).
+// segment before the fields read from it: the last segment then ends early (see required_fields).
 bool Hl7Splitter::last_segment_cut() const noexcept {
   const std::string_view data = message_data();
   const std::string_view message = data.substr(msg_start_, msg_end_ - msg_start_);

@@ -25,6 +25,9 @@ struct DateTime {
   Precision precision = Precision::none;
   bool has_offset = false;
   int offset_minutes = 0;  // east of UTC: -0500 is -300
+  // The field held text that is no date and time (empty() is true too): such a field is refused,
+  // never skipped for the next one in line.
+  bool unreadable = false;
 
   [[nodiscard]] bool empty() const noexcept { return precision == Precision::none; }
   friend bool operator==(const DateTime&, const DateTime&) = default;
@@ -106,14 +109,25 @@ struct Order {
   std::string filler_authority;        // OBR-3 namespace (component 2)
   Coded service;                       // OBR-4
   DateTime collected_at;               // OBR-7
+  DateTime specimen_collected_at;      // SPM-17.1 (2.5+); unreadable when the SPMs disagree
+  DateTime status_changed_at;          // OBR-22 results report/status change time
   std::string ordering_provider_id;    // OBR-16.1
   std::string ordering_provider_name;  // OBR-16 family, given
   char result_status = 0;              // OBR-25
+  std::string parent_filler_id;        // OBR-29.2: the order this one follows up
   std::vector<std::string> notes;      // NTE directly after OBR
   std::vector<Observation> observations;
 };
 
 enum class SourceFormat : std::uint8_t { hl7, csv };
+
+// Something the parser read differently from what the message declared, worth a line in the log
+// but no refusal. Like a Refusal's detail, it names places and reasons, never patient data.
+struct Warning {
+  std::string reason;  // e.g. "unknown_charset"
+  std::string detail;  // e.g. "MSH-18 names no character set of HL7 table 0211; ..."
+  SourcePos where;
+};
 
 // One lab message (HL7: one MSH...; CSV: the consecutive rows of one patient and collection time).
 struct LabReport {
@@ -132,6 +146,7 @@ struct LabReport {
   // CSV: what the numbers of the whole file show of its decimal mark (a file is one export).
   // HL7: empty; normalize looks at the message's own values and ranges.
   MarkEvidence file_numbers;
+  std::vector<Warning> warnings;
 };
 
 }  // namespace labwatch::parsers

@@ -235,12 +235,50 @@ CREATE INDEX results_by_person_time_analyte ON results (person_id, collected_at,
 CREATE INDEX refusals_by_file ON refusals (file_id);
 )sql";
 
-// Version 4: what the lab's own witnesses let a result be judged by (issue 13). range_use says
+// Version 4 (not performed, issue 14): lines that are no result are skipped and counted instead of
+// refused; a file counts them (skipped), and the preliminaries that OBX-11 U made final
+// (promoted). A line that says its test was not performed (TNP, QNS, ...) is kept as a gap of
+// that person's analyte at its collection time, which `trend` and the report show; one per draw.
+constexpr const char* kSchemaV4NotPerformed = R"sql(
+ALTER TABLE files ADD COLUMN skipped INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE files ADD COLUMN promoted INTEGER NOT NULL DEFAULT 0;
+CREATE TABLE not_performed (
+  not_performed_id INTEGER PRIMARY KEY,
+  message_id       INTEGER NOT NULL REFERENCES messages (message_id),
+  person_id        INTEGER NOT NULL REFERENCES persons (person_id),
+  analyte          TEXT NOT NULL,
+  collected_at     INTEGER NOT NULL,
+  code             TEXT NOT NULL,
+  order_id         TEXT,                       -- filler order number; NULL without one (CSV)
+  raw_value        TEXT NOT NULL,              -- as sent: TNP, QNS, ...
+  pos_segment      INTEGER,
+  pos_line         INTEGER,
+  UNIQUE (person_id, analyte, collected_at)
+);
+)sql";
+
+// Version 5 (intake attempts, issue 18): inbox files whose ingest failed for an operational
+// reason (an exception, not their content), known by name, size and modification time since their
+// digest is known only once they are read whole. A file that fails kPoisonAttempts times goes to
+// failed/ instead of stopping the daemon at every start; a row goes once its file is ingested.
+constexpr const char* kSchemaV5IntakeAttempts = R"sql(
+CREATE TABLE intake_attempts (
+  name        TEXT NOT NULL,
+  size        INTEGER NOT NULL,
+  mtime_ns    INTEGER NOT NULL,
+  failures    INTEGER NOT NULL,
+  last_error  TEXT NOT NULL,
+  last_at     INTEGER NOT NULL,             -- unix seconds
+  PRIMARY KEY (name, size, mtime_ns)
+);
+)sql";
+
+// Version 6: what the lab's own witnesses let a result be judged by (issue 13). range_use says
 // whether ref_low/ref_high is the lab's printed range ('lab'), none was printed ('none'), or why
 // the printed one was not used (clinical::RangeProblem's key); '' on rows of earlier versions,
 // read as 'lab' when they have a bound. tolerance is half a unit of the lab's last printed digit
 // for a converted value (bounds are judged with it), shown_decimals the precision to show.
-constexpr const char* kSchemaV4 = R"sql(
+constexpr const char* kSchemaV6LabWitnesses = R"sql(
 ALTER TABLE results ADD COLUMN range_use TEXT NOT NULL DEFAULT '';
 ALTER TABLE results ADD COLUMN tolerance REAL NOT NULL DEFAULT 0;
 ALTER TABLE results ADD COLUMN shown_decimals INTEGER;
@@ -250,7 +288,9 @@ constexpr auto kMigrations = std::to_array<Migration>({
     {1, kSchemaV1},
     {2, kSchemaV2},
     {3, kSchemaV3},
-    {4, kSchemaV4},
+    {4, kSchemaV4NotPerformed},
+    {5, kSchemaV5IntakeAttempts},
+    {6, kSchemaV6LabWitnesses},
 });
 
 bool is_in_memory(const std::string& path) noexcept { return path.empty() || path == ":memory:"; }
@@ -304,6 +344,11 @@ void migrate(SQLite::Database& db, std::span<const Migration> steps) {
     }
   }
   const int latest = static_cast<int>(steps.size());
+  // Up to date (the usual case): no write transaction, so opening waits for no other writer. A
+  // version only ever grows, so reading it outside a transaction cannot miss a needed step.
+  if (schema_version(db) == latest) {
+    return;
+  }
   for (;;) {
     // The version is read inside the write transaction, so two processes opening the same new
     // database cannot both apply a step.

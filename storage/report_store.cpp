@@ -45,7 +45,7 @@ IngestStatements::IngestStatements(SQLite::Database& db)
       finish_file(db,
                   "UPDATE files SET sha256 = ?, outcome = ?, reports = ?, results_stored = ?, "
                   "duplicates = ?, duplicate_messages = ?, superseded = ?, withdrawn = ?, "
-                  "refusals = ?, alerts = ? WHERE file_id = ?"),
+                  "refusals = ?, alerts = ?, skipped = ?, promoted = ? WHERE file_id = ?"),
       find_identifier(db, "SELECT person_id FROM identifiers WHERE authority = ? AND mrn = ?"),
       find_match_key(db, "SELECT person_id FROM persons WHERE match_key = ?"),
       insert_person(db,
@@ -73,6 +73,12 @@ IngestStatements::IngestStatements(SQLite::Database& db)
                          "r.collected_at "
                          "FROM results r JOIN messages m ON m.message_id = r.message_id "
                          "WHERE r.person_id = ? AND r.collected_at = ? AND r.order_id IS NULL"),
+      find_draw(db,
+                "SELECT r.result_id, m.message_time, r.status, r.state, r.superseded_by, "
+                "r.value, r.comparator, m.facility, r.order_id, r.analyte, r.person_id, "
+                "r.collected_at "
+                "FROM results r JOIN messages m ON m.message_id = r.message_id "
+                "WHERE r.person_id = ? AND r.collected_at = ? AND r.analyte = ?"),
       insert_result(db,
                     "INSERT INTO results (message_id, person_id, order_id, analyte, code, value, "
                     "unit, comparator, raw_value, raw_unit, raw_range, ref_low, ref_high, flags, "
@@ -82,11 +88,17 @@ IngestStatements::IngestStatements(SQLite::Database& db)
                     "?)"),
       update_result_state(db,
                           "UPDATE results SET state = ?, superseded_by = ? WHERE result_id = ?"),
+      update_result_status(db, "UPDATE results SET status = ? WHERE result_id = ?"),
       insert_refusal(db,
                      "INSERT INTO refusals (file_id, message_id, level, reason, detail, "
                      "pos_message, pos_segment, segment_id, pos_field, pos_line, pos_column, "
                      "pos_offset, patient_key, code, analyte, collected_at, result_status) "
                      "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
+      insert_not_performed(db,
+                           "INSERT INTO not_performed (message_id, person_id, analyte, "
+                           "collected_at, code, order_id, raw_value, pos_segment, pos_line) "
+                           "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                           "ON CONFLICT (person_id, analyte, collected_at) DO NOTHING"),
       upsert_unmapped(db,
                       "INSERT INTO unmapped_codes (facility, code, count, first_seen, last_seen, "
                       "last_file_id) VALUES (?, ?, ?, ?, ?, ?) "
@@ -138,15 +150,50 @@ void SqliteFileTransaction::add_report(const clinical::NormalizedReport& report)
     return;
   }
   const std::int64_t person_id = resolve_person(report.patient);
-  const std::int64_t message_id = insert_message(report, person_id);
+  // A message without a time of its own is ordered by its arrival: the time of this ingest.
+  const clinical::UnixSeconds message_time =
+      report.message_time_from_arrival ? now_ : report.message_time;
+  const std::int64_t message_id = insert_message(report, person_id, message_time);
   ledger_.begin_report(report, person_id, file_name_);
+  report_reuses_accession_ = false;
   for (const clinical::NormalizedResult& result : report.results) {
-    store_result(report, result, person_id, message_id);
+    store_result(report, result, person_id, message_id, message_time);
+  }
+  if (report_reuses_accession_) {
+    // Two results now, one per patient; someone should ask the lab. No patient data here.
+    summary_.warnings.push_back({"accession_reused", report.where, report.control_id});
+  }
+  for (const clinical::SkippedLine& line : report.skipped) {
+    record_skipped(line, person_id, message_id);
   }
   for (const parsers::Refusal& refusal : report.refusals) {
     insert_refusal(refusal, "result", message_id);
   }
   count_unmapped(report);
+}
+
+void SqliteFileTransaction::record_skipped(const clinical::SkippedLine& line,
+                                           std::int64_t person_id, std::int64_t message_id) {
+  ++summary_.skipped;
+  if (line.reason != clinical::SkipReason::not_performed || line.analyte.empty() ||
+      !line.collected_at) {
+    return;  // only a not-performed test of a known analyte and draw is a gap in a trend
+  }
+  SQLite::Statement& insert = fresh(statements_.insert_not_performed);
+  insert.bind(1, message_id);
+  insert.bind(2, person_id);
+  insert.bindNoCopy(3, line.analyte);
+  insert.bind(4, *line.collected_at);
+  insert.bindNoCopy(5, line.code);
+  if (line.order_id.empty()) {
+    insert.bind(6);
+  } else {
+    insert.bindNoCopy(6, line.order_id);
+  }
+  insert.bindNoCopy(7, line.raw_value);
+  bind_position(insert, 8, line.where.segment);
+  bind_position(insert, 9, line.where.line);
+  insert.exec();
 }
 
 void SqliteFileTransaction::add_refusal(const parsers::Refusal& refusal) {
@@ -227,7 +274,9 @@ IngestSummary SqliteFileTransaction::finish(const std::string& sha256) {
   finish.bind(8, summary_.withdrawn);
   finish.bind(9, summary_.refusals);
   finish.bind(10, summary_.alerts);
-  finish.bind(11, file_id_);
+  finish.bind(11, summary_.skipped);
+  finish.bind(12, summary_.promoted);
+  finish.bind(13, file_id_);
   finish.exec();
   transaction_->commit();
   finished_ = true;
@@ -320,14 +369,15 @@ std::optional<std::int64_t> SqliteFileTransaction::find_resend(
 }
 
 std::int64_t SqliteFileTransaction::insert_message(const clinical::NormalizedReport& report,
-                                                   std::int64_t person_id) {
+                                                   std::int64_t person_id,
+                                                   clinical::UnixSeconds message_time) {
   const std::string patient_key = report.patient.patient_key();
   SQLite::Statement& insert = fresh(statements_.insert_message);
   insert.bind(1, file_id_);
   insert.bindNoCopy(2, report.facility);
   insert.bindNoCopy(3, report.control_id);
   insert.bindNoCopy(4, report.raw_digest);
-  insert.bind(5, report.message_time);
+  insert.bind(5, message_time);
   insert.bind(6, person_id);
   insert.bindNoCopy(7, patient_key);
   bind_position(insert, 8, report.where.message);
@@ -339,17 +389,32 @@ std::int64_t SqliteFileTransaction::insert_message(const clinical::NormalizedRep
 
 void SqliteFileTransaction::store_result(const clinical::NormalizedReport& report,
                                          const clinical::NormalizedResult& result,
-                                         std::int64_t person_id, std::int64_t message_id) {
+                                         std::int64_t person_id, std::int64_t message_id,
+                                         clinical::UnixSeconds message_time) {
   const clinical::VersionKey key = clinical::version_key(report.facility, result, person_id);
   load_group(key);
-  versions_.clear();
+  report_reuses_accession_ = report_reuses_accession_ || group_reuses_accession_;
+  related_.clear();
   for (const GroupVersion& stored : group_) {
     if (stored.analyte == result.analyte) {
-      versions_.push_back(stored.version);
+      related_.push_back(stored);
     }
   }
-  const clinical::IncomingVersion incoming{report.message_time, result.status, result.value,
-                                           result.comparator, key.by_order()};
+  if (related_.empty() &&
+      (result.status == clinical::ResultStatus::corrected || !result.parent_order_id.empty())) {
+    load_draw(key, result);
+  }
+  versions_.clear();
+  for (const GroupVersion& stored : related_) {
+    versions_.push_back(stored.version);
+  }
+  if (result.promote_only) {
+    promote(clinical::plan_promotion(versions_));
+    return;
+  }
+  const clinical::IncomingVersion incoming{message_time,   result.status,
+                                           result.value,   result.comparator,
+                                           key.by_order(), report.message_time_from_arrival};
   const clinical::VersionPlan plan = clinical::plan_version(versions_, incoming);
   if (plan.duplicate) {
     ++summary_.duplicates;
@@ -398,7 +463,7 @@ void SqliteFileTransaction::store_result(const clinical::NormalizedReport& repor
   added.person_id = person_id;
   added.collected_at = result.collected_at;
   added.version.id = result_id;
-  added.version.message_time = report.message_time;
+  added.version.message_time = message_time;
   added.version.status = result.status;
   added.version.state = plan.state;
   added.version.superseded_by = plan.superseded_by;
@@ -416,7 +481,7 @@ void SqliteFileTransaction::store_result(const clinical::NormalizedReport& repor
   for (const clinical::VersionChange& change : plan.changes) {
     if (change.from == clinical::ResultState::current &&
         change.to != clinical::ResultState::current) {
-      for (const GroupVersion& stored : group_) {
+      for (const GroupVersion& stored : related_) {
         if (stored.version.id == change.id) {
           left.push_back({{change.id, stored.collected_at},
                           stored.person_id,
@@ -460,6 +525,7 @@ void SqliteFileTransaction::load_group(const clinical::VersionKey& key) {
   }
   group_key_.reset();
   group_.clear();
+  group_reuses_accession_ = false;
   SQLite::Statement& find =
       fresh(key.by_order() ? statements_.find_order_group : statements_.find_natural_group);
   const ResetOnExit reset(find);
@@ -474,6 +540,7 @@ void SqliteFileTransaction::load_group(const clinical::VersionKey& key) {
                                       find.getColumn(9).getText(), find.getColumn(10).getInt64(),
                                       find.getColumn(11).getInt64()};
     if (!key.same_group(stored)) {
+      group_reuses_accession_ = group_reuses_accession_ || key.reuses_accession_of(stored);
       continue;
     }
     GroupVersion& row = group_.emplace_back();
@@ -493,6 +560,88 @@ void SqliteFileTransaction::load_group(const clinical::VersionKey& key) {
   }
   group_key_ = GroupKey{std::string(key.facility), std::string(key.order_id), key.person_id,
                         key.collected_at};
+}
+
+// The versions of the same draw under another accession that `result` replaces (see
+// clinical::draw_versions): those of its OBR-29 parent order, else those with the same person,
+// collection time and analyte. Appends them to related_.
+void SqliteFileTransaction::load_draw(const clinical::VersionKey& key,
+                                      const clinical::NormalizedResult& result) {
+  struct Row {
+    std::string facility;
+    std::string order_id;
+    std::string analyte;
+    std::int64_t person_id = 0;
+    clinical::UnixSeconds collected_at = 0;
+    clinical::StoredVersion version;
+  };
+  std::vector<Row> rows;
+  const bool by_parent = !result.parent_order_id.empty();
+  SQLite::Statement& find = fresh(by_parent ? statements_.find_order_group : statements_.find_draw);
+  {
+    const ResetOnExit reset(find);
+    if (by_parent) {
+      find.bindNoCopy(1, result.parent_order_id);
+    } else {
+      find.bind(1, key.person_id);
+      find.bind(2, result.collected_at);
+      find.bindNoCopy(3, result.analyte);
+    }
+    while (find.executeStep()) {
+      Row& row = rows.emplace_back();
+      row.version.id = find.getColumn(0).getInt64();
+      row.version.message_time = find.getColumn(1).getInt64();
+      row.version.status = read_status(find.getColumn(2));
+      row.version.state = read_state(find.getColumn(3));
+      const SQLite::Column successor = find.getColumn(4);
+      if (!successor.isNull()) {
+        row.version.superseded_by = successor.getInt64();
+      }
+      row.version.value = find.getColumn(5).getDouble();
+      row.version.comparator = find.getColumn(6).getText();
+      row.facility = find.getColumn(7).getText();
+      row.order_id = find.getColumn(8).getText();
+      row.analyte = find.getColumn(9).getText();
+      row.person_id = find.getColumn(10).getInt64();
+      row.collected_at = find.getColumn(11).getInt64();
+    }
+  }
+  std::vector<clinical::DrawCandidate> candidates;
+  candidates.reserve(rows.size());
+  for (const Row& row : rows) {
+    candidates.push_back(
+        {{row.facility, row.order_id, row.analyte, row.person_id, row.collected_at}, row.version});
+  }
+  clinical::VersionKey incoming = key;
+  incoming.collected_at = result.collected_at;
+  const std::vector<clinical::StoredVersion> selected = clinical::draw_versions(
+      candidates, {incoming, result.parent_order_id, result.status}, related_.size());
+  for (const clinical::StoredVersion& version : selected) {
+    for (const Row& row : rows) {
+      if (row.version.id == version.id) {
+        related_.push_back({row.analyte, row.person_id, row.collected_at, row.version});
+      }
+    }
+  }
+}
+
+// OBX-11 U without a value: the stored preliminary `id` becomes final in place (its value and its
+// alerts stay as they are). Without one there is nothing to promote: the line is skipped.
+void SqliteFileTransaction::promote(std::optional<std::int64_t> id) {
+  if (!id) {
+    ++summary_.skipped;
+    return;
+  }
+  SQLite::Statement& update = fresh(statements_.update_result_status);
+  update.bindNoCopy(1, sql_text(clinical::ResultStatus::final));
+  update.bind(2, *id);
+  update.exec();
+  for (GroupVersion& stored : group_) {
+    if (stored.version.id == *id) {
+      stored.version.status = clinical::ResultStatus::final;
+    }
+  }
+  ++summary_.promoted;
 }
 
 void SqliteFileTransaction::apply_change(const clinical::VersionChange& change,
@@ -526,6 +675,10 @@ void SqliteFileTransaction::apply_change(const clinical::VersionChange& change,
 
 void SqliteFileTransaction::insert_refusal(const parsers::Refusal& refusal, const char* level,
                                            std::optional<std::int64_t> message_id) {
+  if (summary_.refusals >= kRefusalsKept) {
+    ++summary_.refusals;  // counted, not detailed (see kRefusalsKept)
+    return;
+  }
   SQLite::Statement& insert = fresh(statements_.insert_refusal);
   insert.bind(1, file_id_);
   if (message_id) {

@@ -37,9 +37,12 @@ struct IngestStatements {
   SQLite::Statement insert_message;
   SQLite::Statement find_order_group;
   SQLite::Statement find_natural_group;
+  SQLite::Statement find_draw;
   SQLite::Statement insert_result;
   SQLite::Statement update_result_state;
+  SQLite::Statement update_result_status;
   SQLite::Statement insert_refusal;
+  SQLite::Statement insert_not_performed;
   SQLite::Statement upsert_unmapped;
 };
 
@@ -70,11 +73,16 @@ class SqliteFileTransaction final : public FileTransaction {
   IngestSummary known();
   std::int64_t resolve_person(const clinical::PersonIdentity& person);
   std::optional<std::int64_t> find_resend(const clinical::NormalizedReport& report);
-  std::int64_t insert_message(const clinical::NormalizedReport& report, std::int64_t person_id);
+  std::int64_t insert_message(const clinical::NormalizedReport& report, std::int64_t person_id,
+                              clinical::UnixSeconds message_time);
   void store_result(const clinical::NormalizedReport& report,
                     const clinical::NormalizedResult& result, std::int64_t person_id,
-                    std::int64_t message_id);
+                    std::int64_t message_id, clinical::UnixSeconds message_time);
+  void record_skipped(const clinical::SkippedLine& line, std::int64_t person_id,
+                      std::int64_t message_id);
   void load_group(const clinical::VersionKey& key);
+  void load_draw(const clinical::VersionKey& key, const clinical::NormalizedResult& result);
+  void promote(std::optional<std::int64_t> id);
   void apply_change(const clinical::VersionChange& change, std::int64_t incoming_id);
   void insert_refusal(const parsers::Refusal& refusal, const char* level,
                       std::optional<std::int64_t> message_id);
@@ -121,6 +129,9 @@ class SqliteFileTransaction final : public FileTransaction {
   };
   std::optional<GroupKey> group_key_;
   std::vector<GroupVersion> group_;
+  bool group_reuses_accession_ = false;   // the loaded order id has rows of another person
+  bool report_reuses_accession_ = false;  // some result of the current report met such an order
+  std::vector<GroupVersion> related_;     // scratch: the versions one result is reconciled with
   std::vector<clinical::StoredVersion> versions_;  // scratch: one analyte's versions
 };
 

@@ -1,13 +1,18 @@
 // SPDX-License-Identifier: Apache-2.0
 // SqliteStore: the Store on one SQLite connection; file transactions and the read queries.
 #include <SQLiteCpp/Database.h>
+#include <SQLiteCpp/Exception.h>
 #include <SQLiteCpp/Statement.h>
+#include <SQLiteCpp/Transaction.h>
+#include <sqlite3.h>
 
 #include <charconv>
+#include <exception>
 #include <memory>
 #include <string>
 #include <unordered_map>
 #include <utility>
+#include <vector>
 
 #include "storage/alert_ledger.hpp"
 #include "storage/database.hpp"
@@ -81,13 +86,61 @@ class SqliteStore final : public Store {
   SqliteStore(const std::string& path, const StoreOptions& options)
       : db_(open_database(path, options)), ingest_(db_), ledger_statements_(db_), mail_(db_) {}
 
+  std::vector<IntakeAttempt> intake_attempts() override {
+    SQLite::Statement select(
+        db_, "SELECT name, size, mtime_ns, failures, last_error FROM intake_attempts");
+    std::vector<IntakeAttempt> out;
+    while (select.executeStep()) {
+      IntakeAttempt a;
+      a.key.name = select.getColumn(0).getString();
+      a.key.size = select.getColumn(1).getInt64();
+      a.key.mtime_ns = select.getColumn(2).getInt64();
+      a.failures = select.getColumn(3).getInt();
+      a.last_error = select.getColumn(4).getString();
+      out.push_back(std::move(a));
+    }
+    return out;
+  }
+
+  int record_intake_failure(const IntakeKey& key, std::string_view error) override {
+    SQLite::Transaction transaction(db_, SQLite::TransactionBehavior::IMMEDIATE);
+    SQLite::Statement upsert(
+        db_,
+        "INSERT INTO intake_attempts (name, size, mtime_ns, failures, last_error, last_at) "
+        "VALUES (?, ?, ?, 1, ?, ?) ON CONFLICT (name, size, mtime_ns) DO UPDATE SET "
+        "failures = failures + 1, last_error = excluded.last_error, last_at = excluded.last_at "
+        "RETURNING failures");
+    upsert.bind(1, key.name);
+    upsert.bind(2, key.size);
+    upsert.bind(3, key.mtime_ns);
+    upsert.bind(4, std::string(error));
+    upsert.bind(5, unix_now());
+    int failures = 0;
+    if (upsert.executeStep()) {
+      failures = upsert.getColumn(0).getInt();
+    }
+    upsert.reset();
+    transaction.commit();
+    return failures;
+  }
+
+  void forget_intake_attempt(const IntakeKey& key) override {
+    SQLite::Statement erase(
+        db_, "DELETE FROM intake_attempts WHERE name = ? AND size = ? AND mtime_ns = ?");
+    erase.bind(1, key.name);
+    erase.bind(2, key.size);
+    erase.bind(3, key.mtime_ns);
+    erase.exec();
+  }
+
   std::optional<KnownFile> find_file(std::string_view sha256) override {
     if (sha256.empty()) {
       return std::nullopt;  // the placeholder of a file transaction still open
     }
     SQLite::Statement file(db_,
                            "SELECT file_id, name, outcome, reports, results_stored, duplicates, "
-                           "duplicate_messages, superseded, withdrawn, refusals, alerts "
+                           "duplicate_messages, superseded, withdrawn, refusals, alerts, "
+                           "skipped, promoted "
                            "FROM files WHERE sha256 = ?");
     file.bind(1, std::string(sha256));
     if (!file.executeStep()) {
@@ -107,6 +160,8 @@ class SqliteStore final : public Store {
     summary.withdrawn = file.getColumn(8).getInt();
     summary.refusals = file.getColumn(9).getInt();
     summary.alerts = file.getColumn(10).getInt();
+    summary.skipped = file.getColumn(11).getInt();
+    summary.promoted = file.getColumn(12).getInt();
 
     SQLite::Statement refusals(
         db_,
@@ -152,6 +207,23 @@ class SqliteStore final : public Store {
       rows.push_back(read_export_row(query));
     }
     return rows;
+  }
+
+  std::vector<clinical::UnixSeconds> not_performed(std::int64_t person_id,
+                                                   std::string_view analyte) override {
+    SQLite::Statement query(
+        db_,
+        "SELECT n.collected_at FROM not_performed n WHERE n.person_id = ? AND n.analyte = ? "
+        "AND NOT EXISTS (SELECT 1 FROM results r WHERE r.person_id = n.person_id "
+        "AND r.collected_at = n.collected_at AND r.analyte = n.analyte AND r.state = 'current') "
+        "ORDER BY n.collected_at");
+    query.bind(1, person_id);
+    query.bind(2, std::string(analyte));
+    std::vector<clinical::UnixSeconds> times;
+    while (query.executeStep()) {
+      times.push_back(query.getColumn(0).getInt64());
+    }
+    return times;
   }
 
   std::vector<AlertRow> alerts(bool all) override {
@@ -335,6 +407,16 @@ clinical::NormalizedResult as_result(const ExportRow& row) {
 
 std::unique_ptr<Store> open_sqlite_store(const std::string& path, const StoreOptions& options) {
   return std::make_unique<SqliteStore>(path, options);
+}
+
+bool is_busy(const std::exception& e) noexcept {
+  const auto* sqlite = dynamic_cast<const SQLite::Exception*>(&e);
+  if (sqlite == nullptr) {
+    return false;
+  }
+  const int primary =
+      sqlite->getErrorCode() & 0xff;  // extended codes keep the primary in the low byte
+  return primary == SQLITE_BUSY || primary == SQLITE_LOCKED;
 }
 
 }  // namespace labwatch::storage

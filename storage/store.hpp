@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <exception>
 #include <functional>
 #include <map>
 #include <memory>
@@ -29,6 +30,14 @@ struct FileRecord {
   std::int64_t size = 0;
 };
 
+// Something of a stored file that a person should look at, though nothing was refused. Carries no
+// patient data: a reason, where in the file, and the message's control id.
+struct IngestWarning {
+  std::string reason;  // "accession_reused"
+  parsers::SourcePos where;
+  std::string control_id;
+};
+
 struct IngestSummary {
   bool already_known = false;  // the same bytes were ingested before: nothing changed
   int reports = 0;
@@ -37,9 +46,14 @@ struct IngestSummary {
   int duplicate_messages = 0;  // byte-identical resends of stored messages
   int superseded = 0;          // earlier versions superseded by this file
   int withdrawn = 0;           // earlier versions withdrawn by a cancellation
+  int promoted = 0;            // preliminaries made final by OBX-11 U
+  // Lines that are no result and no error: pending (I), not asked (N), order detail (O),
+  // comments (TX/FT), not performed (TNP, QNS, ...), U with nothing to promote.
+  int skipped = 0;
   int refusals = 0;
   int alerts = 0;   // alerts raised (a new version that keeps its earlier alert's decision too)
   int notices = 0;  // mail notices queued (alerts, corrections, resolutions, retractions)
+  std::vector<IngestWarning> warnings;  // of this ingest only (not kept with the file)
 };
 
 // How a committed file ended (files.outcome): every refusal is recorded with the file, so that a
@@ -58,6 +72,22 @@ struct KnownFile {
   std::vector<parsers::Refusal> refusals;  // in the order they were recorded
 };
 
+// An inbox file as it lies there before it is read: its digest is known only after reading it
+// whole, so a file whose ingest keeps failing is known by these.
+struct IntakeKey {
+  std::string name;
+  std::int64_t size = 0;
+  std::int64_t mtime_ns = 0;
+  bool operator==(const IntakeKey&) const = default;
+};
+
+// An inbox file whose ingest failed for an operational reason (an exception, not its content).
+struct IntakeAttempt {
+  IntakeKey key;
+  int failures = 0;
+  std::string last_error;  // what the exception said; names no patient data
+};
+
 // The rules in force and who is told: plain values passed in by the caller.
 struct Targets {
   std::map<std::string, clinical::OptimalRule, std::less<>> by_analyte;  // analyte -> optimal rule
@@ -67,6 +97,11 @@ struct Targets {
   const clinical::AnalyteCatalogue* catalogue = &clinical::AnalyteCatalogue::builtin();
   Routing routing;  // empty: alerts are recorded ('unmailed'), no mail is queued
 };
+
+// At most this many refusals of one file are recorded in detail (the refusals table, the daemon's
+// outcome and reason file); the rest are only counted (IngestSummary::refusals counts them all). A
+// file of millions of broken lines must not cost gigabytes of memory, rows and reason text.
+constexpr int kRefusalsKept = 1000;
 
 // One open file transaction. Rolls back unless commit() is called (RAII).
 class FileTransaction {
@@ -83,6 +118,7 @@ class FileTransaction {
   // trend, and the mail notices these changes call for (storage/alert_ledger.hpp).
   virtual void add_report(const clinical::NormalizedReport& report) = 0;
   // Records a refusal at file or message level (parse errors, reports that failed to normalize).
+  // Past kRefusalsKept refusals of the file (these and those of its reports), only counts it.
   virtual void add_refusal(const parsers::Refusal& refusal) = 0;
   // Commits durably; returns what the file did. Throws std::logic_error when the file's digest was
   // never given (FileRecord::sha256 empty).
@@ -173,6 +209,10 @@ class Store {
   virtual void for_each_current_result(const std::function<void(const ExportRow&)>& visit) = 0;
   // One person's current results of one analyte, oldest first.
   virtual std::vector<ExportRow> trend(std::int64_t person_id, std::string_view analyte) = 0;
+  // The collection times at which one person's analyte was reported as not performed (TNP, QNS,
+  // ...) and no current value exists: the gaps of that trend, oldest first.
+  virtual std::vector<clinical::UnixSeconds> not_performed(std::int64_t person_id,
+                                                           std::string_view analyte) = 0;
   // Active alerts (unmailed, pending, sent, failed) on current results; `all` adds every alert,
   // resolved, superseded and withdrawn history included.
   virtual std::vector<AlertRow> alerts(bool all) = 0;
@@ -181,6 +221,15 @@ class Store {
   virtual std::optional<PersonRow> person(std::int64_t person_id) = 0;
   // Resolves "123" (person id) or "AUTH|MRN" to a person id.
   virtual std::optional<std::int64_t> find_person(std::string_view id_or_key) = 0;
+
+  // ---- Intake attempts (the daemon's poison-file guard). Each call is one transaction. ----
+
+  // Every inbox file recorded as failed, read once at start-up.
+  virtual std::vector<IntakeAttempt> intake_attempts() = 0;
+  // Counts one more operational failure of `key`, with its error; returns the failures so far.
+  virtual int record_intake_failure(const IntakeKey& key, std::string_view error) = 0;
+  // The file of `key` was ingested or moved away: its failures are forgotten.
+  virtual void forget_intake_attempt(const IntakeKey& key) = 0;
 
   // ---- The mail outbox (the dispatcher's side). Each call is one transaction. ----
 
@@ -221,5 +270,9 @@ struct StoreOptions {
 // failure, std::runtime_error for a database of a newer schema. A store is used by one thread at a
 // time.
 std::unique_ptr<Store> open_sqlite_store(const std::string& path, const StoreOptions& options = {});
+
+// True when `e`, thrown by a store, says another writer held the database past the busy timeout
+// (SQLITE_BUSY, SQLITE_LOCKED): the work is to be retried later, the database is not broken.
+bool is_busy(const std::exception& e) noexcept;
 
 }  // namespace labwatch::storage

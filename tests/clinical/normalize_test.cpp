@@ -309,10 +309,14 @@ TEST_CASE("normalize takes the status from OBX-11", "[clinical][normalize]") {
   CHECK(status_of('c') == ResultStatus::corrected);
   CHECK(status_of('P') == ResultStatus::preliminary);
   CHECK(status_of('X') == ResultStatus::cancelled);
-  // D (delete) and W (wrong) do not withdraw: only X does. They, and an absent status, are final.
-  CHECK(status_of('D') == ResultStatus::final);
-  CHECK(status_of('W') == ResultStatus::final);
-  CHECK(status_of('R') == ResultStatus::final);
+  // D (delete) and W (posted as wrong) withdraw like X; R (not verified) and S (partial) are
+  // preliminary; A (amended) corrects; an absent status is final.
+  CHECK(status_of('D') == ResultStatus::cancelled);
+  CHECK(status_of('W') == ResultStatus::cancelled);
+  CHECK(status_of('R') == ResultStatus::preliminary);
+  CHECK(status_of('S') == ResultStatus::preliminary);
+  CHECK(status_of('A') == ResultStatus::corrected);
+  CHECK(status_of('U') == ResultStatus::final);
   CHECK(status_of(0) == ResultStatus::final);
 }
 
@@ -409,7 +413,8 @@ TEST_CASE("normalize refuses one result at a time and keeps the rest of the repo
     CHECK(r.result_status == copy.result_status);
   };
   SECTION("non_numeric_value") {
-    check_refusal(obx(2, loinc("2276-4", "FERRITIN"), "TNP", "ng/mL"), "non_numeric_value",
+    // "TNP" is skipped as not performed (see below); other words are still refused.
+    check_refusal(obx(2, loinc("2276-4", "FERRITIN"), "pending", "ng/mL"), "non_numeric_value",
                   "OBX-5 is not a number", "ferritin");
     check_refusal(obx(2, loinc("2276-4", "FERRITIN"), "", "ng/mL", "", 'P'), "non_numeric_value",
                   "OBX-5 is empty", "ferritin");
@@ -459,7 +464,8 @@ TEST_CASE("normalize takes the collection time from OBR-7, else OBX-14, and refu
     CHECK(report.results.empty());
     REQUIRE(report.refusals.size() == 2);
     CHECK(report.refusals[0].reason == "missing_time");
-    CHECK(report.refusals[0].detail == "no specimen collection time: OBR-7 and OBX-14 are empty");
+    CHECK(report.refusals[0].detail ==
+          "no specimen collection time: OBR-7, OBX-14 and SPM-17 are empty");
     CHECK(report.refusals[1].analyte == "iron");
   }
   SECTION("invalid_time for a date that does not exist") {
@@ -485,7 +491,8 @@ TEST_CASE("normalize takes the collection time from OBR-7, else OBX-14, and refu
     REQUIRE(report.refusals.size() == 1);
     CHECK(report.refusals[0].reason == "unknown_timezone");
     CHECK(report.refusals[0].detail ==
-          "OBR-7 has no UTC offset and the file matched no <source> with a timezone");
+          "OBR-7 has no UTC offset, and neither a <source> of the file nor <intake "
+          "default-timezone> names a timezone");
     CHECK(report.facility == "QDX");  // the rest of the report is still there
     CHECK(report.patient.patient_key() == "QDX|Q37960593");
   }
@@ -498,6 +505,118 @@ TEST_CASE("normalize takes the collection time from OBR-7, else OBX-14, and refu
     CHECK(report.refusals[0].reason == "unknown_timezone");
     CHECK(report.refusals[0].detail ==
           "OBX-14 has no UTC offset and the timezone 'America/Gotham' is not a known IANA zone");
+  }
+}
+
+TEST_CASE(
+    "normalize takes SPM-17 when OBR-7 and OBX-14 are empty, and never skips an unreadable "
+    "time",
+    "[clinical][normalize]") {
+  Observation ferritin = obx(1, loinc("2276-4", "FERRITIN"), "80", "ng/mL");
+  LabReport message = quest_report({ferritin});
+  message.orders[0].collected_at = {};
+  message.orders[0].specimen_collected_at = at(2024, 9, 21, 8, 15);  // naive: New York, EDT
+
+  SECTION("SPM-17 stands in for OBR-7 and OBX-14") {
+    const auto report = normalized(message);
+    REQUIRE(report.results.size() == 1);
+    CHECK(report.results[0].collected_at == kCollectedUtc);
+  }
+  SECTION("OBX-14 comes before SPM-17") {
+    message.orders[0].observations[0].observed_at = at(2024, 9, 21, 8, 45);
+    const auto report = normalized(message);
+    REQUIRE(report.results.size() == 1);
+    CHECK(report.results[0].collected_at == kCollectedUtc + 30 * 60);
+  }
+  SECTION("OBR-7 comes before both") {
+    message.orders[0].collected_at = at(2024, 9, 21, 7, 15);
+    message.orders[0].observations[0].observed_at = at(2024, 9, 21, 8, 45);
+    const auto report = normalized(message);
+    REQUIRE(report.results.size() == 1);
+    CHECK(report.results[0].collected_at == kCollectedUtc - 60 * 60);
+  }
+  SECTION("a refusal about the time names SPM-17 when SPM-17 was used") {
+    const auto report = normalized(message, SourceContext{});
+    REQUIRE(report.refusals.size() == 1);
+    CHECK(report.refusals[0].reason == "unknown_timezone");
+    CHECK(report.refusals[0].detail.starts_with("SPM-17 has no UTC offset"));
+  }
+  SECTION("an unreadable OBR-7 is refused, not passed over for OBX-14 or SPM-17") {
+    message.orders[0].collected_at.unreadable = true;
+    message.orders[0].observations[0].observed_at = at(2024, 9, 21, 8, 45);
+    const auto report = normalized(message);
+    CHECK(report.results.empty());
+    REQUIRE(report.refusals.size() == 1);
+    CHECK(report.refusals[0].reason == "invalid_time");
+    CHECK(report.refusals[0].detail == "OBR-7 is not a date and time");
+  }
+  SECTION("SPM segments that disagree are refused, naming SPM-17") {
+    message.orders[0].specimen_collected_at = {};
+    message.orders[0].specimen_collected_at.unreadable = true;
+    const auto report = normalized(message);
+    REQUIRE(report.refusals.size() == 1);
+    CHECK(report.refusals[0].reason == "invalid_time");
+    CHECK(report.refusals[0].detail.starts_with("SPM-17 is not a date and time, or the order's"));
+  }
+  SECTION("parsed from HL7: OBR-6 (the request time) is never the collection time") {
+    const Hl7FileResult parsed = labwatch::parsers::parse_hl7_file(
+        "MSH|^~\\&|LAB|QDX|||20240922083200-0400||ORU^R01|C1|P|2.5.1\r"
+        "PID|1||Q1^^^QDX^MR||DOE^JANE\r"
+        "OBR|1||F1|x||20240920080000-0400\r"
+        "OBX|1|NM|2276-4^FERRITIN^LN||80|ng/mL|||||F\r"
+        "SPM|1|||BLD" +
+        std::string(13, '|') + "20240921081500-0400\r");
+    REQUIRE(parsed.reports.size() == 1);
+    const auto report = normalized(parsed.reports[0]);
+    REQUIRE(report.results.size() == 1);
+    CHECK(report.results[0].collected_at == kCollectedUtc);
+  }
+}
+
+TEST_CASE("normalize scopes a generic assigning authority by the sender", "[clinical][normalize]") {
+  const Observation ferritin = obx(1, loinc("2276-4", "FERRITIN"), "80", "ng/mL");
+  LabReport message = quest_report({ferritin});  // MSH-4 QDX
+
+  SECTION("a label that names an identifier type or a slot becomes FACILITY:LABEL") {
+    for (const auto& [label, key] : std::vector<std::pair<std::string, std::string>>{
+             {"MR", "QDX:MR|123"},
+             {"mrn", "QDX:MRN|123"},
+             {" MRN ", "QDX:MRN|123"},
+             {"1", "QDX:1|123"},
+             {"PI", "QDX:PI|123"},
+             {"Local", "QDX:LOCAL|123"},
+         }) {
+      CAPTURE(label);
+      message.patient.identifiers = {Identifier{"123", label, "MR"}};
+      CHECK(normalized(message, SourceContext{}).patient.patient_key() == key);
+    }
+  }
+  SECTION("two labs' MRN|123 never meet") {
+    message.patient.identifiers = {Identifier{"123", "MRN", "MR"}};
+    const std::string qdx = normalized(message, SourceContext{}).patient.patient_key();
+    message.sending_facility = "LCA";
+    const std::string lca = normalized(message, SourceContext{}).patient.patient_key();
+    CHECK(qdx == "QDX:MRN|123");
+    CHECK(lca == "LCA:MRN|123");
+  }
+  SECTION("the source's authority scopes before MSH-4, the source's facility after it") {
+    message.patient.identifiers = {Identifier{"123", "MR", "MR"}};
+    CHECK(normalized(message, SourceContext{"QDX", "QDX-AUTH", "America/New_York"})
+              .patient.patient_key() == "QDX-AUTH:MR|123");
+    message.sending_facility.clear();
+    CHECK(
+        normalized(message, SourceContext{"QDXF", "", "America/New_York"}).patient.patient_key() ==
+        "QDXF:MR|123");
+    const Refusal refusal = refused(message, SourceContext{});
+    CHECK(refusal.reason == "missing_authority");
+    CHECK(refusal.detail.find("generic") != std::string::npos);
+  }
+  SECTION("a real authority is kept as sent") {
+    for (const std::string authority : {"SGH", "LCA", "2.16.840.1.113883.3.9999", "1234"}) {
+      CAPTURE(authority);
+      message.patient.identifiers = {Identifier{"123", authority, "MR"}};
+      CHECK(normalized(message, SourceContext{}).patient.patient_key() == authority + "|123");
+    }
   }
 }
 
@@ -697,4 +816,121 @@ TEST_CASE("normalize takes facility, message time and ordering provider with the
     CHECK(report.ordering_provider_id == "999");
     CHECK(report.ordering_provider_name == "SECOND, DOC");
   }
+}
+
+TEST_CASE("normalize skips pending, not-asked and order-detail lines without refusing them",
+          "[clinical][normalize]") {
+  const auto report = normalized(quest_report({
+      obx(1, loinc("2276-4", "FERRITIN"), "", "", "", 'I'),
+      obx(2, loinc("26746-8", "MAGNESIUM, RBC"), "", "", "", 'N'),
+      obx(3, loinc("2132-9", "VITAMIN B12"), "pending", "", "", 'I'),
+      obx(4, loinc("2276-4", "FERRITIN"), "", "", "", 'O'),
+      obx(5, loinc("1989-3", "VITAMIN D"), "32", "ng/mL"),
+  }));
+  CHECK(report.refusals.empty());
+  CHECK(analytes_of(report) == std::vector<std::string>{"vitamin_d_25oh"});
+  REQUIRE(report.skipped.size() == 4);
+  CHECK(report.skipped[0].reason == labwatch::clinical::SkipReason::pending);
+  CHECK(report.skipped[0].analyte == "ferritin");
+  CHECK(report.skipped[1].reason == labwatch::clinical::SkipReason::not_asked);
+  CHECK(report.skipped[2].reason == labwatch::clinical::SkipReason::pending);
+  CHECK(report.skipped[3].reason == labwatch::clinical::SkipReason::order_detail);
+  CHECK(report.skipped[0].where.segment == 5);
+}
+
+TEST_CASE("normalize skips text comments, mapped or not, and keeps a number sent as text",
+          "[clinical][normalize]") {
+  Observation comment = obx(1, loinc("2276-4", "FERRITIN"), "(Ref Range: 4 k/uL)", "");
+  comment.value_type = "TX";
+  Observation unknown_comment =
+      obx(2, Coded{"COMMENT", "Comment", "L", "", "", ""}, "Fasting specimen.\nSee lab notes.", "");
+  unknown_comment.value_type = "FT";
+  Observation number_as_text = obx(3, loinc("1989-3", "VITAMIN D"), "41", "ng/mL");
+  number_as_text.value_type = "TX";
+  const auto report = normalized(quest_report({comment, unknown_comment, number_as_text}));
+  CHECK(report.refusals.empty());
+  CHECK(report.unmapped.empty());
+  CHECK(analytes_of(report) == std::vector<std::string>{"vitamin_d_25oh"});
+  REQUIRE(report.skipped.size() == 2);
+  CHECK(report.skipped[0].reason == labwatch::clinical::SkipReason::comment);
+  CHECK(report.skipped[1].reason == labwatch::clinical::SkipReason::comment);
+  CHECK(report.skipped[1].analyte.empty());
+  CHECK(report.skipped[1].code == "COMMENT");
+}
+
+TEST_CASE("normalize records a test not performed as a skipped line at its draw",
+          "[clinical][normalize]") {
+  for (const std::string value : {"TNP", "qns", "CANC", "Test not performed", "See note"}) {
+    INFO(value);
+    const auto report = normalized(quest_report({obx(1, loinc("2276-4", "FERRITIN"), value, "")}));
+    CHECK(report.refusals.empty());
+    CHECK(report.results.empty());
+    REQUIRE(report.skipped.size() == 1);
+    const labwatch::clinical::SkippedLine& line = report.skipped[0];
+    CHECK(line.reason == labwatch::clinical::SkipReason::not_performed);
+    CHECK(line.analyte == "ferritin");
+    CHECK(line.collected_at == kCollectedUtc);
+    CHECK(line.order_id == "Q00094E1");
+    CHECK(line.raw_value == value);
+  }
+  // Other words are still refused: "pending" with status F is no value and no known phrase.
+  const auto refused =
+      normalized(quest_report({obx(1, loinc("2276-4", "FERRITIN"), "pending", "ng/mL")}));
+  REQUIRE(refused.refusals.size() == 1);
+  CHECK(refused.refusals[0].reason == "non_numeric_value");
+}
+
+TEST_CASE("normalize withdraws with X, W and D whatever OBX-5 holds, and promotes with U",
+          "[clinical][normalize]") {
+  const auto report = normalized(quest_report({
+      obx(1, loinc("2276-4", "FERRITIN"), "", "", "", 'D'),
+      obx(2, loinc("26746-8", "MAGNESIUM, RBC"), "5.1", "mg/dL", "", 'D'),
+      obx(3, loinc("2132-9", "VITAMIN B12"), "TNP", "", "", 'W'),
+      obx(4, loinc("1989-3", "VITAMIN D"), "", "", "", 'U'),
+      obx(5, loinc("2284-8", "FOLATE"), "12.1", "ng/mL", "", 'U'),
+  }));
+  CHECK(report.refusals.empty());
+  CHECK(report.skipped.empty());
+  REQUIRE(report.results.size() == 5);
+  for (int i = 0; i < 3; ++i) {
+    CHECK(report.results[static_cast<std::size_t>(i)].status == ResultStatus::cancelled);
+  }
+  CHECK(report.results[3].status == ResultStatus::final);
+  CHECK(report.results[3].promote_only);
+  CHECK(report.results[4].status == ResultStatus::final);
+  CHECK_FALSE(report.results[4].promote_only);
+  CHECK(report.results[4].value == Approx(12.1));
+}
+
+TEST_CASE("normalize orders a message without MSH-7 by OBR-22, else by arrival",
+          "[clinical][normalize]") {
+  LabReport report = quest_report({obx(1, loinc("2276-4", "FERRITIN"), "80", "ng/mL")});
+  SECTION("MSH-7 first") {
+    report.orders[0].status_changed_at = at_offset(2024, 9, 23, 9, 0, 0);
+    const auto out = normalized(report);
+    CHECK(out.message_time == 1727008320);  // 2024-09-22T12:32:00Z
+    CHECK_FALSE(out.message_time_from_arrival);
+  }
+  SECTION("OBR-22 when MSH-7 is empty") {
+    report.message_time = {};
+    report.orders[0].status_changed_at = at_offset(2024, 9, 23, 9, 0, 0);
+    const auto out = normalized(report);
+    CHECK(out.message_time == 1727082000);  // 2024-09-23T09:00:00Z
+    CHECK_FALSE(out.message_time_from_arrival);
+  }
+  SECTION("arrival when both are empty, never time 0 as a version time") {
+    report.message_time = {};
+    const auto out = normalized(report);
+    CHECK(out.message_time_from_arrival);
+  }
+}
+
+TEST_CASE("normalize passes OBR-29's parent order on to each result", "[clinical][normalize]") {
+  LabReport report = quest_report({obx(1, loinc("2276-4", "FERRITIN"), "80", "ng/mL", "", 'C')});
+  report.orders[0].filler_order_number = "Q00094E2";
+  report.orders[0].parent_filler_id = "Q00094E1";
+  const auto out = normalized(report);
+  REQUIRE(out.results.size() == 1);
+  CHECK(out.results[0].order_id == "Q00094E2");
+  CHECK(out.results[0].parent_order_id == "Q00094E1");
 }

@@ -179,7 +179,7 @@ TEST_CASE("person_match_key separates birth dates and sexes and needs a birth da
   CHECK_FALSE(labwatch::clinical::person_match_key(no_given).has_value());
 }
 
-TEST_CASE("version_key uses the order id, else the person and the collection time",
+TEST_CASE("version_key uses the person and the order id, else the person and the collection time",
           "[clinical][reconcile]") {
   labwatch::clinical::NormalizedResult hl7;
   hl7.analyte = "ferritin";
@@ -192,8 +192,18 @@ TEST_CASE("version_key uses the order id, else the person and the collection tim
 
   const auto by_order = labwatch::clinical::version_key("SGH", hl7, 7);
   CHECK(by_order.by_order());
-  CHECK(by_order.person_id == 0);  // the person is not part of an order key
-  CHECK(by_order.same_as(labwatch::clinical::version_key("SGH", hl7, 8)));
+  CHECK(by_order.person_id == 7);
+  CHECK(by_order.collected_at == 0);  // the order id stands for the draw
+  // An accession number reused for another patient: another result, never a version of this one.
+  const auto other_patient = labwatch::clinical::version_key("SGH", hl7, 8);
+  CHECK_FALSE(by_order.same_as(other_patient));
+  CHECK_FALSE(by_order.same_group(other_patient));
+  CHECK(by_order.reuses_accession_of(other_patient));
+  CHECK_FALSE(by_order.reuses_accession_of(labwatch::clinical::version_key("SGH", hl7, 7)));
+  CHECK_FALSE(by_order.reuses_accession_of(labwatch::clinical::version_key("QDX", hl7, 8)));
+  labwatch::clinical::NormalizedResult later_draw = hl7;
+  later_draw.collected_at += 3600;
+  CHECK(by_order.same_as(labwatch::clinical::version_key("SGH", later_draw, 7)));
   CHECK_FALSE(by_order.same_as(labwatch::clinical::version_key("QDX", hl7, 7)));
   const auto zinc_key = labwatch::clinical::version_key("SGH", zinc, 7);
   CHECK(by_order.same_group(zinc_key));
@@ -206,6 +216,7 @@ TEST_CASE("version_key uses the order id, else the person and the collection tim
   later.collected_at += 60;
   CHECK_FALSE(natural.same_group(labwatch::clinical::version_key("WCE", later, 7)));
   CHECK_FALSE(natural.same_group(by_order));
+  CHECK_FALSE(natural.reuses_accession_of(labwatch::clinical::version_key("WCE", csv, 8)));
 }
 
 TEST_CASE("plan_version makes a first version current, or cancelled", "[clinical][reconcile]") {
@@ -353,4 +364,94 @@ TEST_CASE("parse_result_state and parse_result_status invert to_string", "[clini
   }
   CHECK_FALSE(labwatch::clinical::parse_result_state("Current").has_value());
   CHECK_FALSE(labwatch::clinical::parse_result_status("").has_value());
+}
+
+TEST_CASE("plan_version does not take a version ordered by arrival for a new one when resent",
+          "[clinical][reconcile]") {
+  const std::vector<StoredVersion> existing = {
+      stored(1, 1000, ResultStatus::corrected, ResultState::current, std::nullopt, 42)};
+  IncomingVersion again = incoming(2000, ResultStatus::corrected, 42);
+  CHECK_FALSE(plan_version(existing, again).duplicate);  // a real later time: a new version
+  again.time_from_arrival = true;
+  CHECK(plan_version(existing, again).duplicate);
+}
+
+TEST_CASE("plan_version lets a correction without MSH-7, ordered by arrival, replace its final",
+          "[clinical][reconcile]") {
+  // The final came with MSH-7 (1000); the correction without one, so at its arrival (5000). As
+  // time 0 it lost to the final it corrects.
+  const std::vector<StoredVersion> existing = {
+      stored(1, 1000, ResultStatus::final, ResultState::current, std::nullopt, 40)};
+  IncomingVersion correction = incoming(5000, ResultStatus::corrected, 44);
+  correction.time_from_arrival = true;
+  const VersionPlan plan = plan_version(existing, correction);
+  CHECK(plan.state == ResultState::current);
+  REQUIRE(plan.changes.size() == 1);
+  CHECK(plan.changes[0].to == ResultState::superseded);
+  CHECK(plan.changes[0].superseded_by_incoming);
+}
+
+TEST_CASE("plan_promotion picks the current preliminary, if any", "[clinical][reconcile]") {
+  using labwatch::clinical::plan_promotion;
+  CHECK_FALSE(plan_promotion({}).has_value());
+  const std::vector<StoredVersion> preliminary = {
+      stored(1, 1000, ResultStatus::preliminary, ResultState::superseded, 2, 40),
+      stored(2, 2000, ResultStatus::preliminary, ResultState::current, std::nullopt, 41)};
+  CHECK(plan_promotion(preliminary) == 2);
+  const std::vector<StoredVersion> finalized = {
+      stored(1, 1000, ResultStatus::preliminary, ResultState::superseded, 2, 40),
+      stored(2, 2000, ResultStatus::final, ResultState::current, std::nullopt, 41)};
+  CHECK_FALSE(plan_promotion(finalized).has_value());
+  const std::vector<StoredVersion> withdrawn = {
+      stored(1, 1000, ResultStatus::preliminary, ResultState::withdrawn, std::nullopt, 40)};
+  CHECK_FALSE(plan_promotion(withdrawn).has_value());
+}
+
+TEST_CASE("draw_versions finds what a correction under a new accession replaces",
+          "[clinical][reconcile]") {
+  using labwatch::clinical::draw_versions;
+  using labwatch::clinical::DrawCandidate;
+  using labwatch::clinical::DrawFacts;
+  using labwatch::clinical::VersionKey;
+  constexpr std::int64_t kDraw = 1735689600;
+  const auto candidate = [](std::int64_t id, std::string_view facility, std::string_view order,
+                            std::string_view analyte, std::int64_t person, std::int64_t at) {
+    return DrawCandidate{
+        VersionKey{facility, order, analyte, person, at},
+        stored(id, 1000, ResultStatus::final, ResultState::current, std::nullopt, 40)};
+  };
+  const std::vector<DrawCandidate> candidates = {
+      candidate(1, "LCA", "A1", "ferritin", 7, kDraw),         // the same draw: replaced
+      candidate(2, "LCA", "A1", "ferritin", 8, kDraw),         // another patient
+      candidate(3, "LCA", "A1", "zinc", 7, kDraw),             // another analyte
+      candidate(4, "QDX", "A1", "ferritin", 7, kDraw),         // another lab
+      candidate(5, "LCA", "A0", "ferritin", 7, kDraw - 3600),  // another draw
+      candidate(6, "LCA", "A2", "ferritin", 7, kDraw),         // its own accession
+  };
+  const VersionKey key{"LCA", "A2", "ferritin", 7, kDraw};
+  const auto ids = [](const std::vector<StoredVersion>& versions) {
+    std::vector<std::int64_t> out;
+    for (const StoredVersion& v : versions) {
+      out.push_back(v.id);
+    }
+    return out;
+  };
+
+  SECTION("a correction replaces the same draw") {
+    CHECK(ids(draw_versions(candidates, DrawFacts{key, {}, ResultStatus::corrected}, 0)) ==
+          std::vector<std::int64_t>{1});
+  }
+  SECTION("a final under a new accession is a new result (a repeat test)") {
+    CHECK(draw_versions(candidates, DrawFacts{key, {}, ResultStatus::final}, 0).empty());
+  }
+  SECTION("a result with versions under its own accession is a version of those") {
+    CHECK(draw_versions(candidates, DrawFacts{key, {}, ResultStatus::corrected}, 1).empty());
+  }
+  SECTION("OBR-29 names the parent order: its versions of the same person and analyte") {
+    CHECK(ids(draw_versions(candidates, DrawFacts{key, "A0", ResultStatus::final}, 0)) ==
+          std::vector<std::int64_t>{5});
+    CHECK(ids(draw_versions(candidates, DrawFacts{key, "A1", ResultStatus::corrected}, 0)) ==
+          std::vector<std::int64_t>{1});
+    CHECK(draw_versions(candidates, DrawFacts{key, "A9", ResultStatus::corrected}, 0).empty());
+  }
 }

@@ -3,6 +3,7 @@
 // mistake.
 #include "config/config_loader.hpp"
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
@@ -45,11 +46,45 @@ TEST_CASE("parse_config accepts a config holding only <sources>", "[config]") {
   CHECK(c.sources[0].timezone == "America/New_York");
   REQUIRE(c.sources[0].file_globs.size() == 2);
   CHECK(c.sources[0].file_globs[1] == "e_qdx*");
-  // Defaults: paths beside the config file; catalogue targets present.
+  // Defaults: paths beside the config file; catalogue targets present; a rescan every 60 s.
   CHECK(c.paths.inbox == "/etc/labwatch/inbox");
+  CHECK(c.intake.rescan.count() == 60);
   CHECK(c.targets.count("ferritin") == 1);
   CHECK(c.targets.at("ferritin").text == "ge:50;ideal:gt:70");
   CHECK(c.catalogue.by_key("rbc_magnesium") != nullptr);
+}
+
+TEST_CASE("parse_config reads a source's optional timezone, date order and charset", "[config]") {
+  const Config c = must_parse(
+      "<labwatch><intake default-timezone=\"Europe/Berlin\"/><sources>"
+      "<source facility=\"A\" files=\"a*\" date-order=\"dmy\" charset=\"windows-1252\"/>"
+      "<source facility=\"B\" files=\"b*\" timezone=\"America/Chicago\" date-order=\"mdy\" "
+      "charset=\"utf-8\"/>"
+      "<source facility=\"C\" files=\"c*\"/></sources></labwatch>");
+  CHECK(c.intake.default_timezone == "Europe/Berlin");
+  REQUIRE(c.sources.size() == 3);
+  CHECK(c.sources[0].timezone.empty());
+  CHECK(c.sources[0].date_order == labwatch::parsers::DateOrder::dmy);
+  CHECK(c.sources[0].charset.kind == labwatch::parsers::TextEncoding::Kind::byte_set);
+  CHECK(c.sources[0].charset.bytes == labwatch::parsers::ByteCharset::windows_1252);
+  CHECK(c.sources[1].date_order == labwatch::parsers::DateOrder::mdy);
+  CHECK(c.sources[1].charset.kind == labwatch::parsers::TextEncoding::Kind::utf8);
+  CHECK(c.sources[2].date_order == labwatch::parsers::DateOrder::unknown);
+  CHECK(c.sources[2].charset.kind == labwatch::parsers::TextEncoding::Kind::detect);
+
+  SECTION("timezone_for: the source's zone, else the default, for unmatched files too") {
+    using labwatch::config::timezone_for;
+    CHECK(timezone_for(c, &c.sources[0]) == "Europe/Berlin");
+    CHECK(timezone_for(c, &c.sources[1]) == "America/Chicago");
+    CHECK(timezone_for(c, nullptr) == "Europe/Berlin");
+  }
+  SECTION("with neither, no zone: naive times stay refused") {
+    const Config bare =
+        must_parse("<labwatch><sources><source facility=\"A\"/></sources></labwatch>");
+    CHECK(bare.intake.default_timezone.empty());
+    CHECK(labwatch::config::timezone_for(bare, &bare.sources[0]).empty());
+    CHECK(labwatch::config::timezone_for(bare, nullptr).empty());
+  }
 }
 
 TEST_CASE("parse_config defaults the authority to the facility", "[config]") {
@@ -192,9 +227,23 @@ TEST_CASE("parse_config names the element, line and reason of each mistake", "[c
           "<source facility=\"QDX\">: unknown timezone 'Mars/Olympus' (an IANA name like "
           "America/New_York)");
   }
-  SECTION("missing timezone") {
-    CHECK(must_fail("<labwatch><sources><source facility=\"QDX\"/></sources></labwatch>").message ==
-          "<source facility=\"QDX\">: missing attribute 'timezone'");
+  SECTION("unknown default-timezone") {
+    const ConfigError e =
+        must_fail("<labwatch>\n<intake default-timezone=\"Europe/Atlantis\"/></labwatch>");
+    CHECK(e.line == 2);
+    CHECK(e.message ==
+          "<intake>: unknown default-timezone 'Europe/Atlantis' (an IANA name like "
+          "America/New_York)");
+  }
+  SECTION("date-order other than mdy or dmy") {
+    CHECK(must_fail("<labwatch><sources><source facility=\"QDX\" date-order=\"ymd\"/></sources>"
+                    "</labwatch>")
+              .message == "<source facility=\"QDX\">: date-order must be mdy or dmy, not 'ymd'");
+  }
+  SECTION("unknown charset") {
+    CHECK(must_fail("<labwatch><sources><source facility=\"QDX\" charset=\"ebcdic\"/></sources>"
+                    "</labwatch>")
+              .message.starts_with("<source facility=\"QDX\">: unknown charset 'ebcdic'"));
   }
   SECTION("duplicate facility") {
     CHECK(must_fail("<labwatch><sources><source facility=\"A\" timezone=\"UTC\"/>"
@@ -262,6 +311,41 @@ TEST_CASE("match_source matches file globs first, then an HL7 sending facility",
   CHECK(labwatch::config::match_source(c, "results.hl7", "LCA")->facility == "LCA");
   CHECK(labwatch::config::match_source(c, "results.hl7", "XYZ") == nullptr);
   CHECK(labwatch::config::match_source(c, "results.csv") == nullptr);
+}
+
+TEST_CASE("load_config reads only a regular file of at most 1 MiB, and never waits on a FIFO",
+          "[config]") {
+  const std::filesystem::path dir = std::filesystem::temp_directory_path() /
+                                    ("labwatch-config-kind-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  const auto error_of = [](const std::string& path) {
+    auto r = labwatch::config::load_config(path);
+    REQUIRE_FALSE(r.has_value());
+    return r.error().to_string();
+  };
+  SECTION("a FIFO nobody writes is refused at once") {
+    const std::string fifo = (dir / "fifo.xml").string();
+    REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+    CHECK(error_of(fifo) == fifo +
+                                ": not a regular file (a config must be a plain file, not a "
+                                "FIFO, device or directory)");
+  }
+  SECTION("an endless device is refused without reading it") {
+    CHECK(error_of("/dev/zero").find("/dev/zero: not a regular file") == 0);
+  }
+  SECTION("a directory is refused") {
+    CHECK(error_of(dir.string()).find(": not a regular file") != std::string::npos);
+  }
+  SECTION("a file one byte over the limit is refused; one at the limit is read") {
+    const std::string big = (dir / "big.xml").string();
+    std::string xml = "<labwatch/>";
+    xml.resize(labwatch::config::kMaxConfigBytes, ' ');
+    std::ofstream(big, std::ios::binary) << xml;
+    CHECK(labwatch::config::load_config(big).has_value());
+    std::ofstream(big, std::ios::binary | std::ios::app) << ' ';
+    CHECK(error_of(big) == big + ": too large: 1048577 bytes, the limit is 1048576");
+  }
+  std::filesystem::remove_all(dir);
 }
 
 TEST_CASE("load_config reports an unreadable file by name", "[config]") {

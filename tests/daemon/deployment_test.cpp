@@ -5,6 +5,7 @@
 #include <catch2/catch.hpp>
 #include <charconv>
 #include <string>
+#include <vector>
 
 #include "support/daemon_harness.hpp"
 
@@ -97,4 +98,49 @@ TEST_CASE("the packaged first labwatch.xml is a valid config", "[daemon][config]
   INFO(r.err);
   CHECK(r.exit_code == 0);
   CHECK(r.out.find("failed: /var/lib/labwatch/failed") != std::string::npos);
+}
+
+TEST_CASE("the manual page and the bash completion know every command of labwatch --help",
+          "[daemon][packaging]") {
+  const CommandResult help = run_labwatch({"--help"});
+  REQUIRE(help.exit_code == 0);
+  std::vector<std::string> commands;
+  const std::size_t list = help.out.find("commands:\n");
+  REQUIRE(list != std::string::npos);
+  for (std::size_t at = list + 10; at + 2 < help.out.size() && help.out.compare(at, 2, "  ") == 0;
+       at = help.out.find('\n', at) + 1) {
+    const std::size_t end = help.out.find(' ', at + 2);
+    commands.push_back(help.out.substr(at + 2, end - at - 2));
+  }
+  REQUIRE(commands.size() >= 10);
+  const fs::path packaging = fs::path(LABWATCH_SOURCE_DIR) / "packaging";
+  const std::string page = read_file(packaging / "man" / "labwatch.1");
+  const std::string completion = read_file(packaging / "bash-completion" / "labwatch");
+  // The words of its `local commands="..."` line, each between spaces.
+  const std::size_t words_at = completion.find("commands=\"");
+  REQUIRE(words_at != std::string::npos);
+  const std::size_t words_end = completion.find('"', words_at + 10);
+  const std::string words = " " + completion.substr(words_at + 10, words_end - words_at - 10) + " ";
+  for (const std::string& command : commands) {
+    INFO(command);
+    std::string roff = command;
+    for (std::size_t dash = roff.find('-'); dash != std::string::npos;
+         dash = roff.find('-', dash + 2)) {
+      roff.replace(dash, 1, "\\-");
+    }
+    CHECK((page.find("\n.B " + roff) != std::string::npos ||
+           page.find("\n.BI \"" + roff + " ") != std::string::npos));
+    CHECK(words.find(" " + command + " ") != std::string::npos);
+  }
+  // The pages render without a warning where man(1) is installed.
+  if (::access("/usr/bin/man", X_OK) == 0) {
+    for (const char* name : {"labwatch.1", "labwatch.xml.5"}) {
+      const CommandResult r =
+          run_program({"/usr/bin/env", "LC_ALL=C.UTF-8", "/usr/bin/man", "--warnings", "-l",
+                       (packaging / "man" / name).string()});
+      INFO(name << ": " << r.err);
+      CHECK(r.exit_code == 0);
+      CHECK(r.err.empty());
+    }
+  }
 }

@@ -2,6 +2,7 @@
 // FileMover: moves that never overwrite, reason files, the copy across file systems.
 #include "daemon/file_mover.hpp"
 
+#include <fcntl.h>
 #include <sys/stat.h>
 
 #include <catch2/catch.hpp>
@@ -141,7 +142,7 @@ TEST_CASE("FileMover moves a 255-byte name into failed/ beside its reason file",
   FileMover mover(d.inbox(), d.processed(), d.failed());
   const std::string name = std::string(251, 'n') + ".csv";
   write_file(d.inbox() / name, "x;y");
-  const std::string moved = mover.to_failed(name, "refused\n");
+  const std::string moved = mover.to_failed(name, "refused\n").value();
   CHECK(moved == std::string(240, 'n') + ".csv");
   CHECK(read_file(d.failed() / moved) == "x;y");
   CHECK(read_file(d.failed() / (moved + ".reason.txt")) == "refused\n");
@@ -202,4 +203,53 @@ TEST_CASE("FileMover copies a regular file to another file system and removes th
     CHECK(e.code() == std::errc::cross_device_link);
   }
   CHECK(fs::is_fifo(d.inbox() / "pipe.hl7"));
+}
+
+TEST_CASE("FileMover moves only the file that was read; another put under its name goes back",
+          "[daemon][mover]") {
+  const Dirs d(TempDir::default_base());
+  FileMover mover(d.inbox(), d.processed(), d.failed());
+  const auto identity = [&](const std::string& name) {
+    struct stat st {};
+    REQUIRE(::lstat((d.inbox() / name).c_str(), &st) == 0);
+    return labwatch::daemon::identity_of(st);
+  };
+  write_file(d.inbox() / "r.hl7", "read");
+  const labwatch::daemon::FileIdentity read = identity("r.hl7");
+  SECTION("replaced under the same name") {
+    write_file(d.inbox() / "new.part", "a new file");
+    fs::rename(d.inbox() / "new.part", d.inbox() / "r.hl7");
+    CHECK_FALSE(mover.to_processed("r.hl7", read).has_value());
+    CHECK_FALSE(mover.to_failed("r.hl7", "refused\n", read).has_value());
+    CHECK(read_file(d.inbox() / "r.hl7") == "a new file");
+    CHECK(count_entries(d.processed()) == 0);
+    CHECK(count_entries(d.failed()) == 0);
+    CHECK(fs::is_empty(d.inbox() / ".labwatch-claim"));
+    CHECK(mover.to_processed("r.hl7", identity("r.hl7")) == "r.hl7");
+    CHECK(read_file(d.processed() / "r.hl7") == "a new file");
+  }
+  SECTION("appended to in place") {
+    write_file(d.inbox() / "r.hl7", " and more", O_APPEND);
+    CHECK_FALSE(mover.to_processed("r.hl7", read).has_value());
+    CHECK(read_file(d.inbox() / "r.hl7") == "read and more");
+  }
+  SECTION("unchanged") {
+    CHECK(mover.to_processed("r.hl7", read) == "r.hl7");
+    CHECK(read_file(d.processed() / "r.hl7") == "read");
+  }
+  CHECK(fs::is_empty(d.inbox() / ".labwatch-claim"));
+}
+
+TEST_CASE("FileMover returns what a crash left in its claim directory to the inbox",
+          "[daemon][mover]") {
+  const Dirs d(TempDir::default_base());
+  fs::create_directory(d.inbox() / ".labwatch-claim");
+  write_file(d.inbox() / ".labwatch-claim" / "a.csv", "claimed");
+  write_file(d.inbox() / ".labwatch-claim" / "b.csv", "claimed b");
+  write_file(d.inbox() / "b.csv", "a new b");
+  const FileMover mover(d.inbox(), d.processed(), d.failed());
+  CHECK(read_file(d.inbox() / "a.csv") == "claimed");
+  CHECK(read_file(d.inbox() / "b.csv") == "a new b");
+  CHECK(read_file(d.inbox() / "b.1.csv") == "claimed b");
+  CHECK(fs::is_empty(d.inbox() / ".labwatch-claim"));
 }

@@ -2,7 +2,9 @@
 // FolderWatcher: real inotify in a temp dir, driven by io_context::run_for.
 #include "daemon/folder_watcher.hpp"
 
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <array>
 #include <boost/asio/io_context.hpp>
@@ -12,6 +14,7 @@
 #include <thread>
 #include <vector>
 
+#include "daemon/claimed_file.hpp"
 #include "support/daemon_harness.hpp"
 
 namespace {
@@ -199,4 +202,27 @@ TEST_CASE("FolderWatcher::start throws naming the call when the directory is mis
     CHECK(e.code() == std::errc::no_such_file_or_directory);
     CHECK(std::string(e.what()).find("inotify_add_watch") != std::string::npos);
   }
+}
+
+TEST_CASE("open_writers tells a file held open for writing from one nobody writes",
+          "[daemon][watcher]") {
+  using labwatch::daemon::open_writers;
+  using labwatch::daemon::Writers;
+  const TempDir dir;
+  const fs::path file = dir.path() / "a.csv";
+  write_file(file, "x");
+  CHECK(open_writers(file) == Writers::none);
+  {
+    const int fd = ::open(file.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
+    REQUIRE(fd >= 0);
+    CHECK(open_writers(file) == Writers::some);
+    ::close(fd);
+  }
+  CHECK(open_writers(file) == Writers::none);
+  // Never opened: a FIFO (opening one could block or consume), a symlink, nothing at all.
+  REQUIRE(::mkfifo((dir.path() / "f.csv").c_str(), 0600) == 0);
+  CHECK(open_writers(dir.path() / "f.csv") == Writers::unknown);
+  fs::create_symlink(file, dir.path() / "s.csv");
+  CHECK(open_writers(dir.path() / "s.csv") == Writers::unknown);
+  CHECK(open_writers(dir.path() / "missing.csv") == Writers::unknown);
 }

@@ -75,7 +75,12 @@ std::vector<std::string> described(const std::vector<labwatch::parsers::Refusal>
 // CSV report is refused as unknown_source.
 labwatch::config::Config wce_config() {
   labwatch::config::Config config = labwatch::config::default_config();
-  config.sources.push_back({"WCE", "WCE", "America/Denver", {"d1_wce_*"}});
+  labwatch::config::Source wce;
+  wce.facility = "WCE";
+  wce.authority = "WCE";
+  wce.timezone = "America/Denver";
+  wce.file_globs = {"d1_wce_*"};
+  config.sources.push_back(std::move(wce));
   return config;
 }
 

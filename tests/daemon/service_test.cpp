@@ -497,36 +497,33 @@ TEST_CASE("run_service files refusals with a reason and never overwrites a moved
   CHECK(count_entries(layout.inbox()) == 0);
 }
 
-TEST_CASE("run_service leaves a file in the inbox and exits 1 when the database fails",
-          "[daemon][service]") {
+TEST_CASE(
+    "run_service waits while another writer holds the database past its busy timeout, the file "
+    "staying in the inbox",
+    "[daemon][service]") {
   const Layout layout(TempDir::default_base());
-  {
-    NotifySocket notify(layout.notify_path());
-    auto daemon = layout.start({notify.env()});
-    REQUIRE(notify.wait_for("READY=1", kReadyTimeout));
-
-    // Another writer holds the database's write lock past the daemon's busy timeout.
-    sqlite3* db = nullptr;
-    REQUIRE(sqlite3_open((layout.root() / "labwatch.db").c_str(), &db) == SQLITE_OK);
-    REQUIRE(sqlite3_exec(db, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) == SQLITE_OK);
-    layout.drop("d1_wce_01.csv", read_file(corpus_file("d1_wce_01.csv")));
-    const std::optional<int> code = daemon->wait_exit(30s);
-    sqlite3_exec(db, "ROLLBACK", nullptr, nullptr, nullptr);
-    sqlite3_close(db);
-    CHECK(code == 1);
-    CHECK(notify.count("STOPPING=1") == 1);
-    CHECK(fs::exists(layout.inbox() / "d1_wce_01.csv"));
-    CHECK(count_entries(layout.processed()) == 0);
-    CHECK(layout.daemon_log().find("<3>d1_wce_01.csv: not ingested, left in the inbox") !=
-          std::string::npos);
-  }
-  fs::remove(layout.notify_path());
-
-  // systemd starts it again: the file is found and ingested.
   NotifySocket notify(layout.notify_path());
   auto daemon = layout.start({notify.env()});
   REQUIRE(notify.wait_for("READY=1", kReadyTimeout));
-  CHECK(fs::exists(layout.processed() / "d1_wce_01.csv"));
+
+  // Another writer holds the database's write lock past the daemon's busy timeout (5 s).
+  sqlite3* db = nullptr;
+  REQUIRE(sqlite3_open((layout.root() / "labwatch.db").c_str(), &db) == SQLITE_OK);
+  REQUIRE(sqlite3_exec(db, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) == SQLITE_OK);
+  layout.drop("d1_wce_01.csv", read_file(corpus_file("d1_wce_01.csv")));
+  const std::optional<int> code = daemon->wait_exit(7s);
+  const bool kept = fs::exists(layout.inbox() / "d1_wce_01.csv");
+  sqlite3_exec(db, "ROLLBACK", nullptr, nullptr, nullptr);
+  sqlite3_close(db);
+  INFO(layout.daemon_log());
+  CHECK_FALSE(code.has_value());
+  CHECK(kept);
+  CHECK(notify.count("STOPPING=1") == 0);
+  CHECK(layout.daemon_log().find("<4>d1_wce_01.csv: the database is held by another writer") !=
+        std::string::npos);
+
+  // The lock is gone: the next try ingests it.
+  CHECK(wait_until([&] { return fs::exists(layout.processed() / "d1_wce_01.csv"); }, 20s));
   daemon->signal(SIGTERM);
   REQUIRE(daemon->wait_exit(10s) == 0);
   CHECK(rows_per_file(layout.export_rows()).count("d1_wce_01.csv") == 1);

@@ -3,10 +3,15 @@
 #include "daemon/text_format.hpp"
 
 #include <catch2/catch.hpp>
+#include <limits>
+#include <optional>
 #include <string>
 
 using labwatch::daemon::csv_field;
+using labwatch::daemon::csv_text;
+using labwatch::daemon::format_number;
 using labwatch::daemon::html_escape;
+using labwatch::daemon::json_number;
 using labwatch::daemon::json_string;
 using labwatch::daemon::printable;
 using labwatch::daemon::utf8_sequence_length;
@@ -68,4 +73,38 @@ TEST_CASE("csv_field, json_string and html_escape quote what their format needs"
   CHECK(csv_field("say \"hi\"") == "\"say \"\"hi\"\"\"");
   CHECK(json_string("a\"b\n") == "\"a\\\"b\\n\"");
   CHECK(html_escape("<script>&'\"") == "&lt;script&gt;&amp;&#39;&quot;");
+}
+
+TEST_CASE("csv_text puts a quote before a cell a spreadsheet would run as a formula",
+          "[daemon][text]") {
+  CHECK(csv_text("=HYPERLINK(\"http://x\")") == "\"'=HYPERLINK(\"\"http://x\"\")\"");
+  CHECK(csv_text("+1") == "'+1");
+  CHECK(csv_text("-2+3") == "'-2+3");
+  CHECK(csv_text("@SUM(A1)") == "'@SUM(A1)");
+  CHECK(csv_text("\t=1") == "'\t=1");
+  CHECK(csv_text("\r=1") == "\"'\r=1\"");
+  CHECK(csv_text("a=b") == "a=b");
+  CHECK(csv_text("SGH|SGH948271") == "SGH|SGH948271");
+  CHECK(csv_text("") == "");
+  // Numbers are not text: their minus sign stays.
+  CHECK(format_number(-4.5) == "-4.5");
+}
+
+TEST_CASE("json_string is valid JSON for control bytes and bytes that are not UTF-8",
+          "[daemon][text]") {
+  CHECK(json_string(std::string("a\x01"
+                                "b\x7f",
+                                4)) == "\"a\\u0001b\\u007f\"");
+  CHECK(json_string("\xff\xfe") == "\"\\ufffd\\ufffd\"");
+  CHECK(json_string("x\xe2\x82") == "\"x\\ufffd\\ufffd\"");
+  CHECK(json_string("M\xc3\xbcller") == "\"M\xc3\xbcller\"");
+  CHECK(json_string(std::string("\0", 1)) == "\"\\u0000\"");
+}
+
+TEST_CASE("json_number writes null where there is no plain decimal", "[daemon][text]") {
+  CHECK(json_number(std::optional<double>(-4.5)) == "-4.5");
+  CHECK(json_number(std::nullopt) == "null");
+  CHECK(json_number(std::optional<double>(std::numeric_limits<double>::quiet_NaN())) == "null");
+  CHECK(json_number(std::optional<double>(std::numeric_limits<double>::infinity())) == "null");
+  CHECK(json_number(std::optional<double>(1e300)) == "null");
 }

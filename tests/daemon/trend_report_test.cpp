@@ -214,3 +214,32 @@ TEST_CASE("trend_report_style styles nothing outside the report's element", "[da
   CHECK(html.find("<body>\n<main class=\"trend-report\">\n<h1>Doe, ") != std::string::npos);
   CHECK(html.find("</main>\n</body>") != std::string::npos);
 }
+
+TEST_CASE("render_trend_report marks a test not performed and breaks the line there",
+          "[daemon][report]") {
+  const auto& catalogue = AnalyteCatalogue::builtin();
+  const auto rule = parse_optimal_rule("ge:50;ideal:gt:70").value();
+  ReportInput in;
+  in.person.person_id = 7;
+  in.generated_at = 1'700'000'000;
+  AnalyteSeries ferritin;
+  ferritin.analyte = catalogue.by_key("ferritin");
+  ferritin.rule = &rule;
+  ferritin.points = {row(80, 1'600'000'000), row(62, 1'610'000'000), row(41, 1'630'000'000)};
+  ferritin.not_performed = {1'620'000'000};
+  in.series = {ferritin};
+
+  const std::string html = render_trend_report(in);
+  CHECK(count(html, "<line class=\"gap\"") == 1);
+  CHECK(html.find(": not performed</title>") != std::string::npos);
+  // Two pieces: the first two values joined, then a new start after the gap.
+  const std::string path = attribute(html, "<path class=\"line\"", "d");
+  CHECK(count(path, "M") == 2);
+  CHECK(count(path, "L") == 1);
+
+  ferritin.not_performed.clear();
+  in.series = {ferritin};
+  const std::string whole = render_trend_report(in);
+  CHECK(count(whole, "<line class=\"gap\"") == 0);
+  CHECK(count(attribute(whole, "<path class=\"line\"", "d"), "M") == 1);
+}

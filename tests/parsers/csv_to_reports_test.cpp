@@ -288,8 +288,8 @@ TEST_CASE("csv_to_reports refuses a bad row alone and keeps the others", "[parse
   CHECK(bad_time.reason == "bad_date");
   // The detail names the cell, never the date it holds (patient data).
   CHECK(bad_time.detail ==
-        "collection time is not a valid date (ISO 8601, DD.MM.YYYY or MM/DD/YYYY, with an optional "
-        "time)");
+        "collection time is not a valid date (YYYY-MM-DD, YYYY/MM/DD, YYYY.MM.DD, YYYYMMDD, "
+        "DD.MM.YYYY or NN/NN/YYYY, with an optional time)");
   CHECK(bad_time.detail.find("2025-02-30") == std::string::npos);
   CHECK(bad_time.where.line == 5);
   CHECK(bad_time.where.field == 13);
@@ -300,7 +300,7 @@ TEST_CASE("csv_to_reports refuses a bad row alone and keeps the others", "[parse
 
   const Refusal& bad_birth = result.refusals[3];
   CHECK(bad_birth.reason == "bad_date");
-  CHECK(bad_birth.detail == "birth date is not a valid date");
+  CHECK(bad_birth.detail.starts_with("birth date is not a valid date ("));
   CHECK(bad_birth.where.line == 6);
   CHECK(bad_birth.where.field == 4);
   CHECK(bad_birth.where.column == "DOB");
@@ -358,6 +358,61 @@ TEST_CASE("csv_to_reports of a header without rows is empty", "[parsers][csv]") 
   const CsvFileResult result = reports_of("MRN,Test,Value,Unit,Collected\r\n");
   CHECK(result.reports.empty());
   CHECK(result.refusals.empty());
+}
+
+TEST_CASE("csv_to_reports reads NN/NN/YYYY in the order the file proves, else refuses it",
+          "[parsers][csv]") {
+  const std::string header = "MRN,DOB,Test,Value,Unit,Collected\n";
+  SECTION("one month-first date settles the file's other dates") {
+    const CsvFileResult result = reports_of(header +
+                                            "1,04/19/1983,Ferritin,30,ng/mL,03/04/2025 10:10 AM\n"
+                                            "2,02/03/1990,Ferritin,31,ng/mL,03/05/2025 10:10 AM\n");
+    CHECK(result.refusals.empty());
+    REQUIRE(result.reports.size() == 2);
+    CHECK(result.reports[0].orders[0].collected_at.month == 3);
+    CHECK(result.reports[0].orders[0].collected_at.day == 4);
+    CHECK(result.reports[1].patient.birth_date == day_date(1990, 2, 3));
+  }
+  SECTION("one day-first date settles them the other way") {
+    const CsvFileResult result =
+        reports_of(header + "1,19/04/1983,Ferritin,30,ng/mL,03/04/2025 10:10\n");
+    CHECK(result.refusals.empty());
+    REQUIRE(result.reports.size() == 1);
+    CHECK(result.reports[0].orders[0].collected_at.month == 4);
+    CHECK(result.reports[0].orders[0].collected_at.day == 3);
+  }
+  SECTION("no evidence, or both ways: the ambiguous date is refused, naming line and column") {
+    // The second row proves nothing, or proves both orders (25/10 day first, 12/25 month first).
+    for (const std::string& other : {std::string("2,1990-02-03"), std::string("2,25/10/1990")}) {
+      const bool contradicts = other.find('/') != std::string::npos;
+      const std::string text = header + "1,01/02/1983,Ferritin,30,ng/mL,2025-03-04\n" + other +
+                               ",Ferritin,31,ng/mL," + (contradicts ? "12/25/2025" : "03/04/2025") +
+                               "\n";
+      CAPTURE(text);
+      const CsvFileResult result = reports_of(text);
+      REQUIRE_FALSE(result.refusals.empty());
+      const Refusal& refusal = result.refusals[0];
+      CHECK(refusal.reason == "ambiguous_date");
+      CHECK(refusal.where.line == 2);
+      CHECK(refusal.where.column == "DOB");
+      CHECK(refusal.detail.find("<source date-order>") != std::string::npos);
+      CHECK(refusal.detail.find("01/02") == std::string::npos);
+    }
+  }
+  SECTION("a configured order wins over the file's evidence") {
+    const CsvTable table =
+        parse_csv(header + "1,19/04/1983,Ferritin,30,ng/mL,03/04/2025 10:10\n").value();
+    const CsvFileResult result = csv_to_reports(table, CsvVocabulary{}, DateOrder::mdy);
+    REQUIRE(result.refusals.size() == 1);
+    CHECK(result.refusals[0].reason == "bad_date");
+    CHECK(result.refusals[0].where.column == "DOB");
+    const CsvFileResult dmy =
+        csv_to_reports(parse_csv(header + "1,01/02/1983,Ferritin,30,ng/mL,03/04/2025\n").value(),
+                       CsvVocabulary{}, DateOrder::dmy);
+    CHECK(dmy.refusals.empty());
+    REQUIRE(dmy.reports.size() == 1);
+    CHECK(dmy.reports[0].patient.birth_date == day_date(1983, 2, 1));
+  }
 }
 
 }  // namespace labwatch::parsers

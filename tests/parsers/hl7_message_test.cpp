@@ -323,9 +323,65 @@ TEST_CASE("hl7_charset_from_name maps MSH-18 values", "[parsers][hl7]") {
   CHECK(hl7_charset_from_name("UTF-8") == Hl7Charset::utf8);
   CHECK(hl7_charset_from_name("8859/1") == Hl7Charset::latin1);
   CHECK(hl7_charset_from_name("ISO IR100") == Hl7Charset::latin1);
-  CHECK(hl7_charset_from_name("8859/2") == Hl7Charset::unsupported);
+  CHECK(hl7_charset_from_name("ISO IR6") == Hl7Charset::ascii);
+  CHECK(hl7_charset_from_name("ISO IR192") == Hl7Charset::utf8);
+  CHECK(hl7_charset_from_name("UNICODE") == Hl7Charset::utf8);
+  CHECK(hl7_charset_from_name("ISO-8859-1") == Hl7Charset::latin1);
+  CHECK(hl7_charset_from_name("iso_ir 100") == Hl7Charset::latin1);
+  CHECK(hl7_charset_from_name("8859/2") == Hl7Charset::iso8859_2);
+  CHECK(hl7_charset_from_name("ISO IR101") == Hl7Charset::iso8859_2);
+  CHECK(hl7_charset_from_name("8859/3") == Hl7Charset::iso8859_3);
+  CHECK(hl7_charset_from_name("8859/4") == Hl7Charset::iso8859_4);
+  CHECK(hl7_charset_from_name("8859/5") == Hl7Charset::iso8859_5);
+  CHECK(hl7_charset_from_name("ISO IR144") == Hl7Charset::iso8859_5);
+  CHECK(hl7_charset_from_name("8859/6") == Hl7Charset::iso8859_6);
+  CHECK(hl7_charset_from_name("8859/7") == Hl7Charset::iso8859_7);
+  CHECK(hl7_charset_from_name("ISO IR126") == Hl7Charset::iso8859_7);
+  CHECK(hl7_charset_from_name("8859/8") == Hl7Charset::iso8859_8);
+  CHECK(hl7_charset_from_name("8859/9") == Hl7Charset::iso8859_9);
+  CHECK(hl7_charset_from_name("ISO IR148") == Hl7Charset::iso8859_9);
+  CHECK(hl7_charset_from_name("8859/15") == Hl7Charset::iso8859_15);
+  CHECK(hl7_charset_from_name("ISO-8859-15") == Hl7Charset::iso8859_15);
   CHECK(hl7_charset_from_name("ISO IR87") == Hl7Charset::unsupported);
-  CHECK(hl7_charset_from_name("UNICODE") == Hl7Charset::unsupported);
+  CHECK(hl7_charset_from_name("GB 18030-2000") == Hl7Charset::unsupported);
+  CHECK(hl7_charset_from_name("UNICODE UTF-16") == Hl7Charset::unsupported);
+  CHECK(hl7_charset_from_name("LATIN-1-ISH") == Hl7Charset::unknown);
+  CHECK(hl7_charset_from_name("ANSI") == Hl7Charset::unknown);
+  CHECK(hl7_charset_from_name(std::string(100, 'x')) == Hl7Charset::unknown);
+}
+
+TEST_CASE("Hl7Field::decode reads each declared ISO 8859 part by its table", "[parsers][hl7]") {
+  SECTION("8859/2: Polish and Czech letters") {
+    const Hl7Message m = parse_ok(
+        "MSH|^~\\&|||||||ORU^R01|1|P|2.5||||||8859/2\rPID|1||1||\xA3\xF3"
+        "d\xBC^\xA9t\xECp\xE1n\r");
+    CHECK(m.charset() == Hl7Charset::iso8859_2);
+    // Ł ó d ź ^ Š t ě p á n
+    CHECK(field_text(m, "PID", 5) ==
+          "\xC5\x81\xC3\xB3"
+          "d\xC5\xBA^\xC5\xA0t\xC4\x9Bp\xC3\xA1n");
+  }
+  SECTION("8859/15: the euro sign where 8859/1 has the currency sign") {
+    const Hl7Message m = parse_ok("MSH|^~\\&|||||||ORU^R01|1|P|2.5||||||8859/15\rNTE|1||5 \xA4\r");
+    CHECK(field_text(m, "NTE", 3) == "5 \xE2\x82\xAC");
+  }
+  SECTION("8859/5: Cyrillic") {
+    const Hl7Message m =
+        parse_ok("MSH|^~\\&|||||||ORU^R01|1|P|2.5||||||ISO IR144\rPID|1||1||\xB8\xD2\xD0\xDD\r");
+    CHECK(field_text(m, "PID", 5) == "\xD0\x98\xD0\xB2\xD0\xB0\xD0\xBD");  // Иван
+  }
+  SECTION("a declared part wins over text that happens to be valid UTF-8") {
+    const Hl7Message m =
+        parse_ok("MSH|^~\\&|||||||ORU^R01|1|P|2.5||||||8859/1\rPID|1||1||\xC3\xBC\r");
+    CHECK(field_text(m, "PID", 5) == "\xC3\x83\xC2\xBC");
+  }
+  SECTION("an unknown label reads like an empty MSH-18") {
+    const Hl7Message m = parse_ok(
+        "MSH|^~\\&|||||||ORU^R01|1|P|2.5||||||WIN-LATIN\rPID|1||1||M\xFCller|M\xC3\xBCller\r");
+    CHECK(m.charset() == Hl7Charset::unknown);
+    CHECK(field_text(m, "PID", 5) == "M\xC3\xBCller");
+    CHECK(field_text(m, "PID", 6) == "M\xC3\xBCller");
+  }
 }
 
 TEST_CASE("parse_hl7_message refuses a bad segment id with its place", "[parsers][hl7]") {

@@ -288,7 +288,7 @@ TEST_CASE("to_lab_report refuses what is not a usable ORU message", "[parsers][h
     CHECK(e.segment == 4);
     CHECK(e.line == 13);
   }
-  SECTION("an unsupported character set") {
+  SECTION("a multi-byte character set of table 0211") {
     const ParseError e =
         error_of("MSH|^~\\&|A|F|||2024||ORU^R01|1|P|2.3||||||ISO IR87\rPID|1||7\r", pos);
     CHECK(e.code == ParseErrc::bad_encoding);
@@ -303,5 +303,85 @@ TEST_CASE("to_lab_report refuses what is not a usable ORU message", "[parsers][h
     CHECK(e.segment == 3);
     CHECK(e.field == 3);
     CHECK(e.offset == 500 + text.size());
+  }
+}
+
+TEST_CASE("to_lab_report reads SPM-17 as the order's specimen collection time",
+          "[parsers][hl7][oru]") {
+  SECTION("2.5: a DR of TS, the time in subcomponent 1; 2.6+: a DR of DTM") {
+    for (const std::string_view spm17 :
+         {"202503150830&M^202503150845", "202503150830^202503150845", "202503150830"}) {
+      CAPTURE(spm17);
+      const LabReport r = report_of(message({
+          "MSH|^~\\&|A|F|||2024||ORU^R01|1|P|2.5.1",
+          "PID|1||7^^^F^MR",
+          "OBR|1||F1|x",
+          "OBX|1|NM|2276-4^FERRITIN^LN||80|ng/mL|||||F",
+          "SPM|1|||BLD" + std::string(13, '|') + std::string(spm17),
+      }));
+      REQUIRE(r.orders.size() == 1);
+      const DateTime& t = r.orders[0].specimen_collected_at;
+      CHECK(t.year == 2025);
+      CHECK(t.day == 15);
+      CHECK(t.hour == 8);
+      CHECK(t.minute == 30);
+      CHECK_FALSE(t.has_offset);
+      CHECK(r.orders[0].collected_at.empty());
+    }
+  }
+  SECTION("two SPM of one order with different times give none") {
+    const LabReport r = report_of(message({
+        "MSH|^~\\&|A|F|||2024||ORU^R01|1|P|2.5.1",
+        "PID|1||7^^^F^MR",
+        "OBR|1||F1|x",
+        "OBX|1|NM|2276-4^FERRITIN^LN||80|ng/mL|||||F",
+        "SPM|1|||BLD" + std::string(13, '|') + "202503150830",
+        "SPM|2|||SER" + std::string(13, '|') + "202503150930",
+    }));
+    CHECK(r.orders[0].specimen_collected_at.empty());
+    CHECK(r.orders[0].specimen_collected_at.unreadable);
+  }
+}
+
+TEST_CASE("to_lab_report reads ISO dates in TS fields and marks text that is no time",
+          "[parsers][hl7][oru]") {
+  const LabReport r = report_of(message({
+      "MSH|^~\\&|A|F|||2024||ORU^R01|1|P|2.5.1",
+      "PID|1||7^^^F^MR",
+      "OBR|1||F1|x|||2025-03-15T08:30:00-05:00",
+      "OBX|1|NM|2276-4^FERRITIN^LN||80|ng/mL|||||F|||yesterday",
+      "OBR|2||F2|x|||\"\"",
+      "OBX|1|NM|2276-4^FERRITIN^LN||80|ng/mL|||||F|||03/04/2025",
+  }));
+  REQUIRE(r.orders.size() == 2);
+  const DateTime& iso = r.orders[0].collected_at;
+  CHECK(iso.year == 2025);
+  CHECK(iso.hour == 8);
+  CHECK(iso.has_offset);
+  CHECK(iso.offset_minutes == -300);
+  CHECK(r.orders[0].observations[0].observed_at.unreadable);
+  CHECK(r.orders[1].collected_at.empty());  // the HL7 null
+  CHECK_FALSE(r.orders[1].collected_at.unreadable);
+  CHECK(r.orders[1].observations[0].observed_at.unreadable);  // two readings: not guessed
+}
+
+TEST_CASE("to_lab_report warns of an MSH-18 label outside table 0211 and reads the message",
+          "[parsers][hl7][oru]") {
+  RawMessage pos;
+  pos.index = 1;
+  pos.first_line = 4;
+  const LabReport r = report_of(
+      "MSH|^~\\&|A|F|||2024||ORU^R01|1|P|2.5.1||||||CP-850\rPID|1||7^^^F^MR||M\xFCller\r", pos);
+  CHECK(r.patient.family == "M\xC3\xBCller");
+  REQUIRE(r.warnings.size() == 1);
+  CHECK(r.warnings[0].reason == "unknown_charset");
+  CHECK(r.warnings[0].where.field == 18);
+  CHECK(r.warnings[0].where.segment_id == "MSH");
+  CHECK(r.warnings[0].where.message == 1);
+  CHECK(r.warnings[0].where.line == 4);
+  CHECK(r.warnings[0].detail.find("M\xFC") == std::string::npos);
+  SECTION("a known label warns of nothing") {
+    CHECK(report_of("MSH|^~\\&|A|F|||2024||ORU^R01|1|P|2.5.1||||||8859/1\rPID|1||7\r")
+              .warnings.empty());
   }
 }

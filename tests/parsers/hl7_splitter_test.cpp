@@ -181,16 +181,25 @@ TEST_CASE("Hl7Splitter flags a message cut by the end of input", "[parsers][hl7]
     CHECK_FALSE(p[1].truncated);
     CHECK(p[1].bytes == kMsgB);
   }
-  SECTION("an OBX cut before OBX-11") {
-    const std::string cut = kMsgB.substr(0, kMsgB.size() - 2);  // "...||||||" without "|F"
-    const auto p = split(kMsgA + "\r" + cut);
+  SECTION("an OBX that ends right after OBX-5, without a terminator, is complete") {
+    const std::string lf_file =
+        "MSH|^~\\&|A|F|||20240101||ORU^R01|B1|P|2.5\nPID|1||2\nOBX|1|NM|x||2";
+    const auto p = split(kMsgA + "\n" + lf_file);
+    REQUIRE(p.size() == 2);
+    CHECK_FALSE(p[1].truncated);
+    CHECK(p[1].bytes.ends_with("OBX|1|NM|x||2"));
+    CHECK_FALSE(split(kMsgA + "\rOBX|2|NM|x||7|mg/L")[0].truncated);
+  }
+  SECTION("an OBX cut before OBX-5") {
+    const auto p = split(kMsgA + "\r" + "MSH|^~\\&|A|F|||20240101||ORU^R01|B1|P|2.5\rOBX|1|NM|x|");
     REQUIRE(p.size() == 2);
     CHECK_FALSE(p[0].truncated);
     CHECK(p[1].truncated);
+    CHECK(split(kMsgA + "\rOBX|2|NM|2276-4^FERRI")[0].truncated);  // inside OBX-3
+    CHECK(split(kMsgA + "\rOBX|2|NM|x")[0].truncated);
   }
   SECTION("an OBX cut with a terminator after it is not detectable, and not flagged") {
-    const std::string cut = kMsgB.substr(0, kMsgB.size() - 2) + "\r";
-    CHECK_FALSE(split(cut)[0].truncated);
+    CHECK_FALSE(split(kMsgA + "\rOBX|2|NM|x|\r")[0].truncated);
   }
   SECTION("cut inside a segment id, or inside MSH") {
     CHECK(split(kMsgA + "\rOB")[0].truncated);

@@ -126,8 +126,16 @@ TEST_CASE(
         return c.name.starts_with("rename") && c.args.find(reason_name) != std::string::npos &&
                c.result == "0";
       });
+      // The first rename claims the file into the inbox's claim directory; from there it moves on
+      // into failed/, after its reason.
+      const std::string claimed = ".labwatch-claim>, \"" + f.name + "\", ";
+      const std::size_t moved_on = find_call(calls, moved, [&](const TraceCall& c) {
+        return c.name.starts_with("rename") && c.args.find(claimed) != std::string::npos &&
+               c.args.find("<" + to.string() + ">") != std::string::npos && c.result == "0";
+      });
       CHECK(reason_synced < reason_placed);
-      CHECK(reason_placed < moved);
+      CHECK(reason_placed < moved_on);
+      CHECK(moved_on < calls.size());
     }
   }
 }
@@ -146,7 +154,7 @@ TEST_CASE(
     Wrapped daemon(strace_run_argv(layout, trace,
                                    {"-P", wal.string(), "-e", "trace=fsync,fdatasync", "-e",
                                     "inject=fsync,fdatasync:error=EIO:when=1"}),
-                   layout.log());
+                   layout.log(), {layout.journal_env()});
     const std::optional<int> code = daemon.wait_exit(30s);
     INFO(layout.daemon_log());
     CHECK(code.value_or(-1) == 1);
@@ -177,7 +185,7 @@ TEST_CASE(
     NotifySocket notify(layout.notify_path());
     Process daemon({"/usr/bin/prlimit", "--fsize=" + std::to_string(limit), "--core=0",
                     LABWATCH_BINARY, "run", "--config", layout.config().string()},
-                   layout.log(), layout.log(), {notify.env()});
+                   layout.log(), layout.log(), {notify.env(), layout.journal_env()});
     REQUIRE(notify.wait_for("READY=1", kReadyTimeout));
     layout.drop(small.name, small.bytes);
     REQUIRE(wait_until([&] { return fs::exists(layout.processed() / small.name); }, 15s));
@@ -214,7 +222,7 @@ TEST_CASE(
     Wrapped daemon(strace_run_argv(layout, trace,
                                    {"-P", source.string(), "-e", "trace=pread64", "-e",
                                     "inject=pread64:error=EIO:when=4"}),
-                   layout.log());
+                   layout.log(), {layout.journal_env()});
     const std::optional<int> code = daemon.wait_exit(60s);
     INFO(layout.daemon_log());
     CHECK(code.value_or(-1) == 1);
@@ -229,8 +237,9 @@ TEST_CASE(
   CHECK(calls[failed].args.find("<" + source.string() + ">") != std::string::npos);
   CHECK(calls[failed].args.ends_with(", 1048576, 2097152"));
   const std::string log = layout.daemon_log();
-  CHECK(log.find("<3>" + file.name + ": not ingested, left in the inbox: pread: ") !=
-        std::string::npos);
+  CHECK(
+      log.find("<3>" + file.name + ": not ingested, left in the inbox (failure 1 of 3): pread: ") !=
+      std::string::npos);
   CHECK(entry_names(layout.inbox()) == Strings{file.name});
   CHECK(entry_names(layout.processed()) == Strings{});
   CHECK(entry_names(layout.failed()) == Strings{});

@@ -276,12 +276,15 @@ inline std::vector<std::string> missing_from(const std::vector<std::string>& a,
   return out;
 }
 
-// Every file name in `dir` (not recursive), sorted.
+// Every file name in `dir` (not recursive), sorted; the daemon's claim directory left out.
 inline std::vector<std::string> entry_names(const fs::path& dir) {
   std::vector<std::string> out;
   std::error_code ec;
   for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
-    out.push_back(it->path().filename().string());
+    std::string name = it->path().filename().string();
+    if (name != kClaimDirName) {
+      out.push_back(std::move(name));
+    }
   }
   std::sort(out.begin(), out.end());
   return out;

@@ -92,12 +92,17 @@ inline fs::path corpus_file(std::string_view name) {
   return fs::path(LABWATCH_TEST_DATA_DIR) / "corpus" / name;
 }
 
-// Entries of `dir` (not recursive), optionally only those whose name ends with `suffix`.
+// The daemon's own claim directory in the inbox (daemon/file_mover.hpp), never a dropped file.
+constexpr std::string_view kClaimDirName = ".labwatch-claim";
+
+// Entries of `dir` (not recursive), optionally only those whose name ends with `suffix`; the
+// daemon's claim directory is not counted.
 inline std::size_t count_entries(const fs::path& dir, std::string_view suffix = {}) {
   std::size_t n = 0;
   std::error_code ec;
   for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
-    if (it->path().filename().string().ends_with(suffix)) {
+    const std::string name = it->path().filename().string();
+    if (name != kClaimDirName && name.ends_with(suffix)) {
       ++n;
     }
   }
@@ -165,15 +170,20 @@ inline std::vector<std::string> labwatch_argv(const std::vector<std::string>& ar
 class Process {
  public:
   // Runs argv[0] (a path) with `argv`; stdout and stderr go to the files named (appended). The
-  // environment is ours minus systemd's and LABWATCH_CONFIG, plus `env` ("NAME=value"). With
+  // environment is ours minus systemd's, LABWATCH_CONFIG and the names `env` sets, plus `env`
+  // ("NAME=value"). With
   // `watchdog_pid`, WATCHDOG_PID names the child itself (sd_watchdog_enabled checks it).
   Process(std::vector<std::string> argv_strings, const fs::path& out, const fs::path& err,
           const std::vector<std::string>& env = {}, bool watchdog_pid = false) {
     std::vector<std::string> env_strings;
     for (char** e = environ; *e != nullptr; ++e) {
       const std::string_view entry(*e);
-      if (!entry.starts_with("NOTIFY_SOCKET=") && !entry.starts_with("WATCHDOG_") &&
-          !entry.starts_with("LABWATCH_CONFIG=") && !entry.starts_with("LISTEN_")) {
+      const bool overridden = std::any_of(env.begin(), env.end(), [entry](const std::string& set) {
+        return entry.starts_with(set.substr(0, set.find('=') + 1));
+      });
+      if (!overridden && !entry.starts_with("NOTIFY_SOCKET=") && !entry.starts_with("WATCHDOG_") &&
+          !entry.starts_with("LABWATCH_CONFIG=") && !entry.starts_with("LISTEN_") &&
+          !entry.starts_with("JOURNAL_STREAM=")) {
         env_strings.emplace_back(entry);
       }
     }
@@ -298,6 +308,23 @@ inline CommandResult run_program(const std::vector<std::string>& argv,
   CommandResult result;
   {
     Process p(argv, out, err);
+    result.exit_code = p.wait_exit(timeout).value_or(-1);
+  }
+  result.out = read_file(out);
+  result.err = read_file(err);
+  return result;
+}
+
+// Runs `argv` with `env` added to the environment (see Process) to completion, at most `timeout`.
+inline CommandResult run_program_with(const std::vector<std::string>& argv,
+                                      const std::vector<std::string>& env,
+                                      std::chrono::milliseconds timeout = 120s) {
+  const TempDir scratch;
+  const fs::path out = scratch.path() / "out";
+  const fs::path err = scratch.path() / "err";
+  CommandResult result;
+  {
+    Process p(argv, out, err, env);
     result.exit_code = p.wait_exit(timeout).value_or(-1);
   }
   result.out = read_file(out);
@@ -452,11 +479,25 @@ class Layout {
   [[nodiscard]] fs::path log() const { return root_ / "daemon.log"; }
   [[nodiscard]] fs::path notify_path() const { return dir_.path() / "notify.sock"; }
 
-  // Starts `labwatch run` on this layout, its stdout and stderr going to log().
+  // Starts `labwatch run` on this layout, its stdout and stderr going to log(), which stands for
+  // the journal: JOURNAL_STREAM names it, as systemd names its stream, so lines carry priorities.
   [[nodiscard]] std::unique_ptr<Process> start(const std::vector<std::string>& env = {},
                                                bool watchdog_pid = false) const {
+    std::vector<std::string> with_journal = env;
+    with_journal.push_back(journal_env());
     return std::make_unique<Process>(labwatch_argv({"run", "--config", config().string()}), log(),
-                                     log(), env, watchdog_pid);
+                                     log(), with_journal, watchdog_pid);
+  }
+
+  // "JOURNAL_STREAM=DEV:INODE" of log() (created when missing): a daemon whose stderr goes there
+  // takes it for the journal and prefixes each line with its priority (<6> info, <3> error).
+  [[nodiscard]] std::string journal_env() const {
+    write_file(log(), "", O_APPEND);
+    struct stat st {};
+    if (::stat(log().c_str(), &st) != 0) {
+      throw errno_error("stat " + log().string());
+    }
+    return "JOURNAL_STREAM=" + std::to_string(st.st_dev) + ":" + std::to_string(st.st_ino);
   }
 
   // Drops `bytes` as `name` the recommended way: written beside the inbox, then renamed in.
