@@ -81,8 +81,6 @@ std::string_view to_string(SkipReason reason) noexcept {
       return "comment";
     case SkipReason::not_performed:
       return "not_performed";
-    case SkipReason::no_value:
-      return "no_value";
   }
   return "pending";
 }

@@ -43,10 +43,9 @@ enum class SkipReason : std::uint8_t {
   order_detail,   // OBX-11 O: order detail, no result
   comment,        // a text line (OBX-2 TX/FT) that is no number: a comment
   not_performed,  // the value says the test was not done (TNP, QNS, CANC, ...)
-  no_value,       // an empty value with a status that needs none (U with nothing to promote)
 };
 
-// "pending", "not_asked", "order_detail", "comment", "not_performed", "no_value".
+// "pending", "not_asked", "order_detail", "comment", "not_performed".
 std::string_view to_string(SkipReason reason) noexcept;
 
 // An observation line that is no result and no error: skipped, counted, and for not_performed

@@ -105,3 +105,11 @@ TEST_CASE("is_text_type is true for TX and FT only", "[clinical][result_status]"
   CHECK_FALSE(is_text_type(""));
   CHECK_FALSE(is_text_type("TXT"));
 }
+
+TEST_CASE("to_string names every skip reason", "[clinical][result_status]") {
+  CHECK(labwatch::clinical::to_string(SkipReason::pending) == "pending");
+  CHECK(labwatch::clinical::to_string(SkipReason::not_asked) == "not_asked");
+  CHECK(labwatch::clinical::to_string(SkipReason::order_detail) == "order_detail");
+  CHECK(labwatch::clinical::to_string(SkipReason::comment) == "comment");
+  CHECK(labwatch::clinical::to_string(SkipReason::not_performed) == "not_performed");
+}
