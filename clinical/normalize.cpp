@@ -20,6 +20,7 @@
 #include <utility>
 
 #include "clinical/lab_range.hpp"
+#include "clinical/reconcile.hpp"
 #include "clinical/result_status.hpp"
 #include "clinical/timezone.hpp"
 #include "clinical/units.hpp"
@@ -280,8 +281,8 @@ struct FieldNames {
   std::string_view specimen;   // the specimen's collection time
   std::string_view no_time;    // all are empty
 };
-constexpr FieldNames kHl7Fields{"OBX-5",  "OBX-6",  "OBX-7",  "OBX-8",
-                                "OBR-7",  "OBX-14", "SPM-17", "OBR-7, OBX-14 and SPM-17 are empty"};
+constexpr FieldNames kHl7Fields{"OBX-5", "OBX-6",  "OBX-7",  "OBX-8",
+                                "OBR-7", "OBX-14", "SPM-17", "OBR-7, OBX-14 and SPM-17 are empty"};
 constexpr FieldNames kCsvFields{"the value",           "the unit",
                                 "the reference range", "the flag",
                                 "the collection time", "the collection time",
@@ -463,6 +464,9 @@ std::optional<ValueRefusal> read_value(const Observation& obs, const Analyte& an
                      std::string(fields.range) + ": one of them was misread");
       return refusal;
     }
+  }
+  return std::nullopt;
+}
 
 // True when `text` is one number, with or without a comparator ("<5", "1,050"): a value, not a
 // comment (an ambiguous number is still a number, refused later for what it is).
@@ -607,16 +611,10 @@ void add_observation(const Order& order, const Observation& obs, Context& ctx) {
 // Why: some labs report 25-OH vitamin D3 (1989-3) as their only 25-OH vitamin D result, and it is
 // then the patient's total (D2 is rarely present). Where the same draw has a real total, the D3
 // fraction is only a part of it and must never replace it. So a fraction stands in for its total
-// only when the report holds no total of the same collection time; storage keeps a total from
-// being replaced by a stand-in across reports (the stand-in keeps its fraction's code).
-struct StandIn {
-  std::string_view fraction;
-  std::string_view total;
-};
-constexpr std::array<StandIn, 1> kStandIns = {{{"vitamin_d3_25oh", "vitamin_d_25oh"}}};
-
+// only when the report holds no total of the same collection time; across reports, storage applies
+// clinical::plan_stand_in (the stand-in says which fraction it is: NormalizedResult::fraction).
 void take_fractions_for_totals(std::vector<NormalizedResult>& results) {
-  for (const StandIn& stand_in : kStandIns) {
+  for (const StandInPair& stand_in : stand_in_pairs()) {
     for (NormalizedResult& result : results) {
       if (result.analyte != stand_in.fraction) {
         continue;
@@ -626,6 +624,7 @@ void take_fractions_for_totals(std::vector<NormalizedResult>& results) {
             return other.analyte == stand_in.total && other.collected_at == result.collected_at;
           });
       if (!has_total) {
+        result.fraction = std::move(result.analyte);
         result.analyte = stand_in.total;
       }
     }

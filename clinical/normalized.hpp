@@ -92,6 +92,9 @@ struct NormalizedResult {
   double tolerance = 0;
   // Decimals to show the canonical value with: the lab's precision, converted (-1 unknown).
   int shown_decimals = -1;
+  // A stand-in: the fraction analyte this total was read from ("vitamin_d3_25oh" for a 25-OH D3
+  // result taken as the total 25-OH vitamin D); empty for a real total and any other result.
+  std::string fraction;
   ResultStatus status = ResultStatus::final;
   UnixSeconds collected_at = 0;  // specimen collection time, UTC
   std::string code;              // the code that mapped (LOINC or local)

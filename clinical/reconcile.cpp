@@ -380,4 +380,34 @@ std::vector<StoredVersion> draw_versions(std::span<const DrawCandidate> candidat
   return versions;
 }
 
+StandInPlan plan_stand_in(bool incoming_stand_in, std::span<const DrawTotal> current) {
+  StandInPlan plan;
+  for (const DrawTotal& total : current) {
+    if (incoming_stand_in && !total.stand_in) {
+      plan.store_as_fraction = true;
+    } else if (!incoming_stand_in && total.stand_in) {
+      plan.replaced.push_back(total.id);
+    }
+  }
+  if (plan.store_as_fraction) {
+    plan.replaced.clear();
+  }
+  return plan;
+}
+
+namespace {
+constexpr std::array<StandInPair, 1> kStandIns = {{{"vitamin_d3_25oh", "vitamin_d_25oh"}}};
+}  // namespace
+
+std::span<const StandInPair> stand_in_pairs() noexcept { return kStandIns; }
+
+std::string_view stand_in_fraction(std::string_view total) noexcept {
+  for (const StandInPair& pair : kStandIns) {
+    if (pair.total == total) {
+      return pair.fraction;
+    }
+  }
+  return {};
+}
+
 }  // namespace labwatch::clinical

@@ -151,4 +151,33 @@ struct DrawFacts {
 std::vector<StoredVersion> draw_versions(std::span<const DrawCandidate> candidates,
                                          const DrawFacts& incoming, std::size_t own_versions);
 
+// ---- A fraction standing in for its total ------------------------------------------------------
+
+// A current version of a total (25-OH vitamin D) of one draw: person, collection time.
+struct DrawTotal {
+  std::int64_t id = 0;
+  bool stand_in = false;  // read from a fraction (NormalizedResult::fraction), not a real total
+};
+
+struct StandInPlan {
+  bool store_as_fraction = false;      // the incoming stand-in is stored as its fraction
+  std::vector<std::int64_t> replaced;  // stand-ins the incoming real total supersedes
+};
+
+// Why: a fraction (25-OH D3) stands in for its total only while the draw has no real total. So a
+// stand-in that arrives where a real total is current is only the fraction, and never replaces
+// it; a real total that arrives where stand-ins are current replaces them, whatever the order of
+// their messages. Stand-ins among themselves, and totals among themselves, version as usual.
+StandInPlan plan_stand_in(bool incoming_stand_in, std::span<const DrawTotal> current);
+
+// The analytes a fraction stands in for when the total is absent: 25-OH vitamin D3 (1989-3) for
+// the total 25-OH vitamin D, which some labs report as their only 25-OH vitamin D result.
+struct StandInPair {
+  std::string_view fraction;
+  std::string_view total;
+};
+std::span<const StandInPair> stand_in_pairs() noexcept;
+// The fraction a total may be read from, or empty when the analyte has none.
+std::string_view stand_in_fraction(std::string_view total) noexcept;
+
 }  // namespace labwatch::clinical

@@ -278,10 +278,13 @@ CREATE TABLE intake_attempts (
 // the printed one was not used (clinical::RangeProblem's key); '' on rows of earlier versions,
 // read as 'lab' when they have a bound. tolerance is half a unit of the lab's last printed digit
 // for a converted value (bounds are judged with it), shown_decimals the precision to show.
+// fraction names the analyte a stand-in total was read from (25-OH D3 taken as the total 25-OH
+// vitamin D), '' for a real total and every other result (clinical::plan_stand_in).
 constexpr const char* kSchemaV6LabWitnesses = R"sql(
 ALTER TABLE results ADD COLUMN range_use TEXT NOT NULL DEFAULT '';
 ALTER TABLE results ADD COLUMN tolerance REAL NOT NULL DEFAULT 0;
 ALTER TABLE results ADD COLUMN shown_decimals INTEGER;
+ALTER TABLE results ADD COLUMN fraction TEXT NOT NULL DEFAULT '';
 )sql";
 
 constexpr auto kMigrations = std::to_array<Migration>({

@@ -3,6 +3,7 @@
 // ledger follows every change of the current set.
 #include "storage/report_store.hpp"
 
+#include <algorithm>
 #include <cstddef>
 #include <optional>
 #include <stdexcept>
@@ -76,16 +77,16 @@ IngestStatements::IngestStatements(SQLite::Database& db)
       find_draw(db,
                 "SELECT r.result_id, m.message_time, r.status, r.state, r.superseded_by, "
                 "r.value, r.comparator, m.facility, r.order_id, r.analyte, r.person_id, "
-                "r.collected_at "
+                "r.collected_at, r.fraction "
                 "FROM results r JOIN messages m ON m.message_id = r.message_id "
                 "WHERE r.person_id = ? AND r.collected_at = ? AND r.analyte = ?"),
       insert_result(db,
                     "INSERT INTO results (message_id, person_id, order_id, analyte, code, value, "
                     "unit, comparator, raw_value, raw_unit, raw_range, ref_low, ref_high, flags, "
                     "status, collected_at, notes, pos_segment, pos_line, state, superseded_by, "
-                    "range_use, tolerance, shown_decimals) "
+                    "range_use, tolerance, shown_decimals, fraction) "
                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
-                    "?)"),
+                    "?, ?)"),
       update_result_state(db,
                           "UPDATE results SET state = ?, superseded_by = ? WHERE result_id = ?"),
       update_result_status(db, "UPDATE results SET status = ? WHERE result_id = ?"),
@@ -391,6 +392,19 @@ void SqliteFileTransaction::store_result(const clinical::NormalizedReport& repor
                                          const clinical::NormalizedResult& result,
                                          std::int64_t person_id, std::int64_t message_id,
                                          clinical::UnixSeconds message_time) {
+  std::vector<std::int64_t> replaced_stand_ins;
+  if (!clinical::stand_in_fraction(result.analyte).empty()) {
+    clinical::StandInPlan stand_in = plan_stand_in(result, person_id);
+    if (stand_in.store_as_fraction) {
+      // A real total of this draw is current: this stand-in is only its fraction.
+      clinical::NormalizedResult as_fraction = result;
+      as_fraction.analyte = std::move(as_fraction.fraction);
+      as_fraction.fraction.clear();
+      store_result(report, as_fraction, person_id, message_id, message_time);
+      return;
+    }
+    replaced_stand_ins = std::move(stand_in.replaced);
+  }
   const clinical::VersionKey key = clinical::version_key(report.facility, result, person_id);
   load_group(key);
   report_reuses_accession_ = report_reuses_accession_ || group_reuses_accession_;
@@ -404,6 +418,11 @@ void SqliteFileTransaction::store_result(const clinical::NormalizedReport& repor
       (result.status == clinical::ResultStatus::corrected || !result.parent_order_id.empty())) {
     load_draw(key, result);
   }
+  // Stand-ins that a real total replaces are not versions it is ordered among: it replaces them.
+  std::erase_if(related_, [&](const GroupVersion& stored) {
+    return std::find(replaced_stand_ins.begin(), replaced_stand_ins.end(), stored.version.id) !=
+           replaced_stand_ins.end();
+  });
   versions_.clear();
   for (const GroupVersion& stored : related_) {
     versions_.push_back(stored.version);
@@ -454,6 +473,7 @@ void SqliteFileTransaction::store_result(const clinical::NormalizedReport& repor
   insert.bindNoCopy(22, sql_text(result.range_problem));
   insert.bind(23, result.tolerance);
   bind_position(insert, 24, result.shown_decimals);
+  insert.bindNoCopy(25, result.fraction);
   insert.exec();
   const std::int64_t result_id = db_.getLastInsertRowid();
   ++summary_.results_stored;
@@ -508,6 +528,29 @@ void SqliteFileTransaction::store_result(const clinical::NormalizedReport& repor
   if (incoming_current) {
     ledger_.version_current({result_id, &result, person_id}, replaced);
   }
+  for (const std::int64_t stand_in : replaced_stand_ins) {
+    apply_change({stand_in, clinical::ResultState::current, clinical::ResultState::superseded,
+                  std::nullopt, true},
+                 result_id);
+    ledger_.version_superseded(stand_in);
+  }
+}
+
+// The current totals of the draw of `result` (person, collection time), and which of them stand in.
+clinical::StandInPlan SqliteFileTransaction::plan_stand_in(const clinical::NormalizedResult& result,
+                                                           std::int64_t person_id) {
+  std::vector<clinical::DrawTotal> current;
+  SQLite::Statement& find = fresh(statements_.find_draw);
+  const ResetOnExit reset(find);
+  find.bind(1, person_id);
+  find.bind(2, result.collected_at);
+  find.bindNoCopy(3, result.analyte);
+  while (find.executeStep()) {
+    if (read_state(find.getColumn(3)) == clinical::ResultState::current) {
+      current.push_back({find.getColumn(0).getInt64(), !find.getColumn(12).getString().empty()});
+    }
+  }
+  return clinical::plan_stand_in(!result.fraction.empty(), current);
 }
 
 // Loads the group of `key` unless it is the one already loaded. The index finds the rows by order

@@ -83,6 +83,8 @@ class SqliteFileTransaction final : public FileTransaction {
   void load_group(const clinical::VersionKey& key);
   void load_draw(const clinical::VersionKey& key, const clinical::NormalizedResult& result);
   void promote(std::optional<std::int64_t> id);
+  clinical::StandInPlan plan_stand_in(const clinical::NormalizedResult& result,
+                                      std::int64_t person_id);
   void apply_change(const clinical::VersionChange& change, std::int64_t incoming_id);
   void insert_refusal(const parsers::Refusal& refusal, const char* level,
                       std::optional<std::int64_t> message_id);

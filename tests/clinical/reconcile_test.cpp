@@ -455,3 +455,24 @@ TEST_CASE("draw_versions finds what a correction under a new accession replaces"
     CHECK(draw_versions(candidates, DrawFacts{key, "A9", ResultStatus::corrected}, 0).empty());
   }
 }
+
+TEST_CASE("plan_stand_in keeps a real total before any stand-in, in either order",
+          "[clinical][reconcile]") {
+  using labwatch::clinical::DrawTotal;
+  using labwatch::clinical::plan_stand_in;
+  const std::vector<DrawTotal> real{{1, false}};
+  const std::vector<DrawTotal> stand_ins{{2, true}, {3, true}};
+  const std::vector<DrawTotal> none;
+  // A stand-in where a real total is current is only the fraction.
+  CHECK(plan_stand_in(true, real).store_as_fraction);
+  CHECK(plan_stand_in(true, real).replaced.empty());
+  // A stand-in among stand-ins (or alone) versions as usual.
+  CHECK_FALSE(plan_stand_in(true, stand_ins).store_as_fraction);
+  CHECK_FALSE(plan_stand_in(true, none).store_as_fraction);
+  // A real total replaces every current stand-in, and no real total.
+  CHECK(plan_stand_in(false, stand_ins).replaced == std::vector<std::int64_t>{2, 3});
+  CHECK(plan_stand_in(false, real).replaced.empty());
+  CHECK_FALSE(plan_stand_in(false, stand_ins).store_as_fraction);
+  CHECK(labwatch::clinical::stand_in_fraction("vitamin_d_25oh") == "vitamin_d3_25oh");
+  CHECK(labwatch::clinical::stand_in_fraction("ferritin").empty());
+}

@@ -303,8 +303,9 @@ TEST_CASE("labwatch unmapped lists codes outside the catalogue with the line tha
       run_labwatch({"ingest", "--config", layout.config().string(), file.string()});
   INFO(ingest.err);
   REQUIRE(ingest.exit_code == 0);
-  CHECK(ingest.err.find("gen_mystery.hl7: accepted, 1 results stored, 0 duplicates, 0 refused, 1 "
-                        "unmapped (see labwatch unmapped)") != std::string::npos);
+  CHECK(ingest.err.find(
+            "gen_mystery.hl7: accepted, 1 results stored, 0 duplicates, 0 skipped, 0 refused, 1 "
+            "unmapped (see labwatch unmapped)") != std::string::npos);
 
   const CommandResult r = run_labwatch({"unmapped", "--config", layout.config().string()});
   INFO(r.err);

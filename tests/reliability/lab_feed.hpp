@@ -221,7 +221,7 @@ inline FeedFile make_feed_file(int index, FeedKind kind, int patients = kFeedPat
         written = ">1000";
         value = "1000";
         comparator = ">";
-        alert = false;
+        alert = true;  // within the optimal target, but above the lab's printed 15-150
       }
       const std::string time =
           kind == FeedKind::csv_local_time ? format_time(london_wall_clock(when), true, "") : utc;

@@ -241,3 +241,41 @@ TEST_CASE("Store counts skipped lines and keeps a test not performed as a gap of
   CHECK(f.store->not_performed(person_id, "ferritin").empty());
   CHECK(f.store->trend(person_id, "ferritin").size() == 1);
 }
+
+TEST_CASE("Store never lets a D3 stand-in replace a total 25-OH vitamin D of the same draw",
+          "[storage][versions]") {
+  Fixture f;
+  auto stand_in = [](double value, const char* order) {
+    auto r = result("vitamin_d_25oh", value, "ng/mL", order);
+    r.code = "1989-3";
+    r.fraction = "vitamin_d3_25oh";
+    return r;
+  };
+  const auto total = [](double value, const char* order) {
+    auto r = result("vitamin_d_25oh", value, "ng/mL", order);
+    r.code = "62292-8";
+    return r;
+  };
+  SECTION("a stand-in after the total is stored as the D3 fraction") {
+    ingest(*f.store, "1.hl7", {report("LCA", "M1", kT0, kAda, {total(45, "A1")})});
+    ingest(*f.store, "2.hl7", {report("LCA", "M2", kT0 + 60, kAda, {stand_in(40, "A1")})});
+    CHECK(rows_of(f) == std::vector<std::string>{"vitamin_d_25oh:45:final:current",
+                                                 "vitamin_d3_25oh:40:final:current"});
+  }
+  SECTION("a total after the stand-in replaces it, whatever its message time") {
+    ingest(*f.store, "1.hl7", {report("LCA", "M1", kT0 + 60, kAda, {stand_in(40, "A1")})});
+    ingest(*f.store, "2.hl7", {report("LCA", "M2", kT0, kAda, {total(45, "A2")})});
+    CHECK(rows_of(f) == std::vector<std::string>{"vitamin_d_25oh:40:final:superseded",
+                                                 "vitamin_d_25oh:45:final:current"});
+  }
+  SECTION("the same under one accession") {
+    ingest(*f.store, "1.hl7", {report("LCA", "M1", kT0 + 60, kAda, {stand_in(40, "A1")})});
+    ingest(*f.store, "2.hl7", {report("LCA", "M2", kT0, kAda, {total(45, "A1")})});
+    CHECK(rows_of(f) == std::vector<std::string>{"vitamin_d_25oh:40:final:superseded",
+                                                 "vitamin_d_25oh:45:final:current"});
+  }
+  const auto rows = f.store->current_results();
+  const auto totals = std::count_if(rows.begin(), rows.end(),
+                                    [](const auto& r) { return r.analyte == "vitamin_d_25oh"; });
+  CHECK(totals == 1);
+}
