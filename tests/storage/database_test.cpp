@@ -64,11 +64,10 @@ TEST_CASE("open_database migrates an empty file to the latest schema and reopens
   {
     SQLite::Database db = labwatch::storage::open_database(path, {});
     CHECK(labwatch::storage::schema_version(db) == labwatch::storage::latest_schema_version());
-    CHECK(table_names(db) == std::vector<std::string>{"alerts", "files", "identifiers",
-                                                      "intake_attempts", "messages",
-                                                      "not_performed", "notices", "outbox",
-                                                      "persons", "refusals", "results",
-                                                      "unmapped_codes"});
+    CHECK(table_names(db) ==
+          std::vector<std::string>{"alerts", "files", "identifiers", "intake_attempts", "messages",
+                                   "not_performed", "notices", "outbox", "persons", "refusals",
+                                   "results", "unmapped_codes"});
     db.exec(
         "INSERT INTO files (sha256, name, source, size, ingested_at, outcome) "
         "VALUES ('abc', 'a.hl7', '', 3, 0, 'accepted')");
