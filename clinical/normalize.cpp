@@ -463,6 +463,9 @@ std::optional<ValueRefusal> read_value(const Observation& obs, const Analyte& an
                      std::string(fields.range) + ": one of them was misread");
       return refusal;
     }
+  }
+  return std::nullopt;
+}
 
 // True when `text` is one number, with or without a comparator ("<5", "1,050"): a value, not a
 // comment (an ambiguous number is still a number, refused later for what it is).
@@ -820,5 +823,19 @@ parsers::Expected<NormalizedReport, Refusal> normalize(const parsers::LabReport&
 }
 
 bool is_valid_timezone(std::string_view name) noexcept { return find_zone(name) != nullptr; }
+
+std::string local_time_text(std::int64_t t, std::string_view name) {
+  const date::sys_seconds at{std::chrono::seconds{t}};
+  const date::time_zone* zone = nullptr;
+  try {
+    zone = name.empty() ? date::current_zone() : find_zone(name);
+  } catch (const std::exception&) {
+    zone = nullptr;  // no /etc/localtime, or no tz database: UTC, said so
+  }
+  if (zone == nullptr) {
+    return date::format("%Y-%m-%d %H:%M UTC", at);
+  }
+  return date::format("%Y-%m-%d %H:%M %Z", date::make_zoned(zone, at));
+}
 
 }  // namespace labwatch::clinical
