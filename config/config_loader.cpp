@@ -148,8 +148,8 @@ class Loader {
       if (std::string_view(child.name()) != "source") {
         throw Invalid{child, "unknown element inside <sources> (expected <source>)"};
       }
-      check_attributes(child, {"facility", "authority", "timezone", "files", "date-order",
-                               "charset", "decimal"});
+      check_attributes(child, {"facility", "authority", "timezone", "files", "date-order", "charset",
+                               "decimal"});
       check_no_children(child);
       Source source;
       source.facility = required(child, "facility");
