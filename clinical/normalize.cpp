@@ -820,4 +820,18 @@ parsers::Expected<NormalizedReport, Refusal> normalize(const parsers::LabReport&
 
 bool is_valid_timezone(std::string_view name) noexcept { return find_zone(name) != nullptr; }
 
+std::string local_time_text(std::int64_t t, std::string_view name) {
+  const date::sys_seconds at{std::chrono::seconds{t}};
+  const date::time_zone* zone = nullptr;
+  try {
+    zone = name.empty() ? date::current_zone() : find_zone(name);
+  } catch (const std::exception&) {
+    zone = nullptr;  // no /etc/localtime, or no tz database: UTC, said so
+  }
+  if (zone == nullptr) {
+    return date::format("%Y-%m-%d %H:%M UTC", at);
+  }
+  return date::format("%Y-%m-%d %H:%M %Z", date::make_zoned(zone, at));
+}
+
 }  // namespace labwatch::clinical

@@ -19,6 +19,7 @@
 
 #include "clinical/lab_range.hpp"
 #include "clinical/normalize.hpp"
+#include "clinical/wording.hpp"
 
 namespace labwatch::clinical {
 
@@ -408,6 +409,108 @@ Decision evaluate(const NormalizedResult& result, const OptimalRule& rule, const
   decision.indeterminate = straddles;
   decision.range_from_catalogue = used_catalogue;
   return decision;
+}
+
+namespace {
+
+// A threshold as the rule wrote it ("1.0" of "lt:1.0"), else as a number.
+std::string written_threshold(const RuleClause& clause, bool second) {
+  std::string_view argument = clause.text;
+  argument.remove_prefix(std::min(argument.size(), argument.rfind(':') + 1));
+  if (clause.kind == Kind::range) {
+    const std::size_t dash = argument.find('-', 1);
+    if (dash == std::string_view::npos) {
+      return format_shown(second ? clause.b : clause.a, -1);
+    }
+    argument = second ? argument.substr(dash + 1) : argument.substr(0, dash);
+  }
+  return argument.empty() ? format_shown(clause.a, -1) : std::string(argument);
+}
+
+// The words of one clause, without its unit: ">= 50", "40-60", "upper third of the lab's range:
+// >= 5.93". Empty for a relative clause without the bounds it needs.
+std::string describe_clause(const RuleClause& clause, const RangeInForce& range,
+                            const Analyte& analyte, int decimals) {
+  const int derived = decimals < 0 ? 2 : decimals + 1;
+  const auto whose = [](const RangeInForce& r) {
+    return std::string(r.from_catalogue ? "the catalogue's range" : "the lab's range");
+  };
+  switch (clause.kind) {
+    case Kind::ge:
+      return ">= " + written_threshold(clause, false);
+    case Kind::gt:
+      return "> " + written_threshold(clause, false);
+    case Kind::le:
+      return "<= " + written_threshold(clause, false);
+    case Kind::lt:
+      return "< " + written_threshold(clause, false);
+    case Kind::range:
+      return written_threshold(clause, false) + "-" + written_threshold(clause, true);
+    case Kind::within_ref:
+      if (range.low && range.high) {
+        return "within " + whose(range) + ": " + format_shown(*range.low, decimals) + "-" +
+               format_shown(*range.high, decimals);
+      }
+      if (range.low) {
+        return "within " + whose(range) + ": >= " + format_shown(*range.low, decimals);
+      }
+      if (range.high) {
+        return "within " + whose(range) + ": <= " + format_shown(*range.high, decimals);
+      }
+      return "";
+    case Kind::ref_upper_third:
+    case Kind::ref_upper_half:
+    case Kind::ref_lower_half: {
+      bool used_catalogue = false;
+      const Outcome demanded = judge(clause, Interval{}, range, analyte, used_catalogue);
+      RangeInForce source = range;
+      source.from_catalogue = range.from_catalogue || used_catalogue;
+      const std::string part = clause.kind == Kind::ref_upper_third  ? "upper third of "
+                               : clause.kind == Kind::ref_upper_half ? "upper half of "
+                                                                     : "lower half of ";
+      if (clause.kind == Kind::ref_lower_half) {
+        return demanded.high
+                   ? part + whose(source) + ": <= " + format_shown(*demanded.high, derived)
+                   : std::string();
+      }
+      return demanded.low ? part + whose(source) + ": >= " + format_shown(*demanded.low, derived)
+                          : std::string();
+    }
+  }
+  return "";
+}
+
+}  // namespace
+
+std::string describe_target(const OptimalRule& rule, const Analyte& analyte, std::string_view unit,
+                            std::optional<double> ref_low, std::optional<double> ref_high,
+                            int decimals) {
+  const RangeInForce range = range_in_force(ref_low, ref_high, analyte);
+  const bool unitless = unit.empty() || unit == "1";
+  bool unit_shown = unitless;
+  std::string hard;
+  std::string ideal;
+  for (const bool is_ideal : {false, true}) {
+    std::string& out = is_ideal ? ideal : hard;
+    for (const RuleClause& clause : rule.clauses) {
+      if (clause.ideal != is_ideal) {
+        continue;
+      }
+      std::string words = describe_clause(clause, range, analyte, decimals);
+      if (words.empty()) {
+        continue;
+      }
+      if (!unit_shown) {
+        words += " " + std::string(unit);
+        unit_shown = true;
+      }
+      out += (out.empty() ? "" : (is_ideal ? " and " : ", ")) + words;
+    }
+  }
+  if (ideal.empty()) {
+    return hard;
+  }
+  return hard.empty() ? "ideally " + ideal : hard + ", ideally " + ideal;
 }
 
 std::size_t TrendRule::window() const noexcept {

@@ -80,6 +80,17 @@ inline constexpr std::string_view kLabFlagRule = "lab_flag";
 // count as on it.
 Decision evaluate(const NormalizedResult& result, const OptimalRule& rule, const Analyte& analyte);
 
+// The target of `rule` written for people, in `unit`: hard clauses first, then the ideal ones
+// after "ideally"; the unit once, after the first number. Thresholds are shown as the rule writes
+// them; bounds taken from a range (a position within it) with one decimal more than `decimals`
+// (the result's shown precision; -1 unknown: at most 2). Reference-relative clauses use the
+// result's usable printed range (ref_low/ref_high) when it has either bound, else the catalogue's,
+// and say which. ">= 50 ng/mL, ideally > 70"; "40-60 ng/mL"; "upper third of the lab's range:
+// >= 5.93 mg/dL"; "< 1.0 mg/L". A rule without clauses gives "".
+std::string describe_target(const OptimalRule& rule, const Analyte& analyte, std::string_view unit,
+                            std::optional<double> ref_low, std::optional<double> ref_high,
+                            int decimals = -1);
+
 // ---- Trend rules -------------------------------------------------------------------------------
 
 // A rule over one person's current results of one analyte, oldest first, judged at the last one:

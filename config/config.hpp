@@ -73,6 +73,8 @@ struct Mail {
   // Full-PHI recipients get the patient's trend report in the alert mail's HTML part; minimal-PHI
   // recipients never do.
   bool attach_report = false;
+  // IANA zone the mail shows times in (the clinic's); empty: the machine's zone.
+  std::string timezone;
 };
 
 struct Config {

@@ -343,7 +343,7 @@ class Loader {
     check_attributes(node,
                      {"smtp", "allow-plaintext", "from", "username", "password-file", "ca-file",
                       "default-recipient", "collect-wait-seconds", "retry-min-seconds",
-                      "retry-max-seconds", "timeout-seconds", "attach-report"});
+                      "retry-max-seconds", "timeout-seconds", "attach-report", "timezone"});
     check_no_children(node);
     mail.smtp_url = node.attribute("smtp").as_string();
     mail.allow_plaintext = bool_attr(node, "allow-plaintext", false);
@@ -361,6 +361,13 @@ class Loader {
     mail.retry_max = seconds_attr(node, "retry-max-seconds", mail.retry_max, 1, 7 * 86'400);
     mail.timeout = seconds_attr(node, "timeout-seconds", mail.timeout, 1, 3'600);
     mail.attach_report = bool_attr(node, "attach-report", mail.attach_report);
+    if (pugi::xml_attribute zone = node.attribute("timezone")) {
+      mail.timezone = zone.as_string();
+      if (!clinical::is_valid_timezone(mail.timezone)) {
+        throw Invalid{node,
+                      "unknown timezone '" + mail.timezone + "' (an IANA name like Europe/Berlin)"};
+      }
+    }
     if (mail.retry_max < mail.retry_min) {
       throw Invalid{node, "retry-max-seconds is smaller than retry-min-seconds"};
     }

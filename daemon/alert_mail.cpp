@@ -2,6 +2,7 @@
 // Alert mail composition: subject, plain text and HTML bodies, PHI level, threading headers.
 #include "daemon/alert_mail.hpp"
 
+#include <algorithm>
 #include <array>
 #include <cstddef>
 #include <string>
@@ -9,6 +10,8 @@
 #include <utility>
 #include <vector>
 
+#include "clinical/timezone.hpp"
+#include "clinical/wording.hpp"
 #include "daemon/text_format.hpp"
 
 namespace labwatch::daemon {
@@ -91,17 +94,10 @@ std::string with_unit(const std::string& number, std::string_view unit) {
   return clean.empty() ? number : number + " " + clean;
 }
 
-std::string value_text(double value, std::string_view comparator, std::string_view unit) {
-  return with_unit(single_line(comparator) + format_number(value), unit);
-}
-
-// "2024-09-21 12:15 UTC".
-std::string collected_text(clinical::UnixSeconds t) {
-  std::string iso = iso_utc(t);  // 2024-09-21T12:15:00Z
-  if (iso.size() < 16) {
-    return iso;
-  }
-  return iso.substr(0, 10) + " " + iso.substr(11, 5) + " UTC";
+// At the lab's precision: "878 pg/mL", never "878.27976 pg/mL".
+std::string value_text(double value, std::string_view comparator, std::string_view unit,
+                       int decimals) {
+  return with_unit(single_line(comparator) + clinical::format_shown(value, decimals), unit);
 }
 
 // The rule as stored ("ideal:gt:70") without its tier, so its kind can be read.
@@ -123,22 +119,6 @@ std::string target_text(const Notice& notice) {
     band = (kind.starts_with("lt:") ? "< " : "<= ") + format_number(*notice.target_high);
   }
   return band.empty() ? rule : with_unit(band, notice.unit) + " (" + rule + ")";
-}
-
-// The lab's own reference range in the canonical unit, else as the lab printed it, else "".
-std::string lab_range_text(const Notice& notice) {
-  if (notice.ref_low && notice.ref_high) {
-    return with_unit(format_number(*notice.ref_low) + " - " + format_number(*notice.ref_high),
-                     notice.unit);
-  }
-  if (notice.ref_low) {
-    return with_unit(">= " + format_number(*notice.ref_low), notice.unit);
-  }
-  if (notice.ref_high) {
-    return with_unit("<= " + format_number(*notice.ref_high), notice.unit);
-  }
-  const std::string raw = single_line(notice.raw_range);
-  return raw.empty() ? raw : raw + " (as printed by the lab)";
 }
 
 // Where the value lies against its target: "below", "above", or "outside" when the band cannot
@@ -163,7 +143,35 @@ std::string_view direction(const Notice& notice) {
   return "outside";
 }
 
-std::string finding(const Notice& notice, bool still) {
+// The configured rule of the notice's analyte when it holds the alert's clause (or the alert is
+// about the lab's own range or flag), else nullptr: then the alert's band speaks for itself.
+const clinical::OptimalRule* rule_in_force(const Notice& notice, const MailWording& wording) {
+  if (wording.targets == nullptr) {
+    return nullptr;
+  }
+  const auto found = wording.targets->find(notice.analyte);
+  if (found == wording.targets->end()) {
+    return nullptr;
+  }
+  const clinical::OptimalRule& rule = found->second;
+  const bool lab_witness =
+      notice.rule == clinical::kLabRangeRule || notice.rule == clinical::kLabFlagRule;
+  const bool held =
+      std::any_of(rule.clauses.begin(), rule.clauses.end(),
+                  [&](const clinical::RuleClause& c) { return c.text == notice.rule; });
+  return lab_witness || held ? &rule : nullptr;
+}
+
+std::string finding(const Notice& notice, bool still, const clinical::OptimalRule* rule) {
+  const bool lab_witness =
+      notice.rule == clinical::kLabRangeRule || notice.rule == clinical::kLabFlagRule;
+  if (rule != nullptr || lab_witness) {
+    return std::string(still ? "still " : "") +
+           clinical::describe_finding(
+               {notice.rule, notice.value, notice.target_low, notice.target_high, notice.flags,
+                single_line(notice.unit), notice.shown_decimals},
+               rule);
+  }
   const std::string_view where = direction(notice);
   if (where == "falling") {
     return "a falling trend";
@@ -172,6 +180,57 @@ std::string finding(const Notice& notice, bool still) {
     return "moving away from the optimal target";
   }
   return std::string(still ? "still " : "") + std::string(where) + " the optimal target";
+}
+
+// A notice in the order a mail lists it, with its place among the draws of its analyte.
+struct Shown {
+  const Notice* notice = nullptr;
+  std::string position;  // "most recent of 3 draws"; empty when it is its analyte's only draw
+};
+
+// Why grouped: a mail about a backlog or a panel in several messages may hold one analyte many
+// times; side by side and in collection order they read as a series. Groups keep the order in
+// which their analytes were first queued; several notices of one draw (a correction beside its
+// resolution) share its position.
+std::vector<Shown> in_reading_order(const std::vector<Notice>& notices) {
+  std::vector<std::string> analytes;
+  for (const Notice& notice : notices) {
+    if (std::find(analytes.begin(), analytes.end(), notice.analyte) == analytes.end()) {
+      analytes.push_back(notice.analyte);
+    }
+  }
+  std::vector<Shown> out;
+  for (const std::string& analyte : analytes) {
+    std::vector<const Notice*> group;
+    for (const Notice& notice : notices) {
+      if (notice.analyte == analyte) {
+        group.push_back(&notice);
+      }
+    }
+    std::stable_sort(group.begin(), group.end(), [](const Notice* a, const Notice* b) {
+      return a->collected_at < b->collected_at;
+    });
+    std::vector<clinical::UnixSeconds> draws;
+    for (const Notice* notice : group) {
+      if (draws.empty() || draws.back() != notice->collected_at) {
+        draws.push_back(notice->collected_at);
+      }
+    }
+    for (const Notice* notice : group) {
+      Shown& shown = out.emplace_back();
+      shown.notice = notice;
+      if (draws.size() < 2) {
+        continue;
+      }
+      const auto at = static_cast<std::size_t>(
+          std::find(draws.begin(), draws.end(), notice->collected_at) - draws.begin());
+      const std::string of = " of " + std::to_string(draws.size()) + " draws";
+      shown.position = at + 1 == draws.size() ? "most recent" + of
+                       : at == 0              ? "earliest" + of
+                                              : "draw " + std::to_string(at + 1) + of;
+    }
+  }
+  return out;
 }
 
 std::string bare_message_id(std::string_view id) {
@@ -193,28 +252,47 @@ struct NoticeText {
   std::vector<std::string> details;
 };
 
+// The lab's range as the mail shows it: canonical unit and the lab's text, or the catalogue's
+// and why the lab's was not used.
+std::string range_line(const Notice& notice, const clinical::Analyte* analyte) {
+  const clinical::Analyte none{};
+  const std::string unit = single_line(notice.unit);
+  const std::string raw_range = single_line(notice.raw_range);
+  const std::string raw_unit = single_line(notice.raw_unit);
+  return clinical::describe_range({notice.ref_low, notice.ref_high, notice.range_problem, raw_range,
+                                   raw_unit, unit, notice.shown_decimals},
+                                  analyte != nullptr ? *analyte : none);
+}
+
+// `position` is what tells this notice from others of its analyte at minimal PHI ("most recent of
+// 3 draws"), else empty.
 NoticeText describe_notice(const Notice& notice, const clinical::AnalyteCatalogue& catalogue,
-                           bool full_phi) {
+                           bool full_phi, const MailWording& wording, const std::string& position) {
   const clinical::Analyte* analyte = catalogue.by_key(notice.analyte);
   const std::string name = single_line(analyte != nullptr && !analyte->display_name.empty()
                                            ? std::string_view(analyte->display_name)
-                                           : std::string_view(notice.analyte));
-  const std::string value = value_text(notice.value, notice.comparator, notice.unit);
-  const std::string collected = ", collected " + collected_text(notice.collected_at);
+                                           : std::string_view(notice.analyte)) +
+                           (full_phi || position.empty() ? std::string() : " (" + position + ")");
+  const clinical::OptimalRule* rule = rule_in_force(notice, wording);
+  const std::string value =
+      value_text(notice.value, notice.comparator, notice.unit, notice.shown_decimals);
+  const std::string collected = ", collected " + single_line(clinical::local_time_text(
+                                                     notice.collected_at, wording.timezone));
   const std::string previous =
       notice.previous_value
-          ? " (earlier " + value_text(*notice.previous_value, "", notice.unit) + ")"
+          ? " (earlier " +
+                value_text(*notice.previous_value, "", notice.unit, notice.shown_decimals) + ")"
           : std::string();
   NoticeText out;
   switch (notice.kind) {
     case NoticeKind::alert:
-      out.headline = full_phi ? name + " " + value + collected + ": " + finding(notice, false)
-                              : name + ": " + finding(notice, false);
+      out.headline = full_phi ? name + " " + value + collected + ": " + finding(notice, false, rule)
+                              : name + ": " + finding(notice, false, rule);
       break;
     case NoticeKind::correction:
       out.headline = full_phi ? name + ": corrected value " + value + previous + collected + ": " +
-                                    finding(notice, true)
-                              : name + ": corrected value " + finding(notice, true);
+                                    finding(notice, true, rule)
+                              : name + ": corrected value " + finding(notice, true, rule);
       out.details.push_back("It replaces the value of an earlier alert" + earlier_mail(notice) +
                             ".");
       break;
@@ -230,16 +308,26 @@ NoticeText describe_notice(const Notice& notice, const clinical::AnalyteCatalogu
       out.details.push_back("Disregard the earlier alert" + earlier_mail(notice) + ".");
       return out;
   }
-  out.details.push_back("Optimal target: " + target_text(notice));
-  if (const std::string range = lab_range_text(notice); !range.empty()) {
-    out.details.push_back("Lab range: " + range);
+  // The target in words for the range this result was judged by; the rule's name after it, as
+  // `labwatch alerts` lists it.
+  if (rule != nullptr && analyte != nullptr) {
+    const std::string words =
+        clinical::describe_target(*rule, *analyte, single_line(notice.unit), notice.ref_low,
+                                  notice.ref_high, notice.shown_decimals);
+    out.details.push_back("Optimal target: " + (words.empty() ? std::string("none") : words) +
+                          " (rule " + single_line(notice.rule) + ")");
+  } else {
+    out.details.push_back("Optimal target: " + target_text(notice));
   }
+  const std::string range = range_line(notice, analyte);
+  out.details.push_back("Lab range: " + (range.empty() ? std::string("none printed") : range));
   if (full_phi && !notice.history.empty()) {
     std::string history;
     for (const storage::HistoryPoint& point : notice.history) {
       history += history.empty() ? "" : "; ";
-      history += iso_date(point.collected_at) + " " + single_line(point.comparator) +
-                 format_number(point.value);
+      history += clinical::local_time_text(point.collected_at, wording.timezone).substr(0, 10) +
+                 " " + single_line(point.comparator) +
+                 clinical::format_shown(point.value, point.shown_decimals);
     }
     const std::string unit = single_line(notice.unit);
     out.details.push_back("Recent values" + (unit.empty() ? std::string() : " (" + unit + ")") +
@@ -272,9 +360,11 @@ Frame frame_of(const OutboxItem& item) {
     frame.header.push_back("Patient: " + (initials.empty() ? std::string("unknown") : initials) +
                            " (initials only)");
     frame.footer.emplace_back("Names, birth dates, dates and values are left out of this e-mail.");
-    frame.footer.emplace_back(report.empty()
-                                  ? std::string("Look the patient up in labwatch for the details.")
-                                  : "Look up report " + report + " in labwatch for the details.");
+    frame.footer.emplace_back(
+        report.empty() ? std::string("Look the patient up in labwatch for the details.")
+                       : "Look up report " + report +
+                             " in labwatch for the details: labwatch report --patient \"" + report +
+                             "\" --out report.html");
   }
   if (!report.empty()) {
     frame.header.push_back("Report: " + report);
@@ -398,7 +488,8 @@ std::string alert_subject(const OutboxItem& item) {
 
 MailMessage compose_alert_mail(const OutboxItem& item, std::string_view from_address,
                                const clinical::AnalyteCatalogue& catalogue,
-                               clinical::UnixSeconds date, const ReportInput* report) {
+                               clinical::UnixSeconds date, const ReportInput* report,
+                               const MailWording& wording) {
   MailMessage message;
   message.from = {std::string(kSenderName), std::string(from_address)};
   message.to = {single_line(item.recipient.name), item.recipient.email};
@@ -423,8 +514,9 @@ MailMessage compose_alert_mail(const OutboxItem& item, std::string_view from_add
 
   std::vector<NoticeText> notices;
   notices.reserve(item.notices.size());
-  for (const Notice& notice : item.notices) {
-    notices.push_back(describe_notice(notice, catalogue, item.recipient.full_phi));
+  for (const Shown& shown : in_reading_order(item.notices)) {
+    notices.push_back(describe_notice(*shown.notice, catalogue, item.recipient.full_phi, wording,
+                                      shown.position));
   }
   std::string first_line = summary(item);
   if (!first_line.empty() && first_line[0] >= 'a' && first_line[0] <= 'z') {

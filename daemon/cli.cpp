@@ -32,6 +32,7 @@
 
 #include "clinical/rules.hpp"
 #include "clinical/timezone.hpp"
+#include "clinical/wording.hpp"
 #include "config/config_loader.hpp"
 #include "daemon/config_check.hpp"
 #include "daemon/digest.hpp"
@@ -464,11 +465,14 @@ std::int64_t require_person(storage::Store& store, const Args& args) {
   const auto id = args.value("patient");
   if (!id) {
     throw UsageError{
-        "--patient ID is required (a person id, or AUTHORITY|MRN; see `labwatch patients`)"};
+        "--patient ID is required (a person id, AUTHORITY|MRN, or the report reference of an "
+        "alert mail; see `labwatch patients`)"};
   }
   const auto person = store.find_person(*id);
   if (!person) {
-    throw std::runtime_error("no patient '" + *id + "' in the database");
+    throw std::runtime_error("no patient '" + *id +
+                             "' in the database (or it names more than one: give the person id "
+                             "or AUTHORITY|MRN)");
   }
   return *person;
 }
@@ -650,12 +654,17 @@ int cmd_trend(const Args& args) {
   const auto target = config.targets.find(analyte);
   std::string out = a->display_name + " (" + a->canonical_unit + ")";
   if (target != config.targets.end()) {
-    out += ", optimal target " + target->second.text;
+    // Written for the latest result's range; each line says where its value lies.
+    const std::string wording =
+        rows.empty() ? clinical::describe_target(target->second, *a, a->canonical_unit,
+                                                 std::nullopt, std::nullopt)
+                     : target_text(&target->second, rows.back(), *a);
+    out += ", optimal target " + wording;
   }
   out += "\n";
-  char line[256];
+  char line[512];
   std::snprintf(line, sizeof line, "%-10s  %12s  %-12s  %-11s  %-15s  %s\n", "date", "value",
-                "unit", "status", "lab range", "optimal");
+                "unit", "status", "optimal", "lab range");
   out += line;
   // A draw whose test was not performed is a line of its own, in time order: a gap, no value.
   std::size_t gap = 0;
@@ -668,21 +677,26 @@ int cmd_trend(const Args& args) {
   };
   for (const auto& r : rows) {
     gaps_until(r.collected_at);
-    std::string range = r.raw_range;
-    if (range.empty() && (r.ref_low || r.ref_high)) {
-      range = format_number(r.ref_low) + "-" + format_number(r.ref_high);
-    }
+    const std::string range = range_text(r, *a);
     std::string verdict = "-";
     if (target != config.targets.end()) {
       const clinical::Decision d = clinical::evaluate(storage::as_result(r), target->second, *a);
-      verdict =
-          d.violated ? "outside (" + d.rule + ")" : (d.indeterminate ? "indeterminate" : "within");
+      verdict = d.violated ? "outside: " + clinical::describe_finding(
+                                               {d.rule, r.value, d.target_low, d.target_high,
+                                                r.flags, r.unit, r.shown_decimals},
+                                               &target->second)
+                : d.indeterminate ? "indeterminate"
+                                  : "within";
     }
-    std::snprintf(line, sizeof line, "%-10s  %12s  %-12s  %-11s  %-15s  %s\n",
-                  iso_date(r.collected_at).c_str(), (r.comparator + format_number(r.value)).c_str(),
-                  r.unit.c_str(), std::string(clinical::to_string(r.status)).c_str(), range.c_str(),
-                  verdict.c_str());
+    std::snprintf(line, sizeof line, "%-10s  %12s  %-12s  %-11s  ",
+                  iso_date(r.collected_at).c_str(),
+                  (r.comparator + clinical::format_shown(r.value, r.shown_decimals)).c_str(),
+                  r.unit.c_str(), std::string(clinical::to_string(r.status)).c_str());
+    // The verdict and the range may be long: appended whole, never cut by the buffer.
     out += line;
+    constexpr std::size_t kVerdictWidth = 15;
+    out += verdict + std::string(kVerdictWidth - std::min(verdict.size(), kVerdictWidth), ' ') +
+           "  " + range + "\n";
   }
   gaps_until(std::nullopt);
   if (rows.empty() && gaps.empty()) {

@@ -282,8 +282,9 @@ void OutboxDispatcher::dispatch(const storage::OutboxItem& item, clinical::UnixS
   }
   const std::optional<ReportInput> report =
       config_.mail.attach_report && item.recipient.full_phi ? report_for(item, now) : std::nullopt;
-  MailMessage message = compose_alert_mail(item, config_.mail.from, config_.catalogue, now,
-                                           report ? &*report : nullptr);
+  MailMessage message =
+      compose_alert_mail(item, config_.mail.from, config_.catalogue, now,
+                         report ? &*report : nullptr, {&config_.targets, config_.mail.timezone});
   in_flight_ = std::move(flight);
   {
     const std::lock_guard lock(courier_->mutex);

@@ -8,6 +8,7 @@
 #include <string_view>
 #include <utility>
 
+#include "clinical/wording.hpp"
 #include "daemon/text_format.hpp"
 
 namespace labwatch::daemon {
@@ -28,9 +29,14 @@ std::string num(double v) {
   return buf;
 }
 
-bool outside(const AnalyteSeries& s, const storage::ExportRow& r) {
-  return s.rule != nullptr &&
-         clinical::evaluate(storage::as_result(r), *s.rule, *s.analyte).violated;
+clinical::Decision judge(const AnalyteSeries& s, const storage::ExportRow& r) {
+  return s.rule != nullptr ? clinical::evaluate(storage::as_result(r), *s.rule, *s.analyte)
+                           : clinical::Decision{};
+}
+
+// The value as the lab vouches for it: "<10", "878" (never 878.27976).
+std::string shown_value(const storage::ExportRow& r) {
+  return r.comparator + clinical::format_shown(r.value, r.shown_decimals);
 }
 
 // Distance from the band: 0 inside, else how far outside.
@@ -51,21 +57,24 @@ Band band_for(const AnalyteSeries& s, const storage::ExportRow& r) {
   return optimal_band(*s.rule, *s.analyte, r.ref_low, r.ref_high);
 }
 
-std::string range_text(const storage::ExportRow& r) {
-  if (!r.raw_range.empty()) {
-    return r.raw_range;
-  }
-  if (r.ref_low && r.ref_high) {
-    return format_number(*r.ref_low) + "-" + format_number(*r.ref_high);
-  }
-  if (r.ref_low) {
-    return ">=" + format_number(*r.ref_low);
-  }
-  if (r.ref_high) {
-    return "<=" + format_number(*r.ref_high);
-  }
-  return "";
+}  // namespace
+
+std::string range_text(const storage::ExportRow& r, const clinical::Analyte& analyte) {
+  return clinical::describe_range(
+      {r.ref_low, r.ref_high, r.range_problem, r.raw_range, r.raw_unit, r.unit, r.shown_decimals},
+      analyte);
 }
+
+std::string target_text(const clinical::OptimalRule* rule, const storage::ExportRow& r,
+                        const clinical::Analyte& analyte) {
+  if (rule == nullptr) {
+    return "";
+  }
+  // ref_low/ref_high are stored only when the lab's range is usable, as evaluate reads them.
+  return clinical::describe_target(*rule, analyte, r.unit, r.ref_low, r.ref_high, r.shown_decimals);
+}
+
+namespace {
 
 std::string chart(const AnalyteSeries& s) {
   const auto& pts = s.points;
@@ -124,7 +133,8 @@ std::string chart(const AnalyteSeries& s) {
     svg += "<rect class=\"band\" x=\"" + num(kLeft) + "\" y=\"" + num(y_top) + "\" width=\"" +
            num(plot_w) + "\" height=\"" + num(std::max(0.0, y_bottom - y_top)) + "\" data-low=\"" +
            format_number(band.low) + "\" data-high=\"" + format_number(band.high) +
-           "\"><title>optimal " + html_escape(s.rule->text) + "</title></rect>\n";
+           "\"><title>optimal " + html_escape(target_text(s.rule, latest, *s.analyte)) +
+           "</title></rect>\n";
   }
   for (const auto& [bound, name] :
        {std::pair{latest.ref_low, "low"}, std::pair{latest.ref_high, "high"}}) {
@@ -148,7 +158,7 @@ std::string chart(const AnalyteSeries& s) {
   // A change of lab or reference range between draws: the trend is not one smooth line there.
   for (std::size_t i = 1; i < pts.size(); ++i) {
     const bool lab_changed = pts[i].facility != pts[i - 1].facility;
-    const bool range_changed = range_text(pts[i]) != range_text(pts[i - 1]);
+    const bool range_changed = range_text(pts[i], *s.analyte) != range_text(pts[i - 1], *s.analyte);
     if (lab_changed || range_changed) {
       const double x = (x_of(pts[i - 1].collected_at) + x_of(pts[i].collected_at)) / 2;
       svg += "<line class=\"change\" x1=\"" + num(x) + "\" x2=\"" + num(x) + "\" y1=\"" +
@@ -181,8 +191,9 @@ std::string chart(const AnalyteSeries& s) {
     svg += "<path class=\"line\" d=\"" + path + "\"/>\n";
   }
   for (const auto& p : pts) {
-    const bool out = outside(s, p);
-    std::string cls = out ? "point out" : "point in";
+    const clinical::Decision decision = judge(s, p);
+    const bool out = decision.violated;
+    std::string cls = out ? "point out" : (decision.indeterminate ? "point unsure" : "point in");
     if (p.status == clinical::ResultStatus::corrected) {
       cls += " corrected";
     }
@@ -190,9 +201,10 @@ std::string chart(const AnalyteSeries& s) {
            num(y_of(p.value)) + "\" r=\"" +
            (p.status == clinical::ResultStatus::corrected ? "6" : "4") + "\" data-value=\"" +
            format_number(p.value) + "\"><title>" + iso_date(p.collected_at) + ": " +
-           html_escape(p.comparator) + format_number(p.value) + " " + html_escape(p.unit) +
+           html_escape(shown_value(p)) + " " + html_escape(p.unit) +
            (p.status == clinical::ResultStatus::corrected ? " (corrected)" : "") +
-           (out ? ", outside target" : "") + "</title></circle>\n";
+           (out ? ", outside target" : (decision.indeterminate ? ", indeterminate" : "")) +
+           "</title></circle>\n";
   }
   svg += "</svg>\n";
   return svg;
@@ -212,7 +224,8 @@ constexpr std::string_view kStyle = R"(
 .trend-report .plot{fill:#fff;stroke:#bcccdc} .trend-report .band{fill:#c6f6d5;opacity:.7}
 .trend-report .ref{stroke:#7b8794;stroke-dasharray:4 3}
 .trend-report .line{fill:none;stroke:#3e4c59;stroke-width:1.5} .trend-report .point.in{fill:#2f855a}
-.trend-report .point.out{fill:#c53030} .trend-report .point.corrected{stroke:#d69e2e;stroke-width:3}
+.trend-report .point.out{fill:#c53030} .trend-report .point.unsure{fill:#d69e2e}
+.trend-report .unsure{color:#975a16;font-weight:600} .trend-report .point.corrected{stroke:#d69e2e;stroke-width:3}
 .trend-report .change{stroke:#805ad5;stroke-dasharray:2 2;stroke-width:1.5}
 .trend-report .gap{stroke:#a0aec0;stroke-dasharray:6 3;stroke-width:2}
 .trend-report .axis{font-size:11px;fill:#52606d} .trend-report .legend span{margin-right:1rem;font-size:.85rem}
@@ -335,7 +348,11 @@ std::string render_trend_report_content(const ReportInput& in) {
       continue;
     }
     const storage::ExportRow& last = s.points.back();
-    const bool out = outside(s, last);
+    const clinical::Decision decision = judge(s, last);
+    const std::string status = decision.violated ? "outside\">outside target"
+                               : decision.indeterminate
+                                   ? "unsure\">indeterminate (the value straddles a bound)"
+                                   : "within\">within";
     std::string direction = "&ndash;";
     if (s.points.size() > 1 && s.rule != nullptr) {
       const storage::ExportRow& prev = s.points[s.points.size() - 2];
@@ -352,18 +369,18 @@ std::string render_trend_report_content(const ReportInput& in) {
     }
     html += "<tr data-analyte=\"" + html_escape(s.analyte->key) + "\"><td>" +
             html_escape(s.analyte->display_name) + "</td><td class=\"num\">" +
-            html_escape(last.comparator) + format_number(last.value) + "</td><td>" +
-            html_escape(last.unit) + "</td><td class=\"nowrap\">" + iso_date(last.collected_at) +
-            "</td><td>" + (s.rule != nullptr ? html_escape(s.rule->text) : "&ndash;") +
-            "</td><td>" + html_escape(range_text(last)) + "</td><td class=\"nowrap " +
-            (out ? "outside\">outside target" : "within\">within") + "</td><td>" + direction +
-            "</td></tr>\n";
+            html_escape(shown_value(last)) + "</td><td>" + html_escape(last.unit) +
+            "</td><td class=\"nowrap\">" + iso_date(last.collected_at) + "</td><td>" +
+            (s.rule != nullptr ? html_escape(target_text(s.rule, last, *s.analyte)) : "&ndash;") +
+            "</td><td>" + html_escape(range_text(last, *s.analyte)) + "</td><td class=\"nowrap " +
+            status + "</td><td>" + direction + "</td></tr>\n";
   }
   html += "</tbody>\n</table>\n";
   html +=
       "<p class=\"legend\"><span>green band: optimal target</span><span>dashed grey: lab reference "
       "range</span>"
-      "<span>red point: outside target</span><span>ringed point: corrected result</span>"
+      "<span>red point: outside target</span><span>amber point: indeterminate</span>"
+      "<span>ringed point: corrected result</span>"
       "<span>purple dashes: lab or range changed</span></p>\n";
 
   for (const AnalyteSeries& s : in.series) {

@@ -46,6 +46,14 @@ Band optimal_band(const clinical::OptimalRule& rule, const clinical::Analyte& an
 std::optional<ReportInput> load_report_input(storage::Store& store, const config::Config& config,
                                              std::int64_t person_id, clinical::UnixSeconds now);
 
+// A result's reference range for people, in the canonical unit with the lab's text beside it, or
+// the catalogue's with why the lab's was not used (clinical::describe_range).
+std::string range_text(const storage::ExportRow& row, const clinical::Analyte& analyte);
+// The optimal target written for people, for this result's range (clinical::describe_target);
+// "" without a rule.
+std::string target_text(const clinical::OptimalRule* rule, const storage::ExportRow& row,
+                        const clinical::Analyte& analyte);
+
 // Renders the whole report. Every text value is HTML-escaped; no external scripts, fonts or images.
 std::string render_trend_report(const ReportInput& input);
 

@@ -96,23 +96,7 @@ AlertLedger::AlertLedger(SQLite::Database& db, LedgerStatements& statements, con
 
 void AlertLedger::begin_report(const clinical::NormalizedReport& report, std::int64_t person_id,
                                std::string_view file_name) {
-  const Routing& routing = targets_.routing;
-  const std::vector<Recipient>* routed = &routing.fallback;
-  if (const auto provider = routing.by_provider.find(report.ordering_provider_id);
-      !report.ordering_provider_id.empty() && provider != routing.by_provider.end()) {
-    routed = &provider->second;
-  } else if (const auto facility = routing.by_facility.find(report.facility);
-             facility != routing.by_facility.end()) {
-    routed = &facility->second;
-  }
-  recipients_.clear();
-  for (const Recipient& recipient : *routed) {
-    const bool listed = std::any_of(recipients_.begin(), recipients_.end(),
-                                    [&](const auto& r) { return r.email == recipient.email; });
-    if (!recipient.email.empty() && !listed) {
-      recipients_.push_back(recipient);
-    }
-  }
+  recipients_ = route(targets_.routing, report.ordering_provider_id, report.facility);
   person_id_ = person_id;
   patient_key_ = report.patient.patient_key();
   report_ref_ = report.control_id;

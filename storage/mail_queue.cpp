@@ -82,12 +82,13 @@ std::vector<OutboxItem> MailQueue::claim_due(clinical::UnixSeconds now, int max)
   SQLite::Statement notices(
       db_,
       "SELECT n.alert_id, n.kind, n.previous_value, n.previous_message_id, a.rule, a.target_low, "
-      "a.target_high, a.ref_low, a.ref_high, r.analyte, r.value, r.comparator, r.unit, "
-      "r.collected_at, r.raw_range, r.person_id "
+      "a.target_high, r.ref_low, r.ref_high, r.analyte, r.value, r.comparator, r.unit, "
+      "r.collected_at, r.raw_range, r.person_id, r.raw_unit, r.range_use, r.flags, "
+      "r.shown_decimals "
       "FROM notices n JOIN alerts a ON a.alert_id = n.alert_id "
       "JOIN results r ON r.result_id = n.result_id WHERE n.outbox_id = ? ORDER BY n.notice_id");
   SQLite::Statement history(db_,
-                            "SELECT collected_at, value, comparator FROM results "
+                            "SELECT collected_at, value, comparator, shown_decimals FROM results "
                             "WHERE person_id = ? AND analyte = ? AND state = 'current' "
                             "ORDER BY collected_at DESC, result_id DESC LIMIT ?");
   SQLite::Statement claim(db_,
@@ -116,6 +117,14 @@ std::vector<OutboxItem> MailQueue::claim_due(clinical::UnixSeconds now, int max)
       notice.collected_at = notices.getColumn(13).getInt64();
       notice.raw_range = notices.getColumn(14).getString();
       const std::int64_t person_id = notices.getColumn(15).getInt64();
+      notice.raw_unit = notices.getColumn(16).getString();
+      // Rows stored before version 6 say nothing: a bound they have was the lab's range.
+      notice.range_problem =
+          clinical::range_problem_from_key(notices.getColumn(17).getString())
+              .value_or(notice.ref_low || notice.ref_high ? clinical::RangeProblem::none
+                                                          : clinical::RangeProblem::not_printed);
+      notice.flags = notices.getColumn(18).getString();
+      notice.shown_decimals = read_position(notices.getColumn(19));
 
       auto [at, added] = histories.try_emplace({person_id, notice.analyte});
       if (added) {
@@ -125,7 +134,8 @@ std::vector<OutboxItem> MailQueue::claim_due(clinical::UnixSeconds now, int max)
         history.bind(3, kHistoryPoints);
         while (history.executeStep()) {
           at->second.push_back({history.getColumn(0).getInt64(), history.getColumn(1).getDouble(),
-                                history.getColumn(2).getString()});
+                                history.getColumn(2).getString(),
+                                read_position(history.getColumn(3))});
         }
         std::reverse(at->second.begin(), at->second.end());  // oldest first
       }

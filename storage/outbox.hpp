@@ -22,7 +22,8 @@ struct Recipient {
   bool full_phi = false;  // false: initials and report id only; true: name and values
 };
 
-// Where alerts go: by ordering provider (OBR-16 id), else by facility, else the fallback.
+// Where alerts go: to every practitioner of the ordering provider (OBR-16 id) and of the sending
+// facility, else the fallback.
 // Plain values from the config, passed in by the caller (storage never sees config/).
 struct Routing {
   std::map<std::string, std::vector<Recipient>, std::less<>> by_provider;
@@ -30,6 +31,13 @@ struct Routing {
   std::vector<Recipient> fallback;
   std::int64_t collect_wait_seconds = 60;  // a new mail waits this long for the rest of a panel
 };
+
+// Who is told about a report ordered by `provider_id` (empty: none) from `facility`: the
+// recipients of the provider and those of the facility, in that order, each address once (a
+// practitioner who matches by both gets one mail); the fallback only when neither matched anyone.
+// Recipients without an address are left out.
+std::vector<Recipient> route(const Routing& routing, std::string_view provider_id,
+                             std::string_view facility);
 
 // What a mail says about one alert.
 enum class NoticeKind : std::uint8_t {
@@ -49,6 +57,7 @@ struct HistoryPoint {
   clinical::UnixSeconds collected_at = 0;
   double value = 0;
   std::string comparator;
+  int shown_decimals = -1;  // the lab's precision in the canonical unit (-1 unknown)
 };
 
 // One line of a mail. alert/correction: about the alert of a new version (value = its value).
@@ -65,9 +74,15 @@ struct Notice {
   std::string rule;
   std::optional<double> target_low;
   std::optional<double> target_high;
-  std::optional<double> ref_low;
+  std::optional<double> ref_low;  // the lab's printed range, canonical unit, only when usable
   std::optional<double> ref_high;
   std::string raw_range;
+  std::string raw_unit;  // the value's unit as sent: the unit of raw_range
+  // Why ref_low/ref_high is not the lab's printed range (none: it is), the lab's flags, and the
+  // decimals the value is shown with (-1 unknown): what the mail says of the range and tier.
+  clinical::RangeProblem range_problem = clinical::RangeProblem::not_printed;
+  std::string flags;
+  int shown_decimals = -1;
   std::optional<double> previous_value;  // correction/resolution: the alerted value it replaces
   // The Message-ID of the mail that told this recipient about the earlier alert (or may have:
   // it was attempted), else empty.

@@ -6,6 +6,7 @@
 #include <SQLiteCpp/Transaction.h>
 #include <sqlite3.h>
 
+#include <algorithm>
 #include <charconv>
 #include <exception>
 #include <memory>
@@ -29,7 +30,7 @@ namespace {
 constexpr const char* kExportSelect =
     "SELECT f.name, m.patient_key, r.person_id, r.analyte, r.value, r.unit, r.collected_at, "
     "r.status, r.comparator, r.raw_range, r.ref_low, r.ref_high, m.facility, r.result_id, "
-    "r.flags, r.range_use, r.tolerance, r.shown_decimals "
+    "r.flags, r.range_use, r.tolerance, r.shown_decimals, r.raw_unit "
     "FROM results r JOIN messages m ON m.message_id = r.message_id "
     "JOIN files f ON f.file_id = m.file_id ";
 
@@ -57,6 +58,7 @@ ExportRow read_export_row(const SQLite::Statement& row) {
                                                 : clinical::RangeProblem::not_printed);
   out.tolerance = row.getColumn(16).getDouble();
   out.shown_decimals = read_position(row.getColumn(17));
+  out.raw_unit = row.getColumn(18).getString();
   return out;
 }
 
@@ -329,30 +331,59 @@ class SqliteStore final : public Store {
     return row;
   }
 
+  // Why every reading is tried: a minimal-PHI mail names a report ("QDX301000001", or several as
+  // "M1, M2"), which may look like a person number. The text must name exactly one person by all
+  // its readings together; one that names two (person 12, and a report of person 7 numbered "12")
+  // is refused rather than guessed.
   std::optional<std::int64_t> find_person(std::string_view id_or_key) override {
-    const std::size_t bar = id_or_key.find('|');
-    if (bar == std::string_view::npos) {
-      std::int64_t person_id = 0;
-      const char* end = id_or_key.data() + id_or_key.size();
-      const auto [ptr, ec] = std::from_chars(id_or_key.data(), end, person_id);
-      if (id_or_key.empty() || ec != std::errc() || ptr != end) {
-        return std::nullopt;
+    std::vector<std::int64_t> found;
+    const auto add = [&found](SQLite::Statement& query) {
+      while (query.executeStep()) {
+        const std::int64_t id = query.getColumn(0).getInt64();
+        if (std::find(found.begin(), found.end(), id) == found.end()) {
+          found.push_back(id);
+        }
       }
+    };
+    const std::size_t bar = id_or_key.find('|');
+    std::int64_t person_id = 0;
+    const char* end = id_or_key.data() + id_or_key.size();
+    const auto [ptr, ec] = std::from_chars(id_or_key.data(), end, person_id);
+    if (!id_or_key.empty() && ec == std::errc() && ptr == end) {
       SQLite::Statement query(db_, "SELECT person_id FROM persons WHERE person_id = ?");
       query.bind(1, person_id);
-      if (query.executeStep()) {
-        return person_id;
+      add(query);
+    }
+    if (bar != std::string_view::npos) {
+      SQLite::Statement query(db_,
+                              "SELECT person_id FROM identifiers WHERE authority = ? AND mrn = ?");
+      query.bind(1, std::string(id_or_key.substr(0, bar)));
+      query.bind(2, std::string(id_or_key.substr(bar + 1)));
+      add(query);
+    }
+    // A report reference as a mail prints it: control ids, else order ids, else the file name.
+    SQLite::Statement by_ref(
+        db_,
+        "SELECT DISTINCT m.person_id FROM messages m WHERE m.control_id = ?1 UNION "
+        "SELECT DISTINCT r.person_id FROM results r WHERE r.order_id = ?1 UNION "
+        "SELECT DISTINCT m.person_id FROM messages m JOIN files f ON f.file_id = m.file_id "
+        "WHERE f.name = ?1");
+    std::string_view rest = id_or_key;
+    while (!rest.empty()) {
+      const std::size_t comma = rest.find(", ");
+      const std::string part(rest.substr(0, comma));
+      rest = comma == std::string_view::npos ? std::string_view{} : rest.substr(comma + 2);
+      if (part.empty()) {
+        continue;
       }
+      by_ref.reset();
+      by_ref.bind(1, part);
+      add(by_ref);
+    }
+    if (found.size() != 1) {
       return std::nullopt;
     }
-    SQLite::Statement query(db_,
-                            "SELECT person_id FROM identifiers WHERE authority = ? AND mrn = ?");
-    query.bind(1, std::string(id_or_key.substr(0, bar)));
-    query.bind(2, std::string(id_or_key.substr(bar + 1)));
-    if (query.executeStep()) {
-      return query.getColumn(0).getInt64();
-    }
-    return std::nullopt;
+    return found.front();
   }
 
   std::vector<OutboxItem> claim_due_mail(clinical::UnixSeconds now, int max) override {
@@ -394,6 +425,7 @@ clinical::NormalizedResult as_result(const ExportRow& row) {
   n.comparator = row.comparator;
   n.unit = row.unit;
   n.raw_range = row.raw_range;
+  n.raw_unit = row.raw_unit;
   n.ref_low = row.ref_low;
   n.ref_high = row.ref_high;
   n.range_problem = row.range_problem;

@@ -150,6 +150,7 @@ struct ExportRow {
   clinical::RangeProblem range_problem = clinical::RangeProblem::not_printed;
   double tolerance = 0;
   int shown_decimals = -1;
+  std::string raw_unit;  // the value's unit as the lab sent it (the lab's range text is in it)
 };
 
 // A stored result as the clinical decisions take it (evaluate, target_band): every field they
@@ -219,7 +220,9 @@ class Store {
   virtual std::vector<PersonRow> persons() = 0;
   // One person, as persons() lists them, without reading everyone; nullopt for an unknown id.
   virtual std::optional<PersonRow> person(std::int64_t person_id) = 0;
-  // Resolves "123" (person id) or "AUTH|MRN" to a person id.
+  // Resolves "123" (person id), "AUTH|MRN", or a report reference as a mail prints it (a control
+  // id, order id or file name; several joined by ", ") to a person id. nullopt when the text names
+  // no person, or more than one by its readings together.
   virtual std::optional<std::int64_t> find_person(std::string_view id_or_key) = 0;
 
   // ---- Intake attempts (the daemon's poison-file guard). Each call is one transaction. ----

@@ -172,6 +172,24 @@ TEST_CASE("parse_config reads intake, targets, csv aliases, mail and practitione
   CHECK(c.practitioners[0].provider_ids == std::vector<std::string>{"1234567890", "42"});
 }
 
+TEST_CASE("parse_config reads <mail timezone> as an IANA zone, default the machine's",
+          "[config][mail]") {
+  const auto with = [](const std::string& value) {
+    return "<labwatch>\n<mail smtp=\"smtp://127.0.0.1:25\" timezone=\"" + value +
+           "\"/>\n</labwatch>";
+  };
+  CHECK(must_parse(with("Europe/Berlin")).mail.timezone == "Europe/Berlin");
+  CHECK(must_parse("<labwatch>\n<mail smtp=\"smtp://127.0.0.1:25\"/>\n</labwatch>")
+            .mail.timezone.empty());
+  for (const char* bad : {"", "Europe/Atlantis", "CEST "}) {
+    CAPTURE(bad);
+    const ConfigError e = must_fail(with(bad));
+    CHECK(e.line == 2);
+    CHECK(e.to_string() == "/etc/labwatch/labwatch.xml:2: <mail>: unknown timezone '" +
+                               std::string(bad) + "' (an IANA name like Europe/Berlin)");
+  }
+}
+
 TEST_CASE("parse_config reads <mail attach-report> strictly", "[config][mail]") {
   const auto with = [](const std::string& value) {
     return "<labwatch>\n<mail smtp=\"smtp://127.0.0.1:25\" attach-report=\"" + value +

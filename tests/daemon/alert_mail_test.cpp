@@ -3,11 +3,15 @@
 #include "daemon/alert_mail.hpp"
 
 #include <catch2/catch.hpp>
+#include <functional>
+#include <map>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "clinical/analyte_catalogue.hpp"
+#include "clinical/rules.hpp"
 #include "daemon/mail_message.hpp"
 #include "support/smtp_server.hpp"
 
@@ -47,6 +51,8 @@ Notice ferritin_alert() {
   n.ref_low = 16;
   n.ref_high = 232;
   n.raw_range = "16-232";
+  n.raw_unit = "ng/mL";
+  n.range_problem = labwatch::clinical::RangeProblem::none;
   n.history = {HistoryPoint{kEarlier, 45, ""}, HistoryPoint{kCollected, 38, ""}};
   return n;
 }
@@ -62,6 +68,8 @@ Notice homocysteine_alert() {
   n.target_low = 6;
   n.target_high = 8;
   n.raw_range = "<15";
+  n.ref_high = 15;
+  n.range_problem = labwatch::clinical::RangeProblem::none;
   return n;
 }
 
@@ -95,7 +103,9 @@ OutboxItem three_alerts(bool full_phi) {
 }
 
 MailMessage compose(const OutboxItem& item) {
-  return compose_alert_mail(item, kFrom, AnalyteCatalogue::builtin(), kSendTime);
+  // Times in UTC whatever the machine's zone, so the expected texts hold everywhere.
+  return compose_alert_mail(item, kFrom, AnalyteCatalogue::builtin(), kSendTime, nullptr,
+                            labwatch::daemon::MailWording{nullptr, "UTC"});
 }
 
 // The header block of a rendered message (up to the first empty line), unfolded.
@@ -144,17 +154,19 @@ TEST_CASE("compose_alert_mail at minimal PHI shows initials and the report, no v
         "\n"
         "1. Ferritin: below the optimal target\n"
         "   Optimal target: >= 50 ng/mL (rule ge:50)\n"
-        "   Lab range: 16 - 232 ng/mL\n"
+        "   Lab range: 16-232 ng/mL\n"
         "\n"
         "2. Homocysteine (total): above the optimal target\n"
         "   Optimal target: 6 - 8 umol/L (rule range:6-8)\n"
-        "   Lab range: <15 (as printed by the lab)\n"
+        "   Lab range: <= 15 umol/L (lab: <15)\n"
         "\n"
         "3. 25-hydroxyvitamin D (total D2+D3): below the optimal target\n"
         "   Optimal target: 40 - 60 ng/mL (rule range:40-60)\n"
+        "   Lab range: 30-100 ng/mL (catalogue range; the lab printed none)\n"
         "\n"
         "Names, birth dates, dates and values are left out of this e-mail.\n"
-        "Look up report QDX301000001 in labwatch for the details.\n");
+        "Look up report QDX301000001 in labwatch for the details: labwatch report --patient "
+        "\"QDX301000001\" --out report.html\n");
   for (const std::string& body : {m.text_body, m.html_body}) {
     for (const char* secret :
          {"Doe", "John", "1970", "38", "9.7", "<10", "&lt;10", "Q37960593", "2024-09-21", "45"}) {
@@ -176,17 +188,18 @@ TEST_CASE("compose_alert_mail at full PHI shows name, birth date, values, times 
         "\n"
         "1. Ferritin 38 ng/mL, collected 2024-09-21 12:15 UTC: below the optimal target\n"
         "   Optimal target: >= 50 ng/mL (rule ge:50)\n"
-        "   Lab range: 16 - 232 ng/mL\n"
+        "   Lab range: 16-232 ng/mL\n"
         "   Recent values (ng/mL): 2024-03-01 45; 2024-09-21 38\n"
         "\n"
         "2. Homocysteine (total) 9.7 umol/L, collected 2024-09-21 12:15 UTC: above the optimal "
         "target\n"
         "   Optimal target: 6 - 8 umol/L (rule range:6-8)\n"
-        "   Lab range: <15 (as printed by the lab)\n"
+        "   Lab range: <= 15 umol/L (lab: <15)\n"
         "\n"
         "3. 25-hydroxyvitamin D (total D2+D3) <10 ng/mL, collected 2024-09-21 12:15 UTC: below "
         "the optimal target\n"
         "   Optimal target: 40 - 60 ng/mL (rule range:40-60)\n"
+        "   Lab range: 30-100 ng/mL (catalogue range; the lab printed none)\n"
         "\n"
         "This e-mail contains patient data. Do not forward it.\n");
   CHECK(m.html_body ==
@@ -201,15 +214,16 @@ TEST_CASE("compose_alert_mail at full PHI shows name, birth date, values, times 
         "<li><strong>Ferritin 38 ng/mL, collected 2024-09-21 12:15 UTC: below the optimal "
         "target</strong><br>\n"
         "Optimal target: &gt;= 50 ng/mL (rule ge:50)<br>\n"
-        "Lab range: 16 - 232 ng/mL<br>\n"
+        "Lab range: 16-232 ng/mL<br>\n"
         "Recent values (ng/mL): 2024-03-01 45; 2024-09-21 38</li>\n"
         "<li><strong>Homocysteine (total) 9.7 umol/L, collected 2024-09-21 12:15 UTC: above the "
         "optimal target</strong><br>\n"
         "Optimal target: 6 - 8 umol/L (rule range:6-8)<br>\n"
-        "Lab range: &lt;15 (as printed by the lab)</li>\n"
+        "Lab range: &lt;= 15 umol/L (lab: &lt;15)</li>\n"
         "<li><strong>25-hydroxyvitamin D (total D2+D3) &lt;10 ng/mL, collected 2024-09-21 12:15 "
         "UTC: below the optimal target</strong><br>\n"
-        "Optimal target: 40 - 60 ng/mL (rule range:40-60)</li>\n"
+        "Optimal target: 40 - 60 ng/mL (rule range:40-60)<br>\n"
+        "Lab range: 30-100 ng/mL (catalogue range; the lab printed none)</li>\n"
         "</ol>\n"
         "<p>This e-mail contains patient data. Do not forward it.</p>\n"
         "</body></html>\n");
@@ -318,6 +332,7 @@ TEST_CASE("compose_alert_mail escapes every value it puts into HTML",
   item.notices[0].raw_range = "<b>16</b>";
   item.notices[0].ref_low.reset();
   item.notices[0].ref_high.reset();
+  item.notices[0].range_problem = labwatch::clinical::RangeProblem::not_a_range;
   item.notices[0].unit = "<i>u</i>";
   item.notices[0].analyte = "<unknown analyte>";
   const MailMessage m = compose(item);
@@ -332,8 +347,8 @@ TEST_CASE("compose_alert_mail escapes every value it puts into HTML",
   CHECK(
       m.html_body.find("<li><strong>&lt;unknown analyte&gt; 38 &lt;i&gt;u&lt;/i&gt;, collected") !=
       std::string::npos);
-  CHECK(m.html_body.find("Lab range: &lt;b&gt;16&lt;/b&gt; (as printed by the lab)") !=
-        std::string::npos);
+  CHECK(m.html_body.find("Lab range: lab range &lt;b&gt;16&lt;/b&gt; unusable: the printed range "
+                         "is not a range") != std::string::npos);
   // The text body is plain text: it shows the characters as they are.
   CHECK(m.text_body.find("Patient: <script>alert(1)</script>, Jo & \"Ann\" 'x'") !=
         std::string::npos);
@@ -440,4 +455,174 @@ TEST_CASE("single_line removes line breaks, controls and invalid UTF-8",
   CHECK(single_line("a\xFFz") == "a\xEF\xBF\xBDz");  // invalid byte -> U+FFFD
   CHECK(single_line("M\xC3\xBCller") == "M\xC3\xBCller");  // valid UTF-8 kept
   CHECK(single_line("") == "");
+}
+
+namespace {
+
+using labwatch::clinical::OptimalRule;
+using labwatch::clinical::parse_optimal_rule;
+using labwatch::clinical::RangeProblem;
+using labwatch::daemon::MailWording;
+
+std::map<std::string, OptimalRule, std::less<>> clinic_targets() {
+  std::map<std::string, OptimalRule, std::less<>> targets;
+  for (const auto& [analyte, text] :
+       {std::pair{"ferritin", "ge:50;ideal:gt:70"}, std::pair{"vitamin_b12", "ge:500"},
+        std::pair{"rbc_magnesium", "ref_upper_third"}, std::pair{"homocysteine", "range:6-8"}}) {
+    auto rule = parse_optimal_rule(text);
+    REQUIRE(rule.has_value());
+    targets.emplace(analyte, std::move(rule).value());
+  }
+  return targets;
+}
+
+Notice draw(std::string analyte, double value, labwatch::clinical::UnixSeconds at,
+            std::string rule) {
+  Notice n;
+  n.analyte = std::move(analyte);
+  n.value = value;
+  n.collected_at = at;
+  n.rule = std::move(rule);
+  return n;
+}
+
+}  // namespace
+
+TEST_CASE("compose_alert_mail says the tier, the target and the lab's range for people",
+          "[daemon][mail][alert_mail]") {
+  const auto targets = clinic_targets();
+  OutboxItem item = three_alerts(true);
+  // Ferritin 60: above the minimum of 50, below the ideal of 70; the lab's range usable.
+  Notice ferritin = draw("ferritin", 60, kCollected, "ideal:gt:70");
+  ferritin.unit = "ng/mL";
+  ferritin.target_low = 70;
+  ferritin.ref_low = 16;
+  ferritin.ref_high = 232;
+  ferritin.range_problem = RangeProblem::none;
+  ferritin.raw_range = "16-232";
+  ferritin.raw_unit = "ng/mL";
+  ferritin.shown_decimals = 0;
+  // B12 converted from pmol/L: shown at the lab's precision, its range in pg/mL beside the lab's.
+  Notice b12 = draw("vitamin_b12", 878.27976, kCollected, "ge:500");
+  b12.rule = "lab_range";
+  b12.unit = "pg/mL";
+  b12.ref_low = 200.59476;
+  b12.ref_high = 834.90792;
+  b12.target_low = b12.ref_low;
+  b12.target_high = b12.ref_high;
+  b12.range_problem = RangeProblem::none;
+  b12.raw_range = "148-616";
+  b12.raw_unit = "pmol/L";
+  b12.shown_decimals = 0;
+  // RBC magnesium with a range that does not fit: the catalogue's, and the mail says why.
+  Notice magnesium = draw("rbc_magnesium", 4.86, kCollected, "ref_upper_third");
+  magnesium.unit = "mg/dL";
+  magnesium.target_low = 4.2 + 2.6 * 2 / 3;
+  magnesium.target_high = 6.8;
+  magnesium.range_problem = RangeProblem::does_not_fit;
+  magnesium.raw_range = "4.2-6.8";
+  magnesium.raw_unit = "mmol/L";
+  magnesium.shown_decimals = 2;
+  // Flagged by the lab inside the printed range.
+  Notice flagged = draw("homocysteine", 7.5, kCollected, "lab_flag");
+  flagged.unit = "umol/L";
+  flagged.flags = "H";
+  flagged.ref_high = 15;
+  flagged.range_problem = RangeProblem::none;
+  flagged.raw_range = "<15";
+  flagged.raw_unit = "umol/L";
+  flagged.shown_decimals = 1;
+  item.notices = {ferritin, b12, magnesium, flagged};
+
+  const MailMessage m = compose_alert_mail(item, kFrom, AnalyteCatalogue::builtin(), kSendTime,
+                                           nullptr, MailWording{&targets, "Europe/Berlin"});
+  CAPTURE(m.text_body);
+  const auto has = [&](std::string_view text) {
+    INFO(text);
+    CHECK(m.text_body.find(text) != std::string::npos);
+  };
+  has("1. Ferritin 60 ng/mL, collected 2024-09-21 14:15 CEST: above the minimum, below the ideal "
+      "of 70\n"
+      "   Optimal target: >= 50 ng/mL, ideally > 70 (rule ideal:gt:70)\n"
+      "   Lab range: 16-232 ng/mL\n");
+  has("2. Vitamin B12 (cobalamin) 878 pg/mL, collected 2024-09-21 14:15 CEST: outside the lab's "
+      "range 201-835 pg/mL\n"
+      "   Optimal target: >= 500 pg/mL (rule lab_range)\n"
+      "   Lab range: 201-835 pg/mL (lab: 148-616 pmol/L)\n");
+  has("3. RBC magnesium 4.86 mg/dL, collected 2024-09-21 14:15 CEST: below the upper third of the "
+      "reference range (>= 5.933 mg/dL)\n"
+      "   Optimal target: upper third of the catalogue's range: >= 5.933 mg/dL (rule "
+      "ref_upper_third)\n"
+      "   Lab range: 4.20-6.80 mg/dL (catalogue range; lab range 4.2-6.8 mmol/L unusable: the "
+      "printed range's magnitude does not fit the value's unit)\n");
+  has("4. Homocysteine (total) 7.5 umol/L, collected 2024-09-21 14:15 CEST: flagged high by the "
+      "lab\n");
+  CHECK(m.text_body.find("878.27976") == std::string::npos);
+  CHECK(m.html_body.find("878.27976") == std::string::npos);
+  CHECK(m.text_body.find("UTC") == std::string::npos);
+}
+
+TEST_CASE("compose_alert_mail groups notices by analyte in collection order and tells draws apart",
+          "[daemon][mail][alert_mail]") {
+  constexpr labwatch::clinical::UnixSeconds kDay = 86400;
+  OutboxItem item = three_alerts(false);
+  Notice h3 = draw("homocysteine", 9.9, kCollected, "range:6-8");
+  Notice h1 = draw("homocysteine", 9.1, kCollected - 2 * kDay, "range:6-8");
+  Notice f = draw("ferritin", 30, kCollected - kDay, "ge:50");
+  Notice h2 = draw("homocysteine", 9.5, kCollected - kDay, "range:6-8");
+  for (Notice* n : {&h3, &h1, &h2}) {
+    n->unit = "umol/L";
+    n->target_low = 6;
+    n->target_high = 8;
+  }
+  f.unit = "ng/mL";
+  f.target_low = 50;
+  item.notices = {h3, f, h1, h2};  // queued out of order, the ferritin between
+  const auto targets = clinic_targets();
+  const MailWording wording{&targets, "UTC"};
+
+  SECTION("minimal PHI: each draw by its position, no dates") {
+    const MailMessage m =
+        compose_alert_mail(item, kFrom, AnalyteCatalogue::builtin(), kSendTime, nullptr, wording);
+    CAPTURE(m.text_body);
+    const std::size_t first = m.text_body.find(
+        "1. Homocysteine (total) (earliest of 3 draws): "
+        "above the optimal range 6-8\n");
+    const std::size_t second = m.text_body.find("2. Homocysteine (total) (draw 2 of 3 draws): ");
+    const std::size_t third =
+        m.text_body.find("3. Homocysteine (total) (most recent of 3 draws): ");
+    const std::size_t fourth = m.text_body.find("4. Ferritin: below the minimum of 50\n");
+    CHECK(first != std::string::npos);
+    CHECK(second > first);
+    CHECK(third > second);
+    CHECK(fourth > third);
+    CHECK(second != std::string::npos);
+    CHECK(third != std::string::npos);
+    CHECK(fourth != std::string::npos);
+    CHECK(m.text_body.find("2024-09") == std::string::npos);
+    CHECK(m.text_body.find("Look up report QDX301000001 in labwatch for the details: labwatch "
+                           "report --patient \"QDX301000001\" --out report.html\n") !=
+          std::string::npos);
+  }
+  SECTION("full PHI: each draw by its date, in collection order") {
+    item.recipient.full_phi = true;
+    const MailMessage m =
+        compose_alert_mail(item, kFrom, AnalyteCatalogue::builtin(), kSendTime, nullptr, wording);
+    CAPTURE(m.text_body);
+    const std::size_t first = m.text_body.find(
+        "1. Homocysteine (total) 9.1 umol/L, collected "
+        "2024-09-19 12:15 UTC: above the optimal range 6-8");
+    const std::size_t second = m.text_body.find(
+        "2. Homocysteine (total) 9.5 umol/L, collected "
+        "2024-09-20 12:15 UTC");
+    const std::size_t third = m.text_body.find(
+        "3. Homocysteine (total) 9.9 umol/L, collected "
+        "2024-09-21 12:15 UTC");
+    CHECK(first != std::string::npos);
+    CHECK(second > first);
+    CHECK(third > second);
+    CHECK(second != std::string::npos);
+    CHECK(third != std::string::npos);
+    CHECK(m.text_body.find("draws") == std::string::npos);
+  }
 }

@@ -484,3 +484,33 @@ TEST_CASE("labwatch reprocess ingests a refused file again once the config is fi
   CHECK(run_labwatch({"reprocess", "--config", config, "--failed", moved.string()}).exit_code ==
         64);
 }
+
+TEST_CASE("labwatch trend and report show a censored value straddling its target as indeterminate",
+          "[daemon][cli]") {
+  const Layout layout(TempDir::fast_base());
+  // hs-CRP "<3.0" against lt:1.0 may lie on either side: no alert, and said so.
+  const fs::path file = layout.stage() / "gen_censored.hl7";
+  labwatch::test::write_file(file, labwatch::test::oru("C1", "M1", "O1", "80", "<3.0"));
+  const std::string config = layout.config().string();
+  const CommandResult ingest = run_labwatch({"ingest", "--config", config, file.string()});
+  INFO(ingest.err);
+  REQUIRE(ingest.exit_code == 0);
+
+  const CommandResult trend =
+      run_labwatch({"trend", "--config", config, "--patient", "QDX|M1", "--analyte", "hs_crp"});
+  INFO(trend.out);
+  REQUIRE(trend.exit_code == 0);
+  CHECK(trend.out.rfind("hs-CRP (high-sensitivity C-reactive protein) (mg/L), optimal target < 1.0 "
+                        "mg/L\n",
+                        0) == 0);
+  CHECK(trend.out.find("<3.0  mg/L          final        indeterminate    <= 3.0 mg/L (lab: <3.0 "
+                       "mg/L)\n") != std::string::npos);
+
+  const CommandResult report =
+      run_labwatch({"report", "--config", config, "--patient", "QDX|M1", "--out", "-"});
+  REQUIRE(report.exit_code == 0);
+  CHECK(report.out.find("<td>&lt; 1.0 mg/L</td>") != std::string::npos);
+  CHECK(report.out.find("unsure\">indeterminate (the value straddles a bound)</td>") !=
+        std::string::npos);
+  CHECK(report.out.find("lt:1.0") == std::string::npos);
+}

@@ -356,11 +356,49 @@ TEST_CASE("labwatch trend prints a patient's values with the optimal verdict", "
               .status == 0);
   const Run r = ws.run({"trend", "--patient", "SGH|SGH948271", "--analyte", "ferritin"});
   REQUIRE(r.status == 0);
-  CHECK(r.out.rfind("Ferritin (ng/mL), optimal target ge:50;ideal:gt:70\n", 0) == 0);
+  // The target written for people, not rule syntax.
+  CHECK(r.out.rfind("Ferritin (ng/mL), optimal target >= 50 ng/mL, ideally > 70\n", 0) == 0);
   // The corrected value (87) replaced the final one (74).
   CHECK(r.out.find("87") != std::string::npos);
   CHECK(r.out.find("corrected") != std::string::npos);
   const Run unknown = ws.run({"trend", "--patient", "NOPE|1", "--analyte", "ferritin"});
   CHECK(unknown.status == 1);
   CHECK(unknown.err.find("no patient 'NOPE|1'") != std::string::npos);
+}
+
+TEST_CASE("labwatch report --patient takes a person id, AUTHORITY|ID or a mail's report reference",
+          "[daemon][cli]") {
+  Workspace ws("report_ref");
+  REQUIRE(ws.ingest({(kCorpus / "c_sgh_01_mllp.hl7").string()}).status == 0);
+  // "labwatch person 3" in the report's heading: who the report is about.
+  const auto person_of = [](const Run& r) {
+    const std::string marker = "labwatch person ";
+    const std::size_t at = r.out.find(marker);
+    return at == std::string::npos
+               ? std::string()
+               : r.out.substr(at + marker.size(),
+                              r.out.find_first_not_of("0123456789", at + marker.size()) - at -
+                                  marker.size());
+  };
+  const Run by_key = ws.run({"report", "--patient", "SGH|SGH948271", "--out", "-"});
+  REQUIRE(by_key.status == 0);
+  const std::string hana = person_of(by_key);
+  REQUIRE_FALSE(hana.empty());
+  CHECK(by_key.out.find("EXAMPLAR, HANA") != std::string::npos);
+  // The second message of the file (control id SGH301000094) is Hana's.
+  const Run by_ref = ws.run({"report", "--patient", "SGH301000094", "--out", "-"});
+  REQUIRE(by_ref.status == 0);
+  CHECK(person_of(by_ref) == hana);
+  const Run by_id = ws.run({"report", "--patient", hana, "--out", "-"});
+  REQUIRE(by_id.status == 0);
+  CHECK(person_of(by_id) == hana);
+  // A mail's reference may list several reports: all of them Hana's is Hana.
+  const Run several = ws.run({"report", "--patient", "SGH301000094, SGH301000094", "--out", "-"});
+  CHECK(several.status == 0);
+  CHECK(person_of(several) == hana);
+  // Reports of two people name no one: refused, not guessed.
+  const Run two = ws.run({"report", "--patient", "SGH301000093, SGH301000094", "--out", "-"});
+  CHECK(two.status == 1);
+  CHECK(two.err.find("names more than one") != std::string::npos);
+  CHECK(two.out.empty());
 }

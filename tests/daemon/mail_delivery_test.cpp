@@ -71,7 +71,7 @@ std::string site_config(int port) {
   xml += R"(  <mail smtp="smtp://127.0.0.1:)" + std::to_string(port) +
          R"(" from="labwatch@clinic.example" default-recipient=")" + kDefaultRecipient +
          R"(" collect-wait-seconds="1" retry-min-seconds="1" retry-max-seconds="2")"
-         R"( timeout-seconds="10"/>)"
+         R"( timeout-seconds="10" timezone="UTC"/>)"
          "\n  <practitioners>\n" +
          R"(    <practitioner id="dr-lee" name="Dr. Ada Lee" email=")" + kProviderDoctor +
          R"(" phi="full" providers="1234567890"/>)"
@@ -174,10 +174,14 @@ ParsedMail parse_mail(const ReceivedMail& mail) {
   return out;
 }
 
-bool close_enough(const std::string& a, const std::string& b) {
-  const double x = std::strtod(a.c_str(), nullptr);
-  const double y = std::strtod(b.c_str(), nullptr);
-  return std::fabs(x - y) <= 1e-3 * std::max({std::fabs(x), std::fabs(y), 1e-9});
+// True when `mailed` ("35", "6.0") is `expected` (35.256) as the mail shows it: rounded to the
+// decimals the mail printed, the lab's precision.
+bool shown_as(const std::string& mailed, const std::string& expected) {
+  const std::size_t dot = mailed.find('.');
+  const int decimals = dot == std::string::npos ? 0 : static_cast<int>(mailed.size() - dot - 1);
+  const double x = std::strtod(mailed.c_str(), nullptr);
+  const double y = std::strtod(expected.c_str(), nullptr);
+  return std::fabs(x - y) <= 0.5 * std::pow(10.0, -decimals) + 1e-9 * std::fabs(y);
 }
 
 // An expected alert with the file and patient key of the result it is about.
@@ -231,7 +235,7 @@ void check_every_alert_mailed_once(const std::vector<ParsedMail>& mails) {
         if ((n.kind == "alert" || n.kind == "correction") &&
             n.analyte == expected.row.at("analyte") &&
             n.collected_at == expected.row.at("collected_at") &&
-            n.rule == expected.row.at("rule") && close_enough(n.value, expected.row.at("value"))) {
+            n.rule == expected.row.at("rule") && shown_as(n.value, expected.row.at("value"))) {
           ids.insert(mail.message_id);
         }
       }

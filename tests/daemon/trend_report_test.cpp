@@ -54,6 +54,8 @@ ExportRow row(double value, std::int64_t t, std::string facility = "QDX",
   r.facility = std::move(facility);
   r.ref_low = low;
   r.ref_high = high;
+  r.range_problem = low || high ? labwatch::clinical::RangeProblem::none
+                                : labwatch::clinical::RangeProblem::not_printed;
   r.status = status;
   return r;
 }
@@ -242,4 +244,53 @@ TEST_CASE("render_trend_report marks a test not performed and breaks the line th
   const std::string whole = render_trend_report(in);
   CHECK(count(whole, "<line class=\"gap\"") == 0);
   CHECK(count(attribute(whole, "<path class=\"line\"", "d"), "M") == 1);
+}
+
+TEST_CASE(
+    "render_trend_report shows ranges in the canonical unit, lab precision and targets in words",
+    "[daemon][report]") {
+  const auto& catalogue = AnalyteCatalogue::builtin();
+  const auto b12_rule = parse_optimal_rule("ge:500").value();
+  const auto d_rule = parse_optimal_rule("range:6-8").value();
+  ReportInput in;
+  in.person.person_id = 3;
+  AnalyteSeries b12;
+  b12.analyte = catalogue.by_key("vitamin_b12");
+  b12.rule = &b12_rule;
+  ExportRow converted = row(878.27976, 1726920900, "QDX", 200.59476, 834.90792);
+  converted.unit = "pg/mL";
+  converted.raw_range = "148-616";
+  converted.raw_unit = "pmol/L";
+  converted.shown_decimals = 0;
+  b12.points = {converted};
+  // A censored value straddling the target: indeterminate, not outside and not within.
+  AnalyteSeries d;
+  d.analyte = catalogue.by_key("homocysteine");
+  d.rule = &d_rule;
+  ExportRow censored = row(10, 1726920900);
+  censored.comparator = "<";
+  censored.unit = "umol/L";
+  censored.range_problem = labwatch::clinical::RangeProblem::unit_mismatch;
+  censored.raw_range = "1-2 g/L";
+  censored.raw_unit = "umol/L";
+  censored.shown_decimals = 0;
+  d.points = {censored};
+  in.series = {b12, d};
+  const std::string html = render_trend_report(in);
+  CAPTURE(html);
+  CHECK(html.find("<td class=\"num\">878</td>") != std::string::npos);
+  // Shown text only at the lab's precision (the chart's data attributes keep the stored value).
+  CHECK(html.find(">878.27976") == std::string::npos);
+  CHECK(html.find("878.27976 pg/mL") == std::string::npos);
+  CHECK(html.find("<td>&gt;= 500 pg/mL</td><td>201-835 pg/mL (lab: 148-616 pmol/L)</td>") !=
+        std::string::npos);
+  CHECK(html.find("ge:500") == std::string::npos);
+  CHECK(html.find("<td>&lt;10</td>") == std::string::npos);
+  CHECK(html.find("<td class=\"num\">&lt;10</td>") != std::string::npos);
+  CHECK(html.find("<td>6-8 umol/L</td><td>0-15 umol/L (catalogue range; lab range 1-2 g/L "
+                  "unusable: the printed range is in another unit than the value)</td>") !=
+        std::string::npos);
+  CHECK(html.find("unsure\">indeterminate") != std::string::npos);
+  CHECK(html.find("class=\"point unsure\"") != std::string::npos);
+  CHECK(html.find(", indeterminate</title>") != std::string::npos);
 }

@@ -95,7 +95,7 @@ std::vector<std::tuple<std::string, double, std::string, std::string>> alert_lis
 
 }  // namespace
 
-TEST_CASE("AlertLedger routes by ordering provider, else by facility, else to the fallback",
+TEST_CASE("AlertLedger routes by ordering provider and by facility, else to the fallback",
           "[storage][ledger]") {
   Fixture f;
   auto by_provider = sgh("M1", kT0, {ferritin(40)});
@@ -111,12 +111,15 @@ TEST_CASE("AlertLedger routes by ordering provider, else by facility, else to th
     const IngestSummary summary =
         ingest(*f.store, "a.hl7", {by_provider, unknown_provider, elsewhere}, routed());
     CHECK(summary.alerts == 3);
-    CHECK(summary.notices == 3);
+    // Hana's report was ordered by P100 (dr.a) and comes from SGH (dr.b): a provider match does
+    // not hide the facility's practitioner.
+    CHECK(summary.notices == 4);
     const auto rows = f.store->outbox(false);
-    REQUIRE(rows.size() == 3);
+    REQUIRE(rows.size() == 4);
     CHECK(rows[0].email == "dr.a@clinic.example");
     CHECK(rows[1].email == "dr.b@clinic.example");
-    CHECK(rows[2].email == "desk@clinic.example");
+    CHECK(rows[2].email == "dr.b@clinic.example");
+    CHECK(rows[3].email == "desk@clinic.example");
     for (const auto& row : rows) {
       CHECK(row.state == "pending");
       CHECK(row.attempts == 0);
@@ -126,12 +129,14 @@ TEST_CASE("AlertLedger routes by ordering provider, else by facility, else to th
       CHECK(alert.state == "pending");
     }
     const auto items = claim_all(*f.store);
-    REQUIRE(items.size() == 3);
+    REQUIRE(items.size() == 4);
     CHECK(items[0].recipient.practitioner_id == "a");
     CHECK(items[0].recipient.name == "Dr a");
     CHECK(items[0].recipient.full_phi);
     CHECK_FALSE(items[1].recipient.full_phi);
-    CHECK(items[2].patient_key == "QDX|Q9");
+    CHECK(items[0].patient_key == items[1].patient_key);
+    CHECK(items[2].patient_key != items[1].patient_key);
+    CHECK(items[3].patient_key == "QDX|Q9");
   }
   SECTION("a recipient listed twice gets one notice") {
     Targets targets = routed();
@@ -201,8 +206,12 @@ TEST_CASE("AlertLedger collects a person's alerts within the wait into one mail"
   CHECK(first.rule == "ge:50");
   CHECK(first.target_low == 50);
   CHECK_FALSE(first.target_high.has_value());
-  CHECK(first.ref_low == 13);
-  CHECK(first.ref_high == 150);
+  // The result printed no range: the notice carries none, and says why (the mail then shows the
+  // catalogue's, saying so).
+  CHECK_FALSE(first.ref_low.has_value());
+  CHECK_FALSE(first.ref_high.has_value());
+  CHECK(first.range_problem == labwatch::clinical::RangeProblem::not_printed);
+  CHECK(first.raw_unit == "ng/mL");
   CHECK(first.collected_at == kT0);
   CHECK_FALSE(first.previous_value.has_value());
   CHECK(first.previous_message_id.empty());

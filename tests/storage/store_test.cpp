@@ -626,3 +626,29 @@ TEST_CASE("Store exports current results by person, analyte and time, and trends
   CHECK(trend[1].value == 75);
   CHECK(f.store->trend(hana, "iron").empty());
 }
+
+TEST_CASE("Store::find_person reads a mail's report reference, and refuses one that names two",
+          "[storage][store]") {
+  Fixture f;
+  const auto jane = person("QDX", "Q1", "Doe", "Jane", "1980-01-02", 'F');
+  const auto omar = person("QDX", "Q2", "Omar", "Al", "1975-03-04", 'M');
+  // Omar's report carries control id "1", which is also Jane's person number.
+  ingest(*f.store, "jane.hl7",
+         {report("QDX", "QDX3001", kT0, jane, {result("ferritin", 40, "ng/mL", "ORD-J")})});
+  ingest(*f.store, "omar.hl7",
+         {report("QDX", "1", kT0, omar, {result("ferritin", 30, "ng/mL", "ORD-O")})});
+  const auto jane_id = f.store->find_person("QDX|Q1");
+  const auto omar_id = f.store->find_person("QDX|Q2");
+  REQUIRE(jane_id.has_value());
+  REQUIRE(omar_id.has_value());
+  REQUIRE(*jane_id == 1);                              // the collision this case is about
+  CHECK(f.store->find_person("QDX3001") == jane_id);   // control id
+  CHECK(f.store->find_person("ORD-O") == omar_id);     // order id
+  CHECK(f.store->find_person("jane.hl7") == jane_id);  // file name
+  CHECK(f.store->find_person("QDX3001, ORD-J") == jane_id);
+  CHECK(f.store->find_person(std::to_string(*omar_id)) == omar_id);
+  // Person 1 is Jane, report "1" is Omar's: never guessed.
+  CHECK_FALSE(f.store->find_person("1").has_value());
+  CHECK_FALSE(f.store->find_person("QDX3001, ORD-O").has_value());
+  CHECK_FALSE(f.store->find_person("NOPE").has_value());
+}
