@@ -578,6 +578,22 @@ TEST_CASE("labwatch ingest --no-mail records a fresh alert and queues no mail",
     const auto alerts = site.alerts();
     REQUIRE(alerts.size() == 1);
     CHECK(alerts[0].state == "pending");
+
+    // `labwatch outbox` lists it; --retry takes only a failed item.
+    const std::string config = site.layout().config().string();
+    const CommandResult listed = run_labwatch({"outbox", "--config", config});
+    REQUIRE(listed.exit_code == 0);
+    const std::string id = std::to_string(site.outbox().at(0).id);
+    CHECK(listed.out.starts_with("id,person_id,recipient,state,attempts,next_attempt,last_error\n" +
+                                 id + "," + std::to_string(alerts[0].person_id) + "," +
+                                 kFacilityDoctor + ",pending,0,"));
+    CHECK(run_labwatch({"outbox", "--config", config, "--retry", id}).exit_code == 1);
+    CHECK(run_labwatch({"outbox", "--config", config, "--retry", "x"}).exit_code == 64);
+    CHECK(run_labwatch({"outbox", "--config", config, "--retry", id, "--retry-failed"}).exit_code ==
+          64);
+    const CommandResult none = run_labwatch({"outbox", "--config", config, "--retry-failed"});
+    CHECK(none.exit_code == 0);
+    CHECK(none.out == "0 failed items queued again\n");
   }
 }
 
