@@ -77,6 +77,15 @@ struct Mail {
   std::string timezone;
 };
 
+// Which alerts are mailed (<alerts>); every alert is recorded and listed whatever they say.
+struct Alerts {
+  // Alerts on results collected more than this many days before their ingest are 'historical':
+  // never mailed, so that importing past results sends no storm of old news.
+  int mail_max_age_days = 30;
+  // Mail a preliminary value at once; by default it is mailed when the lab makes it final.
+  bool mail_preliminary = false;
+};
+
 struct Config {
   std::string path;  // the file it was loaded from; empty for the built-in defaults
   Paths paths;
@@ -89,6 +98,7 @@ struct Config {
   parsers::CsvVocabulary csv;
   Mail mail;
   std::vector<Practitioner> practitioners;
+  Alerts alerts;
 };
 
 }  // namespace labwatch::config

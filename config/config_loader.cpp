@@ -92,10 +92,12 @@ class Loader {
         load_mail(child, config.mail);
       } else if (name == "practitioners") {
         load_practitioners(child, config.practitioners);
+      } else if (name == "alerts") {
+        load_alerts(child, config.alerts);
       } else {
         throw Invalid{child,
                       "unknown element (expected paths, intake, sources, catalogue, targets, csv, "
-                      "mail or practitioners)"};
+                      "mail, practitioners or alerts)"};
       }
     }
     // Targets given for analytes must name catalogue analytes (checked after the catalogue loaded).
@@ -337,6 +339,15 @@ class Loader {
       }
       vocabulary.extra[*column].push_back(required(child, "alias"));
     }
+  }
+
+  void load_alerts(pugi::xml_node node, Alerts& alerts) {
+    check_attributes(node, {"mail-max-age-days", "mail-preliminary"});
+    check_no_children(node);
+    alerts.mail_max_age_days = static_cast<int>(
+        uint_attr(node, "mail-max-age-days", static_cast<std::uint64_t>(alerts.mail_max_age_days),
+                  0, 36'500));
+    alerts.mail_preliminary = bool_attr(node, "mail-preliminary", alerts.mail_preliminary);
   }
 
   void load_mail(pugi::xml_node node, Mail& mail) {

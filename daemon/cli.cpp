@@ -12,9 +12,11 @@
 
 #include <algorithm>
 #include <array>
+#include <charconv>
 #include <chrono>
 #include <cmath>
 #include <csignal>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <ctime>
@@ -244,6 +246,9 @@ int cmd_ingest(const Args& args) {
   const config::Config config = resolve_config(args);
   auto store = open_store(config, true);
   Pipeline pipeline(config, *store);
+  if (args.flag("no-mail")) {
+    pipeline.suppress_mail();
+  }
   ClaimPolicy policy;
   policy.strict = false;
   policy.max_bytes = config.intake.max_file_bytes;
@@ -505,13 +510,14 @@ std::optional<clinical::UnixSeconds> parse_since(std::string_view text) {
 int cmd_alerts(const Args& args) {
   const std::string format = format_of(args);
   // Alert states: active (on current results), then history (--all).
-  static constexpr std::array<std::string_view, 7> kStates = {
-      "unmailed", "pending", "sent", "failed", "resolved", "superseded", "withdrawn"};
+  static constexpr std::array<std::string_view, 9> kStates = {
+      "unmailed", "historical", "preliminary", "pending",  "sent",
+      "failed",   "resolved",   "superseded",  "withdrawn"};
   const std::optional<std::string> state = args.value("state");
   if (state && std::find(kStates.begin(), kStates.end(), *state) == kStates.end()) {
     throw UsageError{
-        "--state must be one of unmailed, pending, sent, failed (active), resolved, "
-        "superseded, withdrawn (history)"};
+        "--state must be one of unmailed, historical, preliminary, pending, sent, failed "
+        "(active), resolved, superseded, withdrawn (history)"};
   }
   std::optional<clinical::UnixSeconds> since;
   if (const auto text = args.value("since")) {
@@ -528,7 +534,7 @@ int cmd_alerts(const Args& args) {
   }
   // A history state is asked for by name: no --all needed to see it.
   const bool history =
-      state && std::find(kStates.begin() + 4, kStates.end(), *state) != kStates.end();
+      state && std::find(kStates.begin() + 6, kStates.end(), *state) != kStates.end();
   std::vector<storage::AlertRow> rows = store->alerts(args.flag("all") || history);
   std::erase_if(rows, [&](const storage::AlertRow& a) {
     return (person && a.person_id != *person) || (since && a.collected_at < *since) ||
@@ -802,6 +808,50 @@ int cmd_patients(const Args& args) {
            csv_text(p.given) + ',' + csv_text(p.birth_date) + ',' + std::string(1, p.sex) + ',' +
            std::to_string(p.results) + ',' +
            (p.last_collected_at != 0 ? iso_utc(p.last_collected_at) : "") + '\n';
+  }
+  std::fwrite(out.data(), 1, out.size(), stdout);
+  return kExitOk;
+}
+
+// Lists the outbox (CSV), or puts failed items back in the queue: `--retry ID` one of them,
+// `--retry-failed` all. A running daemon sees them at its next look at the outbox (within 5 min).
+int cmd_outbox(const Args& args) {
+  const std::optional<std::string> retry = args.value("retry");
+  const bool retry_failed = args.flag("retry-failed");
+  if (retry && retry_failed) {
+    throw UsageError{"--retry ID and --retry-failed exclude each other"};
+  }
+  std::optional<std::int64_t> id;
+  if (retry) {
+    std::int64_t value = 0;
+    const auto [end, ec] = std::from_chars(retry->data(), retry->data() + retry->size(), value);
+    if (retry->empty() || ec != std::errc() || end != retry->data() + retry->size() || value <= 0) {
+      throw UsageError{
+          "--retry takes an outbox id (a positive number, as `labwatch outbox` lists)"};
+    }
+    id = value;
+  }
+  const config::Config config = resolve_config(args);
+  auto store = open_store(config, false);
+  if (retry || retry_failed) {
+    const clinical::UnixSeconds now = std::chrono::duration_cast<std::chrono::seconds>(
+                                          std::chrono::system_clock::now().time_since_epoch())
+                                          .count();
+    const int requeued = store->retry_failed_mail(id, now);
+    if (id && requeued == 0) {
+      std::fprintf(stderr, "labwatch: outbox item %lld is not failed (or does not exist)\n",
+                   static_cast<long long>(*id));
+      return kExitFailure;
+    }
+    std::printf("%d failed item%s queued again\n", requeued, requeued == 1 ? "" : "s");
+    return kExitOk;
+  }
+  std::string out = "id,person_id,recipient,state,attempts,next_attempt,last_error\n";
+  for (const storage::OutboxRow& row : store->outbox(args.flag("all"))) {
+    const bool waiting = row.state == "pending";
+    out += std::to_string(row.id) + ',' + std::to_string(row.person_id) + ',' +
+           csv_text(row.email) + ',' + row.state + ',' + std::to_string(row.attempts) + ',' +
+           (waiting ? iso_utc(row.due_at) : "") + ',' + csv_text(row.last_error) + '\n';
   }
   std::fwrite(out.data(), 1, out.size(), stdout);
   return kExitOk;
@@ -1171,11 +1221,12 @@ const std::vector<Command>& commands() {
        cmd_run},
       {"ingest",
        "ingest files once through the same pipeline, then exit (never moves the files)",
-       "labwatch ingest [--config FILE] [--db DB] PATH...\n"
+       "labwatch ingest [--config FILE] [--db DB] [--no-mail] PATH...\n"
+       "  --no-mail: record alerts, queue no mail\n"
        "  exit 0: every file accepted whole; 2: something was refused (reasons on stderr); 1: "
        "failure",
        {"config", "db"},
-       {},
+       {"no-mail"},
        kAnyNumber,
        cmd_ingest},
       {"reprocess",
@@ -1206,7 +1257,8 @@ const std::vector<Command>& commands() {
        "labwatch alerts [--config FILE] [--db DB] [--format csv|json] [--all] [--patient ID]\n"
        "                [--since YYYY-MM-DD] [--state STATE]\n"
        "  --since: results collected at or after that day (UTC) or time (YYYY-MM-DDTHH:MM:SSZ)\n"
-       "  --state: unmailed, pending, sent, failed; resolved, superseded, withdrawn (history)",
+       "  --state: unmailed, historical, preliminary, pending, sent, failed; resolved,\n"
+       "  superseded, withdrawn (history)",
        {"config", "db", "format", "patient", "since", "state"},
        {"all"},
        0,
@@ -1225,6 +1277,15 @@ const std::vector<Command>& commands() {
        {},
        0,
        cmd_patients},
+      {"outbox",
+       "list queued and failed mail, or queue failed mail again",
+       "labwatch outbox [--config FILE] [--db DB] [--all] [--retry ID | --retry-failed]\n"
+       "  columns: id, person_id, recipient, state, attempts, next_attempt, last_error\n"
+       "  --all adds sent mail; --retry ID / --retry-failed put failed items back in the queue",
+       {"config", "db", "retry"},
+       {"all", "retry-failed"},
+       0,
+       cmd_outbox},
       {"check-config",
        "validate the config as `run` does, then print what it sets and warnings",
        "labwatch check-config [--config FILE]\n"

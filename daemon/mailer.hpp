@@ -11,8 +11,11 @@ namespace labwatch::daemon {
 
 enum class SendStatus {
   sent,       // the relay accepted the message (2xx after the final dot)
-  transient,  // try again later: 4xx, refused/reset connection, timeout, TLS unavailable, no reply
-  permanent,  // never retry: 5xx or an unrenderable message; shown as failed, never dropped
+  transient,  // try again later: 4xx, refused/reset connection, timeout, TLS unavailable, no reply,
+              // or a 5xx refusing the session (greeting, EHLO, AUTH, MAIL FROM, DATA): a relay
+              // fault
+  permanent,  // never retry: 5xx to RCPT TO (the recipient) or an unrenderable message; shown as
+              // failed, never dropped
 };
 
 struct SendResult {

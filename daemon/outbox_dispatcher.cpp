@@ -192,6 +192,18 @@ void OutboxDispatcher::start() {
   post_check();
 }
 
+void OutboxDispatcher::resume() {
+  started_ = true;
+  post_check();
+}
+
+void OutboxDispatcher::when_idle(std::function<void()> idle) {
+  idle_ = std::move(idle);
+  if (!in_flight_ && idle_) {
+    boost::asio::post(io_, std::exchange(idle_, nullptr));
+  }
+}
+
 void OutboxDispatcher::poke() {
   if (started_ && !stopping_ && !in_flight_) {
     post_check();
@@ -325,6 +337,9 @@ void OutboxDispatcher::on_send_done() {
   const InFlight flight = std::move(*in_flight_);
   in_flight_.reset();
   record(flight, *result);
+  if (idle_) {
+    boost::asio::post(io_, std::exchange(idle_, nullptr));
+  }
   post_check();
 }
 
@@ -337,19 +352,27 @@ void OutboxDispatcher::record(const InFlight& item, const SendResult& result) no
     switch (result.status) {
       case SendStatus::sent:
         store_.mark_mail_sent(item.outbox_id, t);
+        relay_failures_ = 0;
         ++counts_.sent;
         log::info(id + " sent to " + item.recipient);
         break;
       case SendStatus::transient: {
-        // item.attempts counts this attempt too: the first failure waits retry_min.
-        const std::chrono::seconds delay = jittered(retry_delay(
-            std::max(item.attempts - 1, 0), config_.mail.retry_min, config_.mail.retry_max));
+        // Why pause everything: unreachable, closing (421), dropping the connection or refusing
+        // the session with 5xx (greeting, EHLO, AUTH, MAIL FROM, DATA: see SmtpMailer), the relay
+        // would fail every other item the same way, each after its own timeout. Any other 4xx
+        // reply concerns this message (e.g. its mailbox) only. The pause grows with the relay's
+        // failures in a row, whichever item met them; item.attempts counts this attempt too, so
+        // the first failure waits retry_min.
+        const bool relay_fault = !is_message_specific(result);
+        if (relay_fault) {
+          ++relay_failures_;
+        }
+        const int failures = std::max(item.attempts - 1, relay_fault ? relay_failures_ - 1 : 0);
+        const std::chrono::seconds delay = jittered(
+            retry_delay(std::max(failures, 0), config_.mail.retry_min, config_.mail.retry_max));
         store_.mark_mail_retry(item.outbox_id, t + delay.count(), result.error);
         ++counts_.retried;
-        // Why pause everything: unreachable, closing (421) or dropping the connection, the relay
-        // would fail every other item the same way, each after its own timeout. Any other 4xx
-        // reply concerns this message (e.g. its mailbox) only.
-        if (!is_message_specific(result)) {
+        if (relay_fault) {
           relay_pause_until_ = t + delay.count();
         }
         log::warning(id + " to " + item.recipient + " not sent: " + failure_text(result) +

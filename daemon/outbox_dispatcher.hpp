@@ -48,8 +48,10 @@ struct DispatchCounts {
 // Sends due outbox items one at a time. Store access (claim, mark) happens on the loop thread;
 // only Mailer::send runs on the worker thread, whose result is posted back to the loop, so a slow
 // or dead relay never blocks ingestion. A transient failure reschedules the item with exponential
-// backoff; when the relay itself is unreachable (no reply, 421, a dropped connection) no other item
-// is tried before that retry time either. A permanent failure marks the item failed. Delivery is
+// backoff; when the relay itself fails (no reply, 421, a dropped connection, a 5xx refusing the
+// session rather than the recipient) no other item is tried before that retry time either, and
+// the wait grows with the relay's failures in a row. A permanent failure (a recipient refused
+// with 5xx, a message that cannot be rendered) marks the item failed. Delivery is
 // at least once: an item claimed when the process dies is sent again after
 // reset_interrupted_mail() at the next start, with the same Message-ID.
 class OutboxDispatcher {
@@ -75,9 +77,17 @@ class OutboxDispatcher {
   OutboxDispatcher(OutboxDispatcher&&) = delete;
   OutboxDispatcher& operator=(OutboxDispatcher&&) = delete;
 
-  // Returns items a crash left claimed to the queue, then looks for due mail. Call once, on the
-  // loop thread. Throws what the store throws for reset_interrupted_mail().
+  // Returns items a crash left claimed to the queue, then looks for due mail. Call once, at process
+  // start, on the loop thread. Throws what the store throws for reset_interrupted_mail().
   void start();
+  // As start(), but after a reload: an item left 'sending' belongs to the dispatcher of the
+  // previous config, whose send is still running; it is neither reset nor claimed here, so that
+  // no Message-ID goes out twice.
+  void resume();
+  // `idle` runs (posted to the loop) once this stopped dispatcher has no send in flight any more
+  // and has recorded its result; at once if none is in flight. Lets a reload keep the previous
+  // dispatcher until its send ends.
+  void when_idle(std::function<void()> idle);
   // Looks for due mail now (after a file was ingested) instead of at the next timer.
   void poke();
   // Cancels the timer and claims nothing more. A send in flight finishes or times out; its result
@@ -120,6 +130,8 @@ class OutboxDispatcher {
   DispatchCounts counts_;
   std::minstd_rand jitter_source_;
   clinical::UnixSeconds relay_pause_until_ = 0;  // after a failure to reach the relay
+  int relay_failures_ = 0;  // relay faults in a row (no reply, 421, 5xx to the session): backoff
+  std::function<void()> idle_;  // see when_idle
   bool started_ = false;
   bool stopping_ = false;
   bool check_posted_ = false;

@@ -17,6 +17,7 @@
 #include <variant>
 #include <vector>
 
+#include "clinical/mail_policy.hpp"
 #include "config/config_loader.hpp"
 #include "daemon/digest.hpp"
 #include "daemon/handoff.hpp"
@@ -169,6 +170,9 @@ Pipeline::Pipeline(const config::Config& config, storage::Store& store)
   for (const auto& [key, trends] : config_.trends) {
     targets_.trends.emplace(key, trends);
   }
+  targets_.mail_policy.max_age_seconds =
+      std::int64_t{config_.alerts.mail_max_age_days} * clinical::kSecondsPerDay;
+  targets_.mail_policy.mail_preliminary = config_.alerts.mail_preliminary;
 }
 
 FileOutcome Pipeline::process_file(const std::filesystem::path& path, const ClaimPolicy& policy) {

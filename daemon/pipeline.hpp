@@ -84,6 +84,10 @@ class Pipeline {
   // daemon pings its watchdog from here, so a large file cannot look like a hang.
   void set_progress(std::function<void()> progress) { progress_ = std::move(progress); }
 
+  // Alerts of the files ingested from now on are recorded, and no mail is queued for them
+  // (`labwatch ingest --no-mail`): clinical::MailPolicy::suppressed.
+  void suppress_mail() noexcept { targets_.mail_policy.suppressed = true; }
+
  private:
   void known_outcome(FileOutcome& outcome);
   // Reads `file` on a reader thread and passes each batch to `store_batch` on this one. Returns

@@ -241,6 +241,13 @@ class Service {
 
   boost::asio::io_context io_;
   std::string config_path_;
+  // The dispatchers of configs replaced by a reload whose send was still in flight, each with the
+  // store it records into; dropped once that send ended. Declared before rt_: destroyed after it.
+  struct Retired {
+    std::unique_ptr<storage::Store> store;
+    std::unique_ptr<OutboxDispatcher> dispatcher;
+  };
+  std::vector<std::unique_ptr<Retired>> retired_;
   std::unique_ptr<Runtime> rt_;
   Notifier notifier_;
   boost::asio::signal_set stop_signals_{io_};
@@ -837,7 +844,21 @@ void Service::reload() {
   if (next) {
     rt_->watcher->close();
     if (rt_->dispatcher) {
+      // Why the old dispatcher is kept: its send may still be running (a slow relay). Destroyed
+      // now, it would abandon the item claimed ('sending'), and the next start would send it
+      // again. Kept with its store until the send ends, it records the outcome itself; the new
+      // dispatcher resumes without resetting claimed items, so it never takes that one.
       rt_->dispatcher->stop();
+      if (rt_->dispatcher->sending()) {
+        auto retired = std::make_unique<Retired>();
+        retired->store = std::move(rt_->store);
+        retired->dispatcher = std::move(rt_->dispatcher);
+        Retired* const key = retired.get();
+        retired->dispatcher->when_idle([this, key] {
+          std::erase_if(retired_, [key](const auto& r) { return r.get() == key; });
+        });
+        retired_.push_back(std::move(retired));
+      }
     }
     sync_moves();
     // The old watcher's queued handlers see that it is gone and return; its files settling and the
@@ -849,7 +870,7 @@ void Service::reload() {
     arm_rescan();
     if (rt_->dispatcher) {
       try {
-        rt_->dispatcher->start();
+        rt_->dispatcher->resume();
       } catch (const std::exception& e) {
         log::error(std::string("mail outbox: ") + e.what());
         request_stop(kExitFailure, "the database failed");

@@ -171,10 +171,22 @@ std::string printable(std::string_view text) {
   return out;
 }
 
-// Why a reply decides first: curl reports a refused RCPT or DATA as a generic CURLcode, while the
-// relay's code says whether the message itself was refused (5xx) or only delayed (4xx). Without a
-// 4xx/5xx reply the problem lay on the way to the relay (no connection, reset, timeout, no
-// STARTTLS, a reply that never came), which time may fix, so the message stays queued.
+// The text libcurl (7.x and 8.x, lib/smtp.c) puts in the error buffer when RCPT TO is refused:
+// "RCPT failed: 550". MAIL FROM and DATA have their own ("MAIL failed: ", "DATA failed: "); a
+// refused greeting or final dot is CURLE_WEIRD_SERVER_REPLY, a refused AUTH CURLE_LOGIN_DENIED.
+constexpr std::string_view kRcptRefused = "RCPT failed";
+
+// Why only a refused RCPT TO is permanent: each message has one recipient, so a 5xx to its RCPT
+// is a verdict on that address (no such mailbox), and trying again cannot help. A 5xx to anything
+// else (the greeting, EHLO, AUTH, MAIL FROM, DATA or the final dot) refuses the session or the
+// sender: the relay is misconfigured or unwell (a wrong password, a sender not allowed, a full
+// spool), every other message would meet the same, and it is the relay, not the mail, that has
+// to be fixed, so the message stays queued and the dispatcher pauses the relay with backoff.
+// libcurl reports the reply code (CURLINFO_RESPONSE_CODE) but names the failed command only in
+// its error text; when that text does not say RCPT, the failure is taken for the relay's: a
+// message wrongly kept is retried and listed by `labwatch outbox`, one wrongly failed is lost.
+// Without a 4xx/5xx reply the problem lay on the way to the relay (no connection, reset, timeout,
+// no STARTTLS, a reply that never came), which time may fix, so the message stays queued too.
 SendResult classify(CURLcode result, long reply, std::string_view detail) {
   SendResult out;
   out.smtp_code = static_cast<int>(reply);
@@ -182,7 +194,9 @@ SendResult classify(CURLcode result, long reply, std::string_view detail) {
     out.status = SendStatus::sent;
     return out;
   }
-  out.status = (reply >= 500 && reply < 600) ? SendStatus::permanent : SendStatus::transient;
+  const bool recipient_refused =
+      reply >= 500 && reply < 600 && detail.substr(0, kRcptRefused.size()) == kRcptRefused;
+  out.status = recipient_refused ? SendStatus::permanent : SendStatus::transient;
   out.error = curl_easy_strerror(result);
   if (!detail.empty()) {
     out.error += ": " + printable(detail);

@@ -9,6 +9,7 @@
 #include <utility>
 
 #include "clinical/analyte_catalogue.hpp"
+#include "clinical/mail_policy.hpp"
 #include "storage/sql_values.hpp"
 
 namespace labwatch::storage {
@@ -27,9 +28,11 @@ bool is_trend_rule(std::string_view rule) noexcept {
   return rule.substr(0, kTrendPrefix.size()) == kTrendPrefix;
 }
 
-// unmailed, pending, sent and failed alerts are active: they stand for a current result.
+// unmailed, historical, preliminary, pending, sent and failed alerts are active: they stand for a
+// current result.
 bool is_active(std::string_view state) noexcept {
-  return state == "unmailed" || state == "pending" || state == "sent" || state == "failed";
+  return state == "unmailed" || state == "historical" || state == "preliminary" ||
+         state == "pending" || state == "sent" || state == "failed";
 }
 
 const clinical::Analyte& analyte_of(const Targets& targets, std::string_view key) {
@@ -48,11 +51,10 @@ LedgerStatements::LedgerStatements(SQLite::Database& db)
           db,
           "INSERT INTO alerts (result_id, rule, state, value, target_low, target_high, "
           "ref_low, ref_high, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
-      active_alerts(
-          db,
-          "SELECT alert_id, rule, state, value FROM alerts WHERE result_id = ? AND "
-          "(state = 'unmailed' OR state = 'pending' OR state = 'sent' OR state = 'failed') "
-          "ORDER BY alert_id"),
+      active_alerts(db,
+                    "SELECT alert_id, rule, state, value FROM alerts WHERE result_id = ? AND "
+                    "(state = 'unmailed' OR state = 'historical' OR state = 'preliminary' OR "
+                    "state = 'pending' OR state = 'sent' OR state = 'failed') ORDER BY alert_id"),
       find_alert(db, "SELECT alert_id, state FROM alerts WHERE result_id = ? AND rule = ?"),
       set_alert_state(db, "UPDATE alerts SET state = ?, updated_at = ? WHERE alert_id = ?"),
       reopen_alert(db,
@@ -129,16 +131,19 @@ void AlertLedger::version_current(const CurrentVersion& current,
       rule != targets_.by_analyte.end()) {
     decision = clinical::evaluate(result, rule->second, analyte_of(targets_, result.analyte));
   }
+  const clinical::MailVerdict verdict = clinical::decide_mail(
+      {result.collected_at, now_, result.status, !recipients_.empty()}, targets_.mail_policy);
   const auto target = std::find_if(earlier.begin(), earlier.end(),
                                    [](const ActiveAlert& a) { return !is_trend_rule(a.rule); });
   const bool corrected = result.status == clinical::ResultStatus::corrected;
-  settle(target != earlier.end() ? &*target : nullptr, current.result_id, decision, corrected);
+  settle(target != earlier.end() ? &*target : nullptr, current.result_id, decision, corrected,
+         verdict);
 
   clinical::UnixSeconds from = result.collected_at;
   if (replaced) {
     from = std::min(from, replaced->collected_at);
   }
-  judge_trends(current.person_id, result.analyte, from, &current, &earlier);
+  judge_trends(current.person_id, result.analyte, from, &current, &earlier, verdict);
   // Alerts of rules no longer configured (a trend rule removed since) leave with their version.
   for (ActiveAlert& alert : earlier) {
     if (!alert.settled) {
@@ -152,7 +157,24 @@ void AlertLedger::version_withdrawn(const ReplacedVersion& withdrawn, std::int64
   for (ActiveAlert& alert : active_alerts(withdrawn.result_id)) {
     close(alert, "withdrawn", NoticeKind::retraction, withdrawn.result_id, std::nullopt);
   }
-  judge_trends(person_id, analyte, withdrawn.collected_at, nullptr, nullptr);
+  judge_trends(person_id, analyte, withdrawn.collected_at, nullptr, nullptr,
+               clinical::MailVerdict::no_recipient);
+}
+
+void AlertLedger::version_promoted(std::int64_t result_id, clinical::UnixSeconds collected_at) {
+  const std::string_view held = clinical::alert_state(clinical::MailVerdict::preliminary);
+  const clinical::MailVerdict verdict = clinical::decide_mail(
+      {collected_at, now_, clinical::ResultStatus::final, !recipients_.empty()},
+      targets_.mail_policy);
+  for (const ActiveAlert& alert : active_alerts(result_id)) {
+    if (alert.state != held) {
+      continue;
+    }
+    set_alert_state(alert.alert_id, clinical::alert_state(verdict));
+    if (verdict == clinical::MailVerdict::mail) {
+      queue({NoticeKind::alert, alert.alert_id, result_id, std::nullopt}, recipients_, {});
+    }
+  }
 }
 
 void AlertLedger::version_superseded(std::int64_t result_id) {
@@ -180,12 +202,18 @@ std::vector<AlertLedger::ActiveAlert> AlertLedger::active_alerts(std::int64_t re
 // the optimal target, or one trend clause) on the version it replaces:
 // - inside target: the earlier alert is resolved; whoever may have been told gets a resolution;
 // - the same clause violated, not a correction: the new alert takes over the earlier one's state
-//   and notices (a queued mail now shows the new value), and nothing more is mailed;
+//   and notices (a queued mail now shows the new value), and nothing more is mailed; but an
+//   earlier alert held as preliminary was never mailed, so the new one is mailed (or held, or
+//   recorded) by its own verdict, as a plain alert;
 // - otherwise a new alert: a correction when it replaces an alert (to this report's recipients and
 //   whoever may have been told, naming the earlier mail), else a plain alert.
 // A notice about the earlier alert that is still queued and unsent is taken back instead.
+// `verdict` (clinical::decide_mail) says whether this report's recipients are told of a new
+// alert; whoever may have been told about the earlier alert hears of its correction regardless,
+// since what they were told is no longer true.
 void AlertLedger::settle(ActiveAlert* earlier, std::int64_t result_id,
-                         const clinical::Decision& decision, bool corrected) {
+                         const clinical::Decision& decision, bool corrected,
+                         clinical::MailVerdict verdict) {
   if (earlier != nullptr) {
     earlier->settled = true;
   }
@@ -193,6 +221,16 @@ void AlertLedger::settle(ActiveAlert* earlier, std::int64_t result_id,
     if (earlier != nullptr) {
       close(*earlier, "resolved", NoticeKind::resolution, result_id, earlier->value);
     }
+    return;
+  }
+  if (earlier != nullptr && earlier->rule == decision.rule && !corrected &&
+      earlier->state == clinical::alert_state(clinical::MailVerdict::preliminary)) {
+    // Nothing was queued for a held alert: the final (or a later preliminary) decides anew.
+    const std::int64_t alert_id = insert_alert(result_id, decision, clinical::alert_state(verdict));
+    if (verdict == clinical::MailVerdict::mail) {
+      queue({NoticeKind::alert, alert_id, result_id, std::nullopt}, recipients_, {});
+    }
+    set_alert_state(earlier->alert_id, "superseded");
     return;
   }
   if (earlier != nullptr && earlier->rule == decision.rule && !corrected) {
@@ -208,7 +246,10 @@ void AlertLedger::settle(ActiveAlert* earlier, std::int64_t result_id,
 
   std::vector<NoticeRow> rows;
   std::vector<Told> told;
-  std::vector<Recipient> recipients = recipients_;
+  std::vector<Recipient> recipients;
+  if (verdict == clinical::MailVerdict::mail) {
+    recipients = recipients_;
+  }
   if (earlier != nullptr) {
     rows = notices_of(earlier->alert_id);
     told = told_from(rows);
@@ -220,8 +261,8 @@ void AlertLedger::settle(ActiveAlert* earlier, std::int64_t result_id,
       }
     }
   }
-  const std::int64_t alert_id =
-      insert_alert(result_id, decision, recipients.empty() ? "unmailed" : "pending");
+  const std::int64_t alert_id = insert_alert(
+      result_id, decision, recipients.empty() ? clinical::alert_state(verdict) : "pending");
   Queued notice;
   notice.kind = earlier != nullptr ? NoticeKind::correction : NoticeKind::alert;
   notice.alert_id = alert_id;
@@ -407,7 +448,7 @@ std::int64_t AlertLedger::open_item(const Recipient& recipient) {
 // unmailed, as history, or resolved).
 void AlertLedger::judge_trends(std::int64_t person_id, std::string_view analyte,
                                clinical::UnixSeconds from, const CurrentVersion* current,
-                               std::vector<ActiveAlert>* earlier) {
+                               std::vector<ActiveAlert>* earlier, clinical::MailVerdict verdict) {
   const auto trends = targets_.trends.find(analyte);
   if (trends == targets_.trends.end() || trends->second.empty()) {
     return;
@@ -459,8 +500,8 @@ void AlertLedger::judge_trends(std::int64_t person_id, std::string_view analyte,
           });
           slot = same != earlier->end() ? &*same : nullptr;
         }
-        settle(slot, ids[i], decision,
-               current->result->status == clinical::ResultStatus::corrected);
+        settle(slot, ids[i], decision, current->result->status == clinical::ResultStatus::corrected,
+               verdict);
       } else {
         rejudge_trend(ids[i], trend, decision);
       }

@@ -11,6 +11,7 @@
 #include <string_view>
 #include <vector>
 
+#include "clinical/mail_policy.hpp"
 #include "clinical/normalized.hpp"
 #include "clinical/rules.hpp"
 #include "storage/outbox.hpp"
@@ -75,6 +76,11 @@ class AlertLedger {
   void version_withdrawn(const ReplacedVersion& withdrawn, std::int64_t person_id,
                          std::string_view analyte);
 
+  // `result_id`, preliminary until now, was made final in place (OBX-11 U, collected at
+  // `collected_at`): its alerts held as preliminary are decided anew as a final value's
+  // (clinical::decide_mail), and mailed to this report's recipients when the verdict says so.
+  void version_promoted(std::int64_t result_id, clinical::UnixSeconds collected_at);
+
   // `superseded` left the current set without a current successor (not expected of plan_version):
   // its active alerts become 'superseded', silently.
   void version_superseded(std::int64_t result_id);
@@ -108,7 +114,7 @@ class AlertLedger {
 
   std::vector<ActiveAlert> active_alerts(std::int64_t result_id);
   void settle(ActiveAlert* earlier, std::int64_t result_id, const clinical::Decision& decision,
-              bool corrected);
+              bool corrected, clinical::MailVerdict verdict);
   void close(ActiveAlert& alert, const char* state, std::optional<NoticeKind> notice,
              std::int64_t notice_result_id, std::optional<double> previous_value);
   std::int64_t insert_alert(std::int64_t result_id, const clinical::Decision& decision,
@@ -121,7 +127,8 @@ class AlertLedger {
              const std::vector<Told>& told);
   std::int64_t open_item(const Recipient& recipient);
   void judge_trends(std::int64_t person_id, std::string_view analyte, clinical::UnixSeconds from,
-                    const CurrentVersion* current, std::vector<ActiveAlert>* earlier);
+                    const CurrentVersion* current, std::vector<ActiveAlert>* earlier,
+                    clinical::MailVerdict verdict);
   void rejudge_trend(std::int64_t result_id, const clinical::TrendRule& rule,
                      const clinical::Decision& decision);
 

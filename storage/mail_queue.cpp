@@ -227,7 +227,8 @@ std::vector<OutboxRow> MailQueue::rows(bool all) {
   std::string sql =
       "SELECT o.outbox_id, o.email, o.state, o.attempts, o.last_error, o.message_id, "
       "max(o.due_at, o.next_attempt_at), o.sent_at, "
-      "(SELECT count(*) FROM notices n WHERE n.outbox_id = o.outbox_id) FROM outbox o ";
+      "(SELECT count(*) FROM notices n WHERE n.outbox_id = o.outbox_id), o.person_id "
+      "FROM outbox o ";
   if (!all) {
     sql += "WHERE o.state <> 'sent' ";
   }
@@ -247,8 +248,34 @@ std::vector<OutboxRow> MailQueue::rows(bool all) {
       row.sent_at = sent.getInt64();
     }
     row.alerts = query.getColumn(8).getInt();
+    row.person_id = query.getColumn(9).getInt64();
   }
   return rows;
+}
+
+int MailQueue::retry_failed(std::optional<std::int64_t> outbox_id, clinical::UnixSeconds now) {
+  SQLite::Transaction transaction(db_, SQLite::TransactionBehavior::IMMEDIATE);
+  // The alerts first, while their items still say 'failed'.
+  SQLite::Statement alerts(
+      db_,
+      "UPDATE alerts SET state = 'pending', updated_at = ?1 WHERE state = 'failed' AND alert_id "
+      "IN (SELECT n.alert_id FROM notices n JOIN outbox o ON o.outbox_id = n.outbox_id "
+      "WHERE o.state = 'failed' AND (?2 IS NULL OR o.outbox_id = ?2))");
+  SQLite::Statement items(db_,
+                          "UPDATE outbox SET state = 'pending', next_attempt_at = ?1 "
+                          "WHERE state = 'failed' AND (?2 IS NULL OR outbox_id = ?2)");
+  for (SQLite::Statement* statement : {&alerts, &items}) {
+    statement->bind(1, now);
+    if (outbox_id) {
+      statement->bind(2, *outbox_id);
+    } else {
+      statement->bind(2);
+    }
+  }
+  alerts.exec();
+  const int changed = items.exec();
+  transaction.commit();
+  return changed;
 }
 
 }  // namespace labwatch::storage

@@ -36,6 +36,8 @@ class MailQueue {
   std::optional<clinical::UnixSeconds> next_due();
   // Store::outbox.
   std::vector<OutboxRow> rows(bool all);
+  // Store::retry_failed_mail.
+  int retry_failed(std::optional<std::int64_t> outbox_id, clinical::UnixSeconds now);
 
  private:
   SQLite::Database& db_;

@@ -110,6 +110,7 @@ struct OutboxItem {
 // One outbox item as `labwatch` diagnostics list it (no patient data).
 struct OutboxRow {
   std::int64_t id = 0;
+  std::int64_t person_id = 0;  // the person number the mail is about
   std::string email;
   std::string state;  // pending, sending, sent, failed
   int attempts = 0;

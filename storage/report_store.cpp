@@ -669,7 +669,8 @@ void SqliteFileTransaction::load_draw(const clinical::VersionKey& key,
 }
 
 // OBX-11 U without a value: the stored preliminary `id` becomes final in place (its value and its
-// alerts stay as they are). Without one there is nothing to promote: the line is skipped.
+// alerts stay; those held as preliminary are decided anew, AlertLedger::version_promoted). Without
+// one there is nothing to promote: the line is skipped.
 void SqliteFileTransaction::promote(std::optional<std::int64_t> id) {
   if (!id) {
     ++summary_.skipped;
@@ -682,6 +683,7 @@ void SqliteFileTransaction::promote(std::optional<std::int64_t> id) {
   for (GroupVersion& stored : group_) {
     if (stored.version.id == *id) {
       stored.version.status = clinical::ResultStatus::final;
+      ledger_.version_promoted(*id, stored.collected_at);
     }
   }
   ++summary_.promoted;

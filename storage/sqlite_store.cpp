@@ -237,8 +237,9 @@ class SqliteStore final : public Store {
         "JOIN messages m ON m.message_id = r.message_id ";
     if (!all) {
       sql +=
-          "WHERE r.state = 'current' AND (a.state = 'unmailed' OR a.state = 'pending' OR "
-          "a.state = 'sent' OR a.state = 'failed') ";
+          "WHERE r.state = 'current' AND (a.state = 'unmailed' OR a.state = 'historical' OR "
+          "a.state = 'preliminary' OR a.state = 'pending' OR a.state = 'sent' OR "
+          "a.state = 'failed') ";
     }
     sql += "ORDER BY r.person_id, r.analyte, r.collected_at, a.alert_id";
     SQLite::Statement query(db_, sql);
@@ -408,6 +409,10 @@ class SqliteStore final : public Store {
   std::optional<clinical::UnixSeconds> next_mail_due() override { return mail_.next_due(); }
 
   std::vector<OutboxRow> outbox(bool all) override { return mail_.rows(all); }
+
+  int retry_failed_mail(std::optional<std::int64_t> outbox_id, clinical::UnixSeconds now) override {
+    return mail_.retry_failed(outbox_id, now);
+  }
 
  private:
   SQLite::Database db_;  // declared first: the statements below refer to it

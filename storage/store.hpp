@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "clinical/analyte_catalogue.hpp"
+#include "clinical/mail_policy.hpp"
 #include "clinical/normalized.hpp"
 #include "clinical/rules.hpp"
 #include "parsers/lab_report.hpp"
@@ -96,6 +97,8 @@ struct Targets {
   std::map<std::string, std::vector<clinical::TrendRule>, std::less<>> trends;
   const clinical::AnalyteCatalogue* catalogue = &clinical::AnalyteCatalogue::builtin();
   Routing routing;  // empty: alerts are recorded ('unmailed'), no mail is queued
+  // Which new alerts are mailed (clinical::decide_mail): old results and preliminaries are not.
+  clinical::MailPolicy mail_policy;
 };
 
 // At most this many refusals of one file are recorded in detail (the refusals table, the daemon's
@@ -166,7 +169,9 @@ struct AlertRow {
   std::string unit;
   clinical::UnixSeconds collected_at = 0;
   std::string rule;
-  // Active: unmailed (no mail queued: no recipient, or history), pending (queued), sent, failed.
+  // Active: unmailed (no mail queued: no recipient, `ingest --no-mail`, or a trend re-judged),
+  // historical (collected before the mail age limit: never mailed), preliminary (mailed once
+  // final), pending (queued), sent, failed.
   // History: resolved, superseded, withdrawn.
   std::string state;
   std::optional<double> target_low;
@@ -214,7 +219,8 @@ class Store {
   // ...) and no current value exists: the gaps of that trend, oldest first.
   virtual std::vector<clinical::UnixSeconds> not_performed(std::int64_t person_id,
                                                            std::string_view analyte) = 0;
-  // Active alerts (unmailed, pending, sent, failed) on current results; `all` adds every alert,
+  // Active alerts (unmailed, historical, preliminary, pending, sent, failed) on current results;
+  // `all` adds every alert,
   // resolved, superseded and withdrawn history included.
   virtual std::vector<AlertRow> alerts(bool all) = 0;
   virtual std::vector<PersonRow> persons() = 0;
@@ -256,6 +262,11 @@ class Store {
   virtual std::optional<clinical::UnixSeconds> next_mail_due() = 0;
   // Outbox items by id: those not sent (pending, sending, failed); `all` adds the sent ones.
   virtual std::vector<OutboxRow> outbox(bool all) = 0;
+  // Puts failed items back in the queue, due at `now` (attempts and last error kept): item
+  // `outbox_id` only when given, else every failed one; their failed alerts are pending again.
+  // Returns how many items were failed and now are pending (0 for an id that is not failed).
+  virtual int retry_failed_mail(std::optional<std::int64_t> outbox_id,
+                                clinical::UnixSeconds now) = 0;
 };
 
 struct StoreOptions {

@@ -403,3 +403,25 @@ TEST_CASE("parse_config reads a site analyte's plausible values and unitless uni
                   R"(plausible-high="6"/></catalogue></labwatch>)")
             .message.find("plausible-high must be above plausible-low") != std::string::npos);
 }
+
+TEST_CASE("parse_config reads <alerts>, whose defaults keep old results and preliminaries quiet",
+          "[config][alerts]") {
+  const Config defaults = must_parse("<labwatch/>");
+  CHECK(defaults.alerts.mail_max_age_days == 30);
+  CHECK_FALSE(defaults.alerts.mail_preliminary);
+
+  const Config c = must_parse(
+      "<labwatch><alerts mail-max-age-days=\"7\" mail-preliminary=\"true\"/></labwatch>");
+  CHECK(c.alerts.mail_max_age_days == 7);
+  CHECK(c.alerts.mail_preliminary);
+  CHECK(must_parse("<labwatch><alerts mail-max-age-days=\"0\"/></labwatch>")
+            .alerts.mail_max_age_days == 0);
+
+  for (const char* bad :
+       {"mail-max-age-days=\"-1\"", "mail-max-age-days=\"36501\"", "mail-max-age-days=\"30d\"",
+        "mail-preliminary=\"maybe\"", "mail-max-age=\"3\""}) {
+    CAPTURE(bad);
+    const ConfigError e = must_fail("<labwatch><alerts " + std::string(bad) + "/></labwatch>");
+    CHECK(e.message.find("<alerts>") != std::string::npos);
+  }
+}

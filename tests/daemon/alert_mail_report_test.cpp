@@ -81,6 +81,7 @@ class Clinic {
     targets_.routing.fallback = {Recipient{"dr-full", kFullEmail, "Dr. Full", true},
                                  Recipient{"dr-min", kMinimalEmail, "Dr. Min", false}};
     targets_.routing.collect_wait_seconds = 0;
+    targets_.mail_policy.max_age_seconds = std::int64_t{36'500} * 86'400;  // results of 2024-25
     const auto jane = fixture::person("QDX", "Q100", "Canary & <Sons>", "Jane", "1980-02-03", 'F');
     const auto john = fixture::person("QDX", "Q200", "Other", "John", "1975-05-06", 'M');
     const auto at = [](std::string analyte, double value, std::string unit, std::string order,

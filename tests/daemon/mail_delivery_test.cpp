@@ -1,11 +1,14 @@
 // SPDX-License-Identifier: Apache-2.0
 // Alert mail end to end: the real daemon ingests the corpus and mails a real SMTP server.
 #include <algorithm>
+#include <array>
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <cmath>
 #include <csignal>
+#include <cstdint>
 #include <cstdlib>
+#include <ctime>
 #include <map>
 #include <memory>
 #include <set>
@@ -49,7 +52,11 @@ std::vector<std::string> corpus_names() {
 }
 
 // The whole config: the corpus senders (as facilities.csv says), mail to `port`, and who gets what.
-std::string site_config(int port) {
+// `alerts` is the <alerts> element: by default every alert of the corpus (draws of 2025 and 2026)
+// is mailed whatever its age, as the delivery checks below expect.
+std::string site_config(int port,
+                        const std::string& alerts =
+                            "  <alerts mail-max-age-days=\"36500\" mail-preliminary=\"true\"/>\n") {
   std::string xml =
       "<labwatch>\n"
       "  <paths inbox=\"inbox\" processed=\"processed\" failed=\"failed\" "
@@ -72,7 +79,8 @@ std::string site_config(int port) {
          R"(" from="labwatch@clinic.example" default-recipient=")" + kDefaultRecipient +
          R"(" collect-wait-seconds="1" retry-min-seconds="1" retry-max-seconds="2")"
          R"( timeout-seconds="10" timezone="UTC"/>)"
-         "\n  <practitioners>\n" +
+         "\n" +
+         alerts + "  <practitioners>\n" +
          R"(    <practitioner id="dr-lee" name="Dr. Ada Lee" email=")" + kProviderDoctor +
          R"(" phi="full" providers="1234567890"/>)"
          "\n" +
@@ -266,6 +274,10 @@ class MailSite {
   explicit MailSite(int port) : layout_(TempDir::default_base()) {
     write_file(layout_.config(), site_config(port));
   }
+  // A site whose <alerts> element is `alerts` ("" for the defaults).
+  MailSite(int port, const std::string& alerts) : layout_(TempDir::default_base()) {
+    write_file(layout_.config(), site_config(port, alerts));
+  }
 
   [[nodiscard]] const Layout& layout() const { return layout_; }
   // Points the config at another relay (applied on SIGHUP).
@@ -290,6 +302,15 @@ class MailSite {
     const auto store =
         labwatch::storage::open_sqlite_store((layout_.root() / "labwatch.db").string(), options);
     return store->outbox(true);
+  }
+
+  // The active alerts as the daemon left them.
+  [[nodiscard]] std::vector<labwatch::storage::AlertRow> alerts() const {
+    labwatch::storage::StoreOptions options;
+    options.create = false;
+    const auto store =
+        labwatch::storage::open_sqlite_store((layout_.root() / "labwatch.db").string(), options);
+    return store->alerts(false);
   }
 
   // Waits until the inbox is empty and every queued mail is sent (or failed).
@@ -471,6 +492,204 @@ TEST_CASE("labwatch run sends through the relay of a config reloaded by SIGHUP",
   CHECK(first.received().size() == before);
   CHECK(second.received().size() == site.outbox().size() - before);
   CHECK(!second.received().empty());
+  daemon->signal(SIGTERM);
+  CHECK(daemon->wait_exit(10s) == 0);
+}
+
+namespace {
+
+// A WCE export of one ferritin of 20 ng/mL (below the minimum of 50) drawn `hours_ago` hours before
+// now, for a patient the corpus does not know.
+std::string fresh_ferritin_csv(int hours_ago) {
+  const auto drawn = std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now() -
+                                                              std::chrono::hours(hours_ago));
+  const std::time_t t = std::chrono::system_clock::to_time_t(drawn);
+  std::tm utc{};
+  ::gmtime_r(&t, &utc);
+  std::array<char, 32> when{};
+  std::strftime(when.data(), when.size(), "%Y-%m-%dT%H:%M:%S+00:00", &utc);
+  return "patient_id,last_name,first_name,dob,sex,test_name,loinc,value,unit,ref_range,"
+         "collected_at\n"
+         "99001,Freshman,Nora,1980-01-02,F,Ferritin,2276-4,20,ng/mL,15-150," +
+         std::string(when.data()) + "\n";
+}
+
+// The corpus was drawn from 2024 to March 2026: on a clock after May 2026 all of it is older than
+// the default mail-max-age-days of 30.
+bool clock_after_corpus() {
+  constexpr std::int64_t k2026_05_01 = 1'777'593'600;
+  return std::chrono::duration_cast<std::chrono::seconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+             .count() > k2026_05_01;
+}
+
+}  // namespace
+
+TEST_CASE("labwatch run mails nothing about a bulk import of old results, then a fresh one",
+          "[daemon][mail][delivery][storm]") {
+  REQUIRE(clock_after_corpus());
+  const SmtpTestServer server;
+  const MailSite site(server.port(), "");  // the default <alerts>: 30 days, no preliminaries
+  NotifySocket notify(site.layout().notify_path());
+  auto daemon = site.start(notify);
+  site.drop_corpus();
+  REQUIRE(wait_until([&] { return count_entries(site.layout().inbox()) == 0; }, 120s));
+  std::this_thread::sleep_for(3s);  // past the collect wait of 1 s
+  CHECK(server.received().empty());
+  CHECK(site.outbox().empty());
+  const auto old_alerts = site.alerts();
+  CHECK(old_alerts.size() > 100);  // recorded and listed like any other
+  CHECK(std::all_of(old_alerts.begin(), old_alerts.end(),
+                    [](const auto& a) { return a.state == "historical"; }));
+
+  site.layout().drop("d1_wce_fresh.csv", fresh_ferritin_csv(2));
+  if (!site.drained()) {
+    FAIL("the outbox did not drain; daemon log:\n" << site.layout().daemon_log());
+  }
+  const std::vector<ReceivedMail> received = server.received();
+  REQUIRE(received.size() == 1);
+  CHECK(received[0].rcpt_to == std::vector<std::string>{kFacilityDoctor});
+  CHECK(body_part(received[0].data, "plain").find("erritin") != std::string::npos);
+  const auto rows = site.outbox();
+  REQUIRE(rows.size() == 1);
+  CHECK(rows[0].state == "sent");
+
+  daemon->signal(SIGTERM);
+  CHECK(daemon->wait_exit(10s) == 0);
+}
+
+TEST_CASE("labwatch ingest --no-mail records a fresh alert and queues no mail",
+          "[daemon][mail][storm]") {
+  const SmtpTestServer server;
+  const MailSite site(server.port(), "");
+  const fs::path fresh = site.layout().root() / "d1_wce_fresh.csv";  // a WCE export
+  write_file(fresh, fresh_ferritin_csv(1));
+
+  SECTION("--no-mail: the alert is unmailed, the outbox empty") {
+    const CommandResult r = run_labwatch(
+        {"ingest", "--config", site.layout().config().string(), "--no-mail", fresh.string()});
+    REQUIRE(r.exit_code == 0);
+    CHECK(site.outbox().empty());
+    const auto alerts = site.alerts();
+    REQUIRE(alerts.size() == 1);
+    CHECK(alerts[0].state == "unmailed");
+  }
+  SECTION("without it, the same file queues its mail") {
+    const CommandResult r =
+        run_labwatch({"ingest", "--config", site.layout().config().string(), fresh.string()});
+    REQUIRE(r.exit_code == 0);
+    CHECK(site.outbox().size() == 1);
+    const auto alerts = site.alerts();
+    REQUIRE(alerts.size() == 1);
+    CHECK(alerts[0].state == "pending");
+
+    // `labwatch outbox` lists it; --retry takes only a failed item.
+    const std::string config = site.layout().config().string();
+    const CommandResult listed = run_labwatch({"outbox", "--config", config});
+    REQUIRE(listed.exit_code == 0);
+    const std::string id = std::to_string(site.outbox().at(0).id);
+    CHECK(listed.out.starts_with("id,person_id,recipient,state,attempts,next_attempt,last_error\n" +
+                                 id + "," + std::to_string(alerts[0].person_id) + "," +
+                                 kFacilityDoctor + ",pending,0,"));
+    CHECK(run_labwatch({"outbox", "--config", config, "--retry", id}).exit_code == 1);
+    CHECK(run_labwatch({"outbox", "--config", config, "--retry", "x"}).exit_code == 64);
+    CHECK(run_labwatch({"outbox", "--config", config, "--retry", id, "--retry-failed"}).exit_code ==
+          64);
+    const CommandResult none = run_labwatch({"outbox", "--config", config, "--retry-failed"});
+    CHECK(none.exit_code == 0);
+    CHECK(none.out == "0 failed items queued again\n");
+  }
+}
+
+namespace {
+
+// How often each Message-ID arrived at `server`.
+std::map<std::string, int> message_id_counts(const SmtpTestServer& server) {
+  std::map<std::string, int> counts;
+  for (const ReceivedMail& mail : server.received()) {
+    ++counts[header_value(mail.data, "Message-ID")];
+  }
+  return counts;
+}
+
+}  // namespace
+
+TEST_CASE(
+    "labwatch run keeps every item pending while the relay misbehaves, then delivers each once",
+    "[daemon][mail][delivery][relay]") {
+  const std::string mode = GENERATE(as<std::string>{}, "554-greeting", "530-mail", "550-data",
+                                    "451-rcpt", "disconnect-after-data");
+  CAPTURE(mode);
+  const SmtpTestServer server(server_mode(mode));
+  const MailSite site(server.port());
+  NotifySocket notify(site.layout().notify_path());
+  auto daemon = site.start(notify);
+  site.layout().drop("d1_wce_01.csv", read_file(corpus_dir() / "d1_wce_01.csv"));
+  // At least two refused attempts (the relay paused and tried again), and nothing failed for good.
+  REQUIRE(wait_until(
+      [&] {
+        int attempts = 0;
+        for (const OutboxRow& row : site.outbox()) {
+          attempts += row.attempts;
+        }
+        return attempts >= 2;
+      },
+      60s, 100ms));
+  for (const OutboxRow& row : site.outbox()) {
+    CAPTURE(row.last_error);
+    CHECK(row.state != "failed");
+    CHECK(row.state != "sent");
+  }
+
+  server.set_mode("ok");
+  if (!site.drained()) {
+    FAIL("the outbox did not drain; daemon log:\n" << site.layout().daemon_log());
+  }
+  const std::vector<OutboxRow> rows = site.outbox();
+  CHECK(
+      std::all_of(rows.begin(), rows.end(), [](const OutboxRow& r) { return r.state == "sent"; }));
+  const std::map<std::string, int> ids = message_id_counts(server);
+  CHECK(ids.size() == rows.size());
+  for (const auto& [id, count] : ids) {
+    CAPTURE(id);
+    // A relay that dropped the connection after the final dot kept that message: the retry
+    // delivers it again under the same Message-ID, for the relay or the reader to drop.
+    if (mode != "disconnect-after-data") {
+      CHECK(count == 1);
+    }
+  }
+  daemon->signal(SIGTERM);
+  CHECK(daemon->wait_exit(10s) == 0);
+}
+
+TEST_CASE("labwatch run sends no Message-ID twice when reloaded during a slow acknowledgement",
+          "[daemon][mail][delivery][relay]") {
+  SmtpServerOptions options;
+  options.mode = "slow-data";
+  options.delay_seconds = 4;  // past the 2 s the dispatcher waits for a send when destroyed
+  const SmtpTestServer server(options);
+  const MailSite site(server.port());
+  NotifySocket notify(site.layout().notify_path());
+  auto daemon = site.start(notify);
+  site.layout().drop("d1_wce_01.csv", read_file(corpus_dir() / "d1_wce_01.csv"));
+  REQUIRE(wait_until([&] { return !server.received().empty(); }, 60s, 50ms));
+
+  daemon->signal(SIGHUP);  // the same config: a new runtime and dispatcher
+  REQUIRE(notify.wait_for("RELOADING=1", 5s));
+  REQUIRE(notify.wait_for("READY=1", 10s));
+  server.set_mode("ok");
+  if (!site.drained()) {
+    FAIL("the outbox did not drain; daemon log:\n" << site.layout().daemon_log());
+  }
+  const std::vector<OutboxRow> rows = site.outbox();
+  CHECK(
+      std::all_of(rows.begin(), rows.end(), [](const OutboxRow& r) { return r.state == "sent"; }));
+  const std::map<std::string, int> ids = message_id_counts(server);
+  CHECK(ids.size() == rows.size());
+  for (const auto& [id, count] : ids) {
+    CAPTURE(id);
+    CHECK(count == 1);
+  }
   daemon->signal(SIGTERM);
   CHECK(daemon->wait_exit(10s) == 0);
 }

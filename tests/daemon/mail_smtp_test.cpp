@@ -272,6 +272,43 @@ TEST_CASE("SmtpMailer reports 550 on RCPT TO as permanent", "[daemon][mail][smtp
   CHECK(server.received().empty());
 }
 
+TEST_CASE("SmtpMailer keeps a message whose session the relay refuses with 5xx",
+          "[daemon][mail][smtp]") {
+  // Only RCPT TO is about the recipient; a 5xx to any other step is the relay's fault, which the
+  // dispatcher answers with a pause, keeping the message pending.
+  struct Case {
+    const char* mode;
+    int code;
+  };
+  for (const Case& c : {Case{"554-greeting", 554}, Case{"530-mail", 530}, Case{"550-data", 550}}) {
+    CAPTURE(c.mode);
+    const SmtpTestServer server(server_mode(c.mode));
+    SmtpMailer mailer = make_mailer(mail_config(server.url()));
+    const auto result = mailer.send(alert_message());
+    CHECK(result.status == SendStatus::transient);
+    CHECK(result.smtp_code == c.code);
+    CHECK(server.received().empty());
+  }
+  SECTION("535 to AUTH while the password is right") {
+    SmtpServerOptions options;
+    options.auth = "alerts:pw";
+    options.mode = "535-auth";
+    const SmtpTestServer server(options);
+    const fs::path dir = labwatch::test::make_temp_dir("labwatch-pass");
+    std::ofstream(dir / "password", std::ios::binary) << "pw\n";
+    labwatch::config::Mail mail = mail_config(server.url());
+    mail.username = "alerts";
+    mail.password_file = (dir / "password").string();
+    SmtpMailer mailer = make_mailer(mail);
+    const auto refused = mailer.send(alert_message());
+    CHECK(refused.status == SendStatus::transient);
+    CHECK(refused.smtp_code == 535);
+    server.set_mode("ok");
+    CHECK(mailer.send(alert_message()).status == SendStatus::sent);
+    fs::remove_all(dir);
+  }
+}
+
 TEST_CASE("SmtpMailer sends nothing to a remote relay that does not offer STARTTLS",
           "[daemon][mail][smtp][tls]") {
   const SmtpTestServer plain;
@@ -358,10 +395,10 @@ TEST_CASE("SmtpMailer authenticates with the password file read at send time",
     REQUIRE(received.size() == 1);
     CHECK(received[0].auth_user == "alerts");
   }
-  SECTION("a wrong password is refused with 535, permanent, and never appears in the error") {
+  SECTION("a wrong password is refused with 535, a relay fault (kept), never in the error") {
     write_password("wrong-password\n");
     const auto result = mailer.send(alert_message());
-    CHECK(result.status == SendStatus::permanent);
+    CHECK(result.status == SendStatus::transient);
     CHECK(result.smtp_code == 535);
     CHECK(result.error.find("wrong-password") == std::string::npos);
     CHECK(server.received().empty());
@@ -374,7 +411,7 @@ TEST_CASE("SmtpMailer authenticates with the password file read at send time",
   }
   SECTION("a password file changed after start-up is read again") {
     write_password("wrong-password\n");
-    CHECK(mailer.send(alert_message()).status == SendStatus::permanent);
+    CHECK(mailer.send(alert_message()).status == SendStatus::transient);
     write_password("s3cret pass\n");
     CHECK(mailer.send(alert_message()).status == SendStatus::sent);
   }

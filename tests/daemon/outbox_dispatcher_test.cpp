@@ -5,6 +5,7 @@
 #include <boost/asio/io_context.hpp>
 #include <catch2/catch.hpp>
 #include <chrono>
+#include <cstdint>
 #include <filesystem>
 #include <memory>
 #include <string>
@@ -88,6 +89,7 @@ class Site {
     targets_.catalogue = &config_.catalogue;
     targets_.routing.fallback.push_back({"", kRecipient, "", false});
     targets_.routing.collect_wait_seconds = collect_wait.count();
+    targets_.mail_policy.max_age_seconds = std::int64_t{36'500} * 86'400;  // whatever the draw date
   }
   ~Site() {
     dispatcher_.reset();
@@ -465,4 +467,41 @@ TEST_CASE("OutboxDispatcher stop lets a send in flight finish and holds the loop
     CHECK(message_id_of(mails[0]) == message_id_of(mails[1]));
     CHECK(site.item().state == "sent");
   }
+}
+
+TEST_CASE("OutboxDispatcher pauses a relay that refuses the session with 5xx, failing nothing",
+          "[daemon][mail][dispatcher]") {
+  const SmtpTestServer server(server_mode("530-mail"));
+  Site site(server.url());
+  site.ingest(1);
+  site.ingest(2);
+  const UnixSeconds t0 = site.due_now();
+  OutboxDispatcher& dispatcher = site.start_dispatcher();
+
+  // The first item meets 530: a relay fault. Both stay pending; the relay waits retry_min (10 s).
+  REQUIRE(site.run_until([&] { return dispatcher.counts().retried == 1; }));
+  site.run_for(kQuiet);
+  CHECK(dispatcher.counts().retried == 1);  // the second item is not tried during the pause
+  std::vector<OutboxRow> rows = site.store().outbox(false);
+  REQUIRE(rows.size() == 2);
+  CHECK(rows[0].state == "pending");
+  CHECK(rows[0].last_error.find("530") != std::string::npos);
+  CHECK(rows[1].state == "pending");
+  CHECK(rows[1].attempts == 0);
+
+  // At t0+10 the second item, first attempted, meets the relay's second fault in a row: 20 s.
+  site.now = t0 + 10;
+  dispatcher.poke();
+  REQUIRE(site.run_until([&] { return dispatcher.counts().retried == 2; }));
+  rows = site.store().outbox(false);
+  CHECK(rows[1].attempts == 1);
+  CHECK(rows[1].due_at == t0 + 30);
+  CHECK(dispatcher.counts().failed == 0);
+
+  server.set_mode("ok");
+  site.now = t0 + 30;
+  dispatcher.poke();
+  REQUIRE(site.run_until([&] { return dispatcher.counts().sent == 2; }));
+  CHECK(dispatcher.counts().failed == 0);
+  CHECK(server.received().size() == 2);
 }

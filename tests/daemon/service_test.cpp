@@ -176,7 +176,8 @@ TEST_CASE("run_service mails the alerts of an ingested file and never waits for 
     layout.write_config(
         150, "  <mail smtp=\"smtp://127.0.0.1:" + std::to_string(port) +
                  "\" default-recipient=\"results@clinic.example.org\" "
-                 "collect-wait-seconds=\"0\" retry-min-seconds=\"1\" timeout-seconds=\"2\"/>\n");
+                 "collect-wait-seconds=\"0\" retry-min-seconds=\"1\" timeout-seconds=\"2\"/>\n"
+                 "  <alerts mail-max-age-days=\"36500\" mail-preliminary=\"true\"/>\n");
   };
   mail_config(sink.port());
   NotifySocket notify(layout.notify_path());

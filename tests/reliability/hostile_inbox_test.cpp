@@ -98,9 +98,11 @@ TEST_CASE("run_service reads no entry of a hostile drop folder, and keeps its pu
           "[reliability][hostile]") {
   SmtpTestServer smtp;
   const Layout layout(TempDir::default_base(), 100);
-  layout.write_config(100, "  <mail smtp=\"" + smtp.url() +
-                               "\" default-recipient=\"results@clinic.example.org\" "
-                               "collect-wait-seconds=\"0\" retry-min-seconds=\"1\"/>\n");
+  layout.write_config(100,
+                      "  <mail smtp=\"" + smtp.url() +
+                          "\" default-recipient=\"results@clinic.example.org\" "
+                          "collect-wait-seconds=\"0\" retry-min-seconds=\"1\"/>\n"
+                          "  <alerts mail-max-age-days=\"36500\" mail-preliminary=\"true\"/>\n");
   const fs::path outside = layout.root() / "outside";
   fs::create_directory(outside);
   const fs::path canary = outside / "canary.csv";

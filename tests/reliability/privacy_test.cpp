@@ -73,6 +73,7 @@ TEST_CASE("labwatch never writes patient data to its log, reason files, stderr o
       "  <mail smtp=\"" + smtp.url() +
       "\" default-recipient=\"results@clinic.example.org\" collect-wait-seconds=\"0\" "
       "retry-min-seconds=\"1\" retry-max-seconds=\"2\" timeout-seconds=\"5\"/>\n"
+      "  <alerts mail-max-age-days=\"36500\" mail-preliminary=\"true\"/>\n"
       "  <practitioners>\n"
       "    <practitioner id=\"dr-min\" name=\"Dr. Min\" email=\"min@clinic.example.org\" "
       "phi=\"minimal\" facilities=\"GEN\"/>\n"

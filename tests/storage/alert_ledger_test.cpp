@@ -628,3 +628,110 @@ TEST_CASE("new_message_id makes 128 random bits in hex at labwatch", "[storage][
   CHECK(a.substr(32) == "@labwatch");
   CHECK(a != b);
 }
+
+namespace {
+
+// routed(), under the shipped mail policy: results older than 30 days before now are history, and
+// preliminaries wait for their final.
+Targets policed() {
+  Targets targets = routed();
+  targets.mail_policy = labwatch::clinical::MailPolicy{};
+  return targets;
+}
+
+std::int64_t days_ago(std::int64_t days) { return from_now(-days * kDay); }
+
+}  // namespace
+
+TEST_CASE("AlertLedger records alerts on old results as historical and mails none",
+          "[storage][ledger][mail_policy]") {
+  Fixture f;
+  const auto old_draw =
+      sgh("M1", days_ago(400), {ferritin(40, ResultStatus::final, "S1", days_ago(400))});
+  const IngestSummary summary = ingest(*f.store, "old.hl7", {old_draw}, policed());
+  CHECK(summary.alerts == 1);
+  CHECK(summary.notices == 0);
+  CHECK(f.store->outbox(true).empty());
+  CHECK(alert_list(*f.store, false) ==
+        std::vector<std::tuple<std::string, double, std::string, std::string>>{
+            {"ferritin", 40, "ge:50", "historical"}});
+
+  SECTION("a later value of an old draw (a correction) is history too") {
+    const auto corrected =
+        sgh("M2", days_ago(399), {ferritin(30, ResultStatus::corrected, "S1", days_ago(400))});
+    CHECK(ingest(*f.store, "c.hl7", {corrected}, policed()).notices == 0);
+    CHECK(f.store->outbox(true).empty());
+    CHECK(std::get<3>(alert_list(*f.store, false).at(0)) == "historical");
+  }
+  SECTION("a fresh draw of the same person is mailed") {
+    const auto fresh =
+        sgh("M3", days_ago(1), {ferritin(41, ResultStatus::final, "S2", days_ago(1))});
+    CHECK(ingest(*f.store, "new.hl7", {fresh}, policed()).notices == 1);
+    const auto items = claim_all(*f.store);
+    REQUIRE(items.size() == 1);
+    REQUIRE(items[0].notices.size() == 1);
+    CHECK(items[0].notices[0].value == 41);
+  }
+}
+
+TEST_CASE("AlertLedger holds a preliminary alert until the final, then mails it once",
+          "[storage][ledger][mail_policy]") {
+  Fixture f;
+  const std::int64_t drawn = days_ago(2);
+  const auto prelim = sgh("M1", drawn, {ferritin(40, ResultStatus::preliminary, "S1", drawn)});
+  CHECK(ingest(*f.store, "p.hl7", {prelim}, policed()).notices == 0);
+  CHECK(f.store->outbox(true).empty());
+  CHECK(std::get<3>(alert_list(*f.store, false).at(0)) == "preliminary");
+
+  SECTION("a final value: mailed as a plain alert with the final value") {
+    const auto fin = sgh("M2", drawn + kHour, {ferritin(42, ResultStatus::final, "S1", drawn)});
+    CHECK(ingest(*f.store, "f.hl7", {fin}, policed()).notices == 1);
+    const auto items = claim_all(*f.store);
+    REQUIRE(items.size() == 1);
+    REQUIRE(items[0].notices.size() == 1);
+    CHECK(items[0].notices[0].kind == NoticeKind::alert);
+    CHECK(items[0].notices[0].value == 42);
+    CHECK(std::get<3>(alert_list(*f.store, false).at(0)) == "pending");
+    // The final sent again changes nothing: mailed once.
+    f.store->mark_mail_sent(items[0].id, from_now(0));
+    CHECK(ingest(*f.store, "f2.hl7",
+                 {sgh("M3", drawn + 2 * kHour, {ferritin(42, ResultStatus::final, "S1", drawn)})},
+                 policed())
+              .notices == 0);
+  }
+  SECTION("a second preliminary still waits") {
+    const auto again =
+        sgh("M2", drawn + kHour, {ferritin(39, ResultStatus::preliminary, "S1", drawn)});
+    CHECK(ingest(*f.store, "p2.hl7", {again}, policed()).notices == 0);
+    CHECK(std::get<3>(alert_list(*f.store, false).at(0)) == "preliminary");
+  }
+  SECTION("OBX-11 U makes it final in place, and mails it") {
+    auto promote = ferritin(0, ResultStatus::final, "S1", drawn);
+    promote.promote_only = true;
+    CHECK(ingest(*f.store, "u.hl7", {sgh("M2", drawn + kHour, {promote})}, policed()).notices == 1);
+    const auto items = claim_all(*f.store);
+    REQUIRE(items.size() == 1);
+    CHECK(items[0].notices.at(0).value == 40);
+    CHECK(std::get<3>(alert_list(*f.store, false).at(0)) == "pending");
+  }
+  SECTION("with mail-preliminary, the preliminary itself was mailed") {
+    Fixture g;
+    Targets targets = policed();
+    targets.mail_policy.mail_preliminary = true;
+    CHECK(ingest(*g.store, "p.hl7", {prelim}, targets).notices == 1);
+    CHECK(std::get<3>(alert_list(*g.store, false).at(0)) == "pending");
+  }
+}
+
+TEST_CASE("AlertLedger queues no mail when the ingest is told not to",
+          "[storage][ledger][mail_policy]") {
+  Fixture f;
+  Targets targets = policed();
+  targets.mail_policy.suppressed = true;
+  const auto fresh = sgh("M1", days_ago(1), {ferritin(40, ResultStatus::final, "S1", days_ago(1))});
+  const IngestSummary summary = ingest(*f.store, "n.hl7", {fresh}, targets);
+  CHECK(summary.alerts == 1);
+  CHECK(summary.notices == 0);
+  CHECK(f.store->outbox(true).empty());
+  CHECK(std::get<3>(alert_list(*f.store, false).at(0)) == "unmailed");
+}

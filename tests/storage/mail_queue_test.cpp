@@ -222,3 +222,52 @@ TEST_CASE("to_string and parse_notice_kind name each notice kind", "[storage][ou
   CHECK_FALSE(labwatch::storage::parse_notice_kind("Alert").has_value());
   CHECK_FALSE(labwatch::storage::parse_notice_kind("").has_value());
 }
+
+TEST_CASE("Store retry_failed_mail puts failed items and their alerts back in the queue",
+          "[storage][outbox]") {
+  Fixture f;
+  const Targets targets = routed_to({"dr.b@clinic.example"});
+  // Two mails: the first is claimed before the second alert comes, which then starts its own.
+  ingest(*f.store, "1.hl7", {sgh("M1", {result("ferritin", 40, "ng/mL", "S1")})}, targets);
+  auto items = f.store->claim_due_mail(from_now(kDay), 10);
+  ingest(*f.store, "2.hl7", {sgh("M2", {result("zinc", 50, "ug/dL", "S2")})}, targets);
+  const auto second = f.store->claim_due_mail(from_now(kDay), 10);
+  items.insert(items.end(), second.begin(), second.end());
+  REQUIRE(items.size() == 2);
+  f.store->mark_mail_failed(items[0].id, "550 5.1.1 no such mailbox");
+  f.store->mark_mail_failed(items[1].id, "550 5.1.1 no such mailbox");
+  const auto listed = f.store->outbox(false);
+  REQUIRE(listed.size() == 2);
+  CHECK(listed[0].person_id == items[0].person_id);
+  CHECK(listed[0].person_id > 0);
+  const std::int64_t now = from_now(0);
+
+  SECTION("one item by id") {
+    CHECK(f.store->retry_failed_mail(items[0].id, now) == 1);
+    CHECK(f.store->retry_failed_mail(items[0].id, now) == 0);  // not failed any more
+    const auto rows = f.store->outbox(false);
+    CHECK(rows[0].state == "pending");
+    CHECK(rows[0].attempts == 1);  // kept, as is the last error
+    CHECK(rows[0].last_error == "550 5.1.1 no such mailbox");
+    CHECK(rows[1].state == "failed");
+    CHECK(alert_state(*f.store, "ferritin") == "pending");
+    CHECK(alert_state(*f.store, "zinc") == "failed");
+    const auto again = f.store->claim_due_mail(now + kDay, 10);
+    REQUIRE(again.size() == 1);
+    CHECK(again[0].message_id == items[0].message_id);
+  }
+  SECTION("every failed item") {
+    CHECK(f.store->retry_failed_mail(std::nullopt, now) == 2);
+    CHECK(alert_state(*f.store, "ferritin") == "pending");
+    CHECK(alert_state(*f.store, "zinc") == "pending");
+    CHECK(f.store->next_mail_due().value() <= now + kWait);
+  }
+  SECTION("a sent item is not touched") {
+    f.store->retry_failed_mail(items[0].id, now);
+    auto claimed = f.store->claim_due_mail(now + kDay, 10);
+    REQUIRE(claimed.size() == 1);
+    f.store->mark_mail_sent(claimed[0].id, now);
+    CHECK(f.store->retry_failed_mail(items[0].id, now) == 0);
+    CHECK(f.store->outbox(true).at(0).state == "sent");
+  }
+}

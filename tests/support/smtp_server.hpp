@@ -40,7 +40,8 @@ struct ReceivedMail {
 };
 
 struct SmtpServerOptions {
-  // ok | 421-connect | 451-rcpt | 550-rcpt | disconnect-after-data | slow-data
+  // ok | 421-connect | 554-greeting | 535-auth (with auth) | 530-mail | 451-rcpt | 550-rcpt |
+  // 550-data | disconnect-after-data | slow-data (smtp_server.py says what each does)
   std::string mode = "ok";
   std::string starttls_cert;
   std::string implicit_tls_cert;

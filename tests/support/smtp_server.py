@@ -12,8 +12,12 @@ recipient), tls, auth). The .envelope file is renamed into place last, so a read
 --mode chooses how the server behaves:
   ok                     accept everything
   421-connect            greet every connection with 421 and close it
+  554-greeting           greet every connection with 554 (no service) and close it
+  535-auth               refuse every AUTH with 535 (needs --auth)
+  530-mail               answer every MAIL FROM with 530 (authentication required)
   451-rcpt               answer every RCPT TO with 451 (temporary)
   550-rcpt               answer every RCPT TO with 550 (permanent)
+  550-data               read the whole DATA, record nothing, answer the final dot with 550
   disconnect-after-data  read the whole DATA (and record it), then drop the connection unanswered
   slow-data              record the whole DATA, then wait --delay seconds before answering 250
 "Connection refused" needs no mode: do not start a server on the port.
@@ -32,7 +36,8 @@ import sys
 
 from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
 
-MODES = ("ok", "421-connect", "451-rcpt", "550-rcpt", "disconnect-after-data", "slow-data")
+MODES = ("ok", "421-connect", "554-greeting", "535-auth", "530-mail", "451-rcpt", "550-rcpt",
+         "550-data", "disconnect-after-data", "slow-data")
 
 
 class Recorder:
@@ -57,6 +62,13 @@ class Recorder:
                 pass
         return self.default_mode
 
+    async def handle_MAIL(self, server, session, envelope, address, mail_options):
+        if self.mode == "530-mail":
+            return "530 5.7.0 Authentication required"
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 2.1.0 OK"
+
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         mode = self.mode
         if mode == "451-rcpt":
@@ -67,8 +79,10 @@ class Recorder:
         return "250 2.1.5 OK"
 
     async def handle_DATA(self, server, session, envelope):
-        self.record(server, session, envelope)
         mode = self.mode
+        if mode == "550-data":
+            return "550 5.7.1 Message refused"
+        self.record(server, session, envelope)
         if mode == "disconnect-after-data":
             # The whole message and its final dot were read; the reply never comes. Dropping the
             # connection cancels this coroutine, so it waits here instead of answering.
@@ -96,17 +110,20 @@ class Recorder:
 
 
 class Refuser(asyncio.Protocol):
-    """421 at connect: the server is up but will not talk."""
+    """421 (or 554) at connect: the server is up but will not talk."""
+
+    def __init__(self, greeting=b"421 4.3.2 Service not available, closing channel\r\n"):
+        self.greeting = greeting
 
     def connection_made(self, transport):
-        transport.write(b"421 4.3.2 Service not available, closing channel\r\n")
+        transport.write(self.greeting)
         transport.close()
 
 
-def make_authenticator(user, password):
+def make_authenticator(user, password, recorder):
     def authenticate(server, session, envelope, mechanism, auth_data):
         ok = (isinstance(auth_data, LoginPassword) and auth_data.login == user.encode()
-              and auth_data.password == password.encode())
+              and auth_data.password == password.encode() and recorder.mode != "535-auth")
         # handled=False: aiosmtpd itself answers a failure with 535.
         return AuthResult(success=ok, handled=False, auth_data=auth_data if ok else None)
 
@@ -139,11 +156,13 @@ def main():
     if args.auth:
         user, _, password = args.auth.partition(":")
         options = {"auth_required": True, "auth_require_tls": False,
-                   "authenticator": make_authenticator(user, password)}
+                   "authenticator": make_authenticator(user, password, recorder)}
 
     def factory():
         if recorder.mode == "421-connect":
             return Refuser()
+        if recorder.mode == "554-greeting":
+            return Refuser(b"554 5.3.2 No SMTP service here\r\n")
         return SMTP(recorder, hostname="smtp.test", tls_context=starttls, timeout=30, **options)
 
     loop = asyncio.new_event_loop()
