@@ -463,6 +463,9 @@ std::optional<ValueRefusal> read_value(const Observation& obs, const Analyte& an
                      std::string(fields.range) + ": one of them was misread");
       return refusal;
     }
+  }
+  return std::nullopt;
+}
 
 // True when `text` is one number, with or without a comparator ("<5", "1,050"): a value, not a
 // comment (an ambiguous number is still a number, refused later for what it is).

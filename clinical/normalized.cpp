@@ -69,6 +69,8 @@ std::string_view to_string(RangeProblem problem) noexcept {
     }
   }
   return "no range printed";
+}
+
 std::string_view to_string(SkipReason reason) noexcept {
   switch (reason) {
     case SkipReason::pending:
