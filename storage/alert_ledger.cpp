@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstddef>
+#include <limits>
 #include <random>
 #include <span>
 #include <utility>
@@ -169,6 +170,11 @@ void AlertLedger::version_withdrawn(const ReplacedVersion& withdrawn, std::int64
     close(alert, "withdrawn", NoticeKind::retraction, withdrawn.result_id, std::nullopt);
   }
   judge_trends(person_id, analyte, withdrawn.collected_at, nullptr, nullptr);
+}
+
+void AlertLedger::rejudge_person(std::int64_t person_id, std::string_view analyte) {
+  judge_trends(person_id, analyte, std::numeric_limits<clinical::UnixSeconds>::min(), nullptr,
+               nullptr, true);
 }
 
 void AlertLedger::version_superseded(std::int64_t result_id) {
@@ -423,7 +429,7 @@ std::int64_t AlertLedger::open_item(const Recipient& recipient) {
 // unmailed, as history, or resolved).
 void AlertLedger::judge_trends(std::int64_t person_id, std::string_view analyte,
                                clinical::UnixSeconds from, const CurrentVersion* current,
-                               std::vector<ActiveAlert>* earlier) {
+                               std::vector<ActiveAlert>* earlier, bool to_the_end) {
   const auto trends = targets_.trends.find(analyte);
   if (trends == targets_.trends.end() || trends->second.empty()) {
     return;
@@ -462,7 +468,8 @@ void AlertLedger::judge_trends(std::int64_t person_id, std::string_view analyte,
       changed = std::max(first, static_cast<std::size_t>(at - ids.begin()));
     }
   }
-  for (std::size_t i = first; i < ids.size() && i < changed + window; ++i) {
+  const std::size_t end = to_the_end ? ids.size() : std::min(ids.size(), changed + window);
+  for (std::size_t i = first; i < end; ++i) {
     const std::span<const clinical::TrendPoint> history(points.data(), i + 1);
     for (const clinical::TrendRule& trend : trends->second) {
       const clinical::Decision decision =

@@ -75,6 +75,13 @@ class AlertLedger {
   void version_withdrawn(const ReplacedVersion& withdrawn, std::int64_t person_id,
                          std::string_view analyte);
 
+  // The person's results changed hands (a merge or an unmerge of identities): the trend rules of
+  // `analyte` are judged again over all of the person's current results. Alerts that no longer
+  // hold are resolved (whoever may have been told gets a resolution), new ones are raised
+  // unmailed like those of any later result judged again; an alert that still holds is kept as
+  // it is, so nothing already mailed is mailed again.
+  void rejudge_person(std::int64_t person_id, std::string_view analyte);
+
   // `superseded` left the current set without a current successor (not expected of plan_version):
   // its active alerts become 'superseded', silently.
   void version_superseded(std::int64_t result_id);
@@ -121,7 +128,8 @@ class AlertLedger {
              const std::vector<Told>& told);
   std::int64_t open_item(const Recipient& recipient);
   void judge_trends(std::int64_t person_id, std::string_view analyte, clinical::UnixSeconds from,
-                    const CurrentVersion* current, std::vector<ActiveAlert>* earlier);
+                    const CurrentVersion* current, std::vector<ActiveAlert>* earlier,
+                    bool to_the_end = false);
   void rejudge_trend(std::int64_t result_id, const clinical::TrendRule& rule,
                      const clinical::Decision& decision);
 

@@ -266,7 +266,9 @@ class SqliteStore final : public Store {
     std::vector<PersonRow> rows;
     std::unordered_map<std::int64_t, std::size_t> index;
     SQLite::Statement people(
-        db_, "SELECT person_id, family, given, birth_date, sex FROM persons ORDER BY person_id");
+        db_,
+        "SELECT person_id, family, given, birth_date, sex FROM persons "
+        "WHERE merged_into IS NULL ORDER BY person_id");
     while (people.executeStep()) {
       PersonRow& row = rows.emplace_back();
       row.person_id = people.getColumn(0).getInt64();

@@ -60,12 +60,13 @@ TEST_CASE("open_database migrates an empty file to the latest schema and reopens
           "[storage][database]") {
   const TempDir dir;
   const std::string path = dir.file("labwatch.db");
-  REQUIRE(labwatch::storage::latest_schema_version() == 6);
+  REQUIRE(labwatch::storage::latest_schema_version() == 7);
   {
     SQLite::Database db = labwatch::storage::open_database(path, {});
     CHECK(labwatch::storage::schema_version(db) == labwatch::storage::latest_schema_version());
     CHECK(table_names(db) == std::vector<std::string>{"alerts", "files", "identifiers",
-                                                      "intake_attempts", "messages",
+                                                      "identity_audit", "intake_attempts",
+                                                      "match_candidates", "messages",
                                                       "not_performed", "notices", "outbox",
                                                       "persons", "refusals", "results",
                                                       "unmapped_codes"});
@@ -124,14 +125,14 @@ TEST_CASE("open_database refuses a database written by a newer labwatch", "[stor
   const std::string path = dir.file("labwatch.db");
   {
     SQLite::Database db = labwatch::storage::open_database(path, {});
-    db.exec("PRAGMA user_version = 7");
+    db.exec("PRAGMA user_version = 8");
   }
   CHECK_THROWS_WITH(labwatch::storage::open_database(path, {}),
-                    "database schema version 7 is newer than this labwatch supports (6); use a "
+                    "database schema version 8 is newer than this labwatch supports (7); use a "
                     "newer labwatch");
   CHECK_THROWS_AS(labwatch::storage::open_sqlite_store(path), std::runtime_error);
   SQLite::Database untouched(path);
-  CHECK(labwatch::storage::schema_version(untouched) == 7);
+  CHECK(labwatch::storage::schema_version(untouched) == 8);
 }
 
 TEST_CASE("migrate applies each step in its own transaction and stops at a failing one",
