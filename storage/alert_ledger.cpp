@@ -95,14 +95,13 @@ AlertLedger::AlertLedger(SQLite::Database& db, LedgerStatements& statements, con
                          clinical::UnixSeconds now, IngestSummary& summary)
     : db_(db), statements_(statements), targets_(targets), now_(now), summary_(summary) {}
 
-void AlertLedger::begin_report(const clinical::NormalizedReport& report, std::int64_t person_id,
-                               std::string_view file_name) {
+void AlertLedger::route(std::string_view provider_id, std::string_view facility_code) {
   const Routing& routing = targets_.routing;
   const std::vector<Recipient>* routed = &routing.fallback;
-  if (const auto provider = routing.by_provider.find(report.ordering_provider_id);
-      !report.ordering_provider_id.empty() && provider != routing.by_provider.end()) {
+  if (const auto provider = routing.by_provider.find(provider_id);
+      !provider_id.empty() && provider != routing.by_provider.end()) {
     routed = &provider->second;
-  } else if (const auto facility = routing.by_facility.find(report.facility);
+  } else if (const auto facility = routing.by_facility.find(facility_code);
              facility != routing.by_facility.end()) {
     routed = &facility->second;
   }
@@ -114,6 +113,11 @@ void AlertLedger::begin_report(const clinical::NormalizedReport& report, std::in
       recipients_.push_back(recipient);
     }
   }
+}
+
+void AlertLedger::begin_report(const clinical::NormalizedReport& report, std::int64_t person_id,
+                               std::string_view file_name) {
+  route(report.ordering_provider_id, report.facility);
   person_id_ = person_id;
   patient_key_ = report.patient.patient_key();
   report_ref_ = report.control_id;
@@ -172,7 +176,30 @@ void AlertLedger::version_withdrawn(const ReplacedVersion& withdrawn, std::int64
   judge_trends(person_id, analyte, withdrawn.collected_at, nullptr, nullptr);
 }
 
+// A merge or unmerge makes no result new, but the person's latest result of the analyte is what
+// a practitioner acts on: a trend it now violates is mailed as an alert, to the recipients its
+// report is routed to (by facility: the ordering provider is not stored), naming that report.
 void AlertLedger::rejudge_person(std::int64_t person_id, std::string_view analyte) {
+  {
+    SQLite::Statement latest(db_,
+                             "SELECT m.facility, m.patient_key, m.control_id, r.order_id "
+                             "FROM results r JOIN messages m ON m.message_id = r.message_id "
+                             "WHERE r.person_id = ? AND r.analyte = ? AND r.state = 'current' "
+                             "ORDER BY r.collected_at DESC, r.result_id DESC LIMIT 1");
+    latest.bind(1, person_id);
+    latest.bind(2, std::string(analyte));
+    if (!latest.executeStep()) {
+      return;
+    }
+    route("", latest.getColumn(0).getString());
+    person_id_ = person_id;
+    patient_key_ = latest.getColumn(1).getString();
+    report_ref_ = latest.getColumn(2).getString();
+    if (report_ref_.empty()) {
+      report_ref_ = latest.getColumn(3).getString();
+    }
+    items_with_ref_.clear();
+  }
   judge_trends(person_id, analyte, std::numeric_limits<clinical::UnixSeconds>::min(), nullptr,
                nullptr, true);
 }
@@ -484,6 +511,9 @@ void AlertLedger::judge_trends(std::int64_t person_id, std::string_view analyte,
         }
         settle(slot, ids[i], decision,
                current->result->status == clinical::ResultStatus::corrected);
+      } else if (to_the_end && i + 1 == ids.size() && decision.violated &&
+                 !find_alert(ids[i], trend.text)) {
+        settle(nullptr, ids[i], decision, false);  // mailed like the alert of a new result
       } else {
         rejudge_trend(ids[i], trend, decision);
       }
@@ -491,21 +521,25 @@ void AlertLedger::judge_trends(std::int64_t person_id, std::string_view analyte,
   }
 }
 
+std::optional<AlertLedger::ActiveAlert> AlertLedger::find_alert(std::int64_t result_id,
+                                                                const std::string& rule) {
+  std::optional<ActiveAlert> existing;
+  SQLite::Statement& find = fresh(statements_.find_alert);
+  const ResetOnExit reset(find);
+  find.bind(1, result_id);
+  find.bind(2, rule);
+  if (find.executeStep()) {
+    existing.emplace();
+    existing->alert_id = find.getColumn(0).getInt64();
+    existing->rule = rule;
+    existing->state = find.getColumn(1).getString();
+  }
+  return existing;
+}
+
 void AlertLedger::rejudge_trend(std::int64_t result_id, const clinical::TrendRule& rule,
                                 const clinical::Decision& decision) {
-  std::optional<ActiveAlert> existing;
-  {
-    SQLite::Statement& find = fresh(statements_.find_alert);
-    const ResetOnExit reset(find);
-    find.bind(1, result_id);
-    find.bind(2, rule.text);
-    if (find.executeStep()) {
-      existing.emplace();
-      existing->alert_id = find.getColumn(0).getInt64();
-      existing->rule = rule.text;
-      existing->state = find.getColumn(1).getString();
-    }
-  }
+  std::optional<ActiveAlert> existing = find_alert(result_id, rule.text);
   if (decision.violated) {
     if (!existing) {
       insert_alert(result_id, decision, "unmailed");

@@ -77,9 +77,10 @@ class AlertLedger {
 
   // The person's results changed hands (a merge or an unmerge of identities): the trend rules of
   // `analyte` are judged again over all of the person's current results. Alerts that no longer
-  // hold are resolved (whoever may have been told gets a resolution), new ones are raised
-  // unmailed like those of any later result judged again; an alert that still holds is kept as
-  // it is, so nothing already mailed is mailed again.
+  // hold are resolved (whoever may have been told gets a resolution); a new one on the latest
+  // result is mailed like a new result's (routed by its report's facility), new ones on earlier
+  // results are raised unmailed, as history; an alert that still holds is kept as it is, so
+  // nothing already mailed is mailed again.
   void rejudge_person(std::int64_t person_id, std::string_view analyte);
 
   // `superseded` left the current set without a current successor (not expected of plan_version):
@@ -114,6 +115,8 @@ class AlertLedger {
   };
 
   std::vector<ActiveAlert> active_alerts(std::int64_t result_id);
+  std::optional<ActiveAlert> find_alert(std::int64_t result_id, const std::string& rule);
+  void route(std::string_view provider_id, std::string_view facility_code);
   void settle(ActiveAlert* earlier, std::int64_t result_id, const clinical::Decision& decision,
               bool corrected);
   void close(ActiveAlert& alert, const char* state, std::optional<NoticeKind> notice,

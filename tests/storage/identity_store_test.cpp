@@ -244,3 +244,46 @@ TEST_CASE("IdentityStore merge waits for a running ingest and loses none of its 
   CHECK(merged.moved_results == 2);  // the result the ingest committed meanwhile came along
   CHECK(f.store->trend(a, "ferritin").size() == 3);
 }
+
+TEST_CASE("IdentityStore mails a trend a merge reveals once, and takes it back on unmerge",
+          "[storage][identity]") {
+  Fixture f;
+  Targets targets = falling_targets();
+  Recipient desk;
+  desk.email = "desk@clinic.example";
+  targets.routing.fallback = {desk};
+  ingest(*f.store, "a", {about(kHanaA, "M1", 1, {ferritin_at(100, 1, "O1")})}, targets);
+  ingest(*f.store, "b", {about(kHanaB, "M2", 2, {ferritin_at(70, 2, "O2")})}, targets);
+  const std::int64_t a = person_of(*f.store, "LABA|1");
+  const std::int64_t b = person_of(*f.store, "LABB|9");
+  REQUIRE(f.store->outbox(true).empty());
+  const auto review = open_identity_store(f.path);
+
+  const IdentityOutcome merged = review->merge(a, b, by_alice("married"), targets);
+  CHECK(merged.alerts.alerts == 1);
+  CHECK(merged.alerts.notices == 1);
+  REQUIRE(f.store->alerts(false).size() == 1);
+  CHECK(f.store->alerts(false)[0].state == "pending");
+  REQUIRE(f.store->outbox(true).size() == 1);
+  CHECK(f.count("SELECT person_id FROM outbox") == a);
+
+  SECTION("merging in an earlier result keeps the alert and mails nothing again") {
+    const auto sent = f.store->claim_due_mail(from_now(365 * kDay), 100);
+    REQUIRE(sent.size() == 1);
+    f.store->mark_mail_sent(sent[0].id, from_now(0));
+    const PersonIdentity older = person("LABC", "4", "Novak", "Hana", "1970-12-03", 'F');
+    ingest(*f.store, "c", {about(older, "M0", 0, {ferritin_at(110, 0, "O0")})}, targets);
+    const std::int64_t c = person_of(*f.store, "LABC|4");
+    REQUIRE(c != a);  // day and month exchanged: a pair to review, not a merge
+    const IdentityOutcome again = review->merge(a, c, by_alice("birth date typo"), targets);
+    CHECK(again.alerts.alerts == 0);
+    CHECK(again.alerts.notices == 0);
+    CHECK(f.store->alerts(false).size() == 1);
+    CHECK(f.store->outbox(true).size() == 1);
+  }
+  SECTION("unmerging before the mail went takes the queued alert back") {
+    review->unmerge(a, "LABB", "9", by_alice("two persons"), targets);
+    CHECK(f.store->alerts(false).empty());
+    CHECK(f.store->outbox(true).empty());
+  }
+}
