@@ -64,12 +64,11 @@ TEST_CASE("open_database migrates an empty file to the latest schema and reopens
   {
     SQLite::Database db = labwatch::storage::open_database(path, {});
     CHECK(labwatch::storage::schema_version(db) == labwatch::storage::latest_schema_version());
-    CHECK(table_names(db) == std::vector<std::string>{"alerts", "files", "identifiers",
-                                                      "identity_audit", "intake_attempts",
-                                                      "match_candidates", "messages",
-                                                      "not_performed", "notices", "outbox",
-                                                      "persons", "refusals", "results",
-                                                      "unmapped_codes"});
+    CHECK(table_names(db) ==
+          std::vector<std::string>{"alerts", "files", "identifiers", "identity_audit",
+                                   "intake_attempts", "match_candidates", "messages",
+                                   "not_performed", "notices", "outbox", "persons", "refusals",
+                                   "results", "unmapped_codes"});
     db.exec(
         "INSERT INTO files (sha256, name, source, size, ingested_at, outcome) "
         "VALUES ('abc', 'a.hl7', '', 3, 0, 'accepted')");
@@ -276,4 +275,29 @@ TEST_CASE("open_database upgrades version 2 to one person index in time order an
         std::string::npos);
   CHECK(plan("SELECT refusal_id FROM refusals WHERE file_id = 1 ORDER BY refusal_id")
             .find("INDEX refusals_by_file (file_id=?)") != std::string::npos);
+}
+
+TEST_CASE("open_database upgrades version 6 to identity review and gives identifiers their names",
+          "[storage][database][identity]") {
+  const TempDir dir;
+  const std::string path = dir.file("labwatch.db");
+  {
+    SQLite::Database db(path, SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
+    labwatch::storage::migrate(db, labwatch::storage::schema_migrations().first(6));
+    db.exec(
+        "INSERT INTO persons (family, given, birth_date, sex, match_key, created_at) "
+        "VALUES ('Novak', 'Hana', '1970-03-12', 'F', 'novak|hana|1970-03-12|F', 0);"
+        "INSERT INTO identifiers (authority, mrn, person_id) VALUES ('LABA', '1', 1)");
+  }
+  SQLite::Database db = labwatch::storage::open_database(path, {});
+  CHECK(labwatch::storage::schema_version(db) == 7);
+  CHECK(db.execAndGet("SELECT family || ' ' || given || ' ' || birth_date || ' ' || sex "
+                      "FROM identifiers WHERE mrn = '1'")
+            .getString() == "Novak Hana 1970-03-12 F");
+  CHECK(db.execAndGet("SELECT count(*) FROM persons WHERE merged_into IS NULL").getInt() == 1);
+  // One match key may now stand for two persons (two identifiers of one authority).
+  db.exec(
+      "INSERT INTO persons (family, given, birth_date, sex, match_key, created_at) "
+      "VALUES ('Novak', 'Hana', '1970-03-12', 'F', 'novak|hana|1970-03-12|F', 0)");
+  CHECK(db.execAndGet("SELECT count(*) FROM persons").getInt() == 2);
 }
