@@ -298,8 +298,7 @@ constexpr const char* kSchemaV7Identity = R"sql(
 DROP INDEX persons_by_match_key;
 CREATE INDEX persons_by_match_key ON persons (match_key) WHERE match_key IS NOT NULL;
 ALTER TABLE persons ADD COLUMN merged_into INTEGER;  -- the person it was merged into; NULL: active
-CREATE INDEX persons_by_birth_date ON persons (birth_date)
-  WHERE birth_date <> '' AND merged_into IS NULL;
+CREATE INDEX persons_by_birth_date ON persons (birth_date) WHERE merged_into IS NULL;
 ALTER TABLE identifiers ADD COLUMN family TEXT NOT NULL DEFAULT '';
 ALTER TABLE identifiers ADD COLUMN given TEXT NOT NULL DEFAULT '';
 ALTER TABLE identifiers ADD COLUMN birth_date TEXT NOT NULL DEFAULT '';

@@ -301,3 +301,20 @@ TEST_CASE("open_database upgrades version 6 to identity review and gives identif
       "VALUES ('Novak', 'Hana', '1970-03-12', 'F', 'novak|hana|1970-03-12|F', 0)");
   CHECK(db.execAndGet("SELECT count(*) FROM persons").getInt() == 2);
 }
+
+TEST_CASE("The match candidates of a birth date are found through an index",
+          "[storage][database][identity]") {
+  const TempDir dir;
+  SQLite::Database db = labwatch::storage::open_database(dir.file("labwatch.db"), {});
+  SQLite::Statement explain(
+      db,
+      "EXPLAIN QUERY PLAN SELECT p.person_id, p.family, p.given, p.birth_date, p.sex, "
+      "i.authority, i.mrn FROM persons p LEFT JOIN identifiers i ON i.person_id = p.person_id "
+      "WHERE p.birth_date IN (?, ?) AND p.merged_into IS NULL ORDER BY p.person_id");
+  std::string details;
+  while (explain.executeStep()) {
+    details += explain.getColumn(3).getString() + "\n";
+  }
+  INFO(details);
+  CHECK(details.find("USING INDEX persons_by_birth_date (birth_date=?)") != std::string::npos);
+}
