@@ -247,6 +247,16 @@ IdentityOutcome SqliteIdentityStore::unmerge(std::int64_t person, std::string_vi
       "UPDATE not_performed SET person_id = ?1 WHERE person_id = ?2 AND message_id IN "
       "(SELECT message_id FROM messages WHERE person_id = ?1 AND patient_key = ?3)");
   move("UPDATE outbox SET person_id = ?1 WHERE person_id = ?2 AND patient_key = ?3");
+  // The person keeps the demographics of an identifier it still has (the one it was first
+  // reported under), not those of the identifier that left.
+  SQLite::Statement names(db_,
+                          "UPDATE persons SET (family, given, birth_date, sex) = "
+                          "(SELECT family, given, birth_date, sex FROM identifiers i "
+                          "WHERE i.person_id = ?1 ORDER BY (SELECT min(message_id) FROM messages m "
+                          "WHERE m.person_id = ?1 AND m.patient_key = i.authority || '|' || i.mrn) "
+                          "NULLS LAST, i.authority, i.mrn LIMIT 1) WHERE person_id = ?1");
+  names.bind(1, person);
+  names.exec();
   // The reviewer said these are two persons: the pair is not proposed again.
   exec_bound(db_,
              "INSERT INTO match_candidates (person_a, person_b, reason, fields, state, "

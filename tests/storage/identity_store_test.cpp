@@ -167,6 +167,12 @@ TEST_CASE("IdentityStore merges a reviewed pair, audits it and raises the trend 
     CHECK(review->audit()[1].action == "unmerge");
     CHECK(review->open_matches().empty());  // the reviewer said two persons: not proposed again
   }
+  SECTION("unmerging the identifier it was first reported under leaves it the other's names") {
+    const IdentityOutcome split = review->unmerge(a, "LABA", "1", by_alice("mistake"), targets);
+    CHECK(f.store->person(split.person_id)->family == "Novak");
+    CHECK(f.store->person(a)->family == "Nováková");
+    CHECK(person_of(*f.store, "LABB|9") == a);
+  }
 }
 
 TEST_CASE("IdentityStore unmerges a wrongly merged identifier with its results",
