@@ -1,7 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
 // The identity review commands on the real binary: persons, matches, merge, unmerge, audit.
+#include <algorithm>
 #include <catch2/catch.hpp>
+#include <chrono>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "support/daemon_harness.hpp"
@@ -84,5 +87,45 @@ TEST_CASE("labwatch merge, unmerge and matches --dismiss act on the review queue
       CHECK(help.exit_code == 0);
       CHECK(help.out.find(std::string("labwatch ") + command) != std::string::npos);
     }
+  }
+}
+
+TEST_CASE("labwatch merge runs while the daemon ingests, and no result is lost or misplaced",
+          "[daemon][cli][identity]") {
+  using namespace std::chrono_literals;
+  const Layout layout(TempDir::fast_base(), 20);
+  const std::string config = layout.config().string();
+  for (const char* mrn : {"M1", "M2"}) {
+    const auto file = layout.stage() / (std::string("gen_") + mrn + ".hl7");
+    labwatch::test::write_file(file, labwatch::test::oru(std::string("C") + mrn, mrn,
+                                                         std::string("O") + mrn, "81", "1.5"));
+    REQUIRE(labwatch::test::run_labwatch({"ingest", "--config", config, file.string()}).exit_code ==
+            0);
+  }
+  const auto daemon = layout.start();
+  constexpr int kFiles = 30;
+  std::thread feeder([&] {
+    for (int i = 0; i < kFiles; ++i) {
+      const std::string n = std::to_string(i);
+      layout.drop("gen_feed_" + n + ".hl7",
+                  labwatch::test::oru("F" + n, "M2", "OF" + n, std::to_string(50 + i), "1.5"));
+      std::this_thread::sleep_for(5ms);
+    }
+  });
+  const CommandResult merged =
+      labwatch::test::run_labwatch({"merge", "--config", config, "1", "2", "--reason", "one"});
+  feeder.join();
+  INFO(merged.err);
+  CHECK(merged.exit_code == 0);
+  CHECK(labwatch::test::wait_until(
+      [&] { return labwatch::test::count_entries(layout.processed(), ".hl7") == kFiles; }, 60s));
+  CHECK(labwatch::test::count_entries(layout.failed()) == 0);
+  const std::vector<std::string> rows = layout.export_rows();
+  CHECK(rows.size() == 2 * (kFiles + 2));
+  for (const std::string& row : rows) {
+    INFO(row);
+    const std::size_t key_end = row.find(',', row.find(',') + 1);
+    // person 1: every result, whenever it came
+    CHECK(row.substr(key_end + 1, row.find(',', key_end + 1) - key_end - 1) == "1");
   }
 }
