@@ -219,7 +219,8 @@ class Store {
   virtual std::vector<PersonRow> persons() = 0;
   // One person, as persons() lists them, without reading everyone; nullopt for an unknown id.
   virtual std::optional<PersonRow> person(std::int64_t person_id) = 0;
-  // Resolves "123" (person id) or "AUTH|MRN" to a person id.
+  // Resolves "123" (person id; a merged person's id gives the person it was merged into) or
+  // "AUTH|MRN" to a person id.
   virtual std::optional<std::int64_t> find_person(std::string_view id_or_key) = 0;
 
   // ---- Intake attempts (the daemon's poison-file guard). Each call is one transaction. ----

@@ -137,6 +137,7 @@ TEST_CASE("IdentityStore merges a reviewed pair, audits it and raises the trend 
   CHECK(merged.alerts.alerts == 1);
   CHECK(person_of(*f.store, "LABB|9") == a);
   CHECK(f.store->persons().size() == 1);  // b stays only as a tombstone
+  CHECK(f.store->find_person(std::to_string(b)) == a);
   CHECK(f.count("SELECT merged_into FROM persons WHERE person_id = " + std::to_string(b)) == a);
   CHECK(review->open_matches().empty());
   CHECK(active_rules(*f.store) == std::vector<std::string>{"trend:falling:0.2@LABB|9"});
