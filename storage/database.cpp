@@ -286,7 +286,8 @@ ALTER TABLE results ADD COLUMN shown_decimals INTEGER;
 
 // Version 7: patient identity you can trust (issue 17). clinical::plan_person_match decides; a
 // match key is no longer unique (one authority may hold two identifiers with equal demographics,
-// kept apart for review), so its unique index goes and persons are found by birth date instead.
+// kept apart for review) nor looked up: its index goes (the column stays, for information) and
+// persons are found by birth date instead.
 // A merged person stays as a tombstone (merged_into), so that its id is never given to another
 // person and the audit trail keeps meaning what it says.
 // Each identifier keeps the demographics it was first reported with, so that an unmerge can give
@@ -296,7 +297,6 @@ ALTER TABLE results ADD COLUMN shown_decimals INTEGER;
 // dismissal with who did it and why.
 constexpr const char* kSchemaV7Identity = R"sql(
 DROP INDEX persons_by_match_key;
-CREATE INDEX persons_by_match_key ON persons (match_key) WHERE match_key IS NOT NULL;
 ALTER TABLE persons ADD COLUMN merged_into INTEGER;  -- the person it was merged into; NULL: active
 CREATE INDEX persons_by_birth_date ON persons (birth_date) WHERE merged_into IS NULL;
 ALTER TABLE identifiers ADD COLUMN family TEXT NOT NULL DEFAULT '';
