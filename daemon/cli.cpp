@@ -36,6 +36,7 @@
 #include "clinical/timezone.hpp"
 #include "clinical/wording.hpp"
 #include "config/config_loader.hpp"
+#include "daemon/cli_identity.hpp"
 #include "daemon/config_check.hpp"
 #include "daemon/digest.hpp"
 #include "daemon/log.hpp"
@@ -855,6 +856,67 @@ int cmd_outbox(const Args& args) {
   }
   std::fwrite(out.data(), 1, out.size(), stdout);
   return kExitOk;
+// The identity commands (daemon/cli_identity.cpp); a refused request is a usage error (exit 64).
+template <typename Run>
+int identity_command(Run&& run) {
+  try {
+    return run();
+  } catch (const IdentityRefusal& e) {
+    throw UsageError{e.message};
+  }
+}
+
+int cmd_persons(const Args& args) {
+  const config::Config config = resolve_config(args);
+  auto store = open_store(config, false);
+  return print_persons(*store, args.value("search"));
+}
+
+int cmd_matches(const Args& args) {
+  const config::Config config = resolve_config(args);
+  require_database_access(config.paths.database);
+  const auto dismiss = args.value("dismiss");
+  if (!dismiss && !args.positional().empty()) {
+    throw UsageError{"unexpected argument '" + args.positional().front() + "'"};
+  }
+  if (dismiss && args.positional().size() != 1) {
+    throw UsageError{"--dismiss takes two person ids: --dismiss A B"};
+  }
+  const std::optional<std::string> other =
+      dismiss ? std::optional(args.positional().front()) : std::nullopt;
+  return identity_command(
+      [&] { return run_matches(config, dismiss, other, args.value("reason").value_or("")); });
+}
+
+int cmd_merge(const Args& args) {
+  const config::Config config = resolve_config(args);
+  require_database_access(config.paths.database);
+  if (args.positional().size() != 2) {
+    throw UsageError{"merge takes two person ids: A (kept) and B (merged into A)"};
+  }
+  return identity_command([&] {
+    return run_merge(config, args.positional()[0], args.positional()[1],
+                     args.value("reason").value_or(""));
+  });
+}
+
+int cmd_unmerge(const Args& args) {
+  const config::Config config = resolve_config(args);
+  require_database_access(config.paths.database);
+  const auto identifier = args.value("identifier");
+  if (args.positional().size() != 1 || !identifier) {
+    throw UsageError{"unmerge takes a person id and --identifier AUTHORITY|ID"};
+  }
+  return identity_command([&] {
+    return run_unmerge(config, args.positional()[0], *identifier,
+                       args.value("reason").value_or(""));
+  });
+}
+
+int cmd_audit(const Args& args) {
+  const config::Config config = resolve_config(args);
+  require_database_access(config.paths.database);
+  return print_audit(config);
 }
 
 std::string joined(const std::vector<std::string>& items, std::string_view separator) {
@@ -1286,6 +1348,47 @@ const std::vector<Command>& commands() {
        {"all", "retry-failed"},
        0,
        cmd_outbox},
+      {"persons",
+       "list persons with their identifiers (AUTHORITY|ID) and demographics",
+       "labwatch persons [--config FILE] [--db DB] [--search TEXT]\n"
+       "  --search: persons whose id, names, birth date or identifier contain TEXT (any case,\n"
+       "            diacritics ignored)",
+       {"config", "db", "search"},
+       {},
+       0,
+       cmd_persons},
+      {"matches",
+       "list pairs of persons that may be one, with the reason and the differing fields",
+       "labwatch matches [--config FILE] [--db DB]\n"
+       "labwatch matches [--config FILE] [--db DB] --dismiss A B --reason TEXT\n"
+       "  --dismiss: persons A and B are two persons; the pair is closed and audited",
+       {"config", "db", "dismiss", "reason"},
+       {},
+       1,
+       cmd_matches},
+      {"merge",
+       "merge person B into person A (one transaction, audited; alerts re-evaluated)",
+       "labwatch merge [--config FILE] [--db DB] A B --reason TEXT\n"
+       "  B's identifiers, results and mail move to A; A's trend alerts are judged again",
+       {"config", "db", "reason"},
+       {},
+       2,
+       cmd_merge},
+      {"unmerge",
+       "give an identifier of a person a new person of its own (audited; alerts re-evaluated)",
+       "labwatch unmerge [--config FILE] [--db DB] PERSON --identifier AUTHORITY|ID --reason TEXT\n"
+       "  the results reported under that identifier move with it",
+       {"config", "db", "identifier", "reason"},
+       {},
+       1,
+       cmd_unmerge},
+      {"audit",
+       "print every merge, unmerge and dismissal: when, OS user, what, why (CSV)",
+       "labwatch audit [--config FILE] [--db DB]",
+       {"config", "db"},
+       {},
+       0,
+       cmd_audit},
       {"check-config",
        "validate the config as `run` does, then print what it sets and warnings",
        "labwatch check-config [--config FILE]\n"

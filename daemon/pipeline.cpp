@@ -160,20 +160,24 @@ storage::Routing routing_of(const config::Config& config) {
   return routing;
 }
 
-Pipeline::Pipeline(const config::Config& config, storage::Store& store)
-    : config_(config), store_(store), reader_(config) {
-  targets_.catalogue = &config_.catalogue;
-  for (const auto& [key, rule] : config_.targets) {
-    targets_.by_analyte.emplace(key, rule);
+storage::Targets targets_of(const config::Config& config) {
+  storage::Targets targets;
+  targets.catalogue = &config.catalogue;
+  for (const auto& [key, rule] : config.targets) {
+    targets.by_analyte.emplace(key, rule);
   }
-  targets_.routing = routing_of(config_);
-  for (const auto& [key, trends] : config_.trends) {
-    targets_.trends.emplace(key, trends);
+  targets.routing = routing_of(config);
+  for (const auto& [key, trends] : config.trends) {
+    targets.trends.emplace(key, trends);
   }
-  targets_.mail_policy.max_age_seconds =
-      std::int64_t{config_.alerts.mail_max_age_days} * clinical::kSecondsPerDay;
-  targets_.mail_policy.mail_preliminary = config_.alerts.mail_preliminary;
+  targets.mail_policy.max_age_seconds =
+      std::int64_t{config.alerts.mail_max_age_days} * clinical::kSecondsPerDay;
+  targets.mail_policy.mail_preliminary = config.alerts.mail_preliminary;
+  return targets;
 }
+
+Pipeline::Pipeline(const config::Config& config, storage::Store& store)
+    : config_(config), store_(store), targets_(targets_of(config_)), reader_(config) {}
 
 FileOutcome Pipeline::process_file(const std::filesystem::path& path, const ClaimPolicy& policy) {
   FileOutcome outcome;

@@ -69,6 +69,9 @@ std::string describe(const parsers::Warning& warning);
 // default recipient. Empty when no mail is configured.
 storage::Routing routing_of(const config::Config& config);
 
+// The rules in force under this config: optimal targets, trend rules, the catalogue, routing.
+storage::Targets targets_of(const config::Config& config);
+
 class Pipeline {
  public:
   Pipeline(const config::Config& config, storage::Store& store);

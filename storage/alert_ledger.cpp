@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstddef>
+#include <limits>
 #include <random>
 #include <span>
 #include <utility>
@@ -96,9 +97,13 @@ AlertLedger::AlertLedger(SQLite::Database& db, LedgerStatements& statements, con
                          clinical::UnixSeconds now, IngestSummary& summary)
     : db_(db), statements_(statements), targets_(targets), now_(now), summary_(summary) {}
 
+void AlertLedger::route(std::string_view provider_id, std::string_view facility_code) {
+  recipients_ = storage::route(targets_.routing, provider_id, facility_code);
+}
+
 void AlertLedger::begin_report(const clinical::NormalizedReport& report, std::int64_t person_id,
                                std::string_view file_name) {
-  recipients_ = route(targets_.routing, report.ordering_provider_id, report.facility);
+  route(report.ordering_provider_id, report.facility);
   person_id_ = person_id;
   patient_key_ = report.patient.patient_key();
   report_ref_ = report.control_id;
@@ -175,6 +180,41 @@ void AlertLedger::version_promoted(std::int64_t result_id, clinical::UnixSeconds
       queue({NoticeKind::alert, alert.alert_id, result_id, std::nullopt}, recipients_, {});
     }
   }
+}
+
+// A merge or unmerge makes no result new, but the person's latest result of the analyte is what
+// a practitioner acts on: a trend it now violates is mailed as an alert, to the recipients its
+// report is routed to (by facility: the ordering provider is not stored), naming that report.
+void AlertLedger::rejudge_person(std::int64_t person_id, std::string_view analyte) {
+  clinical::UnixSeconds latest_collected = 0;
+  {
+    SQLite::Statement latest(db_,
+                             "SELECT m.facility, m.patient_key, m.control_id, r.order_id, "
+                             "r.collected_at "
+                             "FROM results r JOIN messages m ON m.message_id = r.message_id "
+                             "WHERE r.person_id = ? AND r.analyte = ? AND r.state = 'current' "
+                             "ORDER BY r.collected_at DESC, r.result_id DESC LIMIT 1");
+    latest.bind(1, person_id);
+    latest.bind(2, std::string(analyte));
+    if (!latest.executeStep()) {
+      return;
+    }
+    route("", latest.getColumn(0).getString());
+    person_id_ = person_id;
+    patient_key_ = latest.getColumn(1).getString();
+    report_ref_ = latest.getColumn(2).getString();
+    if (report_ref_.empty()) {
+      report_ref_ = latest.getColumn(3).getString();
+    }
+    latest_collected = latest.getColumn(4).getInt64();
+    items_with_ref_.clear();
+  }
+  // Mailed as a new final result's alert would be: an old one is history (clinical::decide_mail).
+  const clinical::MailVerdict verdict = clinical::decide_mail(
+      {latest_collected, now_, clinical::ResultStatus::final, !recipients_.empty()},
+      targets_.mail_policy);
+  judge_trends(person_id, analyte, std::numeric_limits<clinical::UnixSeconds>::min(), nullptr,
+               nullptr, verdict, true);
 }
 
 void AlertLedger::version_superseded(std::int64_t result_id) {
@@ -448,7 +488,8 @@ std::int64_t AlertLedger::open_item(const Recipient& recipient) {
 // unmailed, as history, or resolved).
 void AlertLedger::judge_trends(std::int64_t person_id, std::string_view analyte,
                                clinical::UnixSeconds from, const CurrentVersion* current,
-                               std::vector<ActiveAlert>* earlier, clinical::MailVerdict verdict) {
+                               std::vector<ActiveAlert>* earlier, clinical::MailVerdict verdict,
+                               bool to_the_end) {
   const auto trends = targets_.trends.find(analyte);
   if (trends == targets_.trends.end() || trends->second.empty()) {
     return;
@@ -487,7 +528,8 @@ void AlertLedger::judge_trends(std::int64_t person_id, std::string_view analyte,
       changed = std::max(first, static_cast<std::size_t>(at - ids.begin()));
     }
   }
-  for (std::size_t i = first; i < ids.size() && i < changed + window; ++i) {
+  const std::size_t end = to_the_end ? ids.size() : std::min(ids.size(), changed + window);
+  for (std::size_t i = first; i < end; ++i) {
     const std::span<const clinical::TrendPoint> history(points.data(), i + 1);
     for (const clinical::TrendRule& trend : trends->second) {
       const clinical::Decision decision =
@@ -502,6 +544,9 @@ void AlertLedger::judge_trends(std::int64_t person_id, std::string_view analyte,
         }
         settle(slot, ids[i], decision, current->result->status == clinical::ResultStatus::corrected,
                verdict);
+      } else if (to_the_end && i + 1 == ids.size() && decision.violated &&
+                 !find_alert(ids[i], trend.text)) {
+        settle(nullptr, ids[i], decision, false, verdict);  // mailed like the alert of a new result
       } else {
         rejudge_trend(ids[i], trend, decision);
       }
@@ -509,21 +554,25 @@ void AlertLedger::judge_trends(std::int64_t person_id, std::string_view analyte,
   }
 }
 
+std::optional<AlertLedger::ActiveAlert> AlertLedger::find_alert(std::int64_t result_id,
+                                                                const std::string& rule) {
+  std::optional<ActiveAlert> existing;
+  SQLite::Statement& find = fresh(statements_.find_alert);
+  const ResetOnExit reset(find);
+  find.bind(1, result_id);
+  find.bind(2, rule);
+  if (find.executeStep()) {
+    existing.emplace();
+    existing->alert_id = find.getColumn(0).getInt64();
+    existing->rule = rule;
+    existing->state = find.getColumn(1).getString();
+  }
+  return existing;
+}
+
 void AlertLedger::rejudge_trend(std::int64_t result_id, const clinical::TrendRule& rule,
                                 const clinical::Decision& decision) {
-  std::optional<ActiveAlert> existing;
-  {
-    SQLite::Statement& find = fresh(statements_.find_alert);
-    const ResetOnExit reset(find);
-    find.bind(1, result_id);
-    find.bind(2, rule.text);
-    if (find.executeStep()) {
-      existing.emplace();
-      existing->alert_id = find.getColumn(0).getInt64();
-      existing->rule = rule.text;
-      existing->state = find.getColumn(1).getString();
-    }
-  }
+  std::optional<ActiveAlert> existing = find_alert(result_id, rule.text);
   if (decision.violated) {
     if (!existing) {
       insert_alert(result_id, decision, "unmailed");

@@ -81,6 +81,14 @@ class AlertLedger {
   // (clinical::decide_mail), and mailed to this report's recipients when the verdict says so.
   void version_promoted(std::int64_t result_id, clinical::UnixSeconds collected_at);
 
+  // The person's results changed hands (a merge or an unmerge of identities): the trend rules of
+  // `analyte` are judged again over all of the person's current results. Alerts that no longer
+  // hold are resolved (whoever may have been told gets a resolution); a new one on the latest
+  // result is mailed like a new result's (routed by its report's facility), new ones on earlier
+  // results are raised unmailed, as history; an alert that still holds is kept as it is, so
+  // nothing already mailed is mailed again.
+  void rejudge_person(std::int64_t person_id, std::string_view analyte);
+
   // `superseded` left the current set without a current successor (not expected of plan_version):
   // its active alerts become 'superseded', silently.
   void version_superseded(std::int64_t result_id);
@@ -113,6 +121,8 @@ class AlertLedger {
   };
 
   std::vector<ActiveAlert> active_alerts(std::int64_t result_id);
+  std::optional<ActiveAlert> find_alert(std::int64_t result_id, const std::string& rule);
+  void route(std::string_view provider_id, std::string_view facility_code);
   void settle(ActiveAlert* earlier, std::int64_t result_id, const clinical::Decision& decision,
               bool corrected, clinical::MailVerdict verdict);
   void close(ActiveAlert& alert, const char* state, std::optional<NoticeKind> notice,
@@ -128,7 +138,7 @@ class AlertLedger {
   std::int64_t open_item(const Recipient& recipient);
   void judge_trends(std::int64_t person_id, std::string_view analyte, clinical::UnixSeconds from,
                     const CurrentVersion* current, std::vector<ActiveAlert>* earlier,
-                    clinical::MailVerdict verdict);
+                    clinical::MailVerdict verdict, bool to_the_end = false);
   void rejudge_trend(std::int64_t result_id, const clinical::TrendRule& rule,
                      const clinical::Decision& decision);
 

@@ -287,6 +287,55 @@ ALTER TABLE results ADD COLUMN shown_decimals INTEGER;
 ALTER TABLE results ADD COLUMN fraction TEXT NOT NULL DEFAULT '';
 )sql";
 
+// Version 7: patient identity you can trust (issue 17). clinical::plan_person_match decides; a
+// match key is no longer unique (one authority may hold two identifiers with equal demographics,
+// kept apart for review) nor looked up: its index goes (the column stays, for information) and
+// persons are found by birth date instead.
+// A merged person stays as a tombstone (merged_into), so that its id is never given to another
+// person and the audit trail keeps meaning what it says.
+// Each identifier keeps the demographics it was first reported with, so that an unmerge can give
+// it back its own person; rows of earlier versions take their person's. match_candidates holds
+// the pairs for a reviewer (person_a < person_b; reason: clinical::MatchReason; fields: the
+// differing clinical::PersonFields, comma separated), identity_audit every merge, unmerge and
+// dismissal with who did it and why.
+constexpr const char* kSchemaV7Identity = R"sql(
+DROP INDEX persons_by_match_key;
+ALTER TABLE persons ADD COLUMN merged_into INTEGER;  -- the person it was merged into; NULL: active
+CREATE INDEX persons_by_birth_date ON persons (birth_date) WHERE merged_into IS NULL;
+ALTER TABLE identifiers ADD COLUMN family TEXT NOT NULL DEFAULT '';
+ALTER TABLE identifiers ADD COLUMN given TEXT NOT NULL DEFAULT '';
+ALTER TABLE identifiers ADD COLUMN birth_date TEXT NOT NULL DEFAULT '';
+ALTER TABLE identifiers ADD COLUMN sex TEXT NOT NULL DEFAULT 'U';
+UPDATE identifiers SET
+  family = (SELECT family FROM persons p WHERE p.person_id = identifiers.person_id),
+  given = (SELECT given FROM persons p WHERE p.person_id = identifiers.person_id),
+  birth_date = (SELECT birth_date FROM persons p WHERE p.person_id = identifiers.person_id),
+  sex = (SELECT sex FROM persons p WHERE p.person_id = identifiers.person_id);
+CREATE INDEX identifiers_by_person ON identifiers (person_id);
+CREATE INDEX messages_by_person ON messages (person_id);
+
+CREATE TABLE match_candidates (
+  person_a   INTEGER NOT NULL,                 -- persons.person_id, the smaller of the pair
+  person_b   INTEGER NOT NULL,
+  reason     TEXT NOT NULL,                    -- clinical::MatchReason
+  fields     TEXT NOT NULL,                    -- differing clinical::PersonFields, comma separated
+  state      TEXT NOT NULL CHECK (state IN ('open', 'dismissed', 'merged')),
+  created_at INTEGER NOT NULL,
+  PRIMARY KEY (person_a, person_b),
+  CHECK (person_a < person_b)
+) WITHOUT ROWID;
+CREATE INDEX match_candidates_by_b ON match_candidates (person_b);
+
+CREATE TABLE identity_audit (
+  audit_id  INTEGER PRIMARY KEY,
+  at        INTEGER NOT NULL,                  -- Unix seconds
+  os_user   TEXT NOT NULL,                     -- SUDO_USER, else USER; '' when neither is set
+  action    TEXT NOT NULL,                     -- merge, unmerge, dismiss
+  detail    TEXT NOT NULL,                     -- the persons and identifier concerned
+  reason    TEXT NOT NULL                      -- as the reviewer gave it
+);
+)sql";
+
 constexpr auto kMigrations = std::to_array<Migration>({
     {1, kSchemaV1},
     {2, kSchemaV2},
@@ -294,6 +343,7 @@ constexpr auto kMigrations = std::to_array<Migration>({
     {4, kSchemaV4NotPerformed},
     {5, kSchemaV5IntakeAttempts},
     {6, kSchemaV6LabWitnesses},
+    {7, kSchemaV7Identity},
 });
 
 bool is_in_memory(const std::string& path) noexcept { return path.empty() || path == ":memory:"; }

@@ -11,6 +11,7 @@
 #include <utility>
 #include <vector>
 
+#include "clinical/person_match.hpp"
 #include "storage/sql_values.hpp"
 
 namespace labwatch::storage {
@@ -48,12 +49,23 @@ IngestStatements::IngestStatements(SQLite::Database& db)
                   "duplicates = ?, duplicate_messages = ?, superseded = ?, withdrawn = ?, "
                   "refusals = ?, alerts = ?, skipped = ?, promoted = ? WHERE file_id = ?"),
       find_identifier(db, "SELECT person_id FROM identifiers WHERE authority = ? AND mrn = ?"),
-      find_match_key(db, "SELECT person_id FROM persons WHERE match_key = ?"),
+      find_match_candidates(db,
+                            "SELECT p.person_id, p.family, p.given, p.birth_date, p.sex, "
+                            "i.authority, i.mrn FROM persons p "
+                            "LEFT JOIN identifiers i ON i.person_id = p.person_id "
+                            "WHERE p.birth_date IN (?, ?) AND p.merged_into IS NULL "
+                            "ORDER BY p.person_id"),
+      refine_sex(db, "UPDATE persons SET sex = ? WHERE person_id = ? AND sex = 'U'"),
+      insert_match_candidate(db,
+                             "INSERT INTO match_candidates (person_a, person_b, reason, fields, "
+                             "state, created_at) VALUES (?, ?, ?, ?, 'open', ?) "
+                             "ON CONFLICT (person_a, person_b) DO NOTHING"),
       insert_person(db,
                     "INSERT INTO persons (family, given, birth_date, sex, match_key, created_at) "
                     "VALUES (?, ?, ?, ?, ?, ?)"),
       insert_identifier(db,
-                        "INSERT INTO identifiers (authority, mrn, person_id) VALUES (?, ?, ?) "
+                        "INSERT INTO identifiers (authority, mrn, person_id, family, given, "
+                        "birth_date, sex) VALUES (?, ?, ?, ?, ?, ?, ?) "
                         "ON CONFLICT (authority, mrn) DO NOTHING"),
       find_message(db,
                    "SELECT message_id FROM messages WHERE facility = ? AND control_id = ? "
@@ -284,10 +296,11 @@ IngestSummary SqliteFileTransaction::finish(const std::string& sha256) {
   return summary_;
 }
 
-// Identity, in the order of corpus README: the reported identifier (AUTHORITY|MRN) decides when it
-// is known; otherwise the demographic match key (folded names, birth date, sex) finds the same
-// person reported by another facility; otherwise this is a new person. A new identifier is linked
-// to whichever person was found, so the next report with it resolves directly.
+// Identity: the reported identifier (AUTHORITY|MRN) decides when it is known; otherwise the
+// persons born on the same (or day/month-exchanged) date are handed to clinical::plan_person_match,
+// and its plan is applied: the person it names, or a new person with the pairs to review. A new
+// identifier is linked to that person with its own demographics, so the next report with it
+// resolves directly and an unmerge can give it back its own person.
 std::int64_t SqliteFileTransaction::resolve_person(const clinical::PersonIdentity& person) {
   std::string identifier_key;
   if (!person.mrn.empty()) {
@@ -307,22 +320,18 @@ std::int64_t SqliteFileTransaction::resolve_person(const clinical::PersonIdentit
     }
   }
 
-  std::optional<std::int64_t> person_id;
-  const std::optional<std::string> match_key = clinical::person_match_key(person);
-  if (match_key) {
-    if (const auto hit = person_by_match_key_.find(*match_key); hit != person_by_match_key_.end()) {
-      person_id = hit->second;
-    } else {
-      SQLite::Statement& find = fresh(statements_.find_match_key);
-      const ResetOnExit reset(find);
-      find.bindNoCopy(1, *match_key);
-      if (find.executeStep()) {
-        person_id = find.getColumn(0).getInt64();
-        remember(person_by_match_key_, *match_key, *person_id);
-      }
+  const clinical::MatchPlan plan = clinical::plan_person_match(person, match_candidates(person));
+  std::int64_t person_id = 0;
+  if (plan.person_id) {
+    person_id = *plan.person_id;
+    if (plan.refine_sex) {
+      SQLite::Statement& refine = fresh(statements_.refine_sex);
+      refine.bind(1, std::string(1, *plan.refine_sex));
+      refine.bind(2, person_id);
+      refine.exec();
     }
-  }
-  if (!person_id) {
+  } else {
+    const std::optional<std::string> match_key = clinical::person_match_key(person);
     SQLite::Statement& insert = fresh(statements_.insert_person);
     insert.bindNoCopy(1, person.family);
     insert.bindNoCopy(2, person.given);
@@ -336,19 +345,60 @@ std::int64_t SqliteFileTransaction::resolve_person(const clinical::PersonIdentit
     insert.bind(6, now_);
     insert.exec();
     person_id = db_.getLastInsertRowid();
-    if (match_key) {
-      remember(person_by_match_key_, *match_key, *person_id);
+    for (const clinical::ReviewPair& pair : plan.review) {
+      SQLite::Statement& candidate = fresh(statements_.insert_match_candidate);
+      candidate.bind(1, std::min(person_id, pair.person_id));
+      candidate.bind(2, std::max(person_id, pair.person_id));
+      candidate.bind(3, std::string(clinical::to_string(pair.reason)));
+      candidate.bind(4, clinical::person_fields_text(pair.differing));
+      candidate.bind(5, now_);
+      candidate.exec();
     }
   }
   if (!person.mrn.empty()) {
     SQLite::Statement& link = fresh(statements_.insert_identifier);
     link.bindNoCopy(1, person.authority);
     link.bindNoCopy(2, person.mrn);
-    link.bind(3, *person_id);
+    link.bind(3, person_id);
+    link.bindNoCopy(4, person.family);
+    link.bindNoCopy(5, person.given);
+    link.bindNoCopy(6, person.birth_date);
+    link.bind(7, std::string(1, known_sex(person.sex)));
     link.exec();
-    remember(person_by_identifier_, std::move(identifier_key), *person_id);
+    remember(person_by_identifier_, std::move(identifier_key), person_id);
   }
-  return *person_id;
+  return person_id;
+}
+
+// The stored persons born on a date plan_person_match compares, with their identifiers.
+std::vector<clinical::MatchCandidate> SqliteFileTransaction::match_candidates(
+    const clinical::PersonIdentity& person) {
+  std::vector<clinical::MatchCandidate> candidates;
+  const std::vector<std::string> dates = clinical::match_birth_dates(person.birth_date);
+  if (dates.empty()) {
+    return candidates;
+  }
+  SQLite::Statement& find = fresh(statements_.find_match_candidates);
+  const ResetOnExit reset(find);
+  find.bind(1, dates.front());
+  find.bind(2, dates.back());
+  while (find.executeStep()) {
+    const std::int64_t id = find.getColumn(0).getInt64();
+    if (candidates.empty() || candidates.back().person_id != id) {
+      clinical::MatchCandidate& added = candidates.emplace_back();
+      added.person_id = id;
+      added.demographics.family = find.getColumn(1).getString();
+      added.demographics.given = find.getColumn(2).getString();
+      added.demographics.birth_date = find.getColumn(3).getString();
+      const std::string sex = find.getColumn(4).getString();
+      added.demographics.sex = sex.empty() ? 'U' : sex.front();
+    }
+    if (!find.getColumn(5).isNull()) {
+      candidates.back().identifiers.push_back(
+          {find.getColumn(5).getString(), find.getColumn(6).getString()});
+    }
+  }
+  return candidates;
 }
 
 // A byte-identical resend carries the same control id and the same digest. Without either (CSV

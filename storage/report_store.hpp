@@ -15,6 +15,7 @@
 #include <utility>
 #include <vector>
 
+#include "clinical/person_match.hpp"
 #include "clinical/reconcile.hpp"
 #include "storage/alert_ledger.hpp"
 #include "storage/store.hpp"
@@ -30,7 +31,9 @@ struct IngestStatements {
   SQLite::Statement insert_file;
   SQLite::Statement finish_file;
   SQLite::Statement find_identifier;
-  SQLite::Statement find_match_key;
+  SQLite::Statement find_match_candidates;
+  SQLite::Statement refine_sex;
+  SQLite::Statement insert_match_candidate;
   SQLite::Statement insert_person;
   SQLite::Statement insert_identifier;
   SQLite::Statement find_message;
@@ -72,6 +75,7 @@ class SqliteFileTransaction final : public FileTransaction {
   IngestSummary finish(const std::string& sha256);
   IngestSummary known();
   std::int64_t resolve_person(const clinical::PersonIdentity& person);
+  std::vector<clinical::MatchCandidate> match_candidates(const clinical::PersonIdentity& person);
   std::optional<std::int64_t> find_resend(const clinical::NormalizedReport& report);
   std::int64_t insert_message(const clinical::NormalizedReport& report, std::int64_t person_id,
                               clinical::UnixSeconds message_time);
@@ -109,7 +113,6 @@ class SqliteFileTransaction final : public FileTransaction {
   // Per-transaction caches: valid only while this transaction holds the write lock, and bounded
   // (cleared when full) so that a file about a million patients cannot grow them without limit.
   std::unordered_map<std::string, std::int64_t> person_by_identifier_;
-  std::unordered_map<std::string, std::int64_t> person_by_match_key_;
   // Unmapped codes (facility, code) -> results, written at commit or when the map is full: one
   // upsert per code instead of one per code and message.
   std::map<std::pair<std::string, std::string>, int, std::less<>> unmapped_;

@@ -268,8 +268,9 @@ class SqliteStore final : public Store {
   std::vector<PersonRow> persons() override {
     std::vector<PersonRow> rows;
     std::unordered_map<std::int64_t, std::size_t> index;
-    SQLite::Statement people(
-        db_, "SELECT person_id, family, given, birth_date, sex FROM persons ORDER BY person_id");
+    SQLite::Statement people(db_,
+                             "SELECT person_id, family, given, birth_date, sex FROM persons "
+                             "WHERE merged_into IS NULL ORDER BY person_id");
     while (people.executeStep()) {
       PersonRow& row = rows.emplace_back();
       row.person_id = people.getColumn(0).getInt64();
@@ -351,7 +352,10 @@ class SqliteStore final : public Store {
     const char* end = id_or_key.data() + id_or_key.size();
     const auto [ptr, ec] = std::from_chars(id_or_key.data(), end, person_id);
     if (!id_or_key.empty() && ec == std::errc() && ptr == end) {
-      SQLite::Statement query(db_, "SELECT person_id FROM persons WHERE person_id = ?");
+      // A merged person's id (in an older mail, say) leads to the person it was merged into.
+      SQLite::Statement query(db_,
+                              "SELECT coalesce(merged_into, person_id) FROM persons "
+                              "WHERE person_id = ?");
       query.bind(1, person_id);
       add(query);
     }

@@ -226,9 +226,10 @@ class Store {
   virtual std::vector<PersonRow> persons() = 0;
   // One person, as persons() lists them, without reading everyone; nullopt for an unknown id.
   virtual std::optional<PersonRow> person(std::int64_t person_id) = 0;
-  // Resolves "123" (person id), "AUTH|MRN", or a report reference as a mail prints it (a control
-  // id, order id or file name; several joined by ", ") to a person id. nullopt when the text names
-  // no person, or more than one by its readings together.
+  // Resolves "123" (person id; a merged person's id gives the person it was merged into),
+  // "AUTH|MRN", or a report reference as a mail prints it (a control id, order id or file name;
+  // several joined by ", ") to a person id. nullopt when the text names no person, or more than
+  // one by its readings together.
   virtual std::optional<std::int64_t> find_person(std::string_view id_or_key) = 0;
 
   // ---- Intake attempts (the daemon's poison-file guard). Each call is one transaction. ----

@@ -60,12 +60,13 @@ TEST_CASE("open_database migrates an empty file to the latest schema and reopens
           "[storage][database]") {
   const TempDir dir;
   const std::string path = dir.file("labwatch.db");
-  REQUIRE(labwatch::storage::latest_schema_version() == 6);
+  REQUIRE(labwatch::storage::latest_schema_version() == 7);
   {
     SQLite::Database db = labwatch::storage::open_database(path, {});
     CHECK(labwatch::storage::schema_version(db) == labwatch::storage::latest_schema_version());
     CHECK(table_names(db) ==
-          std::vector<std::string>{"alerts", "files", "identifiers", "intake_attempts", "messages",
+          std::vector<std::string>{"alerts", "files", "identifiers", "identity_audit",
+                                   "intake_attempts", "match_candidates", "messages",
                                    "not_performed", "notices", "outbox", "persons", "refusals",
                                    "results", "unmapped_codes"});
     db.exec(
@@ -123,14 +124,14 @@ TEST_CASE("open_database refuses a database written by a newer labwatch", "[stor
   const std::string path = dir.file("labwatch.db");
   {
     SQLite::Database db = labwatch::storage::open_database(path, {});
-    db.exec("PRAGMA user_version = 7");
+    db.exec("PRAGMA user_version = 8");
   }
   CHECK_THROWS_WITH(labwatch::storage::open_database(path, {}),
-                    "database schema version 7 is newer than this labwatch supports (6); use a "
+                    "database schema version 8 is newer than this labwatch supports (7); use a "
                     "newer labwatch");
   CHECK_THROWS_AS(labwatch::storage::open_sqlite_store(path), std::runtime_error);
   SQLite::Database untouched(path);
-  CHECK(labwatch::storage::schema_version(untouched) == 7);
+  CHECK(labwatch::storage::schema_version(untouched) == 8);
 }
 
 TEST_CASE("migrate applies each step in its own transaction and stops at a failing one",
@@ -274,4 +275,46 @@ TEST_CASE("open_database upgrades version 2 to one person index in time order an
         std::string::npos);
   CHECK(plan("SELECT refusal_id FROM refusals WHERE file_id = 1 ORDER BY refusal_id")
             .find("INDEX refusals_by_file (file_id=?)") != std::string::npos);
+}
+
+TEST_CASE("open_database upgrades version 6 to identity review and gives identifiers their names",
+          "[storage][database][identity]") {
+  const TempDir dir;
+  const std::string path = dir.file("labwatch.db");
+  {
+    SQLite::Database db(path, SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
+    labwatch::storage::migrate(db, labwatch::storage::schema_migrations().first(6));
+    db.exec(
+        "INSERT INTO persons (family, given, birth_date, sex, match_key, created_at) "
+        "VALUES ('Novak', 'Hana', '1970-03-12', 'F', 'novak|hana|1970-03-12|F', 0);"
+        "INSERT INTO identifiers (authority, mrn, person_id) VALUES ('LABA', '1', 1)");
+  }
+  SQLite::Database db = labwatch::storage::open_database(path, {});
+  CHECK(labwatch::storage::schema_version(db) == 7);
+  CHECK(db.execAndGet("SELECT family || ' ' || given || ' ' || birth_date || ' ' || sex "
+                      "FROM identifiers WHERE mrn = '1'")
+            .getString() == "Novak Hana 1970-03-12 F");
+  CHECK(db.execAndGet("SELECT count(*) FROM persons WHERE merged_into IS NULL").getInt() == 1);
+  // One match key may now stand for two persons (two identifiers of one authority).
+  db.exec(
+      "INSERT INTO persons (family, given, birth_date, sex, match_key, created_at) "
+      "VALUES ('Novak', 'Hana', '1970-03-12', 'F', 'novak|hana|1970-03-12|F', 0)");
+  CHECK(db.execAndGet("SELECT count(*) FROM persons").getInt() == 2);
+}
+
+TEST_CASE("The match candidates of a birth date are found through an index",
+          "[storage][database][identity]") {
+  const TempDir dir;
+  SQLite::Database db = labwatch::storage::open_database(dir.file("labwatch.db"), {});
+  SQLite::Statement explain(
+      db,
+      "EXPLAIN QUERY PLAN SELECT p.person_id, p.family, p.given, p.birth_date, p.sex, "
+      "i.authority, i.mrn FROM persons p LEFT JOIN identifiers i ON i.person_id = p.person_id "
+      "WHERE p.birth_date IN (?, ?) AND p.merged_into IS NULL ORDER BY p.person_id");
+  std::string details;
+  while (explain.executeStep()) {
+    details += explain.getColumn(3).getString() + "\n";
+  }
+  INFO(details);
+  CHECK(details.find("USING INDEX persons_by_birth_date (birth_date=?)") != std::string::npos);
 }
