@@ -856,6 +856,8 @@ int cmd_outbox(const Args& args) {
   }
   std::fwrite(out.data(), 1, out.size(), stdout);
   return kExitOk;
+}
+
 // The identity commands (daemon/cli_identity.cpp); a refused request is a usage error (exit 64).
 template <typename Run>
 int identity_command(Run&& run) {
