@@ -220,30 +220,25 @@ parsers::Expected<Analyte, std::string> read_analyte(
     }
   }
 
-  for (const Column column : {Column::ref_low, Column::ref_high}) {
+  // Optional numbers: the reference range and the plausible values, in the canonical unit.
+  const std::pair<Column, std::optional<double>*> bounds[] = {
+      {Column::ref_low, &analyte.ref_low},
+      {Column::ref_high, &analyte.ref_high},
+      {Column::plausible_low, &analyte.plausible_low},
+      {Column::plausible_high, &analyte.plausible_high},
+  };
+  for (const auto& [column, bound] : bounds) {
     const std::string_view text = field(column);
     if (text.empty()) {
       continue;
     }
-    const auto bound = parse_decimal(text, false);
-    if (!bound) {
+    *bound = parse_decimal(text, false);
+    if (!*bound) {
       return fail(column, "'" + std::string(text) + "' is not a number");
     }
-    (column == Column::ref_low ? analyte.ref_low : analyte.ref_high) = *bound;
   }
   if (analyte.ref_low && analyte.ref_high && *analyte.ref_low > *analyte.ref_high) {
     return fail(Column::ref_high, "the high bound is below the low bound");
-  }
-  for (const Column column : {Column::plausible_low, Column::plausible_high}) {
-    const std::string_view text = field(column);
-    if (text.empty()) {
-      continue;
-    }
-    const auto bound = parse_decimal(text, false);
-    if (!bound) {
-      return fail(column, "'" + std::string(text) + "' is not a number");
-    }
-    (column == Column::plausible_low ? analyte.plausible_low : analyte.plausible_high) = *bound;
   }
   if (analyte.plausible_low && analyte.plausible_high &&
       *analyte.plausible_low >= *analyte.plausible_high) {

@@ -132,30 +132,6 @@ std::string_view strip_part(std::string_view body) noexcept {
   return body;
 }
 
-// Takes a leading comparator ("<", "<=", ">", ">=", U+2264, U+2265) off `text`: '<' or '>' for
-// the side it bounds, 0 when there is none.
-char take_comparator(std::string_view& text) noexcept {
-  struct Spelling {
-    std::string_view written;
-    char side;
-  };
-  constexpr std::array<Spelling, 6> kSpellings = {{
-      {"<=", '<'},
-      {">=", '>'},
-      {"\xE2\x89\xA4", '<'},
-      {"\xE2\x89\xA5", '>'},
-      {"<", '<'},
-      {">", '>'},
-  }};
-  for (const Spelling& spelling : kSpellings) {
-    if (text.substr(0, spelling.written.size()) == spelling.written) {
-      text = trim(text.substr(spelling.written.size()));
-      return spelling.side;
-    }
-  }
-  return 0;
-}
-
 // Takes a number token (an optional sign, digits and separators) off the front of `text`.
 std::string_view take_number(std::string_view& text) noexcept {
   std::size_t end = !text.empty() && (text.front() == '-' || text.front() == '+') ? 1 : 0;
@@ -198,7 +174,8 @@ RangeReading read_one(std::string_view text, DecimalMark mark, bool point_is_sta
   };
   PrintedRange range;
   std::string_view rest = text;
-  if (const char side = take_comparator(rest); side != 0) {
+  if (const std::string_view comparator = take_comparator(rest); !comparator.empty()) {
+    const char side = comparator.front();
     const std::string_view token = take_number(rest);
     const std::optional<double> bound = number(token);
     if (!bound) {
@@ -233,6 +210,29 @@ RangeReading read_one(std::string_view text, DecimalMark mark, bool point_is_sta
 }
 
 }  // namespace
+
+std::string_view take_comparator(std::string_view& text) noexcept {
+  struct Spelling {
+    std::string_view written;
+    std::string_view ascii;
+  };
+  // Two-character spellings first, so that "<=" is not read as "<" followed by "=".
+  constexpr std::array<Spelling, 6> kSpellings = {{
+      {"<=", "<="},
+      {">=", ">="},
+      {"\xE2\x89\xA4", "<="},
+      {"\xE2\x89\xA5", ">="},
+      {"<", "<"},
+      {">", ">"},
+  }};
+  for (const Spelling& spelling : kSpellings) {
+    if (text.substr(0, spelling.written.size()) == spelling.written) {
+      text = trim(text.substr(spelling.written.size()));
+      return spelling.ascii;
+    }
+  }
+  return {};
+}
 
 RangeReading read_printed_range(std::string_view text, DecimalMark mark, bool point_is_standard,
                                 char sex) {

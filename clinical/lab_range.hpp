@@ -32,6 +32,11 @@ struct RangeReading {
 RangeReading read_printed_range(std::string_view text, parsers::DecimalMark mark,
                                 bool point_is_standard, char sex);
 
+// Takes a leading comparator off `text` and returns it in ASCII ("<", "<=", ">", ">="; U+2264 and
+// U+2265 count as "<=" and ">="), advancing `text` past it and the blanks after it; "" when there
+// is none. Shared by values ("<5") and ranges ("<0.50").
+std::string_view take_comparator(std::string_view& text) noexcept;
+
 // The lab's abnormal flag (HL7 table 0078 in OBX-8, repetitions joined by '~'; a CSV flag
 // column's words): which way the lab says the value lies.
 enum class LabFlag : std::uint8_t {

@@ -55,31 +55,6 @@ std::string_view trim(std::string_view s) noexcept {
   return s;
 }
 
-// Reads a leading comparator and returns it in ASCII ("<", ">", "<=", ">="; U+2264 and U+2265
-// count as "<=" and ">="), advancing `text` past it and any spaces after it. "" when there is none.
-std::string_view take_comparator(std::string_view& text) noexcept {
-  struct Spelling {
-    std::string_view written;
-    std::string_view ascii;
-  };
-  // Two-character spellings first, so that "<=" is not read as "<" followed by "=".
-  constexpr std::array<Spelling, 6> kSpellings = {{
-      {"<=", "<="},
-      {">=", ">="},
-      {"\xE2\x89\xA4", "<="},
-      {"\xE2\x89\xA5", ">="},
-      {"<", "<"},
-      {">", ">"},
-  }};
-  for (const Spelling& spelling : kSpellings) {
-    if (text.substr(0, spelling.written.size()) == spelling.written) {
-      text = trim(text.substr(spelling.written.size()));
-      return spelling.ascii;
-    }
-  }
-  return {};
-}
-
 // Seconds since the epoch of a wall-clock reading taken as if it were UTC. nullopt when the fields
 // do not name a real date and time. A leap second (:60) rolls into the next minute.
 std::optional<std::int64_t> wall_seconds(const DateTime& t) noexcept {
