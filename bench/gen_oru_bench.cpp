@@ -182,11 +182,15 @@ int main(int argc, char** argv) {
         } else {
           w.decimal(v, a.decimals);
         }
-        w << '|' << a.units << '|' << a.range << '|'
-          << (v > a.high * 0.9  ? "H"
-              : v < a.low * 1.2 ? "L"
-                                : "")
-          << "|||" << (pick(50) == 0 ? "C" : "F") << "|||";
+        // The flag agrees with what is written (labwatch refuses a flag that points the other way
+        // from the value): a censored value is flagged on its own side.
+        const char* flag = style == 0         ? "L"
+                           : style == 1       ? "H"
+                           : v > a.high * 0.9 ? "H"
+                           : v < a.low * 1.2  ? "L"
+                                              : "";
+        w << '|' << a.units << '|' << a.range << '|' << flag << "|||" << (pick(50) == 0 ? "C" : "F")
+          << "|||";
         timestamp(w, day, drawn);
         w << "|TP^QDX SYNTH LAB TAMPA\r";
         if (pick(15) == 0) {
