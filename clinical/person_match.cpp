@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cstddef>
 #include <utility>
 
 #include "clinical/reconcile.hpp"
@@ -234,6 +235,14 @@ MatchPlan plan_person_match(const PersonIdentity& incoming,
   plan.review.insert(plan.review.end(), near.begin(), near.end());
   std::sort(plan.review.begin(), plan.review.end(),
             [](const ReviewPair& a, const ReviewPair& b) { return a.person_id < b.person_id; });
+  // Why a cap: a sender that reports one name and birth date under thousands of identifiers
+  // (a test feed, a placeholder patient) would otherwise pair every new person with every earlier
+  // one, a quadratic queue no reviewer can read. The most recent persons are listed; none is ever
+  // merged for being left out.
+  if (plan.review.size() > kMaxReviewPairs) {
+    plan.review.erase(plan.review.begin(),
+                      plan.review.end() - static_cast<std::ptrdiff_t>(kMaxReviewPairs));
+  }
   return plan;
 }
 

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <array>
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <span>
@@ -90,7 +91,10 @@ std::vector<std::string> match_birth_dates(std::string_view birth_date);
 // - a person that differs in exactly one field in a known way (MatchReason) is a pair to review
 //   with a new person, never a merge. An identity without family, given or birth date, or
 //   without any candidate, is a new person matched by identifier only.
+// At most kMaxReviewPairs pairs (those with the most recent persons) are planned for one identity.
 MatchPlan plan_person_match(const PersonIdentity& incoming,
                             std::span<const MatchCandidate> candidates);
+
+inline constexpr std::size_t kMaxReviewPairs = 20;
 
 }  // namespace labwatch::clinical

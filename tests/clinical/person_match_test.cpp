@@ -214,3 +214,31 @@ TEST_CASE("plan_person_match merges the one agreeing person and ignores near mat
   CHECK(plan.person_id == 1);
   CHECK(plan.review.empty());
 }
+
+TEST_CASE("plan_person_match lists at most kMaxReviewPairs pairs, the most recent persons",
+          "[clinical][identity]") {
+  using labwatch::clinical::kMaxReviewPairs;
+  using labwatch::clinical::MatchCandidate;
+  using labwatch::clinical::PersonIdentity;
+  PersonIdentity incoming;
+  incoming.authority = "LAB";
+  incoming.mrn = "NEW";
+  incoming.family = "DOE";
+  incoming.given = "JANE";
+  incoming.birth_date = "1980-01-02";
+  incoming.sex = 'F';
+  std::vector<MatchCandidate> many;
+  for (std::int64_t id = 1; id <= 50; ++id) {
+    MatchCandidate c;
+    c.person_id = id;
+    c.demographics = incoming;
+    c.demographics.mrn = "OLD" + std::to_string(id);
+    c.identifiers.push_back({"LAB", "OLD" + std::to_string(id)});
+    many.push_back(c);
+  }
+  const auto plan = labwatch::clinical::plan_person_match(incoming, many);
+  CHECK_FALSE(plan.person_id.has_value());
+  REQUIRE(plan.review.size() == kMaxReviewPairs);
+  CHECK(plan.review.front().person_id == 31);
+  CHECK(plan.review.back().person_id == 50);
+}
