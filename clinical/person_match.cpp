@@ -161,6 +161,17 @@ std::string family_match_form(std::string_view family) {
   return folded;
 }
 
+std::optional<std::string> demographic_key(const PersonIdentity& person) {
+  const Compared c = compared(person);
+  if (!c.complete()) {
+    return std::nullopt;
+  }
+  std::string key;
+  key.reserve(c.family.size() + c.given.size() + c.birth_date.size() + 2);
+  key.append(c.family).append(1, '|').append(c.given).append(1, '|').append(c.birth_date);
+  return key;
+}
+
 std::vector<std::string> match_birth_dates(std::string_view birth_date) {
   std::vector<std::string> dates;
   if (birth_date.empty()) {
@@ -188,7 +199,7 @@ std::vector<std::string> match_birth_dates(std::string_view birth_date) {
 // agrees; everything that merely looks alike (a second identifier of one authority, several
 // agreeing persons, one field off) is a new person and a pair for a reviewer.
 MatchPlan plan_person_match(const PersonIdentity& incoming,
-                            std::span<const MatchCandidate> candidates) {
+                            std::span<const MatchCandidate> candidates, bool all_agreeing) {
   MatchPlan plan;
   if (!incoming.mrn.empty()) {
     const PersonIdentifier wanted{incoming.authority, incoming.mrn};
@@ -218,7 +229,9 @@ MatchPlan plan_person_match(const PersonIdentity& incoming,
       near.push_back({candidate.person_id, *reason, differing(in, stored)});
     }
   }
-  if (agreeing.size() == 1 && !has_other_identifier_of(*agreeing.front(), incoming)) {
+  // An agreeing person among more than storage could hand over is not known to be the only one.
+  if (all_agreeing && agreeing.size() == 1 &&
+      !has_other_identifier_of(*agreeing.front(), incoming)) {
     const MatchCandidate& match = *agreeing.front();
     plan.person_id = match.person_id;
     if (in.sex != 'U' && compared(match.demographics).sex == 'U') {

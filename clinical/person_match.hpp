@@ -77,6 +77,11 @@ struct MatchPlan {
 // ("mueller"); that pair is a family_changed candidate, never an automatic merge.
 std::string family_match_form(std::string_view family);
 
+// The demographics that must be equal for two persons to agree, as one text: the family name
+// (family_match_form), the first given name (folded) and the birth date. Sex is left out (U agrees
+// with any). nullopt when any of the three is missing: such an identity matches by identifier only.
+std::optional<std::string> demographic_key(const PersonIdentity& person);
+
 // The birth dates (YYYY-MM-DD) whose persons may match `birth_date`: itself and, when day and
 // month can be exchanged and differ, the exchanged date. Empty when `birth_date` is empty.
 std::vector<std::string> match_birth_dates(std::string_view birth_date);
@@ -92,9 +97,19 @@ std::vector<std::string> match_birth_dates(std::string_view birth_date);
 //   with a new person, never a merge. An identity without family, given or birth date, or
 //   without any candidate, is a new person matched by identifier only.
 // At most kMaxReviewPairs pairs (those with the most recent persons) are planned for one identity.
+// `all_agreeing`: whether `candidates` holds every stored person with the incoming demographic_key;
+// when storage could hand over only some (see kCandidateWindow), nobody is merged automatically.
 MatchPlan plan_person_match(const PersonIdentity& incoming,
-                            std::span<const MatchCandidate> candidates);
+                            std::span<const MatchCandidate> candidates, bool all_agreeing = true);
 
 inline constexpr std::size_t kMaxReviewPairs = 20;
+
+// How many stored persons storage hands to plan_person_match per question it asks: the most recent
+// persons with the incoming demographic_key (one more, to know whether there are more than this)
+// and the most recent ones born on each date of match_birth_dates. Why a window: one name and
+// birth date reported under thousands of identifiers (a test feed, a placeholder patient) would
+// otherwise make every new identity read every earlier one. It is larger than kMaxReviewPairs, so
+// the pairs planned are those a full read would plan but for crowds of near matches.
+inline constexpr std::size_t kCandidateWindow = 32;
 
 }  // namespace labwatch::clinical

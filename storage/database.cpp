@@ -12,8 +12,12 @@
 #include <array>
 #include <cerrno>
 #include <cstddef>
+#include <optional>
 #include <stdexcept>
+#include <string>
 #include <system_error>
+
+#include "clinical/person_match.hpp"
 
 namespace labwatch::storage {
 
@@ -336,6 +340,16 @@ CREATE TABLE identity_audit (
 );
 )sql";
 
+// Version 8: persons are found by their demographic key (clinical::demographic_key, computed by
+// the labwatch_demographic_key function each connection of labwatch installs), so that matching a
+// new identity reads a bounded window of persons however many share a name and birth date.
+constexpr const char* kSchemaV8DemographicKey = R"sql(
+ALTER TABLE persons ADD COLUMN demographic_key TEXT;  -- clinical::demographic_key; NULL: incomplete
+UPDATE persons SET demographic_key = labwatch_demographic_key(family, given, birth_date);
+CREATE INDEX persons_by_demographic_key ON persons (demographic_key)
+  WHERE merged_into IS NULL AND demographic_key IS NOT NULL;
+)sql";
+
 constexpr auto kMigrations = std::to_array<Migration>({
     {1, kSchemaV1},
     {2, kSchemaV2},
@@ -344,6 +358,7 @@ constexpr auto kMigrations = std::to_array<Migration>({
     {5, kSchemaV5IntakeAttempts},
     {6, kSchemaV6LabWitnesses},
     {7, kSchemaV7Identity},
+    {8, kSchemaV8DemographicKey},
 });
 
 bool is_in_memory(const std::string& path) noexcept { return path.empty() || path == ":memory:"; }
@@ -382,7 +397,32 @@ void configure_sqlite_once() noexcept {
   static_cast<void>(configured);
 }
 
+// labwatch_demographic_key(family, given, birth_date): clinical::demographic_key, NULL when it
+// has none.
+void demographic_key_function(sqlite3_context* context, int argc, sqlite3_value** argv) {
+  const auto text = [&](int i) -> std::string {
+    const unsigned char* bytes = i < argc ? sqlite3_value_text(argv[i]) : nullptr;
+    return bytes == nullptr ? std::string()
+                            : std::string(reinterpret_cast<const char*>(bytes),
+                                          static_cast<std::size_t>(sqlite3_value_bytes(argv[i])));
+  };
+  clinical::PersonIdentity person;
+  person.family = text(0);
+  person.given = text(1);
+  person.birth_date = text(2);
+  const std::optional<std::string> key = clinical::demographic_key(person);
+  if (key) {
+    sqlite3_result_text(context, key->data(), static_cast<int>(key->size()), SQLITE_TRANSIENT);
+  } else {
+    sqlite3_result_null(context);
+  }
+}
+
 }  // namespace
+
+void install_sql_functions(SQLite::Database& db) {
+  db.createFunction("labwatch_demographic_key", 3, true, nullptr, demographic_key_function);
+}
 
 std::span<const Migration> schema_migrations() noexcept { return kMigrations; }
 
@@ -391,6 +431,7 @@ int latest_schema_version() noexcept { return kMigrations.back().version; }
 int schema_version(SQLite::Database& db) { return db.execAndGet("PRAGMA user_version").getInt(); }
 
 void migrate(SQLite::Database& db, std::span<const Migration> steps) {
+  install_sql_functions(db);
   for (std::size_t i = 0; i < steps.size(); ++i) {
     if (steps[i].version != static_cast<int>(i) + 1) {
       throw std::logic_error("schema migrations must be numbered 1, 2, 3, ...");

@@ -17,6 +17,10 @@ struct Migration {
   const char* sql = "";  // one or more statements
 };
 
+// Installs the SQL functions labwatch's schema and statements use (labwatch_demographic_key) on
+// `db`; migrate and open_database do it.
+void install_sql_functions(SQLite::Database& db);
+
 // The schema of this release, oldest step first. Steps are only ever appended.
 std::span<const Migration> schema_migrations() noexcept;
 

@@ -215,7 +215,8 @@ IdentityOutcome SqliteIdentityStore::unmerge(std::int64_t person, std::string_vi
   }
   SQLite::Statement insert(db_,
                            "INSERT INTO persons (family, given, birth_date, sex, match_key, "
-                           "created_at) VALUES (?, ?, ?, ?, NULL, ?)");
+                           "created_at, demographic_key) VALUES (?1, ?2, ?3, ?4, NULL, ?5, "
+                           "labwatch_demographic_key(?1, ?2, ?3))");
   insert.bind(1, family);
   insert.bind(2, given);
   insert.bind(3, birth_date);
@@ -257,6 +258,11 @@ IdentityOutcome SqliteIdentityStore::unmerge(std::int64_t person, std::string_vi
                           "NULLS LAST, i.authority, i.mrn LIMIT 1) WHERE person_id = ?1");
   names.bind(1, person);
   names.exec();
+  SQLite::Statement key(db_,
+                        "UPDATE persons SET demographic_key = labwatch_demographic_key(family, "
+                        "given, birth_date) WHERE person_id = ?");
+  key.bind(1, person);
+  key.exec();
   // The reviewer said these are two persons: the pair is not proposed again.
   exec_bound(db_,
              "INSERT INTO match_candidates (person_a, person_b, reason, fields, state, "

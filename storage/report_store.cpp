@@ -49,20 +49,23 @@ IngestStatements::IngestStatements(SQLite::Database& db)
                   "duplicates = ?, duplicate_messages = ?, superseded = ?, withdrawn = ?, "
                   "refusals = ?, alerts = ?, skipped = ?, promoted = ? WHERE file_id = ?"),
       find_identifier(db, "SELECT person_id FROM identifiers WHERE authority = ? AND mrn = ?"),
-      find_match_candidates(db,
-                            "SELECT p.person_id, p.family, p.given, p.birth_date, p.sex, "
-                            "i.authority, i.mrn FROM persons p "
-                            "LEFT JOIN identifiers i ON i.person_id = p.person_id "
-                            "WHERE p.birth_date IN (?, ?) AND p.merged_into IS NULL "
-                            "ORDER BY p.person_id"),
+      find_agreeing_persons(db,
+                            "SELECT person_id, family, given, birth_date, sex FROM persons "
+                            "WHERE demographic_key = ? AND merged_into IS NULL "
+                            "ORDER BY person_id DESC LIMIT ?"),
+      find_persons_born_on(db,
+                           "SELECT person_id, family, given, birth_date, sex FROM persons "
+                           "WHERE birth_date = ? AND merged_into IS NULL "
+                           "ORDER BY person_id DESC LIMIT ?"),
+      find_identifiers_of(db, "SELECT authority, mrn FROM identifiers WHERE person_id = ?"),
       refine_sex(db, "UPDATE persons SET sex = ? WHERE person_id = ? AND sex = 'U'"),
       insert_match_candidate(db,
                              "INSERT INTO match_candidates (person_a, person_b, reason, fields, "
                              "state, created_at) VALUES (?, ?, ?, ?, 'open', ?) "
                              "ON CONFLICT (person_a, person_b) DO NOTHING"),
       insert_person(db,
-                    "INSERT INTO persons (family, given, birth_date, sex, match_key, created_at) "
-                    "VALUES (?, ?, ?, ?, ?, ?)"),
+                    "INSERT INTO persons (family, given, birth_date, sex, match_key, created_at, "
+                    "demographic_key) VALUES (?, ?, ?, ?, ?, ?, ?)"),
       insert_identifier(db,
                         "INSERT INTO identifiers (authority, mrn, person_id, family, given, "
                         "birth_date, sex) VALUES (?, ?, ?, ?, ?, ?, ?) "
@@ -297,7 +300,7 @@ IngestSummary SqliteFileTransaction::finish(const std::string& sha256) {
 }
 
 // Identity: the reported identifier (AUTHORITY|MRN) decides when it is known; otherwise the
-// persons born on the same (or day/month-exchanged) date are handed to clinical::plan_person_match,
+// stored persons that may be the same (match_candidates) are handed to clinical::plan_person_match,
 // and its plan is applied: the person it names, or a new person with the pairs to review. A new
 // identifier is linked to that person with its own demographics, so the next report with it
 // resolves directly and an unmerge can give it back its own person.
@@ -320,7 +323,9 @@ std::int64_t SqliteFileTransaction::resolve_person(const clinical::PersonIdentit
     }
   }
 
-  const clinical::MatchPlan plan = clinical::plan_person_match(person, match_candidates(person));
+  const FoundCandidates found = match_candidates(person);
+  const clinical::MatchPlan plan =
+      clinical::plan_person_match(person, found.persons, found.all_agreeing);
   std::int64_t person_id = 0;
   if (plan.person_id) {
     person_id = *plan.person_id;
@@ -343,6 +348,11 @@ std::int64_t SqliteFileTransaction::resolve_person(const clinical::PersonIdentit
       insert.bind(5);
     }
     insert.bind(6, now_);
+    if (const std::optional<std::string> key = clinical::demographic_key(person)) {
+      insert.bind(7, *key);
+    } else {
+      insert.bind(7);
+    }
     insert.exec();
     person_id = db_.getLastInsertRowid();
     for (const clinical::ReviewPair& pair : plan.review) {
@@ -370,22 +380,27 @@ std::int64_t SqliteFileTransaction::resolve_person(const clinical::PersonIdentit
   return person_id;
 }
 
-// The stored persons born on a date plan_person_match compares, with their identifiers.
-std::vector<clinical::MatchCandidate> SqliteFileTransaction::match_candidates(
+// The stored persons plan_person_match compares, with their identifiers: the most recent ones
+// with the identity's demographic key (one more than the window, to know whether that was all of
+// them) and the most recent ones born on each date it may be confused with.
+SqliteFileTransaction::FoundCandidates SqliteFileTransaction::match_candidates(
     const clinical::PersonIdentity& person) {
-  std::vector<clinical::MatchCandidate> candidates;
-  const std::vector<std::string> dates = clinical::match_birth_dates(person.birth_date);
-  if (dates.empty()) {
-    return candidates;
-  }
-  SQLite::Statement& find = fresh(statements_.find_match_candidates);
-  const ResetOnExit reset(find);
-  find.bind(1, dates.front());
-  find.bind(2, dates.back());
-  while (find.executeStep()) {
-    const std::int64_t id = find.getColumn(0).getInt64();
-    if (candidates.empty() || candidates.back().person_id != id) {
-      clinical::MatchCandidate& added = candidates.emplace_back();
+  FoundCandidates found;
+  std::vector<clinical::MatchCandidate>& persons = found.persons;
+  const auto read = [&](SQLite::Statement& find, const std::string& value, std::size_t limit) {
+    const ResetOnExit reset(find);
+    find.bind(1, value);
+    find.bind(2, static_cast<std::int64_t>(limit));
+    std::size_t rows = 0;
+    while (find.executeStep()) {
+      ++rows;
+      const std::int64_t id = find.getColumn(0).getInt64();
+      if (std::any_of(persons.begin(), persons.end(), [id](const clinical::MatchCandidate& known) {
+            return known.person_id == id;
+          })) {
+        continue;
+      }
+      clinical::MatchCandidate& added = persons.emplace_back();
       added.person_id = id;
       added.demographics.family = find.getColumn(1).getString();
       added.demographics.given = find.getColumn(2).getString();
@@ -393,12 +408,25 @@ std::vector<clinical::MatchCandidate> SqliteFileTransaction::match_candidates(
       const std::string sex = find.getColumn(4).getString();
       added.demographics.sex = sex.empty() ? 'U' : sex.front();
     }
-    if (!find.getColumn(5).isNull()) {
-      candidates.back().identifiers.push_back(
-          {find.getColumn(5).getString(), find.getColumn(6).getString()});
+    return rows;
+  };
+  if (const std::optional<std::string> key = clinical::demographic_key(person)) {
+    found.all_agreeing = read(fresh(statements_.find_agreeing_persons), *key,
+                              clinical::kCandidateWindow + 1) <= clinical::kCandidateWindow;
+  }
+  for (const std::string& date : clinical::match_birth_dates(person.birth_date)) {
+    read(fresh(statements_.find_persons_born_on), date, clinical::kCandidateWindow);
+  }
+  for (clinical::MatchCandidate& candidate : persons) {
+    SQLite::Statement& identifiers = fresh(statements_.find_identifiers_of);
+    const ResetOnExit reset(identifiers);
+    identifiers.bind(1, candidate.person_id);
+    while (identifiers.executeStep()) {
+      candidate.identifiers.push_back(
+          {identifiers.getColumn(0).getString(), identifiers.getColumn(1).getString()});
     }
   }
-  return candidates;
+  return found;
 }
 
 // A byte-identical resend carries the same control id and the same digest. Without either (CSV

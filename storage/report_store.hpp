@@ -31,7 +31,9 @@ struct IngestStatements {
   SQLite::Statement insert_file;
   SQLite::Statement finish_file;
   SQLite::Statement find_identifier;
-  SQLite::Statement find_match_candidates;
+  SQLite::Statement find_agreeing_persons;
+  SQLite::Statement find_persons_born_on;
+  SQLite::Statement find_identifiers_of;
   SQLite::Statement refine_sex;
   SQLite::Statement insert_match_candidate;
   SQLite::Statement insert_person;
@@ -75,7 +77,11 @@ class SqliteFileTransaction final : public FileTransaction {
   IngestSummary finish(const std::string& sha256);
   IngestSummary known();
   std::int64_t resolve_person(const clinical::PersonIdentity& person);
-  std::vector<clinical::MatchCandidate> match_candidates(const clinical::PersonIdentity& person);
+  struct FoundCandidates {
+    std::vector<clinical::MatchCandidate> persons;
+    bool all_agreeing = true;  // every person with the identity's demographic key is in persons
+  };
+  FoundCandidates match_candidates(const clinical::PersonIdentity& person);
   std::optional<std::int64_t> find_resend(const clinical::NormalizedReport& report);
   std::int64_t insert_message(const clinical::NormalizedReport& report, std::int64_t person_id,
                               clinical::UnixSeconds message_time);

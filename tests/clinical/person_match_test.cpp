@@ -242,3 +242,51 @@ TEST_CASE("plan_person_match lists at most kMaxReviewPairs pairs, the most recen
   CHECK(plan.review.front().person_id == 31);
   CHECK(plan.review.back().person_id == 50);
 }
+
+TEST_CASE("plan_person_match merges nobody when storage could not hand over every agreeing person",
+          "[clinical][identity]") {
+  using labwatch::clinical::MatchCandidate;
+  using labwatch::clinical::MatchReason;
+  using labwatch::clinical::PersonIdentity;
+  PersonIdentity incoming;
+  incoming.authority = "LABB";
+  incoming.mrn = "9";
+  incoming.family = "DOE";
+  incoming.given = "JANE";
+  incoming.birth_date = "1980-01-02";
+  incoming.sex = 'F';
+  MatchCandidate only;
+  only.person_id = 4;
+  only.demographics = incoming;
+  only.identifiers.push_back({"LABA", "1"});
+  const std::vector<MatchCandidate> one{only};
+  // The one agreeing person storage found is merged when it is the only one...
+  CHECK(labwatch::clinical::plan_person_match(incoming, one).person_id == 4);
+  // ...and only put up for review when more persons share the demographics than were read.
+  const auto plan = labwatch::clinical::plan_person_match(incoming, one, false);
+  CHECK_FALSE(plan.person_id.has_value());
+  REQUIRE(plan.review.size() == 1);
+  CHECK(plan.review[0].person_id == 4);
+  CHECK(plan.review[0].reason == MatchReason::ambiguous);
+}
+
+TEST_CASE("demographic_key holds what two agreeing persons share and nothing else",
+          "[clinical][identity]") {
+  using labwatch::clinical::demographic_key;
+  labwatch::clinical::PersonIdentity a;
+  a.family = "Smith-Jones";
+  a.given = "Mary Ann";
+  a.birth_date = "1970-03-12";
+  a.sex = 'F';
+  labwatch::clinical::PersonIdentity b = a;
+  b.family = "SMITH JONES";
+  b.given = "MARY";
+  b.sex = 'U';
+  b.mrn = "other";
+  CHECK(demographic_key(a) == "smithjones|mary|1970-03-12");
+  CHECK(demographic_key(a) == demographic_key(b));
+  b.birth_date = "1970-12-03";
+  CHECK(demographic_key(a) != demographic_key(b));
+  b.birth_date.clear();
+  CHECK_FALSE(demographic_key(b).has_value());
+}

@@ -60,7 +60,7 @@ TEST_CASE("open_database migrates an empty file to the latest schema and reopens
           "[storage][database]") {
   const TempDir dir;
   const std::string path = dir.file("labwatch.db");
-  REQUIRE(labwatch::storage::latest_schema_version() == 7);
+  REQUIRE(labwatch::storage::latest_schema_version() == 8);
   {
     SQLite::Database db = labwatch::storage::open_database(path, {});
     CHECK(labwatch::storage::schema_version(db) == labwatch::storage::latest_schema_version());
@@ -124,14 +124,14 @@ TEST_CASE("open_database refuses a database written by a newer labwatch", "[stor
   const std::string path = dir.file("labwatch.db");
   {
     SQLite::Database db = labwatch::storage::open_database(path, {});
-    db.exec("PRAGMA user_version = 8");
+    db.exec("PRAGMA user_version = 9");
   }
   CHECK_THROWS_WITH(labwatch::storage::open_database(path, {}),
-                    "database schema version 8 is newer than this labwatch supports (7); use a "
+                    "database schema version 9 is newer than this labwatch supports (8); use a "
                     "newer labwatch");
   CHECK_THROWS_AS(labwatch::storage::open_sqlite_store(path), std::runtime_error);
   SQLite::Database untouched(path);
-  CHECK(labwatch::storage::schema_version(untouched) == 8);
+  CHECK(labwatch::storage::schema_version(untouched) == 9);
 }
 
 TEST_CASE("migrate applies each step in its own transaction and stops at a failing one",
@@ -290,7 +290,7 @@ TEST_CASE("open_database upgrades version 6 to identity review and gives identif
         "INSERT INTO identifiers (authority, mrn, person_id) VALUES ('LABA', '1', 1)");
   }
   SQLite::Database db = labwatch::storage::open_database(path, {});
-  CHECK(labwatch::storage::schema_version(db) == 7);
+  CHECK(labwatch::storage::schema_version(db) == 8);
   CHECK(db.execAndGet("SELECT family || ' ' || given || ' ' || birth_date || ' ' || sex "
                       "FROM identifiers WHERE mrn = '1'")
             .getString() == "Novak Hana 1970-03-12 F");
@@ -302,19 +302,52 @@ TEST_CASE("open_database upgrades version 6 to identity review and gives identif
   CHECK(db.execAndGet("SELECT count(*) FROM persons").getInt() == 2);
 }
 
-TEST_CASE("The match candidates of a birth date are found through an index",
+TEST_CASE("open_database upgrades version 7 by giving every person its demographic key",
           "[storage][database][identity]") {
   const TempDir dir;
-  SQLite::Database db = labwatch::storage::open_database(dir.file("labwatch.db"), {});
-  SQLite::Statement explain(
-      db,
-      "EXPLAIN QUERY PLAN SELECT p.person_id, p.family, p.given, p.birth_date, p.sex, "
-      "i.authority, i.mrn FROM persons p LEFT JOIN identifiers i ON i.person_id = p.person_id "
-      "WHERE p.birth_date IN (?, ?) AND p.merged_into IS NULL ORDER BY p.person_id");
-  std::string details;
-  while (explain.executeStep()) {
-    details += explain.getColumn(3).getString() + "\n";
+  const std::string path = dir.file("labwatch.db");
+  {
+    SQLite::Database db(path, SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
+    labwatch::storage::migrate(db, labwatch::storage::schema_migrations().first(7));
+    db.exec(
+        "INSERT INTO persons (family, given, birth_date, sex, match_key, created_at) VALUES "
+        "('Smith-Jones', 'Mary Ann', '1970-03-12', 'F', NULL, 0), "
+        "('O''Brien', '', '1970-03-12', 'M', NULL, 0)");
   }
-  INFO(details);
-  CHECK(details.find("USING INDEX persons_by_birth_date (birth_date=?)") != std::string::npos);
+  SQLite::Database db = labwatch::storage::open_database(path, {});
+  CHECK(labwatch::storage::schema_version(db) == 8);
+  CHECK(db.execAndGet("SELECT demographic_key FROM persons WHERE person_id = 1").getString() ==
+        "smithjones|mary|1970-03-12");
+  // Without a given name there is nothing to agree on: matched by identifier only.
+  CHECK(db.execAndGet("SELECT demographic_key IS NULL FROM persons WHERE person_id = 2").getInt() ==
+        1);
+}
+
+TEST_CASE("The match candidates of a person are read through indexes, newest first, unsorted",
+          "[storage][database][identity]") {
+  // Each read is bounded by clinical::kCandidateWindow: walking an index backwards stops there,
+  // where a sort would read every person with the same name or birth date first.
+  const TempDir dir;
+  SQLite::Database db = labwatch::storage::open_database(dir.file("labwatch.db"), {});
+  const auto plan = [&db](const std::string& sql) {
+    SQLite::Statement explain(db, "EXPLAIN QUERY PLAN " + sql);
+    std::string details;
+    while (explain.executeStep()) {
+      details += explain.getColumn(3).getString() + "\n";
+    }
+    return details;
+  };
+  const std::string by_key = plan(
+      "SELECT person_id, family, given, birth_date, sex FROM persons "
+      "WHERE demographic_key = ? AND merged_into IS NULL ORDER BY person_id DESC LIMIT ?");
+  INFO(by_key);
+  CHECK(by_key.find("USING INDEX persons_by_demographic_key (demographic_key=?)") !=
+        std::string::npos);
+  CHECK(by_key.find("TEMP B-TREE") == std::string::npos);
+  const std::string by_date = plan(
+      "SELECT person_id, family, given, birth_date, sex FROM persons "
+      "WHERE birth_date = ? AND merged_into IS NULL ORDER BY person_id DESC LIMIT ?");
+  INFO(by_date);
+  CHECK(by_date.find("USING INDEX persons_by_birth_date (birth_date=?)") != std::string::npos);
+  CHECK(by_date.find("TEMP B-TREE") == std::string::npos);
 }

@@ -294,3 +294,41 @@ TEST_CASE("IdentityStore mails a trend a merge reveals once, and takes it back o
     CHECK(f.store->outbox(true).empty());
   }
 }
+
+TEST_CASE("Ingest merges nobody into a crowd larger than the persons it reads",
+          "[storage][identity]") {
+  // Hana (LABA|1, F), then more M persons with her name and birth date than the window of persons
+  // read per identity, then Hana again under LABC. The window holds one agreeing F person, but
+  // more persons share the demographics than were read: a full read would find two agreeing
+  // persons. Neither LABC's nor LABB's Hana is merged into anybody; both go to review.
+  Fixture f;
+  ingest(*f.store, "f", {about(kHanaA, "M0", 1, {ferritin_at(40, 1, "O0")})});
+  const int crowd = static_cast<int>(labwatch::clinical::kCandidateWindow);
+  for (int i = 1; i <= crowd; ++i) {
+    const std::string n = std::to_string(i);
+    const PersonIdentity male = person("LABA", "M" + n, "Novak", "Hana", "1970-03-12", 'M');
+    ingest(*f.store, "m" + n, {about(male, "M" + n, 1, {ferritin_at(40, 1, "O" + n)})});
+  }
+  const PersonIdentity hana_c = person("LABC", "3", "Novak", "Hana", "1970-03-12", 'F');
+  ingest(*f.store, "c", {about(hana_c, "C1", 2, {ferritin_at(41, 2, "C1")})});
+  const PersonIdentity hana_b = person("LABB", "9", "NOVAK", "Hana", "1970-03-12", 'F');
+  ingest(*f.store, "b", {about(hana_b, "B1", 3, {ferritin_at(42, 3, "B1")})});
+
+  const std::int64_t a = person_of(*f.store, "LABA|1");
+  const std::int64_t c = person_of(*f.store, "LABC|3");
+  const std::int64_t b = person_of(*f.store, "LABB|9");
+  CHECK(c != a);
+  CHECK(b != a);
+  CHECK(b != c);
+  CHECK(f.store->persons().size() == static_cast<std::size_t>(crowd) + 3);
+  std::size_t pairs_of_b = 0;
+  bool b_with_c = false;
+  for (const MatchRow& row : open_identity_store(f.path)->open_matches()) {
+    if (row.person_a == b || row.person_b == b) {
+      ++pairs_of_b;
+      b_with_c = b_with_c || (row.person_a == c && row.reason == MatchReason::ambiguous);
+    }
+  }
+  CHECK(pairs_of_b == labwatch::clinical::kMaxReviewPairs);
+  CHECK(b_with_c);
+}
