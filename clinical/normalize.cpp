@@ -298,7 +298,7 @@ struct Context {
 // A refusal of one value, before it is given its place and identity.
 struct ValueRefusal {
   const SourcePos* where = nullptr;
-  std::string reason;
+  parsers::RefusalReason reason;
   std::string detail;
 };
 
@@ -361,8 +361,8 @@ std::optional<ValueRefusal> read_value(const Observation& obs, const Analyte& an
   const FieldNames& fields = ctx.fields;
   // A value is patient data, and a refusal reaches the log and the reason file: a detail names
   // the field, never what it holds (the refusal's position leads to it in the file).
-  auto refuse = [&](std::string reason, std::string detail) {
-    return ValueRefusal{&obs.where, std::move(reason), std::move(detail)};
+  auto refuse = [&](parsers::RefusalReason reason, std::string detail) {
+    return ValueRefusal{&obs.where, reason, std::move(detail)};
   };
   std::string_view text = trim(obs.value);
   const bool empty = text.empty();
@@ -372,7 +372,8 @@ std::optional<ValueRefusal> read_value(const Observation& obs, const Analyte& an
     const std::string_view sn = trim(obs.comparator);
     const bool known = sn == "<" || sn == ">" || sn == "<=" || sn == ">=" || sn == "=";
     if (!known || !comparator.empty()) {
-      return refuse("non_numeric_value", std::string(fields.value) + " is not a number");
+      return refuse(parsers::RefusalReason::non_numeric_value,
+                    std::string(fields.value) + " is not a number");
     }
     comparator = sn == "=" ? std::string() : std::string(sn);
   }
@@ -380,12 +381,12 @@ std::optional<ValueRefusal> read_value(const Observation& obs, const Analyte& an
       parsers::read_lab_number(text, ctx.mark, ctx.point_is_standard);
   if (!reading.number) {
     if (reading.problem == parsers::NumberProblem::ambiguous) {
-      return refuse("ambiguous_number",
+      return refuse(parsers::RefusalReason::ambiguous_number,
                     std::string(fields.value) +
                         " may be read with a decimal comma or a thousands separator, and neither "
                         "the source (<source decimal=...>) nor the file's other numbers say which");
     }
-    return refuse("non_numeric_value",
+    return refuse(parsers::RefusalReason::non_numeric_value,
                   std::string(fields.value) + (empty ? " is empty" : " is not a number"));
   }
   // Most labs print the canonical unit itself. factor_to_canonical would fold both spellings
@@ -396,7 +397,7 @@ std::optional<ValueRefusal> read_value(const Observation& obs, const Analyte& an
           : factor_to_canonical(analyte, obs.units);
   if (!factor) {
     const std::string_view unit = trim(obs.units);
-    return ValueRefusal{&obs.units_where, "unknown_unit",
+    return ValueRefusal{&obs.units_where, parsers::RefusalReason::unknown_unit,
                         (unit.empty() ? std::string(fields.unit) + " is empty"
                                       : std::string(fields.unit) + " '" + excerpt(unit) + "'" +
                                             " is not a known unit") +
@@ -406,11 +407,11 @@ std::optional<ValueRefusal> read_value(const Observation& obs, const Analyte& an
   result.value = reading.number->value * *factor;
   result.comparator = std::move(comparator);
   if (result.value < analyte.plausible_low.value_or(0.0)) {
-    return refuse("implausible_value",
+    return refuse(parsers::RefusalReason::implausible_value,
                   std::string(fields.value) + " is below what is possible for " + analyte.key);
   }
   if (analyte.plausible_high && result.value > *analyte.plausible_high) {
-    return refuse("implausible_value",
+    return refuse(parsers::RefusalReason::implausible_value,
                   std::string(fields.value) + " is above what is possible for " + analyte.key);
   }
   // One unit of the last digit printed, in the canonical unit: what the lab vouches for.
@@ -432,7 +433,7 @@ std::optional<ValueRefusal> read_value(const Observation& obs, const Analyte& an
                                : lo > *result.ref_high && !nearly_equal(lo, *result.ref_high);
     if (wrong_way) {
       ValueRefusal refusal =
-          refuse("flag_mismatch",
+          refuse(parsers::RefusalReason::flag_mismatch,
                  std::string(fields.flag) + " '" + excerpt(trim(obs.abnormal_flags)) + "' says " +
                      std::string(to_string(flag)) + ", but " + std::string(fields.value) +
                      " lies " + (flag == LabFlag::high ? "below" : "above") + " " +
@@ -506,9 +507,9 @@ void add_observation(const Order& order, const Observation& obs, Context& ctx) {
   const Analyte& analyte = *mapping.analyte;
 
   // A refusal points at the field it is about: the unit's for unit refusals, else the value's.
-  auto refuse_at = [&](const SourcePos& where, std::string reason, std::string detail) {
+  auto refuse_at = [&](const SourcePos& where, parsers::RefusalReason reason, std::string detail) {
     Refusal refusal;
-    refusal.reason = std::move(reason);
+    refusal.reason = reason;
     refusal.detail = std::move(detail);
     refusal.where = where;
     refusal.patient_key = ctx.out.patient.patient_key();
@@ -518,8 +519,8 @@ void add_observation(const Order& order, const Observation& obs, Context& ctx) {
     refusal.result_status = obs.result_status;
     ctx.out.refusals.push_back(std::move(refusal));
   };
-  auto refuse = [&](std::string reason, std::string detail) {
-    refuse_at(obs.where, std::move(reason), std::move(detail));
+  auto refuse = [&](parsers::RefusalReason reason, std::string detail) {
+    refuse_at(obs.where, reason, std::move(detail));
   };
 
   NormalizedResult result;
@@ -548,34 +549,39 @@ void add_observation(const Order& order, const Observation& obs, Context& ctx) {
   // number and no unit, only the key it withdraws (analyte, collection time).
   if (result.status != ResultStatus::cancelled && !result.promote_only) {
     if (auto refusal = read_value(obs, analyte, ctx, result)) {
-      refuse_at(*refusal->where, std::move(refusal->reason), std::move(refusal->detail));
+      refuse_at(*refusal->where, refusal->reason, std::move(refusal->detail));
       return;
     }
   }
 
   if (time.unreadable) {
-    refuse("invalid_time", &time == &order.specimen_collected_at
-                               ? std::string(time_field) +
-                                     " is not a date and time, or the order's SPM segments give "
-                                     "different ones"
-                               : std::string(time_field) + " is not a date and time");
+    refuse(parsers::RefusalReason::invalid_time,
+           &time == &order.specimen_collected_at
+               ? std::string(time_field) +
+                     " is not a date and time, or the order's SPM segments give "
+                     "different ones"
+               : std::string(time_field) + " is not a date and time");
     return;
   }
   if (time.empty()) {
-    refuse("missing_time", "no specimen collection time: " + std::string(ctx.fields.no_time));
+    refuse(parsers::RefusalReason::missing_time,
+           "no specimen collection time: " + std::string(ctx.fields.no_time));
     return;
   }
   const std::optional<UnixSeconds> utc = to_utc(time, ctx.source.timezone);
   if (!utc) {
     if (!wall_seconds(time) || !offset_in_range(time)) {
-      refuse("invalid_time", std::string(time_field) + " is not a real date and time");
+      refuse(parsers::RefusalReason::invalid_time,
+             std::string(time_field) + " is not a real date and time");
     } else if (ctx.source.timezone.empty()) {
-      refuse("unknown_timezone", std::string(time_field) +
-                                     " has no UTC offset, and neither a <source> of the file nor "
-                                     "<intake default-timezone> names a timezone");
+      refuse(parsers::RefusalReason::unknown_timezone,
+             std::string(time_field) +
+                 " has no UTC offset, and neither a <source> of the file nor "
+                 "<intake default-timezone> names a timezone");
     } else {
-      refuse("unknown_timezone", std::string(time_field) + " has no UTC offset and the timezone '" +
-                                     ctx.source.timezone + "' is not a known IANA zone");
+      refuse(parsers::RefusalReason::unknown_timezone,
+             std::string(time_field) + " has no UTC offset and the timezone '" +
+                 ctx.source.timezone + "' is not a known IANA zone");
     }
     return;
   }
@@ -675,9 +681,9 @@ parsers::Expected<NormalizedReport, Refusal> normalize(const parsers::LabReport&
                                                        const AnalyteCatalogue& catalogue,
                                                        const SourceContext& source) {
   const bool csv = report.format == parsers::SourceFormat::csv;
-  auto refuse_report = [&](std::string reason, std::string detail) {
+  auto refuse_report = [&](parsers::RefusalReason reason, std::string detail) {
     Refusal refusal;
-    refusal.reason = std::move(reason);
+    refusal.reason = reason;
     refusal.detail = std::move(detail);
     refusal.where = report.where;
     return parsers::unexpected(std::move(refusal));
@@ -686,7 +692,7 @@ parsers::Expected<NormalizedReport, Refusal> normalize(const parsers::LabReport&
   NormalizedReport out;
   const parsers::Identifier* identifier = pick_identifier(report.patient);
   if (identifier == nullptr) {
-    return refuse_report("missing_patient_id",
+    return refuse_report(parsers::RefusalReason::missing_patient_id,
                          csv ? "the patient id is empty" : "PID-3 holds no patient identifier");
   }
   PersonIdentity& person = out.patient;
@@ -694,7 +700,7 @@ parsers::Expected<NormalizedReport, Refusal> normalize(const parsers::LabReport&
   if (csv) {
     // A CSV row carries a bare id: whose id it is comes only from the config's <source>.
     if (source.authority.empty()) {
-      return refuse_report("unknown_source",
+      return refuse_report(parsers::RefusalReason::unknown_source,
                            "the file matched no <source>, so its patient ids have no assigning "
                            "authority");
     }
@@ -716,7 +722,7 @@ parsers::Expected<NormalizedReport, Refusal> normalize(const parsers::LabReport&
         }
       }
       if (person.authority.empty()) {
-        return refuse_report("missing_authority",
+        return refuse_report(parsers::RefusalReason::missing_authority,
                              cx4.empty() ? "PID-3 has no assigning authority (CX.4), MSH-4 is "
                                            "empty and the file matched no <source>"
                                          : "PID-3's assigning authority (CX.4) is a generic "

@@ -15,9 +15,9 @@
 namespace labwatch::daemon {
 namespace {
 
-parsers::Refusal refuse(std::string reason, std::string detail) {
+parsers::Refusal refuse(parsers::RefusalReason reason, std::string detail) {
   parsers::Refusal r;
-  r.reason = std::move(reason);
+  r.reason = reason;
   r.detail = std::move(detail);
   return r;
 }
@@ -74,15 +74,17 @@ parsers::Expected<ClaimedFile, parsers::Refusal> ClaimedFile::open(
   struct stat before {};
   if (policy.strict) {
     if (::lstat(path.c_str(), &before) != 0) {
-      return parsers::unexpected(
-          refuse("unreadable", std::string("lstat: ") + std::strerror(errno)));
+      return parsers::unexpected(refuse(parsers::RefusalReason::unreadable,
+                                        std::string("lstat: ") + std::strerror(errno)));
     }
     if (S_ISLNK(before.st_mode)) {
-      return parsers::unexpected(refuse("symlink", "a symbolic link is never followed"));
+      return parsers::unexpected(
+          refuse(parsers::RefusalReason::symlink, "a symbolic link is never followed"));
     }
     // Not even opened: opening a device can have side effects, and a FIFO may never be written.
     if (!S_ISREG(before.st_mode)) {
-      return parsers::unexpected(refuse("not_regular_file", describe_type(before.st_mode)));
+      return parsers::unexpected(
+          refuse(parsers::RefusalReason::not_regular_file, describe_type(before.st_mode)));
     }
   }
   // O_NONBLOCK: opening a FIFO must not hang waiting for a writer. O_NOFOLLOW closes the race
@@ -97,9 +99,11 @@ parsers::Expected<ClaimedFile, parsers::Refusal> ClaimedFile::open(
   } while (fd < 0 && errno == EINTR);
   if (fd < 0) {
     if (errno == ELOOP) {
-      return parsers::unexpected(refuse("symlink", "a symbolic link is never followed"));
+      return parsers::unexpected(
+          refuse(parsers::RefusalReason::symlink, "a symbolic link is never followed"));
     }
-    return parsers::unexpected(refuse("unreadable", std::string("open: ") + std::strerror(errno)));
+    return parsers::unexpected(
+        refuse(parsers::RefusalReason::unreadable, std::string("open: ") + std::strerror(errno)));
   }
   ClaimedFile file(fd, 0);
   struct stat st {};
@@ -107,23 +111,25 @@ parsers::Expected<ClaimedFile, parsers::Refusal> ClaimedFile::open(
     throw std::system_error(errno, std::generic_category(), "fstat");
   }
   if (!S_ISREG(st.st_mode)) {
-    return parsers::unexpected(refuse("not_regular_file", describe_type(st.st_mode)));
+    return parsers::unexpected(
+        refuse(parsers::RefusalReason::not_regular_file, describe_type(st.st_mode)));
   }
   if (policy.strict) {
     if (st.st_dev != before.st_dev || st.st_ino != before.st_ino) {
-      return parsers::unexpected(
-          refuse("replaced", "the file was replaced while it was being claimed"));
+      return parsers::unexpected(refuse(parsers::RefusalReason::replaced,
+                                        "the file was replaced while it was being claimed"));
     }
     if (st.st_nlink != 1) {
-      return parsers::unexpected(
-          refuse("hard_link", "a file with more than one link is never read"));
+      return parsers::unexpected(refuse(parsers::RefusalReason::hard_link,
+                                        "a file with more than one link is never read"));
     }
   }
   const auto size = static_cast<std::uint64_t>(st.st_size);
   if (size > policy.max_bytes) {
-    return parsers::unexpected(refuse("too_large", "size " + std::to_string(size) +
-                                                       " bytes exceeds the cap of " +
-                                                       std::to_string(policy.max_bytes)));
+    return parsers::unexpected(
+        refuse(parsers::RefusalReason::too_large, "size " + std::to_string(size) +
+                                                      " bytes exceeds the cap of " +
+                                                      std::to_string(policy.max_bytes)));
   }
   // Reads are blocking from here on (a regular file never blocks anyway).
   file.size_ = size;

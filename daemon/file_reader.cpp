@@ -17,17 +17,17 @@ namespace {
 
 constexpr std::size_t kChunk = 1u << 20;
 
-parsers::Refusal file_refusal(std::string reason, std::string detail) {
+parsers::Refusal file_refusal(parsers::RefusalReason reason, std::string detail) {
   parsers::Refusal r;
-  r.reason = std::move(reason);
+  r.reason = reason;
   r.detail = std::move(detail);
   return r;
 }
 
 parsers::Refusal from_parse_error(const parsers::ParseError& e) {
   parsers::Refusal r;
-  r.reason = std::string(parsers::to_string(e.code));
-  r.detail = e.detail.empty() ? r.reason : e.detail;
+  r.reason = parsers::refusal_reason(e.code);
+  r.detail = e.detail.empty() ? std::string(parsers::to_string(r.reason)) : e.detail;
   r.where.message = e.message;
   r.where.segment = e.segment;
   r.where.field = e.field;
@@ -113,15 +113,15 @@ void FileReader::read(const ClaimedFile& file, const std::string& name, Sha256& 
   file.read_at(0, 4096, buffer);
   const std::string_view head = skip_preamble(buffer);
   if (file.size() == 0 || head.empty()) {
-    out.add(file_refusal("empty_file", "the file holds no data"));
+    out.add(file_refusal(parsers::RefusalReason::empty_file, "the file holds no data"));
     hash_whole(file, file_hash, buffer, out);
   } else if (parsers::looks_like_hl7(head)) {
     read_hl7(file, name, file_hash, buffer, out);
   } else if (looks_like_csv(head)) {
     read_csv(file, name, file_hash, buffer, out);
   } else {
-    out.add(
-        file_refusal("unrecognized_format", "neither HL7 v2 (MSH/FHS/BHS) nor a CSV/TSV export"));
+    out.add(file_refusal(parsers::RefusalReason::unrecognized_format,
+                         "neither HL7 v2 (MSH/FHS/BHS) nor a CSV/TSV export"));
     hash_whole(file, file_hash, buffer, out);
   }
   out.flush();
@@ -173,9 +173,9 @@ void FileReader::read_hl7(const ClaimedFile& file, const std::string& name, Sha2
 void FileReader::read_csv(const ClaimedFile& file, const std::string& name, Sha256& file_hash,
                           std::string& buffer, BatchSink& out) const {
   if (file.size() > parsers::kMaxCsvBytes) {
-    out.add(file_refusal("too_large", "a CSV export larger than " +
-                                          std::to_string(parsers::kMaxCsvBytes) +
-                                          " bytes is not read"));
+    out.add(file_refusal(parsers::RefusalReason::too_large,
+                         "a CSV export larger than " + std::to_string(parsers::kMaxCsvBytes) +
+                             " bytes is not read"));
     hash_whole(file, file_hash, buffer, out);
     return;
   }
@@ -186,7 +186,7 @@ void FileReader::read_csv(const ClaimedFile& file, const std::string& name, Sha2
   // Everything stored is UTF-8: a CSV saved by a Windows program is Windows-1252 (or what its
   // <source charset> says), and is read as such before it is split.
   if (!parsers::text_to_utf8(text, source != nullptr ? source->charset : parsers::TextEncoding{})) {
-    out.add(file_refusal("bad_encoding",
+    out.add(file_refusal(parsers::RefusalReason::bad_encoding,
                          "the file is not valid UTF-8, which its <source charset> declares"));
     return;
   }

@@ -92,7 +92,11 @@ std::string_view to_string(FileOutcome::Kind kind) noexcept {
   return "unknown";
 }
 
-std::string describe(const parsers::Refusal& r) {
+namespace {
+
+// "message 3, segment 5 OBX, field 5: reason: detail", each part when known.
+std::string describe_at(const parsers::SourcePos& where, std::string_view reason,
+                        const std::string& detail) {
   std::string out;
   const auto add = [&out](const std::string& part) {
     if (!out.empty()) {
@@ -100,37 +104,39 @@ std::string describe(const parsers::Refusal& r) {
     }
     out += part;
   };
-  if (r.where.message >= 0) {
-    add("message " + std::to_string(r.where.message + 1));
+  if (where.message >= 0) {
+    add("message " + std::to_string(where.message + 1));
   }
-  if (r.where.line > 0) {
-    add("line " + std::to_string(r.where.line));
+  if (where.line > 0) {
+    add("line " + std::to_string(where.line));
   }
-  if (r.where.segment > 0) {
-    add("segment " + std::to_string(r.where.segment) +
-        (r.where.segment_id.empty() ? "" : " " + r.where.segment_id));
+  if (where.segment > 0) {
+    add("segment " + std::to_string(where.segment) +
+        (where.segment_id.empty() ? "" : " " + where.segment_id));
   }
-  if (!r.where.column.empty()) {
-    add("column '" + r.where.column + "'");
-  } else if (r.where.field > 0) {
-    add("field " + std::to_string(r.where.field));
+  if (!where.column.empty()) {
+    add("column '" + where.column + "'");
+  } else if (where.field > 0) {
+    add("field " + std::to_string(where.field));
   }
   if (!out.empty()) {
     out += ": ";
   }
-  out += r.reason;
-  if (!r.detail.empty() && r.detail != r.reason) {
-    out += ": " + r.detail;
+  out += reason;
+  if (!detail.empty() && detail != reason) {
+    out += ": " + detail;
   }
   return out;
 }
 
+}  // namespace
+
+std::string describe(const parsers::Refusal& r) {
+  return describe_at(r.where, parsers::to_string(r.reason), r.detail);
+}
+
 std::string describe(const parsers::Warning& warning) {
-  parsers::Refusal as_refusal;
-  as_refusal.reason = warning.reason;
-  as_refusal.detail = warning.detail;
-  as_refusal.where = warning.where;
-  return describe(as_refusal);
+  return describe_at(warning.where, warning.reason, warning.detail);
 }
 
 storage::Routing routing_of(const config::Config& config) {

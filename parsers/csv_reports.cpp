@@ -81,7 +81,7 @@ bool has_header_width(const CsvRow& row, std::size_t width) noexcept {
 
 Refusal width_refusal(const CsvTable& table, const CsvRow& row) {
   Refusal refusal;
-  refusal.reason = "bad_row";
+  refusal.reason = RefusalReason::bad_row;
   refusal.detail = "row has " + std::to_string(row.fields.size()) + " fields, the header has " +
                    std::to_string(table.header.size());
   refusal.where = row_pos(row);
@@ -212,34 +212,36 @@ std::variant<ParsedRow, Refusal> read_row(const RowView& row, DateOrder date_ord
   }
   const Coded code = row_code(row);
   refusal.code = code.code;
-  auto refuse = [&](std::string reason, Col column, std::string detail) {
-    refusal.reason = std::move(reason);
+  auto refuse = [&](RefusalReason reason, Col column, std::string detail) {
+    refusal.reason = reason;
     refusal.where = row.pos(column);
     refusal.detail = std::move(detail);
     return refusal;
   };
 
   if (id.empty()) {
-    return refuse("missing_value", Col::patient_id, "patient id is empty");
+    return refuse(RefusalReason::missing_value, Col::patient_id, "patient id is empty");
   }
   if (code.code.empty() && code.text.empty()) {
-    return refuse("missing_value", row.first_present({Col::loinc, Col::local_code, Col::test_name}),
+    return refuse(RefusalReason::missing_value,
+                  row.first_present({Col::loinc, Col::local_code, Col::test_name}),
                   "test code and name are empty");
   }
   const std::string_view collected_text = row.cell(Col::collected_at);
   if (collected_text.empty()) {
-    return refuse("missing_value", Col::collected_at, "collection time is empty");
+    return refuse(RefusalReason::missing_value, Col::collected_at, "collection time is empty");
   }
   const Expected<DateTime, DateErrc> collected = read_csv_datetime(collected_text, date_order);
   if (!collected) {
     // A collection date is patient data: the detail names the cell, not what it holds.
-    return refuse(collected.error() == DateErrc::ambiguous ? "ambiguous_date" : "bad_date",
+    return refuse(collected.error() == DateErrc::ambiguous ? RefusalReason::ambiguous_date
+                                                           : RefusalReason::bad_date,
                   Col::collected_at, date_detail(collected.error(), "collection time"));
   }
   refusal.collected_at = *collected;
   const std::optional<char> status = csv_result_status(row.cell(Col::status));
   if (!status) {
-    return refuse("bad_status", Col::status, "result status is not one of F, P, C, X");
+    return refuse(RefusalReason::bad_status, Col::status, "result status is not one of F, P, C, X");
   }
   refusal.result_status = *status;
   DateTime birth_date;
@@ -247,7 +249,8 @@ std::variant<ParsedRow, Refusal> read_row(const RowView& row, DateOrder date_ord
     const Expected<DateTime, DateErrc> birth = read_csv_datetime(birth_text, date_order);
     if (!birth) {
       // The birth date itself is identifying, so the detail does not repeat it.
-      return refuse(birth.error() == DateErrc::ambiguous ? "ambiguous_date" : "bad_date",
+      return refuse(birth.error() == DateErrc::ambiguous ? RefusalReason::ambiguous_date
+                                                         : RefusalReason::bad_date,
                     Col::birth_date, date_detail(birth.error(), "birth date"));
     }
     birth_date.year = birth->year;
@@ -283,7 +286,7 @@ CsvFileResult csv_to_reports(const CsvTable& table, const CsvVocabulary& vocabul
   const CsvColumnMap columns = resolve_csv_columns(table.header, vocabulary);
   if (std::string detail = missing_columns_detail(columns); !detail.empty()) {
     Refusal refusal;
-    refusal.reason = "missing_columns";
+    refusal.reason = RefusalReason::missing_columns;
     refusal.detail = std::move(detail);
     refusal.where.line = table.header_line;
     refusal.where.offset = table.header_offset;

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "parsers/lab_numbers.hpp"
+#include "parsers/refusal_reason.hpp"
 
 namespace labwatch::parsers {
 
@@ -47,8 +48,7 @@ struct SourcePos {
 // A piece of input that was refused, with a machine-readable reason and a human detail.
 // `detail` never contains patient data: it names places and reasons, not values of identity.
 struct Refusal {
-  std::string
-      reason;  // e.g. "non_numeric_value", "unknown_unit", "truncated_message", "missing_columns"
+  RefusalReason reason = RefusalReason::unrecognized_format;
   std::string detail;  // e.g. "OBX-5 'pending' is not a number"
   SourcePos where;
   // What the refused piece was about, when known (kept in the DB, never logged at info level).

@@ -810,7 +810,7 @@ void SqliteFileTransaction::insert_refusal(const parsers::Refusal& refusal, cons
     insert.bind(2);
   }
   insert.bindNoCopy(3, level);
-  insert.bindNoCopy(4, refusal.reason);
+  insert.bind(4, std::string(parsers::to_string(refusal.reason)));
   insert.bindNoCopy(5, refusal.detail);
   bind_position(insert, 6, refusal.where.message);
   bind_position(insert, 7, refusal.where.segment);

@@ -65,7 +65,13 @@ ExportRow read_export_row(const SQLite::Statement& row) {
 // The columns of a refusal, in the order of find_file's query.
 parsers::Refusal read_refusal(const SQLite::Statement& row) {
   parsers::Refusal out;
-  out.reason = row.getColumn(0).getString();
+  const std::string reason = row.getColumn(0).getString();
+  const std::optional<parsers::RefusalReason> known = parsers::parse_refusal_reason(reason);
+  if (!known) {
+    throw std::runtime_error("the database holds a refusal reason this labwatch does not know: '" +
+                             reason + "'");
+  }
+  out.reason = *known;
   out.detail = row.getColumn(1).getString();
   out.where.message = read_position(row.getColumn(2));
   out.where.segment = read_position(row.getColumn(3));

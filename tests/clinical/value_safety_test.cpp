@@ -53,7 +53,7 @@ struct Outcome {
 Outcome judge_first(const NormalizedReport& report) {
   Outcome out;
   if (!report.refusals.empty()) {
-    out.refusal = report.refusals.front().reason;
+    out.refusal = to_string(report.refusals.front().reason);
     return out;
   }
   if (report.results.empty()) {
@@ -464,12 +464,13 @@ TEST_CASE("A site's analyte may be negative or unitless when its catalogue entry
   REQUIRE(negative.results.size() == 1);
   CHECK(negative.results[0].value == -3.5);
   CHECK(negative.results[0].ref_low == -2.0);
-  CHECK(run(obx("NM", "11555-0", "-45", "mmol/L", "")).refusals.at(0).reason ==
+  CHECK(to_string(run(obx("NM", "11555-0", "-45", "mmol/L", "")).refusals.at(0).reason) ==
         "implausible_value");
   const NormalizedReport unitless = run(obx("NM", "2744-1", "7.41", "", "7.35-7.45"));
   REQUIRE(unitless.results.size() == 1);
   CHECK(unitless.results[0].value == 7.41);
-  CHECK(run(obx("NM", "2744-1", "9.9", "", "")).refusals.at(0).reason == "implausible_value");
+  CHECK(to_string(run(obx("NM", "2744-1", "9.9", "", "")).refusals.at(0).reason) ==
+        "implausible_value");
   // A unit is still never guessed for an analyte that has one.
-  CHECK(run(obx("NM", "2276-4", "80", "", "")).refusals.at(0).reason == "unknown_unit");
+  CHECK(to_string(run(obx("NM", "2276-4", "80", "", "")).refusals.at(0).reason) == "unknown_unit");
 }

@@ -125,7 +125,7 @@ std::vector<std::string> places(const std::vector<labwatch::parsers::Refusal>& r
   out.reserve(refusals.size());
   for (const auto& refusal : refusals) {
     out.push_back("line " + std::to_string(refusal.where.line) + ", column '" +
-                  refusal.where.column + "': " + refusal.reason);
+                  refusal.where.column + "': " + std::string(to_string(refusal.reason)));
   }
   return out;
 }
@@ -186,7 +186,7 @@ TEST_CASE("Pipeline::process_file ends a partly refused file read again as parti
   const FileOutcome first = site.process(path);
   REQUIRE(first.kind == Kind::partial);
   REQUIRE(first.refusals.size() == 1);
-  CHECK(first.refusals[0].reason == "non_numeric_value");
+  CHECK(to_string(first.refusals[0].reason) == "non_numeric_value");
   CHECK_FALSE(first.summary.already_known);
 
   const FileOutcome again = site.process(path);
@@ -217,7 +217,7 @@ TEST_CASE("Pipeline::process_file ends a wholly refused file read again as refus
   CHECK(again.summary.already_known);
   CHECK(again.summary.reports == 0);
   REQUIRE(again.refusals.size() == 1);
-  CHECK(again.refusals[0].reason == "unrecognized_format");
+  CHECK(to_string(again.refusals[0].reason) == "unrecognized_format");
   CHECK(described(again.refusals) == described(first.refusals));
   CHECK(site.count("SELECT count(*) FROM files WHERE outcome = 'refused'") == 1);
 }
@@ -391,7 +391,7 @@ TEST_CASE("Pipeline::process_file refuses a large file of neither format after h
   CHECK(first.kind == Kind::refused);
   CHECK(first.sha256 == labwatch::daemon::sha256_hex(bytes));
   REQUIRE(first.refusals.size() == 1);
-  CHECK(first.refusals[0].reason == "unrecognized_format");
+  CHECK(to_string(first.refusals[0].reason) == "unrecognized_format");
   CHECK(first.summary.reports == 0);
   // The watchdog is pinged while the file is hashed: at least once per chunk of 1 MiB.
   CHECK(ticks >= 3);
@@ -427,7 +427,7 @@ TEST_CASE("Pipeline::process_file refuses a CSV export larger than kMaxCsvBytes 
   CHECK(outcome.kind == Kind::refused);
   CHECK(outcome.sha256 == expected.finish());
   REQUIRE(outcome.refusals.size() == 1);
-  CHECK(outcome.refusals[0].reason == "too_large");
+  CHECK(to_string(outcome.refusals[0].reason) == "too_large");
   CHECK(outcome.summary.reports == 0);
   CHECK(site.count("SELECT count(*) FROM files WHERE outcome = 'refused'") == 1);
 }
@@ -490,7 +490,7 @@ TEST_CASE("Pipeline::process_file names the messages of a large HL7 file that do
   std::vector<std::string> refused_lines;
   for (const auto& refusal : outcome.refusals) {
     const std::string m = std::to_string(refusal.where.message);
-    refused.push_back("message " + m + ": " + refusal.reason);
+    refused.push_back("message " + m + ": " + std::string(to_string(refusal.reason)));
     refused_lines.push_back("message " + m + ", line " + std::to_string(refusal.where.line));
   }
   CHECK(refused == expected);

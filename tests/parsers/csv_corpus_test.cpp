@@ -339,7 +339,7 @@ TEST_CASE("csv_to_reports handles the malformed e_* corpus files", "[parsers][cs
     CHECK(p.table.rows.size() == 8);
     CHECK(p.result.reports.empty());
     REQUIRE(p.result.refusals.size() == 1);
-    CHECK(p.result.refusals[0].reason == "missing_columns");
+    CHECK(to_string(p.result.refusals[0].reason) == "missing_columns");
     CHECK(p.result.refusals[0].detail == "missing required columns: unit, collected_at");
     CHECK(p.result.refusals[0].where.line == 1);
   }

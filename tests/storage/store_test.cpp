@@ -132,7 +132,7 @@ TEST_CASE("Store find_file returns a committed file's verdict, counts and refusa
           "[storage][store]") {
   Fixture f;
   labwatch::parsers::Refusal not_a_number;
-  not_a_number.reason = "non_numeric_value";
+  not_a_number.reason = labwatch::parsers::RefusalReason::non_numeric_value;
   not_a_number.detail = "OBX-5 is not a number";
   not_a_number.where.message = 0;
   not_a_number.where.segment = 7;
@@ -147,13 +147,13 @@ TEST_CASE("Store find_file returns a committed file's verdict, counts and refusa
       2024, 12, 1, 9, 45, 0, 0, labwatch::parsers::DateTime::Precision::minute, true, -360};
   not_a_number.result_status = 'F';
   labwatch::parsers::Refusal truncated;
-  truncated.reason = "truncated_message";
+  truncated.reason = labwatch::parsers::RefusalReason::truncated_message;
   truncated.detail = "message 2 ends inside OBX";
   truncated.where.message = 1;
   truncated.where.line = 14;
   truncated.where.offset = 812;
   labwatch::parsers::Refusal no_unit;
-  no_unit.reason = "missing_columns";
+  no_unit.reason = labwatch::parsers::RefusalReason::missing_columns;
   no_unit.detail = "no unit column";
   no_unit.where.line = 1;
   no_unit.where.column = "unit";
@@ -197,7 +197,7 @@ TEST_CASE("Store find_file returns a committed file's verdict, counts and refusa
   CHECK(first.collected_at == not_a_number.collected_at);
   CHECK(first.result_status == 'F');
   const labwatch::parsers::Refusal& second = known->refusals[1];
-  CHECK(second.reason == "truncated_message");
+  CHECK(to_string(second.reason) == "truncated_message");
   CHECK(second.where.message == 1);
   CHECK(second.where.segment == -1);
   CHECK(second.where.field == -1);
@@ -211,7 +211,7 @@ TEST_CASE("Store find_file returns a committed file's verdict, counts and refusa
   CHECK(refused->verdict == FileVerdict::refused);
   CHECK(refused->summary.reports == 0);
   REQUIRE(refused->refusals.size() == 1);
-  CHECK(refused->refusals[0].reason == "missing_columns");
+  CHECK(to_string(refused->refusals[0].reason) == "missing_columns");
   CHECK(refused->refusals[0].where.column == "unit");
   CHECK(refused->refusals[0].where.offset == static_cast<std::size_t>(-1));
 
@@ -230,7 +230,7 @@ TEST_CASE("Store records the refusals of a resent message, so that its file is p
   Fixture f;
   auto r = report("SGH", "M1", kT0, kSghPatient, {result("ferritin", 80, "ng/mL", "S1")});
   labwatch::parsers::Refusal no_unit;
-  no_unit.reason = "unknown_unit";
+  no_unit.reason = labwatch::parsers::RefusalReason::unknown_unit;
   no_unit.detail = "OBX-6 'U/L' is not a known unit for zinc";
   no_unit.where.message = 0;
   no_unit.where.segment = 5;
@@ -249,7 +249,7 @@ TEST_CASE("Store records the refusals of a resent message, so that its file is p
   REQUIRE(known.has_value());
   CHECK(known->verdict == FileVerdict::partial);
   REQUIRE(known->refusals.size() == 1);
-  CHECK(known->refusals[0].reason == "unknown_unit");
+  CHECK(to_string(known->refusals[0].reason) == "unknown_unit");
 }
 
 TEST_CASE("Store sums the unmapped codes of a file's messages into one row per code",
@@ -459,7 +459,7 @@ TEST_CASE("Store records refusals at file, message and result level and counts u
   auto r = report("LCA", "L1", kT0, person("LCA", "9", "Doe", "Jo", "1970-01-01", 'M'),
                   {result("ferritin", 80, "ng/mL", "O1")});
   labwatch::parsers::Refusal not_a_number;
-  not_a_number.reason = "non_numeric_value";
+  not_a_number.reason = labwatch::parsers::RefusalReason::non_numeric_value;
   not_a_number.detail = "OBX-5 is not a number";
   not_a_number.where.message = 0;
   not_a_number.where.segment = 7;
@@ -476,15 +476,15 @@ TEST_CASE("Store records refusals at file, message and result level and counts u
   r.unmapped = {{"718-7", 2}, {"2500-7", 1}};
 
   labwatch::parsers::Refusal truncated;
-  truncated.reason = "truncated_message";
+  truncated.reason = labwatch::parsers::RefusalReason::truncated_message;
   truncated.detail = "message 2 ends inside OBX";
   truncated.where.message = 1;
   truncated.where.offset = 812;
   labwatch::parsers::Refusal garbage;
-  garbage.reason = "unrecognized_format";
+  garbage.reason = labwatch::parsers::RefusalReason::unrecognized_format;
   garbage.detail = "neither HL7 nor CSV";
   labwatch::parsers::Refusal no_unit;
-  no_unit.reason = "missing_columns";
+  no_unit.reason = labwatch::parsers::RefusalReason::missing_columns;
   no_unit.detail = "no unit column";
   no_unit.where.line = 1;
   no_unit.where.offset = 0;
@@ -566,7 +566,7 @@ TEST_CASE("Store rolls back a file transaction destroyed without commit", "[stor
     auto tx = f.store->begin_file(file_named("a.hl7"), default_targets());
     tx->add_report(report("SGH", "M1", kT0, kSghPatient, {result("ferritin", 40, "ng/mL", "S1")}));
     labwatch::parsers::Refusal refusal;
-    refusal.reason = "empty_file";
+    refusal.reason = labwatch::parsers::RefusalReason::empty_file;
     tx->add_refusal(refusal);
   }
   CHECK_FALSE(f.store->find_file("sha-a.hl7").has_value());
