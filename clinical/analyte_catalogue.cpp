@@ -13,6 +13,7 @@
 
 #include "clinical/normalize.hpp"
 #include "clinical/rules.hpp"
+#include "parsers/text.hpp"
 
 namespace labwatch::clinical {
 
@@ -52,7 +53,8 @@ struct Record {
   int line = 0;  // 1-based line where the record starts
 };
 
-bool is_blank(char c) noexcept { return c == ' ' || c == '\t'; }
+using parsers::is_blank;
+using parsers::trim;
 
 // Joins the parts of an error message in one buffer.
 template <class... Parts>
@@ -60,16 +62,6 @@ std::string concat(const Parts&... parts) {
   std::string text;
   (text.append(parts), ...);
   return text;
-}
-
-std::string_view trim(std::string_view s) noexcept {
-  while (!s.empty() && is_blank(s.front())) {
-    s.remove_prefix(1);
-  }
-  while (!s.empty() && is_blank(s.back())) {
-    s.remove_suffix(1);
-  }
-  return s;
 }
 
 // Splits the text into records. The delimiter is always ',' (the format is ours, so nothing is

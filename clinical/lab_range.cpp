@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "clinical/analyte_catalogue.hpp"
+#include "parsers/text.hpp"
 
 namespace labwatch::clinical {
 
@@ -17,19 +18,11 @@ namespace {
 using parsers::DecimalMark;
 using parsers::NumberProblem;
 
-bool is_blank(char c) noexcept { return c == ' ' || c == '\t'; }
-bool is_digit(char c) noexcept { return c >= '0' && c <= '9'; }
-bool is_number_char(char c) noexcept { return is_digit(c) || c == '.' || c == ','; }
+using parsers::is_blank;
+using parsers::is_digit;
+using parsers::trim;
 
-std::string_view trim(std::string_view s) noexcept {
-  while (!s.empty() && is_blank(s.front())) {
-    s.remove_prefix(1);
-  }
-  while (!s.empty() && is_blank(s.back())) {
-    s.remove_suffix(1);
-  }
-  return s;
-}
+bool is_number_char(char c) noexcept { return is_digit(c) || c == '.' || c == ','; }
 
 char lower(char c) noexcept { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
 

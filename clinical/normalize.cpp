@@ -24,6 +24,7 @@
 #include "clinical/result_status.hpp"
 #include "clinical/timezone.hpp"
 #include "clinical/units.hpp"
+#include "parsers/text.hpp"
 
 namespace labwatch::clinical {
 
@@ -42,18 +43,10 @@ constexpr std::size_t kReservedResults = 64;  // results of one report reserved 
 // log10 of a resolution such as 0.1 is -0.9999999999999999 in binary: not one decimal more.
 constexpr double kDecimalsSlack = 1e-9;
 
-bool is_blank(char c) noexcept { return c == ' ' || c == '\t'; }
-bool is_digit(char c) noexcept { return c >= '0' && c <= '9'; }
-
-std::string_view trim(std::string_view s) noexcept {
-  while (!s.empty() && is_blank(s.front())) {
-    s.remove_prefix(1);
-  }
-  while (!s.empty() && is_blank(s.back())) {
-    s.remove_suffix(1);
-  }
-  return s;
-}
+using parsers::is_blank;
+using parsers::is_digit;
+using parsers::trim;
+using parsers::upper_ascii;
 
 // Seconds since the epoch of a wall-clock reading taken as if it were UTC. nullopt when the fields
 // do not name a real date and time. A leap second (:60) rolls into the next minute.
@@ -168,17 +161,6 @@ bool is_generic_authority(std::string_view authority) {
       "mr", "mrn",     "pi",  "pn",    "pt",   "pid",     "id",   "an",   "ani",
       "ri", "unknown", "unk", "local", "none", "default", "hosp", "mrno", "patid"};
   return std::find(kGeneric.begin(), kGeneric.end(), folded) != kGeneric.end();
-}
-
-// The ASCII upper case of a generic label, so that "mr" and "MR" scope alike.
-std::string upper_ascii(std::string_view text) {
-  std::string out(text);
-  for (char& c : out) {
-    if (c >= 'a' && c <= 'z') {
-      c = static_cast<char>(c - 'a' + 'A');
-    }
-  }
-  return out;
 }
 
 bool is_loinc_system(std::string_view system) {

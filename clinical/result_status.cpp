@@ -6,13 +6,15 @@
 #include <cstddef>
 #include <utility>
 
+#include "parsers/text.hpp"
+
 namespace labwatch::clinical {
 
 namespace {
 
 char upper(char c) noexcept { return c >= 'a' && c <= 'z' ? static_cast<char>(c - 'a' + 'A') : c; }
 
-bool is_blank(char c) noexcept { return c == ' ' || c == '\t'; }
+using parsers::is_blank;
 
 // Values labs print in OBX-5 instead of a result, upper-cased, inner blanks single. Only phrases
 // that cannot be read as a result: "ND" (not detected) and "NEG" are results and are not here.

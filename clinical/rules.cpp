@@ -20,6 +20,7 @@
 #include "clinical/lab_range.hpp"
 #include "clinical/normalize.hpp"
 #include "clinical/wording.hpp"
+#include "parsers/text.hpp"
 
 namespace labwatch::clinical {
 
@@ -47,15 +48,7 @@ constexpr std::array<KindName, 9> kKinds = {{
     {"ref_upper_half", Kind::ref_upper_half, false},
 }};
 
-std::string_view trim(std::string_view s) noexcept {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) {
-    s.remove_prefix(1);
-  }
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) {
-    s.remove_suffix(1);
-  }
-  return s;
-}
+using parsers::trim;
 
 // Reads one clause ("ideal:gt:70", "range:6-8", "within_ref"); the error says why it is wrong.
 parsers::Expected<RuleClause, std::string> parse_clause(std::string_view text) {

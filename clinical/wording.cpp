@@ -9,6 +9,7 @@
 #include <string_view>
 
 #include "clinical/lab_range.hpp"
+#include "parsers/text.hpp"
 
 namespace labwatch::clinical {
 
@@ -49,20 +50,10 @@ std::string squeezed(std::string_view text) {
   return out;
 }
 
-std::string_view trimmed(std::string_view text) {
-  while (!text.empty() && (text.front() == ' ' || text.front() == '\t')) {
-    text.remove_prefix(1);
-  }
-  while (!text.empty() && (text.back() == ' ' || text.back() == '\t')) {
-    text.remove_suffix(1);
-  }
-  return text;
-}
-
 // The lab's text with its unit when it printed none of its own ("148-616" + "pmol/L").
 std::string lab_text(const RangeFacts& facts) {
-  const std::string_view raw = trimmed(facts.raw_range);
-  const std::string_view unit = trimmed(facts.raw_unit);
+  const std::string_view raw = parsers::trim(facts.raw_range);
+  const std::string_view unit = parsers::trim(facts.raw_unit);
   const bool ends_in_digit = !raw.empty() && raw.back() >= '0' && raw.back() <= '9';
   if (unit.empty() || !ends_in_digit) {
     return std::string(raw);

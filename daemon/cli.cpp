@@ -44,6 +44,7 @@
 #include "daemon/service.hpp"
 #include "daemon/text_format.hpp"
 #include "daemon/trend_report.hpp"
+#include "parsers/text.hpp"
 #include "storage/admin_queries.hpp"
 #include "storage/store.hpp"
 
@@ -613,15 +614,7 @@ std::size_t edit_distance(std::string_view a, std::string_view b) {
   return row[b.size()];
 }
 
-std::string lower_ascii(std::string_view text) {
-  std::string out(text);
-  for (char& c : out) {
-    if (c >= 'A' && c <= 'Z') {
-      c = static_cast<char>(c - 'A' + 'a');
-    }
-  }
-  return out;
-}
+using parsers::lower_ascii;
 
 // The analyte an admin means by `text`: its key in any letter case (Ferritin, VITAMIN_D). An
 // unknown key is a usage error that names the closest key, so a typo costs one more try, not a

@@ -12,6 +12,7 @@
 #include <random>
 
 #include "daemon/text_format.hpp"
+#include "parsers/text_charset.hpp"
 
 namespace labwatch::daemon {
 namespace {
@@ -58,16 +59,7 @@ bool is_q_literal(char c) noexcept {
          c == '*' || c == '+' || c == '-' || c == '/';
 }
 
-bool is_valid_utf8(std::string_view text) noexcept {
-  for (std::size_t i = 0; i < text.size();) {
-    const std::size_t n = utf8_sequence_length(text, i);
-    if (n == 0) {
-      return false;
-    }
-    i += n;
-  }
-  return true;
-}
+using parsers::is_valid_utf8;
 
 // Every header input passes here first: a CR, LF or NUL could end the header and start another one.
 std::optional<MailError> check_header_text(std::string_view field, std::string_view text) {

@@ -22,6 +22,8 @@
 #include <system_error>
 #include <utility>
 
+#include "parsers/text.hpp"
+
 namespace labwatch::daemon {
 namespace {
 
@@ -148,15 +150,7 @@ std::size_t read_body(char* buffer, std::size_t size, std::size_t count, void* u
   return n;
 }
 
-std::string lower_ascii(std::string_view text) {
-  std::string out(text);
-  for (char& c : out) {
-    if (c >= 'A' && c <= 'Z') {
-      c = static_cast<char>(c - 'A' + 'a');
-    }
-  }
-  return out;
-}
+using parsers::lower_ascii;
 
 // curl's texts name codes and hosts only, but a log line must stay one line whatever arrives.
 std::string printable(std::string_view text) {

@@ -11,13 +11,12 @@
 #include "parsers/csv_fields.hpp"
 #include "parsers/csv_parser.hpp"
 #include "parsers/hl7_parser.hpp"
+#include "parsers/text.hpp"
 
 namespace labwatch::parsers {
 namespace {
 
 using Precision = DateTime::Precision;
-
-bool is_digit(char c) noexcept { return c >= '0' && c <= '9'; }
 
 // A cursor over the trimmed text; every read checks the bounds first.
 class DateCursor {
@@ -96,10 +95,6 @@ class DateCursor {
   std::string_view text_;
   std::size_t pos_ = 0;
 };
-
-bool is_leap_year(int year) noexcept {
-  return (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
-}
 
 int days_in_month(int year, int month) noexcept {
   constexpr std::array<int, 12> kDays = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};

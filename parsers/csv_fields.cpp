@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "parsers/csv_parser.hpp"
+#include "parsers/text.hpp"
 
 namespace labwatch::parsers {
 namespace {
@@ -274,8 +275,6 @@ constexpr bool aliases_are_consistent() {
 }
 static_assert(aliases_are_consistent(), "a built-in CSV alias is unfolded or listed twice");
 
-bool is_blank(char c) noexcept { return c == ' ' || c == '\t'; }
-
 }  // namespace
 
 std::string_view to_string(CsvColumn c) noexcept {
@@ -318,15 +317,7 @@ std::string_view to_string(CsvColumn c) noexcept {
   return "unknown";
 }
 
-std::string_view trim_csv_blanks(std::string_view text) noexcept {
-  while (!text.empty() && is_blank(text.front())) {
-    text.remove_prefix(1);
-  }
-  while (!text.empty() && is_blank(text.back())) {
-    text.remove_suffix(1);
-  }
-  return text;
-}
+std::string_view trim_csv_blanks(std::string_view text) noexcept { return trim(text); }
 
 std::string csv_header_key(std::string_view name) {
   std::string key;

@@ -8,19 +8,10 @@
 
 #include "parsers/csv_parser.hpp"
 #include "parsers/hl7_parser.hpp"
+#include "parsers/text.hpp"
 
 namespace labwatch::parsers {
 namespace {
-
-std::string_view trim(std::string_view s) noexcept {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) {
-    s.remove_prefix(1);
-  }
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) {
-    s.remove_suffix(1);
-  }
-  return s;
-}
 
 // Decodes views into owning strings through one reused scratch buffer.
 class Decoder {

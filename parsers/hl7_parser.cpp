@@ -11,6 +11,7 @@
 
 #include "parsers/hl7_scan.hpp"
 #include "parsers/hl7_text.hpp"
+#include "parsers/text.hpp"
 
 namespace labwatch::parsers {
 
@@ -279,8 +280,6 @@ bool looks_like_hl7(std::string_view head) noexcept {
 
 namespace {
 
-constexpr bool is_digit(char c) noexcept { return c >= '0' && c <= '9'; }
-
 // True when the eight bytes at p are all ASCII digits: each byte is 0x30-0x39, i.e. its high nibble
 // is 3 and adding 6 does not carry out of the low nibble.
 inline bool all_digits8(const char* p) noexcept {
@@ -322,8 +321,6 @@ constexpr int pair_value(std::uint64_t pairs, unsigned k) noexcept {
 
 // The value of two characters already checked to be digits (TS/DTM parts are fixed-width).
 constexpr int two_digits(const char* p) noexcept { return (p[0] - '0') * 10 + (p[1] - '0'); }
-
-constexpr bool is_leap_year(int y) noexcept { return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0; }
 
 constexpr std::array<int, 12> kDaysInMonth = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
 

@@ -7,6 +7,8 @@
 #include <cstddef>
 #include <system_error>
 
+#include "parsers/text.hpp"
+
 namespace labwatch::parsers {
 
 namespace {
@@ -14,7 +16,6 @@ namespace {
 constexpr std::size_t kGroup = 3;            // digits in every group after the first
 constexpr std::size_t kMaxNumberBytes = 64;  // a lab value is short; longer text is not one
 
-bool is_digit(char c) noexcept { return c >= '0' && c <= '9'; }
 bool is_separator(char c) noexcept { return c == '.' || c == ','; }
 
 // The shape of a run of digits and separators, without its sign.
