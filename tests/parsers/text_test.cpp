@@ -15,7 +15,7 @@ TEST_CASE("trim takes spaces and tabs off both ends and nothing else", "[parsers
 }
 
 TEST_CASE("lower_ascii and upper_ascii change A-Z only", "[parsers][text]") {
-  CHECK(lower_ascii("MR Müller-Ø 1") == "mr mÜller-Ø 1");
+  CHECK(lower_ascii("MR MÜLLER-Ø 1") == "mr mÜller-Ø 1");
   CHECK(upper_ascii("mr müller 1") == "MR MüLLER 1");
   CHECK(lower_ascii("").empty());
 }
