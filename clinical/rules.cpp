@@ -558,11 +558,15 @@ double TargetBand::distance(double value) const noexcept {
   return 0.0;
 }
 
-TargetBand target_band(const OptimalRule& rule, const Analyte& analyte, const TrendPoint& point) {
+TargetBand target_band(const OptimalRule& rule, const Analyte& analyte, const TrendPoint& point,
+                       BandTiers tiers) {
   const RangeInForce range = range_in_force(point.ref_low, point.ref_high, analyte);
   TargetBand band;
   const Interval any{};
   for (const RuleClause& clause : rule.clauses) {
+    if (clause.ideal && tiers == BandTiers::hard) {
+      continue;
+    }
     // What a clause demands does not depend on the value judged; only the fit does.
     bool used_catalogue = false;
     const Outcome demanded = judge(clause, any, range, analyte, used_catalogue);

@@ -130,13 +130,18 @@ struct TrendPoint {
 // The band every clause of `rule` accepts for one result, and how far a value lies outside it.
 // Reference-relative clauses use the point's range when it has either bound, else the catalogue's
 // (as evaluate does); a bound that no clause sets is open. gt/lt bounds count as ge/le here.
+// This is the one place a target band is computed: alerts, trends, the report and mail use it.
 struct TargetBand {
   std::optional<double> low;
   std::optional<double> high;
   // 0 inside the band (or on a bound, within 1e-9 relative), else the distance to it.
   [[nodiscard]] double distance(double value) const noexcept;
 };
-TargetBand target_band(const OptimalRule& rule, const Analyte& analyte, const TrendPoint& point);
+// Which clauses make the band: all of them, or the hard ones only (the report shades the band a
+// value must be in; the ideal tier is written beside it).
+enum class BandTiers : std::uint8_t { all, hard };
+TargetBand target_band(const OptimalRule& rule, const Analyte& analyte, const TrendPoint& point,
+                       BandTiers tiers = BandTiers::all);
 
 // Judges `history` (current results, ordered by collection time, the judged one last) by a trend
 // rule. falling needs two results and a positive earlier value; its target_low is the value below

@@ -14,8 +14,6 @@
 namespace labwatch::daemon {
 namespace {
 
-using clinical::RuleClause;
-
 constexpr double kWidth = 640;
 constexpr double kHeight = 220;
 constexpr double kLeft = 56;
@@ -39,22 +37,13 @@ std::string shown_value(const storage::ExportRow& r) {
   return r.comparator + clinical::format_shown(r.value, r.shown_decimals);
 }
 
-// Distance from the band: 0 inside, else how far outside.
-double distance(const Band& band, double v) {
-  if (band.low && v < *band.low) {
-    return *band.low - v;
-  }
-  if (band.high && v > *band.high) {
-    return v - *band.high;
-  }
-  return 0;
-}
-
-Band band_for(const AnalyteSeries& s, const storage::ExportRow& r) {
+// The band the chart shades for a result: the one the alerts judge by, hard clauses only.
+clinical::TargetBand band_for(const AnalyteSeries& s, const storage::ExportRow& r) {
   if (s.rule == nullptr) {
     return {};
   }
-  return optimal_band(*s.rule, *s.analyte, r.ref_low, r.ref_high);
+  return clinical::target_band(*s.rule, *s.analyte, {r.value, r.ref_low, r.ref_high},
+                               clinical::BandTiers::hard);
 }
 
 }  // namespace
@@ -79,7 +68,7 @@ namespace {
 std::string chart(const AnalyteSeries& s) {
   const auto& pts = s.points;
   const storage::ExportRow& latest = pts.back();
-  const Band band = band_for(s, latest);
+  const clinical::TargetBand band = band_for(s, latest);
 
   // Value axis: every point, the band and the lab range in view, with a margin.
   double lo = pts.front().value;
@@ -233,61 +222,6 @@ constexpr std::string_view kStyle = R"(
 
 }  // namespace
 
-Band optimal_band(const clinical::OptimalRule& rule, const clinical::Analyte& analyte,
-                  std::optional<double> ref_low, std::optional<double> ref_high) {
-  const std::optional<double> low = ref_low ? ref_low : analyte.ref_low;
-  const std::optional<double> high = ref_high ? ref_high : analyte.ref_high;
-  Band band;
-  const auto raise_low = [&band](double v) { band.low = band.low ? std::max(*band.low, v) : v; };
-  const auto cut_high = [&band](double v) { band.high = band.high ? std::min(*band.high, v) : v; };
-  for (const RuleClause& c : rule.clauses) {
-    if (c.ideal) {
-      continue;
-    }
-    switch (c.kind) {
-      case RuleClause::Kind::ge:
-      case RuleClause::Kind::gt:
-        raise_low(c.a);
-        break;
-      case RuleClause::Kind::le:
-      case RuleClause::Kind::lt:
-        cut_high(c.a);
-        break;
-      case RuleClause::Kind::range:
-        raise_low(c.a);
-        cut_high(c.b);
-        break;
-      case RuleClause::Kind::within_ref:
-        if (low) {
-          raise_low(*low);
-        }
-        if (high) {
-          cut_high(*high);
-        }
-        break;
-      case RuleClause::Kind::ref_upper_third:
-        if (low && high) {
-          raise_low(*low + 2.0 / 3.0 * (*high - *low));
-          cut_high(*high);
-        }
-        break;
-      case RuleClause::Kind::ref_upper_half:
-        if (low && high) {
-          raise_low(*low + 0.5 * (*high - *low));
-          cut_high(*high);
-        }
-        break;
-      case RuleClause::Kind::ref_lower_half:
-        if (high) {
-          const double l = low.value_or(0.0);
-          cut_high(l + 0.5 * (*high - l));
-        }
-        break;
-    }
-  }
-  return band;
-}
-
 std::optional<ReportInput> load_report_input(storage::Store& store, const config::Config& config,
                                              std::int64_t person_id, clinical::UnixSeconds now) {
   std::optional<ReportInput> input;
@@ -356,8 +290,8 @@ std::string render_trend_report_content(const ReportInput& in) {
     std::string direction = "&ndash;";
     if (s.points.size() > 1 && s.rule != nullptr) {
       const storage::ExportRow& prev = s.points[s.points.size() - 2];
-      const double before = distance(band_for(s, prev), prev.value);
-      const double after = distance(band_for(s, last), last.value);
+      const double before = band_for(s, prev).distance(prev.value);
+      const double after = band_for(s, last).distance(last.value);
       direction = after < before   ? "toward optimal"
                   : after > before ? "away from optimal"
                                    : "unchanged";

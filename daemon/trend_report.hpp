@@ -30,15 +30,6 @@ struct ReportInput {
   clinical::UnixSeconds generated_at = 0;
 };
 
-// The optimal band a rule sets for a result with this reference range: the intersection of its hard
-// clauses (ideal clauses are drawn separately). Either bound may be open.
-struct Band {
-  std::optional<double> low;
-  std::optional<double> high;
-};
-Band optimal_band(const clinical::OptimalRule& rule, const clinical::Analyte& analyte,
-                  std::optional<double> ref_low, std::optional<double> ref_high);
-
 // The report of person `person_id`: who they are, and for each catalogue analyte they have current
 // results of (in catalogue order), those results oldest first with the configured optimal rule;
 // generated at `now`. The series point into `config`, which must outlive the result. nullopt when

@@ -477,3 +477,43 @@ TEST_CASE("target_band intersects the bands of every clause", "[clinical][rules]
   CHECK_FALSE(open.high.has_value());
   CHECK(open.distance(-1e9) == 0);
 }
+
+TEST_CASE("target_band with the hard tiers only is the band a report shades",
+          "[clinical][rules][trend]") {
+  const auto& catalogue = labwatch::clinical::AnalyteCatalogue::builtin();
+  const auto* ferritin = catalogue.by_key("ferritin");
+  const auto* rbc_mg = catalogue.by_key("rbc_magnesium");
+  const auto* figlu = catalogue.by_key("figlu");
+  REQUIRE(ferritin != nullptr);
+  REQUIRE(rbc_mg != nullptr);
+  REQUIRE(figlu != nullptr);
+  using labwatch::clinical::BandTiers;
+  const auto hard = [](const char* text, const labwatch::clinical::Analyte& analyte,
+                       std::optional<double> low, std::optional<double> high) {
+    return target_band(rule(text), analyte, TrendPoint{0, low, high}, BandTiers::hard);
+  };
+
+  const auto ge = hard("ge:50;ideal:gt:70", *ferritin, {}, {});
+  CHECK(ge.low.value() == 50);
+  CHECK_FALSE(ge.high.has_value());
+  // With every tier, the ideal clause raises the low bound.
+  CHECK(target_band(rule("ge:50;ideal:gt:70"), *ferritin, TrendPoint{0, {}, {}}).low.value() == 70);
+
+  const auto third = hard("ref_upper_third", *rbc_mg, 4.2, 6.8);
+  CHECK(third.low.value() == Approx(4.2 + 2.0 / 3.0 * 2.6));
+  CHECK(third.high.value() == Approx(6.8));
+  // Without a range on the result, the catalogue's range applies.
+  const auto fallback = hard("ref_upper_third", *rbc_mg, {}, {});
+  REQUIRE(rbc_mg->ref_low.has_value());
+  REQUIRE(rbc_mg->ref_high.has_value());
+  CHECK(fallback.low.value() ==
+        Approx(*rbc_mg->ref_low + 2.0 / 3.0 * (*rbc_mg->ref_high - *rbc_mg->ref_low)));
+
+  const auto lower = hard("ref_lower_half", *figlu, {}, 2.2);
+  CHECK_FALSE(lower.low.has_value());
+  CHECK(lower.high.value() == Approx(1.1));
+
+  const auto range = hard("range:6-8", *ferritin, {}, {});
+  CHECK(range.low.value() == 6);
+  CHECK(range.high.value() == 8);
+}

@@ -16,7 +16,6 @@ using labwatch::clinical::AnalyteCatalogue;
 using labwatch::clinical::parse_optimal_rule;
 using labwatch::clinical::ResultStatus;
 using labwatch::daemon::AnalyteSeries;
-using labwatch::daemon::optimal_band;
 using labwatch::daemon::render_trend_report;
 using labwatch::daemon::ReportInput;
 using labwatch::storage::ExportRow;
@@ -61,37 +60,6 @@ ExportRow row(double value, std::int64_t t, std::string facility = "QDX",
 }
 
 }  // namespace
-
-TEST_CASE("optimal_band intersects the hard clauses of a rule", "[daemon][report]") {
-  const auto& catalogue = AnalyteCatalogue::builtin();
-  const auto* ferritin = catalogue.by_key("ferritin");
-  const auto* rbc_mg = catalogue.by_key("rbc_magnesium");
-  const auto* figlu = catalogue.by_key("figlu");
-  REQUIRE(ferritin != nullptr);
-  REQUIRE(rbc_mg != nullptr);
-  REQUIRE(figlu != nullptr);
-
-  const auto ge = optimal_band(parse_optimal_rule("ge:50;ideal:gt:70").value(), *ferritin, {}, {});
-  CHECK(ge.low.value() == 50);
-  CHECK_FALSE(ge.high.has_value());
-
-  const auto third = optimal_band(parse_optimal_rule("ref_upper_third").value(), *rbc_mg, 4.2, 6.8);
-  CHECK(third.low.value() == Approx(4.2 + 2.0 / 3.0 * 2.6));
-  CHECK(third.high.value() == Approx(6.8));
-
-  // Without a range on the report, the catalogue's range applies.
-  const auto fallback =
-      optimal_band(parse_optimal_rule("ref_upper_third").value(), *rbc_mg, {}, {});
-  CHECK(fallback.low.value() == Approx(4.2 + 2.0 / 3.0 * 2.6));
-
-  const auto lower = optimal_band(parse_optimal_rule("ref_lower_half").value(), *figlu, {}, 2.2);
-  CHECK_FALSE(lower.low.has_value());
-  CHECK(lower.high.value() == Approx(1.1));
-
-  const auto range = optimal_band(parse_optimal_rule("range:6-8").value(), *ferritin, {}, {});
-  CHECK(range.low.value() == 6);
-  CHECK(range.high.value() == 8);
-}
 
 TEST_CASE("render_trend_report draws one chart per analyte with every point and the band",
           "[daemon][report]") {
