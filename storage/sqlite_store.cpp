@@ -83,6 +83,25 @@ parsers::Refusal read_refusal(const SQLite::Statement& row) {
   return out;
 }
 
+// One committed write of `key`'s row by `sql` (an upsert returning the attempts).
+int upsert_intake_attempt(SQLite::Database& db, const IntakeKey& key, std::string_view error,
+                          const char* sql) {
+  SQLite::Transaction transaction(db, SQLite::TransactionBehavior::IMMEDIATE);
+  SQLite::Statement upsert(db, sql);
+  upsert.bind(1, key.name);
+  upsert.bind(2, key.size);
+  upsert.bind(3, key.mtime_ns);
+  upsert.bind(4, std::string(error));
+  upsert.bind(5, unix_now());
+  int failures = 0;
+  if (upsert.executeStep()) {
+    failures = upsert.getColumn(0).getInt();
+  }
+  upsert.reset();
+  transaction.commit();
+  return failures;
+}
+
 class SqliteStore final : public Store {
  public:
   SqliteStore(const std::string& path, const StoreOptions& options)
@@ -104,26 +123,21 @@ class SqliteStore final : public Store {
     return out;
   }
 
-  int record_intake_failure(const IntakeKey& key, std::string_view error) override {
-    SQLite::Transaction transaction(db_, SQLite::TransactionBehavior::IMMEDIATE);
-    SQLite::Statement upsert(
-        db_,
+  int begin_intake_attempt(const IntakeKey& key) override {
+    return upsert_intake_attempt(
+        db_, key, kIntakeNotCompleted,
         "INSERT INTO intake_attempts (name, size, mtime_ns, failures, last_error, last_at) "
         "VALUES (?, ?, ?, 1, ?, ?) ON CONFLICT (name, size, mtime_ns) DO UPDATE SET "
         "failures = failures + 1, last_error = excluded.last_error, last_at = excluded.last_at "
         "RETURNING failures");
-    upsert.bind(1, key.name);
-    upsert.bind(2, key.size);
-    upsert.bind(3, key.mtime_ns);
-    upsert.bind(4, std::string(error));
-    upsert.bind(5, unix_now());
-    int failures = 0;
-    if (upsert.executeStep()) {
-      failures = upsert.getColumn(0).getInt();
-    }
-    upsert.reset();
-    transaction.commit();
-    return failures;
+  }
+
+  int record_intake_failure(const IntakeKey& key, std::string_view error) override {
+    return upsert_intake_attempt(
+        db_, key, error,
+        "INSERT INTO intake_attempts (name, size, mtime_ns, failures, last_error, last_at) "
+        "VALUES (?, ?, ?, 1, ?, ?) ON CONFLICT (name, size, mtime_ns) DO UPDATE SET "
+        "last_error = excluded.last_error, last_at = excluded.last_at RETURNING failures");
   }
 
   void forget_intake_attempt(const IntakeKey& key) override {
