@@ -124,12 +124,25 @@ class SqliteStore final : public Store {
   }
 
   int begin_intake_attempt(const IntakeKey& key) override {
-    return upsert_intake_attempt(
-        db_, key, kIntakeNotCompleted,
+    // Why no fsync of its own: the attempt must outlive the process (a crash, a kill), which the
+    // page cache does; a power loss is no poison file. The file's own commit (FULL) syncs the WAL,
+    // this frame included, so a small file still costs one fsync. (In WAL mode NORMAL commits
+    // without syncing.)
+    constexpr const char* kUpsert =
         "INSERT INTO intake_attempts (name, size, mtime_ns, failures, last_error, last_at) "
         "VALUES (?, ?, ?, 1, ?, ?) ON CONFLICT (name, size, mtime_ns) DO UPDATE SET "
         "failures = failures + 1, last_error = excluded.last_error, last_at = excluded.last_at "
-        "RETURNING failures");
+        "RETURNING failures";
+    db_.exec("PRAGMA synchronous = NORMAL");
+    int attempts = 0;
+    try {
+      attempts = upsert_intake_attempt(db_, key, kIntakeNotCompleted, kUpsert);
+    } catch (...) {
+      db_.exec("PRAGMA synchronous = FULL");
+      throw;
+    }
+    db_.exec("PRAGMA synchronous = FULL");
+    return attempts;
   }
 
   int record_intake_failure(const IntakeKey& key, std::string_view error) override {

@@ -64,8 +64,13 @@ TEST_CASE(
     ++listed;
   }
   CHECK(listed == 1000);
-  CHECK(layout.daemon_log().find("gen_bomb.hl7: refused, 0 results stored, 0 duplicates, " +
-                                 std::to_string(lines) + " refused") != std::string::npos);
+  // The line is logged just after the move (a loaded machine may show the file first).
+  CHECK(wait_until(
+      [&] {
+        return layout.daemon_log().find("gen_bomb.hl7: refused, 0 results stored, 0 duplicates, " +
+                                        std::to_string(lines) + " refused") != std::string::npos;
+      },
+      10s, 20ms));
 
   daemon->signal(SIGTERM);
   REQUIRE(daemon->wait_exit(10s) == 0);
