@@ -185,7 +185,8 @@ storage::Targets targets_of(const config::Config& config) {
 Pipeline::Pipeline(const config::Config& config, storage::Store& store)
     : config_(config), store_(store), targets_(targets_of(config_)), reader_(config) {}
 
-FileOutcome Pipeline::process_file(const std::filesystem::path& path, const ClaimPolicy& policy) {
+FileOutcome Pipeline::process_file(const std::filesystem::path& path, const ClaimPolicy& policy,
+                                   const std::optional<storage::IntakeKey>& intake) {
   FileOutcome outcome;
   outcome.file_name = path.filename().string();
   auto claimed = ClaimedFile::open(path, policy);
@@ -203,6 +204,7 @@ FileOutcome Pipeline::process_file(const std::filesystem::path& path, const Clai
   storage::FileRecord record;
   record.name = outcome.file_name;
   record.size = static_cast<std::int64_t>(file.size());
+  record.intake = intake;
   if (const config::Source* source = config::match_source(config_, outcome.file_name)) {
     record.source = source->facility;
   }

@@ -80,7 +80,10 @@ class Pipeline {
   // environment failures (database, I/O) throw, and then nothing of the file was committed. A file
   // whose bytes were committed before stores nothing: already_known when it was accepted then,
   // else partial or refused with the counts and refusals of then (summary.already_known set).
-  FileOutcome process_file(const std::filesystem::path& path, const ClaimPolicy& policy);
+  // `intake`: the attempt the daemon began for the file (Store::begin_intake_attempt), ended by the
+  // commit that stores the file; an outcome with no sha256, or already_known, did not end it.
+  FileOutcome process_file(const std::filesystem::path& path, const ClaimPolicy& policy,
+                           const std::optional<storage::IntakeKey>& intake = std::nullopt);
 
   // Called on the calling thread after each batch of a file is stored (BatchSink::kItems reports
   // or BatchSink::kWeight results at most, and at least one batch per 1 MiB chunk read): the

@@ -168,13 +168,19 @@ storage::IntakeKey intake_key(const std::string& name, const struct stat& st) {
   return key;
 }
 
-// The reason file of a file set aside after kPoisonAttempts operational failures.
+// The reason file of a file set aside after kPoisonAttempts attempts that did not complete: they
+// failed for an operational reason, or the process ended during them (`error` is then
+// storage::kIntakeNotCompleted). Names no patient data.
 std::string poison_reason(const std::string& name, int failures, const std::string& error) {
-  return "labwatch did not ingest all of " + printable(name) +
-         "\noutcome: not ingested: its ingest failed " + std::to_string(failures) +
-         " times for an operational reason, not for its content; nothing of it was stored\n" +
-         "last error: " + printable(error) +
-         "\nMove it back into the inbox once the cause is fixed: it is then tried again.\n";
+  const bool ended = error == storage::kIntakeNotCompleted;
+  return "labwatch did not ingest all of " + printable(name) + "\noutcome: not ingested: " +
+         (ended ? "abandoned after " + std::to_string(failures) +
+                      " attempts that did not complete (labwatch ended while ingesting it: a "
+                      "crash, a kill or a power loss)"
+                : "its ingest failed " + std::to_string(failures) +
+                      " times for an operational reason, not for its content") +
+         "; nothing of it was stored\n" + (ended ? "" : "last error: " + printable(error) + "\n") +
+         "Move it back into the inbox once the cause is fixed: it is then tried again.\n";
 }
 
 // The reason file of a file moved to failed/: what happened and each refusal, without patient data.
@@ -226,6 +232,18 @@ class Service {
   void work();
   void handle(const std::string& name);
   void pause_for_busy_database(const std::string& name, const std::string& what);
+  // Start-up: builds the runtime, waiting with backoff while another writer holds the database.
+  // Returns false when a stop signal came first (or the config is unusable: exit_code_ says).
+  bool start_runtime(const config::Config& initial);
+  // Runs the loop until `wait` has passed or a stop was requested.
+  void wait_unless_stopped(std::chrono::seconds wait);
+  // Counts an attempt of `name` before it is read; false when it is not to be read now.
+  bool begin_attempt(const std::string& name, const storage::IntakeKey& key);
+  // Sets `name` aside in failed/ when kPoisonAttempts attempts of it did not complete; true when
+  // it was handled so.
+  bool set_aside_abandoned(const std::string& name, const storage::IntakeKey& key);
+  bool set_aside(const std::string& name, const storage::IntakeKey& key, int failures,
+                 const std::string& what);
   // Handles a failed ingest of `name` (not a busy database); returns false when the daemon stops.
   bool count_failure(const std::string& name, const storage::IntakeKey& key,
                      const std::string& what);
@@ -267,6 +285,11 @@ class Service {
   // The database was held by another writer: no file is taken until busy_timer_ fires.
   bool paused_ = false;
   std::chrono::seconds busy_wait_{0};
+  // The file whose attempt is counted and not yet settled: one a busy database paused is not
+  // counted again when it is tried again.
+  std::optional<storage::IntakeKey> attempt_begun_;
+  // A SIGHUP that came while start-up waited for the database: the config is read again after.
+  bool reload_pending_ = false;
   // Entries refused and left in the inbox (directories, unmovable things): logged once per inode.
   std::map<std::string, ino_t> left_;
 
@@ -293,11 +316,8 @@ int Service::run(const config::Config& initial) {
   // Opening the database migrates it when it is older; on a large one that may outlast
   // TimeoutStartSec, and a migration killed midway rolls back and starts over at every restart.
   notifier_.extend_timeout(kMigrationGrace);
-  try {
-    rt_ = build(initial);
-  } catch (const UnusableConfig& e) {
-    log::error(std::string("invalid config: ") + e.what());
-    return kExitConfig;
+  if (!start_runtime(initial)) {
+    return exit_code_;
   }
   const config::Config& config = *rt_->config;
   watchdog_period_ = Notifier::watchdog_interval();
@@ -323,8 +343,9 @@ int Service::run(const config::Config& initial) {
   // The watch is already in place (build), so nothing dropped from here on can be missed.
   last_sync_ = last_extend_ = Clock::now();
   ready_deadline_ = Clock::now() + config.intake.settle + kReadyGrace;
-  if (rt_->dispatcher) {
-    rt_->dispatcher->start();  // mail a crash left half-sent goes out again first
+  if (reload_pending_) {
+    reload_pending_ = false;
+    reload();
   }
   rescan("start-up");
   maybe_ready();
@@ -343,6 +364,54 @@ int Service::run(const config::Config& initial) {
   }
   log::info("stopped: " + status_text());
   return exit_code_;
+}
+
+// Why wait at start-up too: opening may need the write lock (a schema migration after an upgrade,
+// mail a crash left half-sent), and another writer (a long `labwatch ingest`) may hold it for
+// minutes. Exiting would have systemd restart the daemon into the same lock again and again.
+bool Service::start_runtime(const config::Config& initial) {
+  std::chrono::seconds wait{0};
+  for (;;) {
+    try {
+      rt_ = build(initial);
+      if (rt_->dispatcher) {
+        rt_->dispatcher->start();  // mail a crash left half-sent goes out again first
+      }
+      if (wait.count() > 0) {
+        log::info("the database is free again; starting");
+      }
+      return true;
+    } catch (const UnusableConfig& e) {
+      log::error(std::string("invalid config: ") + e.what());
+      exit_code_ = kExitConfig;
+      return false;
+    } catch (const std::exception& e) {
+      if (!storage::is_busy(e)) {
+        throw;
+      }
+      rt_.reset();
+      wait = wait.count() == 0 ? kBusyRetryFirst : std::min(wait * 2, kBusyRetryMax);
+      log::warning("database busy, waiting: " + initial.paths.database +
+                   " is held by another writer (" + e.what() + "); trying again in " +
+                   std::to_string(wait.count()) + " s");
+      notifier_.status("waiting for the database: held by another writer");
+      notifier_.extend_timeout(wait + kExtendBy);
+    }
+    wait_unless_stopped(wait);
+    if (stopping_) {
+      log::info("stopped while waiting for the database");
+      return false;
+    }
+  }
+}
+
+void Service::wait_unless_stopped(std::chrono::seconds wait) {
+  bool done = false;
+  busy_timer_.expires_after(wait);
+  busy_timer_.async_wait([&done](const boost::system::error_code& /*ec*/) { done = true; });
+  while (!done && io_.run_one() > 0) {
+    // a stop signal cancels the timer (request_stop)
+  }
 }
 
 std::unique_ptr<Runtime> Service::build(config::Config config) {
@@ -412,7 +481,11 @@ void Service::wait_reload_signal() {
     if (ec == boost::asio::error::operation_aborted || stopping_) {
       return;
     }
-    reload();
+    if (!rt_) {
+      reload_pending_ = true;  // start-up is waiting for the database
+    } else {
+      reload();
+    }
     wait_reload_signal();
   });
 }
@@ -559,20 +632,40 @@ void Service::handle(const std::string& name) {
     return;
   }
 
+  // A regular file's attempt is counted before a byte of it is read (begin_attempt), so that one
+  // that crashes the process is counted too.
+  std::optional<storage::IntakeKey> intake;
+  if (S_ISREG(before.st_mode)) {
+    intake = intake_key(name, before);
+    if (set_aside_abandoned(name, *intake) || !begin_attempt(name, *intake)) {
+      return;
+    }
+  }
   ClaimPolicy policy;
   policy.strict = true;
   policy.max_bytes = rt.config->intake.max_file_bytes;
   policy.unchanged_after_read = true;
   FileOutcome outcome;
   try {
-    outcome = rt.pipeline->process_file(path, policy);
+    outcome = rt.pipeline->process_file(path, policy, intake);
   } catch (const std::exception& e) {
     if (storage::is_busy(e)) {
-      pause_for_busy_database(name, e.what());
+      pause_for_busy_database(name, e.what());  // attempt_begun_ stays: not counted again
       return;
     }
+    attempt_begun_.reset();
     count_failure(name, intake_key(name, before), e.what());
     return;
+  }
+  attempt_begun_.reset();
+  if (intake) {
+    if (outcome.sha256.empty() || outcome.summary.already_known) {
+      forget_failures(*intake);  // nothing was committed, so the commit did not end the attempt
+    } else {
+      std::erase_if(rt.failing, [&intake](const storage::IntakeAttempt& a) {
+        return a.key == *intake;  // ended by the file's commit
+      });
+    }
   }
   if (busy_wait_.count() > 0) {
     log::info("the database is free again; intake resumes");
@@ -628,13 +721,6 @@ void Service::handle(const std::string& name) {
     // Sync at once: after a crash it would be read again as already known and go to processed/.
     sync_moves();
   }
-  if (!rt.failing.empty()) {
-    const storage::IntakeKey key = intake_key(name, before);
-    if (std::ranges::any_of(rt.failing,
-                            [&key](const storage::IntakeAttempt& a) { return a.key == key; })) {
-      forget_failures(key);  // it failed before, on an earlier start: ingested now
-    }
-  }
   report(outcome, *moved);
 }
 
@@ -659,6 +745,57 @@ bool Service::count_failure(const std::string& name, const storage::IntakeKey& k
     request_stop(kExitFailure, "a database or I/O failure");
     return false;
   }
+  return set_aside(name, key, failures, what);
+}
+
+// Why count before reading: a file that crashes the process (a parser bug met by a segfault, an
+// abort, the OOM killer) throws nothing that count_failure could see; systemd restarted the daemon
+// into the same file forever. The attempt is committed first, so a crash leaves it counted; a
+// completed ingest ends it in its own commit (FileRecord::intake): one small commit per file.
+bool Service::begin_attempt(const std::string& name, const storage::IntakeKey& key) {
+  if (attempt_begun_ == key) {
+    return true;  // begun before a busy database paused it: the same attempt
+  }
+  int attempts = 0;
+  try {
+    attempts = rt_->store->begin_intake_attempt(key);
+  } catch (const std::exception& e) {
+    if (storage::is_busy(e)) {
+      pause_for_busy_database(name, e.what());
+      return false;
+    }
+    log::error(name +
+               ": not ingested, left in the inbox: its attempt cannot be recorded: " + e.what());
+    request_stop(kExitFailure, "a database or I/O failure");
+    return false;
+  }
+  attempt_begun_ = key;
+  if (attempts > 1) {
+    log::warning(name + ": attempt " + std::to_string(attempts) + " of " +
+                 std::to_string(kPoisonAttempts) + "; the earlier ones did not complete");
+  }
+  return true;
+}
+
+bool Service::set_aside_abandoned(const std::string& name, const storage::IntakeKey& key) {
+  if (attempt_begun_ == key) {
+    return false;  // counted by this process, which is still alive
+  }
+  const auto it = std::ranges::find_if(
+      rt_->failing, [&key](const storage::IntakeAttempt& a) { return a.key == key; });
+  if (it == rt_->failing.end() || it->failures < kPoisonAttempts) {
+    return false;
+  }
+  const int failures = it->failures;
+  const std::string what = it->last_error;
+  set_aside(name, key, failures, what);
+  return true;
+}
+
+// Moves `name` to failed/ with its poison reason; false when the daemon stops instead.
+bool Service::set_aside(const std::string& name, const storage::IntakeKey& key, int failures,
+                        const std::string& what) {
+  Runtime& rt = *rt_;
   std::optional<std::string> moved;
   try {
     moved = rt.mover->to_failed(name, poison_reason(name, failures, what));
@@ -670,8 +807,8 @@ bool Service::count_failure(const std::string& name, const storage::IntakeKey& k
     return false;
   }
   ++counts_.refused;
-  log::error(name + ": not ingested, failed " + std::to_string(failures) +
-             " times for an operational reason; set aside -> failed/" + moved.value_or(name) +
+  log::error(name + ": not ingested after " + std::to_string(failures) +
+             " attempts that did not complete; set aside -> failed/" + moved.value_or(name) +
              " (last error: " + what + ")");
   forget_failures(key);
   return true;

@@ -130,6 +130,7 @@ SqliteFileTransaction::SqliteFileTransaction(SQLite::Database& db, IngestStateme
       targets_(std::move(targets)),
       file_name_(file.name),
       sha256_(file.sha256),
+      intake_(file.intake),
       now_(unix_now()),
       ledger_(db, ledger_statements, targets_, now_, summary_) {
   if (!sha256_.empty() && committed(sha256_)) {
@@ -294,6 +295,15 @@ IngestSummary SqliteFileTransaction::finish(const std::string& sha256) {
   finish.bind(12, summary_.promoted);
   finish.bind(13, file_id_);
   finish.exec();
+  if (intake_) {
+    // The attempt begun for this file ends with it (one statement per file, not worth caching).
+    SQLite::Statement erase(
+        db_, "DELETE FROM intake_attempts WHERE name = ? AND size = ? AND mtime_ns = ?");
+    erase.bind(1, intake_->name);
+    erase.bind(2, intake_->size);
+    erase.bind(3, intake_->mtime_ns);
+    erase.exec();
+  }
   transaction_->commit();
   finished_ = true;
   return summary_;

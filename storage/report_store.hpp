@@ -109,7 +109,8 @@ class SqliteFileTransaction final : public FileTransaction {
   std::optional<SQLite::Transaction> transaction_;
   Targets targets_;
   std::string file_name_;
-  std::string sha256_;  // as given to begin_file; empty until commit(sha256)
+  std::string sha256_;               // as given to begin_file; empty until commit(sha256)
+  std::optional<IntakeKey> intake_;  // the intake attempt that a commit of the file ends
   std::int64_t file_id_ = 0;
   std::int64_t now_ = 0;
   bool known_ = false;     // the file was ingested before: store nothing

@@ -89,6 +89,25 @@ parsers::Refusal read_refusal(const SQLite::Statement& row) {
   return out;
 }
 
+// One committed write of `key`'s row by `sql` (an upsert returning the attempts).
+int upsert_intake_attempt(SQLite::Database& db, const IntakeKey& key, std::string_view error,
+                          const char* sql) {
+  SQLite::Transaction transaction(db, SQLite::TransactionBehavior::IMMEDIATE);
+  SQLite::Statement upsert(db, sql);
+  upsert.bind(1, key.name);
+  upsert.bind(2, key.size);
+  upsert.bind(3, key.mtime_ns);
+  upsert.bind(4, std::string(error));
+  upsert.bind(5, unix_now());
+  int failures = 0;
+  if (upsert.executeStep()) {
+    failures = upsert.getColumn(0).getInt();
+  }
+  upsert.reset();
+  transaction.commit();
+  return failures;
+}
+
 class SqliteStore final : public Store {
  public:
   SqliteStore(const std::string& path, const StoreOptions& options)
@@ -110,26 +129,34 @@ class SqliteStore final : public Store {
     return out;
   }
 
-  int record_intake_failure(const IntakeKey& key, std::string_view error) override {
-    SQLite::Transaction transaction(db_, SQLite::TransactionBehavior::IMMEDIATE);
-    SQLite::Statement upsert(
-        db_,
+  int begin_intake_attempt(const IntakeKey& key) override {
+    // Why no fsync of its own: the attempt must outlive the process (a crash, a kill), which the
+    // page cache does; a power loss is no poison file. The file's own commit (FULL) syncs the WAL,
+    // this frame included, so a small file still costs one fsync. (In WAL mode NORMAL commits
+    // without syncing.)
+    constexpr const char* kUpsert =
         "INSERT INTO intake_attempts (name, size, mtime_ns, failures, last_error, last_at) "
         "VALUES (?, ?, ?, 1, ?, ?) ON CONFLICT (name, size, mtime_ns) DO UPDATE SET "
         "failures = failures + 1, last_error = excluded.last_error, last_at = excluded.last_at "
-        "RETURNING failures");
-    upsert.bind(1, key.name);
-    upsert.bind(2, key.size);
-    upsert.bind(3, key.mtime_ns);
-    upsert.bind(4, std::string(error));
-    upsert.bind(5, unix_now());
-    int failures = 0;
-    if (upsert.executeStep()) {
-      failures = upsert.getColumn(0).getInt();
+        "RETURNING failures";
+    db_.exec("PRAGMA synchronous = NORMAL");
+    int attempts = 0;
+    try {
+      attempts = upsert_intake_attempt(db_, key, kIntakeNotCompleted, kUpsert);
+    } catch (...) {
+      db_.exec("PRAGMA synchronous = FULL");
+      throw;
     }
-    upsert.reset();
-    transaction.commit();
-    return failures;
+    db_.exec("PRAGMA synchronous = FULL");
+    return attempts;
+  }
+
+  int record_intake_failure(const IntakeKey& key, std::string_view error) override {
+    return upsert_intake_attempt(
+        db_, key, error,
+        "INSERT INTO intake_attempts (name, size, mtime_ns, failures, last_error, last_at) "
+        "VALUES (?, ?, ?, 1, ?, ?) ON CONFLICT (name, size, mtime_ns) DO UPDATE SET "
+        "last_error = excluded.last_error, last_at = excluded.last_at RETURNING failures");
   }
 
   void forget_intake_attempt(const IntakeKey& key) override {

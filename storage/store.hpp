@@ -22,6 +22,15 @@
 
 namespace labwatch::storage {
 
+// An inbox file as it lies there before it is read: its digest is known only after reading it
+// whole, so a file whose ingest keeps failing is known by these.
+struct IntakeKey {
+  std::string name;
+  std::int64_t size = 0;
+  std::int64_t mtime_ns = 0;
+  bool operator==(const IntakeKey&) const = default;
+};
+
 struct FileRecord {
   // Hex SHA-256 of the file's bytes: the idempotency key. Empty when it is computed while the file
   // is read; then FileTransaction::commit(sha256) supplies it.
@@ -29,6 +38,9 @@ struct FileRecord {
   std::string name;    // file name as dropped (no directory)
   std::string source;  // facility code of the matching config source, or empty
   std::int64_t size = 0;
+  // The intake attempt begun for this file (Store::begin_intake_attempt), if any: a commit that
+  // stores the file ends it in the same transaction, so a file ingested whole costs no extra write.
+  std::optional<IntakeKey> intake;
 };
 
 // Something of a stored file that a person should look at, though nothing was refused. Carries no
@@ -73,21 +85,18 @@ struct KnownFile {
   std::vector<parsers::Refusal> refusals;  // in the order they were recorded
 };
 
-// An inbox file as it lies there before it is read: its digest is known only after reading it
-// whole, so a file whose ingest keeps failing is known by these.
-struct IntakeKey {
-  std::string name;
-  std::int64_t size = 0;
-  std::int64_t mtime_ns = 0;
-  bool operator==(const IntakeKey&) const = default;
-};
-
-// An inbox file whose ingest failed for an operational reason (an exception, not its content).
+// An inbox file whose ingest was begun and did not complete: it failed for an operational reason
+// (an exception, not its content), or the process ended while ingesting it (a crash, a kill).
 struct IntakeAttempt {
   IntakeKey key;
-  int failures = 0;
-  std::string last_error;  // what the exception said; names no patient data
+  int failures = 0;        // attempts begun that did not complete
+  std::string last_error;  // what the exception said, or kIntakeNotCompleted; no patient data
 };
+
+// The last_error of an attempt begun and never settled: the process ended during the ingest.
+inline constexpr std::string_view kIntakeNotCompleted =
+    "the ingest did not complete: the process ended while ingesting it (a crash, a kill or a "
+    "power loss)";
 
 // The rules in force and who is told: plain values passed in by the caller.
 struct Targets {
@@ -236,9 +245,15 @@ class Store {
 
   // Every inbox file recorded as failed, read once at start-up.
   virtual std::vector<IntakeAttempt> intake_attempts() = 0;
-  // Counts one more operational failure of `key`, with its error; returns the failures so far.
+  // Counts one more attempt of `key`, committed before a byte of it is read, with
+  // kIntakeNotCompleted as its error until the attempt is settled: a process that dies during the
+  // ingest leaves it counted. Returns the attempts so far, this one included.
+  virtual int begin_intake_attempt(const IntakeKey& key) = 0;
+  // Records the error of the attempt begun for `key` (counting one when none was begun); returns
+  // the attempts so far.
   virtual int record_intake_failure(const IntakeKey& key, std::string_view error) = 0;
-  // The file of `key` was ingested or moved away: its failures are forgotten.
+  // The file of `key` was ingested or moved away: its attempts are forgotten. (A file transaction
+  // with FileRecord::intake does this in its commit.)
   virtual void forget_intake_attempt(const IntakeKey& key) = 0;
 
   // ---- The mail outbox (the dispatcher's side). Each call is one transaction. ----

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // Never fall over: a database held by another writer, a config that is no regular file.
+#include <SQLiteCpp/Database.h>
 #include <sqlite3.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -7,6 +8,7 @@
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <csignal>
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -14,6 +16,7 @@
 #include "reliability/lab_feed.hpp"
 #include "reliability/probes.hpp"
 #include "reliability/scenario.hpp"
+#include "storage/database.hpp"
 #include "support/daemon_harness.hpp"
 
 namespace {
@@ -51,7 +54,83 @@ class WriteLock {
   sqlite3* db_ = nullptr;
 };
 
+// Replaces the layout's database with one a schema step behind this labwatch (an upgrade): the
+// daemon's start-up must write (migrate) before it can run.
+void make_database_one_step_behind(const fs::path& path) {
+  for (const char* suffix : {"", "-wal", "-shm"}) {
+    fs::remove(path.string() + suffix);
+  }
+  SQLite::Database db(path.string(), SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
+  db.exec("PRAGMA journal_mode = WAL");
+  const auto steps = labwatch::storage::schema_migrations();
+  labwatch::storage::migrate(db, steps.first(steps.size() - 1));
+}
+
 }  // namespace
+
+TEST_CASE(
+    "run_service waits at start-up while another writer holds the database it must migrate, then "
+    "ingests",
+    "[reliability][contention]") {
+  const Layout layout(TempDir::default_base(), 100);
+  const fs::path path = layout.root() / "labwatch.db";
+  make_database_one_step_behind(path);
+  const auto behind = labwatch::storage::latest_schema_version() - 1;
+  NotifySocket notify(layout.notify_path());
+  std::unique_ptr<Process> daemon;
+  {
+    const auto locked_at = std::chrono::steady_clock::now();
+    const WriteLock lock(path);
+    daemon = layout.start({notify.env()});
+    // Past the 5 s busy timeout: it says so and waits, not ready, not gone.
+    REQUIRE(wait_until(
+        [&] { return layout.daemon_log().find("database busy, waiting") != std::string::npos; },
+        12s, 50ms));
+    INFO(layout.daemon_log());
+    CHECK(daemon->running());
+    std::this_thread::sleep_until(locked_at + 8s);
+    CHECK(daemon->running());
+    CHECK_FALSE(notify.wait_for("READY=1", 0ms));
+    CHECK(Database(path).count("PRAGMA user_version") == behind);
+  }
+  // The lock is gone: it migrates, gets ready and ingests.
+  REQUIRE(notify.wait_for("READY=1", 20s));
+  const FeedFile file = make_feed_file(12, FeedKind::csv_single);
+  layout.drop(file.name, file.bytes);
+  INFO(layout.daemon_log());
+  CHECK(wait_until([&] { return fs::exists(layout.processed() / file.name); }, 15s, 50ms));
+  CHECK(layout.daemon_log().find("the database is free again; starting") != std::string::npos);
+  daemon->signal(SIGTERM);
+  REQUIRE(daemon->wait_exit(10s) == 0);
+  CHECK(Database(path).count("PRAGMA user_version") == behind + 1);
+  check_outcome(layout, {file});
+}
+
+TEST_CASE(
+    "run_service with mail waits at start-up for another writer, and stops cleanly on SIGTERM "
+    "meanwhile",
+    "[reliability][contention]") {
+  // An up-to-date database, but mail on: start-up requeues mail a crash left half-sent, a write
+  // at every start.
+  const Layout layout(TempDir::default_base(), 100);
+  layout.write_config(100,
+                      "  <mail smtp=\"smtp://127.0.0.1:9\" allow-plaintext=\"true\" "
+                      "from=\"labwatch@clinic.example.org\" "
+                      "default-recipient=\"results@clinic.example.org\"/>\n");
+  const fs::path path = layout.root() / "labwatch.db";
+  const WriteLock lock(path);
+  auto daemon = layout.start();
+  REQUIRE(wait_until(
+      [&] { return layout.daemon_log().find("database busy, waiting") != std::string::npos; }, 12s,
+      50ms));
+  INFO(layout.daemon_log());
+  CHECK(daemon->running());
+  CHECK(layout.daemon_log().find("started:") == std::string::npos);
+  daemon->signal(SIGTERM);
+  // At most one busy timeout (5 s) inside SQLite before the signal is seen.
+  CHECK(daemon->wait_exit(8s) == 0);
+  CHECK(layout.daemon_log().find("stopped while waiting for the database") != std::string::npos);
+}
 
 TEST_CASE(
     "run_service waits out another writer holding the database for 30 s, the file staying in "

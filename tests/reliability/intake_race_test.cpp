@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // Never half-read, never move unread: stalled writers, names reused during a move, files linked in.
 #include <fcntl.h>
+#include <pwd.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -167,6 +168,58 @@ TEST_CASE("run_service leaves a file found at start-up alone while its writer ho
   REQUIRE(wait_until([&] { return fs::exists(layout.processed() / file.name); }, 10s));
   daemon->signal(SIGTERM);
   REQUIRE(daemon->wait_exit(10s) == 0);
+  check_outcome(layout, {file});
+}
+
+TEST_CASE(
+    "run_service as an unprivileged user (no CAP_LEASE) leaves a file it owns alone while its "
+    "writer holds it open",
+    "[reliability][intake]") {
+  // The lease needs CAP_LEASE or the file's owner; the daemon runs as its own user. Only root can
+  // make the daemon another user here (setpriv).
+  if (::geteuid() != 0) {
+    WARN("not root: the daemon cannot be run as another user here; skipped");
+    return;
+  }
+  const struct passwd* nobody = ::getpwnam("nobody");
+  if (nobody == nullptr) {
+    WARN("no user nobody; skipped");
+    return;
+  }
+  const std::vector<std::string> as_nobody = {
+      "/usr/bin/setpriv", "--reuid=" + std::to_string(nobody->pw_uid),
+      "--regid=" + std::to_string(nobody->pw_gid), "--clear-groups", "--inh-caps=-all"};
+  std::vector<std::string> probe = as_nobody;
+  probe.insert(probe.end(), {"/usr/bin/test", "-x", LABWATCH_BINARY});
+  if (run_program(probe, 10s).exit_code != 0) {
+    WARN("setpriv is missing, or nobody cannot run " << LABWATCH_BINARY << "; skipped");
+    return;
+  }
+  const Layout layout(TempDir::default_base(), 100);
+  const FeedFile file = make_bulk_file(9, 40);
+  // Dated 10 s ago: by its age alone it would count as settled. Its writer (this process) keeps it
+  // open; like the whole layout, it belongs to the daemon's user.
+  StalledWriter writer(layout.inbox() / file.name, file.bytes, 10s);
+  const fs::path top = layout.root().parent_path();
+  REQUIRE(::lchown(top.c_str(), nobody->pw_uid, nobody->pw_gid) == 0);
+  for (const fs::directory_entry& entry : fs::recursive_directory_iterator(top)) {
+    REQUIRE(::lchown(entry.path().c_str(), nobody->pw_uid, nobody->pw_gid) == 0);
+  }
+  std::vector<std::string> argv = as_nobody;
+  const std::vector<std::string> run = labwatch_argv({"run", "--config", layout.config().string()});
+  argv.insert(argv.end(), run.begin(), run.end());
+  Process daemon(argv, layout.log(), layout.log(), {layout.journal_env()});
+  REQUIRE(wait_until([&] { return layout.daemon_log().find("ready: ") != std::string::npos; }, 30s,
+                     20ms));
+  check_untouched_while_stalled(layout, file.name);
+  writer.finish();
+  INFO(layout.daemon_log());
+  REQUIRE(wait_until([&] { return fs::exists(layout.processed() / file.name); }, 10s));
+  struct stat st {};
+  REQUIRE(::stat((layout.processed() / file.name).c_str(), &st) == 0);
+  CHECK(st.st_uid == nobody->pw_uid);
+  daemon.signal(SIGTERM);
+  REQUIRE(daemon.wait_exit(10s) == 0);
   check_outcome(layout, {file});
 }
 

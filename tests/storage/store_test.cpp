@@ -652,3 +652,58 @@ TEST_CASE("Store::find_person reads a mail's report reference, and refuses one t
   CHECK_FALSE(f.store->find_person("QDX3001, ORD-O").has_value());
   CHECK_FALSE(f.store->find_person("NOPE").has_value());
 }
+
+TEST_CASE("Store counts an intake attempt before the file is read, and the file's commit ends it",
+          "[storage][store][intake]") {
+  Fixture f;
+  using labwatch::storage::IntakeKey;
+  using labwatch::storage::kIntakeNotCompleted;
+  const IntakeKey key{"a.hl7", 120, 1'700'000'000'123'456'789};
+  const std::string row =
+      "SELECT count(*) FROM intake_attempts WHERE name = 'a.hl7' AND mtime_ns = "
+      "1700000000123456789";
+  // Two attempts begun and never settled (the process died twice): both count.
+  CHECK(f.store->begin_intake_attempt(key) == 1);
+  CHECK(f.store->begin_intake_attempt(key) == 2);
+  const auto attempts = f.store->intake_attempts();
+  REQUIRE(attempts.size() == 1);
+  CHECK(attempts.front().key == key);
+  CHECK(attempts.front().failures == 2);
+  CHECK(attempts.front().last_error == kIntakeNotCompleted);
+  // A failure of the attempt begun is recorded with its error, not counted again.
+  CHECK(f.store->record_intake_failure(key, "pread: Input/output error") == 2);
+  CHECK(f.store->intake_attempts().front().last_error == "pread: Input/output error");
+  CHECK(f.store->begin_intake_attempt(key) == 3);
+  CHECK(f.store->intake_attempts().front().last_error == kIntakeNotCompleted);
+
+  // Another file (another size, mtime or name) is another attempt.
+  IntakeKey other = key;
+  other.mtime_ns += 1;
+  CHECK(f.store->begin_intake_attempt(other) == 1);
+
+  // Bytes already committed: the transaction rolls back, and the attempt stays for the caller.
+  FileRecord file = file_named("a.hl7");
+  file.sha256.clear();
+  file.intake = key;
+  {
+    auto tx = f.store->begin_file(file, default_targets());
+    tx->add_report(report("SGH", "M1", kT0, kSghPatient, {result("ferritin", 80, "ng/mL", "S1")}));
+    CHECK_FALSE(tx->commit("d1").already_known);
+  }
+  CHECK(f.count(row) == 0);                                     // ended with the file's commit
+  CHECK(f.count("SELECT count(*) FROM intake_attempts") == 1);  // the other one stays
+  CHECK(f.store->begin_intake_attempt(key) == 1);
+  {
+    auto tx = f.store->begin_file(file, default_targets());
+    CHECK(tx->commit("d1").already_known);
+  }
+  CHECK(f.count(row) == 1);
+  f.store->forget_intake_attempt(key);
+  CHECK(f.count(row) == 0);
+  // A file record without an attempt leaves the others alone.
+  file.intake.reset();
+  auto tx = f.store->begin_file(file, default_targets());
+  tx->add_report(report("SGH", "M2", kT0, kSghPatient, {result("zinc", 90, "ug/dL", "S2")}));
+  CHECK(tx->commit("d2").results_stored == 1);
+  CHECK(f.count("SELECT count(*) FROM intake_attempts") == 1);
+}
