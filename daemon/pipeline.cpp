@@ -182,6 +182,7 @@ Pipeline::Pipeline(const config::Config& config, storage::Store& store)
 FileOutcome Pipeline::process_file(const std::filesystem::path& path, const ClaimPolicy& policy) {
   FileOutcome outcome;
   outcome.file_name = path.filename().string();
+  counts_ = {};
   auto claimed = ClaimedFile::open(path, policy);
   if (!claimed) {
     refuse(claimed.error(), nullptr, outcome);
@@ -230,7 +231,13 @@ FileOutcome Pipeline::process_file(const std::filesystem::path& path, const Clai
   }
   in_file_order(outcome.refusals);
   outcome.sha256 = file_hash.finish();
-  outcome.summary = tx->commit(outcome.sha256);
+  if (explaining_ != nullptr) {
+    explaining_->stored = tx->roll_back_explained();
+    explaining_->known = store_.find_file(outcome.sha256);
+    outcome.summary = explaining_->stored.summary;
+  } else {
+    outcome.summary = tx->commit(outcome.sha256);
+  }
   for (const storage::IngestWarning& warning : outcome.summary.warnings) {
     // File name, message index and control id only: never patient data.
     log::warning(
@@ -251,6 +258,20 @@ FileOutcome Pipeline::process_file(const std::filesystem::path& path, const Clai
     outcome.kind = FileOutcome::Kind::refused;
   }
   return outcome;
+}
+
+FileExplanation Pipeline::explain_file(const std::filesystem::path& path,
+                                       const ClaimPolicy& policy) {
+  FileExplanation explanation;
+  explaining_ = &explanation;
+  try {
+    explanation.outcome = process_file(path, policy);
+  } catch (...) {
+    explaining_ = nullptr;
+    throw;
+  }
+  explaining_ = nullptr;
+  return explanation;
 }
 
 bool Pipeline::read_on_thread(const ClaimedFile& file, const std::string& name, Sha256& file_hash,
@@ -311,6 +332,14 @@ void Pipeline::store(const FileItem& item, storage::FileTransaction& tx, FileOut
     return;
   }
   const clinical::NormalizedReport& report = std::get<clinical::NormalizedReport>(item);
+  ++counts_.reports;
+  counts_.results += report.results.size();
+  if (report.where.offset != static_cast<std::size_t>(-1)) {
+    counts_.offset = report.where.offset;
+  }
+  if (explaining_ != nullptr) {
+    explaining_->reports.push_back(report);
+  }
   for (const parsers::Refusal& refusal : report.refusals) {
     keep(refusal, outcome);
   }

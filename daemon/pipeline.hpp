@@ -50,6 +50,15 @@ struct FileOutcome {
 
 std::string_view to_string(FileOutcome::Kind kind) noexcept;
 
+// A file read through the whole pipeline in a transaction that is rolled back: what an ingest of
+// it would do now, with nothing written (`labwatch explain`).
+struct FileExplanation {
+  FileOutcome outcome;  // as an ingest would end now (its summary, its refusals in file order)
+  std::vector<clinical::NormalizedReport> reports;  // each message (HL7) or report (CSV), in order
+  storage::DryRun stored;  // the results the transaction stored and the alerts it raised
+  std::optional<storage::KnownFile> known;  // these bytes were ingested before: ingest stores none
+};
+
 // How many results of the file had a code outside the catalogue (skipped, counted per code).
 inline int unmapped_results(const FileOutcome& outcome) noexcept {
   int total = 0;
@@ -82,10 +91,22 @@ class Pipeline {
   // else partial or refused with the counts and refusals of then (summary.already_known set).
   FileOutcome process_file(const std::filesystem::path& path, const ClaimPolicy& policy);
 
+  // Reads one file as process_file does, then rolls its transaction back after reading back what
+  // it stored: nothing is committed, and the file is only read. Environment failures throw.
+  FileExplanation explain_file(const std::filesystem::path& path, const ClaimPolicy& policy);
+
   // Called on the calling thread after each batch of a file is stored (BatchSink::kItems reports
   // or BatchSink::kWeight results at most, and at least one batch per 1 MiB chunk read): the
   // daemon pings its watchdog from here, so a large file cannot look like a hang.
   void set_progress(std::function<void()> progress) { progress_ = std::move(progress); }
+
+  // How far the file being processed has come: for a progress line on a terminal.
+  struct Counts {
+    std::uint64_t reports = 0;  // messages (HL7) or reports (CSV) handed to the store
+    std::uint64_t results = 0;  // results in them
+    std::uint64_t offset = 0;   // byte offset of the last of them in the file
+  };
+  [[nodiscard]] const Counts& counts() const noexcept { return counts_; }
 
   // Alerts of the files ingested from now on are recorded, and no mail is queued for them
   // (`labwatch ingest --no-mail`): clinical::MailPolicy::suppressed.
@@ -107,6 +128,8 @@ class Pipeline {
   FileReader reader_;
   std::string buffer_;  // the reader's chunk buffer, reused from file to file
   std::function<void()> progress_;
+  FileExplanation* explaining_ = nullptr;  // set during explain_file
+  Counts counts_;                          // of the file being processed
 };
 
 }  // namespace labwatch::daemon

@@ -31,6 +31,8 @@ IntakeStatus read_intake_status(const std::string& path, clinical::UnixSeconds s
 struct UnmappedCode {
   std::string facility;
   std::string code;
+  std::string name;  // the test name the lab sent with it last ('' when none, or before version 8)
+  std::string unit;  // the unit it came with last, as sent
   std::int64_t count = 0;
   clinical::UnixSeconds first_seen = 0;
   clinical::UnixSeconds last_seen = 0;

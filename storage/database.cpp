@@ -336,6 +336,14 @@ CREATE TABLE identity_audit (
 );
 )sql";
 
+// Version 8 (`labwatch unmapped`, issue 19): the name and unit a lab sent with an unmapped code,
+// as last seen, so that an admin can tell what the code is and which analyte and unit it would map
+// to. Rows of earlier versions have none ('').
+constexpr const char* kSchemaV8UnmappedNames = R"sql(
+ALTER TABLE unmapped_codes ADD COLUMN name TEXT NOT NULL DEFAULT '';
+ALTER TABLE unmapped_codes ADD COLUMN unit TEXT NOT NULL DEFAULT '';
+)sql";
+
 constexpr auto kMigrations = std::to_array<Migration>({
     {1, kSchemaV1},
     {2, kSchemaV2},
@@ -344,6 +352,7 @@ constexpr auto kMigrations = std::to_array<Migration>({
     {5, kSchemaV5IntakeAttempts},
     {6, kSchemaV6LabWitnesses},
     {7, kSchemaV7Identity},
+    {8, kSchemaV8UnmappedNames},
 });
 
 bool is_in_memory(const std::string& path) noexcept { return path.empty() || path == ":memory:"; }

@@ -16,6 +16,7 @@
 #include "clinical/analyte_catalogue.hpp"
 #include "clinical/mail_policy.hpp"
 #include "clinical/normalized.hpp"
+#include "clinical/reconcile.hpp"
 #include "clinical/rules.hpp"
 #include "parsers/lab_report.hpp"
 #include "storage/outbox.hpp"
@@ -106,6 +107,40 @@ struct Targets {
 // file of millions of broken lines must not cost gigabytes of memory, rows and reason text.
 constexpr int kRefusalsKept = 1000;
 
+// A result row a file's transaction stored, read back before it rolled back (`labwatch explain`).
+struct DryRunResult {
+  std::int64_t result_id = 0;  // valid only within the rolled-back transaction
+  parsers::SourcePos where;    // message index, segment and line of the result
+  std::string analyte;         // as stored (a stand-in's fraction key when stored as one)
+  double value = 0;            // canonical unit
+  std::string unit;
+  std::string comparator;
+  std::string raw_value;  // as the lab sent them
+  std::string raw_unit;
+  clinical::ResultState state = clinical::ResultState::current;  // current, or an older version
+  int replaced = 0;  // stored versions this one superseded or withdrew
+  int shown_decimals = -1;
+  std::string flags;
+};
+
+// An alert the transaction raised on one of its results.
+struct DryRunAlert {
+  std::int64_t result_id = 0;
+  std::string analyte;
+  std::string rule;   // the clause, kLabRangeRule, kLabFlagRule or a trend rule
+  std::string state;  // what would happen to its mail: pending, unmailed, historical, ...
+  double value = 0;
+  std::optional<double> target_low;
+  std::optional<double> target_high;
+};
+
+// What one file would do, read back from its uncommitted transaction.
+struct DryRun {
+  IngestSummary summary;
+  std::vector<DryRunResult> results;  // in file order
+  std::vector<DryRunAlert> alerts;
+};
+
 // One open file transaction. Rolls back unless commit() is called (RAII).
 class FileTransaction {
  public:
@@ -132,6 +167,9 @@ class FileTransaction {
   // ingest of the same bytes can commit in between. Throws std::logic_error when begin_file was
   // given a different digest.
   virtual IngestSummary commit(std::string_view sha256) = 0;
+  // Reads back what the transaction stored and raised, then rolls everything back: nothing of the
+  // file is ever committed (`labwatch explain`). Ends the transaction like a commit.
+  virtual DryRun roll_back_explained() = 0;
 };
 
 struct ExportRow {

@@ -273,6 +273,30 @@ TEST_CASE("Store sums the unmapped codes of a file's messages into one row per c
   CHECK(f.count("SELECT count FROM unmapped_codes WHERE facility = 'LCA' AND code = '718-7'") == 5);
 }
 
+TEST_CASE("Store keeps the latest name and unit a lab sent with an unmapped code",
+          "[storage][store]") {
+  Fixture f;
+  auto a = report("LCA", "L1", kT0, person("LCA", "9", "Doe", "Jo", "1970-01-01", 'M'), {});
+  a.unmapped = {{"718-7", 2}};
+  a.unmapped_lines = {{"718-7", "HGB", "g/dL", {}}, {"718-7", "Hemoglobin", "", {}}};
+  ingest(*f.store, "one.hl7", {a});
+  const auto text = [&f](const std::string& column) {
+    SQLite::Database db = f.reader();
+    return db.execAndGet("SELECT " + column + " FROM unmapped_codes WHERE code = '718-7'")
+        .getString();
+  };
+  // A line without a unit keeps the one seen before.
+  CHECK(text("name") == "Hemoglobin");
+  CHECK(text("unit") == "g/dL");
+  auto b = report("LCA", "L2", kT0, a.patient, {});
+  b.unmapped = {{"718-7", 1}};
+  b.unmapped_lines = {{"718-7", "Hemoglobin, blood", "g/L", {}}};
+  ingest(*f.store, "two.hl7", {b});
+  CHECK(text("name") == "Hemoglobin, blood");
+  CHECK(text("unit") == "g/L");
+  CHECK(f.count("SELECT count FROM unmapped_codes WHERE code = '718-7'") == 3);
+}
+
 TEST_CASE("Store matches one person across authorities by folded name, birth date and sex",
           "[storage][store]") {
   Fixture f;
