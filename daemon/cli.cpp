@@ -264,6 +264,7 @@ int cmd_ingest(const Args& args) {
   const config::Config config = resolve_config(args);
   auto store = open_store(config, true);
   Pipeline pipeline(config, *store);
+  pipeline.set_config_digest(config_fingerprint(config), false);
   if (args.flag("no-mail")) {
     pipeline.suppress_mail();
   }
@@ -414,6 +415,7 @@ int cmd_reprocess(const Args& args) {
   }
   auto store = open_store(config, false);
   Pipeline pipeline(config, *store);
+  pipeline.set_config_digest(config_fingerprint(config), false);
   ClaimPolicy policy;
   policy.strict = false;
   policy.max_bytes = config.intake.max_file_bytes;
@@ -487,6 +489,7 @@ int cmd_explain(const Args& args) {
     store = storage::open_sqlite_store(":memory:");
   }
   Pipeline pipeline(config, *store);
+  pipeline.set_config_digest(config_fingerprint(config), false);
   ClaimPolicy policy;
   policy.strict = false;
   policy.max_bytes = config.intake.max_file_bytes;

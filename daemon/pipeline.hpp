@@ -81,6 +81,10 @@ storage::Routing routing_of(const config::Config& config);
 // The rules in force under this config: optimal targets, trend rules, the catalogue, routing.
 storage::Targets targets_of(const config::Config& config);
 
+// The fingerprint a file is recorded with (storage::FileRecord::config_digest): the SHA-256 (hex)
+// of the config file's bytes, "built-in defaults" without a file, "" when it cannot be read now.
+std::string config_fingerprint(const config::Config& config);
+
 class Pipeline {
  public:
   Pipeline(const config::Config& config, storage::Store& store);
@@ -112,7 +116,17 @@ class Pipeline {
   // (`labwatch ingest --no-mail`): clinical::MailPolicy::suppressed.
   void suppress_mail() noexcept { targets_.mail_policy.suppressed = true; }
 
+  // Files are recorded with `digest`, the fingerprint of the config in force (config_fingerprint).
+  // With `reread_refused` (the daemon), the bytes of a file refused under another config, or an
+  // unknown one, are set aside and read again instead of being replayed as refused; `ingest` keeps
+  // replaying them (exit 2) and `reprocess` sets them aside itself.
+  void set_config_digest(std::string digest, bool reread_refused) {
+    config_digest_ = std::move(digest);
+    reread_refused_ = reread_refused;
+  }
+
  private:
+  FileOutcome read_and_store(const std::filesystem::path& path, const ClaimPolicy& policy);
   void known_outcome(FileOutcome& outcome);
   // Reads `file` on a reader thread and passes each batch to `store_batch` on this one. Returns
   // false, having read nothing, when no thread can be started: the caller then reads it itself.
@@ -130,6 +144,8 @@ class Pipeline {
   std::function<void()> progress_;
   FileExplanation* explaining_ = nullptr;  // set during explain_file
   Counts counts_;                          // of the file being processed
+  std::string config_digest_;
+  bool reread_refused_ = false;
 };
 
 }  // namespace labwatch::daemon

@@ -344,6 +344,13 @@ ALTER TABLE unmapped_codes ADD COLUMN name TEXT NOT NULL DEFAULT '';
 ALTER TABLE unmapped_codes ADD COLUMN unit TEXT NOT NULL DEFAULT '';
 )sql";
 
+// Version 9 (issue 19): the fingerprint of the config a file was judged under, so that a refused
+// file moved back into the inbox is read again once the config has changed, and replayed as
+// refused while it has not. '' on rows of earlier versions (unknown: read again).
+constexpr const char* kSchemaV9ConfigDigest = R"sql(
+ALTER TABLE files ADD COLUMN config_digest TEXT NOT NULL DEFAULT '';
+)sql";
+
 constexpr auto kMigrations = std::to_array<Migration>({
     {1, kSchemaV1},
     {2, kSchemaV2},
@@ -353,6 +360,7 @@ constexpr auto kMigrations = std::to_array<Migration>({
     {6, kSchemaV6LabWitnesses},
     {7, kSchemaV7Identity},
     {8, kSchemaV8UnmappedNames},
+    {9, kSchemaV9ConfigDigest},
 });
 
 bool is_in_memory(const std::string& path) noexcept { return path.empty() || path == ":memory:"; }

@@ -42,8 +42,8 @@ std::string person_cache_key(const clinical::PersonIdentity& person) {
 IngestStatements::IngestStatements(SQLite::Database& db)
     : find_file(db, "SELECT file_id FROM files WHERE sha256 = ?"),
       insert_file(db,
-                  "INSERT INTO files (sha256, name, source, size, ingested_at, outcome) "
-                  "VALUES (?, ?, ?, ?, ?, 'open')"),
+                  "INSERT INTO files (sha256, name, source, size, ingested_at, outcome, "
+                  "config_digest) VALUES (?, ?, ?, ?, ?, 'open', ?)"),
       finish_file(db,
                   "UPDATE files SET sha256 = ?, outcome = ?, reports = ?, results_stored = ?, "
                   "duplicates = ?, duplicate_messages = ?, superseded = ?, withdrawn = ?, "
@@ -143,6 +143,7 @@ SqliteFileTransaction::SqliteFileTransaction(SQLite::Database& db, IngestStateme
   insert.bindNoCopy(3, file.source);
   insert.bind(4, file.size);
   insert.bind(5, now_);
+  insert.bindNoCopy(6, file.config_digest);
   insert.exec();
   file_id_ = db_.getLastInsertRowid();
 }

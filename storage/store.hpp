@@ -30,6 +30,9 @@ struct FileRecord {
   std::string name;    // file name as dropped (no directory)
   std::string source;  // facility code of the matching config source, or empty
   std::int64_t size = 0;
+  // The fingerprint of the config the file is judged under (the SHA-256 of its file), or empty
+  // when unknown: a refused file dropped again is read anew only under another config.
+  std::string config_digest;
 };
 
 // Something of a stored file that a person should look at, though nothing was refused. Carries no
@@ -70,6 +73,7 @@ enum class FileVerdict : std::uint8_t {
 struct KnownFile {
   FileVerdict verdict = FileVerdict::accepted;
   std::string name;                        // as it was dropped then
+  std::string config_digest;               // FileRecord::config_digest then ('' when unknown)
   IngestSummary summary;                   // the counts of that ingest, with already_known set
   std::vector<parsers::Refusal> refusals;  // in the order they were recorded
 };
@@ -241,6 +245,11 @@ class Store {
   // The earlier ingest of a file with these bytes (hex SHA-256): its verdict, counts and refusals;
   // nullopt when no such file was committed. Throws on database errors.
   virtual std::optional<KnownFile> find_file(std::string_view sha256) = 0;
+  // Sets aside the verdict of the refused or partly refused file committed with these bytes, so
+  // that they can be ingested again (under another config): its row and refusals stay as history
+  // under the key "SHA256:set-aside:FILE_ID". Returns false, changing nothing, when no such file
+  // was committed or it was accepted. One transaction; throws on database errors.
+  virtual bool set_aside_verdict(std::string_view sha256) = 0;
   // Starts the one transaction of a file (BEGIN IMMEDIATE). When `file.sha256` is given and a file
   // with it was committed before, the transaction stores nothing and its commit reports
   // already_known. Throws on database errors.

@@ -60,7 +60,7 @@ TEST_CASE("open_database migrates an empty file to the latest schema and reopens
           "[storage][database]") {
   const TempDir dir;
   const std::string path = dir.file("labwatch.db");
-  REQUIRE(labwatch::storage::latest_schema_version() == 8);
+  REQUIRE(labwatch::storage::latest_schema_version() == 9);
   {
     SQLite::Database db = labwatch::storage::open_database(path, {});
     CHECK(labwatch::storage::schema_version(db) == labwatch::storage::latest_schema_version());
@@ -124,14 +124,14 @@ TEST_CASE("open_database refuses a database written by a newer labwatch", "[stor
   const std::string path = dir.file("labwatch.db");
   {
     SQLite::Database db = labwatch::storage::open_database(path, {});
-    db.exec("PRAGMA user_version = 9");
+    db.exec("PRAGMA user_version = 10");
   }
   CHECK_THROWS_WITH(labwatch::storage::open_database(path, {}),
-                    "database schema version 9 is newer than this labwatch supports (8); use a "
+                    "database schema version 10 is newer than this labwatch supports (9); use a "
                     "newer labwatch");
   CHECK_THROWS_AS(labwatch::storage::open_sqlite_store(path), std::runtime_error);
   SQLite::Database untouched(path);
-  CHECK(labwatch::storage::schema_version(untouched) == 9);
+  CHECK(labwatch::storage::schema_version(untouched) == 10);
 }
 
 TEST_CASE("migrate applies each step in its own transaction and stops at a failing one",

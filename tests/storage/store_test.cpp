@@ -225,6 +225,35 @@ TEST_CASE("Store find_file returns a committed file's verdict, counts and refusa
   CHECK_FALSE(f.store->find_file("").has_value());
 }
 
+TEST_CASE("Store records a file's config fingerprint and sets aside only a refused verdict",
+          "[storage][store]") {
+  Fixture f;
+  labwatch::parsers::Refusal unknown_source;
+  unknown_source.reason = "unknown_source";
+  FileRecord refused = file_named("refused.csv");
+  refused.config_digest = "config-1";
+  {
+    auto tx = f.store->begin_file(refused, default_targets());
+    tx->add_refusal(unknown_source);
+    CHECK(tx->commit().refusals == 1);
+  }
+  ingest(*f.store, "good.hl7",
+         {report("SGH", "M1", kT0, kSghPatient, {result("ferritin", 80, "ng/mL", "S1")})});
+  const auto known = f.store->find_file("sha-refused.csv");
+  REQUIRE(known.has_value());
+  CHECK(known->config_digest == "config-1");
+  CHECK(f.store->find_file("sha-good.hl7")->config_digest.empty());
+
+  CHECK_FALSE(f.store->set_aside_verdict("sha-good.hl7"));  // accepted: stays known
+  CHECK(f.store->find_file("sha-good.hl7").has_value());
+  CHECK(f.store->set_aside_verdict("sha-refused.csv"));
+  CHECK_FALSE(f.store->find_file("sha-refused.csv").has_value());
+  CHECK_FALSE(f.store->set_aside_verdict("sha-refused.csv"));
+  // The row and its refusal stay, as history.
+  CHECK(f.count("SELECT count(*) FROM files WHERE sha256 LIKE 'sha-refused.csv:set-aside:%'") == 1);
+  CHECK(f.count("SELECT count(*) FROM refusals WHERE reason = 'unknown_source'") == 1);
+}
+
 TEST_CASE("Store records the refusals of a resent message, so that its file is partial too",
           "[storage][store]") {
   Fixture f;
