@@ -99,3 +99,22 @@ TEST_CASE("labwatch ingest shows a progress line on a terminal and wipes it",
   CHECK(r.out.find("\r\x1b[K") != std::string::npos);
   CHECK(r.out.find("labwatch: 3 files, 6 results stored") != std::string::npos);
 }
+
+TEST_CASE("labwatch reprocess shows the progress line on a terminal only",
+          "[daemon][cli][progress]") {
+  const Layout layout(TempDir::fast_base());
+  std::vector<std::string> args = ingest_args(layout);
+  REQUIRE(labwatch::test::run_labwatch(args).exit_code == 0);
+  args[0] = "reprocess";
+  const CommandResult piped = labwatch::test::run_labwatch(args);
+  INFO(piped.err);
+  CHECK(piped.exit_code == 0);
+  CHECK(piped.err.find('\r') == std::string::npos);
+  CHECK(piped.err.find("file 1 of 3") == std::string::npos);
+
+  const CommandResult shown = run_on_terminal(args);
+  INFO(shown.out);
+  CHECK(shown.exit_code == 0);
+  CHECK(shown.out.find("\rfile 1 of 3, 1 message, 2 results") != std::string::npos);
+  CHECK(shown.out.find("3 files reprocessed, 3 accepted") != std::string::npos);
+}
