@@ -482,6 +482,15 @@ int cmd_explain(const Args& args) {
   config::Config config = resolve_config(args);
   std::unique_ptr<storage::Store> store;
   if (::access(config.paths.database.c_str(), F_OK) == 0) {
+    // Opening an older database migrates it, which is a write: a dry run leaves that to others.
+    const storage::SchemaVersions versions = storage::read_schema_versions(config.paths.database);
+    if (versions.database < versions.latest) {
+      throw std::runtime_error("database " + config.paths.database + " has schema version " +
+                               std::to_string(versions.database) + ", older than this labwatch's " +
+                               std::to_string(versions.latest) +
+                               "; explain writes nothing, so it does not upgrade it: `labwatch "
+                               "run` or `labwatch ingest` does");
+    }
     store = open_store(config, false);
   } else {
     log::info("database " + config.paths.database +

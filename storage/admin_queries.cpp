@@ -4,6 +4,8 @@
 
 #include <SQLiteCpp/SQLiteCpp.h>
 
+#include "storage/database.hpp"
+
 namespace labwatch::storage {
 namespace {
 
@@ -51,6 +53,11 @@ IntakeStatus read_intake_status(const std::string& path, clinical::UnixSeconds s
     }
   }
   return status;
+}
+
+SchemaVersions read_schema_versions(const std::string& path) {
+  SQLite::Database db = open_read_only(path);
+  return {schema_version(db), latest_schema_version()};
 }
 
 std::vector<UnmappedCode> read_unmapped_codes(const std::string& path) {

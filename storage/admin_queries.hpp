@@ -42,6 +42,14 @@ struct UnmappedCode {
 // Every unmapped code of the database at `path`, most results first. Throws SQLite::Exception.
 std::vector<UnmappedCode> read_unmapped_codes(const std::string& path);
 
+// The schema version of the database at `path` and the one this labwatch writes, read without
+// migrating anything. Throws SQLite::Exception.
+struct SchemaVersions {
+  int database = 0;
+  int latest = 0;
+};
+SchemaVersions read_schema_versions(const std::string& path);
+
 }  // namespace labwatch::storage
 
 namespace labwatch::storage {

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // `labwatch explain`: a dry run through the real binary that says line by line what an ingest
 // would do, and writes nothing.
+#include <sqlite3.h>
 #include <sys/stat.h>
 
 #include <catch2/catch.hpp>
@@ -147,4 +148,35 @@ TEST_CASE("labwatch explain refuses a bad command line", "[daemon][cli][explain]
   CHECK(help.exit_code == 0);
   CHECK(help.out.find("labwatch explain [--config FILE] [--db DB] [--format text|json] FILE...") !=
         std::string::npos);
+}
+
+TEST_CASE("labwatch explain leaves a database of an older schema as it is",
+          "[daemon][cli][explain]") {
+  const Layout layout(TempDir::fast_base());
+  const std::string config = layout.config().string();
+  REQUIRE(run_labwatch({"ingest", "--config", config, explain_file("gen_explain_stored.hl7")})
+              .exit_code == 0);
+  const fs::path db = layout.root() / "labwatch.db";
+  const auto user_version = [&db](const char* set) {
+    sqlite3* handle = nullptr;
+    REQUIRE(sqlite3_open(db.c_str(), &handle) == SQLITE_OK);
+    if (set != nullptr) {
+      REQUIRE(sqlite3_exec(handle, set, nullptr, nullptr, nullptr) == SQLITE_OK);
+    }
+    sqlite3_stmt* statement = nullptr;
+    REQUIRE(sqlite3_prepare_v2(handle, "PRAGMA user_version", -1, &statement, nullptr) ==
+            SQLITE_OK);
+    REQUIRE(sqlite3_step(statement) == SQLITE_ROW);
+    const int version = sqlite3_column_int(statement, 0);
+    sqlite3_finalize(statement);
+    sqlite3_close(handle);
+    return version;
+  };
+  const int older = user_version("PRAGMA user_version = 1");
+  REQUIRE(older == 1);
+  const CommandResult r =
+      run_labwatch({"explain", "--config", config, explain_file("gen_explain_mixed.hl7")});
+  CHECK(r.exit_code == 1);
+  CHECK(r.err.find("has schema version 1, older than this labwatch's") != std::string::npos);
+  CHECK(user_version(nullptr) == 1);  // not migrated
 }
