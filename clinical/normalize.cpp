@@ -462,7 +462,19 @@ void add_observation(const Order& order, const Observation& obs, Context& ctx) {
   const std::optional<SkipReason> skip = skip_reason(obs, meaning);
   const Mapping mapping = map_observation(obs, ctx.catalogue);
   if (mapping.analyte == nullptr && !skip) {
-    ++ctx.out.unmapped[unmapped_key(obs)];
+    UnmappedLine line;
+    line.code = unmapped_key(obs);
+    for (const std::string_view name :
+         {trim(obs.test_name), trim(obs.code.text), trim(obs.code.alt_text)}) {
+      if (!name.empty()) {
+        line.name = std::string(name);
+        break;
+      }
+    }
+    line.unit = std::string(trim(obs.units));
+    line.where = obs.where;
+    ++ctx.out.unmapped[line.code];
+    ctx.out.unmapped_lines.push_back(std::move(line));
     return;
   }
 

@@ -106,6 +106,16 @@ struct NormalizedResult {
   parsers::SourcePos where;
 };
 
+// One result whose code maps to no analyte, as the lab sent it: what `labwatch unmapped` shows
+// (the latest name and unit of each code) and `labwatch explain` lists line by line. Test names and
+// units only: no value, no patient data.
+struct UnmappedLine {
+  std::string code;  // the key it is counted under (NormalizedReport::unmapped)
+  std::string name;  // OBX-3 text (or its alternate), the CSV test name; empty when none
+  std::string unit;  // OBX-6 / the CSV unit, as sent
+  parsers::SourcePos where;
+};
+
 // One normalized lab message: who, from where, and what.
 struct NormalizedReport {
   std::string facility;          // sending facility (config source or MSH-4)
@@ -120,10 +130,11 @@ struct NormalizedReport {
   PersonIdentity patient;
   std::vector<NormalizedResult>
       results;  // includes cancelled ones (status cancelled): they withdraw
-  std::vector<parsers::Refusal> refusals;  // results refused by normalize (unknown_unit, ...)
-  std::map<std::string, int> unmapped;     // code -> count of results outside the catalogue
-  std::vector<parsers::Warning> warnings;  // the parser's (unknown_charset, ...), for the log
-  std::vector<SkippedLine> skipped;        // pending, comment and not-performed lines
+  std::vector<parsers::Refusal> refusals;    // results refused by normalize (unknown_unit, ...)
+  std::map<std::string, int> unmapped;       // code -> count of results outside the catalogue
+  std::vector<UnmappedLine> unmapped_lines;  // the same results one by one, in file order
+  std::vector<parsers::Warning> warnings;    // the parser's (unknown_charset, ...), for the log
+  std::vector<SkippedLine> skipped;          // pending, comment and not-performed lines
   parsers::SourcePos where;
 };
 

@@ -211,4 +211,21 @@ std::string describe_finding(const FindingFacts& facts, const OptimalRule* confi
   return "outside the optimal target";
 }
 
+std::string_view alert_tier(std::string_view rule, const OptimalRule* configured) {
+  if (rule == kLabRangeRule || rule == kLabFlagRule) {
+    return "lab";
+  }
+  if (rule.starts_with("trend:")) {
+    return "trend";
+  }
+  if (configured != nullptr) {
+    for (const RuleClause& clause : configured->clauses) {
+      if (clause.text == rule) {
+        return clause.ideal ? "ideal" : "target";
+      }
+    }
+  }
+  return rule.starts_with("ideal:") ? "ideal" : "target";
+}
+
 }  // namespace labwatch::clinical

@@ -50,4 +50,9 @@ struct FindingFacts {
 };
 std::string describe_finding(const FindingFacts& facts, const OptimalRule* configured);
 
+// The tier of an alert's rule: "target" (a hard clause of the optimal rule), "ideal" (an ideal
+// clause: the softer second tier), "lab" (kLabRangeRule, kLabFlagRule), "trend" (a trend clause),
+// or "target" for a clause `configured` no longer holds.
+std::string_view alert_tier(std::string_view rule, const OptimalRule* configured);
+
 }  // namespace labwatch::clinical

@@ -36,11 +36,13 @@
 #include "clinical/timezone.hpp"
 #include "clinical/wording.hpp"
 #include "config/config_loader.hpp"
+#include "daemon/cli_explain.hpp"
 #include "daemon/cli_identity.hpp"
 #include "daemon/config_check.hpp"
 #include "daemon/digest.hpp"
 #include "daemon/log.hpp"
 #include "daemon/pipeline.hpp"
+#include "daemon/progress_line.hpp"
 #include "daemon/service.hpp"
 #include "daemon/text_format.hpp"
 #include "daemon/trend_report.hpp"
@@ -231,6 +233,21 @@ std::string format_of(const Args& args) {
   return format;
 }
 
+// The size of `file` in bytes, 0 when it cannot be told (it is then refused with the reason).
+std::uint64_t size_of(const std::filesystem::path& file) {
+  std::error_code ec;
+  const std::uintmax_t size = std::filesystem::file_size(file, ec);
+  return ec ? 0 : static_cast<std::uint64_t>(size);
+}
+
+std::uint64_t total_size(const std::vector<std::filesystem::path>& files) {
+  std::uint64_t total = 0;
+  for (const auto& file : files) {
+    total += size_of(file);
+  }
+  return total;
+}
+
 // ---- commands ----
 
 int cmd_ingest(const Args& args) {
@@ -248,6 +265,7 @@ int cmd_ingest(const Args& args) {
   const config::Config config = resolve_config(args);
   auto store = open_store(config, true);
   Pipeline pipeline(config, *store);
+  pipeline.set_config_digest(config_fingerprint(config), false);
   if (args.flag("no-mail")) {
     pipeline.suppress_mail();
   }
@@ -272,10 +290,19 @@ int cmd_ingest(const Args& args) {
     }
   }
 
+  ProgressLine progress(STDERR_FILENO, files.size(), total_size(files));
+  if (progress.enabled()) {
+    pipeline.set_progress([&] {
+      const Pipeline::Counts& counts = pipeline.counts();
+      progress.update(counts.reports, counts.results, counts.offset);
+    });
+  }
   bool any_refused = false;
   int stored = 0;
   for (const auto& file : files) {
     const FileOutcome outcome = pipeline.process_file(file, policy);
+    progress.clear();
+    progress.file_done(pipeline.counts().reports, pipeline.counts().results, size_of(file));
     if (outcome.summary.already_known) {
       // Ingested before: nothing changed now. A refusal of then still stands (the same bytes are
       // refused the same way), so it is shown again and counts: a script must not take a file
@@ -389,17 +416,27 @@ int cmd_reprocess(const Args& args) {
   }
   auto store = open_store(config, false);
   Pipeline pipeline(config, *store);
+  pipeline.set_config_digest(config_fingerprint(config), false);
   ClaimPolicy policy;
   policy.strict = false;
   policy.max_bytes = config.intake.max_file_bytes;
   std::error_code ec;
   const fs::path failed_path = fs::weakly_canonical(config.paths.failed, ec);
+  ProgressLine progress(STDERR_FILENO, files.size(), total_size(files));
+  if (progress.enabled()) {
+    pipeline.set_progress([&] {
+      const Pipeline::Counts& counts = pipeline.counts();
+      progress.update(counts.reports, counts.results, counts.offset);
+    });
+  }
   bool any_refused = false;
   int accepted = 0;
   for (const fs::path& file : files) {
     const std::string sha = file_sha256(file);
     const bool set_aside = storage::set_aside_file_verdict(config.paths.database, sha);
     const FileOutcome outcome = pipeline.process_file(file, policy);
+    progress.clear();
+    progress.file_done(pipeline.counts().reports, pipeline.counts().results, size_of(file));
     for (const parsers::Refusal& r : outcome.refusals) {
       std::fprintf(stderr, "%s: %s\n", file.string().c_str(), describe(r).c_str());
     }
@@ -423,6 +460,56 @@ int cmd_reprocess(const Args& args) {
   }
   log::info(std::to_string(files.size()) + " files reprocessed, " + std::to_string(accepted) +
             " accepted");
+  return any_refused ? kExitRefused : kExitOk;
+}
+
+// A dry run of each FILE: the same pipeline as `ingest` in a transaction that is rolled back, on
+// the real database (so that what is stored already counts), or on an empty one in memory when
+// there is none yet. Nothing is written: no row, no mail, no move, no reason file.
+int cmd_explain(const Args& args) {
+  if (args.positional().empty()) {
+    throw UsageError{"explain needs at least one FILE"};
+  }
+  const std::string format = args.value("format").value_or("text");
+  if (format != "text" && format != "json") {
+    throw UsageError{"--format must be text or json"};
+  }
+  for (const std::string& p : args.positional()) {
+    std::error_code ec;
+    if (!std::filesystem::is_regular_file(p, ec)) {
+      throw std::runtime_error(p + ": no such file");
+    }
+  }
+  config::Config config = resolve_config(args);
+  std::unique_ptr<storage::Store> store;
+  if (::access(config.paths.database.c_str(), F_OK) == 0) {
+    // Opening an older database migrates it, which is a write: a dry run leaves that to others.
+    const storage::SchemaVersions versions = storage::read_schema_versions(config.paths.database);
+    if (versions.database < versions.latest) {
+      throw std::runtime_error("database " + config.paths.database + " has schema version " +
+                               std::to_string(versions.database) + ", older than this labwatch's " +
+                               std::to_string(versions.latest) +
+                               "; explain writes nothing, so it does not upgrade it: `labwatch "
+                               "run` or `labwatch ingest` does");
+    }
+    store = open_store(config, false);
+  } else {
+    log::info("database " + config.paths.database +
+              " does not exist yet: explaining against an empty one in memory");
+    store = storage::open_sqlite_store(":memory:");
+  }
+  Pipeline pipeline(config, *store);
+  pipeline.set_config_digest(config_fingerprint(config), false);
+  ClaimPolicy policy;
+  policy.strict = false;
+  policy.max_bytes = config.intake.max_file_bytes;
+  bool any_refused = false;
+  for (const std::string& file : args.positional()) {
+    const FileExplanation explanation = pipeline.explain_file(file, policy);
+    const std::string out = explain_output(file, explanation, config, format == "json");
+    std::fwrite(out.data(), 1, out.size(), stdout);
+    any_refused = any_refused || would_refuse(explanation);
+  }
   return any_refused ? kExitRefused : kExitOk;
 }
 
@@ -1245,10 +1332,11 @@ int cmd_unmapped(const Args& args) {
   if (::access(config.paths.database.c_str(), F_OK) != 0) {
     open_store(config, false);  // says that it does not exist, and what to do
   }
-  std::string out = "facility,code,count,first_seen,last_seen,last_file,config\n";
+  std::string out = "facility,code,name,unit,count,first_seen,last_seen,last_file,config\n";
   for (const storage::UnmappedCode& u : storage::read_unmapped_codes(config.paths.database)) {
-    out += csv_text(u.facility) + ',' + csv_text(u.code) + ',' + std::to_string(u.count) + ',' +
-           iso_utc(u.first_seen) + ',' + iso_utc(u.last_seen) + ',' + csv_text(u.last_file) + ',' +
+    out += csv_text(u.facility) + ',' + csv_text(u.code) + ',' + csv_text(u.name) + ',' +
+           csv_text(u.unit) + ',' + std::to_string(u.count) + ',' + iso_utc(u.first_seen) + ',' +
+           iso_utc(u.last_seen) + ',' + csv_text(u.last_file) + ',' +
            csv_text(mapping_line(u.code)) + '\n';
   }
   std::fwrite(out.data(), 1, out.size(), stdout);
@@ -1295,6 +1383,17 @@ const std::vector<Command>& commands() {
        {"failed"},
        kAnyNumber,
        cmd_reprocess},
+      {"explain",
+       "show what an ingest of files would store, skip, refuse and alert; writes nothing",
+       "labwatch explain [--config FILE] [--db DB] [--format text|json] FILE...\n"
+       "  a dry run of the ingest pipeline on the database, rolled back: per message and line,\n"
+       "  the results it would store (analyte, value and unit, the lab's as read), skip (why),\n"
+       "  refuse (why and where) and the alerts it would raise (analyte, rule, tier).\n"
+       "  exit 0: everything would be accepted; 2: something would be refused; 1: failure",
+       {"config", "db", "format"},
+       {},
+       kAnyNumber,
+       cmd_explain},
       {"export",
        "print every current result",
        "labwatch export [--config FILE] [--db DB] [--format csv|json]",

@@ -8,7 +8,9 @@
 #include <algorithm>
 #include <cstdint>
 #include <exception>
+#include <fstream>
 #include <functional>
+#include <iterator>
 #include <optional>
 #include <system_error>
 #include <thread>
@@ -185,10 +187,50 @@ storage::Targets targets_of(const config::Config& config) {
 Pipeline::Pipeline(const config::Config& config, storage::Store& store)
     : config_(config), store_(store), targets_(targets_of(config_)), reader_(config) {}
 
+std::string config_fingerprint(const config::Config& config) {
+  if (config.path.empty()) {
+    return "built-in defaults";
+  }
+  std::ifstream in(config.path, std::ios::binary);
+  if (!in) {
+    return {};
+  }
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (in.bad()) {
+    return {};
+  }
+  Sha256 hash;
+  hash.update(text);
+  return hash.finish();
+}
+
+// Why a refused file's bytes are read again in the daemon only when the config changed: an admin
+// moves a file back from failed/ into the inbox after fixing the config (a source added, a code
+// mapped); under the config it was refused with, the same bytes are refused the same way, and
+// replaying that verdict is what lets a file whose move was lost in a crash still reach failed/
+// with its reason. A file recorded without a fingerprint (before schema 9) is read again: its
+// results are recognized and not stored twice, and a refusal is recorded anew.
 FileOutcome Pipeline::process_file(const std::filesystem::path& path, const ClaimPolicy& policy,
                                    const std::optional<storage::IntakeKey>& intake) {
+  FileOutcome outcome = read_and_store(path, policy, intake);
+  if (!reread_refused_ || !outcome.summary.already_known ||
+      outcome.kind == FileOutcome::Kind::already_known) {
+    return outcome;
+  }
+  const std::optional<storage::KnownFile> known = store_.find_file(outcome.sha256);
+  if (!known || known->config_digest == config_digest_ ||
+      !store_.set_aside_verdict(outcome.sha256)) {
+    return outcome;
+  }
+  log::info(outcome.file_name + ": refused under another config before; reading it again");
+  return read_and_store(path, policy, intake);
+}
+
+FileOutcome Pipeline::read_and_store(const std::filesystem::path& path, const ClaimPolicy& policy,
+                                     const std::optional<storage::IntakeKey>& intake) {
   FileOutcome outcome;
   outcome.file_name = path.filename().string();
+  counts_ = {};
   auto claimed = ClaimedFile::open(path, policy);
   if (!claimed) {
     refuse(claimed.error(), nullptr, outcome);
@@ -205,6 +247,7 @@ FileOutcome Pipeline::process_file(const std::filesystem::path& path, const Clai
   record.name = outcome.file_name;
   record.size = static_cast<std::int64_t>(file.size());
   record.intake = intake;
+  record.config_digest = config_digest_;
   if (const config::Source* source = config::match_source(config_, outcome.file_name)) {
     record.source = source->facility;
   }
@@ -238,7 +281,13 @@ FileOutcome Pipeline::process_file(const std::filesystem::path& path, const Clai
   }
   in_file_order(outcome.refusals);
   outcome.sha256 = file_hash.finish();
-  outcome.summary = tx->commit(outcome.sha256);
+  if (explaining_ != nullptr) {
+    explaining_->stored = tx->roll_back_explained();
+    explaining_->known = store_.find_file(outcome.sha256);
+    outcome.summary = explaining_->stored.summary;
+  } else {
+    outcome.summary = tx->commit(outcome.sha256);
+  }
   for (const storage::IngestWarning& warning : outcome.summary.warnings) {
     // File name, message index and control id only: never patient data.
     log::warning(
@@ -259,6 +308,20 @@ FileOutcome Pipeline::process_file(const std::filesystem::path& path, const Clai
     outcome.kind = FileOutcome::Kind::refused;
   }
   return outcome;
+}
+
+FileExplanation Pipeline::explain_file(const std::filesystem::path& path,
+                                       const ClaimPolicy& policy) {
+  FileExplanation explanation;
+  explaining_ = &explanation;
+  try {
+    explanation.outcome = process_file(path, policy);
+  } catch (...) {
+    explaining_ = nullptr;
+    throw;
+  }
+  explaining_ = nullptr;
+  return explanation;
 }
 
 bool Pipeline::read_on_thread(const ClaimedFile& file, const std::string& name, Sha256& file_hash,
@@ -319,6 +382,14 @@ void Pipeline::store(const FileItem& item, storage::FileTransaction& tx, FileOut
     return;
   }
   const clinical::NormalizedReport& report = std::get<clinical::NormalizedReport>(item);
+  ++counts_.reports;
+  counts_.results += report.results.size();
+  if (report.where.offset != static_cast<std::size_t>(-1)) {
+    counts_.offset = report.where.offset;
+  }
+  if (explaining_ != nullptr) {
+    explaining_->reports.push_back(report);
+  }
   for (const parsers::Refusal& refusal : report.refusals) {
     keep(refusal, outcome);
   }

@@ -50,6 +50,15 @@ struct FileOutcome {
 
 std::string_view to_string(FileOutcome::Kind kind) noexcept;
 
+// A file read through the whole pipeline in a transaction that is rolled back: what an ingest of
+// it would do now, with nothing written (`labwatch explain`).
+struct FileExplanation {
+  FileOutcome outcome;  // as an ingest would end now (its summary, its refusals in file order)
+  std::vector<clinical::NormalizedReport> reports;  // each message (HL7) or report (CSV), in order
+  storage::DryRun stored;  // the results the transaction stored and the alerts it raised
+  std::optional<storage::KnownFile> known;  // these bytes were ingested before: ingest stores none
+};
+
 // How many results of the file had a code outside the catalogue (skipped, counted per code).
 inline int unmapped_results(const FileOutcome& outcome) noexcept {
   int total = 0;
@@ -72,6 +81,10 @@ storage::Routing routing_of(const config::Config& config);
 // The rules in force under this config: optimal targets, trend rules, the catalogue, routing.
 storage::Targets targets_of(const config::Config& config);
 
+// The fingerprint a file is recorded with (storage::FileRecord::config_digest): the SHA-256 (hex)
+// of the config file's bytes, "built-in defaults" without a file, "" when it cannot be read now.
+std::string config_fingerprint(const config::Config& config);
+
 class Pipeline {
  public:
   Pipeline(const config::Config& config, storage::Store& store);
@@ -85,16 +98,39 @@ class Pipeline {
   FileOutcome process_file(const std::filesystem::path& path, const ClaimPolicy& policy,
                            const std::optional<storage::IntakeKey>& intake = std::nullopt);
 
+  // Reads one file as process_file does, then rolls its transaction back after reading back what
+  // it stored: nothing is committed, and the file is only read. Environment failures throw.
+  FileExplanation explain_file(const std::filesystem::path& path, const ClaimPolicy& policy);
+
   // Called on the calling thread after each batch of a file is stored (BatchSink::kItems reports
   // or BatchSink::kWeight results at most, and at least one batch per 1 MiB chunk read): the
   // daemon pings its watchdog from here, so a large file cannot look like a hang.
   void set_progress(std::function<void()> progress) { progress_ = std::move(progress); }
 
+  // How far the file being processed has come: for a progress line on a terminal.
+  struct Counts {
+    std::uint64_t reports = 0;  // messages (HL7) or reports (CSV) handed to the store
+    std::uint64_t results = 0;  // results in them
+    std::uint64_t offset = 0;   // byte offset of the last of them in the file
+  };
+  [[nodiscard]] const Counts& counts() const noexcept { return counts_; }
+
   // Alerts of the files ingested from now on are recorded, and no mail is queued for them
   // (`labwatch ingest --no-mail`): clinical::MailPolicy::suppressed.
   void suppress_mail() noexcept { targets_.mail_policy.suppressed = true; }
 
+  // Files are recorded with `digest`, the fingerprint of the config in force (config_fingerprint).
+  // With `reread_refused` (the daemon), the bytes of a file refused under another config, or an
+  // unknown one, are set aside and read again instead of being replayed as refused; `ingest` keeps
+  // replaying them (exit 2) and `reprocess` sets them aside itself.
+  void set_config_digest(std::string digest, bool reread_refused) {
+    config_digest_ = std::move(digest);
+    reread_refused_ = reread_refused;
+  }
+
  private:
+  FileOutcome read_and_store(const std::filesystem::path& path, const ClaimPolicy& policy,
+                             const std::optional<storage::IntakeKey>& intake);
   void known_outcome(FileOutcome& outcome);
   // Reads `file` on a reader thread and passes each batch to `store_batch` on this one. Returns
   // false, having read nothing, when no thread can be started: the caller then reads it itself.
@@ -110,6 +146,10 @@ class Pipeline {
   FileReader reader_;
   std::string buffer_;  // the reader's chunk buffer, reused from file to file
   std::function<void()> progress_;
+  FileExplanation* explaining_ = nullptr;  // set during explain_file
+  Counts counts_;                          // of the file being processed
+  std::string config_digest_;
+  bool reread_refused_ = false;
 };
 
 }  // namespace labwatch::daemon

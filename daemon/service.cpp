@@ -432,6 +432,8 @@ std::unique_ptr<Runtime> Service::build(config::Config config) {
   }
   rt->failing = rt->store->intake_attempts();
   rt->pipeline = std::make_unique<Pipeline>(*rt->config, *rt->store);
+  // A refused file moved back into the inbox is read again once the config has changed.
+  rt->pipeline->set_config_digest(config_fingerprint(*rt->config), true);
   // One large file holds the loop for seconds: keep the watchdog fed between its chunks.
   rt->pipeline->set_progress([this] {
     if (watchdog_period_ && Clock::now() - last_watchdog_ >= *watchdog_period_) {

@@ -4,6 +4,8 @@
 
 #include <SQLiteCpp/SQLiteCpp.h>
 
+#include "storage/database.hpp"
+
 namespace labwatch::storage {
 namespace {
 
@@ -53,11 +55,16 @@ IntakeStatus read_intake_status(const std::string& path, clinical::UnixSeconds s
   return status;
 }
 
+SchemaVersions read_schema_versions(const std::string& path) {
+  SQLite::Database db = open_read_only(path);
+  return {schema_version(db), latest_schema_version()};
+}
+
 std::vector<UnmappedCode> read_unmapped_codes(const std::string& path) {
   SQLite::Database db = open_read_only(path);
   SQLite::Statement query(db,
                           "SELECT u.facility, u.code, u.count, u.first_seen, u.last_seen, "
-                          "coalesce(f.name, '') FROM unmapped_codes u "
+                          "coalesce(f.name, ''), u.name, u.unit FROM unmapped_codes u "
                           "LEFT JOIN files f ON f.file_id = u.last_file_id "
                           "ORDER BY u.count DESC, u.facility, u.code");
   std::vector<UnmappedCode> out;
@@ -69,6 +76,8 @@ std::vector<UnmappedCode> read_unmapped_codes(const std::string& path) {
     row.first_seen = query.getColumn(3).getInt64();
     row.last_seen = query.getColumn(4).getInt64();
     row.last_file = query.getColumn(5).getString();
+    row.name = query.getColumn(6).getString();
+    row.unit = query.getColumn(7).getString();
     out.push_back(std::move(row));
   }
   return out;

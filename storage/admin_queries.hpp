@@ -31,6 +31,8 @@ IntakeStatus read_intake_status(const std::string& path, clinical::UnixSeconds s
 struct UnmappedCode {
   std::string facility;
   std::string code;
+  std::string name;  // the test name the lab sent with it last ('' when none, or before version 9)
+  std::string unit;  // the unit it came with last, as sent
   std::int64_t count = 0;
   clinical::UnixSeconds first_seen = 0;
   clinical::UnixSeconds last_seen = 0;
@@ -39,6 +41,14 @@ struct UnmappedCode {
 
 // Every unmapped code of the database at `path`, most results first. Throws SQLite::Exception.
 std::vector<UnmappedCode> read_unmapped_codes(const std::string& path);
+
+// The schema version of the database at `path` and the one this labwatch writes, read without
+// migrating anything. Throws SQLite::Exception.
+struct SchemaVersions {
+  int database = 0;
+  int latest = 0;
+};
+SchemaVersions read_schema_versions(const std::string& path);
 
 }  // namespace labwatch::storage
 

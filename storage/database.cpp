@@ -350,6 +350,17 @@ CREATE INDEX persons_by_demographic_key ON persons (demographic_key)
   WHERE merged_into IS NULL AND demographic_key IS NOT NULL;
 )sql";
 
+// Version 9 (issue 19): the name and unit a lab sent with an unmapped code, as last seen, so
+// that an admin can tell what the code is and which analyte and unit it would map to (rows of
+// earlier versions have none: ''); and the fingerprint of the config a file was judged under, so
+// that a refused file moved back into the inbox is read again once the config has changed, and
+// replayed as refused while it has not ('' on rows of earlier versions: unknown, read again).
+constexpr const char* kSchemaV9AdminFacts = R"sql(
+ALTER TABLE unmapped_codes ADD COLUMN name TEXT NOT NULL DEFAULT '';
+ALTER TABLE unmapped_codes ADD COLUMN unit TEXT NOT NULL DEFAULT '';
+ALTER TABLE files ADD COLUMN config_digest TEXT NOT NULL DEFAULT '';
+)sql";
+
 constexpr auto kMigrations = std::to_array<Migration>({
     {1, kSchemaV1},
     {2, kSchemaV2},
@@ -359,6 +370,7 @@ constexpr auto kMigrations = std::to_array<Migration>({
     {6, kSchemaV6LabWitnesses},
     {7, kSchemaV7Identity},
     {8, kSchemaV8DemographicKey},
+    {9, kSchemaV9AdminFacts},
 });
 
 bool is_in_memory(const std::string& path) noexcept { return path.empty() || path == ":memory:"; }

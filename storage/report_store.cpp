@@ -42,8 +42,8 @@ std::string person_cache_key(const clinical::PersonIdentity& person) {
 IngestStatements::IngestStatements(SQLite::Database& db)
     : find_file(db, "SELECT file_id FROM files WHERE sha256 = ?"),
       insert_file(db,
-                  "INSERT INTO files (sha256, name, source, size, ingested_at, outcome) "
-                  "VALUES (?, ?, ?, ?, ?, 'open')"),
+                  "INSERT INTO files (sha256, name, source, size, ingested_at, outcome, "
+                  "config_digest) VALUES (?, ?, ?, ?, ?, 'open', ?)"),
       finish_file(db,
                   "UPDATE files SET sha256 = ?, outcome = ?, reports = ?, results_stored = ?, "
                   "duplicates = ?, duplicate_messages = ?, superseded = ?, withdrawn = ?, "
@@ -117,9 +117,11 @@ IngestStatements::IngestStatements(SQLite::Database& db)
                            "ON CONFLICT (person_id, analyte, collected_at) DO NOTHING"),
       upsert_unmapped(db,
                       "INSERT INTO unmapped_codes (facility, code, count, first_seen, last_seen, "
-                      "last_file_id) VALUES (?, ?, ?, ?, ?, ?) "
+                      "last_file_id, name, unit) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
                       "ON CONFLICT (facility, code) DO UPDATE SET count = count + excluded.count, "
-                      "last_seen = excluded.last_seen, last_file_id = excluded.last_file_id") {}
+                      "last_seen = excluded.last_seen, last_file_id = excluded.last_file_id, "
+                      "name = CASE WHEN excluded.name <> '' THEN excluded.name ELSE name END, "
+                      "unit = CASE WHEN excluded.unit <> '' THEN excluded.unit ELSE unit END") {}
 
 SqliteFileTransaction::SqliteFileTransaction(SQLite::Database& db, IngestStatements& statements,
                                              LedgerStatements& ledger_statements,
@@ -145,6 +147,7 @@ SqliteFileTransaction::SqliteFileTransaction(SQLite::Database& db, IngestStateme
   insert.bindNoCopy(3, file.source);
   insert.bind(4, file.size);
   insert.bind(5, now_);
+  insert.bindNoCopy(6, file.config_digest);
   insert.exec();
   file_id_ = db_.getLastInsertRowid();
 }
@@ -257,6 +260,71 @@ IngestSummary SqliteFileTransaction::commit(std::string_view sha256) {
     return summary;
   }
   return finish(digest);
+}
+
+// The rows of this file are those of its messages (file_id_); they exist only inside this
+// transaction, which is rolled back once they are read. Prepared here, not per connection: a dry
+// run is one per process.
+DryRun SqliteFileTransaction::roll_back_explained() {
+  if (finished_) {
+    throw std::logic_error("roll_back_explained after the file transaction ended");
+  }
+  DryRun out;
+  out.summary = summary_;
+  if (!known_) {
+    SQLite::Statement results(
+        db_,
+        "SELECT r.result_id, m.pos_message, r.pos_segment, r.pos_line, r.analyte, r.value, "
+        "r.unit, r.comparator, r.raw_value, r.raw_unit, r.state, r.shown_decimals, r.flags, "
+        "(SELECT count(*) FROM results e WHERE e.superseded_by = r.result_id) "
+        "FROM results r JOIN messages m ON m.message_id = r.message_id "
+        "WHERE m.file_id = ? ORDER BY r.result_id");
+    results.bind(1, file_id_);
+    while (results.executeStep()) {
+      DryRunResult& row = out.results.emplace_back();
+      row.result_id = results.getColumn(0).getInt64();
+      const auto position = [&results](int column) {
+        return results.getColumn(column).isNull() ? -1 : results.getColumn(column).getInt();
+      };
+      row.where.message = position(1);
+      row.where.segment = position(2);
+      row.where.line = position(3);
+      row.analyte = results.getColumn(4).getString();
+      row.value = results.getColumn(5).getDouble();
+      row.unit = results.getColumn(6).getString();
+      row.comparator = results.getColumn(7).getString();
+      row.raw_value = results.getColumn(8).getString();
+      row.raw_unit = results.getColumn(9).getString();
+      row.state = read_state(results.getColumn(10));
+      row.shown_decimals = position(11);
+      row.flags = results.getColumn(12).getString();
+      row.replaced = results.getColumn(13).getInt();
+    }
+    SQLite::Statement alerts(
+        db_,
+        "SELECT a.result_id, r.analyte, a.rule, a.state, a.value, a.target_low, a.target_high "
+        "FROM alerts a JOIN results r ON r.result_id = a.result_id "
+        "JOIN messages m ON m.message_id = r.message_id "
+        "WHERE m.file_id = ? ORDER BY a.alert_id");
+    alerts.bind(1, file_id_);
+    while (alerts.executeStep()) {
+      DryRunAlert& alert = out.alerts.emplace_back();
+      alert.result_id = alerts.getColumn(0).getInt64();
+      alert.analyte = alerts.getColumn(1).getString();
+      alert.rule = alerts.getColumn(2).getString();
+      alert.state = alerts.getColumn(3).getString();
+      alert.value = alerts.getColumn(4).getDouble();
+      if (!alerts.getColumn(5).isNull()) {
+        alert.target_low = alerts.getColumn(5).getDouble();
+      }
+      if (!alerts.getColumn(6).isNull()) {
+        alert.target_high = alerts.getColumn(6).getDouble();
+      }
+    }
+  }
+  transaction_.reset();  // rolls back everything this file wrote
+  finished_ = true;
+  return out;
 }
 
 bool SqliteFileTransaction::committed(const std::string& sha256) {
@@ -839,9 +907,19 @@ void SqliteFileTransaction::insert_refusal(const parsers::Refusal& refusal, cons
   ++summary_.refusals;
 }
 
+// The name and unit kept for a code are those of its latest line that has them.
 void SqliteFileTransaction::count_unmapped(const clinical::NormalizedReport& report) {
   for (const auto& [code, count] : report.unmapped) {
-    unmapped_[std::make_pair(report.facility, code)] += count;
+    unmapped_[std::make_pair(report.facility, code)].count += count;
+  }
+  for (const clinical::UnmappedLine& line : report.unmapped_lines) {
+    PendingUnmapped& pending = unmapped_[std::make_pair(report.facility, line.code)];
+    if (!line.name.empty()) {
+      pending.name = line.name;
+    }
+    if (!line.unit.empty()) {
+      pending.unit = line.unit;
+    }
   }
   if (unmapped_.size() >= kMaxPendingUnmapped) {
     flush_unmapped();
@@ -851,14 +929,16 @@ void SqliteFileTransaction::count_unmapped(const clinical::NormalizedReport& rep
 // Every upsert of one transaction writes the same times and file id, so writing the sums once is
 // the same as writing each message's counts.
 void SqliteFileTransaction::flush_unmapped() {
-  for (const auto& [key, count] : unmapped_) {
+  for (const auto& [key, pending] : unmapped_) {
     SQLite::Statement& upsert = fresh(statements_.upsert_unmapped);
     upsert.bindNoCopy(1, key.first);
     upsert.bindNoCopy(2, key.second);
-    upsert.bind(3, count);
+    upsert.bind(3, pending.count);
     upsert.bind(4, now_);
     upsert.bind(5, now_);
     upsert.bind(6, file_id_);
+    upsert.bindNoCopy(7, pending.name);
+    upsert.bindNoCopy(8, pending.unit);
     upsert.exec();
   }
   unmapped_.clear();

@@ -71,6 +71,7 @@ class SqliteFileTransaction final : public FileTransaction {
   void add_refusal(const parsers::Refusal& refusal) override;
   IngestSummary commit() override;
   IngestSummary commit(std::string_view sha256) override;
+  DryRun roll_back_explained() override;
 
  private:
   bool committed(const std::string& sha256);
@@ -122,7 +123,12 @@ class SqliteFileTransaction final : public FileTransaction {
   std::unordered_map<std::string, std::int64_t> person_by_identifier_;
   // Unmapped codes (facility, code) -> results, written at commit or when the map is full: one
   // upsert per code instead of one per code and message.
-  std::map<std::pair<std::string, std::string>, int, std::less<>> unmapped_;
+  struct PendingUnmapped {
+    int count = 0;
+    std::string name;  // the latest name and unit sent with the code in this file
+    std::string unit;
+  };
+  std::map<std::pair<std::string, std::string>, PendingUnmapped, std::less<>> unmapped_;
 
   // The stored versions of one group (an order, or a CSV report's person and collection time),
   // loaded with one index lookup and then kept in step with every write of this transaction, so

@@ -175,7 +175,7 @@ class SqliteStore final : public Store {
     SQLite::Statement file(db_,
                            "SELECT file_id, name, outcome, reports, results_stored, duplicates, "
                            "duplicate_messages, superseded, withdrawn, refusals, alerts, "
-                           "skipped, promoted "
+                           "skipped, promoted, config_digest "
                            "FROM files WHERE sha256 = ?");
     file.bind(1, std::string(sha256));
     if (!file.executeStep()) {
@@ -197,6 +197,7 @@ class SqliteStore final : public Store {
     summary.alerts = file.getColumn(10).getInt();
     summary.skipped = file.getColumn(11).getInt();
     summary.promoted = file.getColumn(12).getInt();
+    known.config_digest = file.getColumn(13).getString();
 
     SQLite::Statement refusals(
         db_,
@@ -208,6 +209,14 @@ class SqliteStore final : public Store {
       known.refusals.push_back(read_refusal(refusals));
     }
     return known;
+  }
+
+  bool set_aside_verdict(std::string_view sha256) override {
+    SQLite::Statement update(db_,
+                             "UPDATE files SET sha256 = sha256 || ':set-aside:' || file_id "
+                             "WHERE sha256 = ? AND (outcome = 'refused' OR outcome = 'partial')");
+    update.bind(1, std::string(sha256));
+    return update.exec() == 1;
   }
 
   std::unique_ptr<FileTransaction> begin_file(const FileRecord& file,

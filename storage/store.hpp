@@ -16,6 +16,7 @@
 #include "clinical/analyte_catalogue.hpp"
 #include "clinical/mail_policy.hpp"
 #include "clinical/normalized.hpp"
+#include "clinical/reconcile.hpp"
 #include "clinical/rules.hpp"
 #include "parsers/lab_report.hpp"
 #include "storage/outbox.hpp"
@@ -41,6 +42,9 @@ struct FileRecord {
   // The intake attempt begun for this file (Store::begin_intake_attempt), if any: a commit that
   // stores the file ends it in the same transaction, so a file ingested whole costs no extra write.
   std::optional<IntakeKey> intake;
+  // The fingerprint of the config the file is judged under (the SHA-256 of its file), or empty
+  // when unknown: a refused file dropped again is read anew only under another config.
+  std::string config_digest;
 };
 
 // Something of a stored file that a person should look at, though nothing was refused. Carries no
@@ -81,6 +85,7 @@ enum class FileVerdict : std::uint8_t {
 struct KnownFile {
   FileVerdict verdict = FileVerdict::accepted;
   std::string name;                        // as it was dropped then
+  std::string config_digest;               // FileRecord::config_digest then ('' when unknown)
   IngestSummary summary;                   // the counts of that ingest, with already_known set
   std::vector<parsers::Refusal> refusals;  // in the order they were recorded
 };
@@ -115,6 +120,40 @@ struct Targets {
 // file of millions of broken lines must not cost gigabytes of memory, rows and reason text.
 constexpr int kRefusalsKept = 1000;
 
+// A result row a file's transaction stored, read back before it rolled back (`labwatch explain`).
+struct DryRunResult {
+  std::int64_t result_id = 0;  // valid only within the rolled-back transaction
+  parsers::SourcePos where;    // message index, segment and line of the result
+  std::string analyte;         // as stored (a stand-in's fraction key when stored as one)
+  double value = 0;            // canonical unit
+  std::string unit;
+  std::string comparator;
+  std::string raw_value;  // as the lab sent them
+  std::string raw_unit;
+  clinical::ResultState state = clinical::ResultState::current;  // current, or an older version
+  int replaced = 0;  // stored versions this one superseded or withdrew
+  int shown_decimals = -1;
+  std::string flags;
+};
+
+// An alert the transaction raised on one of its results.
+struct DryRunAlert {
+  std::int64_t result_id = 0;
+  std::string analyte;
+  std::string rule;   // the clause, kLabRangeRule, kLabFlagRule or a trend rule
+  std::string state;  // what would happen to its mail: pending, unmailed, historical, ...
+  double value = 0;
+  std::optional<double> target_low;
+  std::optional<double> target_high;
+};
+
+// What one file would do, read back from its uncommitted transaction.
+struct DryRun {
+  IngestSummary summary;
+  std::vector<DryRunResult> results;  // in file order
+  std::vector<DryRunAlert> alerts;
+};
+
 // One open file transaction. Rolls back unless commit() is called (RAII).
 class FileTransaction {
  public:
@@ -141,6 +180,9 @@ class FileTransaction {
   // ingest of the same bytes can commit in between. Throws std::logic_error when begin_file was
   // given a different digest.
   virtual IngestSummary commit(std::string_view sha256) = 0;
+  // Reads back what the transaction stored and raised, then rolls everything back: nothing of the
+  // file is ever committed (`labwatch explain`). Ends the transaction like a commit.
+  virtual DryRun roll_back_explained() = 0;
 };
 
 struct ExportRow {
@@ -212,6 +254,11 @@ class Store {
   // The earlier ingest of a file with these bytes (hex SHA-256): its verdict, counts and refusals;
   // nullopt when no such file was committed. Throws on database errors.
   virtual std::optional<KnownFile> find_file(std::string_view sha256) = 0;
+  // Sets aside the verdict of the refused or partly refused file committed with these bytes, so
+  // that they can be ingested again (under another config): its row and refusals stay as history
+  // under the key "SHA256:set-aside:FILE_ID". Returns false, changing nothing, when no such file
+  // was committed or it was accepted. One transaction; throws on database errors.
+  virtual bool set_aside_verdict(std::string_view sha256) = 0;
   // Starts the one transaction of a file (BEGIN IMMEDIATE). When `file.sha256` is given and a file
   // with it was committed before, the transaction stores nothing and its commit reports
   // already_known. Throws on database errors.

@@ -293,6 +293,20 @@ TEST_CASE("normalize counts results outside the catalogue as unmapped, not refus
                                                       {"Hemoglobin A1c", 1},
                                                       {"(no code or name)", 1},
                                                       {"8245-3", 1}});
+  // One line per result, in order, with the name and unit the lab sent and where it stands.
+  REQUIRE(report.unmapped_lines.size() == 7);
+  CHECK(report.unmapped_lines[0].code == "718-7");
+  CHECK(report.unmapped_lines[0].name == "HEMOGLOBIN");
+  CHECK(report.unmapped_lines[0].unit == "g/dL");
+  CHECK(report.unmapped_lines[0].where.segment == hemoglobin.where.segment);
+  CHECK(report.unmapped_lines[1].where.segment == hemoglobin_again.where.segment);
+  CHECK(report.unmapped_lines[2].name == "TIBC");
+  CHECK(report.unmapped_lines[3].code == "ZZ9");
+  CHECK(report.unmapped_lines[3].name == "Mystery");
+  CHECK(report.unmapped_lines[3].unit == "U");
+  CHECK(report.unmapped_lines[4].name == "Hemoglobin A1c");
+  CHECK(report.unmapped_lines[5].name.empty());
+  CHECK(report.unmapped_lines[6].name == "Zinc");
   CHECK(report.refusals.empty());
   CHECK(analytes_of(report) == std::vector<std::string>{"ferritin"});
 }

@@ -259,3 +259,16 @@ TEST_CASE("describe_finding says the tier plainly", "[clinical][wording]") {
     CHECK(describe_finding(facts, c.rule) == c.expected);
   }
 }
+
+TEST_CASE("alert_tier names the tier of an alert's rule", "[clinical][wording]") {
+  using labwatch::clinical::alert_tier;
+  const OptimalRule ferritin = rule("ge:50;ideal:gt:70");
+  CHECK(alert_tier("ge:50", &ferritin) == "target");
+  CHECK(alert_tier("ideal:gt:70", &ferritin) == "ideal");
+  CHECK(alert_tier(labwatch::clinical::kLabRangeRule, &ferritin) == "lab");
+  CHECK(alert_tier(labwatch::clinical::kLabFlagRule, nullptr) == "lab");
+  CHECK(alert_tier("trend:falling:0.2", &ferritin) == "trend");
+  // A clause the rule in force no longer holds keeps what its text says.
+  CHECK(alert_tier("ideal:gt:80", &ferritin) == "ideal");
+  CHECK(alert_tier("le:1.0", nullptr) == "target");
+}

@@ -312,8 +312,9 @@ TEST_CASE("labwatch unmapped lists codes outside the catalogue with the line tha
   const CommandResult r = run_labwatch({"unmapped", "--config", layout.config().string()});
   INFO(r.err);
   REQUIRE(r.exit_code == 0);
-  CHECK(r.out.starts_with("facility,code,count,first_seen,last_seen,last_file,config\n"));
-  CHECK(r.out.find(",99999-9,1,") != std::string::npos);
+  CHECK(r.out.starts_with("facility,code,name,unit,count,first_seen,last_seen,last_file,config\n"));
+  // The name (OBX-3.2) and unit (OBX-6) the lab sent with it tell the admin what it is.
+  CHECK(r.out.find("\nGEN,99999-9,MYSTERY,mg/L,1,") != std::string::npos);
   CHECK(r.out.find(
             ",gen_mystery.hl7,\"<analyte key=\"\"KEY\"\"><loinc>99999-9</loinc></analyte>\"\n") !=
         std::string::npos);

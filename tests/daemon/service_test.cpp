@@ -567,3 +567,46 @@ TEST_CASE("run_service killed mid-stream loses nothing and stores nothing twice"
   CHECK(std::all_of(per_file.begin(), per_file.end(),
                     [](const auto& entry) { return entry.second == 1; }));
 }
+
+TEST_CASE("run_service reads a refused file moved back into the inbox once the config changed",
+          "[daemon][service][reprocess]") {
+  const Layout layout(TempDir::fast_base());
+  NotifySocket notify(layout.notify_path());
+  auto daemon = layout.start({notify.env()});
+  REQUIRE(notify.wait_for("READY=1", kReadyTimeout));
+
+  // A CSV export of a sender the config does not know yet: refused whole (unknown source).
+  layout.drop("zz_0001.csv", generated_csv(1));
+  const fs::path failed = layout.failed() / "zz_0001.csv";
+  const fs::path reason = layout.failed() / "zz_0001.csv.reason.txt";
+  REQUIRE(wait_until([&] { return fs::exists(failed); }, kFileTimeout));
+
+  // Moved back under the same config: the refusal of these bytes is replayed, as before.
+  fs::remove(reason);
+  fs::rename(failed, layout.inbox() / "zz_0001.csv");
+  REQUIRE(wait_until([&] { return fs::exists(failed) && fs::exists(reason); }, kFileTimeout));
+  INFO(layout.daemon_log());
+  CHECK(layout.daemon_log().find("zz_0001.csv: refused when first ingested") != std::string::npos);
+  CHECK(layout.daemon_log().find("reading it again") == std::string::npos);
+  CHECK(layout.export_rows().empty());
+
+  // The admin adds the sender and reloads; the file moved back is read again and accepted.
+  std::string xml = read_file(layout.config());
+  const std::string sources = "  <sources>\n";
+  xml.insert(xml.find(sources) + sources.size(),
+             "    <source facility=\"ZZ\" timezone=\"Europe/London\" files=\"zz_*\"/>\n");
+  write_file(layout.config(), xml);
+  daemon->signal(SIGHUP);
+  REQUIRE(notify.wait_for("RELOADING=1", 5s));
+  REQUIRE(notify.wait_for("READY=1", 5s));
+  fs::remove(reason);
+  fs::rename(failed, layout.inbox() / "zz_0001.csv");
+  REQUIRE(wait_until([&] { return fs::exists(layout.processed() / "zz_0001.csv"); }, kFileTimeout));
+  CHECK_FALSE(fs::exists(failed));
+  CHECK(layout.daemon_log().find(
+            "zz_0001.csv: refused under another config before; reading it again") !=
+        std::string::npos);
+  CHECK(layout.export_rows().size() == 1);
+  daemon->signal(SIGTERM);
+  CHECK(daemon->wait_exit(10s) == 0);
+}

@@ -60,7 +60,7 @@ TEST_CASE("open_database migrates an empty file to the latest schema and reopens
           "[storage][database]") {
   const TempDir dir;
   const std::string path = dir.file("labwatch.db");
-  REQUIRE(labwatch::storage::latest_schema_version() == 8);
+  REQUIRE(labwatch::storage::latest_schema_version() == 9);
   {
     SQLite::Database db = labwatch::storage::open_database(path, {});
     CHECK(labwatch::storage::schema_version(db) == labwatch::storage::latest_schema_version());
@@ -124,14 +124,14 @@ TEST_CASE("open_database refuses a database written by a newer labwatch", "[stor
   const std::string path = dir.file("labwatch.db");
   {
     SQLite::Database db = labwatch::storage::open_database(path, {});
-    db.exec("PRAGMA user_version = 9");
+    db.exec("PRAGMA user_version = 10");
   }
   CHECK_THROWS_WITH(labwatch::storage::open_database(path, {}),
-                    "database schema version 9 is newer than this labwatch supports (8); use a "
+                    "database schema version 10 is newer than this labwatch supports (9); use a "
                     "newer labwatch");
   CHECK_THROWS_AS(labwatch::storage::open_sqlite_store(path), std::runtime_error);
   SQLite::Database untouched(path);
-  CHECK(labwatch::storage::schema_version(untouched) == 9);
+  CHECK(labwatch::storage::schema_version(untouched) == 10);
 }
 
 TEST_CASE("migrate applies each step in its own transaction and stops at a failing one",
@@ -290,7 +290,7 @@ TEST_CASE("open_database upgrades version 6 to identity review and gives identif
         "INSERT INTO identifiers (authority, mrn, person_id) VALUES ('LABA', '1', 1)");
   }
   SQLite::Database db = labwatch::storage::open_database(path, {});
-  CHECK(labwatch::storage::schema_version(db) == 8);
+  CHECK(labwatch::storage::schema_version(db) == labwatch::storage::latest_schema_version());
   CHECK(db.execAndGet("SELECT family || ' ' || given || ' ' || birth_date || ' ' || sex "
                       "FROM identifiers WHERE mrn = '1'")
             .getString() == "Novak Hana 1970-03-12 F");
@@ -315,7 +315,7 @@ TEST_CASE("open_database upgrades version 7 by giving every person its demograph
         "('O''Brien', '', '1970-03-12', 'M', NULL, 0)");
   }
   SQLite::Database db = labwatch::storage::open_database(path, {});
-  CHECK(labwatch::storage::schema_version(db) == 8);
+  CHECK(labwatch::storage::schema_version(db) == labwatch::storage::latest_schema_version());
   CHECK(db.execAndGet("SELECT demographic_key FROM persons WHERE person_id = 1").getString() ==
         "smithjones|mary|1970-03-12");
   // Without a given name there is nothing to agree on: matched by identifier only.

@@ -225,6 +225,35 @@ TEST_CASE("Store find_file returns a committed file's verdict, counts and refusa
   CHECK_FALSE(f.store->find_file("").has_value());
 }
 
+TEST_CASE("Store records a file's config fingerprint and sets aside only a refused verdict",
+          "[storage][store]") {
+  Fixture f;
+  labwatch::parsers::Refusal unknown_source;
+  unknown_source.reason = "unknown_source";
+  FileRecord refused = file_named("refused.csv");
+  refused.config_digest = "config-1";
+  {
+    auto tx = f.store->begin_file(refused, default_targets());
+    tx->add_refusal(unknown_source);
+    CHECK(tx->commit().refusals == 1);
+  }
+  ingest(*f.store, "good.hl7",
+         {report("SGH", "M1", kT0, kSghPatient, {result("ferritin", 80, "ng/mL", "S1")})});
+  const auto known = f.store->find_file("sha-refused.csv");
+  REQUIRE(known.has_value());
+  CHECK(known->config_digest == "config-1");
+  CHECK(f.store->find_file("sha-good.hl7")->config_digest.empty());
+
+  CHECK_FALSE(f.store->set_aside_verdict("sha-good.hl7"));  // accepted: stays known
+  CHECK(f.store->find_file("sha-good.hl7").has_value());
+  CHECK(f.store->set_aside_verdict("sha-refused.csv"));
+  CHECK_FALSE(f.store->find_file("sha-refused.csv").has_value());
+  CHECK_FALSE(f.store->set_aside_verdict("sha-refused.csv"));
+  // The row and its refusal stay, as history.
+  CHECK(f.count("SELECT count(*) FROM files WHERE sha256 LIKE 'sha-refused.csv:set-aside:%'") == 1);
+  CHECK(f.count("SELECT count(*) FROM refusals WHERE reason = 'unknown_source'") == 1);
+}
+
 TEST_CASE("Store records the refusals of a resent message, so that its file is partial too",
           "[storage][store]") {
   Fixture f;
@@ -271,6 +300,30 @@ TEST_CASE("Store sums the unmapped codes of a file's messages into one row per c
   // A resent message adds nothing.
   ingest(*f.store, "two.hl7", {b});
   CHECK(f.count("SELECT count FROM unmapped_codes WHERE facility = 'LCA' AND code = '718-7'") == 5);
+}
+
+TEST_CASE("Store keeps the latest name and unit a lab sent with an unmapped code",
+          "[storage][store]") {
+  Fixture f;
+  auto a = report("LCA", "L1", kT0, person("LCA", "9", "Doe", "Jo", "1970-01-01", 'M'), {});
+  a.unmapped = {{"718-7", 2}};
+  a.unmapped_lines = {{"718-7", "HGB", "g/dL", {}}, {"718-7", "Hemoglobin", "", {}}};
+  ingest(*f.store, "one.hl7", {a});
+  const auto text = [&f](const std::string& column) {
+    SQLite::Database db = f.reader();
+    return db.execAndGet("SELECT " + column + " FROM unmapped_codes WHERE code = '718-7'")
+        .getString();
+  };
+  // A line without a unit keeps the one seen before.
+  CHECK(text("name") == "Hemoglobin");
+  CHECK(text("unit") == "g/dL");
+  auto b = report("LCA", "L2", kT0, a.patient, {});
+  b.unmapped = {{"718-7", 1}};
+  b.unmapped_lines = {{"718-7", "Hemoglobin, blood", "g/L", {}}};
+  ingest(*f.store, "two.hl7", {b});
+  CHECK(text("name") == "Hemoglobin, blood");
+  CHECK(text("unit") == "g/L");
+  CHECK(f.count("SELECT count FROM unmapped_codes WHERE code = '718-7'") == 3);
 }
 
 TEST_CASE("Store matches one person across authorities by folded name, birth date and sex",
