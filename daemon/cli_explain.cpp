@@ -114,10 +114,11 @@ class Explainer {
     for (const parsers::Refusal& refusal : explanation_.outcome.refusals) {
       Entry& e = add(refusal.where, "refuse");
       // The reason and detail `ingest` prints (no patient data); the place is the line's.
-      e.text = "refuse: " + refusal.reason +
-               (refusal.detail.empty() || refusal.detail == refusal.reason ? std::string()
-                                                                           : ": " + refusal.detail);
-      e.json = json_member("reason", json_string(refusal.reason)) +
+      const std::string reason(parsers::to_string(refusal.reason));
+      e.text = "refuse: " + reason +
+               (refusal.detail.empty() || refusal.detail == reason ? std::string()
+                                                                   : ": " + refusal.detail);
+      e.json = json_member("reason", json_string(reason)) +
                json_member("detail", json_string(refusal.detail)) +
                json_member("where", json_string(describe_place(refusal)));
     }

@@ -229,7 +229,7 @@ TEST_CASE("Store records a file's config fingerprint and sets aside only a refus
           "[storage][store]") {
   Fixture f;
   labwatch::parsers::Refusal unknown_source;
-  unknown_source.reason = "unknown_source";
+  unknown_source.reason = labwatch::parsers::RefusalReason::unknown_source;
   FileRecord refused = file_named("refused.csv");
   refused.config_digest = "config-1";
   {
