@@ -60,7 +60,7 @@ TEST_CASE("open_database migrates an empty file to the latest schema and reopens
           "[storage][database]") {
   const TempDir dir;
   const std::string path = dir.file("labwatch.db");
-  REQUIRE(labwatch::storage::latest_schema_version() == 7);
+  REQUIRE(labwatch::storage::latest_schema_version() == 8);
   {
     SQLite::Database db = labwatch::storage::open_database(path, {});
     CHECK(labwatch::storage::schema_version(db) == labwatch::storage::latest_schema_version());
@@ -68,7 +68,7 @@ TEST_CASE("open_database migrates an empty file to the latest schema and reopens
           std::vector<std::string>{"alerts", "files", "identifiers", "identity_audit",
                                    "intake_attempts", "match_candidates", "messages",
                                    "not_performed", "notices", "outbox", "persons", "refusals",
-                                   "results", "unmapped_codes"});
+                                   "results", "silences", "unmapped_codes"});
     db.exec(
         "INSERT INTO files (sha256, name, source, size, ingested_at, outcome) "
         "VALUES ('abc', 'a.hl7', '', 3, 0, 'accepted')");
@@ -124,14 +124,14 @@ TEST_CASE("open_database refuses a database written by a newer labwatch", "[stor
   const std::string path = dir.file("labwatch.db");
   {
     SQLite::Database db = labwatch::storage::open_database(path, {});
-    db.exec("PRAGMA user_version = 8");
+    db.exec("PRAGMA user_version = 9");
   }
   CHECK_THROWS_WITH(labwatch::storage::open_database(path, {}),
-                    "database schema version 8 is newer than this labwatch supports (7); use a "
+                    "database schema version 9 is newer than this labwatch supports (8); use a "
                     "newer labwatch");
   CHECK_THROWS_AS(labwatch::storage::open_sqlite_store(path), std::runtime_error);
   SQLite::Database untouched(path);
-  CHECK(labwatch::storage::schema_version(untouched) == 8);
+  CHECK(labwatch::storage::schema_version(untouched) == 9);
 }
 
 TEST_CASE("migrate applies each step in its own transaction and stops at a failing one",
@@ -290,7 +290,7 @@ TEST_CASE("open_database upgrades version 6 to identity review and gives identif
         "INSERT INTO identifiers (authority, mrn, person_id) VALUES ('LABA', '1', 1)");
   }
   SQLite::Database db = labwatch::storage::open_database(path, {});
-  CHECK(labwatch::storage::schema_version(db) == 7);
+  CHECK(labwatch::storage::schema_version(db) == labwatch::storage::latest_schema_version());
   CHECK(db.execAndGet("SELECT family || ' ' || given || ' ' || birth_date || ' ' || sex "
                       "FROM identifiers WHERE mrn = '1'")
             .getString() == "Novak Hana 1970-03-12 F");
@@ -317,4 +317,22 @@ TEST_CASE("The match candidates of a birth date are found through an index",
   }
   INFO(details);
   CHECK(details.find("USING INDEX persons_by_birth_date (birth_date=?)") != std::string::npos);
+}
+
+TEST_CASE("open_database upgrades version 7 to silences and trend evidence",
+          "[storage][database][silence]") {
+  const TempDir dir;
+  const std::string path = dir.file("labwatch.db");
+  {
+    SQLite::Database db(path, SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
+    labwatch::storage::migrate(db, labwatch::storage::schema_migrations().first(7));
+    db.exec(
+        "INSERT INTO alerts (result_id, rule, state, value, created_at, updated_at) "
+        "VALUES (1, 'trend:falling:0.2', 'sent', 40, 0, 0)");
+  }
+  SQLite::Database db = labwatch::storage::open_database(path, {});
+  CHECK(labwatch::storage::schema_version(db) == labwatch::storage::latest_schema_version());
+  // An alert of before has no evidence recorded; silences start empty.
+  CHECK(db.execAndGet("SELECT evidence FROM alerts WHERE result_id = 1").getString().empty());
+  CHECK(db.execAndGet("SELECT count(*) FROM silences").getInt() == 0);
 }
