@@ -53,7 +53,7 @@ TEST_CASE("alert_state_of reads the side and tier of an alert", "[clinical][sile
   }
 }
 
-TEST_CASE("a silence covers the same state until its date; a different state still mails",
+TEST_CASE("a silence covers the same state until its date and a different state still mails",
           "[clinical][silence]") {
   constexpr labwatch::clinical::UnixSeconds kUntil = 1'000'000;
   const AlertState below_ideal{AlertSide::below, AlertTier::ideal};

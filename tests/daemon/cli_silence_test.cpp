@@ -133,7 +133,7 @@ class Site {
 
 }  // namespace
 
-TEST_CASE("labwatch silence: a low draw under a silence is recorded, not mailed; crossing mails",
+TEST_CASE("labwatch silence records a new low draw unmailed and mails one that crossed",
           "[daemon][cli][silence]") {
   Site site;
   site.ingest("40", 300, false);  // below the minimum of 50: known, not mailed (--no-mail)
