@@ -338,7 +338,11 @@ NoticeText describe_notice(const Notice& notice, const clinical::AnalyteCatalogu
     out.details.push_back("Optimal target: " + (words.empty() ? std::string("none") : words) +
                           " (rule " + single_line(notice.rule) + ")");
   } else {
-    out.details.push_back("Optimal target: " + target_text(notice));
+    // A fall's threshold is a fraction of a value of the patient's: at minimal PHI only the rule.
+    const bool from_values = notice.rule.starts_with("trend:falling");
+    out.details.push_back("Optimal target: " + (from_values && !full_phi
+                                                    ? "rule " + single_line(notice.rule)
+                                                    : target_text(notice)));
   }
   const std::string range = range_line(notice, analyte);
   out.details.push_back("Lab range: " + (range.empty() ? std::string("none printed") : range));
