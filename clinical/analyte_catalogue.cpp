@@ -38,13 +38,15 @@ enum class Column : std::size_t {
   optimal_rule,
   plausible_low,  // optional, like every column after it
   plausible_high,
+  trend_rule,
 };
-constexpr std::size_t kColumnCount = 12;
+constexpr std::size_t kColumnCount = 13;
 constexpr std::size_t kRequiredColumns = 10;
 constexpr std::size_t at(Column column) noexcept { return static_cast<std::size_t>(column); }
 constexpr std::array<std::string_view, kColumnCount> kColumnNames = {
-    "key",         "display_name", "specimen", "loinc_codes",  "canonical_unit", "unit_aliases",
-    "conversions", "ref_low",      "ref_high", "optimal_rule", "plausible_low",  "plausible_high",
+    "key",           "display_name",   "specimen",   "loinc_codes", "canonical_unit",
+    "unit_aliases",  "conversions",    "ref_low",    "ref_high",    "optimal_rule",
+    "plausible_low", "plausible_high", "trend_rule",
 };
 constexpr auto kAbsent = static_cast<std::size_t>(-1);
 
@@ -242,6 +244,10 @@ parsers::Expected<Analyte, std::string> read_analyte(
   if (!rule) {
     return fail(Column::optimal_rule, rule.error());
   }
+  analyte.trend_rule = field(Column::trend_rule);
+  if (auto trends = parse_trend_rules(analyte.trend_rule); !trends) {
+    return fail(Column::trend_rule, trends.error());
+  }
   return analyte;
 }
 
@@ -360,7 +366,8 @@ void AnalyteCatalogue::upsert(const Analyte& analyte) {
   for (auto [to, from] : {std::pair{&into.display_name, &analyte.display_name},
                           std::pair{&into.specimen, &analyte.specimen},
                           std::pair{&into.canonical_unit, &analyte.canonical_unit},
-                          std::pair{&into.optimal_rule, &analyte.optimal_rule}}) {
+                          std::pair{&into.optimal_rule, &analyte.optimal_rule},
+                          std::pair{&into.trend_rule, &analyte.trend_rule}}) {
     if (!from->empty()) {
       *to = *from;
     }

@@ -25,6 +25,9 @@ struct Analyte {
   std::optional<double> ref_low;
   std::optional<double> ref_high;
   std::string optimal_rule;  // "ge:50;ideal:gt:70"
+  // The trend rules shipped for it (clinical::parse_trend_rules), "" none: "trend:falling:30:365".
+  // A config's <trend> elements for the analyte replace them.
+  std::string trend_rule;
   // What is physically possible, in the canonical unit: a value outside is a misreading and is
   // refused (implausible_value). Set wide, so that a real toxic or deficient value always passes.
   // Without a low bound a negative value is implausible; a site's analyte that may be negative

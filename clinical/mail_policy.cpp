@@ -29,6 +29,8 @@ std::string_view alert_state(MailVerdict verdict) noexcept {
       return "historical";
     case MailVerdict::preliminary:
       return "preliminary";
+    case MailVerdict::silenced:
+      return "silenced";
   }
   return "unmailed";
 }

@@ -33,6 +33,7 @@ enum class MailVerdict : std::uint8_t {
   no_recipient,  // nobody to tell (no mail configured, no route), or this ingest mails nothing
   historical,    // the result is older than max_age_seconds: recorded, never mailed
   preliminary,   // held until the lab makes the value final, then mailed
+  silenced,      // a practitioner's silence covers it (clinical/silence.hpp): recorded, not mailed
 };
 
 // The verdict for one new alert. Order: an old result is historical whatever else holds (a bulk
@@ -41,7 +42,8 @@ enum class MailVerdict : std::uint8_t {
 // (a skewed lab clock) counts as fresh.
 MailVerdict decide_mail(const MailFacts& facts, const MailPolicy& policy) noexcept;
 
-// The alert state a verdict records: "pending" (mail), "unmailed", "historical", "preliminary".
+// The alert state a verdict records: "pending" (mail), "unmailed", "historical", "preliminary",
+// "silenced".
 std::string_view alert_state(MailVerdict verdict) noexcept;
 
 }  // namespace labwatch::clinical

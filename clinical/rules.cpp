@@ -268,26 +268,78 @@ Outcome judge(const RuleClause& clause, const Interval& v, const RangeInForce& r
   return {};
 }
 
-// Reads the argument of trend:falling / trend:away into `rule`; the error says why it is wrong.
-std::optional<std::string> read_trend_argument(std::string_view argument, TrendRule& rule) {
-  if (rule.kind == TrendRule::Kind::falling) {
-    const auto fraction = parse_decimal(argument, false);
-    if (!fraction || !(*fraction > 0.0 && *fraction < 1.0)) {
-      return "trend:falling needs a fraction between 0 and 1 (exclusive), not '" +
-             std::string(argument) + "'";
-    }
-    rule.fraction = *fraction;
+// A whole number from `text`, or nullopt when it is not one (empty, a sign, a fraction, junk).
+std::optional<int> parse_count(std::string_view text) {
+  int count = 0;
+  const char* end = text.data() + text.size();
+  const auto [ptr, ec] = std::from_chars(text.data(), end, count);
+  if (text.empty() || text.front() == '-' || ec != std::errc() || ptr != end) {
     return std::nullopt;
   }
-  int count = 0;
-  const char* end = argument.data() + argument.size();
-  const auto [ptr, ec] = std::from_chars(argument.data(), end, count);
-  if (argument.empty() || ec != std::errc() || ptr != end || count < 2 || count > kMaxTrendRun) {
-    return "trend:away needs a whole number of results from 2 to " + std::to_string(kMaxTrendRun) +
-           ", not '" + std::string(argument) + "'";
+  return count;
+}
+
+// Reads the argument of a trend clause of `rule.kind` into `rule`; the error says why it is wrong.
+std::optional<std::string> read_trend_argument(std::string_view argument, TrendRule& rule) {
+  const std::string written(argument);
+  switch (rule.kind) {
+    case TrendRule::Kind::falling:
+    case TrendRule::Kind::falling_within: {
+      const std::size_t colon = argument.find(':');
+      if (colon == std::string_view::npos) {
+        const auto fraction = parse_decimal(argument, false);
+        if (!fraction || !(*fraction > 0.0 && *fraction < 1.0)) {
+          return "trend:falling needs a fraction between 0 and 1 (exclusive), or PCT:DAYS, not '" +
+                 written + "'";
+        }
+        rule.kind = TrendRule::Kind::falling;
+        rule.fraction = *fraction;
+        return std::nullopt;
+      }
+      const auto percent = parse_decimal(argument.substr(0, colon), false);
+      const auto days = parse_count(argument.substr(colon + 1));
+      if (!percent || !(*percent > 0.0 && *percent < 100.0)) {
+        return "trend:falling:PCT:DAYS needs a percentage between 0 and 100 (exclusive), not '" +
+               written + "'";
+      }
+      if (!days || *days < 1 || *days > kMaxTrendDays) {
+        return "trend:falling:PCT:DAYS needs a whole number of days from 1 to " +
+               std::to_string(kMaxTrendDays) + ", not '" + written + "'";
+      }
+      rule.kind = TrendRule::Kind::falling_within;
+      rule.fraction = *percent / 100.0;
+      rule.days = *days;
+      return std::nullopt;
+    }
+    case TrendRule::Kind::away: {
+      const auto count = parse_count(argument);
+      if (!count || *count < 2 || *count > kMaxTrendRun) {
+        return "trend:away needs a whole number of results from 2 to " +
+               std::to_string(kMaxTrendRun) + ", not '" + written + "'";
+      }
+      rule.count = *count;
+      return std::nullopt;
+    }
+    case TrendRule::Kind::consecutive: {
+      const auto count = parse_count(argument);
+      if (!count || *count < 1 || *count > kMaxTrendRun - 1) {
+        return "trend:consecutive needs a whole number of declines from 1 to " +
+               std::to_string(kMaxTrendRun - 1) + ", not '" + written + "'";
+      }
+      rule.count = *count;
+      return std::nullopt;
+    }
+    case TrendRule::Kind::toward: {
+      const auto percent = parse_decimal(argument, false);
+      if (!percent || !(*percent > 0.0 && *percent <= 50.0)) {
+        return "trend:toward needs a percentage of the band's width above 0, at most 50, not '" +
+               written + "'";
+      }
+      rule.fraction = *percent / 100.0;
+      return std::nullopt;
+    }
   }
-  rule.count = count;
-  return std::nullopt;
+  return "unknown trend kind";
 }
 
 // Parses the clauses of "A; B; C" (each trimmed) with `parse_one`, appending them to `out`. An
@@ -507,14 +559,29 @@ std::string describe_target(const OptimalRule& rule, const Analyte& analyte, std
 }
 
 std::size_t TrendRule::window() const noexcept {
-  return kind == Kind::falling ? 2 : static_cast<std::size_t>(count);
+  switch (kind) {
+    case Kind::falling:
+    case Kind::falling_within:
+    case Kind::toward:
+      return 2;
+    case Kind::away:
+      return static_cast<std::size_t>(count);
+    case Kind::consecutive:
+      return static_cast<std::size_t>(count) + 1;
+  }
+  return 2;
+}
+
+std::int64_t TrendRule::span_seconds() const noexcept {
+  return kind == Kind::falling_within ? static_cast<std::int64_t>(days) * 86'400 : 0;
 }
 
 parsers::Expected<TrendRule, std::string> parse_trend_rule(std::string_view text) {
   text = trim(text);
   if (text.substr(0, kTrendPrefix.size()) != kTrendPrefix) {
     return parsers::unexpected("'" + std::string(text) +
-                               "' is not a trend rule (trend:falling:F or trend:away:N)");
+                               "' is not a trend rule (trend:falling:F, trend:falling:PCT:DAYS, "
+                               "trend:away:N, trend:consecutive:N or trend:toward:PCT)");
   }
   TrendRule rule;
   rule.text = text;
@@ -525,8 +592,13 @@ parsers::Expected<TrendRule, std::string> parse_trend_rule(std::string_view text
     rule.kind = TrendRule::Kind::falling;
   } else if (name == "away") {
     rule.kind = TrendRule::Kind::away;
+  } else if (name == "consecutive") {
+    rule.kind = TrendRule::Kind::consecutive;
+  } else if (name == "toward") {
+    rule.kind = TrendRule::Kind::toward;
   } else {
-    return parsers::unexpected("'" + std::string(name) + "' is not a trend kind (falling, away)");
+    return parsers::unexpected("'" + std::string(name) +
+                               "' is not a trend kind (falling, away, consecutive, toward)");
   }
   const std::string_view argument =
       colon == std::string_view::npos ? std::string_view{} : rest.substr(colon + 1);
@@ -594,7 +666,8 @@ Decision evaluate_trend(std::span<const TrendPoint> history, const TrendRule& tr
   if (history.size() < trend.window()) {
     return decision;
   }
-  const std::span<const TrendPoint> run = history.last(trend.window());
+  const std::span<const TrendPoint> run =
+      trend.kind == TrendRule::Kind::falling_within ? history : history.last(trend.window());
   switch (trend.kind) {
     case TrendRule::Kind::falling: {
       // "Fell by more than F" is "ended below (1 - F) of where it was"; a relative fall from zero
@@ -606,6 +679,65 @@ Decision evaluate_trend(std::span<const TrendPoint> history, const TrendRule& tr
       const double threshold = before * (1.0 - trend.fraction);
       decision.target_low = threshold;
       decision.violated = below(last.value, threshold);
+      if (decision.violated) {
+        decision.evidence.assign(run.begin(), run.end());
+      }
+      break;
+    }
+    case TrendRule::Kind::falling_within: {
+      // The highest value collected within DAYS before the judged one (strictly earlier: a value
+      // of the same draw is no history); the earliest of equal highs, so the fall names its start.
+      const TrendPoint* highest = nullptr;
+      const std::int64_t since = last.collected_at - trend.span_seconds();
+      for (std::size_t i = 0; i + 1 < history.size(); ++i) {
+        const TrendPoint& p = history[i];
+        if (p.collected_at < since || p.collected_at >= last.collected_at) {
+          continue;
+        }
+        if (highest == nullptr || p.value > highest->value) {
+          highest = &p;
+        }
+      }
+      if (highest == nullptr || !(highest->value > 0.0)) {
+        return decision;
+      }
+      // "Fallen by at least PCT %": at or below (1 - PCT/100) of the highest.
+      const double threshold = highest->value * (1.0 - trend.fraction);
+      decision.target_low = threshold;
+      decision.violated = !above(last.value, threshold);
+      if (decision.violated) {
+        decision.evidence = {*highest, last};
+      }
+      break;
+    }
+    case TrendRule::Kind::consecutive: {
+      bool declining = true;
+      for (std::size_t i = 1; i < run.size() && declining; ++i) {
+        declining = below(run[i].value, run[i - 1].value);
+      }
+      decision.violated = declining;
+      if (declining) {
+        decision.evidence.assign(run.begin(), run.end());
+      }
+      break;
+    }
+    case TrendRule::Kind::toward: {
+      // Inside the band, in its outer PCT % at one edge, and closer to that edge than before.
+      const TargetBand band = target_band(rule, analyte, last);
+      decision.target_low = band.low;
+      decision.target_high = band.high;
+      if (!band.low || !band.high || !(*band.high > *band.low) ||
+          band.distance(last.value) != 0.0) {
+        return decision;
+      }
+      const double margin = (*band.high - *band.low) * trend.fraction;
+      const double before = run[0].value;
+      const bool near_low = !above(last.value, *band.low + margin) && below(last.value, before);
+      const bool near_high = !below(last.value, *band.high - margin) && above(last.value, before);
+      decision.violated = near_low || near_high;
+      if (decision.violated) {
+        decision.evidence.assign(run.begin(), run.end());
+      }
       break;
     }
     case TrendRule::Kind::away: {
@@ -622,6 +754,9 @@ Decision evaluate_trend(std::span<const TrendPoint> history, const TrendRule& tr
         previous = distance;
       }
       decision.violated = further;
+      if (further) {
+        decision.evidence.assign(run.begin(), run.end());
+      }
       break;
     }
   }

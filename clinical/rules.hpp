@@ -46,6 +46,15 @@ struct OptimalRule {
 // An empty text is a rule without clauses. Error text says which clause is wrong and why.
 parsers::Expected<OptimalRule, std::string> parse_optimal_rule(std::string_view text);
 
+// One result of a trend: its value (a censored one by its bound) and its reference range as
+// printed, in the canonical unit, and when it was collected.
+struct TrendPoint {
+  double value = 0;
+  std::optional<double> ref_low;
+  std::optional<double> ref_high;
+  UnixSeconds collected_at = 0;
+};
+
 // The decision for one result: the first violated clause (hard before ideal), with what it used,
 // so that an alert can be explained. `violated` false means within target.
 struct Decision {
@@ -61,6 +70,9 @@ struct Decision {
   std::optional<double> ref_high;
   bool range_from_catalogue = false;  // the judgement used a bound of the catalogue's range
   double value = 0;
+  // A violated trend rule: the results it rests on, oldest first (the judged one last); else
+  // empty. The mail names them (describe_finding).
+  std::vector<TrendPoint> evidence;
 };
 
 // The rules an alert names when the lab's own witnesses say more than the optimal target: the
@@ -94,38 +106,47 @@ std::string describe_target(const OptimalRule& rule, const Analyte& analyte, std
 // ---- Trend rules -------------------------------------------------------------------------------
 
 // A rule over one person's current results of one analyte, oldest first, judged at the last one:
-//   trend:falling:F  the value fell by more than the fraction F (0 < F < 1) from the result before;
-//   trend:away:N     each of the last N results (2 <= N <= 20) lies further from the optimal band
-//                    than the one before it.
+//   trend:falling:F        the value fell by more than the fraction F (0 < F < 1) from the result
+//                          before;
+//   trend:falling:PCT:DAYS the value has fallen by at least PCT % (0 < PCT < 100) from the highest
+//                          value collected within the DAYS days (1 <= DAYS <= 3660) before it;
+//   trend:away:N           each of the last N results (2 <= N <= 20) lies further from the optimal
+//                          band than the one before it;
+//   trend:consecutive:N    N declines in a row (1 <= N <= 19): N + 1 results, each lower than the
+//                          one before it;
+//   trend:toward:PCT       the value lies inside the optimal band, within PCT % (0 < PCT <= 50) of
+//                          the band's width from one of its edges, and moved toward that edge since
+//                          the result before.
 struct TrendRule {
-  enum class Kind : std::uint8_t { falling, away };
+  enum class Kind : std::uint8_t { falling, away, falling_within, consecutive, toward };
   Kind kind = Kind::falling;
-  double fraction = 0;  // falling: the relative drop that must be exceeded
-  int count = 0;        // away: the number of results in the run
+  double fraction = 0;  // falling: the relative drop that must be exceeded; falling_within: that
+                        // must be reached (PCT / 100); toward: the margin (PCT / 100 of the width)
+  int count = 0;        // away: the number of results in the run; consecutive: the declines
+  int days = 0;         // falling_within: how far back the highest value is looked for
   std::string text;     // the clause as written, e.g. "trend:falling:0.2" (the rule name in alerts)
 
-  // How many results, ending at the judged one, the rule looks at: 2 for falling, N for away.
+  // How many results, ending at the judged one, the rule needs at least (and looks at, when it
+  // looks back by count): 2 for falling, falling_within and toward, N for away, N + 1 for
+  // consecutive. falling_within looks back by time (span_seconds), over any number of results.
   [[nodiscard]] std::size_t window() const noexcept;
+  // How far back in time the rule looks (falling_within: DAYS days), else 0 (by count only).
+  [[nodiscard]] std::int64_t span_seconds() const noexcept;
 };
 
-// The largest N of trend:away:N.
+// The largest N of trend:away:N (and N + 1 of trend:consecutive:N).
 inline constexpr int kMaxTrendRun = 20;
+// The largest DAYS of trend:falling:PCT:DAYS (ten years).
+inline constexpr int kMaxTrendDays = 3660;
 
-// Parses one trend clause ("trend:falling:0.2", "trend:away:3"), trimmed. The error says why the
-// text is not one: an unknown kind, a fraction outside (0, 1), a run outside [2, kMaxTrendRun].
+// Parses one trend clause ("trend:falling:0.2", "trend:falling:30:365", "trend:away:3",
+// "trend:consecutive:3", "trend:toward:10"), trimmed. The error says why the text is not one: an
+// unknown kind, a fraction outside (0, 1), a percentage or a count out of its bounds.
 parsers::Expected<TrendRule, std::string> parse_trend_rule(std::string_view text);
 
 // Parses ';'-separated trend clauses ("trend:falling:0.2;trend:away:3"); an empty text is no rule.
 // The error names the clause by number, as parse_optimal_rule does.
 parsers::Expected<std::vector<TrendRule>, std::string> parse_trend_rules(std::string_view text);
-
-// One result of a trend: its value (a censored one by its bound) and its reference range as
-// printed, in the canonical unit.
-struct TrendPoint {
-  double value = 0;
-  std::optional<double> ref_low;
-  std::optional<double> ref_high;
-};
 
 // The band every clause of `rule` accepts for one result, and how far a value lies outside it.
 // Reference-relative clauses use the point's range when it has either bound, else the catalogue's
@@ -145,9 +166,15 @@ TargetBand target_band(const OptimalRule& rule, const Analyte& analyte, const Tr
 
 // Judges `history` (current results, ordered by collection time, the judged one last) by a trend
 // rule. falling needs two results and a positive earlier value; its target_low is the value below
-// which the fall counts. away needs N results and a target (`rule`) with a bound; its target band
-// is the last result's. Fewer results than window() are never violated. decision.rule is the
-// trend clause text, decision.value the last value, ref_low/ref_high the last result's range.
+// which the fall counts. falling_within needs a positive highest value collected within DAYS days
+// before the last (a result collected at the same time as the last does not count); its
+// target_low is the value at or below which the fall counts. away needs N results and a target
+// (`rule`) with a bound; its target band is the last result's. consecutive needs N + 1 results,
+// each lower than the one before (measurably: not within 1e-9 relative). toward needs two results
+// and a target band with both bounds (the last result's); its target band is that band. Fewer
+// results than window() are never violated. decision.rule is the trend clause text,
+// decision.value the last value, ref_low/ref_high the last result's range, and
+// decision.evidence the results a violation rests on, oldest first.
 Decision evaluate_trend(std::span<const TrendPoint> history, const TrendRule& trend,
                         const OptimalRule& rule, const Analyte& analyte);
 

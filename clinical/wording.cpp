@@ -140,7 +140,73 @@ std::string describe_range(const RangeFacts& facts, const Analyte& analyte) {
   return catalogue + " (catalogue range; " + why + ")";
 }
 
+namespace {
+
+// "120 ng/mL (2026-01-02), 78 ng/mL (2026-05-03)": the unit after each value, the date when given.
+std::string evidence_text(const FindingFacts& facts, std::string_view joint) {
+  std::string out;
+  for (std::size_t i = 0; i < facts.evidence.size(); ++i) {
+    const EvidencePoint& p = facts.evidence[i];
+    out += i == 0 ? "" : std::string(i + 1 == facts.evidence.size() ? joint : ", ");
+    out += with_unit(format_shown(p.value, facts.decimals), facts.unit);
+    if (!p.when.empty()) {
+      out += " (" + p.when + ")";
+    }
+  }
+  return out;
+}
+
+std::string describe_trend(const FindingFacts& facts) {
+  const auto parsed = parse_trend_rule(facts.rule);
+  if (!parsed) {
+    return "outside the optimal target";
+  }
+  const TrendRule& trend = parsed.value();
+  std::string what;
+  std::string_view joint = ", ";
+  switch (trend.kind) {
+    case TrendRule::Kind::falling:
+      what = "fell by more than " + format_shown(trend.fraction * 100.0, -1) + " %";
+      joint = " to ";
+      break;
+    case TrendRule::Kind::falling_within: {
+      what = "fell by at least " + format_shown(trend.fraction * 100.0, -1) + " % within " +
+             std::to_string(trend.days) + " days";
+      if (facts.evidence.size() == 2 && facts.evidence[0].value > 0.0) {
+        const double fall = (1.0 - facts.evidence[1].value / facts.evidence[0].value) * 100.0;
+        what =
+            "fell " + format_shown(fall, 0) + " % within " + std::to_string(trend.days) + " days";
+      }
+      joint = " to ";
+      break;
+    }
+    case TrendRule::Kind::away:
+      what = "moving away from the optimal target for " + std::to_string(trend.count) + " results";
+      break;
+    case TrendRule::Kind::consecutive:
+      what =
+          std::to_string(trend.count) + (trend.count == 1 ? " decline" : " declines") + " in a row";
+      break;
+    case TrendRule::Kind::toward: {
+      const bool low_edge =
+          facts.evidence.size() >= 2 && facts.evidence.back().value < facts.evidence.front().value;
+      const std::string band =
+          with_unit(bounds_text(facts.target_low, facts.target_high, facts.decimals), facts.unit);
+      what = std::string("moving toward the ") + (low_edge ? "lower" : "upper") +
+             " edge of the optimal band" + (band.empty() ? std::string() : " " + band);
+      joint = " to ";
+      break;
+    }
+  }
+  return facts.evidence.empty() ? what : what + ": " + evidence_text(facts, joint);
+}
+
+}  // namespace
+
 std::string describe_finding(const FindingFacts& facts, const OptimalRule* configured) {
+  if (facts.rule.starts_with("trend:")) {
+    return describe_trend(facts);
+  }
   if (facts.rule == kLabRangeRule) {
     const std::string range =
         with_unit(bounds_text(facts.target_low, facts.target_high, facts.decimals), facts.unit);

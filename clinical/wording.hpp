@@ -3,6 +3,7 @@
 #pragma once
 
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -38,7 +39,15 @@ std::string describe_range(const RangeFacts& facts, const Analyte& analyte);
 // "outside the lab's range 16-232 ng/mL", "flagged high by the lab", "below the upper third of the
 // lab's range (>= 5.93)". `rule` is the alert's rule (a clause text, kLabRangeRule, kLabFlagRule);
 // `configured` the analyte's optimal rule in force (nullptr: none), whose clause of that text
-// gives the tier. A clause it no longer holds, or a trend rule, gives "outside the optimal target".
+// gives the tier. A clause it no longer holds gives "outside the optimal target". A trend rule
+// names the results it rests on (`evidence`, oldest first, each with its draw date as the caller
+// writes it, "" to leave dates out): "fell 35 % within 365 days: 120 ng/mL (2026-01-02) to 78
+// ng/mL (2026-05-03)", "3 declines in a row: ...", "moving toward the lower edge of the optimal
+// band 40-60 ng/mL: ..."; without evidence, only the kind of trend.
+struct EvidencePoint {
+  double value = 0;
+  std::string when;  // the draw date for people, or "" (minimal PHI)
+};
 struct FindingFacts {
   std::string_view rule;
   double value = 0;
@@ -47,6 +56,7 @@ struct FindingFacts {
   std::string_view flags;  // the lab's flags as sent
   std::string_view unit;
   int decimals = -1;
+  std::span<const EvidencePoint> evidence = {};
 };
 std::string describe_finding(const FindingFacts& facts, const OptimalRule* configured);
 

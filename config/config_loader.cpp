@@ -292,19 +292,35 @@ class Loader {
       }
       const std::string_view name = child.name();
       if (name == "trend") {
-        // Trend rules ("trend:falling:0.2;trend:away:3") add to the analyte's optimal target.
+        // Trend rules ("trend:falling:0.2;trend:away:3") add to the analyte's optimal target. The
+        // first <trend> of an analyte replaces the rules shipped for it (the catalogue's
+        // trend_rule); rule="none" leaves it without any.
         check_attributes(child, {"analyte", "rule"});
         check_no_children(child);
         const std::string analyte = required(child, "analyte");
-        auto trends = clinical::parse_trend_rules(required(child, "rule"));
+        const std::string text = required(child, "rule");
+        auto trends = clinical::parse_trend_rules(text == "none" ? std::string() : text);
         if (!trends) {
-          throw Invalid{child, "rule: " + trends.error()};
+          throw Invalid{child, "rule '" + text + "': " + trends.error()};
         }
         if (config.catalogue.by_key(analyte) == nullptr) {
           throw Invalid{child, "trend for unknown analyte '" + analyte + "'"};
         }
         auto& list = config.trends[analyte];
-        list.insert(list.end(), trends.value().begin(), trends.value().end());
+        if (std::find(configured_trends_.begin(), configured_trends_.end(), analyte) ==
+            configured_trends_.end()) {
+          configured_trends_.push_back(analyte);
+          list.clear();
+        }
+        for (clinical::TrendRule& trend : trends.value()) {
+          const bool twice = std::any_of(list.begin(), list.end(),
+                                         [&](const auto& t) { return t.text == trend.text; });
+          if (twice) {
+            throw Invalid{child,
+                          "trend rule '" + trend.text + "' is given twice for '" + analyte + "'"};
+          }
+          list.push_back(std::move(trend));
+        }
         continue;
       }
       if (name != "target") {
@@ -607,6 +623,7 @@ class Loader {
   std::string_view xml_;
   std::string path_;
   std::string base_dir_;
+  std::vector<std::string> configured_trends_;  // analytes whose shipped trend rules were replaced
 };
 
 }  // namespace
@@ -625,6 +642,11 @@ Config default_config() {
     auto rule = clinical::parse_optimal_rule(analyte.optimal_rule);
     if (rule) {
       config.targets[analyte.key] = std::move(rule.value());
+    }
+    // The trend rules shipped with the catalogue (its trend_rule column, checked when read).
+    auto trends = clinical::parse_trend_rules(analyte.trend_rule);
+    if (trends && !trends.value().empty()) {
+      config.trends[analyte.key] = std::move(trends.value());
     }
   }
   return config;

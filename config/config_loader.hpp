@@ -19,7 +19,8 @@ struct ConfigError {
   [[nodiscard]] std::string to_string() const;
 };
 
-// The built-in defaults: catalogue and targets of analytes.csv, relative paths, no sources.
+// The built-in defaults: catalogue, targets and trend rules of analytes.csv, relative paths, no
+// sources.
 Config default_config();
 
 // Parses config XML. Relative paths, given or the defaults of <paths>, resolve against `base_dir`

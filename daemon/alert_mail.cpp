@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <array>
 #include <cstddef>
+#include <span>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -162,7 +163,17 @@ const clinical::OptimalRule* rule_in_force(const Notice& notice, const MailWordi
   return lab_witness || held ? &rule : nullptr;
 }
 
-std::string finding(const Notice& notice, bool still, const clinical::OptimalRule* rule) {
+// `evidence`: the results a trend alert rests on as the mail may show them (full PHI: values and
+// draw dates; minimal PHI: none, so the trend is only named).
+std::string finding(const Notice& notice, bool still, const clinical::OptimalRule* rule,
+                    std::span<const clinical::EvidencePoint> evidence = {}) {
+  if (notice.rule.starts_with("trend:")) {
+    clinical::FindingFacts facts{notice.rule,          notice.value, notice.target_low,
+                                 notice.target_high,   notice.flags, single_line(notice.unit),
+                                 notice.shown_decimals};
+    facts.evidence = evidence;
+    return clinical::describe_finding(facts, rule);
+  }
   const bool lab_witness =
       notice.rule == clinical::kLabRangeRule || notice.rule == clinical::kLabFlagRule;
   if (rule != nullptr || lab_witness) {
@@ -283,11 +294,21 @@ NoticeText describe_notice(const Notice& notice, const clinical::AnalyteCatalogu
           ? " (earlier " +
                 value_text(*notice.previous_value, "", notice.unit, notice.shown_decimals) + ")"
           : std::string();
+  std::vector<clinical::EvidencePoint> evidence;
+  if (full_phi) {
+    for (const clinical::TrendPoint& point : notice.evidence) {
+      evidence.push_back(
+          {point.value,
+           single_line(
+               clinical::local_time_text(point.collected_at, wording.timezone).substr(0, 10))});
+    }
+  }
   NoticeText out;
   switch (notice.kind) {
     case NoticeKind::alert:
-      out.headline = full_phi ? name + " " + value + collected + ": " + finding(notice, false, rule)
-                              : name + ": " + finding(notice, false, rule);
+      out.headline =
+          full_phi ? name + " " + value + collected + ": " + finding(notice, false, rule, evidence)
+                   : name + ": " + finding(notice, false, rule);
       break;
     case NoticeKind::correction:
       out.headline = full_phi ? name + ": corrected value " + value + previous + collected + ": " +
@@ -317,7 +338,11 @@ NoticeText describe_notice(const Notice& notice, const clinical::AnalyteCatalogu
     out.details.push_back("Optimal target: " + (words.empty() ? std::string("none") : words) +
                           " (rule " + single_line(notice.rule) + ")");
   } else {
-    out.details.push_back("Optimal target: " + target_text(notice));
+    // A fall's threshold is a fraction of a value of the patient's: at minimal PHI only the rule.
+    const bool from_values = notice.rule.starts_with("trend:falling");
+    out.details.push_back("Optimal target: " + (from_values && !full_phi
+                                                    ? "rule " + single_line(notice.rule)
+                                                    : target_text(notice)));
   }
   const std::string range = range_line(notice, analyte);
   out.details.push_back("Lab range: " + (range.empty() ? std::string("none printed") : range));

@@ -596,17 +596,23 @@ std::optional<clinical::UnixSeconds> parse_since(std::string_view text) {
   return std::chrono::sys_days(day).time_since_epoch().count() * 86400 + hh * 3600 + mm * 60 + ss;
 }
 
+// What `alerts` says of an alert beyond its state: "silenced until 2027-03-01" for one a silence
+// kept from being mailed (`labwatch silence`), else "".
+std::string alert_note(const storage::AlertRow& alert) {
+  return alert.silenced_until ? "silenced until " + iso_date(*alert.silenced_until) : std::string();
+}
+
 int cmd_alerts(const Args& args) {
   const std::string format = format_of(args);
   // Alert states: active (on current results), then history (--all).
-  static constexpr std::array<std::string_view, 9> kStates = {
-      "unmailed", "historical", "preliminary", "pending",  "sent",
-      "failed",   "resolved",   "superseded",  "withdrawn"};
+  static constexpr std::array<std::string_view, 10> kStates = {
+      "unmailed", "historical", "preliminary", "silenced",   "pending",
+      "sent",     "failed",     "resolved",    "superseded", "withdrawn"};
   const std::optional<std::string> state = args.value("state");
   if (state && std::find(kStates.begin(), kStates.end(), *state) == kStates.end()) {
     throw UsageError{
-        "--state must be one of unmailed, historical, preliminary, pending, sent, failed "
-        "(active), resolved, superseded, withdrawn (history)"};
+        "--state must be one of unmailed, historical, preliminary, silenced, pending, sent, "
+        "failed (active), resolved, superseded, withdrawn (history)"};
   }
   std::optional<clinical::UnixSeconds> since;
   if (const auto text = args.value("since")) {
@@ -623,7 +629,7 @@ int cmd_alerts(const Args& args) {
   }
   // A history state is asked for by name: no --all needed to see it.
   const bool history =
-      state && std::find(kStates.begin() + 6, kStates.end(), *state) != kStates.end();
+      state && std::find(kStates.begin() + 7, kStates.end(), *state) != kStates.end();
   std::vector<storage::AlertRow> rows = store->alerts(args.flag("all") || history);
   std::erase_if(rows, [&](const storage::AlertRow& a) {
     return (person && a.person_id != *person) || (since && a.collected_at < *since) ||
@@ -633,13 +639,14 @@ int cmd_alerts(const Args& args) {
   if (format == "csv") {
     out +=
         "person_id,patient_key,analyte,value,unit,collected_at,rule,state,target_low,target_high,"
-        "alert_id,comparator\n";
+        "alert_id,comparator,note\n";
     for (const auto& a : rows) {
       out += std::to_string(a.person_id) + ',' + csv_text(a.patient_key) + ',' +
              csv_text(a.analyte) + ',' + format_number(a.value) + ',' + csv_text(a.unit) + ',' +
              iso_utc(a.collected_at) + ',' + csv_text(a.rule) + ',' + csv_text(a.state) + ',' +
              format_number(a.target_low) + ',' + format_number(a.target_high) + ',' +
-             std::to_string(a.alert_id) + ',' + csv_field(a.comparator) + '\n';
+             std::to_string(a.alert_id) + ',' + csv_field(a.comparator) + ',' +
+             csv_text(alert_note(a)) + '\n';
     }
   } else {
     out += "[";
@@ -656,7 +663,8 @@ int cmd_alerts(const Args& args) {
              ",\"target_low\":" + json_number(a.target_low) +
              ",\"target_high\":" + json_number(a.target_high) +
              ",\"alert_id\":" + std::to_string(a.alert_id) +
-             ",\"comparator\":" + json_string(a.comparator) + "}";
+             ",\"comparator\":" + json_string(a.comparator) +
+             ",\"note\":" + json_string(alert_note(a)) + "}";
     }
     out += first ? "]\n" : "\n]\n";
   }
@@ -935,6 +943,113 @@ int cmd_outbox(const Args& args) {
            (waiting ? iso_utc(row.due_at) : "") + ',' + csv_text(row.last_error) + '\n';
   }
   std::fwrite(out.data(), 1, out.size(), stdout);
+  return kExitOk;
+}
+
+// `text` without leading and trailing blanks (spaces, tabs, line ends).
+std::string_view trimmed(std::string_view text) {
+  const std::size_t first = text.find_first_not_of(" \t\r\n");
+  if (first == std::string_view::npos) {
+    return {};
+  }
+  return text.substr(first, text.find_last_not_of(" \t\r\n") - first + 1);
+}
+
+// A silence id as `silence --list` prints it: a positive number, else a usage error.
+std::int64_t silence_id_of(const std::string& text) {
+  std::int64_t value = 0;
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (text.empty() || ec != std::errc() || end != text.data() + text.size() || value <= 0) {
+    throw UsageError{
+        "--expire takes a silence id (a positive number, as `labwatch silence --list` "
+        "lists)"};
+  }
+  return value;
+}
+
+// Records a silence (--patient --analyte --until --reason), lists them (--list), or ends one now
+// (--expire ID). Alerts under a silence are recorded but not mailed until its date, unless the
+// value crosses into another state (clinical::silence_covers).
+int cmd_silence(const Args& args) {
+  const bool list = args.flag("list");
+  const std::optional<std::string> expire = args.value("expire");
+  const bool adding =
+      args.value("patient") || args.value("analyte") || args.value("until") || args.value("reason");
+  if (static_cast<int>(list) + static_cast<int>(expire.has_value()) + static_cast<int>(adding) !=
+      1) {
+    throw UsageError{
+        "give either --patient ID --analyte KEY --until DATE --reason TEXT, or --list, or "
+        "--expire ID"};
+  }
+  const clinical::UnixSeconds now = std::chrono::duration_cast<std::chrono::seconds>(
+                                        std::chrono::system_clock::now().time_since_epoch())
+                                        .count();
+  if (expire) {
+    const std::int64_t id = silence_id_of(*expire);
+    const config::Config config = resolve_config(args);
+    auto store = open_store(config, false);
+    if (!store->expire_silence(id, now)) {
+      std::fprintf(stderr, "labwatch: silence %lld does not exist or has already ended\n",
+                   static_cast<long long>(id));
+      return kExitFailure;
+    }
+    std::printf("silence %lld expired: alerts it covered are mailed again\n",
+                static_cast<long long>(id));
+    return kExitOk;
+  }
+  if (list) {
+    const config::Config config = resolve_config(args);
+    auto store = open_store(config, false);
+    std::string out = "id,person_id,analyte,until,who,when,reason,status\n";
+    for (const storage::SilenceRow& row : store->silences()) {
+      const std::string status = row.active(now)  ? "active"
+                                 : row.expired_at ? "expired " + iso_utc(*row.expired_at)
+                                                  : "expired";
+      out += std::to_string(row.silence_id) + ',' + std::to_string(row.person_id) + ',' +
+             csv_text(row.analyte) + ',' + iso_date(row.until) + ',' + csv_text(row.os_user) + ',' +
+             iso_utc(row.created_at) + ',' + csv_text(row.reason) + ',' + status + '\n';
+    }
+    std::fwrite(out.data(), 1, out.size(), stdout);
+    return kExitOk;
+  }
+  const auto patient = args.value("patient");
+  const auto analyte_arg = args.value("analyte");
+  const auto until_arg = args.value("until");
+  const std::string reason(trimmed(args.value("reason").value_or("")));
+  if (!patient || !analyte_arg || !until_arg) {
+    throw UsageError{"a silence needs --patient ID, --analyte KEY, --until DATE and --reason TEXT"};
+  }
+  if (reason.empty()) {
+    throw UsageError{"--reason TEXT is required: say why mail about this analyte may wait"};
+  }
+  const std::optional<clinical::UnixSeconds> until = parse_since(*until_arg);
+  if (!until || until_arg->size() != 10) {
+    throw UsageError{"--until takes a date, YYYY-MM-DD (mail resumes at its start, UTC), not '" +
+                     *until_arg + "'"};
+  }
+  if (*until <= now) {
+    throw UsageError{"--until " + *until_arg + " is not in the future"};
+  }
+  const config::Config config = resolve_config(args);
+  const clinical::Analyte& analyte = require_analyte(config.catalogue, *analyte_arg);
+  auto store = open_store(config, false);
+  const auto person = store->find_person(*patient);
+  if (!person) {
+    throw UsageError{"no patient '" + *patient +
+                     "' in the database (or it names more than one: give the person id or "
+                     "AUTHORITY|MRN; see `labwatch patients`)"};
+  }
+  storage::NewSilence silence;
+  silence.person_id = *person;
+  silence.analyte = analyte.key;
+  silence.until = *until;
+  silence.reason = reason;
+  silence.os_user = acting_os_user();
+  silence.now = now;
+  const std::int64_t id = store->add_silence(silence);
+  std::printf("silence %lld: no mail about %s of person %lld until %s\n",
+              static_cast<long long>(id), analyte.key.c_str(), static_cast<long long>(*person),
+              iso_date(*until).c_str());
   return kExitOk;
 }
 
@@ -1413,7 +1528,7 @@ const std::vector<Command>& commands() {
        "labwatch alerts [--config FILE] [--db DB] [--format csv|json] [--all] [--patient ID]\n"
        "                [--since YYYY-MM-DD] [--state STATE]\n"
        "  --since: results collected at or after that day (UTC) or time (YYYY-MM-DDTHH:MM:SSZ)\n"
-       "  --state: unmailed, historical, preliminary, pending, sent, failed; resolved,\n"
+       "  --state: unmailed, historical, preliminary, silenced, pending, sent, failed; resolved,\n"
        "  superseded, withdrawn (history)",
        {"config", "db", "format", "patient", "since", "state"},
        {"all"},
@@ -1426,6 +1541,18 @@ const std::vector<Command>& commands() {
        {},
        0,
        cmd_report},
+      {"silence",
+       "keep alerts of one patient's analyte from being mailed until a date; list or end them",
+       "labwatch silence [--config FILE] [--db DB] --patient ID --analyte KEY --until YYYY-MM-DD\n"
+       "                 --reason TEXT\n"
+       "labwatch silence [--config FILE] [--db DB] --list | --expire ID\n"
+       "  alerts are still recorded (`labwatch alerts` shows them silenced); a value that crosses\n"
+       "  into another state (low to high, or an ideal-tier miss becoming a hard one) is mailed.\n"
+       "  --until: mail resumes at the start of that day (UTC). who: SUDO_USER, else USER",
+       {"config", "db", "patient", "analyte", "until", "reason", "expire"},
+       {"list"},
+       0,
+       cmd_silence},
       {"patients",
        "list reconciled persons with their identifiers",
        "labwatch patients [--config FILE] [--db DB]",

@@ -231,6 +231,10 @@ std::optional<ReportInput> load_report_input(storage::Store& store, const config
   }
   input.emplace();
   input->person = std::move(*person);
+  std::vector<storage::SilenceRow> silences = store.silences();
+  std::erase_if(silences, [&](const storage::SilenceRow& s) {
+    return s.person_id != person_id || !s.active(now);
+  });
   for (const clinical::Analyte& analyte : config.catalogue.analytes()) {
     AnalyteSeries series;
     series.analyte = &analyte;
@@ -238,6 +242,11 @@ std::optional<ReportInput> load_report_input(storage::Store& store, const config
     series.rule = rule == config.targets.end() ? nullptr : &rule->second;
     series.points = store.trend(person_id, analyte.key);
     series.not_performed = store.not_performed(person_id, analyte.key);
+    for (const storage::SilenceRow& silence : silences) {
+      if (silence.analyte == analyte.key) {
+        series.silences.push_back(silence);
+      }
+    }
     if (!series.points.empty()) {
       input->series.push_back(std::move(series));
     }
@@ -323,6 +332,12 @@ std::string render_trend_report_content(const ReportInput& in) {
     }
     html += "<section class=\"analyte\">\n<h2>" + html_escape(s.analyte->display_name) + " (" +
             html_escape(s.analyte->canonical_unit) + ")</h2>\n";
+    for (const storage::SilenceRow& silence : s.silences) {
+      html += "<p class=\"silence\">Mail silenced until " + iso_date(silence.until) + " by " +
+              html_escape(silence.os_user.empty() ? "an unknown user" : silence.os_user) +
+              " (set " + iso_date(silence.created_at) + "): " + html_escape(silence.reason) +
+              "</p>\n";
+    }
     html += chart(s);
     html += "</section>\n";
   }

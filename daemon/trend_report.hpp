@@ -22,6 +22,7 @@ struct AnalyteSeries {
   const clinical::OptimalRule* rule = nullptr;       // nullptr: no optimal target configured
   std::vector<storage::ExportRow> points;            // oldest first
   std::vector<clinical::UnixSeconds> not_performed;  // draws without a value: gaps, oldest first
+  std::vector<storage::SilenceRow> silences;         // in force for this person and analyte, by id
 };
 
 struct ReportInput {
@@ -31,9 +32,10 @@ struct ReportInput {
 };
 
 // The report of person `person_id`: who they are, and for each catalogue analyte they have current
-// results of (in catalogue order), those results oldest first with the configured optimal rule;
-// generated at `now`. The series point into `config`, which must outlive the result. nullopt when
-// the store knows no such person; throws what the store throws.
+// results of (in catalogue order), those results oldest first with the configured optimal rule
+// and the silences in force at `now` (`labwatch silence`); generated at `now`. The series point
+// into `config`, which must outlive the result. nullopt when the store knows no such person; throws
+// what the store throws.
 std::optional<ReportInput> load_report_input(storage::Store& store, const config::Config& config,
                                              std::int64_t person_id, clinical::UnixSeconds now);
 

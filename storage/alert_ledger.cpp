@@ -3,7 +3,9 @@
 #include "storage/alert_ledger.hpp"
 
 #include <algorithm>
+#include <array>
 #include <cstddef>
+#include <cstdio>
 #include <limits>
 #include <random>
 #include <span>
@@ -11,6 +13,7 @@
 
 #include "clinical/analyte_catalogue.hpp"
 #include "clinical/mail_policy.hpp"
+#include "clinical/silence.hpp"
 #include "storage/sql_values.hpp"
 
 namespace labwatch::storage {
@@ -33,7 +36,18 @@ bool is_trend_rule(std::string_view rule) noexcept {
 // current result.
 bool is_active(std::string_view state) noexcept {
   return state == "unmailed" || state == "historical" || state == "preliminary" ||
-         state == "pending" || state == "sent" || state == "failed";
+         state == "silenced" || state == "pending" || state == "sent" || state == "failed";
+}
+
+// A trend alert's evidence as stored: "collected_at=value;..." (values exactly, %.17g).
+std::string evidence_text(const std::vector<clinical::TrendPoint>& evidence) {
+  std::string out;
+  for (const clinical::TrendPoint& point : evidence) {
+    std::array<char, 32> value{};
+    std::snprintf(value.data(), value.size(), "%.17g", point.value);
+    out += (out.empty() ? "" : ";") + std::to_string(point.collected_at) + "=" + value.data();
+  }
+  return out;
 }
 
 const clinical::Analyte& analyte_of(const Targets& targets, std::string_view key) {
@@ -48,19 +62,22 @@ const clinical::Analyte& analyte_of(const Targets& targets, std::string_view key
 }  // namespace
 
 LedgerStatements::LedgerStatements(SQLite::Database& db)
-    : insert_alert(
-          db,
-          "INSERT INTO alerts (result_id, rule, state, value, target_low, target_high, "
-          "ref_low, ref_high, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
+    : insert_alert(db,
+                   "INSERT INTO alerts (result_id, rule, state, value, target_low, target_high, "
+                   "ref_low, ref_high, created_at, updated_at, evidence) "
+                   "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
       active_alerts(db,
-                    "SELECT alert_id, rule, state, value FROM alerts WHERE result_id = ? AND "
+                    "SELECT alert_id, rule, state, value, target_low, target_high FROM alerts "
+                    "WHERE result_id = ? AND "
                     "(state = 'unmailed' OR state = 'historical' OR state = 'preliminary' OR "
-                    "state = 'pending' OR state = 'sent' OR state = 'failed') ORDER BY alert_id"),
+                    "state = 'silenced' OR state = 'pending' OR state = 'sent' OR "
+                    "state = 'failed') ORDER BY alert_id"),
       find_alert(db, "SELECT alert_id, state FROM alerts WHERE result_id = ? AND rule = ?"),
       set_alert_state(db, "UPDATE alerts SET state = ?, updated_at = ? WHERE alert_id = ?"),
       reopen_alert(db,
                    "UPDATE alerts SET state = 'unmailed', value = ?, target_low = ?, "
-                   "target_high = ?, ref_low = ?, ref_high = ?, updated_at = ? WHERE alert_id = ?"),
+                   "target_high = ?, ref_low = ?, ref_high = ?, updated_at = ?, evidence = ? "
+                   "WHERE alert_id = ?"),
       alert_notices(db,
                     "SELECT n.notice_id, o.outbox_id, o.state, o.attempts, o.practitioner_id, "
                     "o.email, o.name, o.full_phi, o.message_id "
@@ -91,7 +108,11 @@ LedgerStatements::LedgerStatements(SQLite::Database& db)
       current_history(db,
                       "SELECT result_id, collected_at, value, ref_low, ref_high FROM results "
                       "WHERE person_id = ? AND analyte = ? AND state = 'current' "
-                      "ORDER BY collected_at, result_id") {}
+                      "ORDER BY collected_at, result_id"),
+      active_silences(db,
+                      "SELECT silence_id, until_at, set_side, set_tier FROM silences "
+                      "WHERE person_id = ? AND analyte = ? AND expired_at IS NULL AND "
+                      "until_at > ? ORDER BY silence_id") {}
 
 AlertLedger::AlertLedger(SQLite::Database& db, LedgerStatements& statements, const Targets& targets,
                          clinical::UnixSeconds now, IngestSummary& summary)
@@ -127,6 +148,8 @@ void AlertLedger::begin_report(const clinical::NormalizedReport& report, std::in
 void AlertLedger::version_current(const CurrentVersion& current,
                                   const std::optional<ReplacedVersion>& replaced) {
   const clinical::NormalizedResult& result = *current.result;
+  load_silences(current.person_id, result.analyte);
+  flags_ = result.flags;
   std::vector<ActiveAlert> earlier;
   if (replaced) {
     earlier = active_alerts(replaced->result_id);
@@ -162,19 +185,32 @@ void AlertLedger::version_withdrawn(const ReplacedVersion& withdrawn, std::int64
   for (ActiveAlert& alert : active_alerts(withdrawn.result_id)) {
     close(alert, "withdrawn", NoticeKind::retraction, withdrawn.result_id, std::nullopt);
   }
+  load_silences(person_id, analyte);
   judge_trends(person_id, analyte, withdrawn.collected_at, nullptr, nullptr,
                clinical::MailVerdict::no_recipient);
 }
 
 void AlertLedger::version_promoted(std::int64_t result_id, clinical::UnixSeconds collected_at) {
   const std::string_view held = clinical::alert_state(clinical::MailVerdict::preliminary);
-  const clinical::MailVerdict verdict = clinical::decide_mail(
+  const clinical::MailVerdict final_verdict = clinical::decide_mail(
       {collected_at, now_, clinical::ResultStatus::final, !recipients_.empty()},
       targets_.mail_policy);
+  {
+    // A silence set while the value was preliminary covers its final too.
+    SQLite::Statement owner(db_, "SELECT person_id, analyte FROM results WHERE result_id = ?");
+    owner.bind(1, result_id);
+    if (owner.executeStep()) {
+      load_silences(owner.getColumn(0).getInt64(), owner.getColumn(1).getString());
+    }
+  }
   for (const ActiveAlert& alert : active_alerts(result_id)) {
     if (alert.state != held) {
       continue;
     }
+    const clinical::MailVerdict verdict = clinical::apply_silence(
+        final_verdict, silences_,
+        clinical::alert_state_of(alert.rule, alert.value, alert.target_low, alert.target_high),
+        now_);
     set_alert_state(alert.alert_id, clinical::alert_state(verdict));
     if (verdict == clinical::MailVerdict::mail) {
       queue({NoticeKind::alert, alert.alert_id, result_id, std::nullopt}, recipients_, {});
@@ -209,6 +245,8 @@ void AlertLedger::rejudge_person(std::int64_t person_id, std::string_view analyt
     latest_collected = latest.getColumn(4).getInt64();
     items_with_ref_.clear();
   }
+  load_silences(person_id, analyte);
+  flags_.clear();
   // Mailed as a new final result's alert would be: an old one is history (clinical::decide_mail).
   const clinical::MailVerdict verdict = clinical::decide_mail(
       {latest_collected, now_, clinical::ResultStatus::final, !recipients_.empty()},
@@ -234,6 +272,8 @@ std::vector<AlertLedger::ActiveAlert> AlertLedger::active_alerts(std::int64_t re
     alert.rule = query.getColumn(1).getString();
     alert.state = query.getColumn(2).getString();
     alert.value = query.getColumn(3).getDouble();
+    alert.target_low = read_optional(query.getColumn(4));
+    alert.target_high = read_optional(query.getColumn(5));
   }
   return alerts;
 }
@@ -263,9 +303,17 @@ void AlertLedger::settle(ActiveAlert* earlier, std::int64_t result_id,
     }
     return;
   }
-  if (earlier != nullptr && earlier->rule == decision.rule && !corrected &&
-      earlier->state == clinical::alert_state(clinical::MailVerdict::preliminary)) {
-    // Nothing was queued for a held alert: the final (or a later preliminary) decides anew.
+  verdict = clinical::apply_silence(
+      verdict, silences_,
+      clinical::alert_state_of(decision.rule, decision.value, decision.target_low,
+                               decision.target_high, flags_),
+      now_);
+  const bool held = earlier != nullptr &&
+                    (earlier->state == clinical::alert_state(clinical::MailVerdict::preliminary) ||
+                     earlier->state == clinical::alert_state(clinical::MailVerdict::silenced));
+  if (earlier != nullptr && earlier->rule == decision.rule && !corrected && held) {
+    // Nothing was queued for a held or silenced alert: the new version decides anew (a value that
+    // crossed to another state under a silence is mailed).
     const std::int64_t alert_id = insert_alert(result_id, decision, clinical::alert_state(verdict));
     if (verdict == clinical::MailVerdict::mail) {
       queue({NoticeKind::alert, alert_id, result_id, std::nullopt}, recipients_, {});
@@ -349,6 +397,7 @@ std::int64_t AlertLedger::insert_alert(std::int64_t result_id, const clinical::D
   bind_optional(insert, 8, decision.ref_high);
   insert.bind(9, now_);
   insert.bind(10, now_);
+  insert.bind(11, evidence_text(decision.evidence));
   insert.exec();
   ++summary_.alerts;
   return db_.getLastInsertRowid();
@@ -512,12 +561,14 @@ void AlertLedger::judge_trends(std::int64_t person_id, std::string_view analyte,
       ids.push_back(query.getColumn(0).getInt64());
       times.push_back(query.getColumn(1).getInt64());
       points.push_back({query.getColumn(2).getDouble(), read_optional(query.getColumn(3)),
-                        read_optional(query.getColumn(4))});
+                        read_optional(query.getColumn(4)), times.back()});
     }
   }
   std::size_t window = 0;
+  std::int64_t span = 0;
   for (const clinical::TrendRule& trend : trends->second) {
     window = std::max(window, trend.window());
+    span = std::max(span, trend.span_seconds());
   }
   const std::size_t first =
       static_cast<std::size_t>(std::lower_bound(times.begin(), times.end(), from) - times.begin());
@@ -528,7 +579,13 @@ void AlertLedger::judge_trends(std::int64_t person_id, std::string_view analyte,
       changed = std::max(first, static_cast<std::size_t>(at - ids.begin()));
     }
   }
-  const std::size_t end = to_the_end ? ids.size() : std::min(ids.size(), changed + window);
+  std::size_t end = to_the_end ? ids.size() : std::min(ids.size(), changed + window);
+  if (span > 0 && changed < ids.size()) {
+    // A rule that looks back by time sees the changed point from every later result within it.
+    const clinical::UnixSeconds reach = times[changed] + span;
+    end = std::max(end, static_cast<std::size_t>(
+                            std::upper_bound(times.begin(), times.end(), reach) - times.begin()));
+  }
   for (std::size_t i = first; i < end; ++i) {
     const std::span<const clinical::TrendPoint> history(points.data(), i + 1);
     for (const clinical::TrendRule& trend : trends->second) {
@@ -584,12 +641,32 @@ void AlertLedger::rejudge_trend(std::int64_t result_id, const clinical::TrendRul
       bind_optional(reopen, 4, decision.ref_low);
       bind_optional(reopen, 5, decision.ref_high);
       reopen.bind(6, now_);
-      reopen.bind(7, existing->alert_id);
+      reopen.bind(7, evidence_text(decision.evidence));
+      reopen.bind(8, existing->alert_id);
       reopen.exec();
       ++summary_.alerts;
     }
   } else if (existing && is_active(existing->state)) {
     close(*existing, "resolved", NoticeKind::resolution, result_id, std::nullopt);
+  }
+}
+
+void AlertLedger::load_silences(std::int64_t person_id, std::string_view analyte) {
+  silences_.clear();
+  SQLite::Statement& query = fresh(statements_.active_silences);
+  const ResetOnExit reset(query);
+  query.bind(1, person_id);
+  query.bind(2, std::string(analyte));
+  query.bind(3, now_);
+  while (query.executeStep()) {
+    clinical::Silence& silence = silences_.emplace_back();
+    silence.silence_id = query.getColumn(0).getInt64();
+    silence.until = query.getColumn(1).getInt64();
+    const auto side = clinical::read_alert_side(query.getColumn(2).getString());
+    const auto tier = clinical::read_alert_tier(query.getColumn(3).getString());
+    if (side && tier) {
+      silence.set_for = clinical::AlertState{*side, *tier};
+    }
   }
 }
 

@@ -14,6 +14,7 @@
 #include "clinical/mail_policy.hpp"
 #include "clinical/normalized.hpp"
 #include "clinical/rules.hpp"
+#include "clinical/silence.hpp"
 #include "storage/outbox.hpp"
 #include "storage/store.hpp"
 
@@ -37,6 +38,7 @@ struct LedgerStatements {
   SQLite::Statement add_report_ref;
   SQLite::Statement insert_notice;
   SQLite::Statement current_history;
+  SQLite::Statement active_silences;
 };
 
 // What the ledger needs to know about a version that became current.
@@ -99,6 +101,8 @@ class AlertLedger {
     std::string rule;
     std::string state;
     double value = 0;
+    std::optional<double> target_low;
+    std::optional<double> target_high;
     bool settled = false;
   };
   struct NoticeRow {  // a notice of an alert, with the item it is in
@@ -141,6 +145,8 @@ class AlertLedger {
                     clinical::MailVerdict verdict, bool to_the_end = false);
   void rejudge_trend(std::int64_t result_id, const clinical::TrendRule& rule,
                      const clinical::Decision& decision);
+  // Reads the silences of `person_id` and `analyte` in force at now_ into silences_.
+  void load_silences(std::int64_t person_id, std::string_view analyte);
 
   SQLite::Database& db_;
   LedgerStatements& statements_;
@@ -154,6 +160,10 @@ class AlertLedger {
   std::string patient_key_;
   std::string report_ref_;
   std::vector<std::int64_t> items_with_ref_;  // items of this report that already name it
+  // The silences in force for the person and analyte being judged (clinical::apply_silence), and
+  // the lab's flags of the result judged (a lab-flag alert's side).
+  std::vector<clinical::Silence> silences_;
+  std::string flags_;
 };
 
 // A new Message-ID: 16 random bytes in hex, "@labwatch" (no angle brackets).

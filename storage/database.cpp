@@ -361,6 +361,28 @@ ALTER TABLE unmapped_codes ADD COLUMN unit TEXT NOT NULL DEFAULT '';
 ALTER TABLE files ADD COLUMN config_digest TEXT NOT NULL DEFAULT '';
 )sql";
 
+// Version 10: silences and the results a trend alert rests on (issue 16). A silence keeps one person's alerts of one analyte from being mailed
+// until `until_at` (clinical::silence_covers); set_side/set_tier are the state of the alert that
+// was active when it was set ('' when none was: it covers every alert). expired_at is set by
+// `silence --expire`. alerts.evidence lists a trend alert's points as "collected_at=value;..."
+// (clinical::Decision::evidence); '' for other alerts and for rows of earlier versions.
+constexpr const char* kSchemaV10Silences = R"sql(
+CREATE TABLE silences (
+  silence_id INTEGER PRIMARY KEY,
+  person_id  INTEGER NOT NULL REFERENCES persons (person_id),
+  analyte    TEXT NOT NULL,                    -- catalogue key
+  until_at   INTEGER NOT NULL,                 -- Unix seconds: mail resumes then
+  reason     TEXT NOT NULL,
+  os_user    TEXT NOT NULL,                    -- SUDO_USER, else USER; '' when neither is set
+  created_at INTEGER NOT NULL,
+  expired_at INTEGER,                          -- ended early by `silence --expire`
+  set_side   TEXT NOT NULL,                    -- clinical::AlertSide of the alert then, or ''
+  set_tier   TEXT NOT NULL                     -- clinical::AlertTier of the alert then, or ''
+);
+CREATE INDEX silences_by_person ON silences (person_id, analyte);
+ALTER TABLE alerts ADD COLUMN evidence TEXT NOT NULL DEFAULT '';
+)sql";
+
 constexpr auto kMigrations = std::to_array<Migration>({
     {1, kSchemaV1},
     {2, kSchemaV2},
@@ -371,6 +393,7 @@ constexpr auto kMigrations = std::to_array<Migration>({
     {7, kSchemaV7Identity},
     {8, kSchemaV8DemographicKey},
     {9, kSchemaV9AdminFacts},
+    {10, kSchemaV10Silences},
 });
 
 bool is_in_memory(const std::string& path) noexcept { return path.empty() || path == ":memory:"; }

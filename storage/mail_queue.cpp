@@ -6,11 +6,14 @@
 #include <SQLiteCpp/Transaction.h>
 
 #include <algorithm>
+#include <charconv>
 #include <cstddef>
+#include <cstdlib>
 #include <map>
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <system_error>
 #include <utility>
 #include <vector>
 
@@ -41,6 +44,36 @@ NoticeKind read_notice_kind(const SQLite::Column& column) {
     return *kind;
   }
   throw std::runtime_error("notices.kind holds an unknown value '" + std::string(text) + "'");
+}
+
+// alerts.evidence ("collected_at=value;..."): the points a trend alert rests on. A point that
+// does not read is left out (the mail then names fewer values, never wrong ones).
+std::vector<clinical::TrendPoint> read_evidence(std::string_view text) {
+  std::vector<clinical::TrendPoint> points;
+  while (!text.empty()) {
+    const std::size_t semicolon = text.find(';');
+    const std::string_view item = text.substr(0, semicolon);
+    text = semicolon == std::string_view::npos ? std::string_view{} : text.substr(semicolon + 1);
+    const std::size_t eq = item.find('=');
+    if (eq == std::string_view::npos) {
+      continue;
+    }
+    clinical::UnixSeconds at = 0;
+    const auto [end, ec] = std::from_chars(item.data(), item.data() + eq, at);
+    if (ec != std::errc() || end != item.data() + eq) {
+      continue;
+    }
+    const std::string value(item.substr(eq + 1));
+    char* value_end = nullptr;
+    const double v = std::strtod(value.c_str(), &value_end);
+    if (value.empty() || value_end != value.c_str() + value.size()) {
+      continue;
+    }
+    clinical::TrendPoint& point = points.emplace_back();
+    point.collected_at = at;
+    point.value = v;
+  }
+  return points;
 }
 
 }  // namespace
@@ -84,7 +117,7 @@ std::vector<OutboxItem> MailQueue::claim_due(clinical::UnixSeconds now, int max)
       "SELECT n.alert_id, n.kind, n.previous_value, n.previous_message_id, a.rule, a.target_low, "
       "a.target_high, r.ref_low, r.ref_high, r.analyte, r.value, r.comparator, r.unit, "
       "r.collected_at, r.raw_range, r.person_id, r.raw_unit, r.range_use, r.flags, "
-      "r.shown_decimals "
+      "r.shown_decimals, a.evidence "
       "FROM notices n JOIN alerts a ON a.alert_id = n.alert_id "
       "JOIN results r ON r.result_id = n.result_id WHERE n.outbox_id = ? ORDER BY n.notice_id");
   SQLite::Statement history(db_,
@@ -125,6 +158,7 @@ std::vector<OutboxItem> MailQueue::claim_due(clinical::UnixSeconds now, int max)
                                                           : clinical::RangeProblem::not_printed);
       notice.flags = notices.getColumn(18).getString();
       notice.shown_decimals = read_position(notices.getColumn(19));
+      notice.evidence = read_evidence(notices.getColumn(20).getText());
 
       auto [at, added] = histories.try_emplace({person_id, notice.analyte});
       if (added) {

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "clinical/normalized.hpp"
+#include "clinical/rules.hpp"
 
 namespace labwatch::storage {
 
@@ -88,6 +89,8 @@ struct Notice {
   // it was attempted), else empty.
   std::string previous_message_id;
   std::vector<HistoryPoint> history;  // the last 5 current values of this analyte, oldest first
+  // A trend alert: the results it rests on (clinical::Decision::evidence), oldest first.
+  std::vector<clinical::TrendPoint> evidence;
 };
 
 // One e-mail to one recipient about one patient, claimed by the dispatcher.

@@ -19,6 +19,7 @@
 #include "storage/database.hpp"
 #include "storage/mail_queue.hpp"
 #include "storage/report_store.hpp"
+#include "storage/silence_store.hpp"
 #include "storage/sql_values.hpp"
 #include "storage/store.hpp"
 
@@ -274,14 +275,19 @@ class SqliteStore final : public Store {
     std::string sql =
         "SELECT a.alert_id, r.person_id, m.patient_key, r.analyte, a.value, r.unit, "
         "r.collected_at, a.rule, a.state, a.target_low, a.target_high, a.result_id, "
-        "r.comparator "
+        "r.comparator, "
+        // The silence a silenced alert fell under: the latest one set before it was raised.
+        "CASE WHEN a.state = 'silenced' THEN (SELECT min(s.until_at, "
+        "coalesce(s.expired_at, s.until_at)) FROM silences s WHERE s.person_id = r.person_id "
+        "AND s.analyte = r.analyte AND s.created_at <= a.created_at "
+        "ORDER BY s.silence_id DESC LIMIT 1) END "
         "FROM alerts a JOIN results r ON r.result_id = a.result_id "
         "JOIN messages m ON m.message_id = r.message_id ";
     if (!all) {
       sql +=
           "WHERE r.state = 'current' AND (a.state = 'unmailed' OR a.state = 'historical' OR "
-          "a.state = 'preliminary' OR a.state = 'pending' OR a.state = 'sent' OR "
-          "a.state = 'failed') ";
+          "a.state = 'preliminary' OR a.state = 'silenced' OR a.state = 'pending' OR "
+          "a.state = 'sent' OR a.state = 'failed') ";
     }
     sql += "ORDER BY r.person_id, r.analyte, r.collected_at, a.alert_id";
     SQLite::Statement query(db_, sql);
@@ -301,6 +307,9 @@ class SqliteStore final : public Store {
       row.target_high = read_optional(query.getColumn(10));
       row.result_id = query.getColumn(11).getInt64();
       row.comparator = query.getColumn(12).getString();
+      if (!query.getColumn(13).isNull()) {
+        row.silenced_until = query.getColumn(13).getInt64();
+      }
     }
     return rows;
   }
@@ -448,6 +457,16 @@ class SqliteStore final : public Store {
 
   void mark_mail_failed(std::int64_t outbox_id, std::string_view error) override {
     mail_.mark_failed(outbox_id, error);
+  }
+
+  std::int64_t add_silence(const NewSilence& silence) override {
+    return storage::add_silence(db_, silence);
+  }
+
+  std::vector<SilenceRow> silences() override { return list_silences(db_); }
+
+  bool expire_silence(std::int64_t silence_id, clinical::UnixSeconds now) override {
+    return storage::expire_silence(db_, silence_id, now);
   }
 
   int reset_interrupted_mail() override { return mail_.reset_interrupted(); }

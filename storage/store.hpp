@@ -221,6 +221,7 @@ struct AlertRow {
   clinical::UnixSeconds collected_at = 0;
   std::string rule;
   // Active: unmailed (no mail queued: no recipient, `ingest --no-mail`, or a trend re-judged),
+  // silenced (a silence kept it from being mailed: `labwatch silence`),
   // historical (collected before the mail age limit: never mailed), preliminary (mailed once
   // final), pending (queued), sent, failed.
   // History: resolved, superseded, withdrawn.
@@ -229,6 +230,37 @@ struct AlertRow {
   std::optional<double> target_high;
   std::int64_t result_id = 0;
   std::string comparator;  // of the result: "<", ">", ... for a censored value
+  // A silenced alert: when the silence it fell under ends (its date, or when it was expired
+  // early); nullopt for other alerts.
+  std::optional<clinical::UnixSeconds> silenced_until;
+};
+
+// A practitioner's silence (`labwatch silence`): no mail about one person's alerts of one analyte
+// until a date (clinical/silence.hpp decides which alerts it covers).
+struct NewSilence {
+  std::int64_t person_id = 0;
+  std::string analyte;  // catalogue key
+  clinical::UnixSeconds until = 0;
+  std::string reason;
+  std::string os_user;  // SUDO_USER, else USER
+  clinical::UnixSeconds now = 0;
+};
+
+struct SilenceRow {
+  std::int64_t silence_id = 0;
+  std::int64_t person_id = 0;
+  std::string analyte;
+  clinical::UnixSeconds until = 0;
+  std::string os_user;
+  clinical::UnixSeconds created_at = 0;
+  std::string reason;
+  std::optional<clinical::UnixSeconds> expired_at;  // ended early by `silence --expire`
+  std::string set_side;  // clinical::AlertSide of the alert active when it was set; '' none
+  std::string set_tier;  // clinical::AlertTier of it; '' none
+  // In force at `now` (the time the rows were read for): not expired, until still ahead.
+  [[nodiscard]] bool active(clinical::UnixSeconds now) const noexcept {
+    return !expired_at && until > now;
+  }
 };
 
 struct PersonRow {
@@ -275,7 +307,8 @@ class Store {
   // ...) and no current value exists: the gaps of that trend, oldest first.
   virtual std::vector<clinical::UnixSeconds> not_performed(std::int64_t person_id,
                                                            std::string_view analyte) = 0;
-  // Active alerts (unmailed, historical, preliminary, pending, sent, failed) on current results;
+  // Active alerts (unmailed, historical, preliminary, silenced, pending, sent, failed) on current
+  // results;
   // `all` adds every alert,
   // resolved, superseded and withdrawn history included.
   virtual std::vector<AlertRow> alerts(bool all) = 0;
@@ -287,6 +320,16 @@ class Store {
   // several joined by ", ") to a person id. nullopt when the text names no person, or more than
   // one by its readings together.
   virtual std::optional<std::int64_t> find_person(std::string_view id_or_key) = 0;
+
+  // ---- Silences (`labwatch silence`). Each call is one transaction. ----
+
+  // Records a silence, with the state of the alert on the person's latest current result of the
+  // analyte, if one is active (clinical::alert_state_of), and returns its id.
+  virtual std::int64_t add_silence(const NewSilence& silence) = 0;
+  // Every silence, by id.
+  virtual std::vector<SilenceRow> silences() = 0;
+  // Ends silence `silence_id` at `now`. False when there is no such silence, or it has ended.
+  virtual bool expire_silence(std::int64_t silence_id, clinical::UnixSeconds now) = 0;
 
   // ---- Intake attempts (the daemon's poison-file guard). Each call is one transaction. ----
 

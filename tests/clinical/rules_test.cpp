@@ -378,22 +378,24 @@ TEST_CASE("parse_trend_rule reads trend:falling:F and trend:away:N", "[clinical]
 
 TEST_CASE("parse_trend_rules says which clause is wrong and why", "[clinical][rules][trend]") {
   CHECK(trend_error("ge:50") ==
-        "clause 1 'ge:50': 'ge:50' is not a trend rule (trend:falling:F or trend:away:N)");
+        "clause 1 'ge:50': 'ge:50' is not a trend rule (trend:falling:F, trend:falling:PCT:DAYS, "
+        "trend:away:N, trend:consecutive:N or trend:toward:PCT)");
   CHECK(trend_error("trend:rising:0.2") ==
-        "clause 1 'trend:rising:0.2': 'rising' is not a trend kind (falling, away)");
+        "clause 1 'trend:rising:0.2': 'rising' is not a trend kind (falling, away, consecutive, "
+        "toward)");
   CHECK(trend_error("trend:falling:0.2;;trend:away:3") == "clause 2 is empty");
   CHECK(trend_error("trend:falling:0") ==
         "clause 1 'trend:falling:0': trend:falling needs a fraction between 0 and 1 "
-        "(exclusive), not '0'");
+        "(exclusive), or PCT:DAYS, not '0'");
   CHECK(trend_error("trend:falling:1") ==
         "clause 1 'trend:falling:1': trend:falling needs a fraction between 0 and 1 "
-        "(exclusive), not '1'");
+        "(exclusive), or PCT:DAYS, not '1'");
   CHECK(trend_error("trend:falling:20%") ==
         "clause 1 'trend:falling:20%': trend:falling needs a fraction between 0 and 1 "
-        "(exclusive), not '20%'");
+        "(exclusive), or PCT:DAYS, not '20%'");
   CHECK(trend_error("trend:falling") ==
         "clause 1 'trend:falling': trend:falling needs a fraction between 0 and 1 (exclusive), "
-        "not ''");
+        "or PCT:DAYS, not ''");
   CHECK(trend_error("trend:away:1") ==
         "clause 1 'trend:away:1': trend:away needs a whole number of results from 2 to 20, not "
         "'1'");
@@ -516,4 +518,198 @@ TEST_CASE("target_band with the hard tiers only is the band a report shades",
   const auto range = hard("range:6-8", *ferritin, {}, {});
   CHECK(range.low.value() == 6);
   CHECK(range.high.value() == 8);
+}
+
+// ---- trend:falling:PCT:DAYS, trend:consecutive:N, trend:toward:PCT ----------------------------
+
+namespace {
+
+constexpr std::int64_t kDay = 86'400;
+
+// Points at the given days (since an epoch) with the given values, oldest first.
+std::vector<TrendPoint> dated(std::initializer_list<std::pair<int, double>> day_values) {
+  std::vector<TrendPoint> out;
+  for (const auto& [day, value] : day_values) {
+    out.push_back({value, std::nullopt, std::nullopt, kDay * day});
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("parse_trend_rule reads falling:PCT:DAYS, consecutive:N and toward:PCT",
+          "[clinical][rules][trend]") {
+  const TrendRule within = trend("trend:falling:30:365");
+  CHECK(within.kind == TrendRule::Kind::falling_within);
+  CHECK(within.fraction == Approx(0.30));
+  CHECK(within.days == 365);
+  CHECK(within.window() == 2);
+  CHECK(within.span_seconds() == 365 * kDay);
+  const TrendRule consecutive = trend("trend:consecutive:3");
+  CHECK(consecutive.kind == TrendRule::Kind::consecutive);
+  CHECK(consecutive.count == 3);
+  CHECK(consecutive.window() == 4);
+  CHECK(consecutive.span_seconds() == 0);
+  const TrendRule toward = trend("trend:toward:10");
+  CHECK(toward.kind == TrendRule::Kind::toward);
+  CHECK(toward.fraction == Approx(0.10));
+  CHECK(toward.window() == 2);
+  // The old grammar keeps its meaning next to the new.
+  CHECK(trend("trend:falling:0.2").kind == TrendRule::Kind::falling);
+  CHECK(trend("trend:away:3").kind == TrendRule::Kind::away);
+}
+
+TEST_CASE("parse_trend_rules refuses malformed new trend clauses, naming the clause",
+          "[clinical][rules][trend]") {
+  struct Case {
+    std::string_view text;
+    std::string_view error;
+  };
+  const std::vector<Case> cases = {
+      {"trend:falling:0:365",
+       "clause 1 'trend:falling:0:365': trend:falling:PCT:DAYS needs a percentage between 0 and "
+       "100 (exclusive), not '0:365'"},
+      {"trend:falling:100:365",
+       "clause 1 'trend:falling:100:365': trend:falling:PCT:DAYS needs a percentage between 0 "
+       "and 100 (exclusive), not '100:365'"},
+      {"trend:falling:30:0",
+       "clause 1 'trend:falling:30:0': trend:falling:PCT:DAYS needs a whole number of days from 1 "
+       "to 3660, not '30:0'"},
+      {"trend:falling:30:",
+       "clause 1 'trend:falling:30:': trend:falling:PCT:DAYS needs a whole number of days from 1 "
+       "to 3660, not '30:'"},
+      {"trend:falling:30:1.5",
+       "clause 1 'trend:falling:30:1.5': trend:falling:PCT:DAYS needs a whole number of days "
+       "from 1 to 3660, not '30:1.5'"},
+      {"trend:falling:30:4000",
+       "clause 1 'trend:falling:30:4000': trend:falling:PCT:DAYS needs a whole number of days "
+       "from 1 to 3660, not '30:4000'"},
+      {"trend:consecutive:0",
+       "clause 1 'trend:consecutive:0': trend:consecutive needs a whole number of declines from "
+       "1 to 19, not '0'"},
+      {"trend:consecutive:20",
+       "clause 1 'trend:consecutive:20': trend:consecutive needs a whole number of declines from "
+       "1 to 19, not '20'"},
+      {"trend:consecutive:-2",
+       "clause 1 'trend:consecutive:-2': trend:consecutive needs a whole number of declines from "
+       "1 to 19, not '-2'"},
+      {"trend:toward:0",
+       "clause 1 'trend:toward:0': trend:toward needs a percentage of the band's width above 0, "
+       "at most 50, not '0'"},
+      {"trend:toward:51",
+       "clause 1 'trend:toward:51': trend:toward needs a percentage of the band's width above 0, "
+       "at most 50, not '51'"},
+      {"trend:away:3;trend:toward:x",
+       "clause 2 'trend:toward:x': trend:toward needs a percentage of the band's width above 0, "
+       "at most 50, not 'x'"},
+  };
+  for (const Case& c : cases) {
+    INFO(c.text);
+    CHECK(trend_error(c.text) == c.error);
+  }
+}
+
+TEST_CASE("evaluate_trend falling:PCT:DAYS measures the fall from the highest value within DAYS",
+          "[clinical][rules][trend]") {
+  struct Case {
+    std::vector<TrendPoint> history;
+    bool violated;
+    std::vector<double> evidence;  // values of the points named
+  };
+  const std::vector<Case> cases = {
+      // 100 -> 70 is a fall of exactly 30 %: "at least" counts it.
+      {dated({{0, 100}, {200, 70}}), true, {100, 70}},
+      {dated({{0, 100}, {200, 70.1}}), false, {}},
+      // The highest within the window, not the one before: 120 (day 100), then 90, then 80.
+      {dated({{100, 120}, {200, 90}, {300, 80}}), true, {120, 80}},
+      // The high lies more than 365 days back: only 90 counts, and 80 is not 30 % below it.
+      {dated({{0, 120}, {300, 90}, {400, 80}}), false, {}},
+      // On the window's first day: counted.
+      {dated({{0, 120}, {365, 80}}), true, {120, 80}},
+      // One result alone, or only a draw at the same time, is no trend.
+      {dated({{0, 120}}), false, {}},
+      {dated({{5, 120}, {5, 10}}), false, {}},
+      // A fall from zero means nothing.
+      {dated({{0, 0}, {10, -1}}), false, {}},
+  };
+  const TrendRule rule_30_365 = trend("trend:falling:30:365");
+  for (std::size_t i = 0; i < cases.size(); ++i) {
+    INFO("case " << i);
+    const Decision d = evaluate_trend(cases[i].history, rule_30_365, rule(""), analyte_with());
+    CHECK(d.violated == cases[i].violated);
+    std::vector<double> named;
+    for (const TrendPoint& p : d.evidence) {
+      named.push_back(p.value);
+    }
+    CHECK(named == cases[i].evidence);
+    if (d.violated) {
+      CHECK(d.rule == "trend:falling:30:365");
+      CHECK(d.evidence.back().collected_at == cases[i].history.back().collected_at);
+    }
+  }
+}
+
+TEST_CASE("evaluate_trend consecutive:N needs N declines in a row", "[clinical][rules][trend]") {
+  struct Case {
+    std::string_view rule;
+    std::vector<double> values;
+    bool violated;
+  };
+  const std::vector<Case> cases = {
+      {"trend:consecutive:3", {6.0, 5.8, 5.5, 5.1}, true},
+      {"trend:consecutive:3", {7.0, 6.0, 5.8, 5.5, 5.1}, true},  // a longer run counts too
+      {"trend:consecutive:3", {5.8, 5.5, 5.1}, false},           // only 2 declines
+      {"trend:consecutive:3", {6.0, 5.8, 5.8, 5.1}, false},      // a flat step breaks it
+      {"trend:consecutive:3", {6.0, 5.5, 5.8, 5.1}, false},      // a rise breaks it
+      {"trend:consecutive:3", {5.1, 5.5, 5.8, 6.0}, false},      // rising
+      {"trend:consecutive:1", {5.0, 4.9}, true},
+  };
+  for (const Case& c : cases) {
+    INFO(c.rule);
+    std::vector<TrendPoint> history;
+    for (const double v : c.values) {
+      history.push_back({v, std::nullopt, std::nullopt});
+    }
+    const TrendRule rule_n = trend(c.rule);
+    const Decision d = evaluate_trend(history, rule_n, rule(""), analyte_with());
+    CHECK(d.violated == c.violated);
+    CHECK(d.evidence.size() == (c.violated ? rule_n.window() : 0));
+  }
+}
+
+TEST_CASE("evaluate_trend toward:PCT alerts inside the band near an edge, moving toward it",
+          "[clinical][rules][trend]") {
+  struct Case {
+    std::vector<double> values;
+    bool violated;
+  };
+  // range:40-60, 10 % of the width is 2: the outer margins are 40-42 and 58-60.
+  const std::vector<Case> cases = {
+      {{50, 41.5}, true},   // fell into the low margin
+      {{50, 42}, true},     // on the margin's edge
+      {{50, 42.5}, false},  // not yet in it
+      {{41, 41.5}, false},  // in the margin but moving away from the edge
+      {{50, 59}, true},     // rose into the high margin
+      {{59.5, 59}, false},  // moving back inside
+      {{50, 39}, false},    // already outside: the target alert speaks, not the trend
+      {{41.5}, false},      // one result is no movement
+  };
+  for (std::size_t i = 0; i < cases.size(); ++i) {
+    INFO("case " << i);
+    std::vector<TrendPoint> history;
+    for (const double v : cases[i].values) {
+      history.push_back({v, std::nullopt, std::nullopt});
+    }
+    const Decision d =
+        evaluate_trend(history, trend("trend:toward:10"), rule("range:40-60"), analyte_with());
+    CHECK(d.violated == cases[i].violated);
+    if (d.violated) {
+      CHECK(d.rule == "trend:toward:10");
+      CHECK(d.target_low == 40);
+      CHECK(d.target_high == 60);
+      CHECK(d.evidence.size() == 2);
+    }
+  }
+  // A band without both bounds has no width: never violated.
+  CHECK(trend_violated("trend:toward:10", "ge:50", {60, 50.5}) == "");
 }

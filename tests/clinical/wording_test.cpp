@@ -7,6 +7,7 @@
 #include <string>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 #include "clinical/analyte_catalogue.hpp"
 #include "clinical/rules.hpp"
@@ -251,7 +252,9 @@ TEST_CASE("describe_finding says the tier plainly", "[clinical][wording]") {
       {&ferritin, "lab_flag", 60, 16, 232, "A", "ng/mL", 0, "flagged abnormal by the lab"},
       {&ferritin, "ge:40", 30, 40, {}, "", "ng/mL", 0, "outside the optimal target"},
       {nullptr, "ge:50", 30, 50, {}, "", "ng/mL", 0, "outside the optimal target"},
-      {&ferritin, "trend:falling:0.2", 30, 40, {}, "", "ng/mL", 0, "outside the optimal target"},
+      // A trend rule says what kind of trend (its values, when given: see the next test).
+      {&ferritin, "trend:falling:0.2", 30, 40, {}, "", "ng/mL", 0, "fell by more than 20 %"},
+      {&ferritin, "trend:rising:2", 30, 40, {}, "", "ng/mL", 0, "outside the optimal target"},
   };
   for (const Case& c : cases) {
     INFO(c.clause << " " << c.value);
@@ -271,4 +274,44 @@ TEST_CASE("alert_tier names the tier of an alert's rule", "[clinical][wording]")
   // A clause the rule in force no longer holds keeps what its text says.
   CHECK(alert_tier("ideal:gt:80", &ferritin) == "ideal");
   CHECK(alert_tier("le:1.0", nullptr) == "target");
+}
+
+TEST_CASE("describe_finding names the results a trend alert rests on", "[clinical][wording]") {
+  using labwatch::clinical::EvidencePoint;
+  struct Case {
+    std::string_view rule;
+    std::vector<EvidencePoint> evidence;
+    std::optional<double> low;
+    std::optional<double> high;
+    std::string_view expected;
+  };
+  const std::vector<Case> cases = {
+      {"trend:falling:30:365",
+       {{120, "2026-01-02"}, {78, "2026-05-03"}},
+       84,
+       {},
+       "fell 35 % within 365 days: 120 ng/mL (2026-01-02) to 78 ng/mL (2026-05-03)"},
+      {"trend:falling:0.2",
+       {{100, "2026-01-02"}, {70, "2026-02-02"}},
+       80,
+       {},
+       "fell by more than 20 %: 100 ng/mL (2026-01-02) to 70 ng/mL (2026-02-02)"},
+      {"trend:consecutive:2",
+       {{90, "d1"}, {80, "d2"}, {70, "d3"}},
+       {},
+       {},
+       "2 declines in a row: 90 ng/mL (d1), 80 ng/mL (d2), 70 ng/mL (d3)"},
+      {"trend:toward:10",
+       {{50, ""}, {41, ""}},
+       40,
+       60,
+       "moving toward the lower edge of the optimal band 40-60 ng/mL: 50 ng/mL to 41 ng/mL"},
+      {"trend:falling:30:365", {}, 84, {}, "fell by at least 30 % within 365 days"},
+  };
+  for (const Case& c : cases) {
+    INFO(c.rule);
+    FindingFacts facts{c.rule, 0, c.low, c.high, "", "ng/mL", 0};
+    facts.evidence = c.evidence;
+    CHECK(describe_finding(facts, nullptr) == c.expected);
+  }
 }

@@ -11,6 +11,8 @@
 #include <fstream>
 #include <iterator>
 #include <string>
+#include <string_view>
+#include <vector>
 
 using labwatch::config::Config;
 using labwatch::config::ConfigError;
@@ -159,9 +161,12 @@ TEST_CASE("parse_config reads intake, targets, csv aliases, mail and practitione
   CHECK(c.intake.rescan.count() == 30);
   CHECK(c.targets.at("ferritin").text == "ge:70");
   CHECK(c.targets.at("homocysteine").text == "range:6-8");
+  // A <trend> replaces the rules shipped for the analyte; the others keep theirs.
   REQUIRE(c.trends.at("ferritin").size() == 2);
   CHECK(c.trends.at("ferritin")[0].text == "trend:falling:0.2");
   CHECK(c.trends.at("ferritin")[1].text == "trend:away:3");
+  REQUIRE(c.trends.at("vitamin_d_25oh").size() == 1);
+  CHECK(c.trends.at("vitamin_d_25oh")[0].text == "trend:falling:30:365");
   REQUIRE(c.csv.extra.count(labwatch::parsers::CsvColumn::value) == 1);
   CHECK(c.csv.extra.at(labwatch::parsers::CsvColumn::value).at(0) == "Messwert");
   CHECK(c.mail.smtp_url == "smtps://mail.example.org:465");
@@ -283,7 +288,19 @@ TEST_CASE("parse_config names the element, line and reason of each mistake", "[c
   SECTION("bad trend rule") {
     CHECK(must_fail("<labwatch><targets><trend analyte=\"ferritin\" "
                     "rule=\"trend:falling:2\"/></targets></labwatch>")
-              .message.rfind("<trend analyte=\"ferritin\">: rule: ", 0) == 0);
+              .message.rfind("<trend analyte=\"ferritin\">: rule 'trend:falling:2': ", 0) == 0);
+    // The new grammar: the error names the rule as written and what is wrong with it.
+    CHECK(must_fail("<labwatch><targets><trend analyte=\"ferritin\" "
+                    "rule=\"trend:falling:30:0\"/></targets></labwatch>")
+              .message ==
+          "<trend analyte=\"ferritin\">: rule 'trend:falling:30:0': clause 1 "
+          "'trend:falling:30:0': trend:falling:PCT:DAYS needs a whole number of days from 1 to "
+          "3660, not '30:0'");
+    CHECK(must_fail("<labwatch><targets><trend analyte=\"ferritin\" "
+                    "rule=\"trend:consecutive:3;trend:consecutive:3\"/></targets></labwatch>")
+              .message ==
+          "<trend analyte=\"ferritin\">: trend rule 'trend:consecutive:3' is "
+          "given twice for 'ferritin'");
   }
   SECTION("target for an unknown analyte") {
     CHECK(must_fail("<labwatch><targets><target analyte=\"unobtainium\" "
@@ -423,5 +440,39 @@ TEST_CASE("parse_config reads <alerts>, whose defaults keep old results and prel
     CAPTURE(bad);
     const ConfigError e = must_fail("<labwatch><alerts " + std::string(bad) + "/></labwatch>");
     CHECK(e.message.find("<alerts>") != std::string::npos);
+  }
+}
+
+TEST_CASE("default_config ships trend rules for ferritin, vitamin D and RBC magnesium",
+          "[config]") {
+  const Config c = labwatch::config::default_config();
+  const auto texts = [&](std::string_view key) {
+    std::vector<std::string> out;
+    const auto found = c.trends.find(key);
+    if (found != c.trends.end()) {
+      for (const auto& t : found->second) {
+        out.push_back(t.text);
+      }
+    }
+    return out;
+  };
+  CHECK(texts("ferritin") == std::vector<std::string>{"trend:falling:30:365"});
+  CHECK(texts("vitamin_d_25oh") == std::vector<std::string>{"trend:falling:30:365"});
+  CHECK(texts("rbc_magnesium") == std::vector<std::string>{"trend:consecutive:4"});
+  CHECK(texts("homocysteine").empty());
+  CHECK(c.trends.size() == 3);
+
+  SECTION("rule=\"none\" leaves an analyte without trend rules") {
+    const Config none = must_parse(
+        "<labwatch><targets><trend analyte=\"ferritin\" rule=\"none\"/></targets></labwatch>");
+    CHECK(none.trends.at("ferritin").empty());
+    CHECK(none.trends.at("rbc_magnesium").size() == 1);
+  }
+  SECTION("two <trend> elements of one analyte add up") {
+    const Config two = must_parse(
+        "<labwatch><targets><trend analyte=\"ferritin\" rule=\"trend:consecutive:2\"/>"
+        "<trend analyte=\"ferritin\" rule=\"trend:toward:10\"/></targets></labwatch>");
+    REQUIRE(two.trends.at("ferritin").size() == 2);
+    CHECK(two.trends.at("ferritin")[1].text == "trend:toward:10");
   }
 }

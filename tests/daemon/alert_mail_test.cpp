@@ -5,6 +5,7 @@
 #include <catch2/catch.hpp>
 #include <functional>
 #include <map>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -625,4 +626,29 @@ TEST_CASE("compose_alert_mail groups notices by analyte in collection order and 
     CHECK(third != std::string::npos);
     CHECK(m.text_body.find("draws") == std::string::npos);
   }
+}
+
+TEST_CASE("compose_alert_mail names the values a trend alert rests on, dated only at full PHI",
+          "[daemon][mail][alert_mail][trend]") {
+  Notice n = ferritin_alert();
+  n.value = 60;
+  n.rule = "trend:falling:30:365";
+  n.target_low = 70;
+  n.evidence = {{100, std::nullopt, std::nullopt, kEarlier},
+                {60, std::nullopt, std::nullopt, kCollected}};
+  OutboxItem item = three_alerts(true);
+  item.notices = {n};
+  const std::string full = compose(item).text_body;
+  INFO(full);
+  CHECK(full.find("1. Ferritin 60 ng/mL, collected 2024-09-21 12:15 UTC: fell 40 % within 365 "
+                  "days: 100 ng/mL (2024-03-01) to 60 ng/mL (2024-09-21)\n") != std::string::npos);
+
+  item.recipient.full_phi = false;
+  const std::string minimal = compose(item).text_body;
+  INFO(minimal);
+  CHECK(minimal.find("1. Ferritin: fell by at least 30 % within 365 days\n"
+                     "   Optimal target: rule trend:falling:30:365\n") != std::string::npos);
+  CHECK(minimal.find("70") == std::string::npos);  // the threshold is 70 % of a value
+  CHECK(minimal.find("100 ng/mL") == std::string::npos);
+  CHECK(minimal.find("2024-03-01") == std::string::npos);
 }

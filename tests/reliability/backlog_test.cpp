@@ -24,12 +24,15 @@ TEST_CASE(
   const int patients = scaled(1'000, 20);
   const int port = unused_loopback_port();  // nothing listens there until the relay "returns"
   const Layout layout(TempDir::fast_base(), 100);
-  layout.write_config(100,
-                      "  <mail smtp=\"smtp://127.0.0.1:" + std::to_string(port) +
-                          "\" default-recipient=\"results@clinic.example.org\" "
-                          "collect-wait-seconds=\"0\" retry-min-seconds=\"1\" "
-                          "retry-max-seconds=\"2\" timeout-seconds=\"5\"/>\n"
-                          "  <alerts mail-max-age-days=\"36500\" mail-preliminary=\"true\"/>\n");
+  layout.write_config(100, "  <mail smtp=\"smtp://127.0.0.1:" + std::to_string(port) +
+                               "\" default-recipient=\"results@clinic.example.org\" "
+                               "collect-wait-seconds=\"0\" retry-min-seconds=\"1\" "
+                               "retry-max-seconds=\"2\" timeout-seconds=\"5\"/>\n"
+                               "  <alerts mail-max-age-days=\"36500\" mail-preliminary=\"true\"/>\n"
+                               // One alert per file: no shipped trend rule adds one for a fall.
+                               "  <targets><trend analyte=\"ferritin\" rule=\"none\"/>"
+                               "<trend analyte=\"vitamin_d_25oh\" rule=\"none\"/>"
+                               "<trend analyte=\"rbc_magnesium\" rule=\"none\"/></targets>\n");
   for (int i = 0; i < files; ++i) {
     const FeedFile f = make_feed_file(i, FeedKind::alerting, patients);
     write_file(layout.stage() / f.name, f.bytes);

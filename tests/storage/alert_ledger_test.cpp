@@ -592,6 +592,61 @@ TEST_CASE("AlertLedger judges trend:falling for each new current result and its 
   }
 }
 
+TEST_CASE("AlertLedger judges trend:falling:PCT:DAYS over time and stores what it rests on",
+          "[storage][ledger][trend]") {
+  Fixture f;
+  Targets targets = routed();
+  targets.by_analyte.insert_or_assign("ferritin",
+                                      labwatch::clinical::parse_optimal_rule("ge:10").value());
+  targets.trends["ferritin"] = {
+      labwatch::clinical::parse_trend_rule("trend:falling:30:365").value()};
+  const auto at = [](double value, int day) {
+    return sgh("M" + std::to_string(day), kT0 + day * kDay,
+               {ferritin(value, ResultStatus::final, "O" + std::to_string(day), kT0 + day * kDay)});
+  };
+  const auto trend_alerts = [&f] {
+    std::vector<std::pair<std::int64_t, std::string>> out;  // (day, state)
+    for (const auto& a : f.store->alerts(false)) {
+      CHECK(a.rule == "trend:falling:30:365");
+      out.emplace_back((a.collected_at - kT0) / kDay, a.state);
+    }
+    return out;
+  };
+  using Alerts = std::vector<std::pair<std::int64_t, std::string>>;
+
+  SECTION("in order: the fall from the year's high is mailed, naming the high and the value") {
+    ingest(*f.store, "1", {at(100, 1)}, targets);
+    ingest(*f.store, "2", {at(80, 200)}, targets);  // 20 %: not yet
+    CHECK(trend_alerts().empty());
+    const IngestSummary fall = ingest(*f.store, "3", {at(65, 300)}, targets);  // 35 % below 100
+    CHECK(fall.notices == 1);
+    CHECK(trend_alerts() == Alerts{{300, "pending"}});
+    const auto items = claim_all(*f.store);
+    REQUIRE(items.size() == 1);
+    REQUIRE(items[0].notices.size() == 1);
+    const auto& evidence = items[0].notices[0].evidence;
+    REQUIRE(evidence.size() == 2);
+    CHECK(evidence[0].value == 100);
+    CHECK(evidence[0].collected_at == kT0 + 1 * kDay);
+    CHECK(evidence[1].value == 65);
+    CHECK(evidence[1].collected_at == kT0 + 300 * kDay);
+    CHECK(items[0].notices[0].target_low == Approx(70));
+  }
+  SECTION("a high older than the window does not count") {
+    ingest(*f.store, "1", {at(100, 1)}, targets);
+    ingest(*f.store, "2", {at(65, 400)}, targets);
+    CHECK(trend_alerts().empty());
+  }
+  SECTION("a high arriving late is seen by every later result within DAYS, not only the next") {
+    ingest(*f.store, "2", {at(80, 200)}, targets);
+    ingest(*f.store, "3", {at(65, 300)}, targets);  // 19 % below 80: no alert
+    CHECK(trend_alerts().empty());
+    const IngestSummary late = ingest(*f.store, "1", {at(100, 1)}, targets);
+    CHECK(late.notices == 0);
+    CHECK(trend_alerts() == Alerts{{300, "unmailed"}});
+  }
+}
+
 TEST_CASE("AlertLedger judges trend:away against each result's optimal band",
           "[storage][ledger][trend]") {
   Fixture f;

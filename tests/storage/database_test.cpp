@@ -60,7 +60,7 @@ TEST_CASE("open_database migrates an empty file to the latest schema and reopens
           "[storage][database]") {
   const TempDir dir;
   const std::string path = dir.file("labwatch.db");
-  REQUIRE(labwatch::storage::latest_schema_version() == 9);
+  REQUIRE(labwatch::storage::latest_schema_version() == 10);
   {
     SQLite::Database db = labwatch::storage::open_database(path, {});
     CHECK(labwatch::storage::schema_version(db) == labwatch::storage::latest_schema_version());
@@ -68,7 +68,7 @@ TEST_CASE("open_database migrates an empty file to the latest schema and reopens
           std::vector<std::string>{"alerts", "files", "identifiers", "identity_audit",
                                    "intake_attempts", "match_candidates", "messages",
                                    "not_performed", "notices", "outbox", "persons", "refusals",
-                                   "results", "unmapped_codes"});
+                                   "results", "silences", "unmapped_codes"});
     db.exec(
         "INSERT INTO files (sha256, name, source, size, ingested_at, outcome) "
         "VALUES ('abc', 'a.hl7', '', 3, 0, 'accepted')");
@@ -124,14 +124,14 @@ TEST_CASE("open_database refuses a database written by a newer labwatch", "[stor
   const std::string path = dir.file("labwatch.db");
   {
     SQLite::Database db = labwatch::storage::open_database(path, {});
-    db.exec("PRAGMA user_version = 10");
+    db.exec("PRAGMA user_version = 11");
   }
   CHECK_THROWS_WITH(labwatch::storage::open_database(path, {}),
-                    "database schema version 10 is newer than this labwatch supports (9); use a "
+                    "database schema version 11 is newer than this labwatch supports (10); use a "
                     "newer labwatch");
   CHECK_THROWS_AS(labwatch::storage::open_sqlite_store(path), std::runtime_error);
   SQLite::Database untouched(path);
-  CHECK(labwatch::storage::schema_version(untouched) == 10);
+  CHECK(labwatch::storage::schema_version(untouched) == 11);
 }
 
 TEST_CASE("migrate applies each step in its own transaction and stops at a failing one",
@@ -350,4 +350,22 @@ TEST_CASE("The match candidates of a person are read through indexes, newest fir
   INFO(by_date);
   CHECK(by_date.find("USING INDEX persons_by_birth_date (birth_date=?)") != std::string::npos);
   CHECK(by_date.find("TEMP B-TREE") == std::string::npos);
+}
+
+TEST_CASE("open_database upgrades version 9 to silences and trend evidence",
+          "[storage][database][silence]") {
+  const TempDir dir;
+  const std::string path = dir.file("labwatch.db");
+  {
+    SQLite::Database db(path, SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
+    labwatch::storage::migrate(db, labwatch::storage::schema_migrations().first(9));
+    db.exec(
+        "INSERT INTO alerts (result_id, rule, state, value, created_at, updated_at) "
+        "VALUES (1, 'trend:falling:0.2', 'sent', 40, 0, 0)");
+  }
+  SQLite::Database db = labwatch::storage::open_database(path, {});
+  CHECK(labwatch::storage::schema_version(db) == labwatch::storage::latest_schema_version());
+  // An alert of before has no evidence recorded; silences start empty.
+  CHECK(db.execAndGet("SELECT evidence FROM alerts WHERE result_id = 1").getString().empty());
+  CHECK(db.execAndGet("SELECT count(*) FROM silences").getInt() == 0);
 }

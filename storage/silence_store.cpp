@@ -1,0 +1,90 @@
+// SPDX-License-Identifier: Apache-2.0
+// Silences in SQLite: recording one with the state of the alert it is set against, listing,
+// expiring.
+#include "storage/silence_store.hpp"
+
+#include <SQLiteCpp/Statement.h>
+#include <SQLiteCpp/Transaction.h>
+
+#include <string>
+
+#include "clinical/silence.hpp"
+#include "storage/sql_values.hpp"
+
+namespace labwatch::storage {
+
+std::int64_t add_silence(SQLite::Database& db, const NewSilence& silence) {
+  SQLite::Transaction transaction(db);
+  // The alert a practitioner is looking at: the one on the latest current result of the analyte
+  // (the optimal target's or a lab witness's; a trend alert beside it says less).
+  SQLite::Statement latest(
+      db,
+      "SELECT a.rule, a.value, a.target_low, a.target_high, r.flags FROM alerts a "
+      "JOIN results r ON r.result_id = a.result_id "
+      "WHERE r.person_id = ? AND r.analyte = ? AND r.state = 'current' AND "
+      "a.state IN ('unmailed', 'historical', 'preliminary', 'silenced', 'pending', 'sent', "
+      "'failed') "
+      "ORDER BY r.collected_at DESC, (a.rule LIKE 'trend:%'), a.alert_id DESC LIMIT 1");
+  latest.bind(1, silence.person_id);
+  latest.bind(2, silence.analyte);
+  std::string side;
+  std::string tier;
+  if (latest.executeStep()) {
+    const clinical::AlertState state = clinical::alert_state_of(
+        latest.getColumn(0).getString(), latest.getColumn(1).getDouble(),
+        read_optional(latest.getColumn(2)), read_optional(latest.getColumn(3)),
+        latest.getColumn(4).getString());
+    side = clinical::to_string(state.side);
+    tier = clinical::to_string(state.tier);
+  }
+  SQLite::Statement insert(db,
+                           "INSERT INTO silences (person_id, analyte, until_at, reason, os_user, "
+                           "created_at, set_side, set_tier) VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
+  insert.bind(1, silence.person_id);
+  insert.bind(2, silence.analyte);
+  insert.bind(3, silence.until);
+  insert.bind(4, silence.reason);
+  insert.bind(5, silence.os_user);
+  insert.bind(6, silence.now);
+  insert.bind(7, side);
+  insert.bind(8, tier);
+  insert.exec();
+  const std::int64_t id = db.getLastInsertRowid();
+  transaction.commit();
+  return id;
+}
+
+std::vector<SilenceRow> list_silences(SQLite::Database& db) {
+  SQLite::Statement query(db,
+                          "SELECT silence_id, person_id, analyte, until_at, os_user, created_at, "
+                          "reason, expired_at, set_side, set_tier FROM silences "
+                          "ORDER BY silence_id");
+  std::vector<SilenceRow> rows;
+  while (query.executeStep()) {
+    SilenceRow& row = rows.emplace_back();
+    row.silence_id = query.getColumn(0).getInt64();
+    row.person_id = query.getColumn(1).getInt64();
+    row.analyte = query.getColumn(2).getString();
+    row.until = query.getColumn(3).getInt64();
+    row.os_user = query.getColumn(4).getString();
+    row.created_at = query.getColumn(5).getInt64();
+    row.reason = query.getColumn(6).getString();
+    if (!query.getColumn(7).isNull()) {
+      row.expired_at = query.getColumn(7).getInt64();
+    }
+    row.set_side = query.getColumn(8).getString();
+    row.set_tier = query.getColumn(9).getString();
+  }
+  return rows;
+}
+
+bool expire_silence(SQLite::Database& db, std::int64_t silence_id, clinical::UnixSeconds now) {
+  SQLite::Statement update(db,
+                           "UPDATE silences SET expired_at = ?1 WHERE silence_id = ?2 AND "
+                           "expired_at IS NULL AND until_at > ?1");
+  update.bind(1, now);
+  update.bind(2, silence_id);
+  return update.exec() == 1;
+}
+
+}  // namespace labwatch::storage
