@@ -361,11 +361,12 @@ ALTER TABLE unmapped_codes ADD COLUMN unit TEXT NOT NULL DEFAULT '';
 ALTER TABLE files ADD COLUMN config_digest TEXT NOT NULL DEFAULT '';
 )sql";
 
-// Version 10: silences and the results a trend alert rests on (issue 16). A silence keeps one person's alerts of one analyte from being mailed
-// until `until_at` (clinical::silence_covers); set_side/set_tier are the state of the alert that
-// was active when it was set ('' when none was: it covers every alert). expired_at is set by
-// `silence --expire`. alerts.evidence lists a trend alert's points as "collected_at=value;..."
-// (clinical::Decision::evidence); '' for other alerts and for rows of earlier versions.
+// Version 10: silences and the results a trend alert rests on (issue 16). A silence keeps one
+// person's alerts of one analyte from being mailed until `until_at` (clinical::silence_covers);
+// set_side/set_tier are the state of the alert that was active when it was set ('' when none was:
+// it covers every alert). expired_at is set by `silence --expire`. alerts.evidence lists a trend
+// alert's points as "collected_at=value;..." (clinical::Decision::evidence); '' for other alerts
+// and for rows of earlier versions.
 constexpr const char* kSchemaV10Silences = R"sql(
 CREATE TABLE silences (
   silence_id INTEGER PRIMARY KEY,
