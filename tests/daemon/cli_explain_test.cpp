@@ -65,13 +65,16 @@ TEST_CASE("labwatch explain says per line what an ingest would store, skip, refu
                    "  line 8, segment 4 OBX, field 5: store: ferritin 20 ng/mL (lab: 20 ng/mL)\n"
                    "    alert: ferritin, rule ge:50, tier target: below the minimum of 50 "
                    "(mail: historical)\n"
+                   // The shipped trend rule of ferritin: 80 to 20 is a fall of 75 %.
+                   "    alert: ferritin, rule trend:falling:30:365, tier trend: fell by at least "
+                   "30 % within 365 days (mail: historical)\n"
                    "  line 9, segment 5 OBX, field 5: skip: unmapped code 99999-9 'MYSTERY' "
                    "[mmol/L]: no analyte maps it (see labwatch unmapped)\n"
                    "  line 10, segment 6 OBX, field 5: refuse: implausible_value: OBX-5 is below "
                    "what is possible for hs_crp\n"
                    "  line 11, segment 7 OBX, field 5: skip: comment\n"
                    "summary: 1 to store, 1 already stored, 0 superseded, 0 withdrawn, 1 skipped, "
-                   "1 unmapped, 1 refused, 1 alert\n") != std::string::npos);
+                   "1 unmapped, 1 refused, 2 alerts\n") != std::string::npos);
   // The refusal names no patient: neither the MRN nor the name is printed anywhere.
   CHECK(r.out.find("EX-1") == std::string::npos);
   CHECK(r.out.find("DOE") == std::string::npos);
@@ -112,7 +115,8 @@ TEST_CASE("labwatch explain says per line what an ingest would store, skip, refu
                         "\"reason\":\"implausible_value\"") != std::string::npos);
     CHECK(json.out.find("\"alerts\":[{\"analyte\":\"ferritin\",\"rule\":\"ge:50\",\"tier\":"
                         "\"target\",\"finding\":\"below the minimum of 50\",\"mail\":"
-                        "\"historical\"}]") != std::string::npos);
+                        "\"historical\"},{\"analyte\":\"ferritin\",\"rule\":"
+                        "\"trend:falling:30:365\",\"tier\":\"trend\"") != std::string::npos);
   }
   CHECK(state_of(db) == before);
 }
