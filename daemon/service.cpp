@@ -20,6 +20,7 @@
 #include <deque>
 #include <exception>
 #include <filesystem>
+#include <iterator>
 #include <map>
 #include <memory>
 #include <optional>
@@ -228,6 +229,7 @@ class Service {
 
   void rescan(const char* why);
   void enqueue(const std::string& name);
+  [[nodiscard]] bool has_unfinished_attempt(const std::string& name) const;
   void post_work();
   void work();
   void handle(const std::string& name);
@@ -561,12 +563,30 @@ void Service::rescan(const char* why) {
   }
 }
 
+// Why a file with an earlier attempt that did not complete waits behind the others: the process
+// that ended during its ingest may have been killed from outside (a stop that timed out, an admin's
+// SIGKILL, a power loss) right after it started, and a restart would begin with the same file and
+// count it again, until an innocent file is set aside as poison. Behind the others, a file is only
+// counted again when it is itself being read; a file that really crashes the process still
+// reaches kPoisonAttempts, and meanwhile everything else is ingested.
 void Service::enqueue(const std::string& name) {
   if (stopping_ || !queued_.insert(name).second) {
     return;
   }
-  queue_.push_back(name);
+  auto at = queue_.end();
+  if (!has_unfinished_attempt(name)) {
+    while (at != queue_.begin() && has_unfinished_attempt(*std::prev(at))) {
+      --at;
+    }
+  }
+  queue_.insert(at, name);
   post_work();
+}
+
+bool Service::has_unfinished_attempt(const std::string& name) const {
+  return rt_ && std::ranges::any_of(rt_->failing, [&name](const storage::IntakeAttempt& a) {
+           return a.key.name == name;
+         });
 }
 
 void Service::post_work() {
