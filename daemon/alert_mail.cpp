@@ -108,7 +108,7 @@ std::string_view rule_kind(std::string_view rule) {
 }
 
 // ">= 50 ng/mL (rule ge:50)", "6 - 8 umol/L (rule range:6-8)", "rule trend:falling:0.2".
-std::string target_text(const Notice& notice) {
+std::string notice_target_text(const Notice& notice) {
   const std::string_view kind = rule_kind(notice.rule);
   const std::string rule = "rule " + single_line(notice.rule);
   std::string band;
@@ -342,7 +342,7 @@ NoticeText describe_notice(const Notice& notice, const clinical::AnalyteCatalogu
     const bool from_values = notice.rule.starts_with("trend:falling");
     out.details.push_back("Optimal target: " + (from_values && !full_phi
                                                     ? "rule " + single_line(notice.rule)
-                                                    : target_text(notice)));
+                                                    : notice_target_text(notice)));
   }
   const std::string range = range_line(notice, analyte);
   out.details.push_back("Lab range: " + (range.empty() ? std::string("none printed") : range));

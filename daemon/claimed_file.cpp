@@ -12,6 +12,8 @@
 #include <system_error>
 #include <utility>
 
+#include "daemon/posix_io.hpp"
+
 namespace labwatch::daemon {
 namespace {
 
@@ -46,10 +48,7 @@ Writers open_writers(const std::filesystem::path& path) noexcept {
   if (::lstat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) {
     return Writers::unknown;  // opening anything but a regular file can have side effects
   }
-  int fd = -1;
-  do {
-    fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY);
-  } while (fd < 0 && errno == EINTR);
+  int fd = open_retrying(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY);
   if (fd < 0) {
     return Writers::unknown;
   }
@@ -93,10 +92,7 @@ parsers::Expected<ClaimedFile, parsers::Refusal> ClaimedFile::open(
   if (policy.strict) {
     flags |= O_NOFOLLOW;
   }
-  int fd = -1;
-  do {
-    fd = ::open(path.c_str(), flags);
-  } while (fd < 0 && errno == EINTR);
+  int fd = open_retrying(path.c_str(), flags);
   if (fd < 0) {
     if (errno == ELOOP) {
       return parsers::unexpected(

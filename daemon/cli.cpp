@@ -42,6 +42,7 @@
 #include "daemon/digest.hpp"
 #include "daemon/log.hpp"
 #include "daemon/pipeline.hpp"
+#include "daemon/posix_io.hpp"
 #include "daemon/progress_line.hpp"
 #include "daemon/service.hpp"
 #include "daemon/text_format.hpp"
@@ -805,20 +806,6 @@ int cmd_trend(const Args& args) {
   }
   std::fwrite(out.data(), 1, out.size(), stdout);
   return kExitOk;
-}
-
-// Writes all of `bytes` to `fd`; throws std::system_error naming `what`.
-void write_all(int fd, std::string_view bytes, const std::string& what) {
-  while (!bytes.empty()) {
-    const ssize_t n = ::write(fd, bytes.data(), bytes.size());
-    if (n < 0 && errno == EINTR) {
-      continue;
-    }
-    if (n < 0) {
-      throw std::system_error(errno, std::generic_category(), what);
-    }
-    bytes.remove_prefix(static_cast<std::size_t>(n));
-  }
 }
 
 // Writes `bytes` to `path` through a new temporary file beside it, then renames it over `path`: a

@@ -14,6 +14,8 @@
 #include <system_error>
 #include <vector>
 
+#include "daemon/posix_io.hpp"
+
 namespace labwatch::daemon {
 namespace {
 
@@ -30,47 +32,12 @@ std::system_error errno_error(const std::string& what, int code = errno) {
 }
 
 int open_dir(const std::filesystem::path& path) {
-  int fd = -1;
-  do {
-    fd = ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  } while (fd < 0 && errno == EINTR);
+  int fd = open_retrying(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0) {
     throw errno_error("open " + path.string());
   }
   return fd;
 }
-
-void write_all(int fd, std::string_view bytes, const std::string& what) {
-  while (!bytes.empty()) {
-    const ssize_t n = ::write(fd, bytes.data(), bytes.size());
-    if (n < 0) {
-      if (errno == EINTR) {
-        continue;
-      }
-      throw errno_error(what);
-    }
-    bytes.remove_prefix(static_cast<std::size_t>(n));
-  }
-}
-
-// Closes on scope exit; close(2) is never retried (the fd is gone either way).
-class Fd {
- public:
-  explicit Fd(int fd) noexcept : fd_(fd) {}
-  ~Fd() {
-    if (fd_ >= 0) {
-      ::close(fd_);
-    }
-  }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  Fd(Fd&&) = delete;
-  Fd& operator=(Fd&&) = delete;
-  [[nodiscard]] int get() const noexcept { return fd_; }
-
- private:
-  int fd_;
-};
 
 // In failed/, only reason files end in ".reason.txt": a refused file named so is numbered
 // ("b.reason.txt" -> "b.reason.1.txt"). A name ending so whose file is absent is then always an
@@ -122,9 +89,7 @@ FileMover::FileMover(const std::filesystem::path& inbox, const std::filesystem::
   }
   // The claim directory is private to this process (it holds the inbox's lock): a descriptor held
   // open keeps it usable. O_NOFOLLOW: a symlink put in its place is refused.
-  do {
-    claim_.fd = ::open(claim_.path.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-  } while (claim_.fd < 0 && errno == EINTR);
+  claim_.fd = open_retrying(claim_.path.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
   if (claim_.fd < 0) {
     throw errno_error("open " + claim_.path.string());
   }
@@ -265,15 +230,13 @@ bool FileMover::place_reason(Dir& dir, const std::string& candidate, std::string
   // the two steps, left for this same name: it is replaced.
   const std::string temp(kReasonTemp);
   ::unlinkat(dir.fd, temp.c_str(), 0);
-  int fd = -1;
-  do {
-    fd = ::openat(dir.fd, temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-  } while (fd < 0 && errno == EINTR);
+  int fd = openat_retrying(dir.fd, temp.c_str(),
+                           O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
   if (fd < 0) {
     throw errno_error("create " + (dir.path / temp).string());
   }
   {
-    const Fd file(fd);
+    const UniqueFd file(fd);
     write_all(file.get(), reason, "write " + (dir.path / temp).string());
     if (::fsync(file.get()) != 0) {
       throw errno_error("fsync " + (dir.path / temp).string());
@@ -348,14 +311,12 @@ std::string FileMover::copy_across(Dir& to, const std::string& name,
   // Copied from the claimed file, and only the claimed name is unlinked: a new file under the
   // name in the inbox is another file.
   const std::string source = (claim_.path / name).string();
-  int in_fd = -1;
-  do {
-    in_fd = ::openat(claim_.fd, name.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-  } while (in_fd < 0 && errno == EINTR);
+  int in_fd =
+      openat_retrying(claim_.fd, name.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
   if (in_fd < 0) {
     throw errno_error("open " + name, errno == ELOOP ? EXDEV : errno);
   }
-  const Fd in(in_fd);
+  const UniqueFd in(in_fd);
   struct stat st {};
   if (::fstat(in.get(), &st) != 0) {
     throw errno_error("fstat " + name);
@@ -367,16 +328,13 @@ std::string FileMover::copy_across(Dir& to, const std::string& name,
   // crash leaves at worst a stray dot file, and the inbox copy stays until the end.
   const std::string temp(kCopyTemp);
   ::unlinkat(to.fd, temp.c_str(), 0);
-  int out_fd = -1;
-  do {
-    out_fd =
-        ::openat(to.fd, temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-  } while (out_fd < 0 && errno == EINTR);
+  int out_fd = openat_retrying(to.fd, temp.c_str(),
+                               O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
   if (out_fd < 0) {
     throw errno_error("create " + (to.path / temp).string());
   }
   {
-    const Fd out(out_fd);
+    const UniqueFd out(out_fd);
     std::array<char, std::size_t{64} * 1024> buffer{};
     for (;;) {
       const ssize_t n = ::read(in.get(), buffer.data(), buffer.size());
@@ -437,7 +395,7 @@ void FileMover::sync() {
     }
   }
   if (inbox_.dirty) {
-    const Fd inbox(open_dir(inbox_.path));
+    const UniqueFd inbox(open_dir(inbox_.path));
     if (::fsync(inbox.get()) != 0) {
       throw errno_error("fsync " + inbox_.path.string());
     }

@@ -11,6 +11,8 @@
 #include <cstdlib>
 #include <string>
 
+#include "daemon/posix_io.hpp"
+
 namespace labwatch::daemon::log {
 namespace {
 std::atomic<bool> g_prefix{false};
@@ -83,17 +85,7 @@ void write(Priority priority, std::string_view message) noexcept {
       }
     }
     line += '\n';
-    std::size_t done = 0;
-    while (done < line.size()) {
-      const ssize_t n = ::write(STDERR_FILENO, line.data() + done, line.size() - done);
-      if (n < 0 && errno == EINTR) {
-        continue;
-      }
-      if (n <= 0) {
-        return;
-      }
-      done += static_cast<std::size_t>(n);
-    }
+    static_cast<void>(try_write_all(STDERR_FILENO, line));  // a lost log line cannot be logged
   } catch (...) {  // NOLINT(bugprone-empty-catch): logging must never throw
   }
 }

@@ -9,22 +9,10 @@
 #include <cmath>
 #include <string_view>
 
+#include "daemon/posix_io.hpp"
+
 namespace labwatch::daemon {
 namespace {
-
-// Writes all of `text` to `fd`; a progress line that cannot be written is simply not shown.
-void write_all(int fd, std::string_view text) noexcept {
-  while (!text.empty()) {
-    const ssize_t n = ::write(fd, text.data(), text.size());
-    if (n < 0 && errno == EINTR) {
-      continue;
-    }
-    if (n <= 0) {
-      return;
-    }
-    text.remove_prefix(static_cast<std::size_t>(n));
-  }
-}
 
 // "0:42", "1:05:09".
 std::string duration_text(double seconds) {
@@ -93,7 +81,7 @@ void ProgressLine::file_done(std::uint64_t reports, std::uint64_t results, std::
 
 void ProgressLine::clear() noexcept {
   if (enabled_ && shown_) {
-    write_all(fd_, kWipeLine);
+    static_cast<void>(try_write_all(fd_, kWipeLine));  // a line not shown
     shown_ = false;
   }
 }
@@ -106,7 +94,7 @@ void ProgressLine::draw(std::uint64_t reports, std::uint64_t results, std::uint6
       text(std::min(done_files_ + 1, files_), files_, done_reports_ + reports,
            done_results_ + results, seconds, done_bytes_ + offset, total_bytes_) +
       std::string(kEraseLine);
-  write_all(fd_, line);
+  static_cast<void>(try_write_all(fd_, line));  // a line not shown
   shown_ = true;
 }
 

@@ -22,6 +22,7 @@
 #include <system_error>
 #include <utility>
 
+#include "daemon/posix_io.hpp"
 #include "parsers/text.hpp"
 
 namespace labwatch::daemon {
@@ -81,10 +82,7 @@ class PasswordBuffer {
   // Reads `path` (a regular file of at most 4 KiB; O_NONBLOCK so a FIFO cannot hang the send) and
   // strips trailing CR/LF. Returns "" or an error text naming the path, never the contents.
   std::string read(const std::string& path) {
-    int fd = -1;
-    do {
-      fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-    } while (fd < 0 && errno == EINTR);
+    int fd = open_retrying(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
     if (fd < 0) {
       const std::string reason = errno_text(errno);
       return "cannot open the password file " + path + ": " + reason;

@@ -96,14 +96,6 @@ class DateCursor {
   std::size_t pos_ = 0;
 };
 
-int days_in_month(int year, int month) noexcept {
-  constexpr std::array<int, 12> kDays = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-  if (month == 2 && is_leap_year(year)) {
-    return 29;
-  }
-  return kDays[static_cast<std::size_t>(month - 1)];
-}
-
 std::optional<DateTime> checked(const DateTime& t) noexcept {
   if (t.year < 1 || t.month < 1 || t.month > 12 || t.day < 1 ||
       t.day > days_in_month(t.year, t.month)) {

@@ -322,12 +322,6 @@ constexpr int pair_value(std::uint64_t pairs, unsigned k) noexcept {
 // The value of two characters already checked to be digits (TS/DTM parts are fixed-width).
 constexpr int two_digits(const char* p) noexcept { return (p[0] - '0') * 10 + (p[1] - '0'); }
 
-constexpr std::array<int, 12> kDaysInMonth = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-
-constexpr int days_in_month(int year, int month) noexcept {
-  return month == 2 && is_leap_year(year) ? 29 : kDaysInMonth[static_cast<std::size_t>(month - 1)];
-}
-
 }  // namespace
 
 std::optional<DateTime> parse_hl7_timestamp(std::string_view text) noexcept {

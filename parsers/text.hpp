@@ -2,6 +2,8 @@
 // Small text helpers every layer uses: blanks, digits, ASCII case, calendar years.
 #pragma once
 
+#include <array>
+#include <cstddef>
 #include <string>
 #include <string_view>
 
@@ -30,6 +32,12 @@ std::string upper_ascii(std::string_view text);
 // Gregorian leap year.
 constexpr bool is_leap_year(int year) noexcept {
   return (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+}
+
+// The days of `month` (1-12) in `year`.
+constexpr int days_in_month(int year, int month) noexcept {
+  constexpr std::array<int, 12> kDays = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+  return month == 2 && is_leap_year(year) ? 29 : kDays[static_cast<std::size_t>(month - 1)];
 }
 
 }  // namespace labwatch::parsers

@@ -22,12 +22,6 @@ namespace {
 
 constexpr std::string_view kTrendPrefix = "trend:";
 
-// See report_store.cpp: statements are reset unchecked before they are bound anew.
-SQLite::Statement& fresh(SQLite::Statement& statement) noexcept {
-  statement.tryReset();
-  return statement;
-}
-
 bool is_trend_rule(std::string_view rule) noexcept {
   return rule.substr(0, kTrendPrefix.size()) == kTrendPrefix;
 }

@@ -23,13 +23,6 @@ constexpr std::size_t kMaxCachedPersons = 1u << 16;
 // Above this many (facility, code) pairs the pending unmapped counts are written out.
 constexpr std::size_t kMaxPendingUnmapped = 1u << 12;
 
-// sqlite3_reset reports the error of a failed previous step again; after a failed file the next
-// one must start clean, so statements are reset without checking before they are bound anew.
-SQLite::Statement& fresh(SQLite::Statement& statement) noexcept {
-  statement.tryReset();
-  return statement;
-}
-
 std::string person_cache_key(const clinical::PersonIdentity& person) {
   std::string key;
   key.reserve(person.authority.size() + 1 + person.mrn.size());

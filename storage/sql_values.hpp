@@ -58,6 +58,14 @@ char known_sex(char sex) noexcept;
 // Now, in Unix seconds.
 std::int64_t unix_now() noexcept;
 
+// A prepared statement made ready to be bound anew. sqlite3_reset reports the error of a failed
+// previous step again; after a failed file the next one must start clean, so the reset is not
+// checked.
+inline SQLite::Statement& fresh(SQLite::Statement& statement) noexcept {
+  statement.tryReset();
+  return statement;
+}
+
 // Resets a statement when the scope ends, so that no read cursor (and no WAL snapshot) stays open
 // after an early return or an exception.
 class ResetOnExit {

@@ -26,3 +26,10 @@ TEST_CASE("is_leap_year follows the Gregorian calendar", "[parsers][text]") {
   CHECK_FALSE(is_leap_year(1900));
   CHECK(is_leap_year(2000));
 }
+
+TEST_CASE("days_in_month knows February of leap years", "[parsers][text]") {
+  CHECK(days_in_month(2024, 2) == 29);
+  CHECK(days_in_month(1900, 2) == 28);
+  CHECK(days_in_month(2026, 4) == 30);
+  CHECK(days_in_month(2026, 12) == 31);
+}
