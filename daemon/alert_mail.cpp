@@ -168,8 +168,10 @@ const clinical::OptimalRule* rule_in_force(const Notice& notice, const MailWordi
 std::string finding(const Notice& notice, bool still, const clinical::OptimalRule* rule,
                     std::span<const clinical::EvidencePoint> evidence = {}) {
   if (notice.rule.starts_with("trend:")) {
+    // FindingFacts views its texts: the unit must outlive it.
+    const std::string unit = single_line(notice.unit);
     clinical::FindingFacts facts{notice.rule,          notice.value, notice.target_low,
-                                 notice.target_high,   notice.flags, single_line(notice.unit),
+                                 notice.target_high,   notice.flags, unit,
                                  notice.shown_decimals};
     facts.evidence = evidence;
     return clinical::describe_finding(facts, rule);
