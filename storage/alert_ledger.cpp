@@ -647,6 +647,16 @@ void AlertLedger::rejudge_trend(std::int64_t result_id, const clinical::TrendRul
 
 void AlertLedger::load_silences(std::int64_t person_id, std::string_view analyte) {
   silences_.clear();
+  if (!any_silence_) {
+    SQLite::Statement any(db_,
+                          "SELECT EXISTS (SELECT 1 FROM silences WHERE expired_at IS NULL AND "
+                          "until_at > ?)");
+    any.bind(1, now_);
+    any_silence_ = any.executeStep() && any.getColumn(0).getInt() != 0;
+  }
+  if (!*any_silence_) {
+    return;
+  }
   SQLite::Statement& query = fresh(statements_.active_silences);
   const ResetOnExit reset(query);
   query.bind(1, person_id);

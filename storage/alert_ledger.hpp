@@ -163,6 +163,9 @@ class AlertLedger {
   // The silences in force for the person and analyte being judged (clinical::apply_silence), and
   // the lab's flags of the result judged (a lab-flag alert's side).
   std::vector<clinical::Silence> silences_;
+  // Whether any silence is in force at now_ (asked once per ledger): without one, no result's
+  // silences are looked up. Most databases have none, and the lookup ran for every result.
+  std::optional<bool> any_silence_;
   std::string flags_;
 };
 

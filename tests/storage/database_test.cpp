@@ -253,7 +253,9 @@ TEST_CASE("open_database upgrades version 2 to one person index in time order an
         std::vector<std::string>{
             "refusals_by_file: (file_id)",
             "results_by_order: (order_id) WHERE order_id IS NOT NULL",
-            "results_by_person_time_analyte: (person_id, collected_at, analyte)"});
+            "results_by_person_time_analyte: (person_id, collected_at, analyte)",
+            "results_trend_history: (person_id, analyte, collected_at, result_id, value, ref_low, "
+            "ref_high) WHERE state = 'current'"});
   CHECK(db.execAndGet("SELECT count(*) FROM results WHERE person_id = 7 AND collected_at = 100")
             .getInt() == 2);
   CHECK(db.execAndGet("SELECT reason FROM refusals WHERE file_id = 1").getString() == "empty_file");
@@ -266,9 +268,12 @@ TEST_CASE("open_database upgrades version 2 to one person index in time order an
     }
     return details;
   };
-  CHECK(plan("SELECT value FROM results WHERE person_id = 7 AND analyte = 'ferritin' AND "
-             "state = 'current' ORDER BY collected_at, result_id")
-            .find("USING INDEX results_by_person_time_analyte (person_id=?)") != std::string::npos);
+  // The trend judge's read of one analyte's history: in time order, that analyte's rows only.
+  CHECK(plan("SELECT result_id, collected_at, value, ref_low, ref_high FROM results WHERE "
+             "person_id = 7 AND analyte = 'ferritin' AND state = 'current' "
+             "ORDER BY collected_at, result_id")
+            .find("USING INDEX results_trend_history (person_id=? AND analyte=?)") !=
+        std::string::npos);
   CHECK(plan("SELECT result_id FROM results WHERE person_id = 7 AND collected_at = 100 AND "
              "order_id IS NULL")
             .find("USING INDEX results_by_person_time_analyte (person_id=? AND collected_at=?)") !=
