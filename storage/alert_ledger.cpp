@@ -297,11 +297,13 @@ void AlertLedger::settle(ActiveAlert* earlier, std::int64_t result_id,
     }
     return;
   }
-  verdict = clinical::apply_silence(
-      verdict, silences_,
-      clinical::alert_state_of(decision.rule, decision.value, decision.target_low,
-                               decision.target_high, flags_),
-      now_);
+  if (!silences_.empty()) {  // reading the alert's state costs; most results have no silence
+    verdict = clinical::apply_silence(
+        verdict, silences_,
+        clinical::alert_state_of(decision.rule, decision.value, decision.target_low,
+                                 decision.target_high, flags_),
+        now_);
+  }
   const bool held = earlier != nullptr &&
                     (earlier->state == clinical::alert_state(clinical::MailVerdict::preliminary) ||
                      earlier->state == clinical::alert_state(clinical::MailVerdict::silenced));
