@@ -189,7 +189,8 @@ void AlertLedger::version_promoted(std::int64_t result_id, clinical::UnixSeconds
   const clinical::MailVerdict final_verdict = clinical::decide_mail(
       {collected_at, now_, clinical::ResultStatus::final, !recipients_.empty()},
       targets_.mail_policy);
-  {
+  silences_.clear();
+  if (silences_in_force()) {
     // A silence set while the value was preliminary covers its final too.
     SQLite::Statement owner(db_, "SELECT person_id, analyte FROM results WHERE result_id = ?");
     owner.bind(1, result_id);
@@ -647,8 +648,7 @@ void AlertLedger::rejudge_trend(std::int64_t result_id, const clinical::TrendRul
   }
 }
 
-void AlertLedger::load_silences(std::int64_t person_id, std::string_view analyte) {
-  silences_.clear();
+bool AlertLedger::silences_in_force() {
   if (!any_silence_) {
     SQLite::Statement any(db_,
                           "SELECT EXISTS (SELECT 1 FROM silences WHERE expired_at IS NULL AND "
@@ -656,7 +656,12 @@ void AlertLedger::load_silences(std::int64_t person_id, std::string_view analyte
     any.bind(1, now_);
     any_silence_ = any.executeStep() && any.getColumn(0).getInt() != 0;
   }
-  if (!*any_silence_) {
+  return *any_silence_;
+}
+
+void AlertLedger::load_silences(std::int64_t person_id, std::string_view analyte) {
+  silences_.clear();
+  if (!silences_in_force()) {
     return;
   }
   SQLite::Statement& query = fresh(statements_.active_silences);

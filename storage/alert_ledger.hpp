@@ -145,6 +145,8 @@ class AlertLedger {
                     clinical::MailVerdict verdict, bool to_the_end = false);
   void rejudge_trend(std::int64_t result_id, const clinical::TrendRule& rule,
                      const clinical::Decision& decision);
+  // Whether any silence is in force at now_, asked once per ledger.
+  bool silences_in_force();
   // Reads the silences of `person_id` and `analyte` in force at now_ into silences_.
   void load_silences(std::int64_t person_id, std::string_view analyte);
 
