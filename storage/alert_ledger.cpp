@@ -4,8 +4,10 @@
 
 #include <algorithm>
 #include <array>
+#include <cmath>
 #include <cstddef>
 #include <cstdio>
+#include <functional>
 #include <limits>
 #include <random>
 #include <span>
@@ -21,6 +23,27 @@ namespace labwatch::storage {
 namespace {
 
 constexpr std::string_view kTrendPrefix = "trend:";
+
+// The points of trend history a ledger keeps at most (40 bytes each: about 5 MiB); a file that
+// brings more forgets them all and reads again.
+constexpr std::size_t kMaxHistoryPoints = std::size_t{1} << 17;
+
+// The states a kept trend alert can be in, by index (AlertLedger::KeptAlert::state).
+constexpr std::array<std::string_view, 10> kKeptStates = {
+    "unmailed", "historical", "preliminary", "silenced",   "pending",
+    "sent",     "failed",     "resolved",    "superseded", "withdrawn"};
+
+constexpr double kNoBound = std::numeric_limits<double>::quiet_NaN();
+
+double kept_bound(const std::optional<double>& bound) noexcept { return bound.value_or(kNoBound); }
+
+std::optional<double> bound_of(double kept) noexcept {
+  return std::isnan(kept) ? std::nullopt : std::optional(kept);
+}
+// The trend alerts a ledger remembers inserting at most, before it reads instead.
+constexpr std::size_t kMaxTrendAlertsKept = std::size_t{1} << 16;
+// The bits of AlertLedger::trend_alert_bits_ (128 KiB).
+constexpr std::size_t kTrendAlertBits = std::size_t{1} << 20;
 
 bool is_trend_rule(std::string_view rule) noexcept {
   return rule.substr(0, kTrendPrefix.size()) == kTrendPrefix;
@@ -39,7 +62,12 @@ std::string evidence_text(const std::vector<clinical::TrendPoint>& evidence) {
   for (const clinical::TrendPoint& point : evidence) {
     std::array<char, 32> value{};
     std::snprintf(value.data(), value.size(), "%.17g", point.value);
-    out += (out.empty() ? "" : ";") + std::to_string(point.collected_at) + "=" + value.data();
+    if (!out.empty()) {
+      out += ';';
+    }
+    out += std::to_string(point.collected_at);
+    out += '=';
+    out += value.data();
   }
   return out;
 }
@@ -165,7 +193,8 @@ void AlertLedger::version_current(const CurrentVersion& current,
   if (replaced) {
     from = std::min(from, replaced->collected_at);
   }
-  judge_trends(current.person_id, result.analyte, from, &current, &earlier, verdict);
+  judge_trends(current.person_id, result.analyte, from, &current, &earlier, verdict,
+               replaced ? std::optional(replaced->result_id) : std::nullopt);
   // Alerts of rules no longer configured (a trend rule removed since) leave with their version.
   for (ActiveAlert& alert : earlier) {
     if (!alert.settled) {
@@ -181,7 +210,7 @@ void AlertLedger::version_withdrawn(const ReplacedVersion& withdrawn, std::int64
   }
   load_silences(person_id, analyte);
   judge_trends(person_id, analyte, withdrawn.collected_at, nullptr, nullptr,
-               clinical::MailVerdict::no_recipient);
+               clinical::MailVerdict::no_recipient, withdrawn.result_id);
 }
 
 void AlertLedger::version_promoted(std::int64_t result_id, clinical::UnixSeconds collected_at) {
@@ -206,7 +235,7 @@ void AlertLedger::version_promoted(std::int64_t result_id, clinical::UnixSeconds
         final_verdict, silences_,
         clinical::alert_state_of(alert.rule, alert.value, alert.target_low, alert.target_high),
         now_);
-    set_alert_state(alert.alert_id, clinical::alert_state(verdict));
+    set_alert_state(alert, clinical::alert_state(verdict));
     if (verdict == clinical::MailVerdict::mail) {
       queue({NoticeKind::alert, alert.alert_id, result_id, std::nullopt}, recipients_, {});
     }
@@ -217,6 +246,7 @@ void AlertLedger::version_promoted(std::int64_t result_id, clinical::UnixSeconds
 // a practitioner acts on: a trend it now violates is mailed as an alert, to the recipients its
 // report is routed to (by facility: the ordering provider is not stored), naming that report.
 void AlertLedger::rejudge_person(std::int64_t person_id, std::string_view analyte) {
+  forget_histories();  // the person's results changed hands outside this ledger
   clinical::UnixSeconds latest_collected = 0;
   {
     SQLite::Statement latest(db_,
@@ -247,10 +277,11 @@ void AlertLedger::rejudge_person(std::int64_t person_id, std::string_view analyt
       {latest_collected, now_, clinical::ResultStatus::final, !recipients_.empty()},
       targets_.mail_policy);
   judge_trends(person_id, analyte, std::numeric_limits<clinical::UnixSeconds>::min(), nullptr,
-               nullptr, verdict, true);
+               nullptr, verdict, std::nullopt, true);
 }
 
 void AlertLedger::version_superseded(std::int64_t result_id) {
+  forget_histories();  // whose history it left is not said; rare (a stand-in, an odd plan)
   for (ActiveAlert& alert : active_alerts(result_id)) {
     close(alert, "superseded", std::nullopt, 0, std::nullopt);
   }
@@ -264,6 +295,7 @@ std::vector<AlertLedger::ActiveAlert> AlertLedger::active_alerts(std::int64_t re
   while (query.executeStep()) {
     ActiveAlert& alert = alerts.emplace_back();
     alert.alert_id = query.getColumn(0).getInt64();
+    alert.result_id = result_id;
     alert.rule = query.getColumn(1).getString();
     alert.state = query.getColumn(2).getString();
     alert.value = query.getColumn(3).getDouble();
@@ -315,7 +347,7 @@ void AlertLedger::settle(ActiveAlert* earlier, std::int64_t result_id,
     if (verdict == clinical::MailVerdict::mail) {
       queue({NoticeKind::alert, alert_id, result_id, std::nullopt}, recipients_, {});
     }
-    set_alert_state(earlier->alert_id, "superseded");
+    set_alert_state(*earlier, "superseded");
     return;
   }
   if (earlier != nullptr && earlier->rule == decision.rule && !corrected) {
@@ -325,7 +357,7 @@ void AlertLedger::settle(ActiveAlert* earlier, std::int64_t result_id,
     move.bind(2, result_id);
     move.bind(3, earlier->alert_id);
     move.exec();
-    set_alert_state(earlier->alert_id, "superseded");
+    set_alert_state(*earlier, "superseded");
     return;
   }
 
@@ -358,7 +390,7 @@ void AlertLedger::settle(ActiveAlert* earlier, std::int64_t result_id,
   queue(notice, recipients, told);
   if (earlier != nullptr) {
     drop_unsent(rows);
-    set_alert_state(earlier->alert_id, "superseded");
+    set_alert_state(*earlier, "superseded");
   }
 }
 
@@ -378,7 +410,7 @@ void AlertLedger::close(ActiveAlert& alert, const char* state, std::optional<Not
     queue({*notice, alert.alert_id, notice_result_id, previous_value}, recipients, told);
   }
   drop_unsent(rows);
-  set_alert_state(alert.alert_id, state);
+  set_alert_state(alert, state);
 }
 
 std::int64_t AlertLedger::insert_alert(std::int64_t result_id, const clinical::Decision& decision,
@@ -397,10 +429,21 @@ std::int64_t AlertLedger::insert_alert(std::int64_t result_id, const clinical::D
   insert.bind(11, evidence_text(decision.evidence));
   insert.exec();
   ++summary_.alerts;
-  return db_.getLastInsertRowid();
+  const std::int64_t alert_id = db_.getLastInsertRowid();
+  if (is_trend_rule(decision.rule)) {
+    if (trend_alerts_.size() >= kMaxTrendAlertsKept) {
+      trend_alerts_.clear();
+      trend_alert_bits_.clear();
+      first_new_result_.reset();  // read again: the results from here on have none yet
+    }
+    keep_trend_alert(result_id, decision.rule, alert_id, state);
+  }
+  return alert_id;
 }
 
-void AlertLedger::set_alert_state(std::int64_t alert_id, std::string_view state) {
+void AlertLedger::set_alert_state(const ActiveAlert& alert, std::string_view state) {
+  keep_trend_alert(alert.result_id, alert.rule, alert.alert_id, state);
+  const std::int64_t alert_id = alert.alert_id;
   SQLite::Statement& update = fresh(statements_.set_alert_state);
   update.bind(1, std::string(state));
   update.bind(2, now_);
@@ -535,7 +578,7 @@ std::int64_t AlertLedger::open_item(const Recipient& recipient) {
 void AlertLedger::judge_trends(std::int64_t person_id, std::string_view analyte,
                                clinical::UnixSeconds from, const CurrentVersion* current,
                                std::vector<ActiveAlert>* earlier, clinical::MailVerdict verdict,
-                               bool to_the_end) {
+                               std::optional<std::int64_t> removed, bool to_the_end) {
   const auto trends = targets_.trends.find(analyte);
   if (trends == targets_.trends.end() || trends->second.empty()) {
     return;
@@ -546,49 +589,51 @@ void AlertLedger::judge_trends(std::int64_t person_id, std::string_view analyte,
       rule != targets_.by_analyte.end() ? rule->second : no_target;
   const clinical::Analyte& catalogued = analyte_of(targets_, analyte);
 
-  std::vector<std::int64_t> ids;
-  std::vector<clinical::UnixSeconds> times;
-  std::vector<clinical::TrendPoint> points;
-  {
-    SQLite::Statement& query = fresh(statements_.current_history);
-    const ResetOnExit reset(query);
-    query.bind(1, person_id);
-    query.bind(2, std::string(analyte));
-    while (query.executeStep()) {
-      ids.push_back(query.getColumn(0).getInt64());
-      times.push_back(query.getColumn(1).getInt64());
-      points.push_back({query.getColumn(2).getDouble(), read_optional(query.getColumn(3)),
-                        read_optional(query.getColumn(4)), times.back()});
-    }
+  const History& kept = history(person_id, trends->first, removed, current);
+  std::vector<clinical::TrendPoint>& points = trend_points_;
+  points.clear();
+  for (const KeptPoint& point : kept) {
+    points.push_back(
+        {point.value, bound_of(point.ref_low), bound_of(point.ref_high), point.collected_at});
   }
+  const auto id_at = [&kept](std::size_t i) { return kept[i].result_id; };
+  const auto at_time = [](const clinical::TrendPoint& point, clinical::UnixSeconds t) {
+    return point.collected_at < t;
+  };
+  const auto before_point = [](clinical::UnixSeconds t, const clinical::TrendPoint& point) {
+    return t < point.collected_at;
+  };
   std::size_t window = 0;
   std::int64_t span = 0;
   for (const clinical::TrendRule& trend : trends->second) {
     window = std::max(window, trend.window());
     span = std::max(span, trend.span_seconds());
   }
-  const std::size_t first =
-      static_cast<std::size_t>(std::lower_bound(times.begin(), times.end(), from) - times.begin());
+  const std::size_t first = static_cast<std::size_t>(
+      std::lower_bound(points.begin(), points.end(), from, at_time) - points.begin());
   std::size_t changed = first;
   if (current != nullptr) {
-    const auto at = std::find(ids.begin(), ids.end(), current->result_id);
-    if (at != ids.end()) {
-      changed = std::max(first, static_cast<std::size_t>(at - ids.begin()));
+    const auto at = std::find_if(kept.begin(), kept.end(), [&](const KeptPoint& point) {
+      return point.result_id == current->result_id;
+    });
+    if (at != kept.end()) {
+      changed = std::max(first, static_cast<std::size_t>(at - kept.begin()));
     }
   }
-  std::size_t end = to_the_end ? ids.size() : std::min(ids.size(), changed + window);
-  if (span > 0 && changed < ids.size()) {
+  std::size_t end = to_the_end ? kept.size() : std::min(kept.size(), changed + window);
+  if (span > 0 && changed < kept.size()) {
     // A rule that looks back by time sees the changed point from every later result within it.
-    const clinical::UnixSeconds reach = times[changed] + span;
+    const clinical::UnixSeconds reach = points[changed].collected_at + span;
     end = std::max(end, static_cast<std::size_t>(
-                            std::upper_bound(times.begin(), times.end(), reach) - times.begin()));
+                            std::upper_bound(points.begin(), points.end(), reach, before_point) -
+                            points.begin()));
   }
   for (std::size_t i = first; i < end; ++i) {
     const std::span<const clinical::TrendPoint> history(points.data(), i + 1);
     for (const clinical::TrendRule& trend : trends->second) {
       const clinical::Decision decision =
           clinical::evaluate_trend(history, trend, target, catalogued);
-      if (current != nullptr && ids[i] == current->result_id) {
+      if (current != nullptr && id_at(i) == current->result_id) {
         ActiveAlert* slot = nullptr;
         if (earlier != nullptr) {
           const auto same = std::find_if(earlier->begin(), earlier->end(), [&](const auto& a) {
@@ -596,13 +641,14 @@ void AlertLedger::judge_trends(std::int64_t person_id, std::string_view analyte,
           });
           slot = same != earlier->end() ? &*same : nullptr;
         }
-        settle(slot, ids[i], decision, current->result->status == clinical::ResultStatus::corrected,
-               verdict);
-      } else if (to_the_end && i + 1 == ids.size() && decision.violated &&
-                 !find_alert(ids[i], trend.text)) {
-        settle(nullptr, ids[i], decision, false, verdict);  // mailed like the alert of a new result
+        settle(slot, id_at(i), decision,
+               current->result->status == clinical::ResultStatus::corrected, verdict);
+      } else if (to_the_end && i + 1 == kept.size() && decision.violated &&
+                 !find_trend_alert(id_at(i), trend.text)) {
+        settle(nullptr, id_at(i), decision, false,
+               verdict);  // mailed like the alert of a new result
       } else {
-        rejudge_trend(ids[i], trend, decision);
+        rejudge_trend(id_at(i), trend, decision);
       }
     }
   }
@@ -618,15 +664,152 @@ std::optional<AlertLedger::ActiveAlert> AlertLedger::find_alert(std::int64_t res
   if (find.executeStep()) {
     existing.emplace();
     existing->alert_id = find.getColumn(0).getInt64();
+    existing->result_id = result_id;
     existing->rule = rule;
     existing->state = find.getColumn(1).getString();
   }
   return existing;
 }
 
+std::optional<AlertLedger::ActiveAlert> AlertLedger::find_trend_alert(std::int64_t result_id,
+                                                                      const std::string& rule) {
+  if (!first_new_result_) {
+    first_new_result_ =
+        db_.execAndGet("SELECT coalesce(max(result_id), 0) + 1 FROM results").getInt64();
+  }
+  const std::optional<std::size_t> index = trend_rule_index(rule);
+  if (result_id < *first_new_result_ || !index) {
+    return find_alert(result_id, rule);
+  }
+  const std::size_t bit = TrendAlertKeyHash{}({result_id, *index}) % kTrendAlertBits;
+  if (trend_alert_bits_.empty() ||
+      (trend_alert_bits_[bit / 64] & (std::uint64_t{1} << (bit % 64))) == 0) {
+    return std::nullopt;
+  }
+  const auto kept = trend_alerts_.find({result_id, *index});
+  if (kept == trend_alerts_.end()) {
+    return std::nullopt;  // inserted after this ledger began, and not by it: it has none
+  }
+  if (kept->second.state >= kKeptStates.size()) {
+    return find_alert(result_id, rule);  // a state not kept: read it
+  }
+  ActiveAlert alert;
+  alert.alert_id = kept->second.alert_id;
+  alert.result_id = result_id;
+  alert.rule = rule;
+  alert.state = std::string(kKeptStates[kept->second.state]);
+  return alert;
+}
+
+std::optional<std::size_t> AlertLedger::trend_rule_index(std::string_view rule) {
+  if (trend_rules_.empty()) {
+    for (const auto& [analyte, rules] : targets_.trends) {
+      for (const clinical::TrendRule& trend : rules) {
+        if (std::find(trend_rules_.begin(), trend_rules_.end(), trend.text) == trend_rules_.end()) {
+          trend_rules_.push_back(trend.text);
+        }
+      }
+    }
+  }
+  const auto at = std::find(trend_rules_.begin(), trend_rules_.end(), rule);
+  if (at == trend_rules_.end()) {
+    return std::nullopt;
+  }
+  return static_cast<std::size_t>(at - trend_rules_.begin());
+}
+
+void AlertLedger::keep_trend_alert(std::int64_t result_id, std::string_view rule,
+                                   std::int64_t alert_id, std::string_view state) {
+  if (!is_trend_rule(rule)) {
+    return;
+  }
+  const std::optional<std::size_t> index = trend_rule_index(rule);
+  if (!index) {
+    return;  // a rule no longer configured: never looked up here
+  }
+  const auto known = std::find(kKeptStates.begin(), kKeptStates.end(), state);
+  if (trend_alert_bits_.empty()) {
+    trend_alert_bits_.resize(kTrendAlertBits / 64);
+  }
+  const std::size_t bit = TrendAlertKeyHash{}({result_id, *index}) % kTrendAlertBits;
+  trend_alert_bits_[bit / 64] |= std::uint64_t{1} << (bit % 64);
+  trend_alerts_[{result_id, *index}] = {
+      alert_id, static_cast<std::uint8_t>(known - kKeptStates.begin())};  // size(): unknown
+}
+
+std::size_t AlertLedger::TrendAlertKeyHash::operator()(const TrendAlertKey& key) const noexcept {
+  return static_cast<std::size_t>(key.result_id) * 0x9E3779B97F4A7C15ULL ^ key.rule;
+}
+
+std::size_t AlertLedger::HistoryKeyHash::operator()(const HistoryKey& key) const noexcept {
+  return static_cast<std::size_t>(key.person_id) * 0x9E3779B97F4A7C15ULL ^
+         std::hash<std::string_view>{}(key.analyte);
+}
+
+AlertLedger::History& AlertLedger::history(std::int64_t person_id, std::string_view analyte,
+                                           std::optional<std::int64_t> removed,
+                                           const CurrentVersion* added) {
+  const HistoryKey key{person_id, analyte};
+  if (const auto kept = histories_.find(key); kept != histories_.end()) {
+    if (keep_in_step(kept->second, removed, added)) {
+      return kept->second;
+    }
+    forget_histories();  // the version left another history than this one: read them again
+  }
+  if (history_points_ > kMaxHistoryPoints) {
+    forget_histories();
+  }
+  // Read as the database has it now, the change included.
+  History& read = histories_[key];
+  SQLite::Statement& query = fresh(statements_.current_history);
+  const ResetOnExit reset(query);
+  query.bind(1, person_id);
+  query.bind(2, std::string(analyte));
+  while (query.executeStep()) {
+    read.push_back({query.getColumn(0).getInt64(), query.getColumn(1).getInt64(),
+                    query.getColumn(2).getDouble(), kept_bound(read_optional(query.getColumn(3))),
+                    kept_bound(read_optional(query.getColumn(4)))});
+  }
+  history_points_ += read.size();
+  return read;
+}
+
+bool AlertLedger::keep_in_step(History& history, std::optional<std::int64_t> removed,
+                               const CurrentVersion* added) {
+  if (removed) {
+    const auto at = std::find_if(history.begin(), history.end(), [&](const KeptPoint& point) {
+      return point.result_id == *removed;
+    });
+    if (at == history.end()) {
+      return false;
+    }
+    history.erase(at);
+    --history_points_;
+  }
+  if (added != nullptr) {
+    const clinical::NormalizedResult& result = *added->result;
+    const KeptPoint point{added->result_id, result.collected_at, result.value,
+                          kept_bound(result.ref_low), kept_bound(result.ref_high)};
+    // In (collected_at, result_id) order, as the history is read.
+    const auto at = std::upper_bound(
+        history.begin(), history.end(), point, [](const KeptPoint& a, const KeptPoint& b) {
+          return a.collected_at != b.collected_at ? a.collected_at < b.collected_at
+                                                  : a.result_id < b.result_id;
+        });
+    history.insert(at, point);
+    ++history_points_;
+  }
+  return true;
+}
+
+void AlertLedger::forget_histories() {
+  histories_.clear();
+  history_points_ = 0;
+}
+
 void AlertLedger::rejudge_trend(std::int64_t result_id, const clinical::TrendRule& rule,
                                 const clinical::Decision& decision) {
-  std::optional<ActiveAlert> existing = find_alert(result_id, rule.text);
+  std::optional<ActiveAlert> existing = find_trend_alert(result_id, rule.text);
   if (decision.violated) {
     if (!existing) {
       insert_alert(result_id, decision, "unmailed");
@@ -641,6 +824,7 @@ void AlertLedger::rejudge_trend(std::int64_t result_id, const clinical::TrendRul
       reopen.bind(7, evidence_text(decision.evidence));
       reopen.bind(8, existing->alert_id);
       reopen.exec();
+      keep_trend_alert(result_id, rule.text, existing->alert_id, "unmailed");
       ++summary_.alerts;
     }
   } else if (existing && is_active(existing->state)) {

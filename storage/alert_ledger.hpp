@@ -5,10 +5,12 @@
 #include <SQLiteCpp/Database.h>
 #include <SQLiteCpp/Statement.h>
 
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "clinical/mail_policy.hpp"
@@ -95,9 +97,14 @@ class AlertLedger {
   // its active alerts become 'superseded', silently.
   void version_superseded(std::int64_t result_id);
 
+  // A version became current by another way than version_current (the ledger is not told whose
+  // history it joined): the trend histories kept so far are read again when needed.
+  void forget_histories();
+
  private:
   struct ActiveAlert {
     std::int64_t alert_id = 0;
+    std::int64_t result_id = 0;
     std::string rule;
     std::string state;
     double value = 0;
@@ -124,8 +131,57 @@ class AlertLedger {
     std::optional<double> previous_value;
   };
 
+  // One person's current results of one analyte, in (collected_at, result_id) order: what the
+  // trend rules judge.
+  struct KeptPoint {  // 40 bytes where an id and a TrendPoint take 56: a bound absent is NaN
+    std::int64_t result_id = 0;
+    clinical::UnixSeconds collected_at = 0;
+    double value = 0;
+    double ref_low = 0;
+    double ref_high = 0;
+  };
+  using History = std::vector<KeptPoint>;
+  struct HistoryKey {
+    std::int64_t person_id = 0;
+    std::string_view analyte;  // a key of targets_.trends, which outlives the ledger's histories
+    bool operator==(const HistoryKey& other) const noexcept {
+      return person_id == other.person_id && analyte == other.analyte;
+    }
+  };
+  struct HistoryKeyHash {
+    std::size_t operator()(const HistoryKey& key) const noexcept;
+  };
+
   std::vector<ActiveAlert> active_alerts(std::int64_t result_id);
   std::optional<ActiveAlert> find_alert(std::int64_t result_id, const std::string& rule);
+  // find_alert for a trend rule, without reading when this ledger knows there is none.
+  std::optional<ActiveAlert> find_trend_alert(std::int64_t result_id, const std::string& rule);
+  // A trend alert this ledger inserted: which, and its state (an index of kKeptStates).
+  struct TrendAlertKey {
+    std::int64_t result_id = 0;
+    std::size_t rule = 0;  // index in trend_rules_
+    bool operator==(const TrendAlertKey&) const = default;
+  };
+  struct TrendAlertKeyHash {
+    std::size_t operator()(const TrendAlertKey& key) const noexcept;
+  };
+  struct KeptAlert {
+    std::int64_t alert_id = 0;
+    std::uint8_t state = 0;
+  };
+  // The index of a trend rule's text in trend_rules_, if it is one of the configured rules.
+  std::optional<std::size_t> trend_rule_index(std::string_view rule);
+  // Keeps a trend alert's new state in step (an alert this ledger inserted).
+  void keep_trend_alert(std::int64_t result_id, std::string_view rule, std::int64_t alert_id,
+                        std::string_view state);
+  // The history of (person_id, analyte), an analyte with trend rules (`analyte` refers to the key
+  // of targets_.trends), after the change just stored: `removed` left the current set, `added`
+  // joined it. Kept from an earlier read in this transaction (and brought in step), else read.
+  History& history(std::int64_t person_id, std::string_view analyte,
+                   std::optional<std::int64_t> removed, const CurrentVersion* added);
+  // Applies that change to a kept history; false when `removed` is not in it.
+  bool keep_in_step(History& history, std::optional<std::int64_t> removed,
+                    const CurrentVersion* added);
   void route(std::string_view provider_id, std::string_view facility_code);
   void settle(ActiveAlert* earlier, std::int64_t result_id, const clinical::Decision& decision,
               bool corrected, clinical::MailVerdict verdict);
@@ -133,7 +189,7 @@ class AlertLedger {
              std::int64_t notice_result_id, std::optional<double> previous_value);
   std::int64_t insert_alert(std::int64_t result_id, const clinical::Decision& decision,
                             std::string_view state);
-  void set_alert_state(std::int64_t alert_id, std::string_view state);
+  void set_alert_state(const ActiveAlert& alert, std::string_view state);
   std::vector<NoticeRow> notices_of(std::int64_t alert_id);
   static std::vector<Told> told_from(const std::vector<NoticeRow>& rows);
   void drop_unsent(const std::vector<NoticeRow>& rows);
@@ -142,7 +198,8 @@ class AlertLedger {
   std::int64_t open_item(const Recipient& recipient);
   void judge_trends(std::int64_t person_id, std::string_view analyte, clinical::UnixSeconds from,
                     const CurrentVersion* current, std::vector<ActiveAlert>* earlier,
-                    clinical::MailVerdict verdict, bool to_the_end = false);
+                    clinical::MailVerdict verdict, std::optional<std::int64_t> removed,
+                    bool to_the_end = false);
   void rejudge_trend(std::int64_t result_id, const clinical::TrendRule& rule,
                      const clinical::Decision& decision);
   // Whether any silence is in force at now_, asked once per ledger.
@@ -169,6 +226,23 @@ class AlertLedger {
   // silences are looked up. Most databases have none, and the lookup ran for every result.
   std::optional<bool> any_silence_;
   std::string flags_;
+
+  // What the trend judge read in this transaction. Every change of the current set of a kept
+  // history goes through this ledger, which keeps it in step; so a file that brings many results
+  // of one person's analyte reads its history once instead of once per result (bench/run-ingest:
+  // a random-order history import). Bounded: past kMaxHistoryPoints, all are forgotten.
+  std::unordered_map<HistoryKey, History, HistoryKeyHash> histories_;
+  std::size_t history_points_ = 0;
+  std::vector<clinical::TrendPoint> trend_points_;  // the history judged, as clinical reads it
+  // The trend alerts this ledger inserted, with their states as it set them, and the first result
+  // id that did not exist when it began: a result from there on has no trend alert but those kept
+  // here, so the judge does not read them again. Bounded: past a limit, the ledger reads again.
+  std::vector<std::string> trend_rules_;  // the texts of the configured trend rules
+  std::unordered_map<TrendAlertKey, KeptAlert, TrendAlertKeyHash> trend_alerts_;
+  // A bit per hash of the keys in trend_alerts_: a clear bit says "none" without the map's read,
+  // for most results have no trend alert.
+  std::vector<std::uint64_t> trend_alert_bits_;
+  std::optional<std::int64_t> first_new_result_;
 };
 
 // A new Message-ID: 16 random bytes in hex, "@labwatch" (no angle brackets).

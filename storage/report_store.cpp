@@ -860,6 +860,9 @@ void SqliteFileTransaction::apply_change(const clinical::VersionChange& change,
     }
   }
 
+  if (change.to == clinical::ResultState::current && change.from != change.to) {
+    ledger_.forget_histories();
+  }
   if (change.to == clinical::ResultState::superseded && change.from != change.to) {
     ++summary_.superseded;
   } else if (change.to == clinical::ResultState::withdrawn && change.from != change.to) {

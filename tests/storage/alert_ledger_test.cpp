@@ -7,6 +7,7 @@
 #include <catch2/catch.hpp>
 #include <cstddef>
 #include <cstdint>
+#include <random>
 #include <set>
 #include <string>
 #include <tuple>
@@ -590,6 +591,75 @@ TEST_CASE("AlertLedger judges trend:falling for each new current result and its 
     CHECK(items[0].notices.at(0).previous_message_id == sent.at(0).message_id);
     CHECK(trend_alerts() == Alerts{{2, "pending"}});
   }
+}
+
+// The ledger keeps each trend history it read for the rest of its file (so that a file with many
+// results of one person's analyte reads it once). Whatever the file boundaries, the alerts must be
+// the ones judged result by result from the database: here the same messages, in the same
+// shuffled order (corrections, a cancellation and a resend among them), go in one file per
+// message, in one file, and half and half.
+TEST_CASE("AlertLedger judges trends alike whether results come one file each or all in one",
+          "[storage][ledger][trend]") {
+  Targets targets = routed();
+  targets.trends["ferritin"] = {
+      labwatch::clinical::parse_trend_rule("trend:falling:30:365").value(),
+      labwatch::clinical::parse_trend_rule("trend:consecutive:3").value(),
+      labwatch::clinical::parse_trend_rule("trend:toward:20").value()};
+  const auto seed = GENERATE(1U, 2U, 3U, 4U);
+  std::mt19937 rng(seed);
+  std::vector<NormalizedReport> messages;
+  for (const auto& who : {kHana, kOmar}) {
+    for (int draw = 0; draw < 12; ++draw) {
+      const std::string id = who.mrn + "-" + std::to_string(draw);
+      const std::int64_t day = static_cast<std::int64_t>(rng() % 700);
+      const double value = 20 + static_cast<double>(rng() % 180);
+      const std::int64_t collected = kT0 + day * kDay;
+      NormalizedReport message =
+          report("SGH", "M" + id, collected + kHour, who,
+                 {ferritin(value, ResultStatus::final, "O" + id, collected),
+                  result("zinc", 60 + static_cast<double>(rng() % 60), "ug/dL", "Z" + id,
+                         ResultStatus::final, collected)});
+      if (draw == 3) {  // corrected later under the same order
+        messages.push_back(
+            report("SGH", "C" + id, collected + 2 * kHour, who,
+                   {ferritin(value / 2, ResultStatus::corrected, "O" + id, collected)}));
+      }
+      if (draw == 5) {  // cancelled later
+        messages.push_back(report("SGH", "X" + id, collected + 2 * kHour, who,
+                                  {ferritin(0, ResultStatus::cancelled, "O" + id, collected)}));
+      }
+      if (draw == 7) {
+        messages.push_back(message);  // resent as it was
+      }
+      messages.push_back(std::move(message));
+    }
+  }
+  std::shuffle(messages.begin(), messages.end(), rng);
+
+  using Row = std::tuple<std::int64_t, std::string, std::int64_t, double, std::string, std::string>;
+  const auto alerts_after = [&](std::size_t one_file_from) {
+    Fixture f;
+    for (std::size_t i = 0; i < one_file_from && i < messages.size(); ++i) {
+      ingest(*f.store, "single-" + std::to_string(i), {messages[i]}, targets);
+    }
+    if (one_file_from < messages.size()) {
+      ingest(*f.store, "batch",
+             std::vector<NormalizedReport>(
+                 messages.begin() + static_cast<std::ptrdiff_t>(one_file_from), messages.end()),
+             targets);
+    }
+    std::multiset<Row> rows;
+    for (const auto& a : f.store->alerts(true)) {
+      rows.emplace(a.person_id, a.analyte, a.collected_at, a.value, a.rule, a.state);
+    }
+    return rows;
+  };
+  const std::multiset<Row> one_by_one = alerts_after(messages.size());
+  INFO("seed " << seed);
+  CHECK(std::count_if(one_by_one.begin(), one_by_one.end(),
+                      [](const Row& row) { return std::get<4>(row).starts_with("trend:"); }) > 0);
+  CHECK(alerts_after(0) == one_by_one);
+  CHECK(alerts_after(messages.size() / 2) == one_by_one);
 }
 
 TEST_CASE("AlertLedger judges trend:falling:PCT:DAYS over time and stores what it rests on",

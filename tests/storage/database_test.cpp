@@ -60,10 +60,11 @@ TEST_CASE("open_database migrates an empty file to the latest schema and reopens
           "[storage][database]") {
   const TempDir dir;
   const std::string path = dir.file("labwatch.db");
-  REQUIRE(labwatch::storage::latest_schema_version() == 10);
+  REQUIRE(labwatch::storage::latest_schema_version() == 11);
   {
     SQLite::Database db = labwatch::storage::open_database(path, {});
     CHECK(labwatch::storage::schema_version(db) == labwatch::storage::latest_schema_version());
+    CHECK(db.execAndGet("PRAGMA page_size").getInt() == 16384);
     CHECK(table_names(db) ==
           std::vector<std::string>{"alerts", "files", "identifiers", "identity_audit",
                                    "intake_attempts", "match_candidates", "messages",
@@ -124,14 +125,14 @@ TEST_CASE("open_database refuses a database written by a newer labwatch", "[stor
   const std::string path = dir.file("labwatch.db");
   {
     SQLite::Database db = labwatch::storage::open_database(path, {});
-    db.exec("PRAGMA user_version = 11");
+    db.exec("PRAGMA user_version = 12");
   }
   CHECK_THROWS_WITH(labwatch::storage::open_database(path, {}),
-                    "database schema version 11 is newer than this labwatch supports (10); use a "
+                    "database schema version 12 is newer than this labwatch supports (11); use a "
                     "newer labwatch");
   CHECK_THROWS_AS(labwatch::storage::open_sqlite_store(path), std::runtime_error);
   SQLite::Database untouched(path);
-  CHECK(labwatch::storage::schema_version(untouched) == 11);
+  CHECK(labwatch::storage::schema_version(untouched) == 12);
 }
 
 TEST_CASE("migrate applies each step in its own transaction and stops at a failing one",
@@ -249,13 +250,12 @@ TEST_CASE("open_database upgrades version 2 to one person index in time order an
   }
   SQLite::Database db = labwatch::storage::open_database(path, {});
   CHECK(labwatch::storage::schema_version(db) == labwatch::storage::latest_schema_version());
+  CHECK(db.execAndGet("PRAGMA page_size").getInt() == 4096);  // an existing file keeps its pages
   CHECK(result_indexes(db) ==
         std::vector<std::string>{
             "refusals_by_file: (file_id)",
             "results_by_order: (order_id) WHERE order_id IS NOT NULL",
-            "results_by_person_time_analyte: (person_id, collected_at, analyte)",
-            "results_trend_history: (person_id, analyte, collected_at, result_id, value, ref_low, "
-            "ref_high) WHERE state = 'current'"});
+            "results_by_person_time_analyte: (person_id, collected_at, analyte)"});
   CHECK(db.execAndGet("SELECT count(*) FROM results WHERE person_id = 7 AND collected_at = 100")
             .getInt() == 2);
   CHECK(db.execAndGet("SELECT reason FROM refusals WHERE file_id = 1").getString() == "empty_file");
@@ -268,12 +268,12 @@ TEST_CASE("open_database upgrades version 2 to one person index in time order an
     }
     return details;
   };
-  // The trend judge's read of one analyte's history: in time order, that analyte's rows only.
+  // The trend judge's read of one analyte's history: the person's index entries, the analyte
+  // checked in the index, so only that analyte's rows are read.
   CHECK(plan("SELECT result_id, collected_at, value, ref_low, ref_high FROM results WHERE "
              "person_id = 7 AND analyte = 'ferritin' AND state = 'current' "
              "ORDER BY collected_at, result_id")
-            .find("USING INDEX results_trend_history (person_id=? AND analyte=?)") !=
-        std::string::npos);
+            .find("USING INDEX results_by_person_time_analyte (person_id=?)") != std::string::npos);
   CHECK(plan("SELECT result_id FROM results WHERE person_id = 7 AND collected_at = 100 AND "
              "order_id IS NULL")
             .find("USING INDEX results_by_person_time_analyte (person_id=? AND collected_at=?)") !=
