@@ -35,6 +35,7 @@
 #include "daemon/cli.hpp"
 #include "daemon/config_check.hpp"
 #include "daemon/file_mover.hpp"
+#include "daemon/file_steps.hpp"
 #include "daemon/folder_watcher.hpp"
 #include "daemon/log.hpp"
 #include "daemon/notifier.hpp"
@@ -46,6 +47,22 @@
 
 namespace labwatch::daemon {
 namespace {
+
+IngestEnd ingest_end(FileOutcome::Kind kind) noexcept {
+  switch (kind) {
+    case FileOutcome::Kind::accepted:
+      return IngestEnd::accepted;
+    case FileOutcome::Kind::already_known:
+      return IngestEnd::already_known;
+    case FileOutcome::Kind::partial:
+      return IngestEnd::partial;
+    case FileOutcome::Kind::refused:
+      return IngestEnd::refused;
+    case FileOutcome::Kind::changed:
+      return IngestEnd::changed;
+  }
+  return IngestEnd::refused;
+}
 
 using Clock = std::chrono::steady_clock;
 
@@ -693,7 +710,8 @@ void Service::handle(const std::string& name) {
     log::info("the database is free again; intake resumes");
     busy_wait_ = std::chrono::seconds(0);
   }
-  if (outcome.kind == FileOutcome::Kind::changed) {
+  const AfterIngest destination = after_ingest(ingest_end(outcome.kind));
+  if (destination == AfterIngest::settle_again) {
     log::info(name +
               ": changed while it was read; nothing stored, reading it again once it settles");
     rt.watcher->settle(name);
@@ -708,42 +726,48 @@ void Service::handle(const std::string& name) {
   // refused unopened: the one looked at). Another one goes back to the inbox, to be read on its
   // own.
   const FileIdentity read = outcome.read ? *outcome.read : identity_of(before);
-  const bool whole = outcome.kind == FileOutcome::Kind::accepted ||
-                     outcome.kind == FileOutcome::Kind::already_known;
   std::optional<std::string> moved;
+  MoveEnd move_end = MoveEnd::moved;
+  std::string move_error;
   try {
-    moved = whole ? rt.mover->to_processed(name, read)
-                  : rt.mover->to_failed(name, reason_text(outcome), read);
+    moved = destination == AfterIngest::to_processed
+                ? rt.mover->to_processed(name, read)
+                : rt.mover->to_failed(name, reason_text(outcome), read);
+    if (!moved) {
+      move_end = MoveEnd::replaced;
+    }
   } catch (const std::system_error& e) {
     struct stat now {};
-    if (::lstat(path.c_str(), &now) != 0 && errno == ENOENT) {
+    move_end =
+        ::lstat(path.c_str(), &now) != 0 && errno == ENOENT ? MoveEnd::gone : MoveEnd::cannot_move;
+    move_error = e.what();
+  }
+  const std::string kind(to_string(outcome.kind));
+  switch (after_move(move_end, destination, S_ISREG(before.st_mode))) {
+    case AfterMove::report_and_sync:
+      sync_moves();
+      report(outcome, *moved);
+      return;
+    case AfterMove::report:
+      report(outcome, *moved);
+      return;
+    case AfterMove::settle_again:
+      log::info(name + ": " + kind +
+                "; replaced or changed under its name after it was read: the file there now is "
+                "read on its own");
+      rt.watcher->settle(name);
+      return;
+    case AfterMove::forget:
       log::info(name + ": removed from the inbox before it was moved");
-    } else if (!S_ISREG(before.st_mode)) {
-      // A FIFO or symlink that cannot be renamed (another file system): nothing to copy, leave it.
-      leave(name, before.st_ino,
-            std::string(to_string(outcome.kind)) + "; it cannot be moved: " + e.what());
-    } else {
-      // Stored, but stuck in the inbox (processed/ or failed/ gone or unwritable). A restart
-      // recreates the directories and moves it then (recognized by its hash): stop rather than pile
-      // files up.
-      log::error(name + ": " + std::string(to_string(outcome.kind)) +
-                 ", but it cannot be moved: " + e.what());
+      return;
+    case AfterMove::leave:
+      leave(name, before.st_ino, kind + "; it cannot be moved: " + move_error);
+      return;
+    case AfterMove::stop:
+      log::error(name + ": " + kind + ", but it cannot be moved: " + move_error);
       request_stop(kExitFailure, "a file cannot be moved out of the inbox");
-    }
-    return;
+      return;
   }
-  if (!moved) {
-    log::info(name + ": " + std::string(to_string(outcome.kind)) +
-              "; replaced or changed under its name after it was read: the file there now is read "
-              "on its own");
-    rt.watcher->settle(name);
-    return;
-  }
-  if (!whole) {
-    // Sync at once: after a crash it would be read again as already known and go to processed/.
-    sync_moves();
-  }
-  report(outcome, *moved);
 }
 
 // Why count failures: an exception that is not about the file's content (a bug met by one file, a
@@ -760,7 +784,7 @@ bool Service::count_failure(const std::string& name, const storage::IntakeKey& k
   } catch (const std::exception& e) {
     log::error(name + ": the failure cannot be recorded either: " + e.what());
   }
-  if (failures < kPoisonAttempts) {
+  if (after_failure(failures, kPoisonAttempts) == AfterFailure::keep_and_stop) {
     // Nothing of this file was committed: keep it where it is for the next start.
     log::error(name + ": not ingested, left in the inbox (failure " + std::to_string(failures) +
                " of " + std::to_string(kPoisonAttempts) + "): " + what);
