@@ -26,7 +26,7 @@ parsers::Refusal file_refusal(parsers::RefusalReason reason, std::string detail)
 
 parsers::Refusal from_parse_error(const parsers::ParseError& e) {
   parsers::Refusal r;
-  r.reason = parsers::refusal_reason(e.code);
+  r.reason = e.code;
   r.detail = e.detail.empty() ? std::string(parsers::to_string(r.reason)) : e.detail;
   r.where.message = e.message;
   r.where.segment = e.segment;

@@ -35,7 +35,8 @@ bool is_blank_row(const std::vector<std::string>& fields) noexcept {
   return true;
 }
 
-ParseError csv_error(ParseErrc code, std::size_t offset, int line, int field, std::string detail) {
+ParseError csv_error(RefusalReason code, std::size_t offset, int line, int field,
+                     std::string detail) {
   ParseError error;
   error.code = code;
   error.offset = offset;
@@ -104,7 +105,7 @@ class CsvTokenizer {
     fields.clear();
     for (;;) {
       if (fields.size() == kMaxCsvColumns) {
-        return csv_error(ParseErrc::too_many_columns, pos_, line_,
+        return csv_error(RefusalReason::too_many_columns, pos_, line_,
                          static_cast<int>(fields.size() + 1),
                          "row has more than " + std::to_string(kMaxCsvColumns) + " columns");
       }
@@ -132,7 +133,7 @@ class CsvTokenizer {
       for (;;) {
         const std::size_t quote = text_.find('"', pos_);
         if (quote == std::string_view::npos) {
-          return csv_error(ParseErrc::unterminated_quote, start, start_line, number,
+          return csv_error(RefusalReason::unterminated_quote, start, start_line, number,
                            "quoted field is not closed before the end of the file");
         }
         const std::string_view chunk = text_.substr(pos_, quote - pos_);
@@ -196,7 +197,7 @@ class CsvTokenizer {
   }
 
   static ParseError too_long(std::size_t start, int line, int number) {
-    return csv_error(ParseErrc::field_too_long, start, line, number,
+    return csv_error(RefusalReason::field_too_long, start, line, number,
                      "field is longer than " + std::to_string(kMaxCsvFieldBytes) + " bytes");
   }
 
@@ -210,7 +211,7 @@ class CsvTokenizer {
 
 Expected<CsvTable, ParseError> parse_csv(std::string_view text) {
   if (text.size() > kMaxCsvBytes) {
-    return unexpected(csv_error(ParseErrc::input_too_large, kMaxCsvBytes, -1, -1,
+    return unexpected(csv_error(RefusalReason::input_too_large, kMaxCsvBytes, -1, -1,
                                 "file is larger than " + std::to_string(kMaxCsvBytes) + " bytes"));
   }
   const std::size_t start = text.starts_with(kUtf8Bom) ? kUtf8Bom.size() : 0;
@@ -219,7 +220,7 @@ Expected<CsvTable, ParseError> parse_csv(std::string_view text) {
     blank = is_blank_byte(text[i]);
   }
   if (blank) {
-    return unexpected(csv_error(ParseErrc::empty_input, 0, 1, -1, "file holds no CSV header"));
+    return unexpected(csv_error(RefusalReason::empty_file, 0, 1, -1, "file holds no CSV header"));
   }
 
   CsvTable table;
@@ -239,7 +240,7 @@ Expected<CsvTable, ParseError> parse_csv(std::string_view text) {
     }
     cells += fields.size();
     if (cells > kMaxCsvCells) {
-      return unexpected(csv_error(ParseErrc::too_many_fields, offset, line, -1,
+      return unexpected(csv_error(RefusalReason::too_many_fields, offset, line, -1,
                                   "file has more than " + std::to_string(kMaxCsvCells) + " cells"));
     }
     if (!have_header) {
@@ -254,7 +255,7 @@ Expected<CsvTable, ParseError> parse_csv(std::string_view text) {
     fields.reserve(table.header.size());
   }
   if (!have_header) {
-    return unexpected(csv_error(ParseErrc::empty_input, 0, 1, -1, "file holds no CSV header"));
+    return unexpected(csv_error(RefusalReason::empty_file, 0, 1, -1, "file holds no CSV header"));
   }
   return table;
 }

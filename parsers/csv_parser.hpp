@@ -40,7 +40,7 @@ struct CsvTable {
 
 // Tokenizes a whole CSV/TSV text: sniffs the delimiter among ',', ';' and tab from the header line,
 // accepts \n and \r\n, quoted fields with embedded delimiters, quotes and newlines.
-// Errors: empty_input, unterminated_quote, too_many_columns, field_too_long, input_too_large,
+// Errors: empty_file, unterminated_quote, too_many_columns, field_too_long, input_too_large,
 // too_many_fields (more than kMaxCsvCells cells). Offsets count from the first byte of `text`.
 Expected<CsvTable, ParseError> parse_csv(std::string_view text);
 

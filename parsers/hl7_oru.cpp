@@ -120,19 +120,21 @@ class OruReader {
 
   Expected<LabReport, ParseError> read() {
     if (m_.segment_count() == 0) {
-      return unexpected(error_at(ParseErrc::missing_msh, -1, -1, 0, "the message was not parsed"));
+      return unexpected(
+          error_at(RefusalReason::missing_msh, -1, -1, 0, "the message was not parsed"));
     }
     const Hl7Segment msh = m_.segment(0);
     if (pos_.truncated) {
       const Hl7Segment last = m_.segment(m_.segment_count() - 1);
-      return error(ParseErrc::truncated_message, last, static_cast<int>(last.field_count()),
+      return error(RefusalReason::truncated_message, last, static_cast<int>(last.field_count()),
                    m_.text().size(), "the input ends inside this message");
     }
     if (dec_.text(msh.field(9).component(1)) != "ORU") {
-      return error(ParseErrc::not_oru, msh, 9, msh.field_offset(9), "MSH-9 is not an ORU message");
+      return error(RefusalReason::not_oru, msh, 9, msh.field_offset(9),
+                   "MSH-9 is not an ORU message");
     }
     if (m_.charset() == Hl7Charset::unsupported) {
-      return error(ParseErrc::bad_encoding, msh, 18, msh.field_offset(18),
+      return error(RefusalReason::bad_encoding, msh, 18, msh.field_offset(18),
                    "MSH-18 names a multi-byte character set (JIS, GB 18030, KS X 1001, BIG-5, "
                    "UTF-16/32) that labwatch cannot read");
     }
@@ -160,7 +162,7 @@ class OruReader {
       const std::string_view id = seg.id();
       if (id == "PID") {
         if (have_pid) {
-          return error(ParseErrc::unrecognized_format, seg, -1, seg.offset(),
+          return error(RefusalReason::unrecognized_format, seg, -1, seg.offset(),
                        "a second PID: one patient per message is supported");
         }
         have_pid = true;
@@ -180,7 +182,7 @@ class OruReader {
     }
     if (!have_pid) {
       ParseError e =
-          error_at(ParseErrc::missing_segment, -1, -1, m_.text().size(), "no PID segment");
+          error_at(RefusalReason::missing_segment, -1, -1, m_.text().size(), "no PID segment");
       return unexpected(std::move(e));
     }
     return std::move(report_);
@@ -334,7 +336,7 @@ class OruReader {
     return p;
   }
 
-  ParseError error_at(ParseErrc code, int segment, int field, std::size_t offset_in_message,
+  ParseError error_at(RefusalReason code, int segment, int field, std::size_t offset_in_message,
                       const char* detail) const {
     ParseError e;
     e.code = code;
@@ -347,7 +349,7 @@ class OruReader {
     return e;
   }
 
-  Unexpected<ParseError> error(ParseErrc code, const Hl7Segment& seg, int field,
+  Unexpected<ParseError> error(RefusalReason code, const Hl7Segment& seg, int field,
                                std::size_t offset_in_message, const char* detail) const {
     ParseError e = error_at(code, seg.number(), field, offset_in_message, detail);
     e.line = pos_.first_line + seg.line();

@@ -34,7 +34,7 @@ class Hl7Tokenizer {
       out_.segments_.reserve(64);
     }
     if (text_.size() > kMaxMessageBytes) {
-      fail(ParseErrc::input_too_large, 0, -1, "message larger than the message size limit");
+      fail(RefusalReason::input_too_large, 0, -1, "message larger than the message size limit");
       return std::move(error_);
     }
     if (!read_msh() || !scan() || !finish()) {
@@ -66,11 +66,11 @@ class Hl7Tokenizer {
     }
     seg_start_ = pos;
     if (text_.substr(pos, 3) != "MSH") {
-      fail(ParseErrc::missing_msh, pos, -1, "a message must start with an MSH segment");
+      fail(RefusalReason::missing_msh, pos, -1, "a message must start with an MSH segment");
       return false;
     }
     if (text_.size() < pos + 4 || !hl7_text::is_delimiter_char(text_[pos + 3])) {
-      fail(ParseErrc::bad_delimiters, pos + 3, 1, "MSH-1 must be one punctuation character");
+      fail(RefusalReason::bad_delimiters, pos + 3, 1, "MSH-1 must be one punctuation character");
       return false;
     }
     const char fs = text_[pos + 3];
@@ -89,7 +89,7 @@ class Hl7Tokenizer {
               enc.find(enc[i], i + 1) == std::string_view::npos;
     }
     if (!valid) {
-      fail(ParseErrc::bad_delimiters, enc_start, 2,
+      fail(RefusalReason::bad_delimiters, enc_start, 2,
            "MSH-2 must be 1 to 5 distinct punctuation characters other than MSH-1");
       return false;
     }
@@ -155,7 +155,8 @@ class Hl7Tokenizer {
   // scan stops with more than kMaxFieldsPerMessage positions only once storage is at its limit.
   bool grow(std::size_t count) {
     if (count > kMaxFieldsPerMessage) {
-      fail(ParseErrc::too_many_fields, seg_start_, -1, "more fields than the per-message limit");
+      fail(RefusalReason::too_many_fields, seg_start_, -1,
+           "more fields than the per-message limit");
       return false;
     }
     const std::size_t needed = count + hl7_scan::kScanBlock;
@@ -177,12 +178,12 @@ class Hl7Tokenizer {
     const std::string_view id = text_.substr(seg_start_, id_end - seg_start_);
     if (fields > 0 || !hl7_text::is_blank_line(id)) {
       if (!hl7_text::is_segment_id(id)) {
-        fail(ParseErrc::bad_segment_id, seg_start_, 0,
+        fail(RefusalReason::bad_segment_id, seg_start_, 0,
              "a segment must start with a three-character id (upper-case letters and digits)");
         return false;
       }
       if (out_.segments_.size() >= kMaxSegmentsPerMessage) {
-        fail(ParseErrc::too_many_segments, seg_start_, -1,
+        fail(RefusalReason::too_many_segments, seg_start_, -1,
              "more segments than the per-message limit");
         return false;
       }
@@ -192,7 +193,7 @@ class Hl7Tokenizer {
           const std::size_t start = seps[seg_first_ + k - 1] + std::size_t{1};
           const std::size_t end = k < fields ? seps[seg_first_ + k] : at;
           if (end - start > kMaxFieldBytes) {
-            fail(ParseErrc::field_too_long, start, static_cast<int>(k),
+            fail(RefusalReason::field_too_long, start, static_cast<int>(k),
                  "a field is longer than the field size limit");
             return false;
           }
@@ -226,7 +227,7 @@ class Hl7Tokenizer {
   }
 
   // Cold path: records the error; the segment is the one being read.
-  void fail(ParseErrc code, std::size_t offset, int field, const char* detail) {
+  void fail(RefusalReason code, std::size_t offset, int field, const char* detail) {
     ParseError e;
     e.code = code;
     e.offset = offset;
@@ -440,7 +441,7 @@ Expected<LabReport, ParseError> parse_raw_message(const RawMessage& raw, Hl7Mess
     error->line = error->line < 0 ? -1 : error->line + raw.first_line - 1;
     if (raw.truncated) {
       // The cut explains the malformed rest better than whatever the tokenizer tripped on.
-      error->code = ParseErrc::truncated_message;
+      error->code = RefusalReason::truncated_message;
       error->offset = raw.offset + raw.bytes.size();
       error->detail = "the input ends inside this message";
     }
@@ -451,14 +452,14 @@ Expected<LabReport, ParseError> parse_raw_message(const RawMessage& raw, Hl7Mess
 
 Hl7FileResult parse_hl7_file(std::string_view text) {
   Hl7FileResult result;
-  const auto file_error = [&result](ParseErrc code, const char* detail) {
+  const auto file_error = [&result](RefusalReason code, const char* detail) {
     ParseError e;
     e.code = code;
     e.detail = detail;
     result.errors.push_back(std::move(e));
   };
   if (text.size() > kMaxHl7FileBytes) {
-    file_error(ParseErrc::input_too_large, "file larger than the HL7 file size limit");
+    file_error(RefusalReason::input_too_large, "file larger than the HL7 file size limit");
     return result;
   }
   if (!looks_like_hl7(text)) {
@@ -467,9 +468,10 @@ Hl7FileResult parse_hl7_file(std::string_view text) {
       rest.remove_prefix(hl7_text::kUtf8Bom.size());
     }
     if (rest.find_first_not_of(" \t\r\n") == std::string_view::npos) {
-      file_error(ParseErrc::empty_input, "the file holds no data");
+      file_error(RefusalReason::empty_file, "the file holds no data");
     } else {
-      file_error(ParseErrc::unrecognized_format, "the file does not start with MSH, FHS or BHS");
+      file_error(RefusalReason::unrecognized_format,
+                 "the file does not start with MSH, FHS or BHS");
     }
     return result;
   }

@@ -149,7 +149,7 @@ Expected<LabReport, ParseError> parse_raw_message(const RawMessage& raw, Hl7Mess
 // Everything in a whole in-memory file: each message becomes a report or a refusal; a bad message
 // never stops the others. Convenience over Hl7Splitter + parse_hl7_message + to_lab_report, with
 // file offsets and lines in every error. A message the input cuts is refused as
-// truncated_message. Whole-file errors: input_too_large, empty_input, unrecognized_format.
+// truncated_message. Whole-file errors: input_too_large, empty_file, unrecognized_format.
 struct Hl7FileResult {
   std::vector<LabReport> reports;
   std::vector<ParseError> errors;

@@ -82,42 +82,4 @@ std::optional<RefusalReason> parse_refusal_reason(std::string_view text) noexcep
   return std::nullopt;
 }
 
-RefusalReason refusal_reason(ParseErrc code) noexcept {
-  switch (code) {
-    case ParseErrc::empty_input:
-      return R::empty_file;
-    case ParseErrc::unrecognized_format:
-      return R::unrecognized_format;
-    case ParseErrc::missing_msh:
-      return R::missing_msh;
-    case ParseErrc::bad_delimiters:
-      return R::bad_delimiters;
-    case ParseErrc::truncated_message:
-      return R::truncated_message;
-    case ParseErrc::field_too_long:
-      return R::field_too_long;
-    case ParseErrc::too_many_segments:
-      return R::too_many_segments;
-    case ParseErrc::too_many_fields:
-      return R::too_many_fields;
-    case ParseErrc::input_too_large:
-      return R::input_too_large;
-    case ParseErrc::bad_segment_id:
-      return R::bad_segment_id;
-    case ParseErrc::not_oru:
-      return R::not_oru;
-    case ParseErrc::missing_segment:
-      return R::missing_segment;
-    case ParseErrc::unterminated_quote:
-      return R::unterminated_quote;
-    case ParseErrc::too_many_columns:
-      return R::too_many_columns;
-    case ParseErrc::missing_columns:
-      return R::missing_columns;
-    case ParseErrc::bad_encoding:
-      return R::bad_encoding;
-  }
-  return R::unrecognized_format;
-}
-
 }  // namespace labwatch::parsers

@@ -6,8 +6,6 @@
 #include <optional>
 #include <string_view>
 
-#include "parsers/parse_error.hpp"
-
 namespace labwatch::parsers {
 
 // Each reason has one spelling (to_string), which is what the database stores, reason files and
@@ -22,7 +20,7 @@ enum class RefusalReason : std::uint8_t {
   replaced,             // replaced while it was claimed
   too_large,            // larger than the configured limit
   unrecognized_format,  // neither HL7 v2 nor a known CSV export
-  // The structure of a message or an export (ParseErrc).
+  // The structure of a message or an export (ParseError::code).
   missing_msh,
   bad_delimiters,
   truncated_message,
@@ -63,8 +61,5 @@ std::string_view to_string(RefusalReason reason) noexcept;
 // The reason spelled `text`; nullopt for any other text. "empty_input", the name an earlier
 // labwatch gave its parse error, reads as empty_file.
 std::optional<RefusalReason> parse_refusal_reason(std::string_view text) noexcept;
-
-// The reason a parse error refuses its input for.
-RefusalReason refusal_reason(ParseErrc code) noexcept;
 
 }  // namespace labwatch::parsers

@@ -366,12 +366,12 @@ TEST_CASE("csv_to_reports handles the malformed e_* corpus files", "[parsers][cs
     CHECK(observation(p.result, 0, 0).units_where.column == "unit");
     CHECK(observation(p.result, 0, 2).test_name == "Vitamin D, 25-OH");
   }
-  SECTION("e_empty.csv is empty_input") {
+  SECTION("e_empty.csv is empty_file") {
     const std::string text = read_corpus("e_empty.csv");
     CHECK(text.empty());
     const auto table = parse_csv(text);
     REQUIRE_FALSE(table.has_value());
-    CHECK(table.error().code == ParseErrc::empty_input);
+    CHECK(table.error().code == RefusalReason::empty_file);
     CHECK(to_string(table.error().code) == "empty_file");
   }
 }
@@ -398,11 +398,11 @@ TEST_CASE("parse_csv and csv_to_reports survive every truncation of the corpus f
     const auto table = parse_csv(prefix);
     if (!table) {
       const ParseError& error = table.error();
-      if (error.code == ParseErrc::unterminated_quote) {
+      if (error.code == RefusalReason::unterminated_quote) {
         REQUIRE(error.offset < size);
         REQUIRE(prefix[error.offset] == '"');
       } else {
-        REQUIRE(error.code == ParseErrc::empty_input);
+        REQUIRE(error.code == RefusalReason::empty_file);
       }
       continue;
     }

@@ -184,31 +184,31 @@ TEST_CASE("parse_csv keeps rows of any width for the mapper to judge", "[parsers
 TEST_CASE("parse_csv reports an unterminated quote where it opened", "[parsers][csv]") {
   SECTION("in a data row") {
     const ParseError error = parse_error("id,note\n1,ok\n2,\"never\nclosed\n3,x\n");
-    CHECK(error.code == ParseErrc::unterminated_quote);
+    CHECK(error.code == RefusalReason::unterminated_quote);
     CHECK(error.line == 3);
     CHECK(error.offset == 15);
     CHECK(error.field == 2);
   }
   SECTION("after a doubled quote at the very end") {
     const ParseError error = parse_error("a\n\"x\"\"");
-    CHECK(error.code == ParseErrc::unterminated_quote);
+    CHECK(error.code == RefusalReason::unterminated_quote);
     CHECK(error.line == 2);
     CHECK(error.offset == 2);
     CHECK(error.field == 1);
   }
   SECTION("in the header") {
     const ParseError error = parse_error("\"id,value\n");
-    CHECK(error.code == ParseErrc::unterminated_quote);
+    CHECK(error.code == RefusalReason::unterminated_quote);
     CHECK(error.line == 1);
     CHECK(error.offset == 0);
   }
 }
 
-TEST_CASE("parse_csv refuses input without a header as empty_input", "[parsers][csv]") {
+TEST_CASE("parse_csv refuses input without a header as empty_file", "[parsers][csv]") {
   const std::string_view text = GENERATE(as<std::string_view>{}, "", "\xEF\xBB\xBF",
                                          "\xEF\xBB\xBF\r\n", "\n\n  \t\r\n", ",,,\n,,\n");
   const ParseError error = parse_error(text);
-  CHECK(error.code == ParseErrc::empty_input);
+  CHECK(error.code == RefusalReason::empty_file);
   CHECK(error.offset == 0);
   CHECK(to_string(error.code) == "empty_file");
 }
@@ -220,7 +220,7 @@ TEST_CASE("parse_csv enforces its size limits", "[parsers][csv]") {
     CHECK(table.header.size() == kMaxCsvColumns);
 
     const ParseError error = parse_error("a,b\n1,2\n" + row + ",x\n");
-    CHECK(error.code == ParseErrc::too_many_columns);
+    CHECK(error.code == RefusalReason::too_many_columns);
     CHECK(error.line == 3);
     CHECK(error.field == static_cast<int>(kMaxCsvColumns + 1));
     CHECK(error.offset == 8 + kMaxCsvColumns);
@@ -231,14 +231,14 @@ TEST_CASE("parse_csv enforces its size limits", "[parsers][csv]") {
     CHECK(parse_ok("a,b\n1,\"" + longest + "\"\n").rows.at(0).fields[1] == longest);
 
     const ParseError plain = parse_error("a,b\n1," + longest + "y\n");
-    CHECK(plain.code == ParseErrc::field_too_long);
+    CHECK(plain.code == RefusalReason::field_too_long);
     CHECK(plain.line == 2);
     CHECK(plain.field == 2);
     CHECK(plain.offset == 6);
 
     // Folded quotes count once: this field holds kMaxCsvFieldBytes + 1 bytes after unquoting.
     const ParseError quoted = parse_error("a\n\"" + longest + "\"\"\"\n");
-    CHECK(quoted.code == ParseErrc::field_too_long);
+    CHECK(quoted.code == RefusalReason::field_too_long);
     CHECK(quoted.offset == 2);
   }
   SECTION("more than kMaxCsvCells cells is too_many_fields") {
@@ -257,14 +257,14 @@ TEST_CASE("parse_csv enforces its size limits", "[parsers][csv]") {
 
     text += row;
     const ParseError error = parse_error(text);
-    CHECK(error.code == ParseErrc::too_many_fields);
+    CHECK(error.code == RefusalReason::too_many_fields);
     CHECK(error.line == static_cast<int>(rows_at_limit + 1));
     CHECK(error.offset == rows_at_limit * row.size());
   }
   SECTION("more than kMaxCsvBytes is input_too_large") {
     const std::string text(kMaxCsvBytes + 1, 'a');
     const ParseError error = parse_error(text);
-    CHECK(error.code == ParseErrc::input_too_large);
+    CHECK(error.code == RefusalReason::input_too_large);
     CHECK(error.offset == kMaxCsvBytes);
   }
 }

@@ -17,7 +17,7 @@ using labwatch::parsers::Hl7Splitter;
 using labwatch::parsers::LabReport;
 using labwatch::parsers::Observation;
 using labwatch::parsers::parse_hl7_file;
-using labwatch::parsers::ParseErrc;
+using labwatch::parsers::RefusalReason;
 
 std::string read_corpus(std::string_view name) {
   const std::string path = std::string(LABWATCH_TEST_DATA_DIR) + "/corpus/" + std::string(name);
@@ -272,7 +272,7 @@ TEST_CASE("parse_hl7_file refuses the cut message of e_qdx_truncated and keeps t
   CHECK(f.reports[0].control_id == "QDX301000127");
   CHECK(count_observations(f) == 8);
   REQUIRE(f.errors.size() == 1);
-  CHECK(f.errors[0].code == ParseErrc::truncated_message);
+  CHECK(f.errors[0].code == RefusalReason::truncated_message);
   CHECK(f.errors[0].message == 1);
   CHECK(f.errors[0].segment == 6);
   CHECK(f.errors[0].offset == text.size());
@@ -285,10 +285,10 @@ TEST_CASE("parse_hl7_file refuses e_garbage as not HL7", "[parsers][hl7][corpus]
   const Hl7FileResult f = parse_hl7_file(text);
   CHECK(f.reports.empty());
   REQUIRE(f.errors.size() == 1);
-  CHECK(f.errors[0].code == ParseErrc::unrecognized_format);
+  CHECK(f.errors[0].code == RefusalReason::unrecognized_format);
   const Hl7FileResult empty = parse_hl7_file("");
   REQUIRE(empty.errors.size() == 1);
-  CHECK(empty.errors[0].code == ParseErrc::empty_input);
+  CHECK(empty.errors[0].code == RefusalReason::empty_file);
 }
 
 // Sanitizer builds run the sweep below some 30 times slower. There every prefix of a few files (the

@@ -15,8 +15,8 @@ using labwatch::parsers::Hl7Charset;
 using labwatch::parsers::Hl7Field;
 using labwatch::parsers::Hl7Message;
 using labwatch::parsers::parse_hl7_message;
-using labwatch::parsers::ParseErrc;
 using labwatch::parsers::ParseError;
+using labwatch::parsers::RefusalReason;
 
 Hl7Message parse_ok(std::string_view text) {
   auto m = parse_hl7_message(text);
@@ -107,7 +107,7 @@ TEST_CASE("parse_hl7_message refuses invalid encoding characters with their offs
     CAPTURE(c.text);
     auto m = parse_hl7_message(c.text);
     REQUIRE_FALSE(m.has_value());
-    CHECK(m.error().code == ParseErrc::bad_delimiters);
+    CHECK(m.error().code == RefusalReason::bad_delimiters);
     CHECK(m.error().offset == c.offset);
     CHECK(m.error().segment == 1);
     CHECK(m.error().field == c.field);
@@ -387,31 +387,31 @@ TEST_CASE("Hl7Field::decode reads each declared ISO 8859 part by its table", "[p
 TEST_CASE("parse_hl7_message refuses a bad segment id with its place", "[parsers][hl7]") {
   SECTION("a two-letter id") {
     const ParseError e = parse_error("MSH|^~\\&|A\rPID|1\r\nPI|2\r");
-    CHECK(e.code == ParseErrc::bad_segment_id);
+    CHECK(e.code == RefusalReason::bad_segment_id);
     CHECK(e.offset == 18);
     CHECK(e.segment == 3);
     CHECK(e.line == 3);
   }
   SECTION("lower case and a leading space") {
-    CHECK(parse_error("MSH|^~\\&\robx|1\r").code == ParseErrc::bad_segment_id);
-    CHECK(parse_error("MSH|^~\\&\r OBX|1\r").code == ParseErrc::bad_segment_id);
+    CHECK(parse_error("MSH|^~\\&\robx|1\r").code == RefusalReason::bad_segment_id);
+    CHECK(parse_error("MSH|^~\\&\r OBX|1\r").code == RefusalReason::bad_segment_id);
   }
   SECTION("no MSH") {
     const ParseError e = parse_error("PID|1\rMSH|^~\\&\r");
-    CHECK(e.code == ParseErrc::missing_msh);
+    CHECK(e.code == RefusalReason::missing_msh);
     CHECK(e.offset == 0);
-    CHECK(parse_error("").code == ParseErrc::missing_msh);
-    CHECK(parse_error("\r\n\r\n").code == ParseErrc::missing_msh);
+    CHECK(parse_error("").code == RefusalReason::missing_msh);
+    CHECK(parse_error("\r\n\r\n").code == RefusalReason::missing_msh);
   }
 }
 
 TEST_CASE("parse_hl7_message survives inputs that broke other parsers", "[parsers][hl7]") {
-  CHECK(parse_error("MSH|0|||||||||||0").code == ParseErrc::bad_delimiters);
-  CHECK(parse_error("MSHH0\r").code == ParseErrc::bad_delimiters);
+  CHECK(parse_error("MSH|0|||||||||||0").code == RefusalReason::bad_delimiters);
+  CHECK(parse_error("MSHH0\r").code == RefusalReason::bad_delimiters);
   {
     // MSH-2 "^" alone is legal; the next line's id is not.
     const ParseError e = parse_error("MSH|^|||||||^A|||2.2\r^AA");
-    CHECK(e.code == ParseErrc::bad_segment_id);
+    CHECK(e.code == RefusalReason::bad_segment_id);
     CHECK(e.offset == 21);
     CHECK(e.segment == 2);
   }
@@ -439,7 +439,7 @@ TEST_CASE("parse_hl7_message enforces its explicit limits", "[parsers][hl7][limi
     CHECK(m.segment(1).field(6).raw() == "u");
     text = head + std::string(kMaxFieldBytes + 1, 'x') + "|u\r";
     const ParseError e = parse_error(text);
-    CHECK(e.code == ParseErrc::field_too_long);
+    CHECK(e.code == RefusalReason::field_too_long);
     CHECK(e.offset == head.size());
     CHECK(e.segment == 2);
     CHECK(e.field == 5);
@@ -447,7 +447,7 @@ TEST_CASE("parse_hl7_message enforces its explicit limits", "[parsers][hl7][limi
   SECTION("in MSH, too, fields are numbered as the standard does") {
     const std::string head = "MSH|^~\\&|";
     const ParseError e = parse_error(head + std::string(kMaxFieldBytes + 1, 'x') + "|F\r");
-    CHECK(e.code == ParseErrc::field_too_long);
+    CHECK(e.code == RefusalReason::field_too_long);
     CHECK(e.offset == head.size());
     CHECK(e.segment == 1);
     CHECK(e.field == 3);
@@ -484,7 +484,7 @@ TEST_CASE("parse_hl7_message enforces its explicit limits", "[parsers][hl7][limi
       text += "NTE\r";
     }
     const ParseError e = parse_error(text);
-    CHECK(e.code == ParseErrc::too_many_segments);
+    CHECK(e.code == RefusalReason::too_many_segments);
     CHECK(e.segment == static_cast<int>(kMaxSegmentsPerMessage) + 1);
     CHECK(e.offset == text.size() - 4);
     text.resize(text.size() - 4);
@@ -494,13 +494,13 @@ TEST_CASE("parse_hl7_message enforces its explicit limits", "[parsers][hl7][limi
     const std::string text =
         "MSH|^~\\&\rZZZ" + std::string(labwatch::parsers::kMaxFieldsPerMessage, '|');
     const ParseError e = parse_error(text);
-    CHECK(e.code == ParseErrc::too_many_fields);
+    CHECK(e.code == RefusalReason::too_many_fields);
     CHECK(e.segment == 2);
   }
   SECTION("a message larger than the message limit") {
     const std::string text = "MSH|^~\\&\rNTE|1|L|" + std::string(kMaxMessageBytes, 'x');
     const ParseError e = parse_error(text);
-    CHECK(e.code == ParseErrc::input_too_large);
+    CHECK(e.code == RefusalReason::input_too_large);
     CHECK(e.offset == 0);
   }
 }
@@ -511,7 +511,7 @@ TEST_CASE("parse_hl7_message reuses an Hl7Message across messages and errors", "
   CHECK(m.segment_count() == 3);
   const auto error = parse_hl7_message("MSH|^~\\&\rXX|1\r", m);
   REQUIRE(error);
-  CHECK(error->code == ParseErrc::bad_segment_id);
+  CHECK(error->code == RefusalReason::bad_segment_id);
   REQUIRE_FALSE(parse_hl7_message("MSH|$~\\&\nPID|1||id$$$A\n", m));
   CHECK(m.segment_count() == 2);
   CHECK(m.delimiters().component == '$');

@@ -12,9 +12,9 @@ using labwatch::parsers::DateTime;
 using labwatch::parsers::Hl7Message;
 using labwatch::parsers::LabReport;
 using labwatch::parsers::Observation;
-using labwatch::parsers::ParseErrc;
 using labwatch::parsers::ParseError;
 using labwatch::parsers::RawMessage;
+using labwatch::parsers::RefusalReason;
 
 // Segments joined with CR.
 std::string message(std::initializer_list<std::string_view> segments) {
@@ -265,18 +265,18 @@ TEST_CASE("to_lab_report refuses what is not a usable ORU message", "[parsers][h
   SECTION("not ORU") {
     const std::string text = "MSH|^~\\&|A|F|||2024||ADT^A01|1|P|2.3\rPID|1||7\r";
     const ParseError e = error_of(text, pos);
-    CHECK(e.code == ParseErrc::not_oru);
+    CHECK(e.code == RefusalReason::not_oru);
     CHECK(e.message == 2);
     CHECK(e.segment == 1);
     CHECK(e.field == 9);
     CHECK(e.offset == 500 + text.find("ADT"));
     CHECK(e.line == 10);
-    CHECK(error_of("MSH|^~\\&|A\r").code == ParseErrc::not_oru);
+    CHECK(error_of("MSH|^~\\&|A\r").code == RefusalReason::not_oru);
   }
   SECTION("no PID") {
     const std::string text = "MSH|^~\\&|A|F|||2024||ORU^R01|1|P|2.3\rOBR|1\rOBX|1|NM|a||1\r";
     const ParseError e = error_of(text, pos);
-    CHECK(e.code == ParseErrc::missing_segment);
+    CHECK(e.code == RefusalReason::missing_segment);
     CHECK(e.message == 2);
     CHECK(e.offset == 500 + text.size());
     CHECK(e.line == 10);  // no segment to point at: the message's MSH
@@ -284,21 +284,21 @@ TEST_CASE("to_lab_report refuses what is not a usable ORU message", "[parsers][h
   SECTION("two patients") {
     const ParseError e =
         error_of("MSH|^~\\&|A|F|||2024||ORU^R01|1|P|2.3\rPID|1||7\rOBX|1\rPID|2||8\r", pos);
-    CHECK(e.code == ParseErrc::unrecognized_format);
+    CHECK(e.code == RefusalReason::unrecognized_format);
     CHECK(e.segment == 4);
     CHECK(e.line == 13);
   }
   SECTION("a multi-byte character set of table 0211") {
     const ParseError e =
         error_of("MSH|^~\\&|A|F|||2024||ORU^R01|1|P|2.3||||||ISO IR87\rPID|1||7\r", pos);
-    CHECK(e.code == ParseErrc::bad_encoding);
+    CHECK(e.code == RefusalReason::bad_encoding);
     CHECK(e.field == 18);
   }
   SECTION("a message the splitter found cut") {
     pos.truncated = true;
     const std::string text = "MSH|^~\\&|A|F|||2024||ORU^R01|1|P|2.3\rPID|1||7\rOBX|1|NM|62";
     const ParseError e = error_of(text, pos);
-    CHECK(e.code == ParseErrc::truncated_message);
+    CHECK(e.code == RefusalReason::truncated_message);
     CHECK(e.message == 2);
     CHECK(e.segment == 3);
     CHECK(e.field == 3);

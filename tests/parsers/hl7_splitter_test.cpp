@@ -11,8 +11,8 @@
 namespace {
 
 using labwatch::parsers::Hl7Splitter;
-using labwatch::parsers::ParseErrc;
 using labwatch::parsers::RawMessage;
+using labwatch::parsers::RefusalReason;
 
 struct Piece {
   std::string bytes;
@@ -169,7 +169,7 @@ TEST_CASE("Hl7Splitter gives stray lines as a message that fails as missing_msh"
   CHECK(pieces[0].bytes == "junk line");
   const auto parsed = labwatch::parsers::parse_hl7_message(pieces[0].bytes);
   REQUIRE_FALSE(parsed.has_value());
-  CHECK(parsed.error().code == ParseErrc::missing_msh);
+  CHECK(parsed.error().code == RefusalReason::missing_msh);
   CHECK(pieces[1].index == 1);
   CHECK(pieces[1].bytes == kMsgA);
 }
@@ -367,7 +367,7 @@ TEST_CASE("Hl7Splitter keeps memory bounded on an oversized message",
   std::string big = head + std::string(kMaxMessageBytes, 'x');
   const auto parsed = labwatch::parsers::parse_hl7_message(big);
   REQUIRE_FALSE(parsed.has_value());
-  CHECK(parsed.error().code == ParseErrc::input_too_large);
+  CHECK(parsed.error().code == RefusalReason::input_too_large);
 }
 
 TEST_CASE("Hl7Splitter bounds an endless line outside any message",
