@@ -2,16 +2,9 @@
 // The command line: `labwatch COMMAND [OPTIONS]`, the contract of PRODUCT.md.
 #pragma once
 
-namespace labwatch::daemon {
+#include "daemon/exit_codes.hpp"  // the codes run_cli returns
 
-// Exit codes shared by every command.
-inline constexpr int kExitOk = 0;
-inline constexpr int kExitFailure = 1;     // operational failure (database, I/O)
-inline constexpr int kExitRefused = 2;     // ingest: some files, messages or results were refused
-inline constexpr int kExitNotRunning = 3;  // status: no daemon runs on this config (LSB)
-inline constexpr int kExitUsage = 64;      // EX_USAGE: bad command line
-inline constexpr int kExitConfig =
-    78;  // EX_CONFIG: the config is invalid (systemd does not restart)
+namespace labwatch::daemon {
 
 // Runs the command named by argv[1]; returns the process exit code. Catches every exception.
 int run_cli(int argc, char** argv);

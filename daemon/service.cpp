@@ -31,9 +31,9 @@
 #include <utility>
 #include <vector>
 
-#include "cli/cli.hpp"
 #include "config/config_loader.hpp"
 #include "daemon/config_check.hpp"
+#include "daemon/exit_codes.hpp"
 #include "daemon/file_mover.hpp"
 #include "daemon/folder_watcher.hpp"
 #include "daemon/notifier.hpp"
