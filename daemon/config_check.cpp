@@ -14,7 +14,7 @@
 #include <string_view>
 #include <system_error>
 
-#include "daemon/smtp_mailer.hpp"
+#include "mail/smtp_mailer.hpp"
 
 namespace labwatch::daemon {
 namespace {

@@ -14,7 +14,7 @@
 #include <system_error>
 #include <vector>
 
-#include "daemon/posix_io.hpp"
+#include "os/posix_io.hpp"
 
 namespace labwatch::daemon {
 namespace {

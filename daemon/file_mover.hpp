@@ -8,7 +8,7 @@
 #include <string>
 #include <string_view>
 
-#include "daemon/claimed_file.hpp"
+#include "ingest/claimed_file.hpp"
 
 namespace labwatch::daemon {
 

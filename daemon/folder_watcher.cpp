@@ -14,8 +14,8 @@
 #include <cstring>
 #include <utility>
 
-#include "daemon/claimed_file.hpp"
-#include "daemon/log.hpp"
+#include "ingest/claimed_file.hpp"
+#include "os/log.hpp"
 
 namespace labwatch::daemon {
 namespace {

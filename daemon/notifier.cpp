@@ -9,7 +9,7 @@
 #include <string>
 #include <system_error>
 
-#include "daemon/log.hpp"
+#include "os/log.hpp"
 
 namespace labwatch::daemon {
 namespace {

@@ -32,17 +32,17 @@
 #include <vector>
 
 #include "config/config_loader.hpp"
-#include "daemon/cli.hpp"
 #include "daemon/config_check.hpp"
+#include "daemon/exit_codes.hpp"
 #include "daemon/file_mover.hpp"
 #include "daemon/file_steps.hpp"
 #include "daemon/folder_watcher.hpp"
-#include "daemon/log.hpp"
 #include "daemon/notifier.hpp"
-#include "daemon/outbox_dispatcher.hpp"
-#include "daemon/pipeline.hpp"
-#include "daemon/smtp_mailer.hpp"
-#include "daemon/text_format.hpp"
+#include "ingest/pipeline.hpp"
+#include "mail/outbox_dispatcher.hpp"
+#include "mail/smtp_mailer.hpp"
+#include "os/log.hpp"
+#include "present/text_format.hpp"
 #include "storage/store.hpp"
 
 namespace labwatch::daemon {

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // Alert mail composition: exact subjects and bodies per PHI level, injection, escaping, threading.
-#include "daemon/alert_mail.hpp"
+#include "mail/alert_mail.hpp"
 
 #include <catch2/catch.hpp>
 #include <functional>
@@ -13,7 +13,7 @@
 
 #include "clinical/analyte_catalogue.hpp"
 #include "clinical/rules.hpp"
-#include "daemon/mail_message.hpp"
+#include "mail/mail_message.hpp"
 #include "support/smtp_server.hpp"
 
 namespace {

@@ -5,7 +5,7 @@
 #include <string>
 #include <vector>
 
-#include "daemon/progress_line.hpp"
+#include "ingest/progress_line.hpp"
 #include "support/daemon_harness.hpp"
 #include "support/hl7_messages.hpp"
 

@@ -14,7 +14,7 @@
 #include <thread>
 #include <vector>
 
-#include "daemon/claimed_file.hpp"
+#include "ingest/claimed_file.hpp"
 #include "support/daemon_harness.hpp"
 
 namespace {

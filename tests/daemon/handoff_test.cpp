@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // Tests of Handoff: order across threads, the bound on batches alive, cancel and a reader's error.
-#include "daemon/handoff.hpp"
+#include "ingest/handoff.hpp"
 
 #include <catch2/catch.hpp>
 #include <chrono>

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // MIME rendering: golden messages, RFC 2047 headers, quoted-printable bodies, refused inputs.
-#include "daemon/mail_message.hpp"
+#include "mail/mail_message.hpp"
 
 #include <catch2/catch.hpp>
 #include <cstddef>

@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "daemon/smtp_mailer.hpp"
+#include "mail/smtp_mailer.hpp"
 #include "support/smtp_server.hpp"
 
 namespace {

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // OutboxDispatcher on an in-process io_context, a real SQLite store and a real SMTP server.
-#include "daemon/outbox_dispatcher.hpp"
+#include "mail/outbox_dispatcher.hpp"
 
 #include <boost/asio/io_context.hpp>
 #include <catch2/catch.hpp>
@@ -14,7 +14,7 @@
 
 #include "config/config.hpp"
 #include "config/config_loader.hpp"
-#include "daemon/smtp_mailer.hpp"
+#include "mail/smtp_mailer.hpp"
 #include "storage/store.hpp"
 #include "support/smtp_server.hpp"
 

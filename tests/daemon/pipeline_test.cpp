@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // Tests of Pipeline::process_file: the content hash, and files whose bytes come in again.
-#include "daemon/pipeline.hpp"
+#include "ingest/pipeline.hpp"
 
 #include <SQLiteCpp/SQLiteCpp.h>
 
@@ -20,7 +20,7 @@
 #include <vector>
 
 #include "config/config_loader.hpp"
-#include "daemon/digest.hpp"
+#include "ingest/digest.hpp"
 #include "storage/store.hpp"
 #include "support/daemon_harness.hpp"
 #include "support/hl7_messages.hpp"

@@ -10,8 +10,8 @@
 #include "clinical/analyte_catalogue.hpp"
 #include "clinical/normalized.hpp"
 #include "clinical/rules.hpp"
-#include "daemon/mail_message.hpp"
-#include "daemon/trend_report.hpp"
+#include "mail/mail_message.hpp"
+#include "present/trend_report.hpp"
 #include "storage/outbox.hpp"
 
 namespace labwatch::daemon {

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // `labwatch explain FILE`: a dry run's results, skipped lines, refusals and alerts, line by line.
-#include "daemon/cli_explain.hpp"
+#include "cli/cli_explain.hpp"
 
 #include <algorithm>
 #include <cstddef>
@@ -14,7 +14,7 @@
 
 #include "clinical/rules.hpp"
 #include "clinical/wording.hpp"
-#include "daemon/text_format.hpp"
+#include "present/text_format.hpp"
 
 namespace labwatch::daemon {
 namespace {

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // The outbox dispatcher: claim on the loop, send on a worker thread, record the outcome on the
 // loop.
-#include "daemon/outbox_dispatcher.hpp"
+#include "mail/outbox_dispatcher.hpp"
 
 #include <algorithm>
 #include <boost/asio/error.hpp>
@@ -13,8 +13,8 @@
 #include <utility>
 #include <vector>
 
-#include "daemon/alert_mail.hpp"
-#include "daemon/log.hpp"
+#include "mail/alert_mail.hpp"
+#include "os/log.hpp"
 
 namespace labwatch::daemon {
 namespace {

@@ -5,7 +5,7 @@
 #include <string>
 
 #include "config/config.hpp"
-#include "daemon/pipeline.hpp"
+#include "ingest/pipeline.hpp"
 
 namespace labwatch::daemon {
 

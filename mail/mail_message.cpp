@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // MIME rendering of MailMessage: header encoding and folding, quoted-printable bodies, boundaries.
-#include "daemon/mail_message.hpp"
+#include "mail/mail_message.hpp"
 
 #include <algorithm>
 #include <array>
@@ -11,8 +11,8 @@
 #include <optional>
 #include <random>
 
-#include "daemon/text_format.hpp"
 #include "parsers/text_charset.hpp"
+#include "present/text_format.hpp"
 
 namespace labwatch::daemon {
 namespace {

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // File descriptors: ownership, opening and writing, retried on EINTR.
-#include "daemon/posix_io.hpp"
+#include "os/posix_io.hpp"
 
 #include <fcntl.h>
 #include <unistd.h>

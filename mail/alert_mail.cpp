@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // Alert mail composition: subject, plain text and HTML bodies, PHI level, threading headers.
-#include "daemon/alert_mail.hpp"
+#include "mail/alert_mail.hpp"
 
 #include <algorithm>
 #include <array>
@@ -13,7 +13,7 @@
 
 #include "clinical/timezone.hpp"
 #include "clinical/wording.hpp"
-#include "daemon/text_format.hpp"
+#include "present/text_format.hpp"
 
 namespace labwatch::daemon {
 namespace {

@@ -5,7 +5,7 @@
 #include <string>
 #include <string_view>
 
-#include "daemon/mail_message.hpp"
+#include "mail/mail_message.hpp"
 
 namespace labwatch::daemon {
 

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // The identity review commands: listing persons and open pairs, merge, unmerge, dismissal, audit.
-#include "daemon/cli_identity.hpp"
+#include "cli/cli_identity.hpp"
 
 #include <unistd.h>
 
@@ -12,8 +12,8 @@
 #include <vector>
 
 #include "clinical/reconcile.hpp"
-#include "daemon/pipeline.hpp"
-#include "daemon/text_format.hpp"
+#include "ingest/pipeline.hpp"
+#include "present/text_format.hpp"
 #include "storage/identity_store.hpp"
 
 namespace labwatch::daemon {

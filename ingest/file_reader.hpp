@@ -13,9 +13,9 @@
 
 #include "clinical/normalized.hpp"
 #include "config/config.hpp"
-#include "daemon/claimed_file.hpp"
-#include "daemon/digest.hpp"
-#include "daemon/handoff.hpp"
+#include "ingest/claimed_file.hpp"
+#include "ingest/digest.hpp"
+#include "ingest/handoff.hpp"
 #include "parsers/lab_report.hpp"
 
 namespace labwatch::daemon {

@@ -16,8 +16,8 @@
 #include "clinical/analyte_catalogue.hpp"
 #include "clinical/normalized.hpp"
 #include "config/config.hpp"
-#include "daemon/mailer.hpp"
-#include "daemon/trend_report.hpp"
+#include "mail/mailer.hpp"
+#include "present/trend_report.hpp"
 #include "storage/outbox.hpp"
 #include "storage/store.hpp"
 

@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "config/config.hpp"
-#include "daemon/mailer.hpp"
+#include "mail/mailer.hpp"
 #include "parsers/expected.hpp"
 
 namespace labwatch::daemon {

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // SHA-256 over OpenSSL's EVP interface.
-#include "daemon/digest.hpp"
+#include "ingest/digest.hpp"
 
 #include <openssl/evp.h>
 

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // Tests for the trend report: charts, bands, markers and escaping, read back from the generated
 // SVG.
-#include "daemon/trend_report.hpp"
+#include "present/trend_report.hpp"
 
 #include <algorithm>
 #include <catch2/catch.hpp>

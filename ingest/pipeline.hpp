@@ -15,8 +15,8 @@
 #include <vector>
 
 #include "config/config.hpp"
-#include "daemon/claimed_file.hpp"
-#include "daemon/file_reader.hpp"
+#include "ingest/claimed_file.hpp"
+#include "ingest/file_reader.hpp"
 #include "parsers/lab_report.hpp"
 #include "storage/outbox.hpp"
 #include "storage/store.hpp"

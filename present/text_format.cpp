@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // Text formatting shared by the CLI, reports and mail.
-#include "daemon/text_format.hpp"
+#include "present/text_format.hpp"
 
 #include <date/date.h>
 

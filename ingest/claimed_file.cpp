@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // ClaimedFile: O_NOFOLLOW | O_NONBLOCK open, then fstat must agree with lstat before any read.
-#include "daemon/claimed_file.hpp"
+#include "ingest/claimed_file.hpp"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -12,7 +12,7 @@
 #include <system_error>
 #include <utility>
 
-#include "daemon/posix_io.hpp"
+#include "os/posix_io.hpp"
 
 namespace labwatch::daemon {
 namespace {

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // The trend report: summary table and inline SVG charts, rendered as one self-contained HTML file.
-#include "daemon/trend_report.hpp"
+#include "present/trend_report.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -9,7 +9,7 @@
 #include <utility>
 
 #include "clinical/wording.hpp"
-#include "daemon/text_format.hpp"
+#include "present/text_format.hpp"
 
 namespace labwatch::daemon {
 namespace {

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// The command line: `labwatch COMMAND [OPTIONS]`, the contract of PRODUCT.md.
+// The process exit codes of every command, the daemon's (`run`) among them (PRODUCT.md).
 #pragma once
 
 namespace labwatch::daemon {
@@ -12,8 +12,5 @@ inline constexpr int kExitNotRunning = 3;  // status: no daemon runs on this con
 inline constexpr int kExitUsage = 64;      // EX_USAGE: bad command line
 inline constexpr int kExitConfig =
     78;  // EX_CONFIG: the config is invalid (systemd does not restart)
-
-// Runs the command named by argv[1]; returns the process exit code. Catches every exception.
-int run_cli(int argc, char** argv);
 
 }  // namespace labwatch::daemon

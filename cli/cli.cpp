@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // The command line: argument parsing and the one-shot commands (init, ingest, export, trend,
 // alerts, ...).
-#include "daemon/cli.hpp"
+#include "cli/cli.hpp"
 
 #include <fcntl.h>
 #include <pwd.h>
@@ -32,22 +32,22 @@
 #include <utility>
 #include <vector>
 
+#include "cli/cli_explain.hpp"
+#include "cli/cli_identity.hpp"
 #include "clinical/rules.hpp"
 #include "clinical/timezone.hpp"
 #include "clinical/wording.hpp"
 #include "config/config_loader.hpp"
-#include "daemon/cli_explain.hpp"
-#include "daemon/cli_identity.hpp"
 #include "daemon/config_check.hpp"
-#include "daemon/digest.hpp"
-#include "daemon/log.hpp"
-#include "daemon/pipeline.hpp"
-#include "daemon/posix_io.hpp"
-#include "daemon/progress_line.hpp"
 #include "daemon/service.hpp"
-#include "daemon/text_format.hpp"
-#include "daemon/trend_report.hpp"
+#include "ingest/digest.hpp"
+#include "ingest/pipeline.hpp"
+#include "ingest/progress_line.hpp"
+#include "os/log.hpp"
+#include "os/posix_io.hpp"
 #include "parsers/text.hpp"
+#include "present/text_format.hpp"
+#include "present/trend_report.hpp"
 #include "storage/admin_queries.hpp"
 #include "storage/store.hpp"
 
@@ -1040,7 +1040,7 @@ int cmd_silence(const Args& args) {
   return kExitOk;
 }
 
-// The identity commands (daemon/cli_identity.cpp); a refused request is a usage error (exit 64).
+// The identity commands (cli/cli_identity.cpp); a refused request is a usage error (exit 64).
 template <typename Run>
 int identity_command(Run&& run) {
   try {

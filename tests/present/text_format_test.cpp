@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // Text formatting: escaping for CSV, JSON, HTML and the one-line printable form of names.
-#include "daemon/text_format.hpp"
+#include "present/text_format.hpp"
 
 #include <catch2/catch.hpp>
 #include <limits>

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // FileReader: sniff the format, hash, parse and normalize one file into batches of items.
-#include "daemon/file_reader.hpp"
+#include "ingest/file_reader.hpp"
 
 #include <algorithm>
 #include <string_view>

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // The progress line of `ingest` and `reprocess` on a terminal.
-#include "daemon/progress_line.hpp"
+#include "ingest/progress_line.hpp"
 
 #include <unistd.h>
 
@@ -9,7 +9,7 @@
 #include <cmath>
 #include <string_view>
 
-#include "daemon/posix_io.hpp"
+#include "os/posix_io.hpp"
 
 namespace labwatch::daemon {
 namespace {

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // Logging to stderr with one write(2) per line, so lines from one process never interleave.
-#include "daemon/log.hpp"
+#include "os/log.hpp"
 
 #include <sys/stat.h>
 #include <unistd.h>
@@ -11,7 +11,7 @@
 #include <cstdlib>
 #include <string>
 
-#include "daemon/posix_io.hpp"
+#include "os/posix_io.hpp"
 
 namespace labwatch::daemon::log {
 namespace {

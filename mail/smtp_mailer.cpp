@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // SmtpMailer: a libcurl easy handle per send, TLS policy from the URL, outcome from CURLcode+reply.
-#include "daemon/smtp_mailer.hpp"
+#include "mail/smtp_mailer.hpp"
 
 #include <arpa/inet.h>
 #include <curl/curl.h>
@@ -22,7 +22,7 @@
 #include <system_error>
 #include <utility>
 
-#include "daemon/posix_io.hpp"
+#include "os/posix_io.hpp"
 #include "parsers/text.hpp"
 
 namespace labwatch::daemon {

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // Pipeline: claim a file, read it on a reader thread, store it in one transaction on this one.
-#include "daemon/pipeline.hpp"
+#include "ingest/pipeline.hpp"
 
 #include <pthread.h>
 #include <signal.h>
@@ -21,9 +21,9 @@
 
 #include "clinical/mail_policy.hpp"
 #include "config/config_loader.hpp"
-#include "daemon/digest.hpp"
-#include "daemon/handoff.hpp"
-#include "daemon/log.hpp"
+#include "ingest/digest.hpp"
+#include "ingest/handoff.hpp"
+#include "os/log.hpp"
 
 namespace labwatch::daemon {
 namespace {
