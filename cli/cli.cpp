@@ -34,6 +34,7 @@
 
 #include "cli/cli_explain.hpp"
 #include "cli/cli_identity.hpp"
+#include "clinical/alert_status.hpp"
 #include "clinical/rules.hpp"
 #include "clinical/timezone.hpp"
 #include "clinical/wording.hpp"
@@ -606,14 +607,14 @@ std::string alert_note(const storage::AlertRow& alert) {
 int cmd_alerts(const Args& args) {
   const std::string format = format_of(args);
   // Alert states: active (on current results), then history (--all).
-  static constexpr std::array<std::string_view, 10> kStates = {
-      "unmailed", "historical", "preliminary", "silenced",   "pending",
-      "sent",     "failed",     "resolved",    "superseded", "withdrawn"};
-  const std::optional<std::string> state = args.value("state");
-  if (state && std::find(kStates.begin(), kStates.end(), *state) == kStates.end()) {
-    throw UsageError{
-        "--state must be one of unmailed, historical, preliminary, silenced, pending, sent, "
-        "failed (active), resolved, superseded, withdrawn (history)"};
+  std::optional<clinical::AlertStatus> state;
+  if (const auto text = args.value("state")) {
+    state = clinical::parse_alert_status(*text);
+    if (!state) {
+      throw UsageError{
+          "--state must be one of unmailed, historical, preliminary, silenced, pending, sent, "
+          "failed (active), resolved, superseded, withdrawn (history)"};
+    }
   }
   std::optional<clinical::UnixSeconds> since;
   if (const auto text = args.value("since")) {
@@ -629,8 +630,7 @@ int cmd_alerts(const Args& args) {
     person = require_person(*store, args);
   }
   // A history state is asked for by name: no --all needed to see it.
-  const bool history =
-      state && std::find(kStates.begin() + 7, kStates.end(), *state) != kStates.end();
+  const bool history = state && !clinical::is_active(*state);
   std::vector<storage::AlertRow> rows = store->alerts(args.flag("all") || history);
   std::erase_if(rows, [&](const storage::AlertRow& a) {
     return (person && a.person_id != *person) || (since && a.collected_at < *since) ||
@@ -644,10 +644,10 @@ int cmd_alerts(const Args& args) {
     for (const auto& a : rows) {
       out += std::to_string(a.person_id) + ',' + csv_text(a.patient_key) + ',' +
              csv_text(a.analyte) + ',' + format_number(a.value) + ',' + csv_text(a.unit) + ',' +
-             iso_utc(a.collected_at) + ',' + csv_text(a.rule) + ',' + csv_text(a.state) + ',' +
-             format_number(a.target_low) + ',' + format_number(a.target_high) + ',' +
-             std::to_string(a.alert_id) + ',' + csv_field(a.comparator) + ',' +
-             csv_text(alert_note(a)) + '\n';
+             iso_utc(a.collected_at) + ',' + csv_text(a.rule) + ',' +
+             csv_text(clinical::to_string(a.state)) + ',' + format_number(a.target_low) + ',' +
+             format_number(a.target_high) + ',' + std::to_string(a.alert_id) + ',' +
+             csv_field(a.comparator) + ',' + csv_text(alert_note(a)) + '\n';
     }
   } else {
     out += "[";
@@ -660,7 +660,8 @@ int cmd_alerts(const Args& args) {
              ",\"analyte\":" + json_string(a.analyte) + ",\"value\":" + json_number(a.value) +
              ",\"unit\":" + json_string(a.unit) +
              ",\"collected_at\":" + json_string(iso_utc(a.collected_at)) +
-             ",\"rule\":" + json_string(a.rule) + ",\"state\":" + json_string(a.state) +
+             ",\"rule\":" + json_string(a.rule) +
+             ",\"state\":" + json_string(clinical::to_string(a.state)) +
              ",\"target_low\":" + json_number(a.target_low) +
              ",\"target_high\":" + json_number(a.target_high) +
              ",\"alert_id\":" + std::to_string(a.alert_id) +

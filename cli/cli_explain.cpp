@@ -12,6 +12,7 @@
 #include <utility>
 #include <vector>
 
+#include "clinical/alert_status.hpp"
 #include "clinical/rules.hpp"
 #include "clinical/wording.hpp"
 #include "present/text_format.hpp"
@@ -237,11 +238,12 @@ class Explainer {
       facts.decimals = row.shown_decimals;
       const std::string finding = clinical::describe_finding(facts, configured);
       e.alert_texts.push_back("alert: " + alert.analyte + ", rule " + alert.rule + ", tier " +
-                              std::string(tier) + ": " + finding + " (mail: " + alert.state + ")");
+                              std::string(tier) + ": " + finding +
+                              " (mail: " + std::string(clinical::to_string(alert.state)) + ")");
       e.alert_json.push_back(
           "{\"analyte\":" + json_string(alert.analyte) + ",\"rule\":" + json_string(alert.rule) +
           ",\"tier\":" + json_string(tier) + ",\"finding\":" + json_string(finding) +
-          ",\"mail\":" + json_string(alert.state) + "}");
+          ",\"mail\":" + json_string(clinical::to_string(alert.state)) + "}");
     }
   }
 

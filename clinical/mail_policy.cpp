@@ -19,20 +19,20 @@ MailVerdict decide_mail(const MailFacts& facts, const MailPolicy& policy) noexce
   return MailVerdict::mail;
 }
 
-std::string_view alert_state(MailVerdict verdict) noexcept {
+AlertStatus alert_status(MailVerdict verdict) noexcept {
   switch (verdict) {
     case MailVerdict::mail:
-      return "pending";
+      return AlertStatus::pending;
     case MailVerdict::no_recipient:
-      return "unmailed";
+      return AlertStatus::unmailed;
     case MailVerdict::historical:
-      return "historical";
+      return AlertStatus::historical;
     case MailVerdict::preliminary:
-      return "preliminary";
+      return AlertStatus::preliminary;
     case MailVerdict::silenced:
-      return "silenced";
+      return AlertStatus::silenced;
   }
-  return "unmailed";
+  return AlertStatus::unmailed;
 }
 
 }  // namespace labwatch::clinical

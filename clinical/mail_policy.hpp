@@ -4,8 +4,8 @@
 #pragma once
 
 #include <cstdint>
-#include <string_view>
 
+#include "clinical/alert_status.hpp"
 #include "clinical/normalized.hpp"
 
 namespace labwatch::clinical {
@@ -42,8 +42,8 @@ enum class MailVerdict : std::uint8_t {
 // (a skewed lab clock) counts as fresh.
 MailVerdict decide_mail(const MailFacts& facts, const MailPolicy& policy) noexcept;
 
-// The alert state a verdict records: "pending" (mail), "unmailed", "historical", "preliminary",
-// "silenced".
-std::string_view alert_state(MailVerdict verdict) noexcept;
+// The status a verdict records for a new alert: pending (mail), unmailed, historical, preliminary,
+// silenced.
+AlertStatus alert_status(MailVerdict verdict) noexcept;
 
 }  // namespace labwatch::clinical

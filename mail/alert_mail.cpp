@@ -18,8 +18,8 @@
 namespace labwatch::daemon {
 namespace {
 
+using clinical::NoticeKind;
 using storage::Notice;
-using storage::NoticeKind;
 using storage::OutboxItem;
 
 constexpr std::string_view kReplacement = "\xEF\xBF\xBD";  // U+FFFD

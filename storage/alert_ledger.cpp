@@ -20,6 +20,9 @@
 
 namespace labwatch::storage {
 
+using clinical::AlertStatus;
+using clinical::NoticeKind;
+
 namespace {
 
 constexpr std::string_view kTrendPrefix = "trend:";
@@ -27,11 +30,6 @@ constexpr std::string_view kTrendPrefix = "trend:";
 // The points of trend history a ledger keeps at most (40 bytes each: about 5 MiB); a file that
 // brings more forgets them all and reads again.
 constexpr std::size_t kMaxHistoryPoints = std::size_t{1} << 17;
-
-// The states a kept trend alert can be in, by index (AlertLedger::KeptAlert::state).
-constexpr std::array<std::string_view, 10> kKeptStates = {
-    "unmailed", "historical", "preliminary", "silenced",   "pending",
-    "sent",     "failed",     "resolved",    "superseded", "withdrawn"};
 
 constexpr double kNoBound = std::numeric_limits<double>::quiet_NaN();
 
@@ -47,13 +45,6 @@ constexpr std::size_t kTrendAlertBits = std::size_t{1} << 20;
 
 bool is_trend_rule(std::string_view rule) noexcept {
   return rule.substr(0, kTrendPrefix.size()) == kTrendPrefix;
-}
-
-// unmailed, historical, preliminary, pending, sent and failed alerts are active: they stand for a
-// current result.
-bool is_active(std::string_view state) noexcept {
-  return state == "unmailed" || state == "historical" || state == "preliminary" ||
-         state == "silenced" || state == "pending" || state == "sent" || state == "failed";
 }
 
 // A trend alert's evidence as stored: "collected_at=value;..." (values exactly, %.17g).
@@ -90,10 +81,8 @@ LedgerStatements::LedgerStatements(SQLite::Database& db)
                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
       active_alerts(db,
                     "SELECT alert_id, rule, state, value, target_low, target_high FROM alerts "
-                    "WHERE result_id = ? AND "
-                    "(state = 'unmailed' OR state = 'historical' OR state = 'preliminary' OR "
-                    "state = 'silenced' OR state = 'pending' OR state = 'sent' OR "
-                    "state = 'failed') ORDER BY alert_id"),
+                    "WHERE result_id = ? AND " +
+                        active_alert_condition("state") + " ORDER BY alert_id"),
       find_alert(db, "SELECT alert_id, state FROM alerts WHERE result_id = ? AND rule = ?"),
       set_alert_state(db, "UPDATE alerts SET state = ?, updated_at = ? WHERE alert_id = ?"),
       reopen_alert(db,
@@ -198,7 +187,7 @@ void AlertLedger::version_current(const CurrentVersion& current,
   // Alerts of rules no longer configured (a trend rule removed since) leave with their version.
   for (ActiveAlert& alert : earlier) {
     if (!alert.settled) {
-      close(alert, "superseded", std::nullopt, 0, std::nullopt);
+      close(alert, AlertStatus::superseded, std::nullopt, 0, std::nullopt);
     }
   }
 }
@@ -206,7 +195,7 @@ void AlertLedger::version_current(const CurrentVersion& current,
 void AlertLedger::version_withdrawn(const ReplacedVersion& withdrawn, std::int64_t person_id,
                                     std::string_view analyte) {
   for (ActiveAlert& alert : active_alerts(withdrawn.result_id)) {
-    close(alert, "withdrawn", NoticeKind::retraction, withdrawn.result_id, std::nullopt);
+    close(alert, AlertStatus::withdrawn, NoticeKind::retraction, withdrawn.result_id, std::nullopt);
   }
   load_silences(person_id, analyte);
   judge_trends(person_id, analyte, withdrawn.collected_at, nullptr, nullptr,
@@ -214,7 +203,7 @@ void AlertLedger::version_withdrawn(const ReplacedVersion& withdrawn, std::int64
 }
 
 void AlertLedger::version_promoted(std::int64_t result_id, clinical::UnixSeconds collected_at) {
-  const std::string_view held = clinical::alert_state(clinical::MailVerdict::preliminary);
+  const AlertStatus held = clinical::alert_status(clinical::MailVerdict::preliminary);
   const clinical::MailVerdict final_verdict = clinical::decide_mail(
       {collected_at, now_, clinical::ResultStatus::final, !recipients_.empty()},
       targets_.mail_policy);
@@ -235,7 +224,7 @@ void AlertLedger::version_promoted(std::int64_t result_id, clinical::UnixSeconds
         final_verdict, silences_,
         clinical::alert_state_of(alert.rule, alert.value, alert.target_low, alert.target_high),
         now_);
-    set_alert_state(alert, clinical::alert_state(verdict));
+    set_alert_state(alert, clinical::alert_status(verdict));
     if (verdict == clinical::MailVerdict::mail) {
       queue({NoticeKind::alert, alert.alert_id, result_id, std::nullopt}, recipients_, {});
     }
@@ -283,7 +272,7 @@ void AlertLedger::rejudge_person(std::int64_t person_id, std::string_view analyt
 void AlertLedger::version_superseded(std::int64_t result_id) {
   forget_histories();  // whose history it left is not said; rare (a stand-in, an odd plan)
   for (ActiveAlert& alert : active_alerts(result_id)) {
-    close(alert, "superseded", std::nullopt, 0, std::nullopt);
+    close(alert, AlertStatus::superseded, std::nullopt, 0, std::nullopt);
   }
 }
 
@@ -297,7 +286,7 @@ std::vector<AlertLedger::ActiveAlert> AlertLedger::active_alerts(std::int64_t re
     alert.alert_id = query.getColumn(0).getInt64();
     alert.result_id = result_id;
     alert.rule = query.getColumn(1).getString();
-    alert.state = query.getColumn(2).getString();
+    alert.state = read_alert_status(query.getColumn(2));
     alert.value = query.getColumn(3).getDouble();
     alert.target_low = read_optional(query.getColumn(4));
     alert.target_high = read_optional(query.getColumn(5));
@@ -326,7 +315,7 @@ void AlertLedger::settle(ActiveAlert* earlier, std::int64_t result_id,
   }
   if (!decision.violated) {
     if (earlier != nullptr) {
-      close(*earlier, "resolved", NoticeKind::resolution, result_id, earlier->value);
+      close(*earlier, AlertStatus::resolved, NoticeKind::resolution, result_id, earlier->value);
     }
     return;
   }
@@ -338,16 +327,17 @@ void AlertLedger::settle(ActiveAlert* earlier, std::int64_t result_id,
         now_);
   }
   const bool held = earlier != nullptr &&
-                    (earlier->state == clinical::alert_state(clinical::MailVerdict::preliminary) ||
-                     earlier->state == clinical::alert_state(clinical::MailVerdict::silenced));
+                    (earlier->state == clinical::alert_status(clinical::MailVerdict::preliminary) ||
+                     earlier->state == clinical::alert_status(clinical::MailVerdict::silenced));
   if (earlier != nullptr && earlier->rule == decision.rule && !corrected && held) {
     // Nothing was queued for a held or silenced alert: the new version decides anew (a value that
     // crossed to another state under a silence is mailed).
-    const std::int64_t alert_id = insert_alert(result_id, decision, clinical::alert_state(verdict));
+    const std::int64_t alert_id =
+        insert_alert(result_id, decision, clinical::alert_status(verdict));
     if (verdict == clinical::MailVerdict::mail) {
       queue({NoticeKind::alert, alert_id, result_id, std::nullopt}, recipients_, {});
     }
-    set_alert_state(*earlier, "superseded");
+    set_alert_state(*earlier, AlertStatus::superseded);
     return;
   }
   if (earlier != nullptr && earlier->rule == decision.rule && !corrected) {
@@ -357,7 +347,7 @@ void AlertLedger::settle(ActiveAlert* earlier, std::int64_t result_id,
     move.bind(2, result_id);
     move.bind(3, earlier->alert_id);
     move.exec();
-    set_alert_state(*earlier, "superseded");
+    set_alert_state(*earlier, AlertStatus::superseded);
     return;
   }
 
@@ -378,8 +368,9 @@ void AlertLedger::settle(ActiveAlert* earlier, std::int64_t result_id,
       }
     }
   }
-  const std::int64_t alert_id = insert_alert(
-      result_id, decision, recipients.empty() ? clinical::alert_state(verdict) : "pending");
+  const std::int64_t alert_id =
+      insert_alert(result_id, decision,
+                   recipients.empty() ? clinical::alert_status(verdict) : AlertStatus::pending);
   Queued notice;
   notice.kind = earlier != nullptr ? NoticeKind::correction : NoticeKind::alert;
   notice.alert_id = alert_id;
@@ -390,13 +381,13 @@ void AlertLedger::settle(ActiveAlert* earlier, std::int64_t result_id,
   queue(notice, recipients, told);
   if (earlier != nullptr) {
     drop_unsent(rows);
-    set_alert_state(*earlier, "superseded");
+    set_alert_state(*earlier, AlertStatus::superseded);
   }
 }
 
 // Moves an active alert to `state`. A notice still queued and unsent about it is taken back (the
 // item goes when nothing else is left in it); those who may have been told get `notice`, if any.
-void AlertLedger::close(ActiveAlert& alert, const char* state, std::optional<NoticeKind> notice,
+void AlertLedger::close(ActiveAlert& alert, AlertStatus state, std::optional<NoticeKind> notice,
                         std::int64_t notice_result_id, std::optional<double> previous_value) {
   alert.settled = true;
   const std::vector<NoticeRow> rows = notices_of(alert.alert_id);
@@ -414,11 +405,11 @@ void AlertLedger::close(ActiveAlert& alert, const char* state, std::optional<Not
 }
 
 std::int64_t AlertLedger::insert_alert(std::int64_t result_id, const clinical::Decision& decision,
-                                       std::string_view state) {
+                                       AlertStatus state) {
   SQLite::Statement& insert = fresh(statements_.insert_alert);
   insert.bind(1, result_id);
   insert.bindNoCopy(2, decision.rule);
-  insert.bind(3, std::string(state));
+  insert.bind(3, std::string(clinical::to_string(state)));
   insert.bind(4, decision.value);
   bind_optional(insert, 5, decision.target_low);
   bind_optional(insert, 6, decision.target_high);
@@ -441,11 +432,11 @@ std::int64_t AlertLedger::insert_alert(std::int64_t result_id, const clinical::D
   return alert_id;
 }
 
-void AlertLedger::set_alert_state(const ActiveAlert& alert, std::string_view state) {
+void AlertLedger::set_alert_state(const ActiveAlert& alert, AlertStatus state) {
   keep_trend_alert(alert.result_id, alert.rule, alert.alert_id, state);
   const std::int64_t alert_id = alert.alert_id;
   SQLite::Statement& update = fresh(statements_.set_alert_state);
-  update.bind(1, std::string(state));
+  update.bind(1, std::string(clinical::to_string(state)));
   update.bind(2, now_);
   update.bind(3, alert_id);
   update.exec();
@@ -666,7 +657,7 @@ std::optional<AlertLedger::ActiveAlert> AlertLedger::find_alert(std::int64_t res
     existing->alert_id = find.getColumn(0).getInt64();
     existing->result_id = result_id;
     existing->rule = rule;
-    existing->state = find.getColumn(1).getString();
+    existing->state = read_alert_status(find.getColumn(1));
   }
   return existing;
 }
@@ -690,14 +681,11 @@ std::optional<AlertLedger::ActiveAlert> AlertLedger::find_trend_alert(std::int64
   if (kept == trend_alerts_.end()) {
     return std::nullopt;  // inserted after this ledger began, and not by it: it has none
   }
-  if (kept->second.state >= kKeptStates.size()) {
-    return find_alert(result_id, rule);  // a state not kept: read it
-  }
   ActiveAlert alert;
   alert.alert_id = kept->second.alert_id;
   alert.result_id = result_id;
   alert.rule = rule;
-  alert.state = std::string(kKeptStates[kept->second.state]);
+  alert.state = kept->second.state;
   return alert;
 }
 
@@ -719,7 +707,7 @@ std::optional<std::size_t> AlertLedger::trend_rule_index(std::string_view rule) 
 }
 
 void AlertLedger::keep_trend_alert(std::int64_t result_id, std::string_view rule,
-                                   std::int64_t alert_id, std::string_view state) {
+                                   std::int64_t alert_id, AlertStatus state) {
   if (!is_trend_rule(rule)) {
     return;
   }
@@ -727,14 +715,12 @@ void AlertLedger::keep_trend_alert(std::int64_t result_id, std::string_view rule
   if (!index) {
     return;  // a rule no longer configured: never looked up here
   }
-  const auto known = std::find(kKeptStates.begin(), kKeptStates.end(), state);
   if (trend_alert_bits_.empty()) {
     trend_alert_bits_.resize(kTrendAlertBits / 64);
   }
   const std::size_t bit = TrendAlertKeyHash{}({result_id, *index}) % kTrendAlertBits;
   trend_alert_bits_[bit / 64] |= std::uint64_t{1} << (bit % 64);
-  trend_alerts_[{result_id, *index}] = {
-      alert_id, static_cast<std::uint8_t>(known - kKeptStates.begin())};  // size(): unknown
+  trend_alerts_[{result_id, *index}] = {alert_id, state};
 }
 
 std::size_t AlertLedger::TrendAlertKeyHash::operator()(const TrendAlertKey& key) const noexcept {
@@ -812,8 +798,8 @@ void AlertLedger::rejudge_trend(std::int64_t result_id, const clinical::TrendRul
   std::optional<ActiveAlert> existing = find_trend_alert(result_id, rule.text);
   if (decision.violated) {
     if (!existing) {
-      insert_alert(result_id, decision, "unmailed");
-    } else if (!is_active(existing->state)) {
+      insert_alert(result_id, decision, AlertStatus::unmailed);
+    } else if (!clinical::is_active(existing->state)) {
       SQLite::Statement& reopen = fresh(statements_.reopen_alert);
       reopen.bind(1, decision.value);
       bind_optional(reopen, 2, decision.target_low);
@@ -824,11 +810,11 @@ void AlertLedger::rejudge_trend(std::int64_t result_id, const clinical::TrendRul
       reopen.bind(7, evidence_text(decision.evidence));
       reopen.bind(8, existing->alert_id);
       reopen.exec();
-      keep_trend_alert(result_id, rule.text, existing->alert_id, "unmailed");
+      keep_trend_alert(result_id, rule.text, existing->alert_id, AlertStatus::unmailed);
       ++summary_.alerts;
     }
-  } else if (existing && is_active(existing->state)) {
-    close(*existing, "resolved", NoticeKind::resolution, result_id, std::nullopt);
+  } else if (existing && clinical::is_active(existing->state)) {
+    close(*existing, AlertStatus::resolved, NoticeKind::resolution, result_id, std::nullopt);
   }
 }
 

@@ -13,6 +13,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "clinical/alert_status.hpp"
 #include "clinical/mail_policy.hpp"
 #include "clinical/normalized.hpp"
 #include "clinical/rules.hpp"
@@ -106,7 +107,7 @@ class AlertLedger {
     std::int64_t alert_id = 0;
     std::int64_t result_id = 0;
     std::string rule;
-    std::string state;
+    clinical::AlertStatus state = clinical::AlertStatus::unmailed;
     double value = 0;
     std::optional<double> target_low;
     std::optional<double> target_high;
@@ -125,7 +126,7 @@ class AlertLedger {
     std::string message_id;
   };
   struct Queued {
-    NoticeKind kind = NoticeKind::alert;
+    clinical::NoticeKind kind = clinical::NoticeKind::alert;
     std::int64_t alert_id = 0;
     std::int64_t result_id = 0;  // whose value the notice shows
     std::optional<double> previous_value;
@@ -156,7 +157,7 @@ class AlertLedger {
   std::optional<ActiveAlert> find_alert(std::int64_t result_id, const std::string& rule);
   // find_alert for a trend rule, without reading when this ledger knows there is none.
   std::optional<ActiveAlert> find_trend_alert(std::int64_t result_id, const std::string& rule);
-  // A trend alert this ledger inserted: which, and its state (an index of kKeptStates).
+  // A trend alert this ledger inserted: which, and its state.
   struct TrendAlertKey {
     std::int64_t result_id = 0;
     std::size_t rule = 0;  // index in trend_rules_
@@ -167,13 +168,13 @@ class AlertLedger {
   };
   struct KeptAlert {
     std::int64_t alert_id = 0;
-    std::uint8_t state = 0;
+    clinical::AlertStatus state = clinical::AlertStatus::unmailed;
   };
   // The index of a trend rule's text in trend_rules_, if it is one of the configured rules.
   std::optional<std::size_t> trend_rule_index(std::string_view rule);
   // Keeps a trend alert's new state in step (an alert this ledger inserted).
   void keep_trend_alert(std::int64_t result_id, std::string_view rule, std::int64_t alert_id,
-                        std::string_view state);
+                        clinical::AlertStatus state);
   // The history of (person_id, analyte), an analyte with trend rules (`analyte` refers to the key
   // of targets_.trends), after the change just stored: `removed` left the current set, `added`
   // joined it. Kept from an earlier read in this transaction (and brought in step), else read.
@@ -185,11 +186,12 @@ class AlertLedger {
   void route(std::string_view provider_id, std::string_view facility_code);
   void settle(ActiveAlert* earlier, std::int64_t result_id, const clinical::Decision& decision,
               bool corrected, clinical::MailVerdict verdict);
-  void close(ActiveAlert& alert, const char* state, std::optional<NoticeKind> notice,
-             std::int64_t notice_result_id, std::optional<double> previous_value);
+  void close(ActiveAlert& alert, clinical::AlertStatus state,
+             std::optional<clinical::NoticeKind> notice, std::int64_t notice_result_id,
+             std::optional<double> previous_value);
   std::int64_t insert_alert(std::int64_t result_id, const clinical::Decision& decision,
-                            std::string_view state);
-  void set_alert_state(const ActiveAlert& alert, std::string_view state);
+                            clinical::AlertStatus state);
+  void set_alert_state(const ActiveAlert& alert, clinical::AlertStatus state);
   std::vector<NoticeRow> notices_of(std::int64_t alert_id);
   static std::vector<Told> told_from(const std::vector<NoticeRow>& rows);
   void drop_unsent(const std::vector<NoticeRow>& rows);

@@ -38,9 +38,9 @@ std::string bounded_error(std::string_view error) {
   return std::string(error.substr(0, end));
 }
 
-NoticeKind read_notice_kind(const SQLite::Column& column) {
+clinical::NoticeKind read_notice_kind(const SQLite::Column& column) {
   const std::string_view text = column.getText();
-  if (const auto kind = parse_notice_kind(text)) {
+  if (const auto kind = clinical::parse_notice_kind(text)) {
     return *kind;
   }
   throw std::runtime_error("notices.kind holds an unknown value '" + std::string(text) + "'");

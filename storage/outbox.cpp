@@ -1,25 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
-// The mail outbox model: the names of notice kinds.
+// The mail outbox model: who is told about a report.
 #include "storage/outbox.hpp"
 
 #include <algorithm>
-#include <array>
 
 namespace labwatch::storage {
-
-std::string_view to_string(NoticeKind kind) noexcept {
-  switch (kind) {
-    case NoticeKind::alert:
-      return "alert";
-    case NoticeKind::correction:
-      return "correction";
-    case NoticeKind::resolution:
-      return "resolution";
-    case NoticeKind::retraction:
-      return "retraction";
-  }
-  return "alert";
-}
 
 // Why both: the documented promise is "ordered by one of their provider ids OR coming from one of
 // their facilities"; a provider match must not hide the facility's practitioners.
@@ -46,17 +31,6 @@ std::vector<Recipient> route(const Routing& routing, std::string_view provider_i
     add(routing.fallback);
   }
   return out;
-}
-
-std::optional<NoticeKind> parse_notice_kind(std::string_view text) noexcept {
-  constexpr std::array kKinds = {NoticeKind::alert, NoticeKind::correction, NoticeKind::resolution,
-                                 NoticeKind::retraction};
-  for (const NoticeKind kind : kKinds) {
-    if (text == to_string(kind)) {
-      return kind;
-    }
-  }
-  return std::nullopt;
 }
 
 }  // namespace labwatch::storage

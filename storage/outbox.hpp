@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "clinical/normalized.hpp"
+#include "clinical/notice_kind.hpp"
 #include "clinical/rules.hpp"
 
 namespace labwatch::storage {
@@ -40,20 +41,6 @@ struct Routing {
 std::vector<Recipient> route(const Routing& routing, std::string_view provider_id,
                              std::string_view facility);
 
-// What a mail says about one alert.
-enum class NoticeKind : std::uint8_t {
-  alert,       // a value outside its target
-  correction,  // a new version of an alerted result, still outside target: corrected (C), or
-               // violating another clause than the version it replaces
-  resolution,  // a new version back inside its target (or a trend that no longer holds): the
-               // earlier alert is resolved
-  retraction,  // the lab cancelled (X) an alerted result: its alert is withdrawn
-};
-// "alert", "correction", "resolution", "retraction" (also the text stored in the database).
-std::string_view to_string(NoticeKind kind) noexcept;
-// The inverse of to_string; nullopt for any other text.
-std::optional<NoticeKind> parse_notice_kind(std::string_view text) noexcept;
-
 struct HistoryPoint {
   clinical::UnixSeconds collected_at = 0;
   double value = 0;
@@ -66,7 +53,7 @@ struct HistoryPoint {
 // the alerted one (previous_value). retraction: about the withdrawn alert and its value.
 struct Notice {
   std::int64_t alert_id = 0;
-  NoticeKind kind = NoticeKind::alert;
+  clinical::NoticeKind kind = clinical::NoticeKind::alert;
   std::string analyte;
   double value = 0;
   std::string comparator;

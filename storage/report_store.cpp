@@ -305,7 +305,7 @@ DryRun SqliteFileTransaction::roll_back_explained() {
       alert.result_id = alerts.getColumn(0).getInt64();
       alert.analyte = alerts.getColumn(1).getString();
       alert.rule = alerts.getColumn(2).getString();
-      alert.state = alerts.getColumn(3).getString();
+      alert.state = read_alert_status(alerts.getColumn(3));
       alert.value = alerts.getColumn(4).getDouble();
       if (!alerts.getColumn(5).isNull()) {
         alert.target_low = alerts.getColumn(5).getDouble();

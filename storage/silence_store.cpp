@@ -21,10 +21,9 @@ std::int64_t add_silence(SQLite::Database& db, const NewSilence& silence) {
       db,
       "SELECT a.rule, a.value, a.target_low, a.target_high, r.flags FROM alerts a "
       "JOIN results r ON r.result_id = a.result_id "
-      "WHERE r.person_id = ? AND r.analyte = ? AND r.state = 'current' AND "
-      "a.state IN ('unmailed', 'historical', 'preliminary', 'silenced', 'pending', 'sent', "
-      "'failed') "
-      "ORDER BY r.collected_at DESC, (a.rule LIKE 'trend:%'), a.alert_id DESC LIMIT 1");
+      "WHERE r.person_id = ? AND r.analyte = ? AND r.state = 'current' AND " +
+          active_alert_condition("a.state") +
+          " ORDER BY r.collected_at DESC, (a.rule LIKE 'trend:%'), a.alert_id DESC LIMIT 1");
   latest.bind(1, silence.person_id);
   latest.bind(2, silence.analyte);
   std::string side;

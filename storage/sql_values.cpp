@@ -73,6 +73,32 @@ clinical::ResultState read_state(const SQLite::Column& column) {
   throw std::runtime_error("results.state holds an unknown value '" + std::string(text) + "'");
 }
 
+clinical::AlertStatus read_alert_status(const SQLite::Column& column) {
+  const std::string_view text = column.getText();
+  if (const auto status = clinical::parse_alert_status(text)) {
+    return *status;
+  }
+  throw std::runtime_error("alerts.state holds an unknown value '" + std::string(text) + "'");
+}
+
+std::string active_alert_condition(std::string_view column) {
+  std::string sql = "(";
+  for (const clinical::AlertStatus status : clinical::kAlertStatuses) {
+    if (!clinical::is_active(status)) {
+      continue;
+    }
+    if (sql.size() > 1) {
+      sql += " OR ";
+    }
+    sql += column;
+    sql += " = '";
+    sql += clinical::to_string(status);
+    sql += '\'';
+  }
+  sql += ')';
+  return sql;
+}
+
 FileVerdict read_verdict(const SQLite::Column& column) {
   const std::string_view text = column.getText();
   for (const FileVerdict verdict :

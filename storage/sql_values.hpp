@@ -11,6 +11,7 @@
 #include <string>
 #include <string_view>
 
+#include "clinical/alert_status.hpp"
 #include "clinical/normalized.hpp"
 #include "clinical/reconcile.hpp"
 #include "parsers/lab_report.hpp"
@@ -29,6 +30,13 @@ const char* sql_text(clinical::RangeProblem problem) noexcept;  // clinical::to_
 // (a database edited by hand).
 clinical::ResultStatus read_status(const SQLite::Column& column);
 clinical::ResultState read_state(const SQLite::Column& column);
+// alerts.state (clinical::to_string of an AlertStatus). Throws std::runtime_error on text labwatch
+// never writes (a database edited by hand, or written by a later version).
+clinical::AlertStatus read_alert_status(const SQLite::Column& column);
+// The SQL condition "an alert is active" on the alerts.state column `column` (e.g. "a.state"):
+// "(a.state = 'unmailed' OR ... OR a.state = 'failed')", the statuses clinical::is_active holds
+// for. ORs, not IN: see the CHECKs of storage/database.cpp.
+std::string active_alert_condition(std::string_view column);
 // files.outcome of a committed file; throws std::runtime_error on any other text ('open' included:
 // no committed file keeps it).
 FileVerdict read_verdict(const SQLite::Column& column);

@@ -284,10 +284,7 @@ class SqliteStore final : public Store {
         "FROM alerts a JOIN results r ON r.result_id = a.result_id "
         "JOIN messages m ON m.message_id = r.message_id ";
     if (!all) {
-      sql +=
-          "WHERE r.state = 'current' AND (a.state = 'unmailed' OR a.state = 'historical' OR "
-          "a.state = 'preliminary' OR a.state = 'silenced' OR a.state = 'pending' OR "
-          "a.state = 'sent' OR a.state = 'failed') ";
+      sql += "WHERE r.state = 'current' AND " + active_alert_condition("a.state") + ' ';
     }
     sql += "ORDER BY r.person_id, r.analyte, r.collected_at, a.alert_id";
     SQLite::Statement query(db_, sql);
@@ -302,7 +299,7 @@ class SqliteStore final : public Store {
       row.unit = query.getColumn(5).getString();
       row.collected_at = query.getColumn(6).getInt64();
       row.rule = query.getColumn(7).getString();
-      row.state = query.getColumn(8).getString();
+      row.state = read_alert_status(query.getColumn(8));
       row.target_low = read_optional(query.getColumn(9));
       row.target_high = read_optional(query.getColumn(10));
       row.result_id = query.getColumn(11).getInt64();

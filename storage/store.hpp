@@ -13,6 +13,7 @@
 #include <string_view>
 #include <vector>
 
+#include "clinical/alert_status.hpp"
 #include "clinical/analyte_catalogue.hpp"
 #include "clinical/mail_policy.hpp"
 #include "clinical/normalized.hpp"
@@ -140,8 +141,8 @@ struct DryRunResult {
 struct DryRunAlert {
   std::int64_t result_id = 0;
   std::string analyte;
-  std::string rule;   // the clause, kLabRangeRule, kLabFlagRule or a trend rule
-  std::string state;  // what would happen to its mail: pending, unmailed, historical, ...
+  std::string rule;  // the clause, kLabRangeRule, kLabFlagRule or a trend rule
+  clinical::AlertStatus state = clinical::AlertStatus::unmailed;  // what would happen to its mail
   double value = 0;
   std::optional<double> target_low;
   std::optional<double> target_high;
@@ -225,7 +226,7 @@ struct AlertRow {
   // historical (collected before the mail age limit: never mailed), preliminary (mailed once
   // final), pending (queued), sent, failed.
   // History: resolved, superseded, withdrawn.
-  std::string state;
+  clinical::AlertStatus state = clinical::AlertStatus::unmailed;
   std::optional<double> target_low;
   std::optional<double> target_high;
   std::int64_t result_id = 0;

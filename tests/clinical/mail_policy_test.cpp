@@ -4,7 +4,7 @@
 
 #include <catch2/catch.hpp>
 
-using labwatch::clinical::alert_state;
+using labwatch::clinical::alert_status;
 using labwatch::clinical::decide_mail;
 using labwatch::clinical::kSecondsPerDay;
 using labwatch::clinical::MailFacts;
@@ -79,9 +79,9 @@ TEST_CASE("decide_mail counts the age limit in seconds, to the second", "[clinic
   CHECK(decide_mail(facts, policy) == MailVerdict::historical);
 }
 
-TEST_CASE("alert_state names the state each verdict records", "[clinical][mail_policy]") {
-  CHECK(alert_state(MailVerdict::mail) == "pending");
-  CHECK(alert_state(MailVerdict::no_recipient) == "unmailed");
-  CHECK(alert_state(MailVerdict::historical) == "historical");
-  CHECK(alert_state(MailVerdict::preliminary) == "preliminary");
+TEST_CASE("alert_status names the status each verdict records", "[clinical][mail_policy]") {
+  CHECK(to_string(alert_status(MailVerdict::mail)) == "pending");
+  CHECK(to_string(alert_status(MailVerdict::no_recipient)) == "unmailed");
+  CHECK(to_string(alert_status(MailVerdict::historical)) == "historical");
+  CHECK(to_string(alert_status(MailVerdict::preliminary)) == "preliminary");
 }

@@ -107,7 +107,7 @@ TEST_CASE("apply_silence turns only mail and held verdicts into silenced", "[cli
   const std::vector<Silence> both = {Silence{1, 100, AlertState{AlertSide::above, AlertTier::hard}},
                                      Silence{2, 100, low}};
   CHECK(apply_silence(MailVerdict::mail, both, low, 5) == MailVerdict::silenced);
-  CHECK(labwatch::clinical::alert_state(MailVerdict::silenced) == "silenced");
+  CHECK(to_string(labwatch::clinical::alert_status(MailVerdict::silenced)) == "silenced");
 }
 
 TEST_CASE("alert sides and tiers read back what they write", "[clinical][silence]") {

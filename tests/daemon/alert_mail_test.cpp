@@ -19,6 +19,7 @@
 namespace {
 
 using labwatch::clinical::AnalyteCatalogue;
+using labwatch::clinical::NoticeKind;
 using labwatch::daemon::alert_subject;
 using labwatch::daemon::compose_alert_mail;
 using labwatch::daemon::MailMessage;
@@ -28,7 +29,6 @@ using labwatch::daemon::ReportInput;
 using labwatch::daemon::single_line;
 using labwatch::storage::HistoryPoint;
 using labwatch::storage::Notice;
-using labwatch::storage::NoticeKind;
 using labwatch::storage::OutboxItem;
 using labwatch::test::decode_header_value;
 using labwatch::test::header_value;

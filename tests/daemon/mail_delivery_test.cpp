@@ -27,6 +27,7 @@
 namespace {
 
 using namespace labwatch::test;
+using labwatch::clinical::AlertStatus;
 using labwatch::storage::OutboxRow;
 
 constexpr auto kReadyTimeout = 30s;
@@ -551,7 +552,7 @@ TEST_CASE("labwatch run mails nothing about a bulk import of old results, then a
   const auto old_alerts = site.alerts();
   CHECK(old_alerts.size() > 100);  // recorded and listed like any other
   CHECK(std::all_of(old_alerts.begin(), old_alerts.end(),
-                    [](const auto& a) { return a.state == "historical"; }));
+                    [](const auto& a) { return a.state == AlertStatus::historical; }));
 
   site.layout().drop("d1_wce_fresh.csv", fresh_ferritin_csv(2));
   if (!site.drained()) {
@@ -583,7 +584,7 @@ TEST_CASE("labwatch ingest --no-mail records a fresh alert and queues no mail",
     CHECK(site.outbox().empty());
     const auto alerts = site.alerts();
     REQUIRE(alerts.size() == 1);
-    CHECK(alerts[0].state == "unmailed");
+    CHECK(alerts[0].state == AlertStatus::unmailed);
   }
   SECTION("without it, the same file queues its mail") {
     const CommandResult r =
@@ -592,7 +593,7 @@ TEST_CASE("labwatch ingest --no-mail records a fresh alert and queues no mail",
     CHECK(site.outbox().size() == 1);
     const auto alerts = site.alerts();
     REQUIRE(alerts.size() == 1);
-    CHECK(alerts[0].state == "pending");
+    CHECK(alerts[0].state == AlertStatus::pending);
 
     // `labwatch outbox` lists it; --retry takes only a failed item.
     const std::string config = site.layout().config().string();

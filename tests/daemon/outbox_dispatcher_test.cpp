@@ -168,7 +168,7 @@ class Site {
   std::vector<std::string> alert_states() {
     std::vector<std::string> states;
     for (const auto& alert : store_->alerts(false)) {
-      states.push_back(alert.state);
+      states.emplace_back(to_string(alert.state));
     }
     return states;
   }

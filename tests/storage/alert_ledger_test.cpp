@@ -17,11 +17,12 @@
 
 namespace {
 
+using labwatch::clinical::AlertStatus;
 using labwatch::clinical::NormalizedReport;
 using labwatch::clinical::NormalizedResult;
+using labwatch::clinical::NoticeKind;
 using labwatch::clinical::ResultStatus;
 using labwatch::storage::IngestSummary;
-using labwatch::storage::NoticeKind;
 using labwatch::storage::OutboxItem;
 using labwatch::storage::Recipient;
 using labwatch::storage::Store;
@@ -89,7 +90,7 @@ std::vector<std::tuple<std::string, double, std::string, std::string>> alert_lis
                                                                                   bool all) {
   std::vector<std::tuple<std::string, double, std::string, std::string>> out;
   for (const auto& a : store.alerts(all)) {
-    out.emplace_back(a.analyte, a.value, a.rule, a.state);
+    out.emplace_back(a.analyte, a.value, a.rule, to_string(a.state));
   }
   return out;
 }
@@ -127,7 +128,7 @@ TEST_CASE("AlertLedger routes by ordering provider and by facility, else to the 
       CHECK(row.alerts == 1);
     }
     for (const auto& alert : f.store->alerts(false)) {
-      CHECK(alert.state == "pending");
+      CHECK(alert.state == AlertStatus::pending);
     }
     const auto items = claim_all(*f.store);
     REQUIRE(items.size() == 4);
@@ -157,7 +158,7 @@ TEST_CASE("AlertLedger routes by ordering provider and by facility, else to the 
     const auto alerts = f.store->alerts(false);
     REQUIRE(alerts.size() == 3);
     for (const auto& alert : alerts) {
-      CHECK(alert.state == "unmailed");
+      CHECK(alert.state == AlertStatus::unmailed);
     }
   }
 }
@@ -285,7 +286,7 @@ TEST_CASE("AlertLedger keeps a final that confirms its preliminary silent, with 
     CHECK(items[0].report_ref == "M1");
     const auto alerts = f.store->alerts(false);
     REQUIRE(alerts.size() == 1);
-    CHECK(alerts[0].state == "pending");
+    CHECK(alerts[0].state == AlertStatus::pending);
     CHECK(items[0].notices[0].alert_id == alerts[0].alert_id);
     f.store->mark_mail_sent(items[0].id, from_now(0));
     CHECK(std::get<3>(alert_list(*f.store, false).at(0)) == "sent");
@@ -354,7 +355,7 @@ TEST_CASE("AlertLedger mails a correction with the earlier value and the earlier
   }
   const auto alerts = f.store->alerts(false);
   REQUIRE(alerts.size() == 1);
-  CHECK(alerts[0].state == "pending");  // claimed, not yet sent
+  CHECK(alerts[0].state == AlertStatus::pending);  // claimed, not yet sent
 }
 
 TEST_CASE("AlertLedger resolves an alert whose new version is inside target", "[storage][ledger]") {
@@ -369,7 +370,7 @@ TEST_CASE("AlertLedger resolves an alert whose new version is inside target", "[
     CHECK(summary.alerts == 0);
     const auto all = f.store->alerts(true);
     REQUIRE(all.size() == 1);
-    CHECK(all[0].state == "resolved");
+    CHECK(all[0].state == AlertStatus::resolved);
     const auto items = claim_all(*f.store);
     REQUIRE(items.size() == 1);
     REQUIRE(items[0].notices.size() == 1);
@@ -381,7 +382,8 @@ TEST_CASE("AlertLedger resolves an alert whose new version is inside target", "[
     CHECK(notice.previous_message_id == sent[0].message_id);
     CHECK(notice.rule == "ge:50");
     f.store->mark_mail_sent(items[0].id, from_now(0));
-    CHECK(f.store->alerts(true).at(0).state == "resolved");  // a notice does not reopen it
+    CHECK(f.store->alerts(true).at(0).state ==
+          AlertStatus::resolved);  // a notice does not reopen it
   }
   SECTION("a notice still queued is taken back, and its mail with it") {
     ingest(*f.store, "f.hl7", {sgh("M1", kT0, {ferritin(40)})}, routed());
@@ -389,7 +391,7 @@ TEST_CASE("AlertLedger resolves an alert whose new version is inside target", "[
     CHECK(summary.notices == 0);
     CHECK(f.store->outbox(true).empty());
     CHECK(f.count("SELECT count(*) FROM notices") == 0);
-    CHECK(f.store->alerts(true).at(0).state == "resolved");
+    CHECK(f.store->alerts(true).at(0).state == AlertStatus::resolved);
   }
   SECTION("the rest of a queued mail stays") {
     ingest(*f.store, "f.hl7", {sgh("M1", kT0, {ferritin(40), result("zinc", 50, "ug/dL", "S1")})},
@@ -418,7 +420,7 @@ TEST_CASE("AlertLedger withdraws a cancelled result's alert and retracts it wher
     CHECK(summary.withdrawn == 1);
     CHECK(summary.notices == 1);
     CHECK(f.store->alerts(false).empty());
-    CHECK(f.store->alerts(true).at(0).state == "withdrawn");
+    CHECK(f.store->alerts(true).at(0).state == AlertStatus::withdrawn);
     const auto items = claim_all(*f.store);
     REQUIRE(items.size() == 1);
     REQUIRE(items[0].notices.size() == 1);
@@ -528,7 +530,7 @@ TEST_CASE("AlertLedger judges trend:falling for each new current result and its 
     std::vector<std::pair<std::int64_t, std::string>> out;  // (day, state)
     for (const auto& a : f.store->alerts(false)) {
       CHECK(a.rule == "trend:falling:0.2");
-      out.emplace_back((a.collected_at - kT0) / kDay, a.state);
+      out.emplace_back((a.collected_at - kT0) / kDay, to_string(a.state));
     }
     return out;
   };
@@ -563,7 +565,7 @@ TEST_CASE("AlertLedger judges trend:falling for each new current result and its 
     ingest(*f.store, "2", {at(80, 2)}, targets);  // 100 -> 80 is 20%, not more; 80 -> 78 is 2.5%
     CHECK(trend_alerts().empty());
     CHECK(f.store->outbox(true).empty());  // the queued notice was taken back
-    CHECK(f.store->alerts(true).at(0).state == "resolved");
+    CHECK(f.store->alerts(true).at(0).state == AlertStatus::resolved);
   }
   SECTION("withdrawing the result in between raises the fall it hid") {
     ingest(*f.store, "1", {at(100, 1)}, targets);
@@ -650,7 +652,7 @@ TEST_CASE("AlertLedger judges trends alike whether results come one file each or
     }
     std::multiset<Row> rows;
     for (const auto& a : f.store->alerts(true)) {
-      rows.emplace(a.person_id, a.analyte, a.collected_at, a.value, a.rule, a.state);
+      rows.emplace(a.person_id, a.analyte, a.collected_at, a.value, a.rule, to_string(a.state));
     }
     return rows;
   };
@@ -678,7 +680,7 @@ TEST_CASE("AlertLedger judges trend:falling:PCT:DAYS over time and stores what i
     std::vector<std::pair<std::int64_t, std::string>> out;  // (day, state)
     for (const auto& a : f.store->alerts(false)) {
       CHECK(a.rule == "trend:falling:30:365");
-      out.emplace_back((a.collected_at - kT0) / kDay, a.state);
+      out.emplace_back((a.collected_at - kT0) / kDay, to_string(a.state));
     }
     return out;
   };

@@ -15,6 +15,7 @@
 
 using namespace labwatch::storage;
 using namespace labwatch::storage::testing;
+using labwatch::clinical::AlertStatus;
 using labwatch::clinical::MatchReason;
 
 namespace {
@@ -163,7 +164,7 @@ TEST_CASE("IdentityStore merges a reviewed pair, audits it and raises the trend 
     CHECK(person_of(*f.store, "LABB|9") == split.person_id);
     CHECK(person_of(*f.store, "LABA|1") == a);
     CHECK(active_rules(*f.store).empty());
-    CHECK(f.store->alerts(true).at(0).state == "resolved");
+    CHECK(f.store->alerts(true).at(0).state == AlertStatus::resolved);
     CHECK(review->audit().size() == 2);
     CHECK(review->audit()[1].action == "unmerge");
     CHECK(review->open_matches().empty());  // the reviewer said two persons: not proposed again
@@ -270,7 +271,7 @@ TEST_CASE("IdentityStore mails a trend a merge reveals once, and takes it back o
   CHECK(merged.alerts.alerts == 1);
   CHECK(merged.alerts.notices == 1);
   REQUIRE(f.store->alerts(false).size() == 1);
-  CHECK(f.store->alerts(false)[0].state == "pending");
+  CHECK(f.store->alerts(false)[0].state == AlertStatus::pending);
   REQUIRE(f.store->outbox(true).size() == 1);
   CHECK(f.count("SELECT person_id FROM outbox") == a);
 

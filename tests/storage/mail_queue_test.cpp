@@ -15,8 +15,8 @@ namespace {
 
 using labwatch::clinical::NormalizedReport;
 using labwatch::clinical::NormalizedResult;
+using labwatch::clinical::NoticeKind;
 using labwatch::clinical::ResultStatus;
-using labwatch::storage::NoticeKind;
 using labwatch::storage::OutboxItem;
 using labwatch::storage::Recipient;
 using labwatch::storage::Store;
@@ -54,7 +54,7 @@ NormalizedReport sgh(const std::string& control_id, std::vector<NormalizedResult
 std::string alert_state(Store& store, const std::string& analyte) {
   for (const auto& alert : store.alerts(false)) {
     if (alert.analyte == analyte) {
-      return alert.state;
+      return std::string(to_string(alert.state));
     }
   }
   return "none";
@@ -211,16 +211,6 @@ TEST_CASE("Store claim_due_mail gives each notice the last five current values, 
   CHECK(values == std::vector<double>{103, 104, 105, 96, 40});
   CHECK(history[0].collected_at == kT0 + 3 * kDay);
   CHECK(history[4].collected_at == kT0 + 7 * kDay);
-}
-
-TEST_CASE("to_string and parse_notice_kind name each notice kind", "[storage][outbox]") {
-  for (const NoticeKind kind : {NoticeKind::alert, NoticeKind::correction, NoticeKind::resolution,
-                                NoticeKind::retraction}) {
-    CHECK(labwatch::storage::parse_notice_kind(labwatch::storage::to_string(kind)) == kind);
-  }
-  CHECK(labwatch::storage::to_string(NoticeKind::retraction) == "retraction");
-  CHECK_FALSE(labwatch::storage::parse_notice_kind("Alert").has_value());
-  CHECK_FALSE(labwatch::storage::parse_notice_kind("").has_value());
 }
 
 TEST_CASE("Store retry_failed_mail puts failed items and their alerts back in the queue",

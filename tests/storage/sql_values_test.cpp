@@ -1,15 +1,27 @@
 // SPDX-License-Identifier: Apache-2.0
-// Tests of the column conversions: a sender's time written as text and read back.
+// Tests of the column conversions: a sender's time written as text and read back; alert statuses
+// read from their column and the SQL condition that selects the active ones.
 #include "storage/sql_values.hpp"
 
+#include <SQLiteCpp/Database.h>
+#include <SQLiteCpp/Statement.h>
+
 #include <catch2/catch.hpp>
+#include <stdexcept>
 #include <string>
+#include <vector>
+
+#include "clinical/alert_status.hpp"
 
 namespace {
 
+using labwatch::clinical::AlertStatus;
+using labwatch::clinical::kAlertStatuses;
 using labwatch::parsers::DateTime;
+using labwatch::storage::active_alert_condition;
 using labwatch::storage::format_datetime;
 using labwatch::storage::parse_datetime;
+using labwatch::storage::read_alert_status;
 using Precision = DateTime::Precision;
 
 }  // namespace
@@ -51,5 +63,59 @@ TEST_CASE("parse_datetime reads text it never writes as no time", "[storage][val
         "2025-03-09T13:05+05:00x", "2025-03-09T13:05-5:00", "2025/03/09", "abcd"}) {
     INFO(text);
     CHECK(parse_datetime(text).empty());
+  }
+}
+
+TEST_CASE("active_alert_condition lists the active statuses, ORed, as the queries had them",
+          "[storage][values][alert_status]") {
+  CHECK(active_alert_condition("a.state") ==
+        "(a.state = 'unmailed' OR a.state = 'historical' OR a.state = 'preliminary' OR "
+        "a.state = 'silenced' OR a.state = 'pending' OR a.state = 'sent' OR a.state = 'failed')");
+}
+
+TEST_CASE("active_alert_condition selects exactly the statuses clinical::is_active holds for",
+          "[storage][values][alert_status]") {
+  SQLite::Database db(":memory:", SQLite::OPEN_READWRITE);
+  db.exec("CREATE TABLE alerts (state TEXT NOT NULL)");
+  SQLite::Statement insert(db, "INSERT INTO alerts (state) VALUES (?)");
+  for (const AlertStatus status : kAlertStatuses) {
+    insert.reset();
+    insert.bind(1, std::string(to_string(status)));
+    insert.exec();
+  }
+  insert.reset();
+  insert.bind(1, "sending");  // an outbox state, never an alert's
+  insert.exec();
+  std::vector<AlertStatus> selected;
+  SQLite::Statement query(
+      db, "SELECT state FROM alerts WHERE " + active_alert_condition("state") + " ORDER BY rowid");
+  while (query.executeStep()) {
+    selected.push_back(read_alert_status(query.getColumn(0)));
+  }
+  std::vector<AlertStatus> active;
+  for (const AlertStatus status : kAlertStatuses) {
+    if (is_active(status)) {
+      active.push_back(status);
+    }
+  }
+  CHECK(selected == active);
+  CHECK(active.size() == 7);
+}
+
+TEST_CASE("read_alert_status reads every stored spelling and refuses any other",
+          "[storage][values][alert_status]") {
+  SQLite::Database db(":memory:", SQLite::OPEN_READWRITE);
+  for (const AlertStatus status : kAlertStatuses) {
+    SQLite::Statement query(db, "SELECT ?");
+    query.bind(1, std::string(to_string(status)));
+    REQUIRE(query.executeStep());
+    CHECK(read_alert_status(query.getColumn(0)) == status);
+  }
+  for (const char* text : {"Pending", "sending", "", "resolved "}) {
+    SQLite::Statement query(db, "SELECT ?");
+    query.bind(1, text);
+    REQUIRE(query.executeStep());
+    CHECK_THROWS_WITH(read_alert_status(query.getColumn(0)),
+                      "alerts.state holds an unknown value '" + std::string(text) + "'");
   }
 }

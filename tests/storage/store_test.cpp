@@ -15,6 +15,7 @@
 
 namespace {
 
+using labwatch::clinical::AlertStatus;
 using labwatch::clinical::PersonIdentity;
 using labwatch::clinical::ResultStatus;
 using labwatch::storage::FileRecord;
@@ -472,7 +473,7 @@ TEST_CASE("Store withdraws the current version when a cancellation arrives", "[s
   CHECK(f.store->alerts(false).empty());
   const auto all = f.store->alerts(true);
   REQUIRE(all.size() == 1);
-  CHECK(all[0].state == "withdrawn");
+  CHECK(all[0].state == AlertStatus::withdrawn);
 }
 
 TEST_CASE(
@@ -591,7 +592,7 @@ TEST_CASE(
   auto alerts = f.store->alerts(false);
   REQUIRE(alerts.size() == 1);
   CHECK(alerts[0].rule == "ge:50");
-  CHECK(alerts[0].state == "unmailed");  // no routing: recorded, no mail queued
+  CHECK(alerts[0].state == AlertStatus::unmailed);  // no routing: recorded, no mail queued
   CHECK(alerts[0].value == 40);
   CHECK(alerts[0].target_low == 50);
   CHECK_FALSE(alerts[0].target_high.has_value());
@@ -608,9 +609,23 @@ TEST_CASE(
   CHECK(f.store->alerts(false).empty());
   const auto all = f.store->alerts(true);
   REQUIRE(all.size() == 1);
-  CHECK(all[0].state == "resolved");  // the final value of 90 is inside ge:50;ideal:gt:70
+  CHECK(all[0].state ==
+        AlertStatus::resolved);  // the final value of 90 is inside ge:50;ideal:gt:70
   CHECK(all[0].rule == "ge:50");
   CHECK(f.count("SELECT count(*) FROM alerts WHERE ref_low = 13 AND ref_high = 150") == 1);
+}
+
+TEST_CASE("Store alerts refuses an alert state it never writes, naming the column and the text",
+          "[storage][store][alert_status]") {
+  Fixture f;
+  ingest(*f.store, "1.hl7",
+         {report("SGH", "M1", kT0, kSghPatient, {result("ferritin", 40, "ng/mL", "S1")})});
+  REQUIRE(f.store->alerts(false).size() == 1);
+  {
+    SQLite::Database db(f.path, SQLite::OPEN_READWRITE);
+    db.exec("UPDATE alerts SET state = 'queued'");  // a database edited by hand
+  }
+  CHECK_THROWS_WITH(f.store->alerts(true), "alerts.state holds an unknown value 'queued'");
 }
 
 TEST_CASE("Store rolls back a file transaction destroyed without commit", "[storage][store]") {

@@ -13,6 +13,7 @@
 
 namespace {
 
+using labwatch::clinical::AlertStatus;
 using labwatch::clinical::NormalizedReport;
 using labwatch::clinical::PersonIdentity;
 using labwatch::clinical::ResultStatus;
@@ -102,7 +103,7 @@ TEST_CASE("Store withdraws a result and its alert whatever status withdrew it",
   CHECK(f.store->current_results().empty());
   CHECK(f.store->alerts(false).empty());
   REQUIRE(f.store->alerts(true).size() == 1);
-  CHECK(f.store->alerts(true)[0].state == "withdrawn");
+  CHECK(f.store->alerts(true)[0].state == AlertStatus::withdrawn);
   // The same deletion again (a repeated OBX-5) is a duplicate, not a second withdrawal.
   const IngestSummary again =
       ingest(*f.store, "3.hl7", {report("LCA", "M2b", kT0 + 60, kAda, {deleted})});
