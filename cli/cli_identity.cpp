@@ -130,7 +130,7 @@ int run_merge(const config::Config& config, std::string_view a, std::string_view
   const std::int64_t absorbed = person_id_of(b);
   const storage::ReviewAction action = action_now(reason);
   const auto review = open_review(config);
-  const storage::Targets targets = targets_of(config);
+  const storage::AlertPolicy targets = targets_of(config);
   const storage::IdentityOutcome outcome =
       refusing([&] { return review->merge(kept, absorbed, action, targets); });
   std::printf("merged person %lld into person %lld (%d results moved)\n",
@@ -149,7 +149,7 @@ int run_unmerge(const config::Config& config, std::string_view person, std::stri
   }
   const storage::ReviewAction action = action_now(reason);
   const auto review = open_review(config);
-  const storage::Targets targets = targets_of(config);
+  const storage::AlertPolicy targets = targets_of(config);
   const storage::IdentityOutcome outcome = refusing([&] {
     return review->unmerge(id, identifier.substr(0, bar), identifier.substr(bar + 1), action,
                            targets);

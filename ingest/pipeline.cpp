@@ -168,8 +168,8 @@ storage::Routing routing_of(const config::Config& config) {
   return routing;
 }
 
-storage::Targets targets_of(const config::Config& config) {
-  storage::Targets targets;
+storage::AlertPolicy targets_of(const config::Config& config) {
+  storage::AlertPolicy targets;
   targets.catalogue = &config.catalogue;
   for (const auto& [key, rule] : config.targets) {
     targets.by_analyte.emplace(key, rule);

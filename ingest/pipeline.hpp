@@ -79,7 +79,7 @@ std::string describe(const parsers::Warning& warning);
 storage::Routing routing_of(const config::Config& config);
 
 // The rules in force under this config: optimal targets, trend rules, the catalogue, routing.
-storage::Targets targets_of(const config::Config& config);
+storage::AlertPolicy targets_of(const config::Config& config);
 
 // The fingerprint a file is recorded with (storage::FileRecord::config_digest): the SHA-256 (hex)
 // of the config file's bytes, "built-in defaults" without a file, "" when it cannot be read now.
@@ -142,7 +142,7 @@ class Pipeline {
 
   const config::Config& config_;
   storage::Store& store_;
-  storage::Targets targets_;
+  storage::AlertPolicy targets_;
   FileReader reader_;
   std::string buffer_;  // the reader's chunk buffer, reused from file to file
   std::function<void()> progress_;

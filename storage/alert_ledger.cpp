@@ -63,7 +63,7 @@ std::string evidence_text(const std::vector<clinical::TrendPoint>& evidence) {
   return out;
 }
 
-const clinical::Analyte& analyte_of(const Targets& targets, std::string_view key) {
+const clinical::Analyte& analyte_of(const AlertPolicy& targets, std::string_view key) {
   // An analyte outside the catalogue still has its absolute clauses checked; it has no fallback
   // reference range for the relative ones.
   static const clinical::Analyte uncatalogued;
@@ -125,8 +125,9 @@ LedgerStatements::LedgerStatements(SQLite::Database& db)
                       "WHERE person_id = ? AND analyte = ? AND expired_at IS NULL AND "
                       "until_at > ? ORDER BY silence_id") {}
 
-AlertLedger::AlertLedger(SQLite::Database& db, LedgerStatements& statements, const Targets& targets,
-                         clinical::UnixSeconds now, IngestSummary& summary)
+AlertLedger::AlertLedger(SQLite::Database& db, LedgerStatements& statements,
+                         const AlertPolicy& targets, clinical::UnixSeconds now,
+                         IngestSummary& summary)
     : db_(db), statements_(statements), targets_(targets), now_(now), summary_(summary) {}
 
 void AlertLedger::route(std::string_view provider_id, std::string_view facility_code) {

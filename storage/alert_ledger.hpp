@@ -62,11 +62,11 @@ struct ReplacedVersion {
 // recipients who need to know. Writes through the transaction's connection; never commits.
 class AlertLedger {
  public:
-  AlertLedger(SQLite::Database& db, LedgerStatements& statements, const Targets& targets,
+  AlertLedger(SQLite::Database& db, LedgerStatements& statements, const AlertPolicy& targets,
               clinical::UnixSeconds now, IngestSummary& summary);
 
   // Sets who is told about the results of `report` (about person `person_id`) that follow, by
-  // Targets::routing, and how a mail names the report: its control id, else its first order id,
+  // AlertPolicy::routing, and how a mail names the report: its control id, else its first order id,
   // else `file_name`.
   void begin_report(const clinical::NormalizedReport& report, std::int64_t person_id,
                     std::string_view file_name);
@@ -211,7 +211,7 @@ class AlertLedger {
 
   SQLite::Database& db_;
   LedgerStatements& statements_;
-  const Targets& targets_;
+  const AlertPolicy& targets_;
   clinical::UnixSeconds now_ = 0;
   IngestSummary& summary_;
 

@@ -32,15 +32,15 @@ class SqliteIdentityStore final : public IdentityStore {
   std::vector<MatchRow> open_matches() override;
   std::vector<AuditRow> audit() override;
   IdentityOutcome merge(std::int64_t kept, std::int64_t absorbed, const ReviewAction& action,
-                        const Targets& targets) override;
+                        const AlertPolicy& targets) override;
   IdentityOutcome unmerge(std::int64_t person, std::string_view authority, std::string_view mrn,
-                          const ReviewAction& action, const Targets& targets) override;
+                          const ReviewAction& action, const AlertPolicy& targets) override;
   void dismiss(std::int64_t a, std::int64_t b, const ReviewAction& action) override;
 
  private:
   void record(const ReviewAction& action, std::string_view what, const std::string& detail);
   bool person_exists(std::int64_t person_id);
-  void rejudge(std::int64_t person_id, const Targets& targets, clinical::UnixSeconds now,
+  void rejudge(std::int64_t person_id, const AlertPolicy& targets, clinical::UnixSeconds now,
                IngestSummary& summary);
 
   SQLite::Database db_;
@@ -103,7 +103,7 @@ void SqliteIdentityStore::record(const ReviewAction& action, std::string_view wh
 // Whose results changed is known, not which of them a trend run now crosses: every analyte of
 // the person that has trend rules is judged again over its whole history. The ledger decides
 // what happens to each alert, as it does at ingest.
-void SqliteIdentityStore::rejudge(std::int64_t person_id, const Targets& targets,
+void SqliteIdentityStore::rejudge(std::int64_t person_id, const AlertPolicy& targets,
                                   clinical::UnixSeconds now, IngestSummary& summary) {
   std::vector<std::string> analytes;
   {
@@ -125,7 +125,7 @@ void SqliteIdentityStore::rejudge(std::int64_t person_id, const Targets& targets
 }
 
 IdentityOutcome SqliteIdentityStore::merge(std::int64_t kept, std::int64_t absorbed,
-                                           const ReviewAction& action, const Targets& targets) {
+                                           const ReviewAction& action, const AlertPolicy& targets) {
   SQLite::Transaction transaction(db_, SQLite::TransactionBehavior::IMMEDIATE);
   if (kept == absorbed) {
     throw IdentityError("cannot merge " + person_text(kept) + " with itself");
@@ -183,7 +183,7 @@ IdentityOutcome SqliteIdentityStore::merge(std::int64_t kept, std::int64_t absor
 
 IdentityOutcome SqliteIdentityStore::unmerge(std::int64_t person, std::string_view authority,
                                              std::string_view mrn, const ReviewAction& action,
-                                             const Targets& targets) {
+                                             const AlertPolicy& targets) {
   SQLite::Transaction transaction(db_, SQLite::TransactionBehavior::IMMEDIATE);
   const std::string identifier = std::string(authority) + "|" + std::string(mrn);
   std::string family;

@@ -79,7 +79,7 @@ class IdentityStore {
   // tombstone (persons.merged_into). The trend rules of `kept`
   // are judged again under `targets`. Throws IdentityError for an unknown or equal id.
   virtual IdentityOutcome merge(std::int64_t kept, std::int64_t absorbed,
-                                const ReviewAction& action, const Targets& targets) = 0;
+                                const ReviewAction& action, const AlertPolicy& targets) = 0;
 
   // Gives identifier authority|mrn of `person` a new person of its own, with the demographics it
   // was first reported with, and the messages reported under it with their results and mail. Both
@@ -87,7 +87,7 @@ class IdentityStore {
   // proposed again. Throws IdentityError when the identifier is not the person's or its only one.
   virtual IdentityOutcome unmerge(std::int64_t person, std::string_view authority,
                                   std::string_view mrn, const ReviewAction& action,
-                                  const Targets& targets) = 0;
+                                  const AlertPolicy& targets) = 0;
 
   // Closes the open pair (a, b), in either order, as two persons. Throws IdentityError when no
   // such open pair exists.

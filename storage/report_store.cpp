@@ -118,7 +118,7 @@ IngestStatements::IngestStatements(SQLite::Database& db)
 
 SqliteFileTransaction::SqliteFileTransaction(SQLite::Database& db, IngestStatements& statements,
                                              LedgerStatements& ledger_statements,
-                                             const FileRecord& file, Targets targets)
+                                             const FileRecord& file, AlertPolicy targets)
     : db_(db),
       statements_(statements),
       transaction_(std::in_place, db, SQLite::TransactionBehavior::IMMEDIATE),

@@ -60,7 +60,7 @@ class SqliteFileTransaction final : public FileTransaction {
   // SQLITE_BUSY).
   SqliteFileTransaction(SQLite::Database& db, IngestStatements& statements,
                         LedgerStatements& ledger_statements, const FileRecord& file,
-                        Targets targets);
+                        AlertPolicy targets);
   ~SqliteFileTransaction() override = default;  // transaction_ rolls back unless committed
   SqliteFileTransaction(const SqliteFileTransaction&) = delete;
   SqliteFileTransaction& operator=(const SqliteFileTransaction&) = delete;
@@ -108,7 +108,7 @@ class SqliteFileTransaction final : public FileTransaction {
   IngestStatements& statements_;
   // BEGIN IMMEDIATE; rolled back when reset, or on destruction unless committed.
   std::optional<SQLite::Transaction> transaction_;
-  Targets targets_;
+  AlertPolicy targets_;
   std::string file_name_;
   std::string sha256_;               // as given to begin_file; empty until commit(sha256)
   std::optional<IntakeKey> intake_;  // the intake attempt that a commit of the file ends

@@ -221,7 +221,7 @@ class SqliteStore final : public Store {
   }
 
   std::unique_ptr<FileTransaction> begin_file(const FileRecord& file,
-                                              const Targets& targets) override {
+                                              const AlertPolicy& targets) override {
     return std::make_unique<SqliteFileTransaction>(db_, ingest_, ledger_statements_, file, targets);
   }
 

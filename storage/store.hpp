@@ -104,8 +104,9 @@ inline constexpr std::string_view kIntakeNotCompleted =
     "the ingest did not complete: the process ended while ingesting it (a crash, a kill or a "
     "power loss)";
 
-// The rules in force and who is told: plain values passed in by the caller.
-struct Targets {
+// The alert policy in force: the optimal and trend rules, who is told (routing) and when mail goes
+// (mail_policy). Plain values passed in by the caller.
+struct AlertPolicy {
   std::map<std::string, clinical::OptimalRule, std::less<>> by_analyte;  // analyte -> optimal rule
   // analyte -> trend rules, judged for each result that becomes current against that person's
   // current results of the analyte by collection time. None by default.
@@ -296,7 +297,7 @@ class Store {
   // with it was committed before, the transaction stores nothing and its commit reports
   // already_known. Throws on database errors.
   virtual std::unique_ptr<FileTransaction> begin_file(const FileRecord& file,
-                                                      const Targets& targets) = 0;
+                                                      const AlertPolicy& targets) = 0;
 
   // Current (not superseded, not withdrawn) results, ordered by person, analyte, time.
   virtual std::vector<ExportRow> current_results() = 0;

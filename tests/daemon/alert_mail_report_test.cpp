@@ -34,9 +34,9 @@ using labwatch::daemon::MailMessage;
 using labwatch::daemon::OutboxDispatcher;
 using labwatch::daemon::ReportInput;
 using labwatch::daemon::SmtpMailer;
+using labwatch::storage::AlertPolicy;
 using labwatch::storage::OutboxItem;
 using labwatch::storage::Recipient;
-using labwatch::storage::Targets;
 using labwatch::storage::testing::Fixture;
 using labwatch::storage::testing::kT0;
 using labwatch::test::body_part;
@@ -119,7 +119,7 @@ class Clinic {
 
  private:
   Fixture db_;
-  Targets targets_;
+  AlertPolicy targets_;
   std::int64_t jane_ = 0;
   std::int64_t john_ = 0;
 };

@@ -181,7 +181,7 @@ class Site {
   fs::path dir_;
   std::unique_ptr<labwatch::storage::Store> store_;
   labwatch::config::Config config_;
-  labwatch::storage::Targets targets_;
+  labwatch::storage::AlertPolicy targets_;
   std::unique_ptr<OutboxDispatcher> dispatcher_;  // last: it uses the store and the loop
 };
 

@@ -22,11 +22,11 @@ using labwatch::clinical::NormalizedReport;
 using labwatch::clinical::NormalizedResult;
 using labwatch::clinical::NoticeKind;
 using labwatch::clinical::ResultStatus;
+using labwatch::storage::AlertPolicy;
 using labwatch::storage::IngestSummary;
 using labwatch::storage::OutboxItem;
 using labwatch::storage::Recipient;
 using labwatch::storage::Store;
-using labwatch::storage::Targets;
 using labwatch::storage::testing::default_targets;
 using labwatch::storage::testing::Fixture;
 using labwatch::storage::testing::from_now;
@@ -53,8 +53,8 @@ Recipient recipient(std::string email, std::string practitioner_id = "", bool fu
 }
 
 // The catalogue's rules; ordering provider P100 -> dr.a, facility SGH -> dr.b, else the desk.
-Targets routed() {
-  Targets targets = default_targets();
+AlertPolicy routed() {
+  AlertPolicy targets = default_targets();
   targets.routing.by_provider["P100"] = {recipient("dr.a@clinic.example", "a", true)};
   targets.routing.by_facility["SGH"] = {recipient("dr.b@clinic.example", "b")};
   targets.routing.fallback = {recipient("desk@clinic.example")};
@@ -141,7 +141,7 @@ TEST_CASE("AlertLedger routes by ordering provider and by facility, else to the 
     CHECK(items[3].patient_key == "QDX|Q9");
   }
   SECTION("a recipient listed twice gets one notice") {
-    Targets targets = routed();
+    AlertPolicy targets = routed();
     targets.routing.by_facility["SGH"].push_back(recipient("dr.b@clinic.example", "b2"));
     ingest(*f.store, "a.hl7", {unknown_provider}, targets);
     const auto rows = f.store->outbox(false);
@@ -518,7 +518,7 @@ TEST_CASE("AlertLedger leaves the same current alerts in every arrival order",
 TEST_CASE("AlertLedger judges trend:falling for each new current result and its successors",
           "[storage][ledger][trend]") {
   Fixture f;
-  Targets targets = routed();
+  AlertPolicy targets = routed();
   targets.by_analyte.insert_or_assign("ferritin",
                                       labwatch::clinical::parse_optimal_rule("ge:10").value());
   targets.trends["ferritin"] = {labwatch::clinical::parse_trend_rule("trend:falling:0.2").value()};
@@ -602,7 +602,7 @@ TEST_CASE("AlertLedger judges trend:falling for each new current result and its 
 // message, in one file, and half and half.
 TEST_CASE("AlertLedger judges trends alike whether results come one file each or all in one",
           "[storage][ledger][trend]") {
-  Targets targets = routed();
+  AlertPolicy targets = routed();
   targets.trends["ferritin"] = {
       labwatch::clinical::parse_trend_rule("trend:falling:30:365").value(),
       labwatch::clinical::parse_trend_rule("trend:consecutive:3").value(),
@@ -667,7 +667,7 @@ TEST_CASE("AlertLedger judges trends alike whether results come one file each or
 TEST_CASE("AlertLedger judges trend:falling:PCT:DAYS over time and stores what it rests on",
           "[storage][ledger][trend]") {
   Fixture f;
-  Targets targets = routed();
+  AlertPolicy targets = routed();
   targets.by_analyte.insert_or_assign("ferritin",
                                       labwatch::clinical::parse_optimal_rule("ge:10").value());
   targets.trends["ferritin"] = {
@@ -722,7 +722,7 @@ TEST_CASE("AlertLedger judges trend:falling:PCT:DAYS over time and stores what i
 TEST_CASE("AlertLedger judges trend:away against each result's optimal band",
           "[storage][ledger][trend]") {
   Fixture f;
-  Targets targets = default_targets();  // homocysteine range:6-8
+  AlertPolicy targets = default_targets();  // homocysteine range:6-8
   targets.trends["homocysteine"] = {labwatch::clinical::parse_trend_rule("trend:away:3").value()};
   const auto at = [](double value, int day) {
     return sgh("H" + std::to_string(day), kT0 + day * kDay,
@@ -760,8 +760,8 @@ namespace {
 
 // routed(), under the shipped mail policy: results older than 30 days before now are history, and
 // preliminaries wait for their final.
-Targets policed() {
-  Targets targets = routed();
+AlertPolicy policed() {
+  AlertPolicy targets = routed();
   targets.mail_policy = labwatch::clinical::MailPolicy{};
   return targets;
 }
@@ -843,7 +843,7 @@ TEST_CASE("AlertLedger holds a preliminary alert until the final, then mails it 
   }
   SECTION("with mail-preliminary, the preliminary itself was mailed") {
     Fixture g;
-    Targets targets = policed();
+    AlertPolicy targets = policed();
     targets.mail_policy.mail_preliminary = true;
     CHECK(ingest(*g.store, "p.hl7", {prelim}, targets).notices == 1);
     CHECK(std::get<3>(alert_list(*g.store, false).at(0)) == "pending");
@@ -853,7 +853,7 @@ TEST_CASE("AlertLedger holds a preliminary alert until the final, then mails it 
 TEST_CASE("AlertLedger queues no mail when the ingest is told not to",
           "[storage][ledger][mail_policy]") {
   Fixture f;
-  Targets targets = policed();
+  AlertPolicy targets = policed();
   targets.mail_policy.suppressed = true;
   const auto fresh = sgh("M1", days_ago(1), {ferritin(40, ResultStatus::final, "S1", days_ago(1))});
   const IngestSummary summary = ingest(*f.store, "n.hl7", {fresh}, targets);

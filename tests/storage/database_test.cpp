@@ -112,7 +112,7 @@ TEST_CASE("open_sqlite_store creates the database, WAL and SHM files with mode 0
   labwatch::storage::FileRecord file;
   file.sha256 = "00";
   file.name = "a.csv";
-  auto tx = store->begin_file(file, labwatch::storage::Targets{});
+  auto tx = store->begin_file(file, labwatch::storage::AlertPolicy{});
   tx->commit();  // a write: the WAL now exists next to the open database
 
   CHECK(mode_of(path) == 0600);

@@ -42,8 +42,8 @@ std::int64_t person_of(Store& store, const std::string& key) {
 
 ReviewAction by_alice(std::string reason) { return {"alice", std::move(reason), kT0 + 100 * kDay}; }
 
-Targets falling_targets() {
-  Targets targets = default_targets();
+AlertPolicy falling_targets() {
+  AlertPolicy targets = default_targets();
   targets.by_analyte.insert_or_assign("ferritin",
                                       labwatch::clinical::parse_optimal_rule("ge:10").value());
   targets.trends["ferritin"] = {labwatch::clinical::parse_trend_rule("trend:falling:0.2").value()};
@@ -119,7 +119,7 @@ TEST_CASE("Ingest makes a three-way ambiguity a new person with a pair for each"
 TEST_CASE("IdentityStore merges a reviewed pair, audits it and raises the trend it reveals",
           "[storage][identity]") {
   Fixture f;
-  const Targets targets = falling_targets();
+  const AlertPolicy targets = falling_targets();
   // Married since: only the family name differs, so the pair waits for review.
   ingest(*f.store, "a", {about(kHanaA, "M1", 1, {ferritin_at(100, 1, "O1")})}, targets);
   ingest(*f.store, "b", {about(kHanaB, "M2", 2, {ferritin_at(70, 2, "O2")})}, targets);
@@ -180,7 +180,7 @@ TEST_CASE("IdentityStore merges a reviewed pair, audits it and raises the trend 
 TEST_CASE("IdentityStore unmerges a wrongly merged identifier with its results",
           "[storage][identity]") {
   Fixture f;
-  const Targets targets = falling_targets();
+  const AlertPolicy targets = falling_targets();
   // Two patients who agree in every field, at two labs: matched automatically, wrongly.
   ingest(*f.store, "a", {about(kHanaA, "M1", 1, {ferritin_at(100, 1, "O1")})}, targets);
   const PersonIdentity other = person("LABB", "5", "Novak", "Hana", "1970-03-12", 'F');
@@ -215,7 +215,7 @@ TEST_CASE("IdentityStore refuses impossible actions and records none of them",
   const std::int64_t a = person_of(*f.store, "LABA|1");
   const std::int64_t b = person_of(*f.store, "LABA|2");
   const auto review = open_identity_store(f.path);
-  const Targets targets = default_targets();
+  const AlertPolicy targets = default_targets();
   CHECK_THROWS_AS(review->merge(a, a, by_alice("x"), targets), IdentityError);
   CHECK_THROWS_AS(review->merge(a, 999, by_alice("x"), targets), IdentityError);
   CHECK_THROWS_AS(review->unmerge(a, "LABA", "1", by_alice("x"), targets), IdentityError);
@@ -239,7 +239,7 @@ TEST_CASE("IdentityStore merge waits for a running ingest and loses none of its 
   const std::int64_t a = person_of(*f.store, "LABA|1");
   const std::int64_t b = person_of(*f.store, "LABB|9");
   const auto review = open_identity_store(f.path);
-  const Targets targets = default_targets();
+  const AlertPolicy targets = default_targets();
 
   // The daemon's file transaction holds the write lock while the merge starts.
   auto tx = f.store->begin_file(file_named("c"), targets);
@@ -256,7 +256,7 @@ TEST_CASE("IdentityStore merge waits for a running ingest and loses none of its 
 TEST_CASE("IdentityStore mails a trend a merge reveals once, and takes it back on unmerge",
           "[storage][identity]") {
   Fixture f;
-  Targets targets = falling_targets();
+  AlertPolicy targets = falling_targets();
   Recipient desk;
   desk.email = "desk@clinic.example";
   targets.routing.fallback = {desk};

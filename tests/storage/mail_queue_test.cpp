@@ -17,10 +17,10 @@ using labwatch::clinical::NormalizedReport;
 using labwatch::clinical::NormalizedResult;
 using labwatch::clinical::NoticeKind;
 using labwatch::clinical::ResultStatus;
+using labwatch::storage::AlertPolicy;
 using labwatch::storage::OutboxItem;
 using labwatch::storage::Recipient;
 using labwatch::storage::Store;
-using labwatch::storage::Targets;
 using labwatch::storage::testing::default_targets;
 using labwatch::storage::testing::Fixture;
 using labwatch::storage::testing::from_now;
@@ -36,8 +36,8 @@ constexpr std::int64_t kDay = 86400;
 const auto kHana = person("SGH", "SGH1", "EXAMPLAR", "HANA J", "1994-06-08", 'F');
 
 // Facility SGH -> the listed addresses, collected for kWait seconds.
-Targets routed_to(const std::vector<std::string>& emails) {
-  Targets targets = default_targets();
+AlertPolicy routed_to(const std::vector<std::string>& emails) {
+  AlertPolicy targets = default_targets();
   for (const std::string& email : emails) {
     Recipient r;
     r.email = email;
@@ -65,7 +65,7 @@ std::string alert_state(Store& store, const std::string& analyte) {
 TEST_CASE("Store mail items move pending, sending, pending again, sent or failed",
           "[storage][outbox]") {
   Fixture f;
-  const Targets targets = routed_to({"dr.b@clinic.example"});
+  const AlertPolicy targets = routed_to({"dr.b@clinic.example"});
   const std::int64_t before = from_now(0);
   ingest(*f.store, "1.hl7", {sgh("M1", {result("ferritin", 40, "ng/mL", "S1")})}, targets);
   const auto queued = f.store->outbox(false);
@@ -181,7 +181,7 @@ TEST_CASE("Store mark_mail_failed leaves an alert pending while another mail sti
 TEST_CASE("Store claim_due_mail gives each notice the last five current values, oldest first",
           "[storage][outbox]") {
   Fixture f;
-  const Targets targets = routed_to({"dr.b@clinic.example"});
+  const AlertPolicy targets = routed_to({"dr.b@clinic.example"});
   for (int day = 1; day <= 6; ++day) {
     ingest(*f.store, "d" + std::to_string(day),
            {report("SGH", "M" + std::to_string(day), kT0 + day * kDay, kHana,
@@ -216,7 +216,7 @@ TEST_CASE("Store claim_due_mail gives each notice the last five current values, 
 TEST_CASE("Store retry_failed_mail puts failed items and their alerts back in the queue",
           "[storage][outbox]") {
   Fixture f;
-  const Targets targets = routed_to({"dr.b@clinic.example"});
+  const AlertPolicy targets = routed_to({"dr.b@clinic.example"});
   // Two mails: the first is claimed before the second alert comes, which then starts its own.
   ingest(*f.store, "1.hl7", {sgh("M1", {result("ferritin", 40, "ng/mL", "S1")})}, targets);
   auto items = f.store->claim_due_mail(from_now(kDay), 10);

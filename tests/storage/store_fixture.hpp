@@ -118,8 +118,8 @@ inline FileRecord file_named(const std::string& name) {
 }
 
 // The default optimal rules of the built-in catalogue.
-inline Targets default_targets() {
-  Targets targets;
+inline AlertPolicy default_targets() {
+  AlertPolicy targets;
   for (const auto& analyte : targets.catalogue->analytes()) {
     auto rule = labwatch::clinical::parse_optimal_rule(analyte.optimal_rule);
     REQUIRE(rule.has_value());
@@ -135,7 +135,7 @@ inline Targets default_targets() {
 // Ingests `reports` as one file named `name` under `targets` (default: the catalogue's rules).
 inline IngestSummary ingest(Store& store, const std::string& name,
                             const std::vector<NormalizedReport>& reports,
-                            const Targets& targets = default_targets()) {
+                            const AlertPolicy& targets = default_targets()) {
   auto tx = store.begin_file(file_named(name), targets);
   for (const NormalizedReport& r : reports) {
     tx->add_report(r);
