@@ -250,6 +250,16 @@ std::uint64_t total_size(const std::vector<std::filesystem::path>& files) {
   return total;
 }
 
+// Draws the progress line of `pipeline` on a terminal (ingest, reprocess).
+void show_progress(Pipeline& pipeline, ProgressLine& progress) {
+  if (progress.enabled()) {
+    pipeline.set_progress([&pipeline, &progress] {
+      const Pipeline::Counts& counts = pipeline.counts();
+      progress.update(counts.reports, counts.results, counts.offset);
+    });
+  }
+}
+
 // ---- commands ----
 
 int cmd_ingest(const Args& args) {
@@ -293,12 +303,7 @@ int cmd_ingest(const Args& args) {
   }
 
   ProgressLine progress(STDERR_FILENO, files.size(), total_size(files));
-  if (progress.enabled()) {
-    pipeline.set_progress([&] {
-      const Pipeline::Counts& counts = pipeline.counts();
-      progress.update(counts.reports, counts.results, counts.offset);
-    });
-  }
+  show_progress(pipeline, progress);
   bool any_refused = false;
   int stored = 0;
   for (const auto& file : files) {
@@ -425,12 +430,7 @@ int cmd_reprocess(const Args& args) {
   std::error_code ec;
   const fs::path failed_path = fs::weakly_canonical(config.paths.failed, ec);
   ProgressLine progress(STDERR_FILENO, files.size(), total_size(files));
-  if (progress.enabled()) {
-    pipeline.set_progress([&] {
-      const Pipeline::Counts& counts = pipeline.counts();
-      progress.update(counts.reports, counts.results, counts.offset);
-    });
-  }
+  show_progress(pipeline, progress);
   bool any_refused = false;
   int accepted = 0;
   for (const fs::path& file : files) {

@@ -32,21 +32,9 @@ struct Entry {
 };
 
 // "line 5, segment 5 OBX": where a line of a message is; the message is its group's heading.
-std::string place(const parsers::SourcePos& where) {
-  std::string out;
-  const auto add = [&out](const std::string& part) { out += out.empty() ? part : ", " + part; };
-  if (where.line > 0) {
-    add("line " + std::to_string(where.line));
-  }
-  if (where.segment > 0) {
-    add("segment " + std::to_string(where.segment) +
-        (where.segment_id.empty() ? "" : " " + where.segment_id));
-  }
-  if (!where.column.empty()) {
-    add("column '" + printable(where.column) + "'");
-  } else if (where.field > 0) {
-    add("field " + std::to_string(where.field));
-  }
+std::string place(parsers::SourcePos where) {
+  where.message = -1;
+  const std::string out = printable(parsers::describe(where));
   return out.empty() ? std::string("file") : out;
 }
 

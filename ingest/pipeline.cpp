@@ -99,28 +99,7 @@ namespace {
 // "message 3, segment 5 OBX, field 5: reason: detail", each part when known.
 std::string describe_at(const parsers::SourcePos& where, std::string_view reason,
                         const std::string& detail) {
-  std::string out;
-  const auto add = [&out](const std::string& part) {
-    if (!out.empty()) {
-      out += ", ";
-    }
-    out += part;
-  };
-  if (where.message >= 0) {
-    add("message " + std::to_string(where.message + 1));
-  }
-  if (where.line > 0) {
-    add("line " + std::to_string(where.line));
-  }
-  if (where.segment > 0) {
-    add("segment " + std::to_string(where.segment) +
-        (where.segment_id.empty() ? "" : " " + where.segment_id));
-  }
-  if (!where.column.empty()) {
-    add("column '" + where.column + "'");
-  } else if (where.field > 0) {
-    add("field " + std::to_string(where.field));
-  }
+  std::string out = parsers::describe(where);
   if (!out.empty()) {
     out += ": ";
   }

@@ -45,6 +45,10 @@ struct SourcePos {
   std::size_t offset = static_cast<std::size_t>(-1);  // byte offset in the file
 };
 
+// "message 3, line 12, segment 5 OBX, field 5" (a CSV column by its name: "column 'Result'"),
+// each part when known; "" when none is.
+std::string describe(const SourcePos& where);
+
 // A piece of input that was refused, with a machine-readable reason and a human detail.
 // `detail` never contains patient data: it names places and reasons, not values of identity.
 struct Refusal {
