@@ -709,8 +709,8 @@ std::optional<std::size_t> AlertLedger::trend_rule_index(std::string_view rule) 
 
 void AlertLedger::keep_trend_alert(std::int64_t result_id, std::string_view rule,
                                    std::int64_t alert_id, AlertStatus state) {
-  if (!is_trend_rule(rule)) {
-    return;
+  if (!is_trend_rule(rule) || (first_new_result_ && result_id < *first_new_result_)) {
+    return;  // an older result's alert is read when needed, never looked up here
   }
   const std::optional<std::size_t> index = trend_rule_index(rule);
   if (!index) {
