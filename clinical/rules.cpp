@@ -398,9 +398,10 @@ Decision evaluate(const NormalizedResult& result, const OptimalRule& rule, const
   const Interval value = interval_of(result.value, result.comparator, result.tolerance, analyte);
   bool straddles = false;
   bool used_catalogue = false;
-  auto violated = [&](std::string rule_name, const Outcome& outcome) {
+  auto violated = [&](std::string rule_name, RuleRef ref, const Outcome& outcome) {
     decision.violated = true;
     decision.rule = std::move(rule_name);
+    decision.ref = ref;
     decision.target_low = outcome.low;
     decision.target_high = outcome.high;
     decision.range_from_catalogue = used_catalogue;
@@ -415,7 +416,7 @@ Decision evaluate(const NormalizedResult& result, const OptimalRule& rule, const
       const Outcome outcome = judge(clause, value, range, analyte, clause_used_catalogue);
       if (outcome.fit == Fit::outside) {
         used_catalogue = clause_used_catalogue;
-        return violated(clause.text, outcome);
+        return violated(clause.text, clause.ref(), outcome);
       }
       straddles = straddles || outcome.fit == Fit::straddles;
       used_catalogue = used_catalogue || clause_used_catalogue;
@@ -431,7 +432,7 @@ Decision evaluate(const NormalizedResult& result, const OptimalRule& rule, const
     const Outcome lab = band(value, result.ref_low, result.ref_high);
     if (lab.fit == Fit::outside) {
       used_catalogue = false;
-      return violated(std::string(kLabRangeRule), lab);
+      return violated(std::string(kLabRangeRule), {RuleRef::Source::lab_range}, lab);
     }
     straddles = straddles || lab.fit == Fit::straddles;
   }
@@ -445,7 +446,7 @@ Decision evaluate(const NormalizedResult& result, const OptimalRule& rule, const
   if (!repeats_censoring &&
       (flag == LabFlag::low || flag == LabFlag::high || flag == LabFlag::abnormal)) {
     used_catalogue = false;
-    return violated(std::string(kLabFlagRule),
+    return violated(std::string(kLabFlagRule), {RuleRef::Source::lab_flag},
                     Outcome{Fit::outside, result.ref_low, result.ref_high});
   }
   if (auto ideal = tier(true)) {
@@ -762,8 +763,24 @@ Decision evaluate_trend(std::span<const TrendPoint> history, const TrendRule& tr
   }
   if (decision.violated) {
     decision.rule = trend.text;
+    decision.ref = trend.ref();
   }
   return decision;
+}
+
+RuleRef rule_ref(std::string_view rule) {
+  if (rule == kLabRangeRule) {
+    return {RuleRef::Source::lab_range};
+  }
+  if (rule == kLabFlagRule) {
+    return {RuleRef::Source::lab_flag};
+  }
+  if (rule.starts_with(kTrendPrefix)) {
+    const auto trend = parse_trend_rule(rule);
+    return trend ? trend.value().ref() : RuleRef{};
+  }
+  const auto clause = parse_clause(trim(rule));
+  return clause ? clause.value().ref() : RuleRef{};
 }
 
 }  // namespace labwatch::clinical

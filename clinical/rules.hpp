@@ -12,6 +12,7 @@
 
 #include "clinical/analyte_catalogue.hpp"
 #include "clinical/normalized.hpp"
+#include "clinical/rule_ref.hpp"
 #include "parsers/expected.hpp"
 
 namespace labwatch::clinical {
@@ -19,22 +20,14 @@ namespace labwatch::clinical {
 // One clause of a rule: ge:X gt:X le:X lt:X range:A-B within_ref ref_upper_third ref_lower_half
 // ref_upper_half; `ideal` marks a softer second tier ("ideal:gt:70").
 struct RuleClause {
-  enum class Kind {
-    ge,
-    gt,
-    le,
-    lt,
-    range,
-    within_ref,
-    ref_upper_third,
-    ref_lower_half,
-    ref_upper_half
-  };
+  using Kind = ClauseKind;
   Kind kind = Kind::ge;
   double a = 0;  // threshold, or range low
   double b = 0;  // range high
   bool ideal = false;
   std::string text;  // the clause as written, e.g. "ideal:gt:70" (the rule name in alerts)
+
+  [[nodiscard]] RuleRef ref() const noexcept { return {RuleRef::Source::clause, kind, ideal}; }
 };
 
 struct OptimalRule {
@@ -62,8 +55,10 @@ struct Decision {
   // Not violated, but not within either: a censored or converted value straddles a bound
   // ("<10" against 6-8). No alert; shown as indeterminate.
   bool indeterminate = false;
-  std::string
-      rule;  // clause text, e.g. "ge:50" or "ref_upper_third", or kLabRangeRule/kLabFlagRule
+  // The violated rule's name as alerts store it: the clause text ("ge:50", "ref_upper_third"),
+  // kLabRangeRule, kLabFlagRule or the trend clause; `ref` says which rule it is, as a type.
+  std::string rule;
+  RuleRef ref;
   std::optional<double> target_low;  // the target band actually applied, canonical unit
   std::optional<double> target_high;
   std::optional<double> ref_low;  // the reference range used (the report's, else the catalogue's)
@@ -118,7 +113,7 @@ std::string describe_target(const OptimalRule& rule, const Analyte& analyte, std
 //                          the band's width from one of its edges, and moved toward that edge since
 //                          the result before.
 struct TrendRule {
-  enum class Kind : std::uint8_t { falling, away, falling_within, consecutive, toward };
+  using Kind = TrendKind;
   Kind kind = Kind::falling;
   double fraction = 0;  // falling: the relative drop that must be exceeded; falling_within: that
                         // must be reached (PCT / 100); toward: the margin (PCT / 100 of the width)
@@ -132,6 +127,9 @@ struct TrendRule {
   [[nodiscard]] std::size_t window() const noexcept;
   // How far back in time the rule looks (falling_within: DAYS days), else 0 (by count only).
   [[nodiscard]] std::int64_t span_seconds() const noexcept;
+  [[nodiscard]] RuleRef ref() const noexcept {
+    return {RuleRef::Source::trend, ClauseKind::ge, false, kind};
+  }
 };
 
 // The largest N of trend:away:N (and N + 1 of trend:consecutive:N).

@@ -7,14 +7,14 @@
 
 namespace labwatch::clinical {
 
-AlertState alert_state_of(std::string_view rule, double value, std::optional<double> target_low,
+AlertState alert_state_of(const RuleRef& rule, double value, std::optional<double> target_low,
                           std::optional<double> target_high, std::string_view flags) {
   AlertState state;
-  if (rule.starts_with("trend:")) {
+  if (rule.is_trend()) {
     state.tier = AlertTier::trend;
     // A fall or a run of declines is about the low side; a run away from, or toward an edge of,
     // the band reads its side from where the value lies in the band the rule judged.
-    if (rule.starts_with("trend:falling") || rule.starts_with("trend:consecutive")) {
+    if (rule.is_fall()) {
       state.side = AlertSide::below;
     } else if (target_low && target_high) {
       const double middle = *target_low + (*target_high - *target_low) / 2.0;
@@ -26,7 +26,7 @@ AlertState alert_state_of(std::string_view rule, double value, std::optional<dou
     }
     return state;
   }
-  if (rule == kLabFlagRule) {
+  if (rule.source == RuleRef::Source::lab_flag) {
     state.tier = AlertTier::lab;
     const LabFlag flag = read_lab_flag(flags);
     state.side = flag == LabFlag::low    ? AlertSide::below
@@ -34,9 +34,9 @@ AlertState alert_state_of(std::string_view rule, double value, std::optional<dou
                                          : AlertSide::unknown;
     return state;
   }
-  state.tier = rule == kLabRangeRule        ? AlertTier::lab
-               : rule.starts_with("ideal:") ? AlertTier::ideal
-                                            : AlertTier::hard;
+  state.tier = rule.source == RuleRef::Source::lab_range ? AlertTier::lab
+               : rule.ideal                              ? AlertTier::ideal
+                                                         : AlertTier::hard;
   // A value on a gt/lt bound is outside it, so "not above the low bound" is the low side.
   if (target_low && value <= *target_low) {
     state.side = AlertSide::below;

@@ -12,6 +12,7 @@
 
 #include "clinical/mail_policy.hpp"
 #include "clinical/normalized.hpp"
+#include "clinical/rule_ref.hpp"
 
 namespace labwatch::clinical {
 
@@ -33,11 +34,11 @@ struct AlertState {
   bool operator==(const AlertState&) const = default;
 };
 
-// The state of an alert of rule `rule` (a clause text, "ideal:...", kLabRangeRule, kLabFlagRule,
-// "trend:...") for `value` against the band it was judged by (target_low/target_high; a lab-range
-// alert's band is the lab's range). A trend rule is below when it is about a fall or a decline;
-// a lab flag reads its direction from `flags` (L, LL, H, HH, ...), else unknown.
-AlertState alert_state_of(std::string_view rule, double value, std::optional<double> target_low,
+// The state of an alert of rule `rule` for `value` against the band it was judged by
+// (target_low/target_high; a lab-range alert's band is the lab's range). A trend rule is below
+// when it is about a fall or a decline; a lab flag reads its direction from `flags` (L, LL, H,
+// HH, ...), else unknown. A rule of unknown source counts as a hard-tier one.
+AlertState alert_state_of(const RuleRef& rule, double value, std::optional<double> target_low,
                           std::optional<double> target_high, std::string_view flags = {});
 
 // A silence in force for one person and analyte: until when, and the state of the alert it was

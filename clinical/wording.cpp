@@ -204,16 +204,17 @@ std::string describe_trend(const FindingFacts& facts) {
 }  // namespace
 
 std::string describe_finding(const FindingFacts& facts, const OptimalRule* configured) {
-  if (facts.rule.starts_with("trend:")) {
+  const RuleRef ref = rule_ref(facts.rule);
+  if (ref.is_trend()) {
     return describe_trend(facts);
   }
-  if (facts.rule == kLabRangeRule) {
+  if (ref.source == RuleRef::Source::lab_range) {
     const std::string range =
         with_unit(bounds_text(facts.target_low, facts.target_high, facts.decimals), facts.unit);
     return range.empty() ? std::string("outside the lab's range")
                          : "outside the lab's range " + range;
   }
-  if (facts.rule == kLabFlagRule) {
+  if (ref.source == RuleRef::Source::lab_flag) {
     switch (read_lab_flag(facts.flags)) {
       case LabFlag::low:
         return "flagged low by the lab";
@@ -278,10 +279,11 @@ std::string describe_finding(const FindingFacts& facts, const OptimalRule* confi
 }
 
 std::string_view alert_tier(std::string_view rule, const OptimalRule* configured) {
-  if (rule == kLabRangeRule || rule == kLabFlagRule) {
+  const RuleRef ref = rule_ref(rule);
+  if (ref.is_lab()) {
     return "lab";
   }
-  if (rule.starts_with("trend:")) {
+  if (ref.is_trend()) {
     return "trend";
   }
   if (configured != nullptr) {
@@ -291,7 +293,7 @@ std::string_view alert_tier(std::string_view rule, const OptimalRule* configured
       }
     }
   }
-  return rule.starts_with("ideal:") ? "ideal" : "target";
+  return ref.source == RuleRef::Source::clause && ref.ideal ? "ideal" : "target";
 }
 
 }  // namespace labwatch::clinical

@@ -11,6 +11,7 @@
 #include <utility>
 #include <vector>
 
+#include "clinical/rule_ref.hpp"
 #include "clinical/timezone.hpp"
 #include "clinical/wording.hpp"
 #include "present/text_format.hpp"
@@ -101,44 +102,45 @@ std::string value_text(double value, std::string_view comparator, std::string_vi
   return with_unit(single_line(comparator) + clinical::format_shown(value, decimals), unit);
 }
 
-// The rule as stored ("ideal:gt:70") without its tier, so its kind can be read.
-std::string_view rule_kind(std::string_view rule) {
-  constexpr std::string_view kIdeal = "ideal:";
-  return rule.starts_with(kIdeal) ? rule.substr(kIdeal.size()) : rule;
-}
-
 // ">= 50 ng/mL (rule ge:50)", "6 - 8 umol/L (rule range:6-8)", "rule trend:falling:0.2".
 std::string notice_target_text(const Notice& notice) {
-  const std::string_view kind = rule_kind(notice.rule);
+  const clinical::RuleRef ref = clinical::rule_ref(notice.rule);
   const std::string rule = "rule " + single_line(notice.rule);
   std::string band;
   if (notice.target_low && notice.target_high) {
     band = format_number(*notice.target_low) + " - " + format_number(*notice.target_high);
   } else if (notice.target_low) {
-    band = (kind.starts_with("gt:") ? "> " : ">= ") + format_number(*notice.target_low);
+    band = (ref.strict_low() ? "> " : ">= ") + format_number(*notice.target_low);
   } else if (notice.target_high) {
-    band = (kind.starts_with("lt:") ? "< " : "<= ") + format_number(*notice.target_high);
+    band = (ref.strict_high() ? "< " : "<= ") + format_number(*notice.target_high);
   }
   return band.empty() ? rule : with_unit(band, notice.unit) + " (" + rule + ")";
+}
+
+// A fall measured from an earlier value of the patient's (trend:falling:F, :PCT:DAYS): its
+// threshold is a fraction of that value.
+bool falls_from_a_value(const clinical::RuleRef& ref) {
+  return ref.is_trend() && (ref.trend == clinical::TrendKind::falling ||
+                            ref.trend == clinical::TrendKind::falling_within);
 }
 
 // Where the value lies against its target: "below", "above", or "outside" when the band cannot
 // tell (a trend rule, or a band without the bound that was crossed).
 std::string_view direction(const Notice& notice) {
-  const std::string_view kind = rule_kind(notice.rule);
-  if (kind.starts_with("trend:falling")) {
+  const clinical::RuleRef ref = clinical::rule_ref(notice.rule);
+  if (falls_from_a_value(ref)) {
     return "falling";
   }
-  if (kind.starts_with("trend:")) {
+  if (ref.is_trend()) {
     return "moving away from";
   }
   const double v = notice.value;
   if (notice.target_low &&
-      (v < *notice.target_low || (kind.starts_with("gt:") && v <= *notice.target_low))) {
+      (v < *notice.target_low || (ref.strict_low() && v <= *notice.target_low))) {
     return "below";
   }
   if (notice.target_high &&
-      (v > *notice.target_high || (kind.starts_with("lt:") && v >= *notice.target_high))) {
+      (v > *notice.target_high || (ref.strict_high() && v >= *notice.target_high))) {
     return "above";
   }
   return "outside";
@@ -155,8 +157,7 @@ const clinical::OptimalRule* rule_in_force(const Notice& notice, const MailWordi
     return nullptr;
   }
   const clinical::OptimalRule& rule = found->second;
-  const bool lab_witness =
-      notice.rule == clinical::kLabRangeRule || notice.rule == clinical::kLabFlagRule;
+  const bool lab_witness = clinical::rule_ref(notice.rule).is_lab();
   const bool held =
       std::any_of(rule.clauses.begin(), rule.clauses.end(),
                   [&](const clinical::RuleClause& c) { return c.text == notice.rule; });
@@ -167,7 +168,8 @@ const clinical::OptimalRule* rule_in_force(const Notice& notice, const MailWordi
 // draw dates; minimal PHI: none, so the trend is only named).
 std::string finding(const Notice& notice, bool still, const clinical::OptimalRule* rule,
                     std::span<const clinical::EvidencePoint> evidence = {}) {
-  if (notice.rule.starts_with("trend:")) {
+  const clinical::RuleRef ref = clinical::rule_ref(notice.rule);
+  if (ref.is_trend()) {
     // FindingFacts views its texts: the unit must outlive it.
     const std::string unit = single_line(notice.unit);
     clinical::FindingFacts facts{notice.rule,          notice.value, notice.target_low,
@@ -176,9 +178,7 @@ std::string finding(const Notice& notice, bool still, const clinical::OptimalRul
     facts.evidence = evidence;
     return clinical::describe_finding(facts, rule);
   }
-  const bool lab_witness =
-      notice.rule == clinical::kLabRangeRule || notice.rule == clinical::kLabFlagRule;
-  if (rule != nullptr || lab_witness) {
+  if (rule != nullptr || ref.is_lab()) {
     return std::string(still ? "still " : "") +
            clinical::describe_finding(
                {notice.rule, notice.value, notice.target_low, notice.target_high, notice.flags,
@@ -341,7 +341,7 @@ NoticeText describe_notice(const Notice& notice, const clinical::AnalyteCatalogu
                           " (rule " + single_line(notice.rule) + ")");
   } else {
     // A fall's threshold is a fraction of a value of the patient's: at minimal PHI only the rule.
-    const bool from_values = notice.rule.starts_with("trend:falling");
+    const bool from_values = falls_from_a_value(clinical::rule_ref(notice.rule));
     out.details.push_back("Optimal target: " + (from_values && !full_phi
                                                     ? "rule " + single_line(notice.rule)
                                                     : notice_target_text(notice)));

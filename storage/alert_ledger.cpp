@@ -25,8 +25,6 @@ using clinical::NoticeKind;
 
 namespace {
 
-constexpr std::string_view kTrendPrefix = "trend:";
-
 // The points of trend history a ledger keeps at most (40 bytes each: about 5 MiB); a file that
 // brings more forgets them all and reads again.
 constexpr std::size_t kMaxHistoryPoints = std::size_t{1} << 17;
@@ -42,10 +40,6 @@ std::optional<double> bound_of(double kept) noexcept {
 constexpr std::size_t kMaxTrendAlertsKept = std::size_t{1} << 16;
 // The bits of AlertLedger::trend_alert_bits_ (128 KiB).
 constexpr std::size_t kTrendAlertBits = std::size_t{1} << 20;
-
-bool is_trend_rule(std::string_view rule) noexcept {
-  return rule.substr(0, kTrendPrefix.size()) == kTrendPrefix;
-}
 
 // A trend alert's evidence as stored: "collected_at=value;..." (values exactly, %.17g).
 std::string evidence_text(const std::vector<clinical::TrendPoint>& evidence) {
@@ -174,7 +168,7 @@ void AlertLedger::version_current(const CurrentVersion& current,
   const clinical::MailVerdict verdict = clinical::decide_mail(
       {result.collected_at, now_, result.status, !recipients_.empty()}, targets_.mail_policy);
   const auto target = std::find_if(earlier.begin(), earlier.end(),
-                                   [](const ActiveAlert& a) { return !is_trend_rule(a.rule); });
+                                   [](const ActiveAlert& a) { return !a.ref.is_trend(); });
   const bool corrected = result.status == clinical::ResultStatus::corrected;
   settle(target != earlier.end() ? &*target : nullptr, current.result_id, decision, corrected,
          verdict);
@@ -223,7 +217,7 @@ void AlertLedger::version_promoted(std::int64_t result_id, clinical::UnixSeconds
     }
     const clinical::MailVerdict verdict = clinical::apply_silence(
         final_verdict, silences_,
-        clinical::alert_state_of(alert.rule, alert.value, alert.target_low, alert.target_high),
+        clinical::alert_state_of(alert.ref, alert.value, alert.target_low, alert.target_high),
         now_);
     set_alert_state(alert, clinical::alert_status(verdict));
     if (verdict == clinical::MailVerdict::mail) {
@@ -287,6 +281,7 @@ std::vector<AlertLedger::ActiveAlert> AlertLedger::active_alerts(std::int64_t re
     alert.alert_id = query.getColumn(0).getInt64();
     alert.result_id = result_id;
     alert.rule = query.getColumn(1).getString();
+    alert.ref = clinical::rule_ref(alert.rule);
     alert.state = read_alert_status(query.getColumn(2));
     alert.value = query.getColumn(3).getDouble();
     alert.target_low = read_optional(query.getColumn(4));
@@ -323,7 +318,7 @@ void AlertLedger::settle(ActiveAlert* earlier, std::int64_t result_id,
   if (!silences_.empty()) {  // reading the alert's state costs; most results have no silence
     verdict = clinical::apply_silence(
         verdict, silences_,
-        clinical::alert_state_of(decision.rule, decision.value, decision.target_low,
+        clinical::alert_state_of(decision.ref, decision.value, decision.target_low,
                                  decision.target_high, flags_),
         now_);
   }
@@ -422,19 +417,19 @@ std::int64_t AlertLedger::insert_alert(std::int64_t result_id, const clinical::D
   insert.exec();
   ++summary_.alerts;
   const std::int64_t alert_id = db_.getLastInsertRowid();
-  if (is_trend_rule(decision.rule)) {
+  if (decision.ref.is_trend()) {
     if (trend_alerts_.size() >= kMaxTrendAlertsKept) {
       trend_alerts_.clear();
       trend_alert_bits_.clear();
       first_new_result_.reset();  // read again: the results from here on have none yet
     }
-    keep_trend_alert(result_id, decision.rule, alert_id, state);
+    keep_trend_alert(result_id, decision.ref, decision.rule, alert_id, state);
   }
   return alert_id;
 }
 
 void AlertLedger::set_alert_state(const ActiveAlert& alert, AlertStatus state) {
-  keep_trend_alert(alert.result_id, alert.rule, alert.alert_id, state);
+  keep_trend_alert(alert.result_id, alert.ref, alert.rule, alert.alert_id, state);
   const std::int64_t alert_id = alert.alert_id;
   SQLite::Statement& update = fresh(statements_.set_alert_state);
   update.bind(1, std::string(clinical::to_string(state)));
@@ -636,7 +631,7 @@ void AlertLedger::judge_trends(std::int64_t person_id, std::string_view analyte,
         settle(slot, id_at(i), decision,
                current->result->status == clinical::ResultStatus::corrected, verdict);
       } else if (to_the_end && i + 1 == kept.size() && decision.violated &&
-                 !find_trend_alert(id_at(i), trend.text)) {
+                 !find_trend_alert(id_at(i), trend)) {
         settle(nullptr, id_at(i), decision, false,
                verdict);  // mailed like the alert of a new result
       } else {
@@ -647,29 +642,30 @@ void AlertLedger::judge_trends(std::int64_t person_id, std::string_view analyte,
 }
 
 std::optional<AlertLedger::ActiveAlert> AlertLedger::find_alert(std::int64_t result_id,
-                                                                const std::string& rule) {
+                                                                const clinical::TrendRule& rule) {
   std::optional<ActiveAlert> existing;
   SQLite::Statement& find = fresh(statements_.find_alert);
   const ResetOnExit reset(find);
   find.bind(1, result_id);
-  find.bind(2, rule);
+  find.bind(2, rule.text);
   if (find.executeStep()) {
     existing.emplace();
     existing->alert_id = find.getColumn(0).getInt64();
     existing->result_id = result_id;
-    existing->rule = rule;
+    existing->rule = rule.text;
+    existing->ref = rule.ref();
     existing->state = read_alert_status(find.getColumn(1));
   }
   return existing;
 }
 
-std::optional<AlertLedger::ActiveAlert> AlertLedger::find_trend_alert(std::int64_t result_id,
-                                                                      const std::string& rule) {
+std::optional<AlertLedger::ActiveAlert> AlertLedger::find_trend_alert(
+    std::int64_t result_id, const clinical::TrendRule& rule) {
   if (!first_new_result_) {
     first_new_result_ =
         db_.execAndGet("SELECT coalesce(max(result_id), 0) + 1 FROM results").getInt64();
   }
-  const std::optional<std::size_t> index = trend_rule_index(rule);
+  const std::optional<std::size_t> index = trend_rule_index(rule.text);
   if (result_id < *first_new_result_ || !index) {
     return find_alert(result_id, rule);
   }
@@ -685,7 +681,8 @@ std::optional<AlertLedger::ActiveAlert> AlertLedger::find_trend_alert(std::int64
   ActiveAlert alert;
   alert.alert_id = kept->second.alert_id;
   alert.result_id = result_id;
-  alert.rule = rule;
+  alert.rule = rule.text;
+  alert.ref = rule.ref();
   alert.state = kept->second.state;
   return alert;
 }
@@ -707,9 +704,10 @@ std::optional<std::size_t> AlertLedger::trend_rule_index(std::string_view rule) 
   return static_cast<std::size_t>(at - trend_rules_.begin());
 }
 
-void AlertLedger::keep_trend_alert(std::int64_t result_id, std::string_view rule,
-                                   std::int64_t alert_id, AlertStatus state) {
-  if (!is_trend_rule(rule) || (first_new_result_ && result_id < *first_new_result_)) {
+void AlertLedger::keep_trend_alert(std::int64_t result_id, const clinical::RuleRef& ref,
+                                   std::string_view rule, std::int64_t alert_id,
+                                   AlertStatus state) {
+  if (!ref.is_trend() || (first_new_result_ && result_id < *first_new_result_)) {
     return;  // an older result's alert is read when needed, never looked up here
   }
   const std::optional<std::size_t> index = trend_rule_index(rule);
@@ -796,7 +794,7 @@ void AlertLedger::forget_histories() {
 
 void AlertLedger::rejudge_trend(std::int64_t result_id, const clinical::TrendRule& rule,
                                 const clinical::Decision& decision) {
-  std::optional<ActiveAlert> existing = find_trend_alert(result_id, rule.text);
+  std::optional<ActiveAlert> existing = find_trend_alert(result_id, rule);
   if (decision.violated) {
     if (!existing) {
       insert_alert(result_id, decision, AlertStatus::unmailed);
@@ -811,7 +809,8 @@ void AlertLedger::rejudge_trend(std::int64_t result_id, const clinical::TrendRul
       reopen.bind(7, evidence_text(decision.evidence));
       reopen.bind(8, existing->alert_id);
       reopen.exec();
-      keep_trend_alert(result_id, rule.text, existing->alert_id, AlertStatus::unmailed);
+      keep_trend_alert(result_id, existing->ref, rule.text, existing->alert_id,
+                       AlertStatus::unmailed);
       ++summary_.alerts;
     }
   } else if (existing && clinical::is_active(existing->state)) {

@@ -107,6 +107,7 @@ class AlertLedger {
     std::int64_t alert_id = 0;
     std::int64_t result_id = 0;
     std::string rule;
+    clinical::RuleRef ref;  // what `rule` names
     clinical::AlertStatus state = clinical::AlertStatus::unmailed;
     double value = 0;
     std::optional<double> target_low;
@@ -154,9 +155,11 @@ class AlertLedger {
   };
 
   std::vector<ActiveAlert> active_alerts(std::int64_t result_id);
-  std::optional<ActiveAlert> find_alert(std::int64_t result_id, const std::string& rule);
-  // find_alert for a trend rule, without reading when this ledger knows there is none.
-  std::optional<ActiveAlert> find_trend_alert(std::int64_t result_id, const std::string& rule);
+  // The alert of trend rule `rule` on `result_id`, whatever its state.
+  std::optional<ActiveAlert> find_alert(std::int64_t result_id, const clinical::TrendRule& rule);
+  // find_alert, without reading when this ledger knows there is none.
+  std::optional<ActiveAlert> find_trend_alert(std::int64_t result_id,
+                                              const clinical::TrendRule& rule);
   // A trend alert this ledger inserted: which, and its state.
   struct TrendAlertKey {
     std::int64_t result_id = 0;
@@ -173,8 +176,8 @@ class AlertLedger {
   // The index of a trend rule's text in trend_rules_, if it is one of the configured rules.
   std::optional<std::size_t> trend_rule_index(std::string_view rule);
   // Keeps a trend alert's new state in step (an alert this ledger inserted).
-  void keep_trend_alert(std::int64_t result_id, std::string_view rule, std::int64_t alert_id,
-                        clinical::AlertStatus state);
+  void keep_trend_alert(std::int64_t result_id, const clinical::RuleRef& ref, std::string_view rule,
+                        std::int64_t alert_id, clinical::AlertStatus state);
   // The history of (person_id, analyte), an analyte with trend rules (`analyte` refers to the key
   // of targets_.trends), after the change just stored: `removed` left the current set, `added`
   // joined it. Kept from an earlier read in this transaction (and brought in step), else read.

@@ -6,8 +6,10 @@
 #include <SQLiteCpp/Statement.h>
 #include <SQLiteCpp/Transaction.h>
 
+#include <optional>
 #include <string>
 
+#include "clinical/rule_ref.hpp"
 #include "clinical/silence.hpp"
 #include "storage/sql_values.hpp"
 
@@ -19,22 +21,36 @@ std::int64_t add_silence(SQLite::Database& db, const NewSilence& silence) {
   // (the optimal target's or a lab witness's; a trend alert beside it says less).
   SQLite::Statement latest(
       db,
-      "SELECT a.rule, a.value, a.target_low, a.target_high, r.flags FROM alerts a "
+      "SELECT a.rule, a.value, a.target_low, a.target_high, r.flags, r.collected_at FROM alerts a "
       "JOIN results r ON r.result_id = a.result_id "
       "WHERE r.person_id = ? AND r.analyte = ? AND r.state = 'current' AND " +
-          active_alert_condition("a.state") +
-          " ORDER BY r.collected_at DESC, (a.rule LIKE 'trend:%'), a.alert_id DESC LIMIT 1");
+          active_alert_condition("a.state") + " ORDER BY r.collected_at DESC, a.alert_id DESC");
   latest.bind(1, silence.person_id);
   latest.bind(2, silence.analyte);
+  std::optional<clinical::AlertState> set_for;
+  std::optional<clinical::UnixSeconds> latest_draw;
+  while (latest.executeStep()) {
+    const clinical::UnixSeconds collected_at = latest.getColumn(5).getInt64();
+    if (latest_draw && collected_at != *latest_draw) {
+      break;  // only the latest draw's alerts
+    }
+    latest_draw = collected_at;
+    const clinical::RuleRef rule = clinical::rule_ref(latest.getColumn(0).getString());
+    if (set_for && rule.is_trend()) {
+      continue;  // a trend alert is taken only when the draw has no other
+    }
+    set_for = clinical::alert_state_of(
+        rule, latest.getColumn(1).getDouble(), read_optional(latest.getColumn(2)),
+        read_optional(latest.getColumn(3)), latest.getColumn(4).getString());
+    if (!rule.is_trend()) {
+      break;
+    }
+  }
   std::string side;
   std::string tier;
-  if (latest.executeStep()) {
-    const clinical::AlertState state = clinical::alert_state_of(
-        latest.getColumn(0).getString(), latest.getColumn(1).getDouble(),
-        read_optional(latest.getColumn(2)), read_optional(latest.getColumn(3)),
-        latest.getColumn(4).getString());
-    side = clinical::to_string(state.side);
-    tier = clinical::to_string(state.tier);
+  if (set_for) {
+    side = clinical::to_string(set_for->side);
+    tier = clinical::to_string(set_for->tier);
   }
   SQLite::Statement insert(db,
                            "INSERT INTO silences (person_id, analyte, until_at, reason, os_user, "

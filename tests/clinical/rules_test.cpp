@@ -713,3 +713,91 @@ TEST_CASE("evaluate_trend toward:PCT alerts inside the band near an edge, moving
   // A band without both bounds has no width: never violated.
   CHECK(trend_violated("trend:toward:10", "ge:50", {60, 50.5}) == "");
 }
+
+TEST_CASE("rule_ref reads each stored rule name as the rule it is", "[clinical][rules]") {
+  using labwatch::clinical::ClauseKind;
+  using labwatch::clinical::rule_ref;
+  using labwatch::clinical::RuleRef;
+  using labwatch::clinical::TrendKind;
+  using Source = RuleRef::Source;
+  struct Case {
+    std::string_view name;
+    RuleRef expected;
+  };
+  const std::vector<Case> cases = {
+      {"ge:50", {Source::clause, ClauseKind::ge, false}},
+      {"gt:-1.5", {Source::clause, ClauseKind::gt, false}},
+      {"ideal:gt:70", {Source::clause, ClauseKind::gt, true}},
+      {"le:7", {Source::clause, ClauseKind::le, false}},
+      {"lt:1.0", {Source::clause, ClauseKind::lt, false}},
+      {"range:6-8", {Source::clause, ClauseKind::range, false}},
+      {"ideal:range:40-60", {Source::clause, ClauseKind::range, true}},
+      {"within_ref", {Source::clause, ClauseKind::within_ref, false}},
+      {"ref_upper_third", {Source::clause, ClauseKind::ref_upper_third, false}},
+      {"ref_lower_half", {Source::clause, ClauseKind::ref_lower_half, false}},
+      {"ref_upper_half", {Source::clause, ClauseKind::ref_upper_half, false}},
+      {"lab_range", {Source::lab_range}},
+      {"lab_flag", {Source::lab_flag}},
+      {"trend:falling:0.2", {Source::trend, ClauseKind::ge, false, TrendKind::falling}},
+      {"trend:falling:30:365", {Source::trend, ClauseKind::ge, false, TrendKind::falling_within}},
+      {"trend:away:3", {Source::trend, ClauseKind::ge, false, TrendKind::away}},
+      {"trend:consecutive:4", {Source::trend, ClauseKind::ge, false, TrendKind::consecutive}},
+      {"trend:toward:10", {Source::trend, ClauseKind::ge, false, TrendKind::toward}},
+      // Names no rule of this version writes: never taken for a rule of ours.
+      {"", {}},
+      {"ge", {}},
+      {"trend:sideways:3", {}},
+      {"ideal:lab_range", {}},
+      {"lab_range;ge:50", {}},
+  };
+  for (const Case& c : cases) {
+    INFO(c.name);
+    CHECK(rule_ref(c.name) == c.expected);
+  }
+  CHECK(rule_ref("trend:falling:30:365").is_fall());
+  CHECK(rule_ref("trend:consecutive:4").is_fall());
+  CHECK_FALSE(rule_ref("trend:toward:10").is_fall());
+  CHECK(rule_ref("gt:70").strict_low());
+  CHECK_FALSE(rule_ref("ge:70").strict_low());
+  CHECK(rule_ref("lt:1.0").strict_high());
+  CHECK(rule_ref("lab_flag").is_lab());
+}
+
+TEST_CASE("a decision names its rule as a type that its stored name reads back as",
+          "[clinical][rules]") {
+  using labwatch::clinical::rule_ref;
+  using Source = labwatch::clinical::RuleRef::Source;
+  // Hard clause, ideal clause, the lab's range, the lab's flag.
+  const Decision hard = evaluate(result_of(40), rule("ge:50;ideal:gt:70"), analyte_with());
+  CHECK(hard.ref.source == Source::clause);
+  CHECK(hard.ref.clause == Kind::ge);
+  CHECK_FALSE(hard.ref.ideal);
+  const Decision ideal = evaluate(result_of(60), rule("ge:50;ideal:gt:70"), analyte_with());
+  CHECK(ideal.ref.clause == Kind::gt);
+  CHECK(ideal.ref.ideal);
+  NormalizedResult outside = result_of(300, 16, 232);
+  outside.range_problem = labwatch::clinical::RangeProblem::none;
+  const Decision lab = evaluate(outside, rule("ge:50"), analyte_with());
+  CHECK(lab.ref.source == Source::lab_range);
+  NormalizedResult flagged = result_of(100, 16, 232);
+  flagged.flags = "H";
+  const Decision flag = evaluate(flagged, rule("ge:50"), analyte_with());
+  CHECK(flag.ref.source == Source::lab_flag);
+  const Decision within = evaluate(result_of(100, 16, 232), rule("ge:50"), analyte_with());
+  CHECK_FALSE(within.violated);
+  CHECK(within.ref.source == Source::unknown);
+  for (const Decision* d : {&hard, &ideal, &lab, &flag}) {
+    INFO(d->rule);
+    CHECK(rule_ref(d->rule) == d->ref);
+  }
+  std::vector<TrendPoint> history = {{6.0, std::nullopt, std::nullopt},
+                                     {5.8, std::nullopt, std::nullopt},
+                                     {5.5, std::nullopt, std::nullopt},
+                                     {5.1, std::nullopt, std::nullopt}};
+  const Decision run =
+      evaluate_trend(history, trend("trend:consecutive:3"), rule(""), analyte_with());
+  REQUIRE(run.violated);
+  CHECK(run.ref.source == Source::trend);
+  CHECK(run.ref.trend == labwatch::clinical::TrendKind::consecutive);
+  CHECK(rule_ref(run.rule) == run.ref);
+}

@@ -49,7 +49,8 @@ TEST_CASE("alert_state_of reads the side and tier of an alert", "[clinical][sile
   };
   for (const Case& c : cases) {
     INFO(c.rule << " " << c.value);
-    CHECK(alert_state_of(c.rule, c.value, c.low, c.high, c.flags) == c.expected);
+    CHECK(alert_state_of(labwatch::clinical::rule_ref(c.rule), c.value, c.low, c.high, c.flags) ==
+          c.expected);
   }
 }
 
