@@ -80,9 +80,8 @@ LedgerStatements::LedgerStatements(SQLite::Database& db)
       find_alert(db, "SELECT alert_id, state FROM alerts WHERE result_id = ? AND rule = ?"),
       set_alert_state(db, "UPDATE alerts SET state = ?, updated_at = ? WHERE alert_id = ?"),
       reopen_alert(db,
-                   "UPDATE alerts SET state = 'unmailed', value = ?, target_low = ?, "
-                   "target_high = ?, ref_low = ?, ref_high = ?, updated_at = ?, evidence = ? "
-                   "WHERE alert_id = ?"),
+                   "UPDATE alerts SET state = ?, value = ?, target_low = ?, target_high = ?, "
+                   "ref_low = ?, ref_high = ?, updated_at = ?, evidence = ? WHERE alert_id = ?"),
       alert_notices(db,
                     "SELECT n.notice_id, o.outbox_id, o.state, o.attempts, o.practitioner_id, "
                     "o.email, o.name, o.full_phi, o.message_id "
@@ -182,7 +181,7 @@ void AlertLedger::version_current(const CurrentVersion& current,
   // Alerts of rules no longer configured (a trend rule removed since) leave with their version.
   for (ActiveAlert& alert : earlier) {
     if (!alert.settled) {
-      close(alert, AlertStatus::superseded, std::nullopt, 0, std::nullopt);
+      close(alert, clinical::ClosingCause::superseded, 0);
     }
   }
 }
@@ -190,7 +189,7 @@ void AlertLedger::version_current(const CurrentVersion& current,
 void AlertLedger::version_withdrawn(const ReplacedVersion& withdrawn, std::int64_t person_id,
                                     std::string_view analyte) {
   for (ActiveAlert& alert : active_alerts(withdrawn.result_id)) {
-    close(alert, AlertStatus::withdrawn, NoticeKind::retraction, withdrawn.result_id, std::nullopt);
+    close(alert, clinical::ClosingCause::withdrawn_by_lab, withdrawn.result_id);
   }
   load_silences(person_id, analyte);
   judge_trends(person_id, analyte, withdrawn.collected_at, nullptr, nullptr,
@@ -198,7 +197,6 @@ void AlertLedger::version_withdrawn(const ReplacedVersion& withdrawn, std::int64
 }
 
 void AlertLedger::version_promoted(std::int64_t result_id, clinical::UnixSeconds collected_at) {
-  const AlertStatus held = clinical::alert_status(clinical::MailVerdict::preliminary);
   const clinical::MailVerdict final_verdict = clinical::decide_mail(
       {collected_at, now_, clinical::ResultStatus::final, !recipients_.empty()},
       targets_.mail_policy);
@@ -211,18 +209,12 @@ void AlertLedger::version_promoted(std::int64_t result_id, clinical::UnixSeconds
       load_silences(owner.getColumn(0).getInt64(), owner.getColumn(1).getString());
     }
   }
-  for (const ActiveAlert& alert : active_alerts(result_id)) {
-    if (alert.state != held) {
-      continue;
-    }
-    const clinical::MailVerdict verdict = clinical::apply_silence(
-        final_verdict, silences_,
-        clinical::alert_state_of(alert.ref, alert.value, alert.target_low, alert.target_high),
-        now_);
-    set_alert_state(alert, clinical::alert_status(verdict));
-    if (verdict == clinical::MailVerdict::mail) {
-      queue({NoticeKind::alert, alert.alert_id, result_id, std::nullopt}, recipients_, {});
-    }
+  for (ActiveAlert& alert : active_alerts(result_id)) {
+    const clinical::AlertState state_of =
+        clinical::alert_state_of(alert.ref, alert.value, alert.target_low, alert.target_high);
+    apply(clinical::plan_promotion({alert.rule, alert.state}, state_of, final_verdict, silences_,
+                                   now_),
+          &alert, result_id, nullptr);
   }
 }
 
@@ -267,7 +259,7 @@ void AlertLedger::rejudge_person(std::int64_t person_id, std::string_view analyt
 void AlertLedger::version_superseded(std::int64_t result_id) {
   forget_histories();  // whose history it left is not said; rare (a stand-in, an odd plan)
   for (ActiveAlert& alert : active_alerts(result_id)) {
-    close(alert, AlertStatus::superseded, std::nullopt, 0, std::nullopt);
+    close(alert, clinical::ClosingCause::superseded, 0);
   }
 }
 
@@ -290,72 +282,44 @@ std::vector<AlertLedger::ActiveAlert> AlertLedger::active_alerts(std::int64_t re
   return alerts;
 }
 
-// One rule's decision for a new current version, against the alert of the same rule (same slot:
-// the optimal target, or one trend clause) on the version it replaces:
-// - inside target: the earlier alert is resolved; whoever may have been told gets a resolution;
-// - the same clause violated, not a correction: the new alert takes over the earlier one's state
-//   and notices (a queued mail now shows the new value), and nothing more is mailed; but an
-//   earlier alert held as preliminary was never mailed, so the new one is mailed (or held, or
-//   recorded) by its own verdict, as a plain alert;
-// - otherwise a new alert: a correction when it replaces an alert (to this report's recipients and
-//   whoever may have been told, naming the earlier mail), else a plain alert.
-// A notice about the earlier alert that is still queued and unsent is taken back instead.
-// `verdict` (clinical::decide_mail) says whether this report's recipients are told of a new
-// alert; whoever may have been told about the earlier alert hears of its correction regardless,
-// since what they were told is no longer true.
+// One rule's decision for a new current version, against the alert of the same slot (the optimal
+// target, or one trend clause) on the version it replaces: clinical::plan_alerts decides, this
+// applies. `verdict` (clinical::decide_mail) says whether this report's recipients are told of a
+// new alert.
 void AlertLedger::settle(ActiveAlert* earlier, std::int64_t result_id,
                          const clinical::Decision& decision, bool corrected,
                          clinical::MailVerdict verdict) {
   if (earlier != nullptr) {
     earlier->settled = true;
   }
-  if (!decision.violated) {
-    if (earlier != nullptr) {
-      close(*earlier, AlertStatus::resolved, NoticeKind::resolution, result_id, earlier->value);
-    }
-    return;
+  clinical::SlotFacts facts;
+  if (earlier != nullptr) {
+    facts.earlier = clinical::EarlierAlert{earlier->rule, earlier->state};
   }
-  if (!silences_.empty()) {  // reading the alert's state costs; most results have no silence
-    verdict = clinical::apply_silence(
-        verdict, silences_,
-        clinical::alert_state_of(decision.ref, decision.value, decision.target_low,
-                                 decision.target_high, flags_),
-        now_);
-  }
-  const bool held = earlier != nullptr &&
-                    (earlier->state == clinical::alert_status(clinical::MailVerdict::preliminary) ||
-                     earlier->state == clinical::alert_status(clinical::MailVerdict::silenced));
-  if (earlier != nullptr && earlier->rule == decision.rule && !corrected && held) {
-    // Nothing was queued for a held or silenced alert: the new version decides anew (a value that
-    // crossed to another state under a silence is mailed).
-    const std::int64_t alert_id =
-        insert_alert(result_id, decision, clinical::alert_status(verdict));
-    if (verdict == clinical::MailVerdict::mail) {
-      queue({NoticeKind::alert, alert_id, result_id, std::nullopt}, recipients_, {});
-    }
-    set_alert_state(*earlier, AlertStatus::superseded);
-    return;
-  }
-  if (earlier != nullptr && earlier->rule == decision.rule && !corrected) {
-    const std::int64_t alert_id = insert_alert(result_id, decision, earlier->state);
-    SQLite::Statement& move = fresh(statements_.move_notices);
-    move.bind(1, alert_id);
-    move.bind(2, result_id);
-    move.bind(3, earlier->alert_id);
-    move.exec();
-    set_alert_state(*earlier, AlertStatus::superseded);
-    return;
-  }
+  facts.corrected = corrected;
+  facts.verdict = verdict;
+  facts.silences = silences_;
+  facts.flags = flags_;
+  facts.now = now_;
+  apply(clinical::plan_alerts(decision, facts), earlier, result_id, &decision);
+}
 
-  std::vector<NoticeRow> rows;
-  std::vector<Told> told;
+// Moves an active alert out of the current set: withdrawn by the lab, or superseded.
+void AlertLedger::close(ActiveAlert& alert, clinical::ClosingCause cause,
+                        std::int64_t notice_result_id) {
+  alert.settled = true;
+  apply(clinical::plan_closing(cause), &alert, notice_result_id, nullptr);
+}
+
+// The recipients `audience` names: this report's, and whoever may have been told about the
+// earlier alert, each address once.
+std::vector<Recipient> AlertLedger::audience_of(clinical::Audience audience,
+                                                const std::vector<Told>& told) const {
   std::vector<Recipient> recipients;
-  if (verdict == clinical::MailVerdict::mail) {
+  if (audience == clinical::Audience::report || audience == clinical::Audience::report_and_told) {
     recipients = recipients_;
   }
-  if (earlier != nullptr) {
-    rows = notices_of(earlier->alert_id);
-    told = told_from(rows);
+  if (audience == clinical::Audience::told || audience == clinical::Audience::report_and_told) {
     for (const Told& t : told) {
       const bool listed = std::any_of(recipients.begin(), recipients.end(),
                                       [&](const auto& r) { return r.email == t.recipient.email; });
@@ -364,40 +328,68 @@ void AlertLedger::settle(ActiveAlert* earlier, std::int64_t result_id,
       }
     }
   }
-  const std::int64_t alert_id =
-      insert_alert(result_id, decision,
-                   recipients.empty() ? clinical::alert_status(verdict) : AlertStatus::pending);
-  Queued notice;
-  notice.kind = earlier != nullptr ? NoticeKind::correction : NoticeKind::alert;
-  notice.alert_id = alert_id;
-  notice.result_id = result_id;
-  if (earlier != nullptr) {
-    notice.previous_value = earlier->value;
-  }
-  queue(notice, recipients, told);
-  if (earlier != nullptr) {
-    drop_unsent(rows);
-    set_alert_state(*earlier, AlertStatus::superseded);
-  }
+  return recipients;
 }
 
-// Moves an active alert to `state`. A notice still queued and unsent about it is taken back (the
-// item goes when nothing else is left in it); those who may have been told get `notice`, if any.
-void AlertLedger::close(ActiveAlert& alert, AlertStatus state, std::optional<NoticeKind> notice,
-                        std::int64_t notice_result_id, std::optional<double> previous_value) {
-  alert.settled = true;
-  const std::vector<NoticeRow> rows = notices_of(alert.alert_id);
-  if (notice) {
-    const std::vector<Told> told = told_from(rows);
-    std::vector<Recipient> recipients;
-    recipients.reserve(told.size());
-    for (const Told& t : told) {
-      recipients.push_back(t.recipient);
-    }
-    queue({*notice, alert.alert_id, notice_result_id, previous_value}, recipients, told);
+void AlertLedger::apply(const clinical::AlertPlan& plan, ActiveAlert* earlier,
+                        std::int64_t result_id, const clinical::Decision* decision) {
+  using Audience = clinical::Audience;
+  const auto names_told = [](Audience a) {
+    return a == Audience::told || a == Audience::report_and_told;
+  };
+  // The earlier alert's notices are read only when the plan needs them (most plans do not).
+  std::vector<NoticeRow> rows;
+  std::vector<Told> told;
+  if (earlier != nullptr && (plan.take_back_unsent || (plan.notice && names_told(plan.audience)) ||
+                             (plan.earlier_notice && names_told(plan.earlier_audience)))) {
+    rows = notices_of(earlier->alert_id);
+    told = told_from(rows);
   }
-  drop_unsent(rows);
-  set_alert_state(alert, state);
+  if (plan.raise != clinical::AlertPlan::Raise::none && decision != nullptr) {
+    std::vector<Recipient> recipients;
+    if (plan.notice) {
+      recipients = audience_of(plan.audience, told);
+    }
+    AlertStatus state = recipients.empty() ? plan.state : AlertStatus::pending;
+    std::int64_t alert_id = 0;
+    if (plan.raise == clinical::AlertPlan::Raise::reopen && earlier != nullptr) {
+      reopen_alert(*earlier, *decision, state);
+      alert_id = earlier->alert_id;
+    } else {
+      alert_id = insert_alert(result_id, *decision, state);
+    }
+    if (plan.take_over_notices && earlier != nullptr) {
+      SQLite::Statement& move = fresh(statements_.move_notices);
+      move.bind(1, alert_id);
+      move.bind(2, result_id);
+      move.bind(3, earlier->alert_id);
+      move.exec();
+    }
+    if (plan.notice) {
+      std::optional<double> previous;
+      if (plan.notice_shows_earlier_value && earlier != nullptr) {
+        previous = earlier->value;
+      }
+      queue({*plan.notice, alert_id, result_id, previous}, recipients, told);
+    }
+  }
+  if (earlier == nullptr) {
+    return;
+  }
+  if (plan.earlier_notice) {
+    std::optional<double> previous;
+    if (plan.earlier_notice_shows_its_value) {
+      previous = earlier->value;
+    }
+    queue({*plan.earlier_notice, earlier->alert_id, result_id, previous},
+          audience_of(plan.earlier_audience, told), told);
+  }
+  if (plan.take_back_unsent) {
+    drop_unsent(rows);
+  }
+  if (plan.earlier_to) {
+    set_alert_state(*earlier, *plan.earlier_to);
+  }
 }
 
 std::int64_t AlertLedger::insert_alert(std::int64_t result_id, const clinical::Decision& decision,
@@ -795,27 +787,29 @@ void AlertLedger::forget_histories() {
 void AlertLedger::rejudge_trend(std::int64_t result_id, const clinical::TrendRule& rule,
                                 const clinical::Decision& decision) {
   std::optional<ActiveAlert> existing = find_trend_alert(result_id, rule);
-  if (decision.violated) {
-    if (!existing) {
-      insert_alert(result_id, decision, AlertStatus::unmailed);
-    } else if (!clinical::is_active(existing->state)) {
-      SQLite::Statement& reopen = fresh(statements_.reopen_alert);
-      reopen.bind(1, decision.value);
-      bind_optional(reopen, 2, decision.target_low);
-      bind_optional(reopen, 3, decision.target_high);
-      bind_optional(reopen, 4, decision.ref_low);
-      bind_optional(reopen, 5, decision.ref_high);
-      reopen.bind(6, now_);
-      reopen.bind(7, evidence_text(decision.evidence));
-      reopen.bind(8, existing->alert_id);
-      reopen.exec();
-      keep_trend_alert(result_id, existing->ref, rule.text, existing->alert_id,
-                       AlertStatus::unmailed);
-      ++summary_.alerts;
-    }
-  } else if (existing && clinical::is_active(existing->state)) {
-    close(*existing, AlertStatus::resolved, NoticeKind::resolution, result_id, std::nullopt);
+  std::optional<clinical::EarlierAlert> before;
+  if (existing) {
+    before = clinical::EarlierAlert{existing->rule, existing->state};
   }
+  apply(clinical::plan_rejudged_trend(decision.violated, before), existing ? &*existing : nullptr,
+        result_id, &decision);
+}
+
+void AlertLedger::reopen_alert(const ActiveAlert& alert, const clinical::Decision& decision,
+                               AlertStatus state) {
+  SQLite::Statement& reopen = fresh(statements_.reopen_alert);
+  reopen.bind(1, std::string(clinical::to_string(state)));
+  reopen.bind(2, decision.value);
+  bind_optional(reopen, 3, decision.target_low);
+  bind_optional(reopen, 4, decision.target_high);
+  bind_optional(reopen, 5, decision.ref_low);
+  bind_optional(reopen, 6, decision.ref_high);
+  reopen.bind(7, now_);
+  reopen.bind(8, evidence_text(decision.evidence));
+  reopen.bind(9, alert.alert_id);
+  reopen.exec();
+  keep_trend_alert(alert.result_id, alert.ref, alert.rule, alert.alert_id, state);
+  ++summary_.alerts;
 }
 
 bool AlertLedger::silences_in_force() {

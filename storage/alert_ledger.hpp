@@ -13,6 +13,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "clinical/alert_plan.hpp"
 #include "clinical/alert_status.hpp"
 #include "clinical/mail_policy.hpp"
 #include "clinical/normalized.hpp"
@@ -189,9 +190,16 @@ class AlertLedger {
   void route(std::string_view provider_id, std::string_view facility_code);
   void settle(ActiveAlert* earlier, std::int64_t result_id, const clinical::Decision& decision,
               bool corrected, clinical::MailVerdict verdict);
-  void close(ActiveAlert& alert, clinical::AlertStatus state,
-             std::optional<clinical::NoticeKind> notice, std::int64_t notice_result_id,
-             std::optional<double> previous_value);
+  void close(ActiveAlert& alert, clinical::ClosingCause cause, std::int64_t notice_result_id);
+  // Applies a plan of clinical/alert_plan for the slot of `earlier` (nullptr: none): the new alert
+  // about `result_id` is raised from `decision` (nullptr: the plan raises none), notices are
+  // queued, the earlier alert moves on.
+  void apply(const clinical::AlertPlan& plan, ActiveAlert* earlier, std::int64_t result_id,
+             const clinical::Decision* decision);
+  std::vector<Recipient> audience_of(clinical::Audience audience,
+                                     const std::vector<Told>& told) const;
+  void reopen_alert(const ActiveAlert& alert, const clinical::Decision& decision,
+                    clinical::AlertStatus state);
   std::int64_t insert_alert(std::int64_t result_id, const clinical::Decision& decision,
                             clinical::AlertStatus state);
   void set_alert_state(const ActiveAlert& alert, clinical::AlertStatus state);
