@@ -50,6 +50,7 @@
 #include "present/text_format.hpp"
 #include "present/trend_report.hpp"
 #include "storage/admin_queries.hpp"
+#include "storage/outbox_state.hpp"
 #include "storage/store.hpp"
 
 namespace labwatch::daemon {
@@ -557,7 +558,7 @@ int cmd_export(const Args& args) {
   return kExitOk;
 }
 
-std::int64_t require_person(storage::Store& store, const Args& args) {
+std::int64_t require_person(storage::ResultQueries& store, const Args& args) {
   const auto id = args.value("patient");
   if (!id) {
     throw UsageError{
@@ -925,10 +926,11 @@ int cmd_outbox(const Args& args) {
   }
   std::string out = "id,person_id,recipient,state,attempts,next_attempt,last_error\n";
   for (const storage::OutboxRow& row : store->outbox(args.flag("all"))) {
-    const bool waiting = row.state == "pending";
+    const bool waiting = row.state == storage::OutboxState::pending;
     out += std::to_string(row.id) + ',' + std::to_string(row.person_id) + ',' +
-           csv_text(row.email) + ',' + row.state + ',' + std::to_string(row.attempts) + ',' +
-           (waiting ? iso_utc(row.due_at) : "") + ',' + csv_text(row.last_error) + '\n';
+           csv_text(row.email) + ',' + std::string(to_string(row.state)) + ',' +
+           std::to_string(row.attempts) + ',' + (waiting ? iso_utc(row.due_at) : "") + ',' +
+           csv_text(row.last_error) + '\n';
   }
   std::fwrite(out.data(), 1, out.size(), stdout);
   return kExitOk;

@@ -78,7 +78,7 @@ std::string acting_os_user() {
   return "";
 }
 
-int print_persons(storage::Store& store, const std::optional<std::string>& search) {
+int print_persons(storage::ResultQueries& store, const std::optional<std::string>& search) {
   const std::string wanted = search ? clinical::fold_person_name(*search) : std::string();
   std::string out;
   for (const storage::PersonRow& p : store.persons()) {

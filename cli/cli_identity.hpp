@@ -23,7 +23,7 @@ std::string acting_os_user();
 
 // Prints every person whose id, names, birth date or identifier contains `search` (folded like
 // names are matched; every person when nullopt): id, identifiers AUTHORITY|ID, demographics.
-int print_persons(storage::Store& store, const std::optional<std::string>& search);
+int print_persons(storage::ResultQueries& store, const std::optional<std::string>& search);
 
 // `matches`: the open pairs with their reason and differing fields; with `dismiss` (two person
 // ids), closes that pair instead. Throws IdentityRefusal for a bad id or pair.

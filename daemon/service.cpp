@@ -469,7 +469,8 @@ std::unique_ptr<Runtime> Service::build(config::Config config) {
       throw UnusableConfig("<mail smtp=...>: " + mailer.error());
     }
     rt->dispatcher = std::make_unique<OutboxDispatcher>(
-        io_, *rt->store, std::make_unique<SmtpMailer>(std::move(mailer.value())), *rt->config);
+        io_, *rt->store, *rt->store, std::make_unique<SmtpMailer>(std::move(mailer.value())),
+        *rt->config);
   }
   rt->mover = std::make_unique<FileMover>(paths.inbox, paths.processed, paths.failed);
   FolderWatcher::Handlers handlers;

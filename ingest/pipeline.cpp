@@ -163,7 +163,7 @@ storage::AlertPolicy targets_of(const config::Config& config) {
   return targets;
 }
 
-Pipeline::Pipeline(const config::Config& config, storage::Store& store)
+Pipeline::Pipeline(const config::Config& config, storage::IngestStore& store)
     : config_(config), store_(store), targets_(targets_of(config_)), reader_(config) {}
 
 std::string config_fingerprint(const config::Config& config) {

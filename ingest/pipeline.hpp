@@ -87,13 +87,13 @@ std::string config_fingerprint(const config::Config& config);
 
 class Pipeline {
  public:
-  Pipeline(const config::Config& config, storage::Store& store);
+  Pipeline(const config::Config& config, storage::IngestStore& store);
 
   // Ingests one file in one transaction. Bad input becomes refusals in the outcome (and in the DB);
   // environment failures (database, I/O) throw, and then nothing of the file was committed. A file
   // whose bytes were committed before stores nothing: already_known when it was accepted then,
   // else partial or refused with the counts and refusals of then (summary.already_known set).
-  // `intake`: the attempt the daemon began for the file (Store::begin_intake_attempt), ended by the
+  // `intake`: the daemon's attempt at the file (IngestStore::begin_intake_attempt), ended by the
   // commit that stores the file; an outcome with no sha256, or already_known, did not end it.
   FileOutcome process_file(const std::filesystem::path& path, const ClaimPolicy& policy,
                            const std::optional<storage::IntakeKey>& intake = std::nullopt);
@@ -141,7 +141,7 @@ class Pipeline {
   static void keep(const parsers::Refusal& refusal, FileOutcome& outcome);
 
   const config::Config& config_;
-  storage::Store& store_;
+  storage::IngestStore& store_;
   storage::AlertPolicy targets_;
   FileReader reader_;
   std::string buffer_;  // the reader's chunk buffer, reused from file to file

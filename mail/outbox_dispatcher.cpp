@@ -116,18 +116,20 @@ struct OutboxDispatcher::Courier {
   std::function<void()> wake;        // guarded by mutex; empty once the dispatcher is gone
 };
 
-OutboxDispatcher::OutboxDispatcher(boost::asio::io_context& io, storage::Store& store,
-                                   std::unique_ptr<Mailer> mailer, config::Mail mail,
-                                   clinical::AnalyteCatalogue catalogue, DispatcherOptions options)
-    : OutboxDispatcher(io, store, std::move(mailer),
+OutboxDispatcher::OutboxDispatcher(boost::asio::io_context& io, storage::MailOutbox& outbox,
+                                   storage::ResultQueries& results, std::unique_ptr<Mailer> mailer,
+                                   config::Mail mail, clinical::AnalyteCatalogue catalogue,
+                                   DispatcherOptions options)
+    : OutboxDispatcher(io, outbox, results, std::move(mailer),
                        config_without_targets(std::move(mail), std::move(catalogue)),
                        std::move(options)) {}
 
-OutboxDispatcher::OutboxDispatcher(boost::asio::io_context& io, storage::Store& store,
-                                   std::unique_ptr<Mailer> mailer, config::Config config,
-                                   DispatcherOptions options)
+OutboxDispatcher::OutboxDispatcher(boost::asio::io_context& io, storage::MailOutbox& outbox,
+                                   storage::ResultQueries& results, std::unique_ptr<Mailer> mailer,
+                                   config::Config config, DispatcherOptions options)
     : io_(io),
-      store_(store),
+      outbox_(outbox),
+      results_(results),
       config_(std::move(config)),
       options_(std::move(options)),
       timer_(io),
@@ -184,7 +186,7 @@ OutboxDispatcher::~OutboxDispatcher() {
 
 void OutboxDispatcher::start() {
   started_ = true;
-  const int reset = store_.reset_interrupted_mail();
+  const int reset = outbox_.reset_interrupted_mail();
   if (reset > 0) {
     log::info("mail: " + std::to_string(reset) + (reset == 1 ? " item was" : " items were") +
               " being sent when labwatch last stopped; queued again");
@@ -242,9 +244,9 @@ void OutboxDispatcher::check() {
   // A store failure here is not the daemon's end: ingestion goes on (and meets the same database
   // itself), and the outbox is read again later. Nothing was claimed, so nothing is lost.
   try {
-    items = store_.claim_due_mail(t, 1);
+    items = outbox_.claim_due_mail(t, 1);
     if (items.empty()) {
-      due = store_.next_mail_due();
+      due = outbox_.next_mail_due();
     }
   } catch (const std::exception& e) {
     log::error(std::string("mail: cannot read the outbox: ") + e.what());
@@ -312,7 +314,7 @@ std::optional<ReportInput> OutboxDispatcher::report_for(const storage::OutboxIte
                                                         clinical::UnixSeconds now) {
   const std::string id = "mail: outbox " + std::to_string(item.id);
   try {
-    std::optional<ReportInput> report = load_report_input(store_, config_, item.person_id, now);
+    std::optional<ReportInput> report = load_report_input(results_, config_, item.person_id, now);
     if (!report) {
       log::warning(id + ": person " + std::to_string(item.person_id) +
                    " is not in the database; sent without the trend report");
@@ -351,7 +353,7 @@ void OutboxDispatcher::record(const InFlight& item, const SendResult& result) no
     const clinical::UnixSeconds t = now();
     switch (result.status) {
       case SendStatus::sent:
-        store_.mark_mail_sent(item.outbox_id, t);
+        outbox_.mark_mail_sent(item.outbox_id, t);
         relay_failures_ = 0;
         ++counts_.sent;
         log::info(id + " sent to " + item.recipient);
@@ -370,7 +372,7 @@ void OutboxDispatcher::record(const InFlight& item, const SendResult& result) no
         const int failures = std::max(item.attempts - 1, relay_fault ? relay_failures_ - 1 : 0);
         const std::chrono::seconds delay = jittered(
             retry_delay(std::max(failures, 0), config_.mail.retry_min, config_.mail.retry_max));
-        store_.mark_mail_retry(item.outbox_id, t + delay.count(), result.error);
+        outbox_.mark_mail_retry(item.outbox_id, t + delay.count(), result.error);
         ++counts_.retried;
         if (relay_fault) {
           relay_pause_until_ = t + delay.count();
@@ -381,7 +383,7 @@ void OutboxDispatcher::record(const InFlight& item, const SendResult& result) no
         break;
       }
       case SendStatus::permanent:
-        store_.mark_mail_failed(item.outbox_id, result.error);
+        outbox_.mark_mail_failed(item.outbox_id, result.error);
         ++counts_.failed;
         log::warning(id + " to " + item.recipient + " refused: " + failure_text(result) +
                      "; it will not be retried");

@@ -18,6 +18,7 @@
 #include "config/config.hpp"
 #include "mail/mailer.hpp"
 #include "present/trend_report.hpp"
+#include "storage/mail_outbox.hpp"
 #include "storage/outbox.hpp"
 #include "storage/store.hpp"
 
@@ -56,19 +57,21 @@ struct DispatchCounts {
 // reset_interrupted_mail() at the next start, with the same Message-ID.
 class OutboxDispatcher {
  public:
-  // Uses `io` and `store` (both must outlive it); owns `mailer` and its copy of `config`: its mail
-  // settings, the catalogue naming the analytes in the mail, and the targets that judge the trend
-  // report a full-PHI recipient's mail carries when mail.attach_report is on. Starts the worker
-  // thread; sends nothing before start().
-  OutboxDispatcher(boost::asio::io_context& io, storage::Store& store,
-                   std::unique_ptr<Mailer> mailer, config::Config config,
-                   DispatcherOptions options = {});
+  // Uses `io`, `outbox` and `results` (all must outlive it; the outbox's items are claimed and
+  // marked, the results read for an attached report); owns `mailer` and its copy of `config`: its
+  // mail settings, the catalogue naming the analytes in the mail, and the targets that judge the
+  // trend report a full-PHI recipient's mail carries when mail.attach_report is on. Starts the
+  // worker thread; sends nothing before start().
+  OutboxDispatcher(boost::asio::io_context& io, storage::MailOutbox& outbox,
+                   storage::ResultQueries& results, std::unique_ptr<Mailer> mailer,
+                   config::Config config, DispatcherOptions options = {});
   // As above from the mail settings and the catalogue alone. Without the configured targets a
   // report could not be judged, so none is attached whatever mail.attach_report says (a warning is
   // logged when it asks for one).
-  OutboxDispatcher(boost::asio::io_context& io, storage::Store& store,
-                   std::unique_ptr<Mailer> mailer, config::Mail mail,
-                   clinical::AnalyteCatalogue catalogue, DispatcherOptions options = {});
+  OutboxDispatcher(boost::asio::io_context& io, storage::MailOutbox& outbox,
+                   storage::ResultQueries& results, std::unique_ptr<Mailer> mailer,
+                   config::Mail mail, clinical::AnalyteCatalogue catalogue,
+                   DispatcherOptions options = {});
   // Stops; waits up to options.shutdown_grace for a send in flight and records its result, else
   // abandons it to its thread (the item stays claimed and is sent again after the next start).
   ~OutboxDispatcher();
@@ -118,8 +121,9 @@ class OutboxDispatcher {
   [[nodiscard]] std::chrono::seconds jittered(std::chrono::seconds delay);
 
   boost::asio::io_context& io_;
-  storage::Store& store_;
-  config::Config config_;  // mail settings, catalogue and targets; nothing else is used
+  storage::MailOutbox& outbox_;
+  storage::ResultQueries& results_;  // read for the report a mail attaches
+  config::Config config_;            // mail settings, catalogue and targets; nothing else is used
   DispatcherOptions options_;
   boost::asio::steady_timer timer_;
   std::shared_ptr<Courier> courier_;

@@ -222,8 +222,9 @@ constexpr std::string_view kStyle = R"(
 
 }  // namespace
 
-std::optional<ReportInput> load_report_input(storage::Store& store, const config::Config& config,
-                                             std::int64_t person_id, clinical::UnixSeconds now) {
+std::optional<ReportInput> load_report_input(storage::ResultQueries& store,
+                                             const config::Config& config, std::int64_t person_id,
+                                             clinical::UnixSeconds now) {
   std::optional<ReportInput> input;
   std::optional<storage::PersonRow> person = store.person(person_id);
   if (!person) {

@@ -36,8 +36,9 @@ struct ReportInput {
 // and the silences in force at `now` (`labwatch silence`); generated at `now`. The series point
 // into `config`, which must outlive the result. nullopt when the store knows no such person; throws
 // what the store throws.
-std::optional<ReportInput> load_report_input(storage::Store& store, const config::Config& config,
-                                             std::int64_t person_id, clinical::UnixSeconds now);
+std::optional<ReportInput> load_report_input(storage::ResultQueries& store,
+                                             const config::Config& config, std::int64_t person_id,
+                                             clinical::UnixSeconds now);
 
 // A result's reference range for people, in the canonical unit with the lab's text beside it, or
 // the catalogue's with why the lab's was not used (clinical::describe_range).

@@ -5,6 +5,7 @@
 #include <SQLiteCpp/SQLiteCpp.h>
 
 #include "storage/database.hpp"
+#include "storage/sql_values.hpp"
 
 namespace labwatch::storage {
 namespace {
@@ -44,12 +45,18 @@ IntakeStatus read_intake_status(const std::string& path, clinical::UnixSeconds s
   }
   SQLite::Statement outbox(db, "SELECT state, count(*) FROM outbox GROUP BY state");
   while (outbox.executeStep()) {
-    const std::string state = outbox.getColumn(0).getString();
+    const OutboxState state = read_outbox_state(outbox.getColumn(0));
     const int n = outbox.getColumn(1).getInt();
-    if (state == "pending" || state == "sending") {
-      status.outbox_pending += n;
-    } else if (state == "failed") {
-      status.outbox_failed += n;
+    switch (state) {
+      case OutboxState::pending:
+      case OutboxState::sending:
+        status.outbox_pending += n;
+        break;
+      case OutboxState::failed:
+        status.outbox_failed += n;
+        break;
+      case OutboxState::sent:
+        break;
     }
   }
   return status;

@@ -439,12 +439,12 @@ std::vector<AlertLedger::NoticeRow> AlertLedger::notices_of(std::int64_t alert_i
     NoticeRow& row = rows.emplace_back();
     row.notice_id = query.getColumn(0).getInt64();
     row.outbox_id = query.getColumn(1).getInt64();
-    const std::string item_state = query.getColumn(2).getString();
+    const OutboxState item_state = read_outbox_state(query.getColumn(2));
     const int attempts = query.getColumn(3).getInt();
     // A mail once attempted may have arrived (a timeout after the final dot); only a permanent
     // failure says it did not.
-    row.unsent = item_state == "pending" && attempts == 0;
-    row.may_have_told = !row.unsent && item_state != "failed";
+    row.unsent = item_state == OutboxState::pending && attempts == 0;
+    row.may_have_told = !row.unsent && item_state != OutboxState::failed;
     row.recipient.practitioner_id = query.getColumn(4).getString();
     row.recipient.email = query.getColumn(5).getString();
     row.recipient.name = query.getColumn(6).getString();

@@ -233,7 +233,7 @@ UPDATE alerts SET state = 'unmailed' WHERE state = 'pending';
 // the index, reading only the matching rows; the export sorts each person's rows by analyte.
 // The new index also finds a CSV report's versions (person and collection time), which replaces
 // the partial index of version 1. refusals_by_file lists a file's refusals when its bytes come in
-// again (Store::find_file).
+// again (IngestStore::find_file).
 constexpr const char* kSchemaV3 = R"sql(
 DROP INDEX results_by_person_analyte;
 DROP INDEX results_by_person_time;

@@ -264,7 +264,9 @@ std::vector<OutboxRow> MailQueue::rows(bool all) {
       "(SELECT count(*) FROM notices n WHERE n.outbox_id = o.outbox_id), o.person_id "
       "FROM outbox o ";
   if (!all) {
-    sql += "WHERE o.state <> 'sent' ";
+    sql += "WHERE o.state <> '";
+    sql += to_string(OutboxState::sent);
+    sql += "' ";
   }
   sql += "ORDER BY o.outbox_id";
   SQLite::Statement query(db_, sql);
@@ -273,7 +275,7 @@ std::vector<OutboxRow> MailQueue::rows(bool all) {
     OutboxRow& row = rows.emplace_back();
     row.id = query.getColumn(0).getInt64();
     row.email = query.getColumn(1).getString();
-    row.state = query.getColumn(2).getString();
+    row.state = read_outbox_state(query.getColumn(2));
     row.attempts = query.getColumn(3).getInt();
     row.last_error = query.getColumn(4).getString();
     row.message_id = query.getColumn(5).getString();

@@ -14,29 +14,29 @@
 
 namespace labwatch::storage {
 
-// The outbox operations of Store on one connection. Each call is one transaction; SQLite errors
+// The MailOutbox of a Store on one connection. Each call is one transaction; SQLite errors
 // throw SQLite::Exception. Item states: pending -> sending (claimed) -> sent | failed, or back to
 // pending for a retry or after a crash.
 class MailQueue {
  public:
   explicit MailQueue(SQLite::Database& db) : db_(db) {}
 
-  // Store::claim_due_mail. `max` <= 0 claims nothing.
+  // MailOutbox::claim_due_mail. `max` <= 0 claims nothing.
   std::vector<OutboxItem> claim_due(clinical::UnixSeconds now, int max);
-  // Store::mark_mail_sent.
+  // MailOutbox::mark_mail_sent.
   void mark_sent(std::int64_t outbox_id, clinical::UnixSeconds now);
-  // Store::mark_mail_retry. A sent or failed item is left as it is.
+  // MailOutbox::mark_mail_retry. A sent or failed item is left as it is.
   void mark_retry(std::int64_t outbox_id, clinical::UnixSeconds next_attempt,
                   std::string_view error);
-  // Store::mark_mail_failed. A sent item is left as it is.
+  // MailOutbox::mark_mail_failed. A sent item is left as it is.
   void mark_failed(std::int64_t outbox_id, std::string_view error);
-  // Store::reset_interrupted_mail.
+  // MailOutbox::reset_interrupted_mail.
   int reset_interrupted();
-  // Store::next_mail_due.
+  // MailOutbox::next_mail_due.
   std::optional<clinical::UnixSeconds> next_due();
-  // Store::outbox.
+  // MailOutbox::outbox.
   std::vector<OutboxRow> rows(bool all);
-  // Store::retry_failed_mail.
+  // MailOutbox::retry_failed_mail.
   int retry_failed(std::optional<std::int64_t> outbox_id, clinical::UnixSeconds now);
 
  private:

@@ -14,6 +14,7 @@
 #include "clinical/normalized.hpp"
 #include "clinical/notice_kind.hpp"
 #include "clinical/rules.hpp"
+#include "storage/outbox_state.hpp"
 
 namespace labwatch::storage {
 
@@ -102,7 +103,7 @@ struct OutboxRow {
   std::int64_t id = 0;
   std::int64_t person_id = 0;  // the person number the mail is about
   std::string email;
-  std::string state;  // pending, sending, sent, failed
+  OutboxState state = OutboxState::pending;
   int attempts = 0;
   std::string last_error;
   std::string message_id;

@@ -11,7 +11,8 @@
 
 namespace labwatch::storage {
 
-// Store::add_silence, silences and expire_silence on `db`; each one transaction.
+// SilenceBook::add_silence and expire_silence, ResultQueries::silences, on `db`; each one
+// transaction.
 std::int64_t add_silence(SQLite::Database& db, const NewSilence& silence);
 std::vector<SilenceRow> list_silences(SQLite::Database& db);
 bool expire_silence(SQLite::Database& db, std::int64_t silence_id, clinical::UnixSeconds now);

@@ -81,6 +81,14 @@ clinical::AlertStatus read_alert_status(const SQLite::Column& column) {
   throw std::runtime_error("alerts.state holds an unknown value '" + std::string(text) + "'");
 }
 
+OutboxState read_outbox_state(const SQLite::Column& column) {
+  const std::string_view text = column.getText();
+  if (const auto state = parse_outbox_state(text)) {
+    return *state;
+  }
+  throw std::runtime_error("outbox.state holds an unknown value '" + std::string(text) + "'");
+}
+
 std::string active_alert_condition(std::string_view column) {
   std::string sql = "(";
   for (const clinical::AlertStatus status : clinical::kAlertStatuses) {

@@ -15,6 +15,7 @@
 #include "clinical/normalized.hpp"
 #include "clinical/reconcile.hpp"
 #include "parsers/lab_report.hpp"
+#include "storage/outbox_state.hpp"
 #include "storage/store.hpp"
 
 namespace labwatch::storage {
@@ -33,6 +34,9 @@ clinical::ResultState read_state(const SQLite::Column& column);
 // alerts.state (clinical::to_string of an AlertStatus). Throws std::runtime_error on text labwatch
 // never writes (a database edited by hand, or written by a later version).
 clinical::AlertStatus read_alert_status(const SQLite::Column& column);
+// outbox.state (to_string of an OutboxState). Throws std::runtime_error on text labwatch never
+// writes (a database edited by hand, or written by a later version).
+OutboxState read_outbox_state(const SQLite::Column& column);
 // The SQL condition "an alert is active" on the alerts.state column `column` (e.g. "a.state"):
 // "(a.state = 'unmailed' OR ... OR a.state = 'failed')", the statuses clinical::is_active holds
 // for. ORs, not IN: see the CHECKs of storage/database.cpp.

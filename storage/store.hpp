@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
-// Store: the one narrow interface the pipeline and the CLI use; SQLite implements it (PostgreSQL
-// may).
+// Store: the storage the pipeline, the daemon and the CLI use, by role: IngestStore, ResultQueries,
+// SilenceBook and MailOutbox (storage/mail_outbox.hpp). SQLite implements them (PostgreSQL may).
 #pragma once
 
 #include <cstdint>
@@ -20,6 +20,7 @@
 #include "clinical/reconcile.hpp"
 #include "clinical/rules.hpp"
 #include "parsers/lab_report.hpp"
+#include "storage/mail_outbox.hpp"
 #include "storage/outbox.hpp"
 
 namespace labwatch::storage {
@@ -40,8 +41,9 @@ struct FileRecord {
   std::string name;    // file name as dropped (no directory)
   std::string source;  // facility code of the matching config source, or empty
   std::int64_t size = 0;
-  // The intake attempt begun for this file (Store::begin_intake_attempt), if any: a commit that
-  // stores the file ends it in the same transaction, so a file ingested whole costs no extra write.
+  // The intake attempt begun for this file (IngestStore::begin_intake_attempt), if any: a commit
+  // that stores the file ends it in the same transaction, so a file ingested whole costs no extra
+  // write.
   std::optional<IntakeKey> intake;
   // The fingerprint of the config the file is judged under (the SHA-256 of its file), or empty
   // when unknown: a refused file dropped again is read anew only under another config.
@@ -276,14 +278,16 @@ struct PersonRow {
   clinical::UnixSeconds last_collected_at = 0;
 };
 
-class Store {
+// The ingest's side of a store (the pipeline, the daemon's poison-file guard): files are looked up,
+// stored in one transaction each, set aside for a reprocess; failed intake attempts are counted.
+class IngestStore {
  public:
-  virtual ~Store() = default;
-  Store() = default;
-  Store(const Store&) = delete;
-  Store& operator=(const Store&) = delete;
-  Store(Store&&) = delete;
-  Store& operator=(Store&&) = delete;
+  virtual ~IngestStore() = default;
+  IngestStore() = default;
+  IngestStore(const IngestStore&) = delete;
+  IngestStore& operator=(const IngestStore&) = delete;
+  IngestStore(IngestStore&&) = delete;
+  IngestStore& operator=(IngestStore&&) = delete;
 
   // The earlier ingest of a file with these bytes (hex SHA-256): its verdict, counts and refusals;
   // nullopt when no such file was committed. Throws on database errors.
@@ -298,6 +302,33 @@ class Store {
   // already_known. Throws on database errors.
   virtual std::unique_ptr<FileTransaction> begin_file(const FileRecord& file,
                                                       const AlertPolicy& targets) = 0;
+
+  // ---- Intake attempts (the daemon's poison-file guard). Each call is one transaction. ----
+
+  // Every inbox file recorded as failed, read once at start-up.
+  virtual std::vector<IntakeAttempt> intake_attempts() = 0;
+  // Counts one more attempt of `key`, committed before a byte of it is read, with
+  // kIntakeNotCompleted as its error until the attempt is settled: a process that dies during the
+  // ingest leaves it counted. Returns the attempts so far, this one included.
+  virtual int begin_intake_attempt(const IntakeKey& key) = 0;
+  // Records the error of the attempt begun for `key` (counting one when none was begun); returns
+  // the attempts so far.
+  virtual int record_intake_failure(const IntakeKey& key, std::string_view error) = 0;
+  // The file of `key` was ingested or moved away: its attempts are forgotten. (A file transaction
+  // with FileRecord::intake does this in its commit.)
+  virtual void forget_intake_attempt(const IntakeKey& key) = 0;
+};
+
+// What is stored, read back (the CLI's listings, the trend report, the report a mail attaches).
+// Reads only: none of these writes.
+class ResultQueries {
+ public:
+  virtual ~ResultQueries() = default;
+  ResultQueries() = default;
+  ResultQueries(const ResultQueries&) = delete;
+  ResultQueries& operator=(const ResultQueries&) = delete;
+  ResultQueries(ResultQueries&&) = delete;
+  ResultQueries& operator=(ResultQueries&&) = delete;
 
   // Current (not superseded, not withdrawn) results, ordered by person, analyte, time.
   virtual std::vector<ExportRow> current_results() = 0;
@@ -323,59 +354,31 @@ class Store {
   // one by its readings together.
   virtual std::optional<std::int64_t> find_person(std::string_view id_or_key) = 0;
 
-  // ---- Silences (`labwatch silence`). Each call is one transaction. ----
+  // Every silence, by id.
+  virtual std::vector<SilenceRow> silences() = 0;
+};
+
+// A practitioner's silences (`labwatch silence`), set and ended; ResultQueries::silences lists
+// them. Each call is one transaction.
+class SilenceBook {
+ public:
+  virtual ~SilenceBook() = default;
+  SilenceBook() = default;
+  SilenceBook(const SilenceBook&) = delete;
+  SilenceBook& operator=(const SilenceBook&) = delete;
+  SilenceBook(SilenceBook&&) = delete;
+  SilenceBook& operator=(SilenceBook&&) = delete;
 
   // Records a silence, with the state of the alert on the person's latest current result of the
   // analyte, if one is active (clinical::alert_state_of), and returns its id.
   virtual std::int64_t add_silence(const NewSilence& silence) = 0;
-  // Every silence, by id.
-  virtual std::vector<SilenceRow> silences() = 0;
   // Ends silence `silence_id` at `now`. False when there is no such silence, or it has ended.
   virtual bool expire_silence(std::int64_t silence_id, clinical::UnixSeconds now) = 0;
-
-  // ---- Intake attempts (the daemon's poison-file guard). Each call is one transaction. ----
-
-  // Every inbox file recorded as failed, read once at start-up.
-  virtual std::vector<IntakeAttempt> intake_attempts() = 0;
-  // Counts one more attempt of `key`, committed before a byte of it is read, with
-  // kIntakeNotCompleted as its error until the attempt is settled: a process that dies during the
-  // ingest leaves it counted. Returns the attempts so far, this one included.
-  virtual int begin_intake_attempt(const IntakeKey& key) = 0;
-  // Records the error of the attempt begun for `key` (counting one when none was begun); returns
-  // the attempts so far.
-  virtual int record_intake_failure(const IntakeKey& key, std::string_view error) = 0;
-  // The file of `key` was ingested or moved away: its attempts are forgotten. (A file transaction
-  // with FileRecord::intake does this in its commit.)
-  virtual void forget_intake_attempt(const IntakeKey& key) = 0;
-
-  // ---- The mail outbox (the dispatcher's side). Each call is one transaction. ----
-
-  // Claims up to `max` outbox items due at `now` (pending, due_at <= now, next_attempt_at <= now),
-  // oldest due first: marks them 'sending', counts the attempt, and returns them with their
-  // notices, each with the last 5 current values of its person and analyte.
-  virtual std::vector<OutboxItem> claim_due_mail(clinical::UnixSeconds now, int max) = 0;
-  // The relay accepted item `outbox_id`: it is 'sent', and so are the active alerts it carried.
-  virtual void mark_mail_sent(std::int64_t outbox_id, clinical::UnixSeconds now) = 0;
-  // A transient failure: the item is pending again, due at `next_attempt`; no notice joins it now.
-  virtual void mark_mail_retry(std::int64_t outbox_id, clinical::UnixSeconds next_attempt,
-                               std::string_view error) = 0;
-  // A permanent failure (5xx, unrenderable): the item is 'failed', and so are its pending alerts
-  // that no other item still carries. A sent item stays sent.
-  virtual void mark_mail_failed(std::int64_t outbox_id, std::string_view error) = 0;
-  // At start-up: items left 'sending' by a crash become pending again (delivery is at least
-  // once). Returns how many.
-  virtual int reset_interrupted_mail() = 0;
-  // When the earliest pending item is due (the later of its due_at and next_attempt_at); nullopt
-  // when nothing is pending.
-  virtual std::optional<clinical::UnixSeconds> next_mail_due() = 0;
-  // Outbox items by id: those not sent (pending, sending, failed); `all` adds the sent ones.
-  virtual std::vector<OutboxRow> outbox(bool all) = 0;
-  // Puts failed items back in the queue, due at `now` (attempts and last error kept): item
-  // `outbox_id` only when given, else every failed one; their failed alerts are pending again.
-  // Returns how many items were failed and now are pending (0 for an id that is not failed).
-  virtual int retry_failed_mail(std::optional<std::int64_t> outbox_id,
-                                clinical::UnixSeconds now) = 0;
 };
+
+// One store, every role: what open_sqlite_store returns (a PostgreSQL store would implement the
+// same roles). Its users take the narrowest role they need; the owner of the store hands them out.
+class Store : public IngestStore, public ResultQueries, public SilenceBook, public MailOutbox {};
 
 struct StoreOptions {
   bool create = true;  // create the file (mode 0600) when missing

@@ -236,10 +236,10 @@ TEST_CASE("OutboxDispatcher attaches the report only when attach-report is on an
   options.clock = [] { return fixture::from_now(3600); };
   options.jitter = 0;
   std::unique_ptr<OutboxDispatcher> dispatcher =
-      given_targets ? std::make_unique<OutboxDispatcher>(io, clinic.store(), std::move(smtp),
-                                                         clinic.config, options)
-                    : std::make_unique<OutboxDispatcher>(io, clinic.store(), std::move(smtp),
-                                                         clinic.config.mail,
+      given_targets ? std::make_unique<OutboxDispatcher>(io, clinic.store(), clinic.store(),
+                                                         std::move(smtp), clinic.config, options)
+                    : std::make_unique<OutboxDispatcher>(io, clinic.store(), clinic.store(),
+                                                         std::move(smtp), clinic.config.mail,
                                                          clinic.config.catalogue, options);
   dispatcher->start();
   const auto deadline = std::chrono::steady_clock::now() + 30s;

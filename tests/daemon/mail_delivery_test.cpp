@@ -29,6 +29,7 @@ namespace {
 using namespace labwatch::test;
 using labwatch::clinical::AlertStatus;
 using labwatch::storage::OutboxRow;
+using labwatch::storage::OutboxState;
 
 constexpr auto kReadyTimeout = 30s;
 constexpr auto kDrainTimeout = 120s;
@@ -323,7 +324,7 @@ class MailSite {
           }
           const auto rows = outbox();
           return !rows.empty() && std::all_of(rows.begin(), rows.end(), [](const OutboxRow& r) {
-            return r.state == "sent" || r.state == "failed";
+            return r.state == OutboxState::sent || r.state == OutboxState::failed;
           });
         },
         timeout, 200ms);
@@ -348,8 +349,8 @@ TEST_CASE("labwatch run mails every corpus alert once, grouped per patient repor
 
   const std::vector<OutboxRow> rows = site.outbox();
   std::vector<ReceivedMail> received = server.received();
-  CHECK(
-      std::all_of(rows.begin(), rows.end(), [](const OutboxRow& r) { return r.state == "sent"; }));
+  CHECK(std::all_of(rows.begin(), rows.end(),
+                    [](const OutboxRow& r) { return r.state == OutboxState::sent; }));
   REQUIRE(received.size() == rows.size());
 
   // One mail per outbox item: its Message-ID, its recipient, exactly once.
@@ -407,7 +408,7 @@ TEST_CASE("labwatch run delivers every alert at least once across a SIGKILL duri
   }
   const std::vector<OutboxRow> before = site.outbox();
   CHECK(std::any_of(before.begin(), before.end(),
-                    [](const OutboxRow& r) { return r.state == "sending"; }));
+                    [](const OutboxRow& r) { return r.state == OutboxState::sending; }));
 
   server.set_mode("ok");
   NotifySocket notify(site.layout().notify_path().string() + "2");
@@ -416,8 +417,8 @@ TEST_CASE("labwatch run delivers every alert at least once across a SIGKILL duri
     FAIL("the outbox did not drain; daemon log:\n" << site.layout().daemon_log());
   }
   const std::vector<OutboxRow> rows = site.outbox();
-  CHECK(
-      std::all_of(rows.begin(), rows.end(), [](const OutboxRow& r) { return r.state == "sent"; }));
+  CHECK(std::all_of(rows.begin(), rows.end(),
+                    [](const OutboxRow& r) { return r.state == OutboxState::sent; }));
 
   std::vector<ParsedMail> mails;
   std::set<std::string> ids;
@@ -452,8 +453,8 @@ TEST_CASE("labwatch run stops within 5 s on SIGTERM while the relay delays its r
   CHECK(Clock::now() - term < 5s);
   // The unconfirmed item stays claimed, and goes out again, with its Message-ID, after a start.
   std::vector<OutboxRow> rows = site.outbox();
-  const auto in_flight = std::find_if(rows.begin(), rows.end(),
-                                      [](const OutboxRow& r) { return r.state == "sending"; });
+  const auto in_flight = std::find_if(
+      rows.begin(), rows.end(), [](const OutboxRow& r) { return r.state == OutboxState::sending; });
   REQUIRE(in_flight != rows.end());
   const std::string resent_id = "<" + in_flight->message_id + ">";
   server.set_mode("ok");
@@ -461,8 +462,8 @@ TEST_CASE("labwatch run stops within 5 s on SIGTERM while the relay delays its r
   auto restarted = site.start(again);
   REQUIRE(site.drained());
   rows = site.outbox();
-  CHECK(
-      std::all_of(rows.begin(), rows.end(), [](const OutboxRow& r) { return r.state == "sent"; }));
+  CHECK(std::all_of(rows.begin(), rows.end(),
+                    [](const OutboxRow& r) { return r.state == OutboxState::sent; }));
   const std::vector<ReceivedMail> mails = server.received();
   CHECK(mails.size() == rows.size() + 1);
   CHECK(std::count_if(mails.begin(), mails.end(), [&](const ReceivedMail& m) {
@@ -564,7 +565,7 @@ TEST_CASE("labwatch run mails nothing about a bulk import of old results, then a
   CHECK(body_part(received[0].data, "plain").find("erritin") != std::string::npos);
   const auto rows = site.outbox();
   REQUIRE(rows.size() == 1);
-  CHECK(rows[0].state == "sent");
+  CHECK(rows[0].state == OutboxState::sent);
 
   daemon->signal(SIGTERM);
   CHECK(daemon->wait_exit(10s) == 0);
@@ -649,8 +650,8 @@ TEST_CASE(
       60s, 100ms));
   for (const OutboxRow& row : site.outbox()) {
     CAPTURE(row.last_error);
-    CHECK(row.state != "failed");
-    CHECK(row.state != "sent");
+    CHECK(row.state != OutboxState::failed);
+    CHECK(row.state != OutboxState::sent);
   }
 
   server.set_mode("ok");
@@ -658,8 +659,8 @@ TEST_CASE(
     FAIL("the outbox did not drain; daemon log:\n" << site.layout().daemon_log());
   }
   const std::vector<OutboxRow> rows = site.outbox();
-  CHECK(
-      std::all_of(rows.begin(), rows.end(), [](const OutboxRow& r) { return r.state == "sent"; }));
+  CHECK(std::all_of(rows.begin(), rows.end(),
+                    [](const OutboxRow& r) { return r.state == OutboxState::sent; }));
   const std::map<std::string, int> ids = message_id_counts(server);
   CHECK(ids.size() == rows.size());
   for (const auto& [id, count] : ids) {
@@ -694,8 +695,8 @@ TEST_CASE("labwatch run sends no Message-ID twice when reloaded during a slow ac
     FAIL("the outbox did not drain; daemon log:\n" << site.layout().daemon_log());
   }
   const std::vector<OutboxRow> rows = site.outbox();
-  CHECK(
-      std::all_of(rows.begin(), rows.end(), [](const OutboxRow& r) { return r.state == "sent"; }));
+  CHECK(std::all_of(rows.begin(), rows.end(),
+                    [](const OutboxRow& r) { return r.state == OutboxState::sent; }));
   const std::map<std::string, int> ids = message_id_counts(server);
   CHECK(ids.size() == rows.size());
   for (const auto& [id, count] : ids) {

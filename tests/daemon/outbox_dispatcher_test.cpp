@@ -28,6 +28,7 @@ using labwatch::daemon::OutboxDispatcher;
 using labwatch::daemon::retry_delay;
 using labwatch::daemon::SmtpMailer;
 using labwatch::storage::OutboxRow;
+using labwatch::storage::OutboxState;
 using labwatch::test::header_value;
 using labwatch::test::ReceivedMail;
 using labwatch::test::server_mode;
@@ -123,7 +124,7 @@ class Site {
     options.jitter = jitter;
     options.shutdown_grace = grace;
     dispatcher_ = std::make_unique<OutboxDispatcher>(
-        io, *store_, std::make_unique<SmtpMailer>(std::move(mailer).value()), config_.mail,
+        io, *store_, *store_, std::make_unique<SmtpMailer>(std::move(mailer).value()), config_.mail,
         config_.catalogue, options);
     dispatcher_->start();
     return *dispatcher_;
@@ -209,7 +210,7 @@ TEST_CASE("OutboxDispatcher sends a due item once, and not before it is due",
   Site site(server.url(), 60s);
   site.ingest(1);
   const OutboxRow queued = site.item();
-  REQUIRE(queued.state == "pending");
+  REQUIRE(queued.state == OutboxState::pending);
   REQUIRE(queued.due_at >= site.now + 59);
 
   site.now = queued.due_at - 1;
@@ -219,7 +220,7 @@ TEST_CASE("OutboxDispatcher sends a due item once, and not before it is due",
   dispatcher.poke();
   site.run_for(kQuiet);
   CHECK(server.received().empty());
-  CHECK(site.item().state == "pending");
+  CHECK(site.item().state == OutboxState::pending);
   CHECK(site.item().attempts == 0);
 
   site.now = queued.due_at;
@@ -233,7 +234,7 @@ TEST_CASE("OutboxDispatcher sends a due item once, and not before it is due",
   CHECK(header_value(mails[0].data, "Subject") ==
         "labwatch: 1 result outside optimal target (person 1)");
   const OutboxRow sent = site.item();
-  CHECK(sent.state == "sent");
+  CHECK(sent.state == OutboxState::sent);
   CHECK(sent.attempts == 1);
   CHECK(sent.sent_at == queued.due_at);
   CHECK(site.alert_states() == std::vector<std::string>{"sent"});
@@ -259,7 +260,7 @@ TEST_CASE("OutboxDispatcher retries 451 and 421 later with growing delays, then 
   // Attempt 1 at t0 fails: the next one is retry_min (10 s) later.
   REQUIRE(site.run_until([&] { return dispatcher.counts().retried == 1; }));
   OutboxRow row = site.item();
-  CHECK(row.state == "pending");
+  CHECK(row.state == OutboxState::pending);
   CHECK(row.attempts == 1);
   CHECK(row.due_at == t0 + 10);
   CHECK(row.last_error.find("451") != std::string::npos);
@@ -301,7 +302,7 @@ TEST_CASE("OutboxDispatcher retries 451 and 421 later with growing delays, then 
   REQUIRE(mails.size() == 1);
   CHECK(message_id_of(mails[0]) == "<" + row.message_id + ">");
   row = site.item();
-  CHECK(row.state == "sent");
+  CHECK(row.state == OutboxState::sent);
   CHECK(row.attempts == 5);
   CHECK(site.alert_states() == std::vector<std::string>{"sent"});
 }
@@ -330,13 +331,13 @@ TEST_CASE("OutboxDispatcher marks a 550 failed and never retries it",
   OutboxDispatcher& dispatcher = site.start_dispatcher();
   REQUIRE(site.run_until([&] { return dispatcher.counts().failed == 1; }));
   OutboxRow row = site.item();
-  CHECK(row.state == "failed");
+  CHECK(row.state == OutboxState::failed);
   CHECK(row.attempts == 1);
   CHECK(row.last_error.find("550") != std::string::npos);
   CHECK(site.alert_states() == std::vector<std::string>{"failed"});
   // The failed item is listed among those not sent.
   REQUIRE(site.store().outbox(false).size() == 1);
-  CHECK(site.store().outbox(false).front().state == "failed");
+  CHECK(site.store().outbox(false).front().state == OutboxState::failed);
 
   server.set_mode("ok");
   site.now += 86'400;
@@ -346,7 +347,7 @@ TEST_CASE("OutboxDispatcher marks a 550 failed and never retries it",
   CHECK(dispatcher.counts().failed == 1);
   CHECK(dispatcher.counts().sent == 0);
   CHECK(site.item().attempts == 1);
-  CHECK(site.item().state == "failed");
+  CHECK(site.item().state == OutboxState::failed);
 }
 
 TEST_CASE("OutboxDispatcher sends again with the same Message-ID after a drop after the final dot",
@@ -369,7 +370,7 @@ TEST_CASE("OutboxDispatcher sends again with the same Message-ID after a drop af
   CHECK(message_id_of(mails[0]) == "<" + site.item().message_id + ">");
   CHECK(message_id_of(mails[1]) == message_id_of(mails[0]));
   CHECK(header_value(mails[1].data, "Subject") == header_value(mails[0].data, "Subject"));
-  CHECK(site.item().state == "sent");
+  CHECK(site.item().state == OutboxState::sent);
 }
 
 TEST_CASE("OutboxDispatcher loses nothing while the relay refuses connections",
@@ -389,9 +390,9 @@ TEST_CASE("OutboxDispatcher loses nothing while the relay refuses connections",
   CHECK(dispatcher.counts().retried == 1);
   const std::vector<OutboxRow> rows = site.store().outbox(false);
   REQUIRE(rows.size() == 2);
-  CHECK(rows[0].state == "pending");
+  CHECK(rows[0].state == OutboxState::pending);
   CHECK(rows[0].due_at == t0 + 10);
-  CHECK(rows[1].state == "pending");
+  CHECK(rows[1].state == OutboxState::pending);
   CHECK(rows[1].attempts == 0);
 
   labwatch::test::SmtpServerOptions options;
@@ -416,14 +417,14 @@ TEST_CASE("OutboxDispatcher start sends again what a crash left claimed",
   // A previous process claimed the item and died before it could record anything.
   const auto claimed = site.store().claim_due_mail(site.now, 10);
   REQUIRE(claimed.size() == 1);
-  REQUIRE(site.item().state == "sending");
+  REQUIRE(site.item().state == OutboxState::sending);
 
   OutboxDispatcher& dispatcher = site.start_dispatcher();
   REQUIRE(site.run_until([&] { return dispatcher.counts().sent == 1; }));
   const std::vector<ReceivedMail> mails = server.received();
   REQUIRE(mails.size() == 1);
   CHECK(message_id_of(mails[0]) == "<" + claimed[0].message_id + ">");
-  CHECK(site.item().state == "sent");
+  CHECK(site.item().state == OutboxState::sent);
 }
 
 TEST_CASE("OutboxDispatcher stop lets a send in flight finish and holds the loop no longer",
@@ -447,7 +448,7 @@ TEST_CASE("OutboxDispatcher stop lets a send in flight finish and holds the loop
     CHECK(std::chrono::steady_clock::now() - start < 500ms);
     // The result still arrives and is recorded while the loop runs.
     REQUIRE(site.run_until([&] { return dispatcher.counts().sent == 1; }));
-    CHECK(site.item().state == "sent");
+    CHECK(site.item().state == OutboxState::sent);
     CHECK(server.received().size() == 1);
   }
   SECTION("a send that outlasts the grace is abandoned, and sent again after a restart") {
@@ -457,7 +458,7 @@ TEST_CASE("OutboxDispatcher stop lets a send in flight finish and holds the loop
     const auto start = std::chrono::steady_clock::now();
     site.drop_dispatcher();
     CHECK(std::chrono::steady_clock::now() - start < 1s);
-    CHECK(site.item().state == "sending");
+    CHECK(site.item().state == OutboxState::sending);
 
     server.set_mode("ok");
     OutboxDispatcher& next = site.start_dispatcher();
@@ -465,7 +466,7 @@ TEST_CASE("OutboxDispatcher stop lets a send in flight finish and holds the loop
     const std::vector<ReceivedMail> mails = server.received();
     REQUIRE(mails.size() == 2);
     CHECK(message_id_of(mails[0]) == message_id_of(mails[1]));
-    CHECK(site.item().state == "sent");
+    CHECK(site.item().state == OutboxState::sent);
   }
 }
 
@@ -484,9 +485,9 @@ TEST_CASE("OutboxDispatcher pauses a relay that refuses the session with 5xx, fa
   CHECK(dispatcher.counts().retried == 1);  // the second item is not tried during the pause
   std::vector<OutboxRow> rows = site.store().outbox(false);
   REQUIRE(rows.size() == 2);
-  CHECK(rows[0].state == "pending");
+  CHECK(rows[0].state == OutboxState::pending);
   CHECK(rows[0].last_error.find("530") != std::string::npos);
-  CHECK(rows[1].state == "pending");
+  CHECK(rows[1].state == OutboxState::pending);
   CHECK(rows[1].attempts == 0);
 
   // At t0+10 the second item, first attempted, meets the relay's second fault in a row: 20 s.

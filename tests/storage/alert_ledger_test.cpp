@@ -123,7 +123,7 @@ TEST_CASE("AlertLedger routes by ordering provider and by facility, else to the 
     CHECK(rows[2].email == "dr.b@clinic.example");
     CHECK(rows[3].email == "desk@clinic.example");
     for (const auto& row : rows) {
-      CHECK(row.state == "pending");
+      CHECK(row.state == labwatch::storage::OutboxState::pending);
       CHECK(row.attempts == 0);
       CHECK(row.alerts == 1);
     }
@@ -261,7 +261,7 @@ TEST_CASE("AlertLedger never raises a second alert or queues mail again for rese
   CHECK(after_mail.notices == 0);
   rows = f.store->outbox(true);
   REQUIRE(rows.size() == 1);
-  CHECK(rows[0].state == "sent");
+  CHECK(rows[0].state == labwatch::storage::OutboxState::sent);
   const auto current = alert_list(*f.store, false);
   REQUIRE(current.size() == 1);
   CHECK(std::get<3>(current[0]) == "sent");

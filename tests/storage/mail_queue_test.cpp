@@ -19,6 +19,7 @@ using labwatch::clinical::NoticeKind;
 using labwatch::clinical::ResultStatus;
 using labwatch::storage::AlertPolicy;
 using labwatch::storage::OutboxItem;
+using labwatch::storage::OutboxState;
 using labwatch::storage::Recipient;
 using labwatch::storage::Store;
 using labwatch::storage::testing::default_targets;
@@ -82,14 +83,14 @@ TEST_CASE("Store mail items move pending, sending, pending again, sent or failed
   REQUIRE(claimed.size() == 1);
   const std::int64_t ferritin_item = claimed[0].id;
   CHECK(claimed[0].attempts == 1);
-  CHECK(f.store->outbox(false).at(0).state == "sending");
+  CHECK(f.store->outbox(false).at(0).state == OutboxState::sending);
   CHECK(f.store->claim_due_mail(due + kDay, 10).empty());  // in flight: not claimed twice
   CHECK_FALSE(f.store->next_mail_due().has_value());
 
   // A crash while sending: at start-up the item is pending again, its attempt counted.
   CHECK(f.store->reset_interrupted_mail() == 1);
   CHECK(f.store->reset_interrupted_mail() == 0);
-  CHECK(f.store->outbox(false).at(0).state == "pending");
+  CHECK(f.store->outbox(false).at(0).state == OutboxState::pending);
   CHECK(f.store->next_mail_due() == due);
   claimed = f.store->claim_due_mail(due, 10);
   REQUIRE(claimed.size() == 1);
@@ -101,7 +102,7 @@ TEST_CASE("Store mail items move pending, sending, pending again, sent or failed
   f.store->mark_mail_retry(ferritin_item, retry_at, "451 4.3.0 try again later");
   auto rows = f.store->outbox(false);
   REQUIRE(rows.size() == 1);
-  CHECK(rows[0].state == "pending");
+  CHECK(rows[0].state == OutboxState::pending);
   CHECK(rows[0].attempts == 2);
   CHECK(rows[0].last_error == "451 4.3.0 try again later");
   CHECK(rows[0].due_at == retry_at);
@@ -131,12 +132,12 @@ TEST_CASE("Store mail items move pending, sending, pending again, sent or failed
   rows = f.store->outbox(false);
   REQUIRE(rows.size() == 1);  // the failed one, for the admin; sent ones only with `all`
   CHECK(rows[0].id == ferritin_item);
-  CHECK(rows[0].state == "failed");
+  CHECK(rows[0].state == OutboxState::failed);
   CHECK(rows[0].last_error == "550 5.1.1 no such mailbox");
   CHECK_FALSE(rows[0].sent_at.has_value());
   rows = f.store->outbox(true);
   REQUIRE(rows.size() == 2);
-  CHECK(rows[1].state == "sent");
+  CHECK(rows[1].state == OutboxState::sent);
   CHECK(rows[1].sent_at == retry_at);
   CHECK(rows[1].last_error.empty());
   CHECK_FALSE(f.store->next_mail_due().has_value());
@@ -146,8 +147,8 @@ TEST_CASE("Store mail items move pending, sending, pending again, sent or failed
   f.store->mark_mail_failed(zinc_item, "late");
   f.store->mark_mail_retry(ferritin_item, retry_at + 60, "late");
   rows = f.store->outbox(true);
-  CHECK(rows[0].state == "failed");
-  CHECK(rows[1].state == "sent");
+  CHECK(rows[0].state == OutboxState::failed);
+  CHECK(rows[1].state == OutboxState::sent);
   CHECK(alert_state(*f.store, "zinc") == "sent");
 }
 
@@ -236,10 +237,10 @@ TEST_CASE("Store retry_failed_mail puts failed items and their alerts back in th
     CHECK(f.store->retry_failed_mail(items[0].id, now) == 1);
     CHECK(f.store->retry_failed_mail(items[0].id, now) == 0);  // not failed any more
     const auto rows = f.store->outbox(false);
-    CHECK(rows[0].state == "pending");
+    CHECK(rows[0].state == OutboxState::pending);
     CHECK(rows[0].attempts == 1);  // kept, as is the last error
     CHECK(rows[0].last_error == "550 5.1.1 no such mailbox");
-    CHECK(rows[1].state == "failed");
+    CHECK(rows[1].state == OutboxState::failed);
     CHECK(alert_state(*f.store, "ferritin") == "pending");
     CHECK(alert_state(*f.store, "zinc") == "failed");
     const auto again = f.store->claim_due_mail(now + kDay, 10);
@@ -258,6 +259,6 @@ TEST_CASE("Store retry_failed_mail puts failed items and their alerts back in th
     REQUIRE(claimed.size() == 1);
     f.store->mark_mail_sent(claimed[0].id, now);
     CHECK(f.store->retry_failed_mail(items[0].id, now) == 0);
-    CHECK(f.store->outbox(true).at(0).state == "sent");
+    CHECK(f.store->outbox(true).at(0).state == OutboxState::sent);
   }
 }
