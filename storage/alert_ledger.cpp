@@ -57,15 +57,6 @@ std::string evidence_text(const std::vector<clinical::TrendPoint>& evidence) {
   return out;
 }
 
-const clinical::Analyte& analyte_of(const AlertPolicy& targets, std::string_view key) {
-  // An analyte outside the catalogue still has its absolute clauses checked; it has no fallback
-  // reference range for the relative ones.
-  static const clinical::Analyte uncatalogued;
-  const clinical::Analyte* analyte =
-      targets.catalogue != nullptr ? targets.catalogue->by_key(key) : nullptr;
-  return analyte != nullptr ? *analyte : uncatalogued;
-}
-
 }  // namespace
 
 LedgerStatements::LedgerStatements(SQLite::Database& db)
@@ -124,7 +115,7 @@ AlertLedger::AlertLedger(SQLite::Database& db, LedgerStatements& statements,
     : db_(db), statements_(statements), targets_(targets), now_(now), summary_(summary) {}
 
 void AlertLedger::route(std::string_view provider_id, std::string_view facility_code) {
-  recipients_ = storage::route(targets_.routing, provider_id, facility_code);
+  recipients_ = clinical::recipients_for(targets_.routing, provider_id, facility_code);
 }
 
 void AlertLedger::begin_report(const clinical::NormalizedReport& report, std::int64_t person_id,
@@ -159,11 +150,7 @@ void AlertLedger::version_current(const CurrentVersion& current,
   if (replaced) {
     earlier = active_alerts(replaced->result_id);
   }
-  clinical::Decision decision;
-  if (const auto rule = targets_.by_analyte.find(result.analyte);
-      rule != targets_.by_analyte.end()) {
-    decision = clinical::evaluate(result, rule->second, analyte_of(targets_, result.analyte));
-  }
+  const clinical::Decision decision = clinical::judge_result(result, targets_);
   const clinical::MailVerdict verdict = clinical::decide_mail(
       {result.collected_at, now_, result.status, !recipients_.empty()}, targets_.mail_policy);
   const auto target = std::find_if(earlier.begin(), earlier.end(),
@@ -558,108 +545,78 @@ void AlertLedger::judge_trends(std::int64_t person_id, std::string_view analyte,
                                clinical::UnixSeconds from, const CurrentVersion* current,
                                std::vector<ActiveAlert>* earlier, clinical::MailVerdict verdict,
                                std::optional<std::int64_t> removed, bool to_the_end) {
-  const auto trends = targets_.trends.find(analyte);
-  if (trends == targets_.trends.end() || trends->second.empty()) {
+  const std::string_view key = clinical::trended_analyte(targets_, analyte);
+  if (key.empty()) {
     return;
   }
-  static const clinical::OptimalRule no_target;
-  const auto rule = targets_.by_analyte.find(analyte);
-  const clinical::OptimalRule& target =
-      rule != targets_.by_analyte.end() ? rule->second : no_target;
-  const clinical::Analyte& catalogued = analyte_of(targets_, analyte);
-
-  const History& kept = history(person_id, trends->first, removed, current);
+  const History& kept = history(person_id, key, removed, current);
   std::vector<clinical::TrendPoint>& points = trend_points_;
   points.clear();
   for (const KeptPoint& point : kept) {
     points.push_back(
         {point.value, bound_of(point.ref_low), bound_of(point.ref_high), point.collected_at});
   }
-  const auto id_at = [&kept](std::size_t i) { return kept[i].result_id; };
-  const auto at_time = [](const clinical::TrendPoint& point, clinical::UnixSeconds t) {
-    return point.collected_at < t;
-  };
-  const auto before_point = [](clinical::UnixSeconds t, const clinical::TrendPoint& point) {
-    return t < point.collected_at;
-  };
-  std::size_t window = 0;
-  std::int64_t span = 0;
-  for (const clinical::TrendRule& trend : trends->second) {
-    window = std::max(window, trend.window());
-    span = std::max(span, trend.span_seconds());
-  }
-  const std::size_t first = static_cast<std::size_t>(
-      std::lower_bound(points.begin(), points.end(), from, at_time) - points.begin());
-  std::size_t changed = first;
+  std::optional<std::size_t> changed;
   if (current != nullptr) {
     const auto at = std::find_if(kept.begin(), kept.end(), [&](const KeptPoint& point) {
       return point.result_id == current->result_id;
     });
     if (at != kept.end()) {
-      changed = std::max(first, static_cast<std::size_t>(at - kept.begin()));
+      changed = static_cast<std::size_t>(at - kept.begin());
     }
   }
-  std::size_t end = to_the_end ? kept.size() : std::min(kept.size(), changed + window);
-  if (span > 0 && changed < kept.size()) {
-    // A rule that looks back by time sees the changed point from every later result within it.
-    const clinical::UnixSeconds reach = points[changed].collected_at + span;
-    end = std::max(end, static_cast<std::size_t>(
-                            std::upper_bound(points.begin(), points.end(), reach, before_point) -
-                            points.begin()));
-  }
-  for (std::size_t i = first; i < end; ++i) {
-    const std::span<const clinical::TrendPoint> history(points.data(), i + 1);
-    for (const clinical::TrendRule& trend : trends->second) {
-      const clinical::Decision decision =
-          clinical::evaluate_trend(history, trend, target, catalogued);
-      if (current != nullptr && id_at(i) == current->result_id) {
-        ActiveAlert* slot = nullptr;
-        if (earlier != nullptr) {
-          const auto same = std::find_if(earlier->begin(), earlier->end(), [&](const auto& a) {
-            return !a.settled && a.rule == trend.text;
-          });
-          slot = same != earlier->end() ? &*same : nullptr;
-        }
-        settle(slot, id_at(i), decision,
-               current->result->status == clinical::ResultStatus::corrected, verdict);
-      } else if (to_the_end && i + 1 == kept.size() && decision.violated &&
-                 !find_trend_alert(id_at(i), trend)) {
-        settle(nullptr, id_at(i), decision, false,
-               verdict);  // mailed like the alert of a new result
-      } else {
-        rejudge_trend(id_at(i), trend, decision);
+  std::vector<clinical::TrendJudgement>& judgements = trend_judgements_;
+  clinical::judge_trends(targets_, key, points, from, changed, to_the_end, judgements);
+  for (const clinical::TrendJudgement& judged : judgements) {
+    const std::int64_t result_id = kept[judged.index].result_id;
+    if (current != nullptr && result_id == current->result_id) {
+      ActiveAlert* slot = nullptr;
+      if (earlier != nullptr) {
+        const auto same = std::find_if(earlier->begin(), earlier->end(), [&](const auto& a) {
+          return !a.settled && a.rule == judged.rule;
+        });
+        slot = same != earlier->end() ? &*same : nullptr;
       }
+      settle(slot, result_id, judged.decision,
+             current->result->status == clinical::ResultStatus::corrected, verdict);
+    } else if (to_the_end && judged.index + 1 == kept.size() && judged.decision.violated &&
+               !find_trend_alert(result_id, judged.rule, judged.ref)) {
+      settle(nullptr, result_id, judged.decision, false,
+             verdict);  // mailed like the alert of a new result
+    } else {
+      rejudge_trend(result_id, judged);
     }
   }
 }
 
 std::optional<AlertLedger::ActiveAlert> AlertLedger::find_alert(std::int64_t result_id,
-                                                                const clinical::TrendRule& rule) {
+                                                                std::string_view rule,
+                                                                const clinical::RuleRef& ref) {
   std::optional<ActiveAlert> existing;
   SQLite::Statement& find = fresh(statements_.find_alert);
   const ResetOnExit reset(find);
   find.bind(1, result_id);
-  find.bind(2, rule.text);
+  find.bind(2, std::string(rule));
   if (find.executeStep()) {
     existing.emplace();
     existing->alert_id = find.getColumn(0).getInt64();
     existing->result_id = result_id;
-    existing->rule = rule.text;
-    existing->ref = rule.ref();
+    existing->rule = rule;
+    existing->ref = ref;
     existing->state = read_alert_status(find.getColumn(1));
   }
   return existing;
 }
 
 std::optional<AlertLedger::ActiveAlert> AlertLedger::find_trend_alert(
-    std::int64_t result_id, const clinical::TrendRule& rule) {
+    std::int64_t result_id, std::string_view rule, const clinical::RuleRef& ref) {
   if (!first_new_result_) {
     first_new_result_ =
         db_.execAndGet("SELECT coalesce(max(result_id), 0) + 1 FROM results").getInt64();
   }
-  const std::optional<std::size_t> index = trend_rule_index(rule.text);
+  const std::optional<std::size_t> index = trend_rule_index(rule);
   if (result_id < *first_new_result_ || !index) {
-    return find_alert(result_id, rule);
+    return find_alert(result_id, rule, ref);
   }
   const std::size_t bit = TrendAlertKeyHash{}({result_id, *index}) % kTrendAlertBits;
   if (trend_alert_bits_.empty() ||
@@ -673,21 +630,15 @@ std::optional<AlertLedger::ActiveAlert> AlertLedger::find_trend_alert(
   ActiveAlert alert;
   alert.alert_id = kept->second.alert_id;
   alert.result_id = result_id;
-  alert.rule = rule.text;
-  alert.ref = rule.ref();
+  alert.rule = rule;
+  alert.ref = ref;
   alert.state = kept->second.state;
   return alert;
 }
 
 std::optional<std::size_t> AlertLedger::trend_rule_index(std::string_view rule) {
   if (trend_rules_.empty()) {
-    for (const auto& [analyte, rules] : targets_.trends) {
-      for (const clinical::TrendRule& trend : rules) {
-        if (std::find(trend_rules_.begin(), trend_rules_.end(), trend.text) == trend_rules_.end()) {
-          trend_rules_.push_back(trend.text);
-        }
-      }
-    }
+    trend_rules_ = clinical::trend_rule_names(targets_);
   }
   const auto at = std::find(trend_rules_.begin(), trend_rules_.end(), rule);
   if (at == trend_rules_.end()) {
@@ -784,9 +735,9 @@ void AlertLedger::forget_histories() {
   history_points_ = 0;
 }
 
-void AlertLedger::rejudge_trend(std::int64_t result_id, const clinical::TrendRule& rule,
-                                const clinical::Decision& decision) {
-  std::optional<ActiveAlert> existing = find_trend_alert(result_id, rule);
+void AlertLedger::rejudge_trend(std::int64_t result_id, const clinical::TrendJudgement& judged) {
+  const clinical::Decision& decision = judged.decision;
+  std::optional<ActiveAlert> existing = find_trend_alert(result_id, judged.rule, judged.ref);
   std::optional<clinical::EarlierAlert> before;
   if (existing) {
     before = clinical::EarlierAlert{existing->rule, existing->state};

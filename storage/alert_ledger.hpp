@@ -14,10 +14,10 @@
 #include <vector>
 
 #include "clinical/alert_plan.hpp"
+#include "clinical/alert_policy.hpp"
 #include "clinical/alert_status.hpp"
 #include "clinical/mail_policy.hpp"
 #include "clinical/normalized.hpp"
-#include "clinical/rules.hpp"
 #include "clinical/silence.hpp"
 #include "storage/outbox.hpp"
 #include "storage/store.hpp"
@@ -156,11 +156,13 @@ class AlertLedger {
   };
 
   std::vector<ActiveAlert> active_alerts(std::int64_t result_id);
-  // The alert of trend rule `rule` on `result_id`, whatever its state.
-  std::optional<ActiveAlert> find_alert(std::int64_t result_id, const clinical::TrendRule& rule);
+  // The alert of trend rule `rule` (which `ref` says what it is) on `result_id`, whatever its
+  // state.
+  std::optional<ActiveAlert> find_alert(std::int64_t result_id, std::string_view rule,
+                                        const clinical::RuleRef& ref);
   // find_alert, without reading when this ledger knows there is none.
-  std::optional<ActiveAlert> find_trend_alert(std::int64_t result_id,
-                                              const clinical::TrendRule& rule);
+  std::optional<ActiveAlert> find_trend_alert(std::int64_t result_id, std::string_view rule,
+                                              const clinical::RuleRef& ref);
   // A trend alert this ledger inserted: which, and its state.
   struct TrendAlertKey {
     std::int64_t result_id = 0;
@@ -213,8 +215,7 @@ class AlertLedger {
                     const CurrentVersion* current, std::vector<ActiveAlert>* earlier,
                     clinical::MailVerdict verdict, std::optional<std::int64_t> removed,
                     bool to_the_end = false);
-  void rejudge_trend(std::int64_t result_id, const clinical::TrendRule& rule,
-                     const clinical::Decision& decision);
+  void rejudge_trend(std::int64_t result_id, const clinical::TrendJudgement& judged);
   // Whether any silence is in force at now_, asked once per ledger.
   bool silences_in_force();
   // Reads the silences of `person_id` and `analyte` in force at now_ into silences_.
@@ -247,10 +248,11 @@ class AlertLedger {
   std::unordered_map<HistoryKey, History, HistoryKeyHash> histories_;
   std::size_t history_points_ = 0;
   std::vector<clinical::TrendPoint> trend_points_;  // the history judged, as clinical reads it
+  std::vector<clinical::TrendJudgement> trend_judgements_;  // what clinical judged of it
   // The trend alerts this ledger inserted, with their states as it set them, and the first result
   // id that did not exist when it began: a result from there on has no trend alert but those kept
   // here, so the judge does not read them again. Bounded: past a limit, the ledger reads again.
-  std::vector<std::string> trend_rules_;  // the texts of the configured trend rules
+  std::vector<std::string_view> trend_rules_;  // the names of the configured trend rules
   std::unordered_map<TrendAlertKey, KeptAlert, TrendAlertKeyHash> trend_alerts_;
   // A bit per hash of the keys in trend_alerts_: a clear bit says "none" without the map's read,
   // for most results have no trend alert.

@@ -11,36 +11,15 @@
 #include <string_view>
 #include <vector>
 
+#include "clinical/alert_policy.hpp"
 #include "clinical/normalized.hpp"
 #include "clinical/notice_kind.hpp"
-#include "clinical/rules.hpp"
 #include "storage/outbox_state.hpp"
 
 namespace labwatch::storage {
 
-struct Recipient {
-  std::string practitioner_id;  // empty for the default recipient
-  std::string email;
-  std::string name;
-  bool full_phi = false;  // false: initials and report id only; true: name and values
-};
-
-// Where alerts go: to every practitioner of the ordering provider (OBR-16 id) and of the sending
-// facility, else the fallback.
-// Plain values from the config, passed in by the caller (storage never sees config/).
-struct Routing {
-  std::map<std::string, std::vector<Recipient>, std::less<>> by_provider;
-  std::map<std::string, std::vector<Recipient>, std::less<>> by_facility;
-  std::vector<Recipient> fallback;
-  std::int64_t collect_wait_seconds = 60;  // a new mail waits this long for the rest of a panel
-};
-
-// Who is told about a report ordered by `provider_id` (empty: none) from `facility`: the
-// recipients of the provider and those of the facility, in that order, each address once (a
-// practitioner who matches by both gets one mail); the fallback only when neither matched anyone.
-// Recipients without an address are left out.
-std::vector<Recipient> route(const Routing& routing, std::string_view provider_id,
-                             std::string_view facility);
+using Recipient = clinical::Recipient;
+using Routing = clinical::Routing;
 
 struct HistoryPoint {
   clinical::UnixSeconds collected_at = 0;

@@ -13,12 +13,12 @@
 #include <string_view>
 #include <vector>
 
+#include "clinical/alert_policy.hpp"
 #include "clinical/alert_status.hpp"
 #include "clinical/analyte_catalogue.hpp"
 #include "clinical/mail_policy.hpp"
 #include "clinical/normalized.hpp"
 #include "clinical/reconcile.hpp"
-#include "clinical/rules.hpp"
 #include "parsers/lab_report.hpp"
 #include "storage/mail_outbox.hpp"
 #include "storage/outbox.hpp"
@@ -106,18 +106,8 @@ inline constexpr std::string_view kIntakeNotCompleted =
     "the ingest did not complete: the process ended while ingesting it (a crash, a kill or a "
     "power loss)";
 
-// The alert policy in force: the optimal and trend rules, who is told (routing) and when mail goes
-// (mail_policy). Plain values passed in by the caller.
-struct AlertPolicy {
-  std::map<std::string, clinical::OptimalRule, std::less<>> by_analyte;  // analyte -> optimal rule
-  // analyte -> trend rules, judged for each result that becomes current against that person's
-  // current results of the analyte by collection time. None by default.
-  std::map<std::string, std::vector<clinical::TrendRule>, std::less<>> trends;
-  const clinical::AnalyteCatalogue* catalogue = &clinical::AnalyteCatalogue::builtin();
-  Routing routing;  // empty: alerts are recorded ('unmailed'), no mail is queued
-  // Which new alerts are mailed (clinical::decide_mail): old results and preliminaries are not.
-  clinical::MailPolicy mail_policy;
-};
+// The alert policy in force (clinical/alert_policy.hpp): storage applies its plans.
+using AlertPolicy = clinical::AlertPolicy;
 
 // At most this many refusals of one file are recorded in detail (the refusals table, the daemon's
 // outcome and reason file); the rest are only counted (IngestSummary::refusals counts them all). A

@@ -1,17 +1,18 @@
 // SPDX-License-Identifier: Apache-2.0
-// Tests of alert routing: provider OR facility, each address once, the fallback only for nobody.
+// Tests of alert routing (clinical::recipients_for): provider OR facility, each address once, the
+// fallback only for nobody.
 #include <catch2/catch.hpp>
 #include <string>
 #include <string_view>
 #include <vector>
 
-#include "storage/outbox.hpp"
+#include "clinical/alert_policy.hpp"
 
 namespace {
 
-using labwatch::storage::Recipient;
-using labwatch::storage::route;
-using labwatch::storage::Routing;
+using labwatch::clinical::Recipient;
+using labwatch::clinical::recipients_for;
+using labwatch::clinical::Routing;
 
 Routing clinic() {
   const Recipient lee{"lee", "lee@clinic.example", "Dr. Lee", true};
@@ -37,8 +38,8 @@ std::vector<std::string> emails(const std::vector<Recipient>& recipients) {
 
 }  // namespace
 
-TEST_CASE("route sends to the provider's and the facility's practitioners, each once",
-          "[storage][routing]") {
+TEST_CASE("recipients_for sends to the provider's and the facility's practitioners, each once",
+          "[clinical][routing]") {
   const Routing routing = clinic();
   struct Case {
     std::string_view provider;
@@ -60,12 +61,15 @@ TEST_CASE("route sends to the provider's and the facility's practitioners, each 
   };
   for (const Case& c : cases) {
     INFO("provider '" << c.provider << "', facility '" << c.facility << "'");
-    CHECK(emails(route(routing, c.provider, c.facility)) == c.expected);
+    CHECK(emails(recipients_for(routing, c.provider, c.facility)) == c.expected);
   }
   SECTION("an empty provider id never matches a provider entry keyed by ''") {
     Routing odd = clinic();
     odd.by_provider[""] = {Recipient{"z", "z@clinic.example", "Z", false}};
-    CHECK(emails(route(odd, "", "OTHER")) == std::vector<std::string>{"ops@clinic.example"});
+    CHECK(emails(recipients_for(odd, "", "OTHER")) ==
+          std::vector<std::string>{"ops@clinic.example"});
   }
-  SECTION("no routing at all queues nothing") { CHECK(route(Routing{}, "LEE01", "QDX").empty()); }
+  SECTION("no routing at all queues nothing") {
+    CHECK(recipients_for(Routing{}, "LEE01", "QDX").empty());
+  }
 }
