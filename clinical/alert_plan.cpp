@@ -98,6 +98,18 @@ AlertPlan plan_promotion(const EarlierAlert& held_alert, const AlertState& state
   return plan;
 }
 
+AlertPlan plan_new_silence(const EarlierAlert& alert, const AlertState& state_of,
+                           std::span<const Silence> silences, UnixSeconds now, bool all_unsent) {
+  AlertPlan plan;
+  if (alert.state != alert_status(MailVerdict::mail) || !all_unsent ||
+      apply_silence(MailVerdict::mail, silences, state_of, now) != MailVerdict::silenced) {
+    return plan;
+  }
+  plan.take_back_unsent = true;
+  plan.earlier_to = alert_status(MailVerdict::silenced);
+  return plan;
+}
+
 AlertPlan plan_rejudged_trend(bool violated, const std::optional<EarlierAlert>& existing) {
   AlertPlan plan;
   const bool active = existing && is_active(existing->state);

@@ -109,6 +109,13 @@ AlertPlan plan_promotion(const EarlierAlert& held, const AlertState& state_of,
                          MailVerdict final_verdict, std::span<const Silence> silences,
                          UnixSeconds now);
 
+// An alert queued for mail when a silence came to cover it after it was raised (a merge brought
+// the silences of another identity of the person): while none of its mail has been attempted
+// (`all_unsent`), it is held as silenced and its notices are taken back; a mail already attempted
+// may have arrived, so the alert is left as it is. Alerts in other states are left as they are.
+AlertPlan plan_new_silence(const EarlierAlert& alert, const AlertState& state_of,
+                           std::span<const Silence> silences, UnixSeconds now, bool all_unsent);
+
 // A trend judged again on a later result (its run now includes a changed point): the result is
 // not new, so nothing is mailed about it. Violated: a new alert is raised unmailed, as history, or
 // an inactive one is reopened; an active one is kept. Not violated: an active alert is resolved,

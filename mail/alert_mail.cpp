@@ -60,7 +60,8 @@ std::string count_phrase(NoticeKind kind, std::size_t n) {
     case NoticeKind::correction:
       return plural(n, "corrected result", "corrected results") + " outside optimal target";
     case NoticeKind::resolution:
-      return plural(n, "corrected result", "corrected results") + " back within target";
+      // A new value inside target, or a trend judged again over a changed history.
+      return plural(n, "result", "results") + " back within target";
     case NoticeKind::retraction:
       return plural(n, "result", "results") + " cancelled by the lab";
   }
@@ -320,9 +321,16 @@ NoticeText describe_notice(const Notice& notice, const clinical::AnalyteCatalogu
                             ".");
       break;
     case NoticeKind::resolution:
-      out.headline = full_phi ? name + ": corrected value " + value + previous + collected +
-                                    ": back within the optimal target"
-                              : name + ": corrected value back within the optimal target";
+      if (!notice.previous_value) {
+        // No value changed: the alert's trend was judged again over a history that changed (a
+        // merge or unmerge of identities, an earlier draw arriving late).
+        out.headline = name + (full_phi ? " " + value + collected : std::string()) +
+                       ": no longer outside the optimal target (its history changed)";
+      } else {
+        out.headline = full_phi ? name + ": corrected value " + value + previous + collected +
+                                      ": back within the optimal target"
+                                : name + ": corrected value back within the optimal target";
+      }
       out.details.push_back("The earlier alert" + earlier_mail(notice) + " is resolved.");
       break;
     case NoticeKind::retraction:

@@ -243,6 +243,54 @@ void AlertLedger::rejudge_person(std::int64_t person_id, std::string_view analyt
                nullptr, verdict, std::nullopt, true);
 }
 
+void AlertLedger::resilence_person(std::int64_t person_id) {
+  if (!silences_in_force()) {
+    return;
+  }
+  struct Queued {
+    ActiveAlert alert;
+    std::string analyte;
+    std::string flags;
+  };
+  std::vector<Queued> queued;
+  {
+    SQLite::Statement query(
+        db_,
+        "SELECT a.alert_id, a.result_id, a.rule, a.state, a.value, a.target_low, a.target_high, "
+        "r.analyte, r.flags FROM alerts a JOIN results r ON r.result_id = a.result_id "
+        "WHERE r.person_id = ? AND r.state = 'current' AND a.state = ? ORDER BY a.alert_id");
+    query.bind(1, person_id);
+    query.bind(2, std::string(clinical::to_string(AlertStatus::pending)));
+    while (query.executeStep()) {
+      Queued& q = queued.emplace_back();
+      q.alert.alert_id = query.getColumn(0).getInt64();
+      q.alert.result_id = query.getColumn(1).getInt64();
+      q.alert.rule = query.getColumn(2).getString();
+      q.alert.ref = clinical::rule_ref(q.alert.rule);
+      q.alert.state = read_alert_status(query.getColumn(3));
+      q.alert.value = query.getColumn(4).getDouble();
+      q.alert.target_low = read_optional(query.getColumn(5));
+      q.alert.target_high = read_optional(query.getColumn(6));
+      q.analyte = query.getColumn(7).getString();
+      q.flags = query.getColumn(8).getString();
+    }
+  }
+  for (Queued& q : queued) {
+    load_silences(person_id, q.analyte);
+    if (silences_.empty()) {
+      continue;
+    }
+    const std::vector<NoticeRow> rows = notices_of(q.alert.alert_id);
+    const bool all_unsent =
+        std::all_of(rows.begin(), rows.end(), [](const NoticeRow& row) { return row.unsent; });
+    const clinical::AlertState state_of = clinical::alert_state_of(
+        q.alert.ref, q.alert.value, q.alert.target_low, q.alert.target_high, q.flags);
+    apply(clinical::plan_new_silence({q.alert.rule, q.alert.state}, state_of, silences_, now_,
+                                     all_unsent),
+          &q.alert, q.alert.result_id, nullptr);
+  }
+}
+
 void AlertLedger::version_superseded(std::int64_t result_id) {
   forget_histories();  // whose history it left is not said; rare (a stand-in, an odd plan)
   for (ActiveAlert& alert : active_alerts(result_id)) {

@@ -95,6 +95,11 @@ class AlertLedger {
   // nothing already mailed is mailed again.
   void rejudge_person(std::int64_t person_id, std::string_view analyte);
 
+  // The silences of `person_id` changed hands (a merge brought another identity's): each of the
+  // person's alerts queued for mail and never attempted is held as silenced when a silence in
+  // force now covers it (clinical::plan_new_silence).
+  void resilence_person(std::int64_t person_id);
+
   // `superseded` left the current set without a current successor (not expected of plan_version):
   // its active alerts become 'superseded', silently.
   void version_superseded(std::int64_t result_id);

@@ -147,6 +147,10 @@ IdentityOutcome SqliteIdentityStore::merge(std::int64_t kept, std::int64_t absor
   exec_bound(db_, "DELETE FROM not_performed WHERE person_id = ? AND person_id <> ?", absorbed,
              kept);
   exec_bound(db_, "UPDATE outbox SET person_id = ? WHERE person_id = ?", kept, absorbed);
+  // A silence a practitioner set for either identity is about this one patient: both hold for the
+  // merged person. (An unmerge leaves them with the person they were set for: the identifier split
+  // off is mailed again, the safe side.)
+  exec_bound(db_, "UPDATE silences SET person_id = ? WHERE person_id = ?", kept, absorbed);
   // The reviewed pair is settled; the absorbed person's other pairs become the kept person's.
   exec_bound(db_,
              "UPDATE match_candidates SET state = 'merged' "
@@ -174,6 +178,12 @@ IdentityOutcome SqliteIdentityStore::merge(std::int64_t kept, std::int64_t absor
   exec_bound(db_, "UPDATE persons SET merged_into = ?1 WHERE merged_into = ?2 OR person_id = ?2",
              kept, absorbed);
   rejudge(kept, targets, action.now, outcome.alerts);
+  {
+    // The alerts each identity queued before the merge meet the other's silences now.
+    LedgerStatements statements(db_);
+    AlertLedger ledger(db_, statements, targets, action.now, outcome.alerts);
+    ledger.resilence_person(kept);
+  }
   record(action, "merge",
          "merged " + person_text(absorbed) + " into " + person_text(kept) + " (" +
              std::to_string(outcome.moved_results) + " results)");

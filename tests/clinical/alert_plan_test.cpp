@@ -257,3 +257,37 @@ TEST_CASE("plan_rejudged_trend raises history, reopens, keeps or resolves",
     CHECK(plan.earlier_notice.has_value() == (c.earlier_to == AlertStatus::resolved));
   }
 }
+
+TEST_CASE("plan_new_silence holds a queued alert a silence now covers, unless its mail was tried",
+          "[clinical][alert_plan]") {
+  using labwatch::clinical::plan_new_silence;
+  const AlertState below{AlertSide::below, AlertTier::hard};
+  const AlertState above{AlertSide::above, AlertTier::hard};
+  const std::vector<Silence> silenced_below = {
+      {1, 5'000, AlertState{AlertSide::below, AlertTier::hard}}};
+  AlertPlan held;
+  held.take_back_unsent = true;
+  held.earlier_to = AlertStatus::silenced;
+  struct Case {
+    std::string_view name;
+    AlertStatus state;
+    AlertState state_of;
+    bool all_unsent;
+    labwatch::clinical::UnixSeconds now;
+    AlertPlan expected;
+  };
+  const std::vector<Case> cases = {
+      {"queued, covered: held", AlertStatus::pending, below, true, 1'000, held},
+      {"queued, mail already tried: left", AlertStatus::pending, below, false, 1'000, AlertPlan{}},
+      {"queued, other side: still mailed", AlertStatus::pending, above, true, 1'000, AlertPlan{}},
+      {"queued, silence over: still mailed", AlertStatus::pending, below, true, 5'000, AlertPlan{}},
+      {"sent: left", AlertStatus::sent, below, true, 1'000, AlertPlan{}},
+      {"unmailed: left", AlertStatus::unmailed, below, true, 1'000, AlertPlan{}},
+  };
+  for (const Case& c : cases) {
+    INFO(c.name);
+    CHECK(plan_new_silence({"ge:50", c.state}, c.state_of, silenced_below, c.now, c.all_unsent) ==
+          c.expected);
+  }
+  CHECK(plan_new_silence({"ge:50", AlertStatus::pending}, below, {}, 1'000, true) == AlertPlan{});
+}

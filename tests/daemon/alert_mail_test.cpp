@@ -252,8 +252,8 @@ TEST_CASE("compose_alert_mail words corrections, resolutions and retractions and
   SECTION("full PHI") {
     const MailMessage m = compose(item);
     CHECK(m.subject ==
-          "labwatch: 1 corrected result outside optimal target, 1 corrected result back within "
-          "target, 1 result cancelled by the lab (person 12)");
+          "labwatch: 1 corrected result outside optimal target, 1 result back within target, 1 "
+          "result cancelled by the lab (person 12)");
     CHECK(m.references == std::vector<std::string>{"aaaa@labwatch", "bbbb@labwatch"});
     CHECK(m.text_body.find(
               "1. Homocysteine (total): corrected value 4.9 umol/L (earlier 5.8 umol/L), "
@@ -279,6 +279,23 @@ TEST_CASE("compose_alert_mail words corrections, resolutions and retractions and
     CHECK(m.text_body.find("3. Ferritin: the lab cancelled this result\n") != std::string::npos);
     CHECK(m.text_body.find("4.9") == std::string::npos);
     CHECK(m.text_body.find("87") == std::string::npos);
+  }
+  SECTION("a resolution without a new value says the history changed, not a correction") {
+    // A trend judged again after a merge or an unmerge: no value of the result changed.
+    resolution.previous_value.reset();
+    resolution.rule = "trend:falling:30:365";
+    item.notices = {resolution};
+    const MailMessage full = compose(item);
+    CHECK(full.text_body.find("1. Ferritin 87 ng/mL, collected 2024-09-21 12:15 UTC: no longer "
+                              "outside the optimal target (its history changed)\n") !=
+          std::string::npos);
+    CHECK(full.text_body.find("corrected") == std::string::npos);
+    item.recipient.full_phi = false;
+    const MailMessage minimal = compose(item);
+    CHECK(minimal.text_body.find(
+              "1. Ferritin: no longer outside the optimal target (its history changed)\n") !=
+          std::string::npos);
+    CHECK(minimal.text_body.find("87") == std::string::npos);
   }
   SECTION("the rendered message carries In-Reply-To and References") {
     const auto rendered = render_mime(compose(item));

@@ -333,3 +333,66 @@ TEST_CASE("Ingest merges nobody into a crowd larger than the persons it reads",
   CHECK(pairs_of_b == labwatch::clinical::kMaxReviewPairs);
   CHECK(b_with_c);
 }
+
+TEST_CASE("IdentityStore merge brings each identity's silences to the merged person",
+          "[storage][identity]") {
+  Fixture f;
+  AlertPolicy targets = falling_targets();
+  targets.by_analyte.insert_or_assign("ferritin",
+                                      labwatch::clinical::parse_optimal_rule("ge:50").value());
+  Recipient desk;
+  desk.email = "desk@clinic.example";
+  targets.routing.fallback = {desk};
+  ingest(*f.store, "a", {about(kHanaA, "M1", 1, {ferritin_at(110, 1, "O1")})}, targets);
+  const std::int64_t a = person_of(*f.store, "LABA|1");
+  const auto review = open_identity_store(f.path);
+  const auto silence = [&](std::int64_t person) {
+    f.store->add_silence({person, "ferritin", from_now(365 * kDay), "treating", "alice", kT0});
+  };
+
+  SECTION("a queued alert of the absorbed identity meets the kept one's silence") {
+    silence(a);  // set while no alert stood: covers every ferritin alert
+    ingest(*f.store, "b", {about(kHanaB, "M2", 2, {ferritin_at(40, 2, "O2")})}, targets);
+    const std::int64_t b = person_of(*f.store, "LABB|9");
+    REQUIRE(f.store->alerts(false).size() == 1);
+    REQUIRE(f.store->alerts(false)[0].state == AlertStatus::pending);
+    REQUIRE(f.store->outbox(true).size() == 1);
+
+    review->merge(a, b, by_alice("married"), targets);
+    // The ge:50 alert queued before the merge and the fall the merge reveals: both silenced,
+    // and the queued mail taken back.
+    const std::vector<AlertRow> alerts = f.store->alerts(false);
+    REQUIRE(alerts.size() == 2);
+    for (const AlertRow& alert : alerts) {
+      INFO(alert.rule);
+      CHECK(alert.state == AlertStatus::silenced);
+    }
+    CHECK(f.store->outbox(true).empty());
+  }
+  SECTION("the absorbed identity's silence holds for the merged person's next result") {
+    ingest(*f.store, "b", {about(kHanaB, "M2", 2, {ferritin_at(100, 2, "O2")})}, targets);
+    const std::int64_t b = person_of(*f.store, "LABB|9");
+    silence(b);
+    review->merge(a, b, by_alice("married"), targets);
+    CHECK(f.count("SELECT count(*) FROM silences WHERE person_id = " + std::to_string(a)) == 1);
+    ingest(*f.store, "c", {about(kHanaA, "M3", 3, {ferritin_at(30, 3, "O3")})}, targets);
+    const std::vector<AlertRow> alerts = f.store->alerts(false);
+    REQUIRE_FALSE(alerts.empty());
+    for (const AlertRow& alert : alerts) {
+      INFO(alert.rule);
+      CHECK(alert.state == AlertStatus::silenced);
+    }
+    CHECK(f.store->outbox(true).empty());
+  }
+  SECTION("a mail already attempted is not taken back") {
+    silence(a);
+    ingest(*f.store, "b", {about(kHanaB, "M2", 2, {ferritin_at(40, 2, "O2")})}, targets);
+    const std::int64_t b = person_of(*f.store, "LABB|9");
+    const auto claimed = f.store->claim_due_mail(from_now(365 * kDay), 100);
+    REQUIRE(claimed.size() == 1);
+    f.store->mark_mail_retry(claimed[0].id, from_now(60), "timeout");
+    review->merge(a, b, by_alice("married"), targets);
+    CHECK(f.store->outbox(true).size() == 1);
+    CHECK(f.count("SELECT count(*) FROM alerts WHERE rule = 'ge:50' AND state = 'pending'") == 1);
+  }
+}
