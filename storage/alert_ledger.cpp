@@ -256,21 +256,14 @@ void AlertLedger::resilence_person(std::int64_t person_id) {
   {
     SQLite::Statement query(
         db_,
-        "SELECT a.alert_id, a.result_id, a.rule, a.state, a.value, a.target_low, a.target_high, "
+        "SELECT a.alert_id, a.rule, a.state, a.value, a.target_low, a.target_high, a.result_id, "
         "r.analyte, r.flags FROM alerts a JOIN results r ON r.result_id = a.result_id "
         "WHERE r.person_id = ? AND r.state = 'current' AND a.state = ? ORDER BY a.alert_id");
     query.bind(1, person_id);
     query.bind(2, std::string(clinical::to_string(AlertStatus::pending)));
     while (query.executeStep()) {
       Queued& q = queued.emplace_back();
-      q.alert.alert_id = query.getColumn(0).getInt64();
-      q.alert.result_id = query.getColumn(1).getInt64();
-      q.alert.rule = query.getColumn(2).getString();
-      q.alert.ref = clinical::rule_ref(q.alert.rule);
-      q.alert.state = read_alert_status(query.getColumn(3));
-      q.alert.value = query.getColumn(4).getDouble();
-      q.alert.target_low = read_optional(query.getColumn(5));
-      q.alert.target_high = read_optional(query.getColumn(6));
+      q.alert = read_active_alert(query, query.getColumn(6).getInt64());
       q.analyte = query.getColumn(7).getString();
       q.flags = query.getColumn(8).getString();
     }
@@ -304,17 +297,23 @@ std::vector<AlertLedger::ActiveAlert> AlertLedger::active_alerts(std::int64_t re
   const ResetOnExit reset(query);
   query.bind(1, result_id);
   while (query.executeStep()) {
-    ActiveAlert& alert = alerts.emplace_back();
-    alert.alert_id = query.getColumn(0).getInt64();
-    alert.result_id = result_id;
-    alert.rule = query.getColumn(1).getString();
-    alert.ref = clinical::rule_ref(alert.rule);
-    alert.state = read_alert_status(query.getColumn(2));
-    alert.value = query.getColumn(3).getDouble();
-    alert.target_low = read_optional(query.getColumn(4));
-    alert.target_high = read_optional(query.getColumn(5));
+    alerts.push_back(read_active_alert(query, result_id));
   }
   return alerts;
+}
+
+AlertLedger::ActiveAlert AlertLedger::read_active_alert(SQLite::Statement& query,
+                                                        std::int64_t result_id) {
+  ActiveAlert alert;
+  alert.alert_id = query.getColumn(0).getInt64();
+  alert.result_id = result_id;
+  alert.rule = query.getColumn(1).getString();
+  alert.ref = clinical::rule_ref(alert.rule);
+  alert.state = read_alert_status(query.getColumn(2));
+  alert.value = query.getColumn(3).getDouble();
+  alert.target_low = read_optional(query.getColumn(4));
+  alert.target_high = read_optional(query.getColumn(5));
+  return alert;
 }
 
 // One rule's decision for a new current version, against the alert of the same slot (the optimal

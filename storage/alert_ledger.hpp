@@ -161,6 +161,9 @@ class AlertLedger {
   };
 
   std::vector<ActiveAlert> active_alerts(std::int64_t result_id);
+  // An alert of `result_id` from a row whose columns 0-5 are alert_id, rule, state, value,
+  // target_low, target_high.
+  static ActiveAlert read_active_alert(SQLite::Statement& query, std::int64_t result_id);
   // The alert of trend rule `rule` (which `ref` says what it is) on `result_id`, whatever its
   // state.
   std::optional<ActiveAlert> find_alert(std::int64_t result_id, std::string_view rule,
