@@ -275,3 +275,41 @@ TEST_CASE(
     }
   }
 }
+
+TEST_CASE("labwatch ingest reads an HL7 date NN/NN/YYYY in the source's date-order",
+          "[daemon][realworld][dates]") {
+  const std::string text =
+      "MSH|^~\\&|LAB|DOX|CLINIC|C1|20250405120000+0100||ORU^R01|CTL1|P|2.5.1\r"
+      "PID|1||D1^^^DOX^MR||DOE^DA||19700101|F\r"
+      "OBR|1|PL1|D1|FER^FERRITIN^L|||03/04/2025 08:30\r"
+      "OBX|1|NM|2276-4^Ferritin^LN||80|ng/mL|15-150||||F\r";
+  const auto config = [](const std::string& order) {
+    return "<labwatch>\n  <sources>\n    <source facility=\"DOX\" authority=\"DOX\" "
+           "timezone=\"Europe/London\" files=\"dox_*\"" +
+           (order.empty() ? std::string() : " date-order=\"" + order + "\"") +
+           "/>\n  </sources>\n</labwatch>\n";
+  };
+  struct Case {
+    std::string order;
+    std::string collected_at;  // "" when refused
+  };
+  for (const Case& c :
+       {Case{"dmy", "2025-04-03T07:30:00Z"}, Case{"mdy", "2025-03-04T08:30:00Z"}, Case{"", ""}}) {
+    INFO("date-order '" << c.order << "'");
+    const Workspace work("dates");
+    static_cast<void>(work.write("labwatch.xml", config(c.order)));
+    const Run ingest = work.run("ingest", {work.write("dox_1.hl7", text)});
+    INFO(ingest.err);
+    const std::vector<CsvRecord> rows =
+        read_csv_records(work.run("export", {"--format", "csv"}).out);
+    if (c.collected_at.empty()) {
+      CHECK(ingest.status == 2);
+      CHECK(ingest.err.find("ambiguous_date") != std::string::npos);
+      CHECK(rows.empty());
+    } else {
+      CHECK(ingest.status == 0);
+      REQUIRE(rows.size() == 1);
+      CHECK(rows[0].at("collected_at") == c.collected_at);
+    }
+  }
+}
