@@ -457,7 +457,8 @@ bool holds_one_number(std::string_view text) noexcept {
 
 // Why an observation line is no result, when it is none: its status says so (I, N, O), it is a
 // text line (TX, FT) that holds no number (a comment such as "(Ref Range: 4 k/uL)"), or its value
-// says that the test was not performed. A withdrawal (X, W, D) needs no value, so it is never
+// (for a coded value: its code or text, "TNP^Test not performed^L") says that the test was not
+// performed. A withdrawal (X, W, D) needs no value, so it is never
 // skipped for what its value says.
 std::optional<SkipReason> skip_reason(const Observation& obs, const StatusMeaning& meaning) {
   if (meaning.effect == StatusEffect::skip) {
@@ -467,7 +468,7 @@ std::optional<SkipReason> skip_reason(const Observation& obs, const StatusMeanin
     return std::nullopt;
   }
   const std::string_view raw = trim(obs.value);
-  if (says_not_performed(raw)) {
+  if (says_not_performed(raw) || (is_coded_type(obs.value_type) && coded_says_not_performed(raw))) {
     return SkipReason::not_performed;
   }
   if (is_text_type(obs.value_type) && !holds_one_number(raw)) {

@@ -638,6 +638,46 @@ TEST_CASE("normalize reads HL7 times NN/NN/YYYY in the source's date order, as C
   }
 }
 
+TEST_CASE("normalize skips a coded value that says the test was not performed, as parsed",
+          "[clinical][normalize]") {
+  const auto parse = [](const std::string& obx) {
+    const Hl7FileResult parsed = labwatch::parsers::parse_hl7_file(
+        "MSH|^~\\&|LAB|QDX|||20240922083200-0400||ORU^R01|C1|P|2.5.1\r"
+        "PID|1||Q1^^^QDX^MR||DOE^JANE\r"
+        "OBR|1||F1|x|||20240921081500-0400\r"
+        "OBX|1|NM|1989-3^VITAMIN D^LN||38|ng/mL|||||F\r" +
+        obx + "\r");
+    REQUIRE(parsed.reports.size() == 1);
+    return normalized(parsed.reports[0]);
+  };
+  SECTION("CWE TNP^Test not performed is a test not performed at its draw") {
+    const auto report = parse("OBX|2|CWE|2276-4^Ferritin^LN||TNP^Test not performed^L||||||F");
+    CHECK(report.refusals.empty());
+    REQUIRE(report.skipped.size() == 1);
+    CHECK(report.skipped[0].reason == labwatch::clinical::SkipReason::not_performed);
+    CHECK(report.skipped[0].analyte == "ferritin");
+    CHECK(report.skipped[0].collected_at == kCollectedUtc);
+    CHECK(report.results.size() == 1);
+  }
+  SECTION("CE with only a text that says cancelled by the lab") {
+    const auto report = parse("OBX|2|CE|2276-4^Ferritin^LN||^Cancelled by lab||||||F");
+    CHECK(report.refusals.empty());
+    REQUIRE(report.skipped.size() == 1);
+    CHECK(report.skipped[0].reason == labwatch::clinical::SkipReason::not_performed);
+  }
+  SECTION("a coded result or free text that is no not-performed statement is still refused") {
+    for (const std::string obx :
+         {"OBX|2|CWE|2276-4^Ferritin^LN||POS^Positive^L||||||F",
+          "OBX|2|ST|2276-4^Ferritin^LN||Specimen hemolyzed, see TNP||||||F"}) {
+      INFO(obx);
+      const auto report = parse(obx);
+      CHECK(report.skipped.empty());
+      REQUIRE(report.refusals.size() == 1);
+      CHECK(to_string(report.refusals[0].reason) == "non_numeric_value");
+    }
+  }
+}
+
 TEST_CASE("normalize scopes a generic assigning authority by the sender", "[clinical][normalize]") {
   const Observation ferritin = obx(1, loinc("2276-4", "FERRITIN"), "80", "ng/mL");
   LabReport message = quest_report({ferritin});  // MSH-4 QDX

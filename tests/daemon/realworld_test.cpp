@@ -313,3 +313,21 @@ TEST_CASE("labwatch ingest reads an HL7 date NN/NN/YYYY in the source's date-ord
     }
   }
 }
+
+TEST_CASE("labwatch ingest skips a coded not-performed value instead of refusing the file",
+          "[daemon][realworld]") {
+  const Workspace work("coded-tnp");
+  const std::string file =
+      work.write("quest_tnp.hl7",
+                 "MSH|^~\\&|LAB|QST|CLINIC|C1|202503150900-0500||ORU^R01|CTL9|P|2.5.1\r"
+                 "PID|1||WB^^^QST^MR||DOE^WB||19700101|F\r"
+                 "OBR|1|PL9|W9|FER^FERRITIN^L|||202503150800-0500\r"
+                 "OBX|1|NM|1989-3^Vitamin D 25-OH D3^LN||38|ng/mL|30-100||||F\r"
+                 "OBX|2|CWE|2276-4^Ferritin^LN||TNP^Test not performed^L||||||F\r");
+  const Run ingest = work.run("ingest", {file});
+  INFO(ingest.err);
+  CHECK(ingest.status == 0);
+  CHECK(ingest.err.find("1 skipped, 0 refused") != std::string::npos);
+  const Run trend = work.run("trend", {"--patient", "QST|WB", "--analyte", "ferritin"});
+  CHECK(trend.out.find("not performed") != std::string::npos);
+}
