@@ -245,6 +245,25 @@ constexpr FieldNames kCsvFields{"the value",           "the unit",
                                 "the collection time", "the collection time",
                                 "the collection time", "the collection time is empty"};
 
+// `t` as its sender writes dates: NN/NN/YYYY in <source date-order> (parsers::in_date_order).
+// Unreadable when it is no date in that order; `ambiguous` set when no order is known and its
+// readings are two different days.
+DateTime in_source_order(const DateTime& t, parsers::DateOrder order, bool* ambiguous = nullptr) {
+  if (t.slashed == parsers::SlashedDate::none) {
+    return t;
+  }
+  parsers::Expected<DateTime, parsers::DateErrc> read = parsers::in_date_order(t, order);
+  if (read) {
+    return *read;
+  }
+  if (ambiguous != nullptr) {
+    *ambiguous = read.error() == parsers::DateErrc::ambiguous;
+  }
+  DateTime unreadable;
+  unreadable.unreadable = true;
+  return unreadable;
+}
+
 // A time and the field it came from, for refusal details.
 struct ChosenTime {
   const DateTime& time;
@@ -438,7 +457,8 @@ bool holds_one_number(std::string_view text) noexcept {
 
 // Why an observation line is no result, when it is none: its status says so (I, N, O), it is a
 // text line (TX, FT) that holds no number (a comment such as "(Ref Range: 4 k/uL)"), or its value
-// says that the test was not performed. A withdrawal (X, W, D) needs no value, so it is never
+// (for a coded value: its code or text, "TNP^Test not performed^L") says that the test was not
+// performed. A withdrawal (X, W, D) needs no value, so it is never
 // skipped for what its value says.
 std::optional<SkipReason> skip_reason(const Observation& obs, const StatusMeaning& meaning) {
   if (meaning.effect == StatusEffect::skip) {
@@ -448,7 +468,7 @@ std::optional<SkipReason> skip_reason(const Observation& obs, const StatusMeanin
     return std::nullopt;
   }
   const std::string_view raw = trim(obs.value);
-  if (says_not_performed(raw)) {
+  if (says_not_performed(raw) || (is_coded_type(obs.value_type) && coded_says_not_performed(raw))) {
     return SkipReason::not_performed;
   }
   if (is_text_type(obs.value_type) && !holds_one_number(raw)) {
@@ -479,7 +499,8 @@ void add_observation(const Order& order, const Observation& obs, Context& ctx) {
   }
 
   const ChosenTime chosen = collection_time(order, obs, ctx.fields);
-  const DateTime& time = chosen.time;
+  bool ambiguous_date = false;
+  const DateTime time = in_source_order(chosen.time, ctx.source.date_order, &ambiguous_date);
   const std::string_view time_field = chosen.field;
 
   if (skip) {
@@ -548,9 +569,22 @@ void add_observation(const Order& order, const Observation& obs, Context& ctx) {
     }
   }
 
+  if (ambiguous_date) {
+    refuse(parsers::RefusalReason::ambiguous_date,
+           std::string(time_field) +
+               " is a date NN/NN/YYYY that reads as two different days, and the file's "
+               "<source> sets no date-order=\"mdy|dmy\"");
+    return;
+  }
+  if (time.unreadable && chosen.time.slashed != parsers::SlashedDate::none) {
+    refuse(parsers::RefusalReason::invalid_time,
+           std::string(time_field) + " is no real date in the <source> date-order \"" +
+               (ctx.source.date_order == parsers::DateOrder::mdy ? "mdy" : "dmy") + "\"");
+    return;
+  }
   if (time.unreadable) {
     refuse(parsers::RefusalReason::invalid_time,
-           &time == &order.specimen_collected_at
+           &chosen.time == &order.specimen_collected_at
                ? std::string(time_field) +
                      " is not a date and time, or the order's SPM segments give "
                      "different ones"
@@ -731,19 +765,22 @@ parsers::Expected<NormalizedReport, Refusal> normalize(const parsers::LabReport&
   person.family = trim(report.patient.family);
   const std::string_view given = trim(report.patient.given);
   person.given = given.substr(0, std::min(given.find(' '), given.find('\t')));
-  person.birth_date = format_birth_date(report.patient.birth_date);
+  person.birth_date =
+      format_birth_date(in_source_order(report.patient.birth_date, source.date_order));
   person.sex = fold_sex(report.patient.sex);
 
   out.facility = source.facility.empty() ? report.sending_facility : source.facility;
   out.control_id = report.control_id;
   // Versions are ordered by MSH-7; without it by the first OBR-22 (results report/status change
   // time), else by arrival: never as time 0, which would lose to every version it replaces.
-  std::optional<UnixSeconds> message_time = to_utc(report.message_time, source.timezone);
+  std::optional<UnixSeconds> message_time =
+      to_utc(in_source_order(report.message_time, source.date_order), source.timezone);
   for (const Order& order : report.orders) {
     if (message_time) {
       break;
     }
-    message_time = to_utc(order.status_changed_at, source.timezone);
+    message_time =
+        to_utc(in_source_order(order.status_changed_at, source.date_order), source.timezone);
   }
   out.message_time = message_time.value_or(0);
   out.message_time_from_arrival = !csv && !message_time;

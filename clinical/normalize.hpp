@@ -8,6 +8,7 @@
 
 #include "clinical/analyte_catalogue.hpp"
 #include "clinical/normalized.hpp"
+#include "parsers/csv_parser.hpp"
 #include "parsers/lab_report.hpp"
 
 namespace labwatch::clinical {
@@ -18,6 +19,8 @@ struct SourceContext {
   std::string authority;  // assigning authority for CSV patient ids; empty when unknown
   std::string timezone;   // IANA name for naive times; empty when unknown
   parsers::DecimalMark decimal = parsers::DecimalMark::unknown;  // <source decimal=...>
+  // <source date-order=...>: how an HL7 time written NN/NN/YYYY is read (DateTime::slashed).
+  parsers::DateOrder date_order = parsers::DateOrder::unknown;
 };
 
 // A plain decimal number, the whole text: optional sign, digits, at most one decimal separator

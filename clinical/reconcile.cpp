@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstddef>
 #include <limits>
+#include <tuple>
 
 namespace labwatch::clinical {
 
@@ -157,12 +158,18 @@ bool same_value(double a, double b) noexcept {
   return std::fabs(a - b) <= 1e-9 * std::max(std::fabs(a), std::fabs(b));
 }
 
+// Where a version stands among the versions with a time of their own: message time, status rank,
+// arrival (id). A version without a time takes the place of the latest one that arrived before it.
+using TimedPlace = std::tuple<UnixSeconds, int, std::int64_t>;
+
 struct Ordered {
-  UnixSeconds time = 0;
-  int rank = 0;
+  TimedPlace place;  // its own; for a version timed by arrival, the place it follows (see below)
+  bool by_arrival = false;
   std::int64_t id = 0;  // the incoming version sorts after every stored one of equal time and rank
   bool cancelled = false;
   const StoredVersion* stored = nullptr;  // nullptr for the incoming version
+
+  [[nodiscard]] auto sort_key() const noexcept { return std::tuple(place, by_arrival, id); }
 };
 
 }  // namespace
@@ -288,7 +295,7 @@ VersionPlan plan_version(std::span<const StoredVersion> existing, const Incoming
   for (const StoredVersion& v : existing) {
     if (v.status == incoming.status && v.comparator == incoming.comparator &&
         same_value(v.value, incoming.value) &&
-        (!incoming.by_order || incoming.time_from_arrival ||
+        (!incoming.by_order || incoming.time_from_arrival || v.time_from_arrival ||
          v.message_time == incoming.message_time)) {
       plan.duplicate = true;
       return plan;
@@ -299,23 +306,43 @@ VersionPlan plan_version(std::span<const StoredVersion> existing, const Incoming
   // older version may arrive after a newer one (files ingested out of order), and a cancellation
   // may fall between two versions. Deriving every state from the one total order and emitting
   // only the differences keeps the stored history identical whatever the arrival order.
+  //
+  // Why a version without a time of its own (MSH-7 and OBR-22 absent) is placed by arrival, not
+  // by the clock of its ingest: that clock says nothing about the lab's times, and compared with
+  // them it would beat every later message whose MSH-7 is earlier than the ingest (a later
+  // deletion would not withdraw it). It follows every version that arrived before it, and a
+  // version that arrives after it follows it unless its own time puts it before one of those
+  // (an old version arriving late stays old). So the order stays total and, among versions with
+  // times, independent of arrival; only what has no time is ordered by when it came.
   std::vector<Ordered> order;
   order.reserve(existing.size() + 1);
   for (const StoredVersion& v : existing) {
-    order.push_back(
-        {v.message_time, status_rank(v.status), v.id, v.status == ResultStatus::cancelled, &v});
+    order.push_back({{v.message_time, status_rank(v.status), v.id},
+                     v.time_from_arrival,
+                     v.id,
+                     v.status == ResultStatus::cancelled,
+                     &v});
   }
-  order.push_back({incoming.message_time, status_rank(incoming.status),
-                   std::numeric_limits<std::int64_t>::max(), incoming_cancelled, nullptr});
-  std::sort(order.begin(), order.end(), [](const Ordered& a, const Ordered& b) {
-    if (a.time != b.time) {
-      return a.time < b.time;
+  constexpr std::int64_t kIncomingId = std::numeric_limits<std::int64_t>::max();
+  order.push_back({{incoming.message_time, status_rank(incoming.status), kIncomingId},
+                   incoming.time_from_arrival,
+                   kIncomingId,
+                   incoming_cancelled,
+                   nullptr});
+  // Only versions with a time of their own give places, so each is read before it could change.
+  for (Ordered& entry : order) {
+    if (!entry.by_arrival) {
+      continue;
     }
-    if (a.rank != b.rank) {
-      return a.rank < b.rank;
+    entry.place = {std::numeric_limits<UnixSeconds>::min(), 0, 0};
+    for (const Ordered& earlier : order) {
+      if (!earlier.by_arrival && earlier.id < entry.id) {
+        entry.place = std::max(entry.place, earlier.place);
+      }
     }
-    return a.id < b.id;
-  });
+  }
+  std::sort(order.begin(), order.end(),
+            [](const Ordered& a, const Ordered& b) { return a.sort_key() < b.sort_key(); });
 
   for (std::size_t i = 0; i < order.size(); ++i) {
     const Ordered& entry = order[i];

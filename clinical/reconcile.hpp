@@ -76,6 +76,9 @@ VersionKey version_key(std::string_view facility, const NormalizedResult& result
 struct StoredVersion {
   std::int64_t id = 0;  // storage id; a larger id arrived later
   UnixSeconds message_time = 0;
+  // Its message carried no time (IncomingVersion::time_from_arrival when it arrived): it is
+  // ordered by its arrival (id), and message_time is only the clock of its ingest.
+  bool time_from_arrival = false;
   ResultStatus status = ResultStatus::final;
   ResultState state = ResultState::current;
   std::optional<std::int64_t> superseded_by;
@@ -113,12 +116,16 @@ struct VersionPlan {
 
 // Decides how an incoming version joins the stored versions of the same key (any order, any
 // states). Versions are ordered by message time, then status (preliminary < final < corrected <
-// cancelled), then arrival. The last one is current unless it is a cancellation; every other
-// version points at its successor and is superseded, or withdrawn when that successor is a
-// cancellation; a cancellation is never current. So the outcome does not depend on arrival order.
+// cancelled), then arrival. A version timed by arrival (time_from_arrival) has no place in that
+// order of its own: it follows every version that arrived before it, and precedes a later arrival
+// unless that one's own time places it before one of those. The last one is current unless it is
+// a cancellation; every other version points at its successor and is superseded, or withdrawn
+// when that successor is a cancellation; a cancellation is never current. So among versions with
+// times the outcome does not depend on arrival order.
 // A duplicate is a version with the same status, comparator and value (within 1e-9 relative) and,
-// when keyed by order, the same message time. A CSV row carries no message time (0): there the
-// same value again is a duplicate and a different value, arriving later, supersedes.
+// when keyed by order, the same message time (or either timed by arrival). A CSV row carries no
+// message time (0): there the same value again is a duplicate and a different value, arriving
+// later, supersedes.
 VersionPlan plan_version(std::span<const StoredVersion> existing, const IncomingVersion& incoming);
 
 // OBX-11 U (final without retransmission): the version it makes final is the current preliminary

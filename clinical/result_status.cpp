@@ -27,6 +27,12 @@ constexpr auto kNotPerformed = std::to_array<std::string_view>({
     "CANCELLED",
     "TEST CANCELLED",
     "TEST CANCELED",
+    "CANCELLED BY LAB",
+    "CANCELED BY LAB",
+    "CANCELLED BY LABORATORY",
+    "CANCELED BY LABORATORY",
+    "TEST CANCELLED BY LAB",
+    "TEST CANCELED BY LAB",
     "NOT PERFORMED",
     "TEST NOT PERFORMED",
     "NOT DONE",
@@ -126,6 +132,39 @@ bool says_not_performed(std::string_view value) noexcept {
     }
   }
   return false;
+}
+
+bool coded_says_not_performed(std::string_view composite) noexcept {
+  std::size_t component = 1;
+  std::size_t start = 0;
+  for (std::size_t i = 0; i <= composite.size(); ++i) {
+    const bool end = i == composite.size();
+    if (!end && composite[i] != '^' && composite[i] != '~') {
+      continue;
+    }
+    // CWE.1 identifier, .2 text, .4 alternate identifier, .5 alternate text, .9 original text;
+    // .3 and .6 name coding systems ("L", "LN"), which say nothing.
+    const bool named =
+        component == 1 || component == 2 || component == 4 || component == 5 || component == 9;
+    if (named && says_not_performed(composite.substr(start, i - start))) {
+      return true;
+    }
+    component = !end && composite[i] == '^' ? component + 1 : 1;
+    start = i + 1;
+  }
+  return false;
+}
+
+bool is_coded_type(std::string_view value_type) noexcept {
+  std::array<char, 3> folded{};
+  if (value_type.size() < 2 || value_type.size() > folded.size()) {
+    return false;
+  }
+  for (std::size_t i = 0; i < value_type.size(); ++i) {
+    folded[i] = upper(value_type[i]);
+  }
+  const std::string_view type(folded.data(), value_type.size());
+  return type == "CE" || type == "CWE" || type == "CNE" || type == "CF";
 }
 
 bool is_text_type(std::string_view value_type) noexcept {

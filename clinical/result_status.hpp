@@ -37,6 +37,14 @@ StatusMeaning status_meaning(char obx11) noexcept;
 // surrounding blanks, a trailing period and enclosing parentheses. A number never does.
 bool says_not_performed(std::string_view value) noexcept;
 
+// Whether a coded value (OBX-2 CE, CWE, CNE, CF: "TNP^Test not performed^L", repetitions
+// joined by '~') says so: its identifier, text, alternate identifier, alternate text or original
+// text (components 1, 2, 4, 5, 9) is a phrase of says_not_performed.
+bool coded_says_not_performed(std::string_view composite) noexcept;
+
+// Whether OBX-2 is a coded type whose value is a composite (CE, CWE, CNE, CF).
+bool is_coded_type(std::string_view value_type) noexcept;
+
 // Whether OBX-2 is a text type whose value may be a comment rather than a result (TX, FT).
 bool is_text_type(std::string_view value_type) noexcept;
 

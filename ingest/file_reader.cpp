@@ -219,6 +219,7 @@ void FileReader::normalize(const parsers::LabReport& report, std::string digest,
     context.authority = source->authority;
     context.timezone = source->timezone;
     context.decimal = source->decimal;
+    context.date_order = source->date_order;
   }
   context.timezone = config::timezone_for(config_, source);
   auto normalized = clinical::normalize(report, config_.catalogue, context);

@@ -7,6 +7,7 @@
 #include <optional>
 #include <string_view>
 #include <system_error>
+#include <utility>
 
 #include "parsers/csv_fields.hpp"
 #include "parsers/csv_parser.hpp"
@@ -370,6 +371,58 @@ Expected<DateTime, DateErrc> read_csv_datetime(std::string_view text, DateOrder 
 std::optional<DateTime> parse_csv_datetime(std::string_view text, DateOrder order) noexcept {
   Expected<DateTime, DateErrc> t = read_csv_datetime(text, order);
   return t ? std::optional<DateTime>(*t) : std::nullopt;
+}
+
+std::optional<DateTime> read_datetime_in_any_order(std::string_view text) noexcept {
+  text = trim_csv_blanks(text);
+  char separator = '\0';
+  if (shape_of(text, separator) != Shape::slashed) {
+    return parse_csv_datetime(text, DateOrder::unknown);
+  }
+  const std::optional<ShortDate> d = read_slashed(text);
+  if (!d) {
+    return std::nullopt;
+  }
+  const std::optional<DateTime> mdy = slashed_as(*d, DateOrder::mdy);
+  const std::optional<DateTime> dmy = slashed_as(*d, DateOrder::dmy);
+  if (!mdy && !dmy) {
+    return std::nullopt;
+  }
+  DateTime t = mdy ? *mdy : *dmy;
+  if (mdy && dmy) {
+    t.slashed = SlashedDate::both;
+  } else {
+    t.slashed = mdy ? SlashedDate::month_first : SlashedDate::day_first;
+  }
+  return t;
+}
+
+Expected<DateTime, DateErrc> in_date_order(DateTime t, DateOrder order) noexcept {
+  const SlashedDate slashed = t.slashed;
+  t.slashed = SlashedDate::none;
+  switch (slashed) {
+    case SlashedDate::none:
+      break;
+    case SlashedDate::month_first:
+      if (order == DateOrder::dmy) {
+        return unexpected(DateErrc::invalid);
+      }
+      break;
+    case SlashedDate::day_first:
+      if (order == DateOrder::mdy) {
+        return unexpected(DateErrc::invalid);
+      }
+      break;
+    case SlashedDate::both:
+      // As read_csv_datetime: two readings of different days are refused, never guessed.
+      if (order == DateOrder::dmy) {
+        std::swap(t.month, t.day);
+      } else if (order == DateOrder::unknown && t.month != t.day) {
+        return unexpected(DateErrc::ambiguous);
+      }
+      break;
+  }
+  return t;
 }
 
 DateOrder date_order_evidence(std::string_view text) noexcept {

@@ -108,6 +108,16 @@ Expected<DateTime, DateErrc> read_csv_datetime(std::string_view text, DateOrder 
 std::optional<DateTime> parse_csv_datetime(std::string_view text,
                                            DateOrder order = DateOrder::unknown) noexcept;
 
+// read_csv_datetime's shapes for a field read before the sender's date order is known (HL7): a
+// date NN/NN/YYYY keeps every reading (DateTime::slashed) for in_date_order. nullopt when the text
+// is no date in any order.
+std::optional<DateTime> read_datetime_in_any_order(std::string_view text) noexcept;
+
+// `t` read in `order`: unchanged unless it was written NN/NN/YYYY (DateTime::slashed); then its
+// reading in `order`. Errors: invalid when it is no date in `order` (13/04/2025 month first),
+// ambiguous when `order` is unknown and its two readings are different days (03/04/2025).
+Expected<DateTime, DateErrc> in_date_order(DateTime t, DateOrder order) noexcept;
+
 // The order a date NN/NN/YYYY proves by itself: mdy for 10/25/2024, dmy for 25/10/2024; unknown
 // for 03/04/2025, 05/05/2025 and any other shape.
 DateOrder date_order_evidence(std::string_view text) noexcept;

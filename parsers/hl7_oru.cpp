@@ -70,9 +70,11 @@ class Decoder {
   std::string scratch_;
 };
 
-// A TS/DTM value: the HL7 shape, else any unambiguous date shape that read_csv_datetime knows
-// ("2025-03-15T08:30:00-05:00" in OBR-7 from a sender that writes ISO). Empty when the text is
-// empty or the HL7 null; marked unreadable when it holds anything else.
+// A TS/DTM value: the HL7 shape, else any date shape that read_csv_datetime knows
+// ("2025-03-15T08:30:00-05:00" in OBR-7 from a sender that writes ISO). A date NN/NN/YYYY keeps
+// its readings (DateTime::slashed): its <source date-order> is known only once the message's
+// sender is. Empty when the text is empty or the HL7 null; marked unreadable when it holds
+// anything else.
 DateTime time_value(std::string_view raw) {
   raw = trim(raw);
   if (raw.empty() || raw == "\"\"") {
@@ -81,7 +83,7 @@ DateTime time_value(std::string_view raw) {
   if (std::optional<DateTime> t = parse_hl7_timestamp(raw)) {
     return *t;
   }
-  if (std::optional<DateTime> t = parse_csv_datetime(raw, DateOrder::unknown)) {
+  if (std::optional<DateTime> t = read_datetime_in_any_order(raw)) {
     return *t;
   }
   DateTime unreadable;

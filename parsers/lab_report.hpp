@@ -12,6 +12,11 @@
 
 namespace labwatch::parsers {
 
+// A date written NN/NN/YYYY, read before the sender's date order is known (an HL7 field is read
+// before its message's <source> is): which of its readings are real dates, month first (03/04:
+// 4 March) and day first (3 April). `none` for every other shape and for dates read in an order.
+enum class SlashedDate : std::uint8_t { none, month_first, day_first, both };
+
 // A point in time as the sender wrote it. HL7 TS/DTM and CSV dates of any precision.
 // A time without an offset is "naive": the caller applies the sender's timezone.
 struct DateTime {
@@ -29,6 +34,9 @@ struct DateTime {
   // The field held text that is no date and time (empty() is true too): such a field is refused,
   // never skipped for the next one in line.
   bool unreadable = false;
+  // Not none: month and day hold the month-first reading when it is a date, else the day-first
+  // one, and only parsers::in_date_order, given the sender's order, says which one is meant.
+  SlashedDate slashed = SlashedDate::none;
 
   [[nodiscard]] bool empty() const noexcept { return precision == Precision::none; }
   friend bool operator==(const DateTime&, const DateTime&) = default;

@@ -400,6 +400,17 @@ constexpr const char* kSchemaV11HistoryIndex = R"sql(
 DROP INDEX results_trend_history;
 )sql";
 
+// Version 12: whether a message's time came from its arrival (it had neither MSH-7 nor OBR-22),
+// so that clinical::plan_version orders its results by arrival instead of comparing the clock of
+// their ingest with the lab's times. Such a message was stored with its file's ingest time as
+// its message time, and only that: the rows of earlier versions with exactly that time are
+// marked (a real MSH-7 equal to the ingest second is its arrival too).
+constexpr const char* kSchemaV12ArrivalTime = R"sql(
+ALTER TABLE messages ADD COLUMN time_from_arrival INTEGER NOT NULL DEFAULT 0;
+UPDATE messages SET time_from_arrival = 1
+ WHERE message_time = (SELECT f.ingested_at FROM files f WHERE f.file_id = messages.file_id);
+)sql";
+
 constexpr auto kMigrations = std::to_array<Migration>({
     {1, kSchemaV1},
     {2, kSchemaV2},
@@ -412,6 +423,7 @@ constexpr auto kMigrations = std::to_array<Migration>({
     {9, kSchemaV9AdminFacts},
     {10, kSchemaV10Silences},
     {11, kSchemaV11HistoryIndex},
+    {12, kSchemaV12ArrivalTime},
 });
 
 bool is_in_memory(const std::string& path) noexcept { return path.empty() || path == ":memory:"; }

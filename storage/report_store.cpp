@@ -68,24 +68,24 @@ IngestStatements::IngestStatements(SQLite::Database& db)
                    "AND control_id <> '' AND raw_digest = ?"),
       insert_message(db,
                      "INSERT INTO messages (file_id, facility, control_id, raw_digest, "
-                     "message_time, person_id, patient_key, pos_message, pos_line, pos_offset) "
-                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
+                     "message_time, person_id, patient_key, pos_message, pos_line, pos_offset, "
+                     "time_from_arrival) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
       find_order_group(db,
                        "SELECT r.result_id, m.message_time, r.status, r.state, r.superseded_by, "
                        "r.value, r.comparator, m.facility, r.order_id, r.analyte, r.person_id, "
-                       "r.collected_at "
+                       "r.collected_at, m.time_from_arrival "
                        "FROM results r JOIN messages m ON m.message_id = r.message_id "
                        "WHERE r.order_id = ?"),
       find_natural_group(db,
                          "SELECT r.result_id, m.message_time, r.status, r.state, r.superseded_by, "
                          "r.value, r.comparator, m.facility, r.order_id, r.analyte, r.person_id, "
-                         "r.collected_at "
+                         "r.collected_at, m.time_from_arrival "
                          "FROM results r JOIN messages m ON m.message_id = r.message_id "
                          "WHERE r.person_id = ? AND r.collected_at = ? AND r.order_id IS NULL"),
       find_draw(db,
                 "SELECT r.result_id, m.message_time, r.status, r.state, r.superseded_by, "
                 "r.value, r.comparator, m.facility, r.order_id, r.analyte, r.person_id, "
-                "r.collected_at, r.fraction "
+                "r.collected_at, m.time_from_arrival, r.fraction "
                 "FROM results r JOIN messages m ON m.message_id = r.message_id "
                 "WHERE r.person_id = ? AND r.collected_at = ? AND r.analyte = ?"),
       insert_result(db,
@@ -533,6 +533,7 @@ std::int64_t SqliteFileTransaction::insert_message(const clinical::NormalizedRep
   bind_position(insert, 8, report.where.message);
   bind_position(insert, 9, report.where.line);
   bind_offset(insert, 10, report.where.offset);
+  insert.bind(11, report.message_time_from_arrival ? 1 : 0);
   insert.exec();
   return db_.getLastInsertRowid();
 }
@@ -633,6 +634,7 @@ void SqliteFileTransaction::store_result(const clinical::NormalizedReport& repor
   added.collected_at = result.collected_at;
   added.version.id = result_id;
   added.version.message_time = message_time;
+  added.version.time_from_arrival = report.message_time_from_arrival;
   added.version.status = result.status;
   added.version.state = plan.state;
   added.version.superseded_by = plan.superseded_by;
@@ -696,7 +698,7 @@ clinical::StandInPlan SqliteFileTransaction::plan_stand_in(const clinical::Norma
   find.bindNoCopy(3, result.analyte);
   while (find.executeStep()) {
     if (read_state(find.getColumn(3)) == clinical::ResultState::current) {
-      current.push_back({find.getColumn(0).getInt64(), !find.getColumn(12).getString().empty()});
+      current.push_back({find.getColumn(0).getInt64(), !find.getColumn(13).getString().empty()});
     }
   }
   return clinical::plan_stand_in(!result.fraction.empty(), current);
@@ -741,6 +743,7 @@ void SqliteFileTransaction::load_group(const clinical::VersionKey& key) {
     row.collected_at = stored.collected_at;
     row.version.id = find.getColumn(0).getInt64();
     row.version.message_time = find.getColumn(1).getInt64();
+    row.version.time_from_arrival = find.getColumn(12).getInt() != 0;
     row.version.status = read_status(find.getColumn(2));
     row.version.state = read_state(find.getColumn(3));
     const SQLite::Column successor = find.getColumn(4);
@@ -783,6 +786,7 @@ void SqliteFileTransaction::load_draw(const clinical::VersionKey& key,
       Row& row = rows.emplace_back();
       row.version.id = find.getColumn(0).getInt64();
       row.version.message_time = find.getColumn(1).getInt64();
+      row.version.time_from_arrival = find.getColumn(12).getInt() != 0;
       row.version.status = read_status(find.getColumn(2));
       row.version.state = read_state(find.getColumn(3));
       const SQLite::Column successor = find.getColumn(4);

@@ -587,6 +587,97 @@ TEST_CASE(
   }
 }
 
+TEST_CASE("normalize reads HL7 times NN/NN/YYYY in the source's date order, as CSV does",
+          "[clinical][normalize]") {
+  const auto parse = [](const std::string& obr7, const std::string& msh7 = "") {
+    const Hl7FileResult parsed = labwatch::parsers::parse_hl7_file(
+        "MSH|^~\\&|LAB|QDX|||" + msh7 + "||ORU^R01|C1|P|2.5.1\r" +
+        "PID|1||Q1^^^QDX^MR||DOE^JANE||03/04/1970\r" + "OBR|1||F1|x|||" + obr7 + "\r" +
+        "OBX|1|NM|2276-4^FERRITIN^LN||80|ng/mL|||||F\r");
+    REQUIRE(parsed.reports.size() == 1);
+    return parsed.reports[0];
+  };
+  SourceContext mdy = kQdx;
+  mdy.date_order = labwatch::parsers::DateOrder::mdy;
+  SourceContext dmy = kQdx;
+  dmy.date_order = labwatch::parsers::DateOrder::dmy;
+  // 2025-03-04 08:30 and 2025-04-03 08:30 in New York (EST, then EDT).
+  constexpr std::int64_t kMarch4 = 1741095000;
+  constexpr std::int64_t kApril3 = 1743683400;
+
+  SECTION("03/04/2025 is read month first or day first as the source says") {
+    const LabReport message = parse("03/04/2025 08:30", "03/04/2025 09:00");
+    const auto us = normalized(message, mdy);
+    REQUIRE(us.results.size() == 1);
+    CHECK(us.results[0].collected_at == kMarch4);
+    CHECK(us.message_time == kMarch4 + 30 * 60);
+    CHECK(us.patient.birth_date == "1970-03-04");
+    const auto uk = normalized(message, dmy);
+    REQUIRE(uk.results.size() == 1);
+    CHECK(uk.results[0].collected_at == kApril3);
+    CHECK(uk.message_time == kApril3 + 30 * 60);
+    CHECK(uk.patient.birth_date == "1970-04-03");
+  }
+  SECTION("without a date order it is refused as ambiguous_date, not as invalid_time") {
+    const auto report = normalized(parse("03/04/2025 08:30"), kQdx);
+    CHECK(report.results.empty());
+    REQUIRE(report.refusals.size() == 1);
+    CHECK(to_string(report.refusals[0].reason) == "ambiguous_date");
+    CHECK(report.refusals[0].detail.starts_with("OBR-7 is a date NN/NN/YYYY"));
+    CHECK(report.patient.birth_date.empty());  // two readings: not guessed
+  }
+  SECTION("a date with one reading is read without an order, and refused in the other") {
+    const LabReport message = parse("13/04/2025 08:30");
+    REQUIRE(normalized(message, kQdx).results.size() == 1);
+    CHECK(normalized(message, dmy).results.size() == 1);
+    const auto us = normalized(message, mdy);
+    CHECK(us.results.empty());
+    REQUIRE(us.refusals.size() == 1);
+    CHECK(to_string(us.refusals[0].reason) == "invalid_time");
+    CHECK(us.refusals[0].detail == "OBR-7 is no real date in the <source> date-order \"mdy\"");
+  }
+}
+
+TEST_CASE("normalize skips a coded value that says the test was not performed, as parsed",
+          "[clinical][normalize]") {
+  const auto parse = [](const std::string& obx) {
+    const Hl7FileResult parsed = labwatch::parsers::parse_hl7_file(
+        "MSH|^~\\&|LAB|QDX|||20240922083200-0400||ORU^R01|C1|P|2.5.1\r"
+        "PID|1||Q1^^^QDX^MR||DOE^JANE\r"
+        "OBR|1||F1|x|||20240921081500-0400\r"
+        "OBX|1|NM|1989-3^VITAMIN D^LN||38|ng/mL|||||F\r" +
+        obx + "\r");
+    REQUIRE(parsed.reports.size() == 1);
+    return normalized(parsed.reports[0]);
+  };
+  SECTION("CWE TNP^Test not performed is a test not performed at its draw") {
+    const auto report = parse("OBX|2|CWE|2276-4^Ferritin^LN||TNP^Test not performed^L||||||F");
+    CHECK(report.refusals.empty());
+    REQUIRE(report.skipped.size() == 1);
+    CHECK(report.skipped[0].reason == labwatch::clinical::SkipReason::not_performed);
+    CHECK(report.skipped[0].analyte == "ferritin");
+    CHECK(report.skipped[0].collected_at == kCollectedUtc);
+    CHECK(report.results.size() == 1);
+  }
+  SECTION("CE with only a text that says cancelled by the lab") {
+    const auto report = parse("OBX|2|CE|2276-4^Ferritin^LN||^Cancelled by lab||||||F");
+    CHECK(report.refusals.empty());
+    REQUIRE(report.skipped.size() == 1);
+    CHECK(report.skipped[0].reason == labwatch::clinical::SkipReason::not_performed);
+  }
+  SECTION("a coded result or free text that is no not-performed statement is still refused") {
+    for (const std::string obx :
+         {"OBX|2|CWE|2276-4^Ferritin^LN||POS^Positive^L||||||F",
+          "OBX|2|ST|2276-4^Ferritin^LN||Specimen hemolyzed, see TNP||||||F"}) {
+      INFO(obx);
+      const auto report = parse(obx);
+      CHECK(report.skipped.empty());
+      REQUIRE(report.refusals.size() == 1);
+      CHECK(to_string(report.refusals[0].reason) == "non_numeric_value");
+    }
+  }
+}
+
 TEST_CASE("normalize scopes a generic assigning authority by the sender", "[clinical][normalize]") {
   const Observation ferritin = obx(1, loinc("2276-4", "FERRITIN"), "80", "ng/mL");
   LabReport message = quest_report({ferritin});  // MSH-4 QDX

@@ -59,13 +59,17 @@ IncomingVersion incoming(std::int64_t time, ResultStatus status, double value,
 // Stores versions the way storage does: ids in arrival order, plans applied to the rows.
 class History {
  public:
-  void add(std::int64_t time, ResultStatus status, double value) {
-    const VersionPlan plan = plan_version(rows_, incoming(time, status, value));
+  // `by_arrival`: the message had no time of its own and `time` is the clock of its ingest.
+  void add(std::int64_t time, ResultStatus status, double value, bool by_arrival = false) {
+    IncomingVersion in = incoming(time, status, value);
+    in.time_from_arrival = by_arrival;
+    const VersionPlan plan = plan_version(rows_, in);
     if (plan.duplicate) {
       return;
     }
     const std::int64_t id = next_id_++;
     rows_.push_back(stored(id, time, status, plan.state, plan.superseded_by, value));
+    rows_.back().time_from_arrival = by_arrival;
     for (const auto& change : plan.changes) {
       StoredVersion& row = *std::find_if(rows_.begin(), rows_.end(),
                                          [&](const StoredVersion& r) { return r.id == change.id; });
@@ -73,6 +77,15 @@ class History {
       row.state = change.to;
       row.superseded_by = change.superseded_by_incoming ? std::optional(id) : change.superseded_by;
     }
+  }
+
+  // The states of the versions in arrival order.
+  [[nodiscard]] std::vector<ResultState> states() const {
+    std::vector<ResultState> out;
+    for (const StoredVersion& row : rows_) {
+      out.push_back(row.state);
+    }
+    return out;
   }
 
   // (message time, state, message time of the successor or -1), oldest first: independent of ids.
@@ -389,6 +402,115 @@ TEST_CASE("plan_version lets a correction without MSH-7, ordered by arrival, rep
   REQUIRE(plan.changes.size() == 1);
   CHECK(plan.changes[0].to == ResultState::superseded);
   CHECK(plan.changes[0].superseded_by_incoming);
+}
+
+TEST_CASE("plan_version orders a version timed by arrival by arrival, not by its ingest clock",
+          "[clinical][reconcile]") {
+  // A version without MSH-7 and OBR-22 carries the clock of its ingest. That clock is no lab
+  // time: here it is made later than the other version's MSH-7 when it arrives first, and
+  // earlier when it arrives second, so that comparing it with MSH-7 would pick the wrong one.
+  constexpr std::int64_t kLabTime = 1000;
+  constexpr std::int64_t kClockAfter = 5000;
+  constexpr std::int64_t kClockBefore = 500;
+  struct Case {
+    const char* name;
+    ResultStatus first;
+    bool first_by_arrival;
+    ResultStatus second;
+    bool second_by_arrival;
+    std::vector<ResultState> expected;  // first, second
+  };
+  const auto cancelled = ResultStatus::cancelled;  // OBX-11 D, W and X alike
+  const std::vector<Case> cases = {
+      {"D/W/X with MSH-7 after a final timed by arrival",
+       ResultStatus::final,
+       true,
+       cancelled,
+       false,
+       {ResultState::withdrawn, ResultState::cancelled}},
+      {"D/W/X timed by arrival after a final with MSH-7",
+       ResultStatus::final,
+       false,
+       cancelled,
+       true,
+       {ResultState::withdrawn, ResultState::cancelled}},
+      {"D/W/X after a final, both timed by arrival",
+       ResultStatus::final,
+       true,
+       cancelled,
+       true,
+       {ResultState::withdrawn, ResultState::cancelled}},
+      {"final with MSH-7 after a preliminary timed by arrival",
+       ResultStatus::preliminary,
+       true,
+       ResultStatus::final,
+       false,
+       {ResultState::superseded, ResultState::current}},
+      {"final timed by arrival after a preliminary with MSH-7",
+       ResultStatus::preliminary,
+       false,
+       ResultStatus::final,
+       true,
+       {ResultState::superseded, ResultState::current}},
+      {"correction with OBR-22 after a final timed by arrival",
+       ResultStatus::final,
+       true,
+       ResultStatus::corrected,
+       false,
+       {ResultState::superseded, ResultState::current}},
+      {"correction timed by arrival after a final with MSH-7",
+       ResultStatus::final,
+       false,
+       ResultStatus::corrected,
+       true,
+       {ResultState::superseded, ResultState::current}},
+      // Without a time, arrival is all there is: the later arrival wins, whatever its status.
+      {"final with MSH-7 after a correction timed by arrival",
+       ResultStatus::corrected,
+       true,
+       ResultStatus::final,
+       false,
+       {ResultState::superseded, ResultState::current}},
+      {"final timed by arrival after a withdrawal with MSH-7",
+       cancelled,
+       false,
+       ResultStatus::final,
+       true,
+       {ResultState::cancelled, ResultState::current}},
+  };
+  for (const Case& c : cases) {
+    INFO(c.name);
+    History history;
+    history.add(c.first_by_arrival ? kClockAfter : kLabTime, c.first, 30, c.first_by_arrival);
+    history.add(c.second_by_arrival ? kClockBefore : kLabTime + 1, c.second,
+                c.second == cancelled ? 0 : 35, c.second_by_arrival);
+    CHECK(history.states() == c.expected);
+  }
+}
+
+TEST_CASE("plan_version keeps an old version arriving after one timed by arrival old",
+          "[clinical][reconcile]") {
+  // Final at 2000, then a correction without a time, then the preliminary of 1000 arriving late:
+  // the correction follows what had arrived before it, the preliminary stays behind the final.
+  History history;
+  history.add(2000, ResultStatus::final, 40);
+  history.add(9999, ResultStatus::corrected, 44, true);
+  history.add(1000, ResultStatus::preliminary, 38);
+  CHECK(history.states() ==
+        std::vector{ResultState::superseded, ResultState::current, ResultState::superseded});
+  // A version newer than everything that came before the correction follows it.
+  history.add(3000, ResultStatus::corrected, 46);
+  CHECK(history.states() == std::vector{ResultState::superseded, ResultState::superseded,
+                                        ResultState::superseded, ResultState::current});
+}
+
+TEST_CASE("plan_version takes the same value timed by arrival for a resend of a stored version",
+          "[clinical][reconcile]") {
+  std::vector<StoredVersion> existing = {
+      stored(1, 5000, ResultStatus::final, ResultState::current, std::nullopt, 42)};
+  existing[0].time_from_arrival = true;
+  CHECK(plan_version(existing, incoming(1000, ResultStatus::final, 42)).duplicate);
+  CHECK_FALSE(plan_version(existing, incoming(1000, ResultStatus::final, 43)).duplicate);
 }
 
 TEST_CASE("plan_promotion picks the current preliminary, if any", "[clinical][reconcile]") {

@@ -82,6 +82,10 @@ TEST_CASE("says_not_performed knows the phrases labs print instead of a value",
                                       "DNR",
                                       "Specimen not received",
                                       "Quantity not sufficient",
+                                      "Test cancelled",
+                                      "Cancelled by lab",
+                                      "CANCELED BY LABORATORY",
+                                      "cancelled",
                                       "*TNP*"}) {
     INFO(text);
     CHECK(says_not_performed(text));
@@ -112,4 +116,30 @@ TEST_CASE("to_string names every skip reason", "[clinical][result_status]") {
   CHECK(labwatch::clinical::to_string(SkipReason::order_detail) == "order_detail");
   CHECK(labwatch::clinical::to_string(SkipReason::comment) == "comment");
   CHECK(labwatch::clinical::to_string(SkipReason::not_performed) == "not_performed");
+}
+
+TEST_CASE("coded_says_not_performed reads the code and text of a coded value",
+          "[clinical][result_status]") {
+  using labwatch::clinical::coded_says_not_performed;
+  using labwatch::clinical::is_coded_type;
+  for (const std::string_view value :
+       {"TNP^Test not performed^L", "X123^Test not performed^L", "^Cancelled by lab",
+        "POS^Positive^L^CANC^Cancelled^99LAB", "A^b^L^^^^^^Test cancelled",
+        "POS^Positive^L~QNS^Quantity not sufficient^L"}) {
+    INFO(value);
+    CHECK(coded_says_not_performed(value));
+  }
+  // A coded result, a coding system named like a phrase, free text: never "not performed".
+  for (const std::string_view value : {"POS^Positive^L", "260385009^Negative^SCT", "A^b^TNP",
+                                       "A^b^L^c^d^TNP", "", "Test not performed because of X"}) {
+    INFO(value);
+    CHECK_FALSE(coded_says_not_performed(value));
+  }
+  CHECK(is_coded_type("CWE"));
+  CHECK(is_coded_type("ce"));
+  CHECK(is_coded_type("CNE"));
+  CHECK(is_coded_type("CF"));
+  CHECK_FALSE(is_coded_type("ST"));
+  CHECK_FALSE(is_coded_type("CWEX"));
+  CHECK_FALSE(is_coded_type(""));
 }

@@ -75,6 +75,12 @@ class Workspace {
   Workspace(Workspace&&) = delete;
   Workspace& operator=(Workspace&&) = delete;
 
+  // Writes `text` as the file `name` of the scratch folder; returns its path.
+  [[nodiscard]] std::string write(const std::string& name, const std::string& text) const {
+    std::ofstream(dir_ / name, std::ios::binary) << text;
+    return (dir_ / name).string();
+  }
+
   // Runs the real binary: `labwatch COMMAND --config ... --db ... ARGS...`.
   Run run(const std::string& command, const std::vector<std::string>& args) const {
     std::string cmd = quote(LABWATCH_BINARY) + " " + command + " --config " +
@@ -213,4 +219,115 @@ TEST_CASE("labwatch trend shows a test not performed as a gap, and export leaves
   const Run glucose =
       work.run("trend", {"--patient", "LCB|LCB2002", "--analyte", "glucose_fasting"});
   CHECK(glucose.out.find("not performed") == std::string::npos);
+}
+
+TEST_CASE(
+    "labwatch ingest lets a later message with MSH-7 withdraw or replace one timed by arrival",
+    "[daemon][realworld][versions]") {
+  // The first version carries neither MSH-7 nor OBR-22, so it is ordered by its arrival; the
+  // second carries a real MSH-7 earlier than the clock of the first one's ingest (every date of
+  // 2026 is), which compared with that clock lost: a deletion did not withdraw the value.
+  const std::string msh = "MSH|^~\\&|LAB|QST|CLINIC|C1|";
+  const std::string pid = "PID|1||WA^^^QST^MR||DOE^WA||19700101|F\r";
+  const auto message = [&](const std::string& msh7, const std::string& obr22,
+                           const std::string& value, const std::string& status) {
+    return msh + msh7 + "||ORU^R01|CTL" + status + "|P|2.5.1\r" + pid +
+           "OBR|1|PLWW1|WW1|FER^FERRITIN^L|||202612051000-0500" +
+           (obr22.empty() ? "" : "|||||||||||||||" + obr22) + "\r" +
+           "OBX|1|NM|2276-4^Ferritin^LN||" + value + "|ng/mL|15-150||||" + status + "\r";
+  };
+  struct Case {
+    const char* name;
+    std::string first;
+    std::string second;
+    std::string current;  // the value export shows, "" for none
+  };
+  const std::vector<Case> cases = {
+      {"a deletion with MSH-7 withdraws a final timed by arrival", message("", "", "30", "F"),
+       message("202612060900-0500", "", "", "D"), ""},
+      {"a wrong result (W) with MSH-7 withdraws it", message("", "", "30", "F"),
+       message("202612060900-0500", "", "30", "W"), ""},
+      {"a final with MSH-7 replaces a preliminary timed by arrival", message("", "", "30", "P"),
+       message("202612060900-0500", "", "40", "F"), "40"},
+      {"a correction with OBR-22 only replaces a final timed by arrival",
+       message("", "", "30", "F"), message("", "202612060900-0500", "44", "C"), "44"},
+  };
+  for (const Case& c : cases) {
+    INFO(c.name);
+    const Workspace work("arrival");
+    const std::string a = work.write("quest_w1a.hl7", c.first);
+    const std::string b = work.write("quest_w1b.hl7", c.second);
+    const Run first = work.run("ingest", {a});
+    INFO(first.err);
+    REQUIRE(first.status == 0);
+    const Run second = work.run("ingest", {b});
+    INFO(second.err);
+    REQUIRE(second.status == 0);
+    const std::vector<CsvRecord> rows =
+        read_csv_records(work.run("export", {"--format", "csv"}).out);
+    if (c.current.empty()) {
+      CHECK(rows.empty());
+      // The alert of 30 (below the optimal target) closes with its result.
+      CHECK(work.run("alerts", {}).out.find("ferritin") == std::string::npos);
+    } else {
+      REQUIRE(rows.size() == 1);
+      CHECK(rows[0].at("value") == c.current);
+    }
+  }
+}
+
+TEST_CASE("labwatch ingest reads an HL7 date NN/NN/YYYY in the source's date-order",
+          "[daemon][realworld][dates]") {
+  const std::string text =
+      "MSH|^~\\&|LAB|DOX|CLINIC|C1|20250405120000+0100||ORU^R01|CTL1|P|2.5.1\r"
+      "PID|1||D1^^^DOX^MR||DOE^DA||19700101|F\r"
+      "OBR|1|PL1|D1|FER^FERRITIN^L|||03/04/2025 08:30\r"
+      "OBX|1|NM|2276-4^Ferritin^LN||80|ng/mL|15-150||||F\r";
+  const auto config = [](const std::string& order) {
+    return "<labwatch>\n  <sources>\n    <source facility=\"DOX\" authority=\"DOX\" "
+           "timezone=\"Europe/London\" files=\"dox_*\"" +
+           (order.empty() ? std::string() : " date-order=\"" + order + "\"") +
+           "/>\n  </sources>\n</labwatch>\n";
+  };
+  struct Case {
+    std::string order;
+    std::string collected_at;  // "" when refused
+  };
+  for (const Case& c :
+       {Case{"dmy", "2025-04-03T07:30:00Z"}, Case{"mdy", "2025-03-04T08:30:00Z"}, Case{"", ""}}) {
+    INFO("date-order '" << c.order << "'");
+    const Workspace work("dates");
+    static_cast<void>(work.write("labwatch.xml", config(c.order)));
+    const Run ingest = work.run("ingest", {work.write("dox_1.hl7", text)});
+    INFO(ingest.err);
+    const std::vector<CsvRecord> rows =
+        read_csv_records(work.run("export", {"--format", "csv"}).out);
+    if (c.collected_at.empty()) {
+      CHECK(ingest.status == 2);
+      CHECK(ingest.err.find("ambiguous_date") != std::string::npos);
+      CHECK(rows.empty());
+    } else {
+      CHECK(ingest.status == 0);
+      REQUIRE(rows.size() == 1);
+      CHECK(rows[0].at("collected_at") == c.collected_at);
+    }
+  }
+}
+
+TEST_CASE("labwatch ingest skips a coded not-performed value instead of refusing the file",
+          "[daemon][realworld]") {
+  const Workspace work("coded-tnp");
+  const std::string file =
+      work.write("quest_tnp.hl7",
+                 "MSH|^~\\&|LAB|QST|CLINIC|C1|202503150900-0500||ORU^R01|CTL9|P|2.5.1\r"
+                 "PID|1||WB^^^QST^MR||DOE^WB||19700101|F\r"
+                 "OBR|1|PL9|W9|FER^FERRITIN^L|||202503150800-0500\r"
+                 "OBX|1|NM|1989-3^Vitamin D 25-OH D3^LN||38|ng/mL|30-100||||F\r"
+                 "OBX|2|CWE|2276-4^Ferritin^LN||TNP^Test not performed^L||||||F\r");
+  const Run ingest = work.run("ingest", {file});
+  INFO(ingest.err);
+  CHECK(ingest.status == 0);
+  CHECK(ingest.err.find("1 skipped, 0 refused") != std::string::npos);
+  const Run trend = work.run("trend", {"--patient", "QST|WB", "--analyte", "ferritin"});
+  CHECK(trend.out.find("not performed") != std::string::npos);
 }

@@ -4,6 +4,7 @@
 #include <string>
 #include <string_view>
 
+#include "parsers/csv_parser.hpp"
 #include "parsers/hl7_parser.hpp"
 
 namespace {
@@ -362,7 +363,62 @@ TEST_CASE("to_lab_report reads ISO dates in TS fields and marks text that is no 
   CHECK(r.orders[0].observations[0].observed_at.unreadable);
   CHECK(r.orders[1].collected_at.empty());  // the HL7 null
   CHECK_FALSE(r.orders[1].collected_at.unreadable);
-  CHECK(r.orders[1].observations[0].observed_at.unreadable);  // two readings: not guessed
+  // Two readings: kept both for the sender's date-order, which only normalize knows.
+  const DateTime& slashed = r.orders[1].observations[0].observed_at;
+  CHECK_FALSE(slashed.unreadable);
+  CHECK(slashed.slashed == labwatch::parsers::SlashedDate::both);
+  CHECK(slashed.month == 3);
+  CHECK(slashed.day == 4);
+}
+
+TEST_CASE("to_lab_report keeps the readings of NN/NN/YYYY times for the sender's date order",
+          "[parsers][hl7][oru]") {
+  using labwatch::parsers::DateOrder;
+  using labwatch::parsers::in_date_order;
+  using labwatch::parsers::SlashedDate;
+  const LabReport r = report_of(message({
+      "MSH|^~\\&|A|F|||03/04/2025 09:00||ORU^R01|1|P|2.5.1",
+      "PID|1||7^^^F^MR",
+      "OBR|1||F1|x|||03/04/2025 08:30",
+      "OBX|1|NM|2276-4^FERRITIN^LN||80|ng/mL|||||F|||13/04/2025 08:30",
+      "OBX|2|NM|2276-4^FERRITIN^LN||80|ng/mL|||||F|||04/13/2025",
+      "OBX|3|NM|2276-4^FERRITIN^LN||80|ng/mL|||||F|||31/31/2025",
+  }));
+  REQUIRE(r.orders.size() == 1);
+  const DateTime& both = r.orders[0].collected_at;
+  CHECK(both.slashed == SlashedDate::both);
+  CHECK(r.message_time.slashed == SlashedDate::both);
+  REQUIRE(in_date_order(both, DateOrder::mdy));
+  CHECK(in_date_order(both, DateOrder::mdy)->month == 3);
+  CHECK(in_date_order(both, DateOrder::mdy)->day == 4);
+  CHECK(in_date_order(both, DateOrder::mdy)->hour == 8);
+  CHECK(in_date_order(both, DateOrder::mdy)->minute == 30);
+  CHECK(in_date_order(both, DateOrder::mdy)->slashed == SlashedDate::none);
+  REQUIRE(in_date_order(both, DateOrder::dmy));
+  CHECK(in_date_order(both, DateOrder::dmy)->month == 4);
+  CHECK(in_date_order(both, DateOrder::dmy)->day == 3);
+  REQUIRE_FALSE(in_date_order(both, DateOrder::unknown));
+  CHECK(in_date_order(both, DateOrder::unknown).error() == labwatch::parsers::DateErrc::ambiguous);
+
+  const auto& obs = r.orders[0].observations;
+  REQUIRE(obs.size() == 3);
+  // 13/04 is only a date day first: read without an order and day first, refused month first,
+  // as read_csv_datetime does for a CSV.
+  CHECK(obs[0].observed_at.slashed == SlashedDate::day_first);
+  CHECK(in_date_order(obs[0].observed_at, DateOrder::unknown)->month == 4);
+  CHECK(in_date_order(obs[0].observed_at, DateOrder::dmy)->day == 13);
+  REQUIRE_FALSE(in_date_order(obs[0].observed_at, DateOrder::mdy));
+  CHECK(in_date_order(obs[0].observed_at, DateOrder::mdy).error() ==
+        labwatch::parsers::DateErrc::invalid);
+  CHECK(obs[1].observed_at.slashed == SlashedDate::month_first);
+  CHECK(in_date_order(obs[1].observed_at, DateOrder::mdy)->day == 13);
+  CHECK_FALSE(in_date_order(obs[1].observed_at, DateOrder::dmy));
+  CHECK(obs[2].observed_at.unreadable);  // no date in either order
+  // The same day in both readings is no question.
+  DateTime same = both;
+  same.day = 3;
+  same.month = 3;
+  CHECK(in_date_order(same, DateOrder::unknown)->day == 3);
 }
 
 TEST_CASE("to_lab_report warns of an MSH-18 label outside table 0211 and reads the message",

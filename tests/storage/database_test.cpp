@@ -60,7 +60,7 @@ TEST_CASE("open_database migrates an empty file to the latest schema and reopens
           "[storage][database]") {
   const TempDir dir;
   const std::string path = dir.file("labwatch.db");
-  REQUIRE(labwatch::storage::latest_schema_version() == 11);
+  REQUIRE(labwatch::storage::latest_schema_version() == 12);
   {
     SQLite::Database db = labwatch::storage::open_database(path, {});
     CHECK(labwatch::storage::schema_version(db) == labwatch::storage::latest_schema_version());
@@ -125,14 +125,14 @@ TEST_CASE("open_database refuses a database written by a newer labwatch", "[stor
   const std::string path = dir.file("labwatch.db");
   {
     SQLite::Database db = labwatch::storage::open_database(path, {});
-    db.exec("PRAGMA user_version = 12");
+    db.exec("PRAGMA user_version = 13");
   }
   CHECK_THROWS_WITH(labwatch::storage::open_database(path, {}),
-                    "database schema version 12 is newer than this labwatch supports (11); use a "
+                    "database schema version 13 is newer than this labwatch supports (12); use a "
                     "newer labwatch");
   CHECK_THROWS_AS(labwatch::storage::open_sqlite_store(path), std::runtime_error);
   SQLite::Database untouched(path);
-  CHECK(labwatch::storage::schema_version(untouched) == 12);
+  CHECK(labwatch::storage::schema_version(untouched) == 13);
 }
 
 TEST_CASE("migrate applies each step in its own transaction and stops at a failing one",
@@ -373,4 +373,30 @@ TEST_CASE("open_database upgrades version 9 to silences and trend evidence",
   // An alert of before has no evidence recorded; silences start empty.
   CHECK(db.execAndGet("SELECT evidence FROM alerts WHERE result_id = 1").getString().empty());
   CHECK(db.execAndGet("SELECT count(*) FROM silences").getInt() == 0);
+}
+
+TEST_CASE("open_database upgrades version 11 by marking the messages that were timed by arrival",
+          "[storage][database][versions]") {
+  const TempDir dir;
+  const std::string path = dir.file("labwatch.db");
+  {
+    SQLite::Database db(path, SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
+    labwatch::storage::migrate(db, labwatch::storage::schema_migrations().first(11));
+    // Before version 12 a message without MSH-7 and OBR-22 was stored with its file's ingest time.
+    db.exec(
+        "INSERT INTO files (sha256, name, source, size, ingested_at, outcome) "
+        "VALUES ('aa', 'a.hl7', 'LAB', 1, 1800000000, 'accepted');"
+        "INSERT INTO persons (family, given, birth_date, sex, match_key, created_at) "
+        "VALUES ('Novak', 'Hana', '1970-03-12', 'F', NULL, 0);"
+        "INSERT INTO messages (file_id, facility, control_id, raw_digest, message_time, "
+        "person_id, patient_key) VALUES "
+        "(1, 'LAB', 'M1', 'd1', 1800000000, 1, 'LAB|1'), "
+        "(1, 'LAB', 'M2', 'd2', 1799990000, 1, 'LAB|1'), "
+        "(1, 'LAB', '', '', 0, 1, 'LAB|1')");
+  }
+  SQLite::Database db = labwatch::storage::open_database(path, {});
+  CHECK(labwatch::storage::schema_version(db) == labwatch::storage::latest_schema_version());
+  CHECK(db.execAndGet("SELECT group_concat(control_id || '=' || time_from_arrival, ',') FROM "
+                      "(SELECT control_id, time_from_arrival FROM messages ORDER BY message_id)")
+            .getString() == "M1=1,M2=0,=0");
 }
