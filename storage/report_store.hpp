@@ -96,6 +96,7 @@ class SqliteFileTransaction final : public FileTransaction {
   void promote(std::optional<std::int64_t> id);
   clinical::StandInPlan plan_stand_in(const clinical::NormalizedResult& result,
                                       std::int64_t person_id);
+  void keep_as_fraction(const clinical::StandInMove& move);
   void apply_change(const clinical::VersionChange& change, std::int64_t incoming_id);
   void insert_refusal(const parsers::Refusal& refusal, const char* level,
                       std::optional<std::int64_t> message_id);
