@@ -24,7 +24,7 @@ namespace {
 struct Entry {
   parsers::SourcePos where;
   std::size_t order = 0;  // its place among entries of the same line (file order)
-  std::string action;     // store, stored_before, promote, skip, unmapped, refuse
+  std::string action;     // store, stored_before, promote, skip, unmapped, refuse, warn
   std::string text;       // what the text form says after the place
   std::string json;       // the JSON members after "action" (",\"analyte\":..."), or ""
   std::vector<std::string> alert_texts;
@@ -88,6 +88,15 @@ class Explainer {
                  (line.analyte.empty() ? std::string() : " (" + line.analyte + ")");
         e.json = json_member("reason", json_string(clinical::to_string(line.reason))) +
                  json_member("analyte", json_string(line.analyte));
+      }
+      for (const parsers::Warning& warning : report.warnings) {
+        // What `ingest` logs as a warning (a reason and a place, no patient data): stored, but
+        // worth a look (a plain N on a value outside the printed range, an unknown charset).
+        Entry& e = add(warning.where, "warn");
+        e.text = "warning: " + warning.reason +
+                 (warning.detail.empty() ? std::string() : ": " + warning.detail);
+        e.json = json_member("reason", json_string(warning.reason)) +
+                 json_member("detail", json_string(warning.detail));
       }
       for (const clinical::UnmappedLine& line : report.unmapped_lines) {
         Entry& e = add(line.where, "unmapped");
