@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "clinical/alert_status.hpp"
+#include "clinical/reconcile.hpp"
 #include "clinical/rules.hpp"
 #include "clinical/wording.hpp"
 #include "present/text_format.hpp"
@@ -72,7 +73,10 @@ class Explainer {
   Explainer(const FileExplanation& explanation, const config::Config& config)
       : explanation_(explanation), config_(config) {
     for (std::size_t i = 0; i < explanation.stored.results.size(); ++i) {
-      rows_by_place_[row_key(explanation.stored.results[i].where)].push_back(i);
+      // A kept fraction's place is in an earlier file: it is shown beside the total of this one.
+      if (!explanation.stored.results[i].kept_fraction) {
+        rows_by_place_[row_key(explanation.stored.results[i].where)].push_back(i);
+      }
     }
     used_.assign(explanation.stored.results.size(), false);
   }
@@ -179,6 +183,7 @@ class Explainer {
       if (pick != nullptr) {
         used_[*pick] = true;
         add_row(explanation_.stored.results[*pick], result.where);
+        add_kept_fractions(result);
         return;
       }
     }
@@ -192,6 +197,24 @@ class Explainer {
              json_member("unit", json_string(result.unit)) +
              json_member("raw_value", json_string(result.raw_value)) +
              json_member("raw_unit", json_string(result.raw_unit));
+  }
+
+  // The stand-ins of earlier files that `total` takes the place of, each stored again as the
+  // fraction it is (clinical::plan_stand_in): shown at the total's place.
+  void add_kept_fractions(const clinical::NormalizedResult& total) {
+    const std::string_view fraction = clinical::stand_in_fraction(total.analyte);
+    if (fraction.empty()) {
+      return;
+    }
+    for (std::size_t i = 0; i < used_.size(); ++i) {
+      const storage::DryRunResult& row = explanation_.stored.results[i];
+      if (!used_[i] && row.kept_fraction && row.analyte == fraction) {
+        used_[i] = true;
+        add_row(row, total.where);
+        entries_.back().text += ", stored before as the total's stand-in: kept as its own analyte";
+        entries_.back().json += json_member("kept_fraction", "true");
+      }
+    }
   }
 
   void add_row(const storage::DryRunResult& row, const parsers::SourcePos& where) {

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cstddef>
+#include <limits>
 #include <optional>
 #include <stdexcept>
 #include <string_view>
@@ -271,8 +272,12 @@ DryRun SqliteFileTransaction::roll_back_explained() {
         "r.unit, r.comparator, r.raw_value, r.raw_unit, r.state, r.shown_decimals, r.flags, "
         "(SELECT count(*) FROM results e WHERE e.superseded_by = r.result_id) "
         "FROM results r JOIN messages m ON m.message_id = r.message_id "
-        "WHERE m.file_id = ? ORDER BY r.result_id");
+        "WHERE m.file_id = ? OR r.result_id >= ? ORDER BY r.result_id");
     results.bind(1, file_id_);
+    // Every row from the first kept fraction on was inserted by this transaction (ids only grow
+    // under its write lock): a row of this file's messages, or a kept fraction.
+    results.bind(2, kept_fractions_.empty() ? std::numeric_limits<std::int64_t>::max()
+                                            : kept_fractions_.front());
     while (results.executeStep()) {
       DryRunResult& row = out.results.emplace_back();
       row.result_id = results.getColumn(0).getInt64();
@@ -292,6 +297,8 @@ DryRun SqliteFileTransaction::roll_back_explained() {
       row.shown_decimals = position(11);
       row.flags = results.getColumn(12).getString();
       row.replaced = results.getColumn(13).getInt();
+      row.kept_fraction = std::find(kept_fractions_.begin(), kept_fractions_.end(),
+                                    row.result_id) != kept_fractions_.end();
     }
     SQLite::Statement alerts(
         db_,
@@ -626,6 +633,7 @@ void SqliteFileTransaction::store_result(const clinical::NormalizedReport& repor
   insert.bindNoCopy(25, result.fraction);
   insert.exec();
   const std::int64_t result_id = db_.getLastInsertRowid();
+  last_result_id_ = result_id;
   ++summary_.results_stored;
 
   GroupVersion& added = group_.emplace_back();
@@ -740,8 +748,12 @@ void SqliteFileTransaction::keep_as_fraction(const clinical::StandInMove& move) 
   read.reset();
   // Its accession was judged when it arrived: its group says nothing new about this report's.
   const bool reuses = report_reuses_accession_;
+  const int stored = summary_.results_stored;
   store_result(report, fraction, person_id, message_id, message_time);
   report_reuses_accession_ = reuses;
+  if (summary_.results_stored > stored) {
+    kept_fractions_.push_back(last_result_id_);
+  }
 }
 
 namespace {

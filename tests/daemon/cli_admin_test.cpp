@@ -582,6 +582,24 @@ TEST_CASE("labwatch ends a D3-only result and the total of its draw alike in eit
   CHECK(d3_first == total_first);
   CHECK(total_first.find("gen_total.hl7,QDX|M1,1,vitamin_d_25oh,45,ng/mL,") != std::string::npos);
   CHECK(total_first.find("gen_d3.hl7,QDX|M1,1,vitamin_d3_25oh,40,ng/mL,") != std::string::npos);
+
+  SECTION("explain says that the stand-in stays as its own analyte") {
+    const Layout layout(TempDir::fast_base());
+    const std::string config = layout.config().string();
+    const fs::path d3_path = layout.stage() / "gen_d3.hl7";
+    const fs::path total_path = layout.stage() / "gen_total.hl7";
+    labwatch::test::write_file(d3_path, d3);
+    labwatch::test::write_file(total_path, total);
+    REQUIRE(run_labwatch({"ingest", "--config", config, d3_path.string()}).exit_code == 0);
+    const CommandResult r = run_labwatch({"explain", "--config", config, total_path.string()});
+    INFO(r.out << r.err);
+    CHECK(r.exit_code == 0);
+    CHECK(r.out.find("  line 4, segment 4 OBX, field 5: store: vitamin_d_25oh 45 ng/mL (lab: 45 "
+                     "ng/mL), replacing 1 stored version\n"
+                     "  line 4, segment 4 OBX, field 5: store: vitamin_d3_25oh 40 ng/mL (lab: 40 "
+                     "ng/mL), stored before as the total's stand-in: kept as its own analyte\n"
+                     "summary: 2 to store,") != std::string::npos);
+  }
 }
 
 TEST_CASE("labwatch ingest and explain note a plain N on a value outside the printed range",
