@@ -444,8 +444,9 @@ std::optional<ValueRefusal> read_value(const Observation& obs, const Analyte& an
     constexpr double kInfinity = std::numeric_limits<double>::infinity();
     const bool censored_low = !result.comparator.empty() && result.comparator.front() == '<';
     const bool censored_high = !result.comparator.empty() && result.comparator.front() == '>';
-    const double lo = censored_low ? -kInfinity : result.value - result.tolerance;
-    const double hi = censored_high ? kInfinity : result.value + result.tolerance;
+    // As printed: the range came in the value's unit, converted by the same factor.
+    const double lo = censored_low ? -kInfinity : result.value;
+    const double hi = censored_high ? kInfinity : result.value;
     const bool wrong_way = flag == LabFlag::high
                                ? hi < *result.ref_low && !nearly_equal(hi, *result.ref_low)
                                : lo > *result.ref_high && !nearly_equal(lo, *result.ref_high);

@@ -388,6 +388,10 @@ TEST_CASE(
        obx("NM", "2132-9", "616.0", "pmol/L", "148-616"), stored(616 * 1.35537)},
       {"B12 <148 pmol/L against 148-616 is wholly below",
        obx("ST", "2132-9", "<148", "pmol/L", "148-616"), stored(148 * 1.35537, "within_ref")},
+      {"B12 616 pmol/L against a finer printed 148-615.8 is outside, not unsure",
+       obx("NM", "2132-9", "616", "pmol/L", "148-615.8"), stored(616 * 1.35537, "within_ref")},
+      {"B12 148 pmol/L flagged H below a finer printed low 148.3 is a flag mismatch",
+       obx("NM", "2132-9", "148", "pmol/L", "148.3-616", "H"), refused("flag_mismatch")},
       // No printed range: the catalogue's 232-1245 pg/mL is ours, the lab's precision counts.
       {"B12 919 pmol/L straddles the catalogue's 1245 pg/mL",
        obx("NM", "2132-9", "919", "pmol/L", ""), indeterminate(919 * 1.35537)},
