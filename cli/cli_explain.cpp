@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "clinical/alert_status.hpp"
+#include "clinical/reconcile.hpp"
 #include "clinical/rules.hpp"
 #include "clinical/wording.hpp"
 #include "present/text_format.hpp"
@@ -24,7 +25,7 @@ namespace {
 struct Entry {
   parsers::SourcePos where;
   std::size_t order = 0;  // its place among entries of the same line (file order)
-  std::string action;     // store, stored_before, promote, skip, unmapped, refuse
+  std::string action;     // store, stored_before, promote, skip, unmapped, refuse, warn
   std::string text;       // what the text form says after the place
   std::string json;       // the JSON members after "action" (",\"analyte\":..."), or ""
   std::vector<std::string> alert_texts;
@@ -72,7 +73,10 @@ class Explainer {
   Explainer(const FileExplanation& explanation, const config::Config& config)
       : explanation_(explanation), config_(config) {
     for (std::size_t i = 0; i < explanation.stored.results.size(); ++i) {
-      rows_by_place_[row_key(explanation.stored.results[i].where)].push_back(i);
+      // A kept fraction's place is in an earlier file: it is shown beside the total of this one.
+      if (!explanation.stored.results[i].kept_fraction) {
+        rows_by_place_[row_key(explanation.stored.results[i].where)].push_back(i);
+      }
     }
     used_.assign(explanation.stored.results.size(), false);
   }
@@ -88,6 +92,15 @@ class Explainer {
                  (line.analyte.empty() ? std::string() : " (" + line.analyte + ")");
         e.json = json_member("reason", json_string(clinical::to_string(line.reason))) +
                  json_member("analyte", json_string(line.analyte));
+      }
+      for (const parsers::Warning& warning : report.warnings) {
+        // What `ingest` logs as a warning (a reason and a place, no patient data): stored, but
+        // worth a look (a plain N on a value outside the printed range, an unknown charset).
+        Entry& e = add(warning.where, "warn");
+        e.text = "warning: " + warning.reason +
+                 (warning.detail.empty() ? std::string() : ": " + warning.detail);
+        e.json = json_member("reason", json_string(warning.reason)) +
+                 json_member("detail", json_string(warning.detail));
       }
       for (const clinical::UnmappedLine& line : report.unmapped_lines) {
         Entry& e = add(line.where, "unmapped");
@@ -170,6 +183,7 @@ class Explainer {
       if (pick != nullptr) {
         used_[*pick] = true;
         add_row(explanation_.stored.results[*pick], result.where);
+        add_kept_fractions(result);
         return;
       }
     }
@@ -183,6 +197,24 @@ class Explainer {
              json_member("unit", json_string(result.unit)) +
              json_member("raw_value", json_string(result.raw_value)) +
              json_member("raw_unit", json_string(result.raw_unit));
+  }
+
+  // The stand-ins of earlier files that `total` takes the place of, each stored again as the
+  // fraction it is (clinical::plan_stand_in): shown at the total's place.
+  void add_kept_fractions(const clinical::NormalizedResult& total) {
+    const std::string_view fraction = clinical::stand_in_fraction(total.analyte);
+    if (fraction.empty()) {
+      return;
+    }
+    for (std::size_t i = 0; i < used_.size(); ++i) {
+      const storage::DryRunResult& row = explanation_.stored.results[i];
+      if (!used_[i] && row.kept_fraction && row.analyte == fraction) {
+        used_[i] = true;
+        add_row(row, total.where);
+        entries_.back().text += ", stored before as the total's stand-in: kept as its own analyte";
+        entries_.back().json += json_member("kept_fraction", "true");
+      }
+    }
   }
 
   void add_row(const storage::DryRunResult& row, const parsers::SourcePos& where) {

@@ -354,6 +354,42 @@ void take_range(const Observation& obs, const Analyte& analyte, double factor, c
   result.range_problem = RangeProblem::none;
 }
 
+// A plain N on a value that lies wholly outside the printed range: the lab may judge by a range
+// it did not print (age, sex), so the result is stored, but someone should look: a warning (a
+// place and a reason, never the value) for the log and `explain`. Compared as printed, like the
+// lab's range in clinical::evaluate.
+void note_normal_flag_outside(const Observation& obs, const Context& ctx,
+                              const NormalizedResult& result) {
+  constexpr double kInfinity = std::numeric_limits<double>::infinity();
+  const std::string_view comparator = result.comparator;
+  // The value as printed: a point, or a censored value's half line ("<5" is below 5).
+  const double lo = comparator.starts_with('<') ? -kInfinity : result.value;
+  const double hi = comparator.starts_with('>') ? kInfinity : result.value;
+  const bool below =
+      result.ref_low && ((hi < *result.ref_low && !nearly_equal(hi, *result.ref_low)) ||
+                         (comparator == "<" && nearly_equal(hi, *result.ref_low)));
+  const bool above =
+      result.ref_high && ((lo > *result.ref_high && !nearly_equal(lo, *result.ref_high)) ||
+                          (comparator == ">" && nearly_equal(lo, *result.ref_high)));
+  if (!below && !above) {
+    return;
+  }
+  const FieldNames& fields = ctx.fields;
+  SourcePos where = obs.where;
+  if (&fields == &kHl7Fields) {
+    where.field = 8;  // OBX-8
+  } else {
+    where.field = -1;  // the CSV flag column: named in the detail
+    where.column.clear();
+  }
+  ctx.out.warnings.push_back({std::string(kFlagDisagrees),
+                              std::string(fields.flag) + " 'N' says normal, but " +
+                                  std::string(fields.value) + " lies " +
+                                  (below ? "below" : "above") + " " + std::string(fields.range) +
+                                  "; stored (the lab may judge by a range it did not print)",
+                              std::move(where)});
+}
+
 // Reads the value of `obs` into `result` (number, comparator, canonical unit, precision, range),
 // or says why it is refused. The lab's flag is a second witness: when it points the other way
 // from the value against the lab's own range, one of the two was misread, and neither is stored.
@@ -427,8 +463,9 @@ std::optional<ValueRefusal> read_value(const Observation& obs, const Analyte& an
     constexpr double kInfinity = std::numeric_limits<double>::infinity();
     const bool censored_low = !result.comparator.empty() && result.comparator.front() == '<';
     const bool censored_high = !result.comparator.empty() && result.comparator.front() == '>';
-    const double lo = censored_low ? -kInfinity : result.value - result.tolerance;
-    const double hi = censored_high ? kInfinity : result.value + result.tolerance;
+    // As printed: the range came in the value's unit, converted by the same factor.
+    const double lo = censored_low ? -kInfinity : result.value;
+    const double hi = censored_high ? kInfinity : result.value;
     const bool wrong_way = flag == LabFlag::high
                                ? hi < *result.ref_low && !nearly_equal(hi, *result.ref_low)
                                : lo > *result.ref_high && !nearly_equal(lo, *result.ref_high);
@@ -441,6 +478,9 @@ std::optional<ValueRefusal> read_value(const Observation& obs, const Analyte& an
                      std::string(fields.range) + ": one of them was misread");
       return refusal;
     }
+  }
+  if (flag == LabFlag::normal) {
+    note_normal_flag_outside(obs, ctx, result);
   }
   return std::nullopt;
 }

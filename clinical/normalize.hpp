@@ -44,11 +44,18 @@ std::optional<UnixSeconds> to_utc(const parsers::DateTime& t, std::string_view t
 // with status cancelled and value 0, as it needs no value; U without a value is kept with
 // promote_only. Lines that are no result (I, N, O; a TX/FT comment; a value such as TNP that says
 // the test was not performed) go to `skipped`, never to `refusals`.
+// A result the lab flags plain N (OBX-8 / the flag column) while its value lies wholly outside the
+// printed range is stored, with a warning (kFlagDisagrees) in `warnings`: the flag's place and the
+// side, never the value.
 // The message time is MSH-7, else the first OBR-22; without either, HL7 versions are ordered by
 // arrival (message_time_from_arrival).
 // Errors (the whole report refused): missing_patient_id; unknown_source (a CSV whose file
 // matched no <source>, so its ids have no authority); missing_authority (HL7: no CX.4, no
 // <source> authority, no MSH-4).
+// The warning word of a plain N on a value outside the printed range (one spelling: the log, the
+// `explain` output and the docs use it).
+inline constexpr std::string_view kFlagDisagrees = "flag_disagrees";
+
 parsers::Expected<NormalizedReport, parsers::Refusal> normalize(const parsers::LabReport& report,
                                                                 const AnalyteCatalogue& catalogue,
                                                                 const SourceContext& source);

@@ -410,10 +410,10 @@ std::vector<StoredVersion> draw_versions(std::span<const DrawCandidate> candidat
 StandInPlan plan_stand_in(bool incoming_stand_in, std::span<const DrawTotal> current) {
   StandInPlan plan;
   for (const DrawTotal& total : current) {
-    if (incoming_stand_in && !total.stand_in) {
+    if (incoming_stand_in && !total.stand_in()) {
       plan.store_as_fraction = true;
-    } else if (!incoming_stand_in && total.stand_in) {
-      plan.replaced.push_back(total.id);
+    } else if (!incoming_stand_in && total.stand_in()) {
+      plan.replaced.push_back({total.id, total.fraction});
     }
   }
   if (plan.store_as_fraction) {

@@ -163,18 +163,31 @@ std::vector<StoredVersion> draw_versions(std::span<const DrawCandidate> candidat
 // A current version of a total (25-OH vitamin D) of one draw: person, collection time.
 struct DrawTotal {
   std::int64_t id = 0;
-  bool stand_in = false;  // read from a fraction (NormalizedResult::fraction), not a real total
+  // The fraction it was read from (NormalizedResult::fraction: "vitamin_d3_25oh") when it stands
+  // in for the total; empty for a real total.
+  std::string_view fraction;
+  [[nodiscard]] bool stand_in() const noexcept { return !fraction.empty(); }
+};
+
+// A stand-in that leaves the total's place to a real total: it is superseded there and kept as
+// its own fraction (a copy stored under `fraction`), so that its value stays current.
+struct StandInMove {
+  std::int64_t id = 0;
+  std::string_view fraction;  // the analyte it is kept as ("vitamin_d3_25oh")
+  bool operator==(const StandInMove&) const = default;
 };
 
 struct StandInPlan {
-  bool store_as_fraction = false;      // the incoming stand-in is stored as its fraction
-  std::vector<std::int64_t> replaced;  // stand-ins the incoming real total supersedes
+  bool store_as_fraction = false;     // the incoming stand-in is stored as its fraction
+  std::vector<StandInMove> replaced;  // stand-ins the incoming real total takes the place of
 };
 
 // Why: a fraction (25-OH D3) stands in for its total only while the draw has no real total. So a
 // stand-in that arrives where a real total is current is only the fraction, and never replaces
-// it; a real total that arrives where stand-ins are current replaces them, whatever the order of
-// their messages. Stand-ins among themselves, and totals among themselves, version as usual.
+// it; a real total that arrives where stand-ins are current takes their place, whatever the order
+// of their messages, and each stand-in is kept as the fraction it is: so both arrival orders end
+// with the same current results (the total, and the fraction as its own analyte). Stand-ins among
+// themselves, and totals among themselves, version as usual.
 StandInPlan plan_stand_in(bool incoming_stand_in, std::span<const DrawTotal> current);
 
 // The analytes a fraction stands in for when the total is absent: 25-OH vitamin D3 (1989-3) for

@@ -226,10 +226,19 @@ RangeInForce whole_range(const RangeInForce& range, const Analyte& analyte) {
   return whole;
 }
 
-// Judges the interval by one clause. A relative clause that still lacks a bound it needs cannot
-// be judged and is not violated; `used_catalogue` is set when it judged by a catalogue bound.
-Outcome judge(const RuleClause& clause, const Interval& v, const RangeInForce& range,
-              const Analyte& analyte, bool& used_catalogue) {
+// What a result says of the true value when it is held against the lab's own range: the lab
+// printed the value and the range in one unit, and both were converted by the same factor, so the
+// value is judged as printed (a censored one still as its half line).
+Interval as_printed(const NormalizedResult& result, const Analyte& analyte) noexcept {
+  return interval_of(result.value, result.comparator, 0.0, analyte);
+}
+
+// Judges one clause: `v` against our own thresholds and catalogue bounds (the lab's precision
+// counts), `printed` against bounds taken wholly from the lab's printed range (see as_printed). A
+// relative clause that still lacks a bound it needs cannot be judged and is not violated;
+// `used_catalogue` is set when it judged by a catalogue bound.
+Outcome judge(const RuleClause& clause, const Interval& v, const Interval& printed,
+              const RangeInForce& range, const Analyte& analyte, bool& used_catalogue) {
   switch (clause.kind) {
     case Kind::ge:
       return band(v, clause.a, std::nullopt);
@@ -243,7 +252,7 @@ Outcome judge(const RuleClause& clause, const Interval& v, const RangeInForce& r
       return band(v, clause.a, clause.b);
     case Kind::within_ref:
       used_catalogue = used_catalogue || range.from_catalogue;
-      return band(v, range.low, range.high);
+      return band(range.from_catalogue ? v : printed, range.low, range.high);
     case Kind::ref_upper_third:
     case Kind::ref_upper_half: {
       const RangeInForce whole = whole_range(range, analyte);
@@ -252,7 +261,8 @@ Outcome judge(const RuleClause& clause, const Interval& v, const RangeInForce& r
       }
       used_catalogue = used_catalogue || whole.from_catalogue;
       const double part = clause.kind == Kind::ref_upper_third ? 2.0 / 3.0 : 1.0 / 2.0;
-      return band(v, *whole.low + (*whole.high - *whole.low) * part, whole.high);
+      return band(whole.from_catalogue ? v : printed,
+                  *whole.low + (*whole.high - *whole.low) * part, whole.high);
     }
     case Kind::ref_lower_half: {
       // "<=1.5" prints no low bound: the lower half of 0-1.5.
@@ -262,7 +272,8 @@ Outcome judge(const RuleClause& clause, const Interval& v, const RangeInForce& r
       }
       used_catalogue = used_catalogue || whole.from_catalogue;
       const double low = whole.low.value_or(0.0);
-      return band(v, std::nullopt, low + (*whole.high - low) / 2.0);
+      return band(whole.from_catalogue ? v : printed, std::nullopt,
+                  low + (*whole.high - low) / 2.0);
     }
   }
   return {};
@@ -395,7 +406,9 @@ Decision evaluate(const NormalizedResult& result, const OptimalRule& rule, const
   // Why an interval: a censored value ("<1.0") says only on which side of its bound the value lies,
   // and a converted one is only as exact as the digit the lab printed. A bound the interval
   // straddles cannot be judged: no alert, and the result is shown as indeterminate.
+  // The lab's own range is the exception: it is compared with the value as printed.
   const Interval value = interval_of(result.value, result.comparator, result.tolerance, analyte);
+  const Interval printed = as_printed(result, analyte);
   bool straddles = false;
   bool used_catalogue = false;
   auto violated = [&](std::string rule_name, RuleRef ref, const Outcome& outcome) {
@@ -413,7 +426,7 @@ Decision evaluate(const NormalizedResult& result, const OptimalRule& rule, const
         continue;
       }
       bool clause_used_catalogue = false;
-      const Outcome outcome = judge(clause, value, range, analyte, clause_used_catalogue);
+      const Outcome outcome = judge(clause, value, printed, range, analyte, clause_used_catalogue);
       if (outcome.fit == Fit::outside) {
         used_catalogue = clause_used_catalogue;
         return violated(clause.text, clause.ref(), outcome);
@@ -429,7 +442,7 @@ Decision evaluate(const NormalizedResult& result, const OptimalRule& rule, const
   // Optimal, not just normal: outside the lab's own range, or flagged by the lab, is always worth
   // a look, even where the optimal target alone would pass (a ferritin of 850 against 16-232).
   if (result.range_problem == RangeProblem::none && (result.ref_low || result.ref_high)) {
-    const Outcome lab = band(value, result.ref_low, result.ref_high);
+    const Outcome lab = band(printed, result.ref_low, result.ref_high);
     if (lab.fit == Fit::outside) {
       used_catalogue = false;
       return violated(std::string(kLabRangeRule), {RuleRef::Source::lab_range}, lab);
@@ -508,7 +521,8 @@ std::string describe_clause(const RuleClause& clause, const RangeInForce& range,
     case Kind::ref_upper_half:
     case Kind::ref_lower_half: {
       bool used_catalogue = false;
-      const Outcome demanded = judge(clause, Interval{}, range, analyte, used_catalogue);
+      const Outcome demanded =
+          judge(clause, Interval{}, Interval{}, range, analyte, used_catalogue);
       RangeInForce source = range;
       source.from_catalogue = range.from_catalogue || used_catalogue;
       const std::string part = clause.kind == Kind::ref_upper_third  ? "upper third of "
@@ -642,7 +656,7 @@ TargetBand target_band(const OptimalRule& rule, const Analyte& analyte, const Tr
     }
     // What a clause demands does not depend on the value judged; only the fit does.
     bool used_catalogue = false;
-    const Outcome demanded = judge(clause, any, range, analyte, used_catalogue);
+    const Outcome demanded = judge(clause, any, any, range, analyte, used_catalogue);
     if (demanded.low) {
       band.low = band.low ? std::max(*band.low, *demanded.low) : *demanded.low;
     }

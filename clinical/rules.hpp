@@ -83,8 +83,10 @@ inline constexpr std::string_view kLabFlagRule = "lab_flag";
 // within a range ("upper third") takes a one-sided range's missing bound from the catalogue. The
 // value is an interval: a censored one ("<5") is the half line, a converted one +- its tolerance;
 // it violates a clause only when wholly outside it, and one that straddles a bound is
-// indeterminate. A cancelled result is never violated. Values within 1e-9 (relative) of a bound
-// count as on it.
+// indeterminate. The tolerance is for our own thresholds and the catalogue's bounds only: against
+// the lab's printed range (and positions within it), which came in the value's own unit and was
+// converted by the same factor, the value is compared as printed (616 pmol/L is within 148-616). A
+// cancelled result is never violated. Values within 1e-9 (relative) of a bound count as on it.
 Decision evaluate(const NormalizedResult& result, const OptimalRule& rule, const Analyte& analyte);
 
 // The target of `rule` written for people, in `unit`: hard clauses first, then the ideal ones

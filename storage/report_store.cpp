@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cstddef>
+#include <limits>
 #include <optional>
 #include <stdexcept>
 #include <string_view>
@@ -271,8 +272,12 @@ DryRun SqliteFileTransaction::roll_back_explained() {
         "r.unit, r.comparator, r.raw_value, r.raw_unit, r.state, r.shown_decimals, r.flags, "
         "(SELECT count(*) FROM results e WHERE e.superseded_by = r.result_id) "
         "FROM results r JOIN messages m ON m.message_id = r.message_id "
-        "WHERE m.file_id = ? ORDER BY r.result_id");
+        "WHERE m.file_id = ? OR r.result_id >= ? ORDER BY r.result_id");
     results.bind(1, file_id_);
+    // Every row from the first kept fraction on was inserted by this transaction (ids only grow
+    // under its write lock): a row of this file's messages, or a kept fraction.
+    results.bind(2, kept_fractions_.empty() ? std::numeric_limits<std::int64_t>::max()
+                                            : kept_fractions_.front());
     while (results.executeStep()) {
       DryRunResult& row = out.results.emplace_back();
       row.result_id = results.getColumn(0).getInt64();
@@ -292,6 +297,8 @@ DryRun SqliteFileTransaction::roll_back_explained() {
       row.shown_decimals = position(11);
       row.flags = results.getColumn(12).getString();
       row.replaced = results.getColumn(13).getInt();
+      row.kept_fraction = std::find(kept_fractions_.begin(), kept_fractions_.end(),
+                                    row.result_id) != kept_fractions_.end();
     }
     SQLite::Statement alerts(
         db_,
@@ -542,7 +549,7 @@ void SqliteFileTransaction::store_result(const clinical::NormalizedReport& repor
                                          const clinical::NormalizedResult& result,
                                          std::int64_t person_id, std::int64_t message_id,
                                          clinical::UnixSeconds message_time) {
-  std::vector<std::int64_t> replaced_stand_ins;
+  std::vector<clinical::StandInMove> replaced_stand_ins;
   if (!clinical::stand_in_fraction(result.analyte).empty()) {
     clinical::StandInPlan stand_in = plan_stand_in(result, person_id);
     if (stand_in.store_as_fraction) {
@@ -570,8 +577,9 @@ void SqliteFileTransaction::store_result(const clinical::NormalizedReport& repor
   }
   // Stand-ins that a real total replaces are not versions it is ordered among: it replaces them.
   std::erase_if(related_, [&](const GroupVersion& stored) {
-    return std::find(replaced_stand_ins.begin(), replaced_stand_ins.end(), stored.version.id) !=
-           replaced_stand_ins.end();
+    return std::any_of(
+        replaced_stand_ins.begin(), replaced_stand_ins.end(),
+        [&](const clinical::StandInMove& move) { return move.id == stored.version.id; });
   });
   versions_.clear();
   for (const GroupVersion& stored : related_) {
@@ -626,6 +634,7 @@ void SqliteFileTransaction::store_result(const clinical::NormalizedReport& repor
   insert.bindNoCopy(25, result.fraction);
   insert.exec();
   const std::int64_t result_id = db_.getLastInsertRowid();
+  last_result_id_ = result_id;
   ++summary_.results_stored;
 
   GroupVersion& added = group_.emplace_back();
@@ -663,8 +672,17 @@ void SqliteFileTransaction::store_result(const clinical::NormalizedReport& repor
     }
     apply_change(change, result_id);
   }
+  // The stand-ins this total takes the place of leave it before the ledger reads the current set.
+  for (const clinical::StandInMove& move : replaced_stand_ins) {
+    apply_change({move.id, clinical::ResultState::current, clinical::ResultState::superseded,
+                  std::nullopt, true},
+                 result_id);
+    left.push_back(
+        {{move.id, result.collected_at}, person_id, clinical::ResultState::superseded, true});
+  }
   // Alerts follow their result once every version has its new state: a version that replaces the
-  // current one settles its alerts; a withdrawn one withdraws them.
+  // current one settles its alerts (a stand-in's, told as the total's, are settled by the real
+  // total); a withdrawn one withdraws them.
   const bool incoming_current = plan.state == clinical::ResultState::current;
   std::optional<ReplacedVersion> replaced;
   for (const Left& l : left) {
@@ -679,13 +697,86 @@ void SqliteFileTransaction::store_result(const clinical::NormalizedReport& repor
   if (incoming_current) {
     ledger_.version_current({result_id, &result, person_id}, replaced);
   }
-  for (const std::int64_t stand_in : replaced_stand_ins) {
-    apply_change({stand_in, clinical::ResultState::current, clinical::ResultState::superseded,
-                  std::nullopt, true},
-                 result_id);
-    ledger_.version_superseded(stand_in);
+  for (const clinical::StandInMove& move : replaced_stand_ins) {
+    keep_as_fraction(move);
   }
 }
+
+// A stand-in that left the total's place stays what it is: its fraction, stored again under the
+// fraction's analyte with its own message, order and values, and versioned among that analyte's
+// results like one that arrived after the total (clinical::plan_stand_in).
+void SqliteFileTransaction::keep_as_fraction(const clinical::StandInMove& move) {
+  SQLite::Statement read(db_,
+                         "SELECT r.order_id, r.code, r.value, r.unit, r.comparator, r.raw_value, "
+                         "r.raw_unit, r.raw_range, r.ref_low, r.ref_high, r.flags, r.status, "
+                         "r.collected_at, r.notes, r.pos_segment, r.pos_line, r.range_use, "
+                         "r.tolerance, r.shown_decimals, r.message_id, m.message_time, "
+                         "m.facility, r.person_id "
+                         "FROM results r JOIN messages m ON m.message_id = r.message_id "
+                         "WHERE r.result_id = ?");
+  read.bind(1, move.id);
+  if (!read.executeStep()) {
+    return;
+  }
+  clinical::NormalizedReport report;
+  clinical::NormalizedResult fraction;
+  fraction.analyte = std::string(move.fraction);
+  fraction.order_id = read.getColumn(0).getString();
+  fraction.code = read.getColumn(1).getString();
+  fraction.value = read.getColumn(2).getDouble();
+  fraction.unit = read.getColumn(3).getString();
+  fraction.comparator = read.getColumn(4).getString();
+  fraction.raw_value = read.getColumn(5).getString();
+  fraction.raw_unit = read.getColumn(6).getString();
+  fraction.raw_range = read.getColumn(7).getString();
+  fraction.ref_low = read_optional(read.getColumn(8));
+  fraction.ref_high = read_optional(read.getColumn(9));
+  fraction.flags = read.getColumn(10).getString();
+  fraction.status = read_status(read.getColumn(11));
+  fraction.collected_at = read.getColumn(12).getInt64();
+  fraction.notes = read.getColumn(13).getString();
+  fraction.where.segment = read_position(read.getColumn(14));
+  fraction.where.line = read_position(read.getColumn(15));
+  fraction.range_problem =
+      clinical::range_problem_from_key(read.getColumn(16).getString())
+          .value_or(fraction.ref_low || fraction.ref_high ? clinical::RangeProblem::none
+                                                          : clinical::RangeProblem::not_printed);
+  fraction.tolerance = read.getColumn(17).getDouble();
+  fraction.shown_decimals = read_position(read.getColumn(18));
+  const std::int64_t message_id = read.getColumn(19).getInt64();
+  const clinical::UnixSeconds message_time = read.getColumn(20).getInt64();
+  report.facility = read.getColumn(21).getString();
+  const std::int64_t person_id = read.getColumn(22).getInt64();
+  read.reset();
+  // Its accession was judged when it arrived: its group says nothing new about this report's.
+  const bool reuses = report_reuses_accession_;
+  const int stored = summary_.results_stored;
+  store_result(report, fraction, person_id, message_id, message_time);
+  report_reuses_accession_ = reuses;
+  if (summary_.results_stored > stored) {
+    kept_fractions_.push_back(last_result_id_);
+  }
+}
+
+namespace {
+
+// results.fraction as one of clinical::stand_in_pairs (a view that outlives the plan): empty for a
+// real total. Throws std::runtime_error on text labwatch never writes (a database edited by hand).
+std::string_view known_fraction(const SQLite::Column& column) {
+  const std::string_view text = column.getText();
+  if (text.empty()) {
+    return {};
+  }
+  for (const clinical::StandInPair& pair : clinical::stand_in_pairs()) {
+    if (pair.fraction == text) {
+      return pair.fraction;
+    }
+  }
+  throw std::runtime_error("the database holds a fraction this labwatch does not know: '" +
+                           std::string(text) + "'");
+}
+
+}  // namespace
 
 // The current totals of the draw of `result` (person, collection time), and which of them stand in.
 clinical::StandInPlan SqliteFileTransaction::plan_stand_in(const clinical::NormalizedResult& result,
@@ -698,7 +789,7 @@ clinical::StandInPlan SqliteFileTransaction::plan_stand_in(const clinical::Norma
   find.bindNoCopy(3, result.analyte);
   while (find.executeStep()) {
     if (read_state(find.getColumn(3)) == clinical::ResultState::current) {
-      current.push_back({find.getColumn(0).getInt64(), !find.getColumn(13).getString().empty()});
+      current.push_back({find.getColumn(0).getInt64(), known_fraction(find.getColumn(13))});
     }
   }
   return clinical::plan_stand_in(!result.fraction.empty(), current);

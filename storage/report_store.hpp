@@ -96,6 +96,7 @@ class SqliteFileTransaction final : public FileTransaction {
   void promote(std::optional<std::int64_t> id);
   clinical::StandInPlan plan_stand_in(const clinical::NormalizedResult& result,
                                       std::int64_t person_id);
+  void keep_as_fraction(const clinical::StandInMove& move);
   void apply_change(const clinical::VersionChange& change, std::int64_t incoming_id);
   void insert_refusal(const parsers::Refusal& refusal, const char* level,
                       std::optional<std::int64_t> message_id);
@@ -117,7 +118,9 @@ class SqliteFileTransaction final : public FileTransaction {
   bool known_ = false;     // the file was ingested before: store nothing
   bool finished_ = false;  // committed
   IngestSummary summary_;
-  AlertLedger ledger_;  // refers to targets_ and summary_, declared before it
+  std::int64_t last_result_id_ = 0;           // the result row this transaction inserted last
+  std::vector<std::int64_t> kept_fractions_;  // rows keep_as_fraction inserted, for explain
+  AlertLedger ledger_;                        // refers to targets_ and summary_, declared before it
   // Per-transaction caches: valid only while this transaction holds the write lock, and bounded
   // (cleared when full) so that a file about a million patients cannot grow them without limit.
   std::unordered_map<std::string, std::int64_t> person_by_identifier_;

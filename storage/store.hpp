@@ -128,6 +128,9 @@ struct DryRunResult {
   int replaced = 0;  // stored versions this one superseded or withdrew
   int shown_decimals = -1;
   std::string flags;
+  // A stand-in of an earlier file that a total of this one took the place of, stored again as its
+  // fraction (clinical::plan_stand_in): `where` is its place in that earlier file.
+  bool kept_fraction = false;
 };
 
 // An alert the transaction raised on one of its results.

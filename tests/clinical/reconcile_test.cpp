@@ -582,8 +582,9 @@ TEST_CASE("plan_stand_in keeps a real total before any stand-in, in either order
           "[clinical][reconcile]") {
   using labwatch::clinical::DrawTotal;
   using labwatch::clinical::plan_stand_in;
-  const std::vector<DrawTotal> real{{1, false}};
-  const std::vector<DrawTotal> stand_ins{{2, true}, {3, true}};
+  using labwatch::clinical::StandInMove;
+  const std::vector<DrawTotal> real{{1, ""}};
+  const std::vector<DrawTotal> stand_ins{{2, "vitamin_d3_25oh"}, {3, "vitamin_d3_25oh"}};
   const std::vector<DrawTotal> none;
   // A stand-in where a real total is current is only the fraction.
   CHECK(plan_stand_in(true, real).store_as_fraction);
@@ -591,8 +592,10 @@ TEST_CASE("plan_stand_in keeps a real total before any stand-in, in either order
   // A stand-in among stand-ins (or alone) versions as usual.
   CHECK_FALSE(plan_stand_in(true, stand_ins).store_as_fraction);
   CHECK_FALSE(plan_stand_in(true, none).store_as_fraction);
-  // A real total replaces every current stand-in, and no real total.
-  CHECK(plan_stand_in(false, stand_ins).replaced == std::vector<std::int64_t>{2, 3});
+  // A real total takes the place of every current stand-in, and of no real total; each stand-in
+  // is kept as its own fraction, so its value stays current (either arrival order ends alike).
+  CHECK(plan_stand_in(false, stand_ins).replaced ==
+        std::vector<StandInMove>{{2, "vitamin_d3_25oh"}, {3, "vitamin_d3_25oh"}});
   CHECK(plan_stand_in(false, real).replaced.empty());
   CHECK_FALSE(plan_stand_in(false, stand_ins).store_as_fraction);
   CHECK(labwatch::clinical::stand_in_fraction("vitamin_d_25oh") == "vitamin_d3_25oh");

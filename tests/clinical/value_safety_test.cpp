@@ -368,6 +368,47 @@ TEST_CASE("The HL7 value path reads every number, unit and range as the lab mean
   }
 }
 
+TEST_CASE(
+    "The lab's own range is compared with the value as printed, our thresholds with its "
+    "precision",
+    "[clinical][safety]") {
+  // B12 is canonical in pg/mL (pmol/L x 1.35537). The lab's range came in the value's own unit and
+  // both were converted by the same factor: a value on its printed bound is on it, not unsure.
+  const std::vector<Hl7Case> cases = {
+      {"B12 616 pmol/L on the printed high 148-616 is within",
+       obx("NM", "2132-9", "616", "pmol/L", "148-616"),
+       with_range(stored(616 * 1.35537), 148 * 1.35537, 616 * 1.35537)},
+      {"B12 148 pmol/L on the printed low 148-616 is within",
+       obx("NM", "2132-9", "148", "pmol/L", "148-616"), stored(148 * 1.35537)},
+      {"B12 617 pmol/L is outside 148-616", obx("NM", "2132-9", "617", "pmol/L", "148-616"),
+       stored(617 * 1.35537, "within_ref")},
+      {"B12 147 pmol/L is outside 148-616", obx("NM", "2132-9", "147", "pmol/L", "148-616"),
+       stored(147 * 1.35537, "within_ref")},
+      {"B12 616.0 pmol/L with a decimal is within 148-616",
+       obx("NM", "2132-9", "616.0", "pmol/L", "148-616"), stored(616 * 1.35537)},
+      {"B12 <148 pmol/L against 148-616 is wholly below",
+       obx("ST", "2132-9", "<148", "pmol/L", "148-616"), stored(148 * 1.35537, "within_ref")},
+      {"B12 616 pmol/L against a finer printed 148-615.8 is outside, not unsure",
+       obx("NM", "2132-9", "616", "pmol/L", "148-615.8"), stored(616 * 1.35537, "within_ref")},
+      {"B12 148 pmol/L flagged H below a finer printed low 148.3 is a flag mismatch",
+       obx("NM", "2132-9", "148", "pmol/L", "148.3-616", "H"), refused("flag_mismatch")},
+      // No printed range: the catalogue's 232-1245 pg/mL is ours, the lab's precision counts.
+      {"B12 919 pmol/L straddles the catalogue's 1245 pg/mL",
+       obx("NM", "2132-9", "919", "pmol/L", ""), indeterminate(919 * 1.35537)},
+      {"B12 616 pmol/L without a range is inside the catalogue's",
+       obx("NM", "2132-9", "616", "pmol/L", ""), stored(616 * 1.35537)},
+      // Our own thresholds in the canonical unit keep the tolerance, with a range printed or not.
+      {"vitamin D 150 nmol/L against 60 ng/mL stays indeterminate with a printed range",
+       obx("NM", "62292-8", "150", "nmol/L", "75-250"), indeterminate(150 * 0.40064)},
+      {"ferritin 112 pmol/L is still not below 50 with a printed range",
+       obx("NM", "14723-1", "112", "pmol/L", "36-700"), stored(112 * 0.445038, "ideal:gt:70")},
+  };
+  for (const Hl7Case& c : cases) {
+    INFO(c.what);
+    check(judge_first(from_hl7(c.obx, c.sex, c.mark, c.extra)), c.want);
+  }
+}
+
 TEST_CASE("The CSV value path reads grouping by the whole file's decimal mark",
           "[clinical][safety]") {
   const std::string row = "M1,DOE,JANE,1980-01-01,F,Ferritin,2276-4,";
@@ -407,6 +448,61 @@ TEST_CASE("The CSV value path reads grouping by the whole file's decimal mark",
           refused("flag_mismatch"));
     check(judge_first(from_csv(row + "120,ng/mL,16-232,High,2026-03-15T08:30:00Z\n")),
           stored(120, "lab_flag"));
+  }
+}
+
+TEST_CASE("A plain N on a value outside the printed range is stored and noted, never refused",
+          "[clinical][safety]") {
+  struct NoteCase {
+    const char* what;
+    std::string obx;
+    std::string side;  // "below", "above"; "" for no note
+  };
+  const std::vector<NoteCase> cases = {
+      {"N above the printed high", obx("NM", "2132-9", "700", "pmol/L", "148-616", "N"), "above"},
+      {"N below the printed low", obx("NM", "2132-9", "100", "pmol/L", "148-616", "N"), "below"},
+      {"N on the printed bound, compared as printed",
+       obx("NM", "2132-9", "616", "pmol/L", "148-616", "N"), ""},
+      {"N inside the range", obx("NM", "2132-9", "300", "pmol/L", "148-616", "N"), ""},
+      {"N on a censored value wholly below", obx("ST", "2132-9", "<100", "pmol/L", "148-616", "N"),
+       "below"},
+      {"N on a censored value that reaches into the range",
+       obx("ST", "2132-9", "<200", "pmol/L", "148-616", "N"), ""},
+      {"no flag outside the range: the range alone alerts",
+       obx("NM", "2132-9", "700", "pmol/L", "148-616"), ""},
+      {"N without a usable range", obx("NM", "2132-9", "700", "pmol/L", "", "N"), ""},
+  };
+  for (const NoteCase& c : cases) {
+    INFO(c.what);
+    const NormalizedReport report = from_hl7(c.obx);
+    CHECK(report.refusals.empty());
+    REQUIRE(report.results.size() == 1);
+    if (c.side.empty()) {
+      CHECK(report.warnings.empty());
+      continue;
+    }
+    REQUIRE(report.warnings.size() == 1);
+    const auto& warning = report.warnings.front();
+    CHECK(warning.reason == "flag_disagrees");
+    CHECK(warning.reason == labwatch::clinical::kFlagDisagrees);
+    CHECK(warning.where.segment_id == "OBX");
+    CHECK(warning.where.field == 8);
+    CHECK(warning.detail == "OBX-8 'N' says normal, but OBX-5 lies " + c.side +
+                                " OBX-7; stored (the lab may judge by a range it did not print)");
+    // The value outside the range raises its own alert.
+    CHECK(judge_first(report).alert == "within_ref");
+  }
+  SECTION("a CSV flag column names itself, and no value") {
+    const NormalizedReport report = from_csv(
+        "M1,DOE,JANE,1980-01-01,F,Ferritin,2276-4,300,ng/mL,16-232,N,2026-03-15T08:30:00Z\n");
+    REQUIRE(report.results.size() == 1);
+    REQUIRE(report.warnings.size() == 1);
+    CHECK(report.warnings[0].reason == "flag_disagrees");
+    CHECK(
+        report.warnings[0].detail.starts_with("the flag 'N' says normal, but the value lies "
+                                              "above the reference range"));
+    CHECK(report.warnings[0].detail.find("300") == std::string::npos);
+    CHECK(report.warnings[0].where.line == 2);
   }
 }
 

@@ -517,3 +517,112 @@ TEST_CASE("labwatch trend and report show a censored value straddling its target
         std::string::npos);
   CHECK(report.out.find("lt:1.0") == std::string::npos);
 }
+
+namespace {
+
+// One ORU^R01 of patient QDX|M1 with one OBX (`obx`, without its set id), under `order`.
+std::string one_result(const std::string& control_id, const std::string& order,
+                       const std::string& message_time, const std::string& obx) {
+  return "MSH|^~\\&|LAB|QDX|APP|CLINIC|" + message_time + "||ORU^R01|" + control_id +
+         "|P|2.5.1\r"
+         "PID|1||M1^^^QDX^MR||DOE^JANE||19800102|F\r"
+         "OBR|1|" +
+         order + "|" + order +
+         "^QDX|7444^PANEL^L|||20250810090500-0500\r"
+         "OBX|1|" +
+         obx + "\r";
+}
+
+}  // namespace
+
+TEST_CASE("labwatch trend judges a value on the lab's printed bound as within, not indeterminate",
+          "[daemon][cli]") {
+  const Layout layout(TempDir::fast_base());
+  // B12 616 pmol/L against the printed 148-616 pmol/L: both are shown in pg/mL (x 1.35537), and
+  // the value is exactly on the bound the lab printed in its own unit.
+  const fs::path file = layout.stage() / "gen_b12.hl7";
+  labwatch::test::write_file(file, one_result("B1", "O1", "20250811110500-0500",
+                                              "NM|2132-9^B12^LN||616|pmol/L|148-616||||F"));
+  const std::string config = layout.config().string();
+  const CommandResult ingest = run_labwatch({"ingest", "--config", config, file.string()});
+  INFO(ingest.err);
+  REQUIRE(ingest.exit_code == 0);
+  const CommandResult trend = run_labwatch(
+      {"trend", "--config", config, "--patient", "QDX|M1", "--analyte", "vitamin_b12"});
+  INFO(trend.out);
+  REQUIRE(trend.exit_code == 0);
+  CHECK(trend.out.find("835  pg/mL         final        within") != std::string::npos);
+  CHECK(trend.out.find("indeterminate") == std::string::npos);
+}
+
+TEST_CASE("labwatch ends a D3-only result and the total of its draw alike in either order",
+          "[daemon][cli]") {
+  // The same draw: D3 only (1989-3) under accession ACC2, the total (62292-8) under ACC1.
+  const std::string d3 =
+      one_result("D3", "ACC2", "20250811120000-0500", "NM|1989-3^VITAMIN D3^LN||40|ng/mL|||||F");
+  const std::string total = one_result("DT", "ACC1", "20250811110500-0500",
+                                       "NM|62292-8^VITAMIN D^LN||45|ng/mL|30-100||||F");
+  auto exported = [](const std::vector<std::pair<std::string, std::string>>& files) {
+    const Layout layout(TempDir::fast_base());
+    const std::string config = layout.config().string();
+    for (const auto& [name, text] : files) {
+      const fs::path path = layout.stage() / name;
+      labwatch::test::write_file(path, text);
+      const CommandResult ingest = run_labwatch({"ingest", "--config", config, path.string()});
+      INFO(ingest.err);
+      REQUIRE(ingest.exit_code == 0);
+    }
+    const CommandResult out = run_labwatch({"export", "--config", config, "--format", "csv"});
+    REQUIRE(out.exit_code == 0);
+    return out.out;
+  };
+  const std::string total_first = exported({{"gen_total.hl7", total}, {"gen_d3.hl7", d3}});
+  const std::string d3_first = exported({{"gen_d3.hl7", d3}, {"gen_total.hl7", total}});
+  INFO(total_first);
+  CHECK(d3_first == total_first);
+  CHECK(total_first.find("gen_total.hl7,QDX|M1,1,vitamin_d_25oh,45,ng/mL,") != std::string::npos);
+  CHECK(total_first.find("gen_d3.hl7,QDX|M1,1,vitamin_d3_25oh,40,ng/mL,") != std::string::npos);
+
+  SECTION("explain says that the stand-in stays as its own analyte") {
+    const Layout layout(TempDir::fast_base());
+    const std::string config = layout.config().string();
+    const fs::path d3_path = layout.stage() / "gen_d3.hl7";
+    const fs::path total_path = layout.stage() / "gen_total.hl7";
+    labwatch::test::write_file(d3_path, d3);
+    labwatch::test::write_file(total_path, total);
+    REQUIRE(run_labwatch({"ingest", "--config", config, d3_path.string()}).exit_code == 0);
+    const CommandResult r = run_labwatch({"explain", "--config", config, total_path.string()});
+    INFO(r.out << r.err);
+    CHECK(r.exit_code == 0);
+    CHECK(r.out.find("  line 4, segment 4 OBX, field 5: store: vitamin_d_25oh 45 ng/mL (lab: 45 "
+                     "ng/mL), replacing 1 stored version\n"
+                     "  line 4, segment 4 OBX, field 5: store: vitamin_d3_25oh 40 ng/mL (lab: 40 "
+                     "ng/mL), stored before as the total's stand-in: kept as its own analyte\n"
+                     "summary: 2 to store,") != std::string::npos);
+  }
+}
+
+TEST_CASE("labwatch ingest and explain note a plain N on a value outside the printed range",
+          "[daemon][cli]") {
+  const Layout layout(TempDir::fast_base());
+  const fs::path file = layout.stage() / "gen_flag_n.hl7";
+  labwatch::test::write_file(file, one_result("N1", "O1", "20250811110500-0500",
+                                              "NM|2132-9^B12^LN||700|pmol/L|148-616|N|||F"));
+  const std::string config = layout.config().string();
+  const std::string note =
+      "flag_disagrees: OBX-8 'N' says normal, but OBX-5 lies above OBX-7; stored (the lab may "
+      "judge by a range it did not print)";
+
+  const CommandResult explain = run_labwatch({"explain", "--config", config, file.string()});
+  INFO(explain.out << explain.err);
+  CHECK(explain.exit_code == 0);  // noted, not refused
+  CHECK(explain.out.find("segment 4 OBX, field 8: warning: " + note) != std::string::npos);
+
+  const CommandResult ingest = run_labwatch({"ingest", "--config", config, file.string()});
+  INFO(ingest.err);
+  CHECK(ingest.exit_code == 0);
+  CHECK(ingest.err.find("segment 4 OBX, field 8: " + note) != std::string::npos);
+  CHECK(ingest.err.find("700") == std::string::npos);  // never the value
+  const CommandResult exported = run_labwatch({"export", "--config", config});
+  CHECK(exported.out.find(",vitamin_b12,948.759,") != std::string::npos);
+}

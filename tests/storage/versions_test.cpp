@@ -263,20 +263,80 @@ TEST_CASE("Store never lets a D3 stand-in replace a total 25-OH vitamin D of the
     CHECK(rows_of(f) == std::vector<std::string>{"vitamin_d_25oh:45:final:current",
                                                  "vitamin_d3_25oh:40:final:current"});
   }
-  SECTION("a total after the stand-in replaces it, whatever its message time") {
+  // The stand-in leaves the total's place and stays current as the D3 fraction it is.
+  SECTION("a total after the stand-in takes its place, whatever its message time") {
     ingest(*f.store, "1.hl7", {report("LCA", "M1", kT0 + 60, kAda, {stand_in(40, "A1")})});
     ingest(*f.store, "2.hl7", {report("LCA", "M2", kT0, kAda, {total(45, "A2")})});
     CHECK(rows_of(f) == std::vector<std::string>{"vitamin_d_25oh:40:final:superseded",
-                                                 "vitamin_d_25oh:45:final:current"});
+                                                 "vitamin_d_25oh:45:final:current",
+                                                 "vitamin_d3_25oh:40:final:current"});
   }
   SECTION("the same under one accession") {
     ingest(*f.store, "1.hl7", {report("LCA", "M1", kT0 + 60, kAda, {stand_in(40, "A1")})});
     ingest(*f.store, "2.hl7", {report("LCA", "M2", kT0, kAda, {total(45, "A1")})});
     CHECK(rows_of(f) == std::vector<std::string>{"vitamin_d_25oh:40:final:superseded",
-                                                 "vitamin_d_25oh:45:final:current"});
+                                                 "vitamin_d_25oh:45:final:current",
+                                                 "vitamin_d3_25oh:40:final:current"});
   }
   const auto rows = f.store->current_results();
   const auto totals = std::count_if(rows.begin(), rows.end(),
                                     [](const auto& r) { return r.analyte == "vitamin_d_25oh"; });
   CHECK(totals == 1);
+  const auto d3 = std::count_if(rows.begin(), rows.end(),
+                                [](const auto& r) { return r.analyte == "vitamin_d3_25oh"; });
+  CHECK(d3 == 1);
+}
+
+TEST_CASE("Store ends a D3-only result and a total of one draw alike in either order",
+          "[storage][versions]") {
+  // The D3 (accession A2, flagged low by the lab) and the total (A1) of one draw, in two files.
+  auto d3_file = [] {
+    auto r = result("vitamin_d_25oh", 15, "ng/mL", "A2");
+    r.code = "1989-3";
+    r.fraction = "vitamin_d3_25oh";
+    r.flags = "L";
+    r.raw_value = "15";
+    return report("LCA", "M2", kT0 + 60, kAda, {r});
+  };
+  auto total_file = [] {
+    auto r = result("vitamin_d_25oh", 45, "ng/mL", "A1");
+    r.code = "62292-8";
+    r.raw_value = "45";
+    return report("LCA", "M1", kT0, kAda, {r});
+  };
+  // What export and the active alerts show, without the ids that tell the arrival order.
+  auto seen = [](Fixture& f) {
+    std::vector<std::string> out;
+    for (const auto& r : f.store->current_results()) {
+      out.push_back("result " + r.source_file + " " + r.analyte + " " + std::to_string(r.value) +
+                    " " + r.unit + " " + r.flags);
+    }
+    for (const auto& a : f.store->alerts(false)) {
+      out.push_back("alert " + a.analyte + " " + std::to_string(a.value) + " " + a.rule);
+    }
+    std::sort(out.begin(), out.end());
+    return out;
+  };
+  Fixture total_first;
+  ingest(*total_first.store, "total.hl7", {total_file()});
+  ingest(*total_first.store, "d3.hl7", {d3_file()});
+  Fixture d3_first;
+  ingest(*d3_first.store, "d3.hl7", {d3_file()});
+  // The stand-in raised an alert as the total (15 is below range:40-60) ...
+  const auto as_total = d3_first.store->alerts(false);
+  CHECK(std::any_of(as_total.begin(), as_total.end(),
+                    [](const auto& a) { return a.analyte == "vitamin_d_25oh" && a.value == 15; }));
+  ingest(*d3_first.store, "total.hl7", {total_file()});
+  const std::vector<std::string> expected = seen(total_first);
+  CHECK(seen(d3_first) == expected);
+  // ... which the real total (45, inside the target) settles; the D3 stays, with the lab's flag.
+  CHECK(std::count_if(expected.begin(), expected.end(), [](const std::string& line) {
+          return line.starts_with("result d3.hl7 vitamin_d3_25oh 15.0");
+        }) == 1);
+  CHECK(std::count_if(expected.begin(), expected.end(), [](const std::string& line) {
+          return line.starts_with("result total.hl7 vitamin_d_25oh 45.0");
+        }) == 1);
+  const auto alerts = d3_first.store->alerts(false);
+  CHECK(std::none_of(alerts.begin(), alerts.end(),
+                     [](const auto& a) { return a.analyte == "vitamin_d_25oh"; }));
 }
