@@ -247,12 +247,12 @@ void AlertLedger::resilence_person(std::int64_t person_id) {
   if (!silences_in_force()) {
     return;
   }
-  struct Queued {
+  struct QueuedAlert {
     ActiveAlert alert;
     std::string analyte;
     std::string flags;
   };
-  std::vector<Queued> queued;
+  std::vector<QueuedAlert> queued;
   {
     SQLite::Statement query(
         db_,
@@ -262,13 +262,13 @@ void AlertLedger::resilence_person(std::int64_t person_id) {
     query.bind(1, person_id);
     query.bind(2, std::string(clinical::to_string(AlertStatus::pending)));
     while (query.executeStep()) {
-      Queued& q = queued.emplace_back();
+      QueuedAlert& q = queued.emplace_back();
       q.alert = read_active_alert(query, query.getColumn(6).getInt64());
       q.analyte = query.getColumn(7).getString();
       q.flags = query.getColumn(8).getString();
     }
   }
-  for (Queued& q : queued) {
+  for (QueuedAlert& q : queued) {
     load_silences(person_id, q.analyte);
     if (silences_.empty()) {
       continue;
