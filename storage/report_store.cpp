@@ -711,7 +711,7 @@ void SqliteFileTransaction::keep_as_fraction(const clinical::StandInMove& move) 
                          "r.raw_unit, r.raw_range, r.ref_low, r.ref_high, r.flags, r.status, "
                          "r.collected_at, r.notes, r.pos_segment, r.pos_line, r.range_use, "
                          "r.tolerance, r.shown_decimals, r.message_id, m.message_time, "
-                         "m.facility, r.person_id "
+                         "m.facility, r.person_id, m.time_from_arrival "
                          "FROM results r JOIN messages m ON m.message_id = r.message_id "
                          "WHERE r.result_id = ?");
   read.bind(1, move.id);
@@ -747,6 +747,8 @@ void SqliteFileTransaction::keep_as_fraction(const clinical::StandInMove& move) 
   const clinical::UnixSeconds message_time = read.getColumn(20).getInt64();
   report.facility = read.getColumn(21).getString();
   const std::int64_t person_id = read.getColumn(22).getInt64();
+  // Placed among the fraction's versions as its message was: by the lab's time, else by arrival.
+  report.message_time_from_arrival = read.getColumn(23).getInt() != 0;
   read.reset();
   // Its accession was judged when it arrived: its group says nothing new about this report's.
   const bool reuses = report_reuses_accession_;

@@ -340,3 +340,31 @@ TEST_CASE("Store ends a D3-only result and a total of one draw alike in either o
   CHECK(std::none_of(alerts.begin(), alerts.end(),
                      [](const auto& a) { return a.analyte == "vitamin_d_25oh"; }));
 }
+
+TEST_CASE("Store lets a timed D3 correction replace an untimed D3 stand-in kept as its own analyte",
+          "[storage][versions]") {
+  // The D3 came without MSH-7 (ordered by arrival), then the total of its draw, then the lab's
+  // correction of the D3 with an MSH-7 that is older than the D3's ingest: the correction replaces
+  // the D3 that was kept as its own analyte, as it would have replaced it before the total came.
+  Fixture f;
+  auto d3 = result("vitamin_d_25oh", 15, "ng/mL", "A2");
+  d3.code = "1989-3";
+  d3.fraction = "vitamin_d3_25oh";
+  NormalizedReport untimed = report("LCA", "M2", 0, kAda, {d3});
+  untimed.message_time_from_arrival = true;
+  ingest(*f.store, "d3.hl7", {untimed});
+  auto total = result("vitamin_d_25oh", 45, "ng/mL", "A1");
+  total.code = "62292-8";
+  ingest(*f.store, "total.hl7", {report("LCA", "M1", kT0, kAda, {total})});
+  auto corrected = result("vitamin_d_25oh", 20, "ng/mL", "A2", ResultStatus::corrected);
+  corrected.code = "1989-3";
+  corrected.fraction = "vitamin_d3_25oh";
+  ingest(*f.store, "d3c.hl7", {report("LCA", "M3", kT0 + 30, kAda, {corrected})});
+  std::vector<std::string> current;
+  for (const auto& r : f.store->current_results()) {
+    current.push_back(r.analyte + " " + std::to_string(r.value));
+  }
+  std::sort(current.begin(), current.end());
+  CHECK(current ==
+        std::vector<std::string>{"vitamin_d3_25oh 20.000000", "vitamin_d_25oh 45.000000"});
+}
