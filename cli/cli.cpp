@@ -221,7 +221,7 @@ std::unique_ptr<storage::Store> open_store(const config::Config& config, bool cr
   }
   require_database_access(config.paths.database);
   try {
-    return storage::open_sqlite_store(config.paths.database, options);
+    return storage::open_store(config.paths.database, options);
   } catch (const std::exception& e) {
     throw std::runtime_error("cannot open the database " + config.paths.database + ": " + e.what() +
                              database_owner_hint(config.paths.database));
@@ -499,7 +499,7 @@ int cmd_explain(const Args& args) {
   } else {
     log::info("database " + config.paths.database +
               " does not exist yet: explaining against an empty one in memory");
-    store = storage::open_sqlite_store(":memory:");
+    store = storage::open_store(":memory:");
   }
   Pipeline pipeline(config, *store);
   pipeline.set_config_digest(config_fingerprint(config), false);
@@ -1269,7 +1269,7 @@ int cmd_init(const Args& args) {
       throw std::system_error(errno, std::generic_category(), "write " + config_path.string());
     }
   }
-  auto store = storage::open_sqlite_store(parsed.value().paths.database);
+  auto store = storage::open_store(parsed.value().paths.database);
   std::printf("created %s\n  config:   %s\n  inbox:    %s\n  database: %s\n", dir.c_str(),
               config_path.c_str(), parsed.value().paths.inbox.c_str(),
               parsed.value().paths.database.c_str());

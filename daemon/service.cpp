@@ -437,7 +437,7 @@ std::unique_ptr<Runtime> Service::build(config::Config config) {
   auto rt = std::make_unique<Runtime>();
   rt->config = std::make_unique<config::Config>(std::move(config));
   const config::Paths& paths = rt->config->paths;
-  rt->store = storage::open_sqlite_store(paths.database);  // opens and migrates
+  rt->store = storage::open_store(paths.database);  // opens and migrates
   for (const std::string& dir : {paths.inbox, paths.processed, paths.failed}) {
     std::filesystem::create_directories(dir);
   }

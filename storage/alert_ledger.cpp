@@ -59,11 +59,11 @@ std::string evidence_text(const std::vector<clinical::TrendPoint>& evidence) {
 
 }  // namespace
 
-LedgerStatements::LedgerStatements(SQLite::Database& db)
+LedgerStatements::LedgerStatements(sql::Database& db)
     : insert_alert(db,
                    "INSERT INTO alerts (result_id, rule, state, value, target_low, target_high, "
                    "ref_low, ref_high, created_at, updated_at, evidence) "
-                   "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
+                   "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING alert_id"),
       active_alerts(db,
                     "SELECT alert_id, rule, state, value, target_low, target_high FROM alerts "
                     "WHERE result_id = ? AND " +
@@ -89,14 +89,17 @@ LedgerStatements::LedgerStatements(SQLite::Database& db)
       insert_item(db,
                   "INSERT INTO outbox (message_id, practitioner_id, email, name, full_phi, "
                   "person_id, patient_key, report_ref, state, created_at, due_at, "
-                  "next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?)"),
+                  "next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?) RETURNING "
+                  "outbox_id"),
       // A mail about a panel that arrived in several messages names each report once; the list
       // stops growing at 200 characters (a mail that waited long for a relay collects many).
-      add_report_ref(db,
-                     "UPDATE outbox SET report_ref = CASE WHEN report_ref = '' THEN ?1 "
-                     "ELSE report_ref || ', ' || ?1 END WHERE outbox_id = ?2 AND "
-                     "instr(', ' || report_ref || ',', ', ' || ?1 || ',') = 0 AND "
-                     "length(report_ref) < 200"),
+      add_report_ref(
+          db,
+          "UPDATE outbox SET report_ref = CASE WHEN report_ref = '' THEN ?1 "
+          "ELSE report_ref || ', ' || ?1 END WHERE outbox_id = ?2 AND "
+          "replace(', ' || report_ref || ',', ', ' || ?1 || ',', '') = ', ' || report_ref || ',' "
+          "AND "
+          "length(report_ref) < 200"),
       insert_notice(db,
                     "INSERT INTO notices (outbox_id, alert_id, result_id, kind, previous_value, "
                     "previous_message_id) VALUES (?, ?, ?, ?, ?, ?)"),
@@ -109,7 +112,7 @@ LedgerStatements::LedgerStatements(SQLite::Database& db)
                       "WHERE person_id = ? AND analyte = ? AND expired_at IS NULL AND "
                       "until_at > ? ORDER BY silence_id") {}
 
-AlertLedger::AlertLedger(SQLite::Database& db, LedgerStatements& statements,
+AlertLedger::AlertLedger(sql::Database& db, LedgerStatements& statements,
                          const AlertPolicy& targets, clinical::UnixSeconds now,
                          IngestSummary& summary)
     : db_(db), statements_(statements), targets_(targets), now_(now), summary_(summary) {}
@@ -190,10 +193,10 @@ void AlertLedger::version_promoted(std::int64_t result_id, clinical::UnixSeconds
   silences_.clear();
   if (silences_in_force()) {
     // A silence set while the value was preliminary covers its final too.
-    SQLite::Statement owner(db_, "SELECT person_id, analyte FROM results WHERE result_id = ?");
+    sql::Statement owner(db_, "SELECT person_id, analyte FROM results WHERE result_id = ?");
     owner.bind(1, result_id);
-    if (owner.executeStep()) {
-      load_silences(owner.getColumn(0).getInt64(), owner.getColumn(1).getString());
+    if (owner.step()) {
+      load_silences(owner.column(0).as_int64(), owner.column(1).as_string());
     }
   }
   for (ActiveAlert& alert : active_alerts(result_id)) {
@@ -212,25 +215,25 @@ void AlertLedger::rejudge_person(std::int64_t person_id, std::string_view analyt
   forget_histories();  // the person's results changed hands outside this ledger
   clinical::UnixSeconds latest_collected = 0;
   {
-    SQLite::Statement latest(db_,
-                             "SELECT m.facility, m.patient_key, m.control_id, r.order_id, "
-                             "r.collected_at "
-                             "FROM results r JOIN messages m ON m.message_id = r.message_id "
-                             "WHERE r.person_id = ? AND r.analyte = ? AND r.state = 'current' "
-                             "ORDER BY r.collected_at DESC, r.result_id DESC LIMIT 1");
+    sql::Statement latest(db_,
+                          "SELECT m.facility, m.patient_key, m.control_id, r.order_id, "
+                          "r.collected_at "
+                          "FROM results r JOIN messages m ON m.message_id = r.message_id "
+                          "WHERE r.person_id = ? AND r.analyte = ? AND r.state = 'current' "
+                          "ORDER BY r.collected_at DESC, r.result_id DESC LIMIT 1");
     latest.bind(1, person_id);
     latest.bind(2, std::string(analyte));
-    if (!latest.executeStep()) {
+    if (!latest.step()) {
       return;
     }
-    route("", latest.getColumn(0).getString());
+    route("", latest.column(0).as_string());
     person_id_ = person_id;
-    patient_key_ = latest.getColumn(1).getString();
-    report_ref_ = latest.getColumn(2).getString();
+    patient_key_ = latest.column(1).as_string();
+    report_ref_ = latest.column(2).as_string();
     if (report_ref_.empty()) {
-      report_ref_ = latest.getColumn(3).getString();
+      report_ref_ = latest.column(3).as_string();
     }
-    latest_collected = latest.getColumn(4).getInt64();
+    latest_collected = latest.column(4).as_int64();
     items_with_ref_.clear();
   }
   load_silences(person_id, analyte);
@@ -254,18 +257,18 @@ void AlertLedger::resilence_person(std::int64_t person_id) {
   };
   std::vector<QueuedAlert> queued;
   {
-    SQLite::Statement query(
+    sql::Statement query(
         db_,
         "SELECT a.alert_id, a.rule, a.state, a.value, a.target_low, a.target_high, a.result_id, "
         "r.analyte, r.flags FROM alerts a JOIN results r ON r.result_id = a.result_id "
         "WHERE r.person_id = ? AND r.state = 'current' AND a.state = ? ORDER BY a.alert_id");
     query.bind(1, person_id);
     query.bind(2, std::string(clinical::to_string(AlertStatus::pending)));
-    while (query.executeStep()) {
+    while (query.step()) {
       QueuedAlert& q = queued.emplace_back();
-      q.alert = read_active_alert(query, query.getColumn(6).getInt64());
-      q.analyte = query.getColumn(7).getString();
-      q.flags = query.getColumn(8).getString();
+      q.alert = read_active_alert(query, query.column(6).as_int64());
+      q.analyte = query.column(7).as_string();
+      q.flags = query.column(8).as_string();
     }
   }
   for (QueuedAlert& q : queued) {
@@ -293,26 +296,26 @@ void AlertLedger::version_superseded(std::int64_t result_id) {
 
 std::vector<AlertLedger::ActiveAlert> AlertLedger::active_alerts(std::int64_t result_id) {
   std::vector<ActiveAlert> alerts;
-  SQLite::Statement& query = fresh(statements_.active_alerts);
+  sql::Statement& query = fresh(statements_.active_alerts);
   const ResetOnExit reset(query);
   query.bind(1, result_id);
-  while (query.executeStep()) {
+  while (query.step()) {
     alerts.push_back(read_active_alert(query, result_id));
   }
   return alerts;
 }
 
-AlertLedger::ActiveAlert AlertLedger::read_active_alert(SQLite::Statement& query,
+AlertLedger::ActiveAlert AlertLedger::read_active_alert(sql::Statement& query,
                                                         std::int64_t result_id) {
   ActiveAlert alert;
-  alert.alert_id = query.getColumn(0).getInt64();
+  alert.alert_id = query.column(0).as_int64();
   alert.result_id = result_id;
-  alert.rule = query.getColumn(1).getString();
+  alert.rule = query.column(1).as_string();
   alert.ref = clinical::rule_ref(alert.rule);
-  alert.state = read_alert_status(query.getColumn(2));
-  alert.value = query.getColumn(3).getDouble();
-  alert.target_low = read_optional(query.getColumn(4));
-  alert.target_high = read_optional(query.getColumn(5));
+  alert.state = read_alert_status(query.column(2));
+  alert.value = query.column(3).as_double();
+  alert.target_low = read_optional(query.column(4));
+  alert.target_high = read_optional(query.column(5));
   return alert;
 }
 
@@ -393,7 +396,7 @@ void AlertLedger::apply(const clinical::AlertPlan& plan, ActiveAlert* earlier,
       alert_id = insert_alert(result_id, *decision, state);
     }
     if (plan.take_over_notices && earlier != nullptr) {
-      SQLite::Statement& move = fresh(statements_.move_notices);
+      sql::Statement& move = fresh(statements_.move_notices);
       move.bind(1, alert_id);
       move.bind(2, result_id);
       move.bind(3, earlier->alert_id);
@@ -428,9 +431,9 @@ void AlertLedger::apply(const clinical::AlertPlan& plan, ActiveAlert* earlier,
 
 std::int64_t AlertLedger::insert_alert(std::int64_t result_id, const clinical::Decision& decision,
                                        AlertStatus state) {
-  SQLite::Statement& insert = fresh(statements_.insert_alert);
+  sql::Statement& insert = fresh(statements_.insert_alert);
   insert.bind(1, result_id);
-  insert.bindNoCopy(2, decision.rule);
+  insert.bind_no_copy(2, decision.rule);
   insert.bind(3, std::string(clinical::to_string(state)));
   insert.bind(4, decision.value);
   bind_optional(insert, 5, decision.target_low);
@@ -440,9 +443,8 @@ std::int64_t AlertLedger::insert_alert(std::int64_t result_id, const clinical::D
   insert.bind(9, now_);
   insert.bind(10, now_);
   insert.bind(11, evidence_text(decision.evidence));
-  insert.exec();
+  const std::int64_t alert_id = inserted_id(insert);
   ++summary_.alerts;
-  const std::int64_t alert_id = db_.getLastInsertRowid();
   if (decision.ref.is_trend()) {
     if (trend_alerts_.size() >= kMaxTrendAlertsKept) {
       trend_alerts_.clear();
@@ -457,7 +459,7 @@ std::int64_t AlertLedger::insert_alert(std::int64_t result_id, const clinical::D
 void AlertLedger::set_alert_state(const ActiveAlert& alert, AlertStatus state) {
   keep_trend_alert(alert.result_id, alert.ref, alert.rule, alert.alert_id, state);
   const std::int64_t alert_id = alert.alert_id;
-  SQLite::Statement& update = fresh(statements_.set_alert_state);
+  sql::Statement& update = fresh(statements_.set_alert_state);
   update.bind(1, std::string(clinical::to_string(state)));
   update.bind(2, now_);
   update.bind(3, alert_id);
@@ -466,24 +468,24 @@ void AlertLedger::set_alert_state(const ActiveAlert& alert, AlertStatus state) {
 
 std::vector<AlertLedger::NoticeRow> AlertLedger::notices_of(std::int64_t alert_id) {
   std::vector<NoticeRow> rows;
-  SQLite::Statement& query = fresh(statements_.alert_notices);
+  sql::Statement& query = fresh(statements_.alert_notices);
   const ResetOnExit reset(query);
   query.bind(1, alert_id);
-  while (query.executeStep()) {
+  while (query.step()) {
     NoticeRow& row = rows.emplace_back();
-    row.notice_id = query.getColumn(0).getInt64();
-    row.outbox_id = query.getColumn(1).getInt64();
-    const OutboxState item_state = read_outbox_state(query.getColumn(2));
-    const int attempts = query.getColumn(3).getInt();
+    row.notice_id = query.column(0).as_int64();
+    row.outbox_id = query.column(1).as_int64();
+    const OutboxState item_state = read_outbox_state(query.column(2));
+    const int attempts = query.column(3).as_int();
     // A mail once attempted may have arrived (a timeout after the final dot); only a permanent
     // failure says it did not.
     row.unsent = item_state == OutboxState::pending && attempts == 0;
     row.may_have_told = !row.unsent && item_state != OutboxState::failed;
-    row.recipient.practitioner_id = query.getColumn(4).getString();
-    row.recipient.email = query.getColumn(5).getString();
-    row.recipient.name = query.getColumn(6).getString();
-    row.recipient.full_phi = query.getColumn(7).getInt() != 0;
-    row.message_id = query.getColumn(8).getString();
+    row.recipient.practitioner_id = query.column(4).as_string();
+    row.recipient.email = query.column(5).as_string();
+    row.recipient.name = query.column(6).as_string();
+    row.recipient.full_phi = query.column(7).as_int() != 0;
+    row.message_id = query.column(8).as_string();
   }
   return rows;
 }
@@ -511,10 +513,10 @@ void AlertLedger::drop_unsent(const std::vector<NoticeRow>& rows) {
     if (!row.unsent) {
       continue;
     }
-    SQLite::Statement& remove = fresh(statements_.delete_notice);
+    sql::Statement& remove = fresh(statements_.delete_notice);
     remove.bind(1, row.notice_id);
     remove.exec();
-    SQLite::Statement& remove_item = fresh(statements_.delete_empty_item);
+    sql::Statement& remove_item = fresh(statements_.delete_empty_item);
     remove_item.bind(1, row.outbox_id);
     remove_item.exec();
   }
@@ -527,7 +529,7 @@ void AlertLedger::queue(const Queued& notice, const std::vector<Recipient>& reci
     const auto earlier = std::find_if(told.begin(), told.end(), [&](const Told& t) {
       return t.recipient.email == recipient.email;
     });
-    SQLite::Statement& insert = fresh(statements_.insert_notice);
+    sql::Statement& insert = fresh(statements_.insert_notice);
     insert.bind(1, item);
     insert.bind(2, notice.alert_id);
     insert.bind(3, notice.result_id);
@@ -545,18 +547,18 @@ void AlertLedger::queue(const Queued& notice, const std::vector<Recipient>& reci
 std::int64_t AlertLedger::open_item(const Recipient& recipient) {
   std::optional<std::int64_t> found;
   {
-    SQLite::Statement& find = fresh(statements_.find_open_item);
+    sql::Statement& find = fresh(statements_.find_open_item);
     const ResetOnExit reset(find);
     find.bind(1, recipient.email);
     find.bind(2, person_id_);
-    if (find.executeStep()) {
-      found = find.getColumn(0).getInt64();
+    if (find.step()) {
+      found = find.column(0).as_int64();
     }
   }
   if (found) {
     if (std::find(items_with_ref_.begin(), items_with_ref_.end(), *found) ==
         items_with_ref_.end()) {
-      SQLite::Statement& add = fresh(statements_.add_report_ref);
+      sql::Statement& add = fresh(statements_.add_report_ref);
       add.bind(1, report_ref_);
       add.bind(2, *found);
       add.exec();
@@ -566,7 +568,7 @@ std::int64_t AlertLedger::open_item(const Recipient& recipient) {
   }
   const clinical::UnixSeconds due =
       now_ + std::max<std::int64_t>(0, targets_.routing.collect_wait_seconds);
-  SQLite::Statement& insert = fresh(statements_.insert_item);
+  sql::Statement& insert = fresh(statements_.insert_item);
   insert.bind(1, new_message_id());
   insert.bind(2, recipient.practitioner_id);
   insert.bind(3, recipient.email);
@@ -578,8 +580,7 @@ std::int64_t AlertLedger::open_item(const Recipient& recipient) {
   insert.bind(9, now_);
   insert.bind(10, due);
   insert.bind(11, due);
-  insert.exec();
-  const std::int64_t item = db_.getLastInsertRowid();
+  const std::int64_t item = inserted_id(insert);
   items_with_ref_.push_back(item);
   return item;
 }
@@ -640,17 +641,17 @@ std::optional<AlertLedger::ActiveAlert> AlertLedger::find_alert(std::int64_t res
                                                                 std::string_view rule,
                                                                 const clinical::RuleRef& ref) {
   std::optional<ActiveAlert> existing;
-  SQLite::Statement& find = fresh(statements_.find_alert);
+  sql::Statement& find = fresh(statements_.find_alert);
   const ResetOnExit reset(find);
   find.bind(1, result_id);
   find.bind(2, std::string(rule));
-  if (find.executeStep()) {
+  if (find.step()) {
     existing.emplace();
-    existing->alert_id = find.getColumn(0).getInt64();
+    existing->alert_id = find.column(0).as_int64();
     existing->result_id = result_id;
     existing->rule = rule;
     existing->ref = ref;
-    existing->state = read_alert_status(find.getColumn(1));
+    existing->state = read_alert_status(find.column(1));
   }
   return existing;
 }
@@ -658,8 +659,7 @@ std::optional<AlertLedger::ActiveAlert> AlertLedger::find_alert(std::int64_t res
 std::optional<AlertLedger::ActiveAlert> AlertLedger::find_trend_alert(
     std::int64_t result_id, std::string_view rule, const clinical::RuleRef& ref) {
   if (!first_new_result_) {
-    first_new_result_ =
-        db_.execAndGet("SELECT coalesce(max(result_id), 0) + 1 FROM results").getInt64();
+    first_new_result_ = db_.query_int64("SELECT coalesce(max(result_id), 0) + 1 FROM results");
   }
   const std::optional<std::size_t> index = trend_rule_index(rule);
   if (result_id < *first_new_result_ || !index) {
@@ -736,14 +736,14 @@ AlertLedger::History& AlertLedger::history(std::int64_t person_id, std::string_v
   }
   // Read as the database has it now, the change included.
   History& read = histories_[key];
-  SQLite::Statement& query = fresh(statements_.current_history);
+  sql::Statement& query = fresh(statements_.current_history);
   const ResetOnExit reset(query);
   query.bind(1, person_id);
   query.bind(2, std::string(analyte));
-  while (query.executeStep()) {
-    read.push_back({query.getColumn(0).getInt64(), query.getColumn(1).getInt64(),
-                    query.getColumn(2).getDouble(), kept_bound(read_optional(query.getColumn(3))),
-                    kept_bound(read_optional(query.getColumn(4)))});
+  while (query.step()) {
+    read.push_back({query.column(0).as_int64(), query.column(1).as_int64(),
+                    query.column(2).as_double(), kept_bound(read_optional(query.column(3))),
+                    kept_bound(read_optional(query.column(4)))});
   }
   history_points_ += read.size();
   return read;
@@ -795,7 +795,7 @@ void AlertLedger::rejudge_trend(std::int64_t result_id, const clinical::TrendJud
 
 void AlertLedger::reopen_alert(const ActiveAlert& alert, const clinical::Decision& decision,
                                AlertStatus state) {
-  SQLite::Statement& reopen = fresh(statements_.reopen_alert);
+  sql::Statement& reopen = fresh(statements_.reopen_alert);
   reopen.bind(1, std::string(clinical::to_string(state)));
   reopen.bind(2, decision.value);
   bind_optional(reopen, 3, decision.target_low);
@@ -812,11 +812,11 @@ void AlertLedger::reopen_alert(const ActiveAlert& alert, const clinical::Decisio
 
 bool AlertLedger::silences_in_force() {
   if (!any_silence_) {
-    SQLite::Statement any(db_,
-                          "SELECT EXISTS (SELECT 1 FROM silences WHERE expired_at IS NULL AND "
-                          "until_at > ?)");
+    sql::Statement any(db_,
+                       "SELECT EXISTS (SELECT 1 FROM silences WHERE expired_at IS NULL AND "
+                       "until_at > ?)");
     any.bind(1, now_);
-    any_silence_ = any.executeStep() && any.getColumn(0).getInt() != 0;
+    any_silence_ = any.step() && any.column(0).as_int() != 0;
   }
   return *any_silence_;
 }
@@ -826,17 +826,17 @@ void AlertLedger::load_silences(std::int64_t person_id, std::string_view analyte
   if (!silences_in_force()) {
     return;
   }
-  SQLite::Statement& query = fresh(statements_.active_silences);
+  sql::Statement& query = fresh(statements_.active_silences);
   const ResetOnExit reset(query);
   query.bind(1, person_id);
   query.bind(2, std::string(analyte));
   query.bind(3, now_);
-  while (query.executeStep()) {
+  while (query.step()) {
     clinical::Silence& silence = silences_.emplace_back();
-    silence.silence_id = query.getColumn(0).getInt64();
-    silence.until = query.getColumn(1).getInt64();
-    const auto side = clinical::read_alert_side(query.getColumn(2).getString());
-    const auto tier = clinical::read_alert_tier(query.getColumn(3).getString());
+    silence.silence_id = query.column(0).as_int64();
+    silence.until = query.column(1).as_int64();
+    const auto side = clinical::read_alert_side(query.column(2).as_string());
+    const auto tier = clinical::read_alert_tier(query.column(3).as_string());
     if (side && tier) {
       silence.set_for = clinical::AlertState{*side, *tier};
     }

@@ -2,9 +2,6 @@
 // The alert ledger: alerts that follow their result's versions, and the mail notices they queue.
 #pragma once
 
-#include <SQLiteCpp/Database.h>
-#include <SQLiteCpp/Statement.h>
-
 #include <cstddef>
 #include <cstdint>
 #include <optional>
@@ -20,29 +17,30 @@
 #include "clinical/normalized.hpp"
 #include "clinical/silence.hpp"
 #include "storage/outbox.hpp"
+#include "storage/sql.hpp"
 #include "storage/store.hpp"
 
 namespace labwatch::storage {
 
 // The statements of the ledger, prepared once per connection like IngestStatements.
 struct LedgerStatements {
-  explicit LedgerStatements(SQLite::Database& db);
+  explicit LedgerStatements(sql::Database& db);
 
-  SQLite::Statement insert_alert;
-  SQLite::Statement active_alerts;
-  SQLite::Statement find_alert;
-  SQLite::Statement set_alert_state;
-  SQLite::Statement reopen_alert;
-  SQLite::Statement alert_notices;
-  SQLite::Statement move_notices;
-  SQLite::Statement delete_notice;
-  SQLite::Statement delete_empty_item;
-  SQLite::Statement find_open_item;
-  SQLite::Statement insert_item;
-  SQLite::Statement add_report_ref;
-  SQLite::Statement insert_notice;
-  SQLite::Statement current_history;
-  SQLite::Statement active_silences;
+  sql::Statement insert_alert;
+  sql::Statement active_alerts;
+  sql::Statement find_alert;
+  sql::Statement set_alert_state;
+  sql::Statement reopen_alert;
+  sql::Statement alert_notices;
+  sql::Statement move_notices;
+  sql::Statement delete_notice;
+  sql::Statement delete_empty_item;
+  sql::Statement find_open_item;
+  sql::Statement insert_item;
+  sql::Statement add_report_ref;
+  sql::Statement insert_notice;
+  sql::Statement current_history;
+  sql::Statement active_silences;
 };
 
 // What the ledger needs to know about a version that became current.
@@ -63,7 +61,7 @@ struct ReplacedVersion {
 // recipients who need to know. Writes through the transaction's connection; never commits.
 class AlertLedger {
  public:
-  AlertLedger(SQLite::Database& db, LedgerStatements& statements, const AlertPolicy& targets,
+  AlertLedger(sql::Database& db, LedgerStatements& statements, const AlertPolicy& targets,
               clinical::UnixSeconds now, IngestSummary& summary);
 
   // Sets who is told about the results of `report` (about person `person_id`) that follow, by
@@ -163,7 +161,7 @@ class AlertLedger {
   std::vector<ActiveAlert> active_alerts(std::int64_t result_id);
   // An alert of `result_id` from a row whose columns 0-5 are alert_id, rule, state, value,
   // target_low, target_high.
-  static ActiveAlert read_active_alert(SQLite::Statement& query, std::int64_t result_id);
+  static ActiveAlert read_active_alert(sql::Statement& query, std::int64_t result_id);
   // The alert of trend rule `rule` (which `ref` says what it is) on `result_id`, whatever its
   // state.
   std::optional<ActiveAlert> find_alert(std::int64_t result_id, std::string_view rule,
@@ -229,7 +227,7 @@ class AlertLedger {
   // Reads the silences of `person_id` and `analyte` in force at now_ into silences_.
   void load_silences(std::int64_t person_id, std::string_view analyte);
 
-  SQLite::Database& db_;
+  sql::Database& db_;
   LedgerStatements& statements_;
   const AlertPolicy& targets_;
   clinical::UnixSeconds now_ = 0;

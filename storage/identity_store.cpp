@@ -2,15 +2,16 @@
 // Reviewing patient identity: merge, unmerge and dismissal as single audited transactions.
 #include "storage/identity_store.hpp"
 
-#include <SQLiteCpp/Database.h>
-#include <SQLiteCpp/Statement.h>
-#include <SQLiteCpp/Transaction.h>
-
 #include <algorithm>
+#include <memory>
+#include <optional>
 #include <utility>
 
+#include "clinical/person_match.hpp"
 #include "storage/alert_ledger.hpp"
-#include "storage/database.hpp"
+#include "storage/connect.hpp"
+#include "storage/sql.hpp"
+#include "storage/sql_values.hpp"
 
 namespace labwatch::storage {
 
@@ -18,16 +19,35 @@ namespace {
 
 std::string person_text(std::int64_t id) { return "person " + std::to_string(id); }
 
-int exec_bound(SQLite::Database& db, const char* sql, std::int64_t a, std::int64_t b) {
-  SQLite::Statement statement(db, sql);
+int exec_bound(sql::Database& db, const char* sql, std::int64_t a, std::int64_t b) {
+  sql::Statement statement(db, sql);
   statement.bind(1, a);
   statement.bind(2, b);
   return statement.exec();
 }
 
+// clinical::demographic_key of a person's stored demographics, or nullopt.
+std::optional<std::string> demographic_key_of(const std::string& family, const std::string& given,
+                                              const std::string& birth_date) {
+  clinical::PersonIdentity person;
+  person.family = family;
+  person.given = given;
+  person.birth_date = birth_date;
+  return clinical::demographic_key(person);
+}
+
+void bind_key(sql::Statement& statement, int index, const std::optional<std::string>& key) {
+  if (key) {
+    statement.bind(index, *key);
+  } else {
+    statement.bind_null(index);
+  }
+}
+
 class SqliteIdentityStore final : public IdentityStore {
  public:
-  explicit SqliteIdentityStore(SQLite::Database db) : db_(std::move(db)) {}
+  explicit SqliteIdentityStore(std::unique_ptr<sql::Database> db)
+      : owned_(std::move(db)), db_(*owned_) {}
 
   std::vector<MatchRow> open_matches() override;
   std::vector<AuditRow> audit() override;
@@ -43,55 +63,56 @@ class SqliteIdentityStore final : public IdentityStore {
   void rejudge(std::int64_t person_id, const AlertPolicy& targets, clinical::UnixSeconds now,
                IngestSummary& summary);
 
-  SQLite::Database db_;
+  std::unique_ptr<sql::Database> owned_;
+  sql::Database& db_;
 };
 
 std::vector<MatchRow> SqliteIdentityStore::open_matches() {
   std::vector<MatchRow> rows;
-  SQLite::Statement query(db_,
-                          "SELECT person_a, person_b, reason, fields, created_at "
-                          "FROM match_candidates WHERE state = 'open' "
-                          "ORDER BY created_at, person_a, person_b");
-  while (query.executeStep()) {
+  sql::Statement query(db_,
+                       "SELECT person_a, person_b, reason, fields, created_at "
+                       "FROM match_candidates WHERE state = 'open' "
+                       "ORDER BY created_at, person_a, person_b");
+  while (query.step()) {
     MatchRow& row = rows.emplace_back();
-    row.person_a = query.getColumn(0).getInt64();
-    row.person_b = query.getColumn(1).getInt64();
-    row.reason = clinical::parse_match_reason(query.getColumn(2).getString())
+    row.person_a = query.column(0).as_int64();
+    row.person_b = query.column(1).as_int64();
+    row.reason = clinical::parse_match_reason(query.column(2).as_string())
                      .value_or(clinical::MatchReason::ambiguous);
-    row.fields = query.getColumn(3).getString();
-    row.created_at = query.getColumn(4).getInt64();
+    row.fields = query.column(3).as_string();
+    row.created_at = query.column(4).as_int64();
   }
   return rows;
 }
 
 std::vector<AuditRow> SqliteIdentityStore::audit() {
   std::vector<AuditRow> rows;
-  SQLite::Statement query(db_,
-                          "SELECT audit_id, at, os_user, action, detail, reason "
-                          "FROM identity_audit ORDER BY audit_id");
-  while (query.executeStep()) {
+  sql::Statement query(db_,
+                       "SELECT audit_id, at, os_user, action, detail, reason "
+                       "FROM identity_audit ORDER BY audit_id");
+  while (query.step()) {
     AuditRow& row = rows.emplace_back();
-    row.audit_id = query.getColumn(0).getInt64();
-    row.at = query.getColumn(1).getInt64();
-    row.os_user = query.getColumn(2).getString();
-    row.action = query.getColumn(3).getString();
-    row.detail = query.getColumn(4).getString();
-    row.reason = query.getColumn(5).getString();
+    row.audit_id = query.column(0).as_int64();
+    row.at = query.column(1).as_int64();
+    row.os_user = query.column(2).as_string();
+    row.action = query.column(3).as_string();
+    row.detail = query.column(4).as_string();
+    row.reason = query.column(5).as_string();
   }
   return rows;
 }
 
 bool SqliteIdentityStore::person_exists(std::int64_t person_id) {
-  SQLite::Statement query(db_, "SELECT 1 FROM persons WHERE person_id = ? AND merged_into IS NULL");
+  sql::Statement query(db_, "SELECT 1 FROM persons WHERE person_id = ? AND merged_into IS NULL");
   query.bind(1, person_id);
-  return query.executeStep();
+  return query.step();
 }
 
 void SqliteIdentityStore::record(const ReviewAction& action, std::string_view what,
                                  const std::string& detail) {
-  SQLite::Statement insert(db_,
-                           "INSERT INTO identity_audit (at, os_user, action, detail, reason) "
-                           "VALUES (?, ?, ?, ?, ?)");
+  sql::Statement insert(db_,
+                        "INSERT INTO identity_audit (at, os_user, action, detail, reason) "
+                        "VALUES (?, ?, ?, ?, ?)");
   insert.bind(1, action.now);
   insert.bind(2, action.os_user);
   insert.bind(3, std::string(what));
@@ -107,12 +128,12 @@ void SqliteIdentityStore::rejudge(std::int64_t person_id, const AlertPolicy& tar
                                   clinical::UnixSeconds now, IngestSummary& summary) {
   std::vector<std::string> analytes;
   {
-    SQLite::Statement query(db_,
-                            "SELECT DISTINCT analyte FROM results "
-                            "WHERE person_id = ? AND state = 'current' ORDER BY analyte");
+    sql::Statement query(db_,
+                         "SELECT DISTINCT analyte FROM results "
+                         "WHERE person_id = ? AND state = 'current' ORDER BY analyte");
     query.bind(1, person_id);
-    while (query.executeStep()) {
-      analytes.push_back(query.getColumn(0).getString());
+    while (query.step()) {
+      analytes.push_back(query.column(0).as_string());
     }
   }
   LedgerStatements statements(db_);
@@ -126,7 +147,7 @@ void SqliteIdentityStore::rejudge(std::int64_t person_id, const AlertPolicy& tar
 
 IdentityOutcome SqliteIdentityStore::merge(std::int64_t kept, std::int64_t absorbed,
                                            const ReviewAction& action, const AlertPolicy& targets) {
-  SQLite::Transaction transaction(db_, SQLite::TransactionBehavior::IMMEDIATE);
+  sql::Transaction transaction(db_);
   if (kept == absorbed) {
     throw IdentityError("cannot merge " + person_text(kept) + " with itself");
   }
@@ -142,8 +163,11 @@ IdentityOutcome SqliteIdentityStore::merge(std::int64_t kept, std::int64_t absor
   outcome.moved_results =
       exec_bound(db_, "UPDATE results SET person_id = ? WHERE person_id = ?", kept, absorbed);
   // One draw reported not performed under both identities stays one line.
-  exec_bound(db_, "UPDATE OR IGNORE not_performed SET person_id = ? WHERE person_id = ?", kept,
-             absorbed);
+  exec_bound(db_,
+             "UPDATE not_performed SET person_id = ?1 WHERE person_id = ?2 AND NOT EXISTS "
+             "(SELECT 1 FROM not_performed o WHERE o.person_id = ?1 AND "
+             "o.analyte = not_performed.analyte AND o.collected_at = not_performed.collected_at)",
+             kept, absorbed);
   exec_bound(db_, "DELETE FROM not_performed WHERE person_id = ? AND person_id <> ?", absorbed,
              kept);
   exec_bound(db_, "UPDATE outbox SET person_id = ? WHERE person_id = ?", kept, absorbed);
@@ -153,20 +177,21 @@ IdentityOutcome SqliteIdentityStore::merge(std::int64_t kept, std::int64_t absor
   exec_bound(db_, "UPDATE silences SET person_id = ? WHERE person_id = ?", kept, absorbed);
   // The reviewed pair is settled; the absorbed person's other pairs become the kept person's.
   exec_bound(db_,
-             "UPDATE match_candidates SET state = 'merged' "
-             "WHERE person_a = min(?1, ?2) AND person_b = max(?1, ?2)",
-             kept, absorbed);
+             "UPDATE match_candidates SET state = 'merged' WHERE person_a = ? AND person_b = ?",
+             std::min(kept, absorbed), std::max(kept, absorbed));
   exec_bound(db_,
-             "INSERT OR IGNORE INTO match_candidates "
+             "INSERT INTO match_candidates "
              "(person_a, person_b, reason, fields, state, created_at) "
-             "SELECT min(?1, other), max(?1, other), reason, fields, state, created_at FROM "
+             "SELECT CASE WHEN ?1 < other THEN ?1 ELSE other END, "
+             "CASE WHEN ?1 < other THEN other ELSE ?1 END, reason, fields, state, created_at FROM "
              "(SELECT CASE WHEN person_a = ?2 THEN person_b ELSE person_a END AS other, "
              "reason, fields, state, created_at FROM match_candidates "
-             "WHERE person_a = ?2 OR person_b = ?2) WHERE other <> ?1",
+             "WHERE person_a = ?2 OR person_b = ?2) AS pairs WHERE other <> ?1 "
+             "ON CONFLICT DO NOTHING",
              kept, absorbed);
   exec_bound(db_,
              "DELETE FROM match_candidates WHERE (person_a = ?2 OR person_b = ?2) "
-             "AND NOT (person_a = min(?1, ?2) AND person_b = max(?1, ?2))",
+             "AND NOT (person_a = ?1 AND person_b = ?2) AND NOT (person_a = ?2 AND person_b = ?1)",
              kept, absorbed);
   // The kept person's sex, when unknown, is learnt from the absorbed one.
   exec_bound(db_,
@@ -194,56 +219,56 @@ IdentityOutcome SqliteIdentityStore::merge(std::int64_t kept, std::int64_t absor
 IdentityOutcome SqliteIdentityStore::unmerge(std::int64_t person, std::string_view authority,
                                              std::string_view mrn, const ReviewAction& action,
                                              const AlertPolicy& targets) {
-  SQLite::Transaction transaction(db_, SQLite::TransactionBehavior::IMMEDIATE);
+  sql::Transaction transaction(db_);
   const std::string identifier = std::string(authority) + "|" + std::string(mrn);
   std::string family;
   std::string given;
   std::string birth_date;
   std::string sex;
   {
-    SQLite::Statement find(db_,
-                           "SELECT person_id, family, given, birth_date, sex FROM identifiers "
-                           "WHERE authority = ? AND mrn = ?");
+    sql::Statement find(db_,
+                        "SELECT person_id, family, given, birth_date, sex FROM identifiers "
+                        "WHERE authority = ? AND mrn = ?");
     find.bind(1, std::string(authority));
     find.bind(2, std::string(mrn));
-    if (!find.executeStep() || find.getColumn(0).getInt64() != person) {
+    if (!find.step() || find.column(0).as_int64() != person) {
       throw IdentityError("identifier " + identifier + " is not one of " + person_text(person));
     }
-    family = find.getColumn(1).getString();
-    given = find.getColumn(2).getString();
-    birth_date = find.getColumn(3).getString();
-    sex = find.getColumn(4).getString();
+    family = find.column(1).as_string();
+    given = find.column(2).as_string();
+    birth_date = find.column(3).as_string();
+    sex = find.column(4).as_string();
   }
   {
-    SQLite::Statement count(db_, "SELECT count(*) FROM identifiers WHERE person_id = ?");
+    sql::Statement count(db_, "SELECT count(*) FROM identifiers WHERE person_id = ?");
     count.bind(1, person);
-    count.executeStep();
-    if (count.getColumn(0).getInt64() < 2) {
+    count.step();
+    if (count.column(0).as_int64() < 2) {
       throw IdentityError(identifier + " is the only identifier of " + person_text(person) +
                           ": there is nothing to split");
     }
   }
-  SQLite::Statement insert(db_,
-                           "INSERT INTO persons (family, given, birth_date, sex, match_key, "
-                           "created_at, demographic_key) VALUES (?1, ?2, ?3, ?4, NULL, ?5, "
-                           "labwatch_demographic_key(?1, ?2, ?3))");
+  sql::Statement insert(db_,
+                        "INSERT INTO persons (family, given, birth_date, sex, match_key, "
+                        "created_at, demographic_key) VALUES (?, ?, ?, ?, NULL, ?, ?) "
+                        "RETURNING person_id");
   insert.bind(1, family);
   insert.bind(2, given);
   insert.bind(3, birth_date);
   insert.bind(4, sex);
   insert.bind(5, action.now);
-  insert.exec();
-  const std::int64_t split = db_.getLastInsertRowid();
+  bind_key(insert, 6, demographic_key_of(family, given, birth_date));
+  const std::int64_t split = inserted_id(insert);
 
   const auto move = [&](const char* sql) {
-    SQLite::Statement statement(db_, sql);
+    sql::Statement statement(db_, sql);
     statement.bind(1, split);
     statement.bind(2, person);
     statement.bind(3, identifier);
     return statement.exec();
   };
-  SQLite::Statement relink(db_,
-                           "UPDATE identifiers SET person_id = ? WHERE authority = ? AND mrn = ?");
+  sql::Statement relink(db_,
+                        "UPDATE identifiers SET person_id = ? WHERE authority = ? AND mrn = ?");
   relink.bind(1, split);
   relink.bind(2, std::string(authority));
   relink.bind(3, std::string(mrn));
@@ -260,24 +285,34 @@ IdentityOutcome SqliteIdentityStore::unmerge(std::int64_t person, std::string_vi
   move("UPDATE outbox SET person_id = ?1 WHERE person_id = ?2 AND patient_key = ?3");
   // The person keeps the demographics of an identifier it still has (the one it was first
   // reported under), not those of the identifier that left.
-  SQLite::Statement names(db_,
-                          "UPDATE persons SET (family, given, birth_date, sex) = "
-                          "(SELECT family, given, birth_date, sex FROM identifiers i "
-                          "WHERE i.person_id = ?1 ORDER BY (SELECT min(message_id) FROM messages m "
-                          "WHERE m.person_id = ?1 AND m.patient_key = i.authority || '|' || i.mrn) "
-                          "NULLS LAST, i.authority, i.mrn LIMIT 1) WHERE person_id = ?1");
+  sql::Statement names(db_,
+                       "UPDATE persons SET (family, given, birth_date, sex) = "
+                       "(SELECT family, given, birth_date, sex FROM identifiers i "
+                       "WHERE i.person_id = ?1 ORDER BY (SELECT min(message_id) FROM messages m "
+                       "WHERE m.person_id = ?1 AND m.patient_key = i.authority || '|' || i.mrn) "
+                       "NULLS LAST, i.authority, i.mrn LIMIT 1) WHERE person_id = ?1");
   names.bind(1, person);
   names.exec();
-  SQLite::Statement key(db_,
-                        "UPDATE persons SET demographic_key = labwatch_demographic_key(family, "
-                        "given, birth_date) WHERE person_id = ?");
-  key.bind(1, person);
-  key.exec();
+  {
+    sql::Statement names_now(db_,
+                             "SELECT family, given, birth_date FROM persons WHERE person_id = ?");
+    names_now.bind(1, person);
+    std::optional<std::string> demographic_key;
+    if (names_now.step()) {
+      demographic_key =
+          demographic_key_of(names_now.column(0).as_string(), names_now.column(1).as_string(),
+                             names_now.column(2).as_string());
+    }
+    sql::Statement key(db_, "UPDATE persons SET demographic_key = ? WHERE person_id = ?");
+    bind_key(key, 1, demographic_key);
+    key.bind(2, person);
+    key.exec();
+  }
   // The reviewer said these are two persons: the pair is not proposed again.
   exec_bound(db_,
              "INSERT INTO match_candidates (person_a, person_b, reason, fields, state, "
-             "created_at) VALUES (min(?1, ?2), max(?1, ?2), 'ambiguous', '', 'dismissed', 0)",
-             person, split);
+             "created_at) VALUES (?, ?, 'ambiguous', '', 'dismissed', 0)",
+             std::min(person, split), std::max(person, split));
   rejudge(person, targets, action.now, outcome.alerts);
   rejudge(split, targets, action.now, outcome.alerts);
   record(action, "unmerge",
@@ -288,12 +323,11 @@ IdentityOutcome SqliteIdentityStore::unmerge(std::int64_t person, std::string_vi
 }
 
 void SqliteIdentityStore::dismiss(std::int64_t a, std::int64_t b, const ReviewAction& action) {
-  SQLite::Transaction transaction(db_, SQLite::TransactionBehavior::IMMEDIATE);
+  sql::Transaction transaction(db_);
   const int changed = exec_bound(db_,
                                  "UPDATE match_candidates SET state = 'dismissed' "
-                                 "WHERE person_a = min(?1, ?2) AND person_b = max(?1, ?2) "
-                                 "AND state = 'open'",
-                                 a, b);
+                                 "WHERE person_a = ? AND person_b = ? AND state = 'open'",
+                                 std::min(a, b), std::max(a, b));
   if (changed == 0) {
     throw IdentityError("no open match between " + person_text(a) + " and " + person_text(b));
   }
@@ -307,7 +341,7 @@ void SqliteIdentityStore::dismiss(std::int64_t a, std::int64_t b, const ReviewAc
 
 std::unique_ptr<IdentityStore> open_identity_store(const std::string& path,
                                                    const StoreOptions& options) {
-  return std::make_unique<SqliteIdentityStore>(open_database(path, options));
+  return std::make_unique<SqliteIdentityStore>(connect(path, options));
 }
 
 }  // namespace labwatch::storage

@@ -94,7 +94,7 @@ class IdentityStore {
   virtual void dismiss(std::int64_t a, std::int64_t b, const ReviewAction& action) = 0;
 };
 
-// Opens the SQLite database at `path` (migrating it as open_sqlite_store does) for review.
+// Opens the SQLite database at `path` (migrating it as open_store does) for review.
 std::unique_ptr<IdentityStore> open_identity_store(const std::string& path,
                                                    const StoreOptions& options = {});
 

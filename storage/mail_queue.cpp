@@ -2,9 +2,6 @@
 // The dispatcher's side of the SQLite outbox: claim, sent, retry, failed, reset, diagnostics.
 #include "storage/mail_queue.hpp"
 
-#include <SQLiteCpp/Statement.h>
-#include <SQLiteCpp/Transaction.h>
-
 #include <algorithm>
 #include <charconv>
 #include <cstddef>
@@ -17,6 +14,7 @@
 #include <utility>
 #include <vector>
 
+#include "storage/sql.hpp"
 #include "storage/sql_values.hpp"
 
 namespace labwatch::storage {
@@ -38,8 +36,8 @@ std::string bounded_error(std::string_view error) {
   return std::string(error.substr(0, end));
 }
 
-clinical::NoticeKind read_notice_kind(const SQLite::Column& column) {
-  const std::string_view text = column.getText();
+clinical::NoticeKind read_notice_kind(const sql::Column& column) {
+  const std::string_view text = column.as_text();
   if (const auto kind = clinical::parse_notice_kind(text)) {
     return *kind;
   }
@@ -83,36 +81,37 @@ std::vector<OutboxItem> MailQueue::claim_due(clinical::UnixSeconds now, int max)
   if (max <= 0) {
     return items;
   }
-  SQLite::Transaction transaction(db_, SQLite::TransactionBehavior::IMMEDIATE);
+  sql::Transaction transaction(db_);
   {
-    SQLite::Statement due(
+    sql::Statement due(
         db_,
         "SELECT o.outbox_id, o.message_id, o.practitioner_id, o.email, o.name, o.full_phi, "
         "o.person_id, o.patient_key, o.report_ref, o.attempts, p.family, p.given, p.birth_date "
         "FROM outbox o JOIN persons p ON p.person_id = o.person_id "
         "WHERE o.state = 'pending' AND o.due_at <= ?1 AND o.next_attempt_at <= ?1 "
-        "ORDER BY max(o.due_at, o.next_attempt_at), o.outbox_id LIMIT ?2");
+        "ORDER BY CASE WHEN o.due_at > o.next_attempt_at THEN o.due_at ELSE o.next_attempt_at END, "
+        "o.outbox_id LIMIT ?2");
     due.bind(1, now);
     due.bind(2, max);
-    while (due.executeStep()) {
+    while (due.step()) {
       OutboxItem& item = items.emplace_back();
-      item.id = due.getColumn(0).getInt64();
-      item.message_id = due.getColumn(1).getString();
-      item.recipient.practitioner_id = due.getColumn(2).getString();
-      item.recipient.email = due.getColumn(3).getString();
-      item.recipient.name = due.getColumn(4).getString();
-      item.recipient.full_phi = due.getColumn(5).getInt() != 0;
-      item.person_id = due.getColumn(6).getInt64();
-      item.patient_key = due.getColumn(7).getString();
-      item.report_ref = due.getColumn(8).getString();
-      item.attempts = due.getColumn(9).getInt() + 1;
-      item.family = due.getColumn(10).getString();
-      item.given = due.getColumn(11).getString();
-      item.birth_date = due.getColumn(12).getString();
+      item.id = due.column(0).as_int64();
+      item.message_id = due.column(1).as_string();
+      item.recipient.practitioner_id = due.column(2).as_string();
+      item.recipient.email = due.column(3).as_string();
+      item.recipient.name = due.column(4).as_string();
+      item.recipient.full_phi = due.column(5).as_int() != 0;
+      item.person_id = due.column(6).as_int64();
+      item.patient_key = due.column(7).as_string();
+      item.report_ref = due.column(8).as_string();
+      item.attempts = due.column(9).as_int() + 1;
+      item.family = due.column(10).as_string();
+      item.given = due.column(11).as_string();
+      item.birth_date = due.column(12).as_string();
     }
   }
 
-  SQLite::Statement notices(
+  sql::Statement notices(
       db_,
       "SELECT n.alert_id, n.kind, n.previous_value, n.previous_message_id, a.rule, a.target_low, "
       "a.target_high, r.ref_low, r.ref_high, r.analyte, r.value, r.comparator, r.unit, "
@@ -120,45 +119,45 @@ std::vector<OutboxItem> MailQueue::claim_due(clinical::UnixSeconds now, int max)
       "r.shown_decimals, a.evidence "
       "FROM notices n JOIN alerts a ON a.alert_id = n.alert_id "
       "JOIN results r ON r.result_id = n.result_id WHERE n.outbox_id = ? ORDER BY n.notice_id");
-  SQLite::Statement history(db_,
-                            "SELECT collected_at, value, comparator, shown_decimals FROM results "
-                            "WHERE person_id = ? AND analyte = ? AND state = 'current' "
-                            "ORDER BY collected_at DESC, result_id DESC LIMIT ?");
-  SQLite::Statement claim(db_,
-                          "UPDATE outbox SET state = 'sending', attempts = attempts + 1 "
-                          "WHERE outbox_id = ?");
-  SQLite::Statement discard(db_, "DELETE FROM outbox WHERE outbox_id = ?");
+  sql::Statement history(db_,
+                         "SELECT collected_at, value, comparator, shown_decimals FROM results "
+                         "WHERE person_id = ? AND analyte = ? AND state = 'current' "
+                         "ORDER BY collected_at DESC, result_id DESC LIMIT ?");
+  sql::Statement claim(db_,
+                       "UPDATE outbox SET state = 'sending', attempts = attempts + 1 "
+                       "WHERE outbox_id = ?");
+  sql::Statement discard(db_, "DELETE FROM outbox WHERE outbox_id = ?");
   for (OutboxItem& item : items) {
     std::map<std::pair<std::int64_t, std::string>, std::vector<HistoryPoint>> histories;
     notices.reset();
     notices.bind(1, item.id);
-    while (notices.executeStep()) {
+    while (notices.step()) {
       Notice& notice = item.notices.emplace_back();
-      notice.alert_id = notices.getColumn(0).getInt64();
-      notice.kind = read_notice_kind(notices.getColumn(1));
-      notice.previous_value = read_optional(notices.getColumn(2));
-      notice.previous_message_id = notices.getColumn(3).getString();
-      notice.rule = notices.getColumn(4).getString();
-      notice.target_low = read_optional(notices.getColumn(5));
-      notice.target_high = read_optional(notices.getColumn(6));
-      notice.ref_low = read_optional(notices.getColumn(7));
-      notice.ref_high = read_optional(notices.getColumn(8));
-      notice.analyte = notices.getColumn(9).getString();
-      notice.value = notices.getColumn(10).getDouble();
-      notice.comparator = notices.getColumn(11).getString();
-      notice.unit = notices.getColumn(12).getString();
-      notice.collected_at = notices.getColumn(13).getInt64();
-      notice.raw_range = notices.getColumn(14).getString();
-      const std::int64_t person_id = notices.getColumn(15).getInt64();
-      notice.raw_unit = notices.getColumn(16).getString();
+      notice.alert_id = notices.column(0).as_int64();
+      notice.kind = read_notice_kind(notices.column(1));
+      notice.previous_value = read_optional(notices.column(2));
+      notice.previous_message_id = notices.column(3).as_string();
+      notice.rule = notices.column(4).as_string();
+      notice.target_low = read_optional(notices.column(5));
+      notice.target_high = read_optional(notices.column(6));
+      notice.ref_low = read_optional(notices.column(7));
+      notice.ref_high = read_optional(notices.column(8));
+      notice.analyte = notices.column(9).as_string();
+      notice.value = notices.column(10).as_double();
+      notice.comparator = notices.column(11).as_string();
+      notice.unit = notices.column(12).as_string();
+      notice.collected_at = notices.column(13).as_int64();
+      notice.raw_range = notices.column(14).as_string();
+      const std::int64_t person_id = notices.column(15).as_int64();
+      notice.raw_unit = notices.column(16).as_string();
       // Rows stored before version 6 say nothing: a bound they have was the lab's range.
       notice.range_problem =
-          clinical::range_problem_from_key(notices.getColumn(17).getString())
+          clinical::range_problem_from_key(notices.column(17).as_string())
               .value_or(notice.ref_low || notice.ref_high ? clinical::RangeProblem::none
                                                           : clinical::RangeProblem::not_printed);
-      notice.flags = notices.getColumn(18).getString();
-      notice.shown_decimals = read_position(notices.getColumn(19));
-      notice.evidence = read_evidence(notices.getColumn(20).getText());
+      notice.flags = notices.column(18).as_string();
+      notice.shown_decimals = read_position(notices.column(19));
+      notice.evidence = read_evidence(notices.column(20).as_text());
 
       auto [at, added] = histories.try_emplace({person_id, notice.analyte});
       if (added) {
@@ -166,10 +165,9 @@ std::vector<OutboxItem> MailQueue::claim_due(clinical::UnixSeconds now, int max)
         history.bind(1, person_id);
         history.bind(2, notice.analyte);
         history.bind(3, kHistoryPoints);
-        while (history.executeStep()) {
-          at->second.push_back({history.getColumn(0).getInt64(), history.getColumn(1).getDouble(),
-                                history.getColumn(2).getString(),
-                                read_position(history.getColumn(3))});
+        while (history.step()) {
+          at->second.push_back({history.column(0).as_int64(), history.column(1).as_double(),
+                                history.column(2).as_string(), read_position(history.column(3))});
         }
         std::reverse(at->second.begin(), at->second.end());  // oldest first
       }
@@ -177,7 +175,7 @@ std::vector<OutboxItem> MailQueue::claim_due(clinical::UnixSeconds now, int max)
     }
     // Every notice taken back leaves no empty item behind, so none is expected here; an empty
     // one would be a mail about nothing, and is dropped rather than sent.
-    SQLite::Statement& change = item.notices.empty() ? discard : claim;
+    sql::Statement& change = item.notices.empty() ? discard : claim;
     change.reset();
     change.bind(1, item.id);
     change.exec();
@@ -188,19 +186,19 @@ std::vector<OutboxItem> MailQueue::claim_due(clinical::UnixSeconds now, int max)
 }
 
 void MailQueue::mark_sent(std::int64_t outbox_id, clinical::UnixSeconds now) {
-  SQLite::Transaction transaction(db_, SQLite::TransactionBehavior::IMMEDIATE);
-  SQLite::Statement item(db_,
-                         "UPDATE outbox SET state = 'sent', sent_at = ?, last_error = '' "
-                         "WHERE outbox_id = ?");
+  sql::Transaction transaction(db_);
+  sql::Statement item(db_,
+                      "UPDATE outbox SET state = 'sent', sent_at = ?, last_error = '' "
+                      "WHERE outbox_id = ?");
   item.bind(1, now);
   item.bind(2, outbox_id);
   item.exec();
   // Resolved, superseded and withdrawn alerts keep their state: a resolution or retraction
   // notice is about an alert that is no longer active.
-  SQLite::Statement alerts(db_,
-                           "UPDATE alerts SET state = 'sent', updated_at = ?1 "
-                           "WHERE (state = 'pending' OR state = 'failed') AND alert_id IN "
-                           "(SELECT alert_id FROM notices WHERE outbox_id = ?2)");
+  sql::Statement alerts(db_,
+                        "UPDATE alerts SET state = 'sent', updated_at = ?1 "
+                        "WHERE (state = 'pending' OR state = 'failed') AND alert_id IN "
+                        "(SELECT alert_id FROM notices WHERE outbox_id = ?2)");
   alerts.bind(1, now);
   alerts.bind(2, outbox_id);
   alerts.exec();
@@ -209,9 +207,9 @@ void MailQueue::mark_sent(std::int64_t outbox_id, clinical::UnixSeconds now) {
 
 void MailQueue::mark_retry(std::int64_t outbox_id, clinical::UnixSeconds next_attempt,
                            std::string_view error) {
-  SQLite::Statement item(db_,
-                         "UPDATE outbox SET state = 'pending', next_attempt_at = ?, last_error = ? "
-                         "WHERE outbox_id = ? AND (state = 'sending' OR state = 'pending')");
+  sql::Statement item(db_,
+                      "UPDATE outbox SET state = 'pending', next_attempt_at = ?, last_error = ? "
+                      "WHERE outbox_id = ? AND (state = 'sending' OR state = 'pending')");
   item.bind(1, next_attempt);
   item.bind(2, bounded_error(error));
   item.bind(3, outbox_id);
@@ -219,15 +217,15 @@ void MailQueue::mark_retry(std::int64_t outbox_id, clinical::UnixSeconds next_at
 }
 
 void MailQueue::mark_failed(std::int64_t outbox_id, std::string_view error) {
-  SQLite::Transaction transaction(db_, SQLite::TransactionBehavior::IMMEDIATE);
-  SQLite::Statement item(db_,
-                         "UPDATE outbox SET state = 'failed', last_error = ? "
-                         "WHERE outbox_id = ? AND state <> 'sent'");
+  sql::Transaction transaction(db_);
+  sql::Statement item(db_,
+                      "UPDATE outbox SET state = 'failed', last_error = ? "
+                      "WHERE outbox_id = ? AND state <> 'sent'");
   item.bind(1, bounded_error(error));
   item.bind(2, outbox_id);
   if (item.exec() > 0) {
     // An alert another mail (to another recipient) still carries is not failed yet.
-    SQLite::Statement alerts(
+    sql::Statement alerts(
         db_,
         "UPDATE alerts SET state = 'failed', updated_at = ?1 "
         "WHERE state = 'pending' AND alert_id IN (SELECT alert_id FROM notices WHERE outbox_id = "
@@ -242,25 +240,27 @@ void MailQueue::mark_failed(std::int64_t outbox_id, std::string_view error) {
 }
 
 int MailQueue::reset_interrupted() {
-  return db_.exec("UPDATE outbox SET state = 'pending' WHERE state = 'sending'");
+  sql::Statement reset(db_, "UPDATE outbox SET state = 'pending' WHERE state = 'sending'");
+  return reset.exec();
 }
 
 std::optional<clinical::UnixSeconds> MailQueue::next_due() {
-  SQLite::Statement query(db_,
-                          "SELECT min(max(due_at, next_attempt_at)) FROM outbox "
-                          "WHERE state = 'pending'");
-  query.executeStep();
-  const SQLite::Column due = query.getColumn(0);
-  if (due.isNull()) {
+  sql::Statement query(db_,
+                       "SELECT min(CASE WHEN due_at > next_attempt_at THEN due_at ELSE "
+                       "next_attempt_at END) FROM outbox "
+                       "WHERE state = 'pending'");
+  query.step();
+  const sql::Column due = query.column(0);
+  if (due.is_null()) {
     return std::nullopt;
   }
-  return due.getInt64();
+  return due.as_int64();
 }
 
 std::vector<OutboxRow> MailQueue::rows(bool all) {
   std::string sql =
       "SELECT o.outbox_id, o.email, o.state, o.attempts, o.last_error, o.message_id, "
-      "max(o.due_at, o.next_attempt_at), o.sent_at, "
+      "CASE WHEN o.due_at > o.next_attempt_at THEN o.due_at ELSE o.next_attempt_at END, o.sent_at, "
       "(SELECT count(*) FROM notices n WHERE n.outbox_id = o.outbox_id), o.person_id "
       "FROM outbox o ";
   if (!all) {
@@ -269,43 +269,43 @@ std::vector<OutboxRow> MailQueue::rows(bool all) {
     sql += "' ";
   }
   sql += "ORDER BY o.outbox_id";
-  SQLite::Statement query(db_, sql);
+  sql::Statement query(db_, sql);
   std::vector<OutboxRow> rows;
-  while (query.executeStep()) {
+  while (query.step()) {
     OutboxRow& row = rows.emplace_back();
-    row.id = query.getColumn(0).getInt64();
-    row.email = query.getColumn(1).getString();
-    row.state = read_outbox_state(query.getColumn(2));
-    row.attempts = query.getColumn(3).getInt();
-    row.last_error = query.getColumn(4).getString();
-    row.message_id = query.getColumn(5).getString();
-    row.due_at = query.getColumn(6).getInt64();
-    if (const SQLite::Column sent = query.getColumn(7); !sent.isNull()) {
-      row.sent_at = sent.getInt64();
+    row.id = query.column(0).as_int64();
+    row.email = query.column(1).as_string();
+    row.state = read_outbox_state(query.column(2));
+    row.attempts = query.column(3).as_int();
+    row.last_error = query.column(4).as_string();
+    row.message_id = query.column(5).as_string();
+    row.due_at = query.column(6).as_int64();
+    if (const sql::Column sent = query.column(7); !sent.is_null()) {
+      row.sent_at = sent.as_int64();
     }
-    row.alerts = query.getColumn(8).getInt();
-    row.person_id = query.getColumn(9).getInt64();
+    row.alerts = query.column(8).as_int();
+    row.person_id = query.column(9).as_int64();
   }
   return rows;
 }
 
 int MailQueue::retry_failed(std::optional<std::int64_t> outbox_id, clinical::UnixSeconds now) {
-  SQLite::Transaction transaction(db_, SQLite::TransactionBehavior::IMMEDIATE);
+  sql::Transaction transaction(db_);
   // The alerts first, while their items still say 'failed'.
-  SQLite::Statement alerts(
+  sql::Statement alerts(
       db_,
       "UPDATE alerts SET state = 'pending', updated_at = ?1 WHERE state = 'failed' AND alert_id "
       "IN (SELECT n.alert_id FROM notices n JOIN outbox o ON o.outbox_id = n.outbox_id "
-      "WHERE o.state = 'failed' AND (?2 IS NULL OR o.outbox_id = ?2))");
-  SQLite::Statement items(db_,
-                          "UPDATE outbox SET state = 'pending', next_attempt_at = ?1 "
-                          "WHERE state = 'failed' AND (?2 IS NULL OR outbox_id = ?2)");
-  for (SQLite::Statement* statement : {&alerts, &items}) {
+      "WHERE o.state = 'failed' AND (CAST(?2 AS BIGINT) IS NULL OR o.outbox_id = ?2))");
+  sql::Statement items(db_,
+                       "UPDATE outbox SET state = 'pending', next_attempt_at = ?1 "
+                       "WHERE state = 'failed' AND (CAST(?2 AS BIGINT) IS NULL OR outbox_id = ?2)");
+  for (sql::Statement* statement : {&alerts, &items}) {
     statement->bind(1, now);
     if (outbox_id) {
       statement->bind(2, *outbox_id);
     } else {
-      statement->bind(2);
+      statement->bind_null(2);
     }
   }
   alerts.exec();

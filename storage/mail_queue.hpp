@@ -2,8 +2,6 @@
 // The dispatcher's side of the SQLite outbox: claiming due mail and recording what became of it.
 #pragma once
 
-#include <SQLiteCpp/Database.h>
-
 #include <cstdint>
 #include <optional>
 #include <string_view>
@@ -11,6 +9,7 @@
 
 #include "clinical/normalized.hpp"
 #include "storage/outbox.hpp"
+#include "storage/sql.hpp"
 
 namespace labwatch::storage {
 
@@ -19,7 +18,7 @@ namespace labwatch::storage {
 // pending for a retry or after a crash.
 class MailQueue {
  public:
-  explicit MailQueue(SQLite::Database& db) : db_(db) {}
+  explicit MailQueue(sql::Database& db) : db_(db) {}
 
   // MailOutbox::claim_due_mail. `max` <= 0 claims nothing.
   std::vector<OutboxItem> claim_due(clinical::UnixSeconds now, int max);
@@ -40,7 +39,7 @@ class MailQueue {
   int retry_failed(std::optional<std::int64_t> outbox_id, clinical::UnixSeconds now);
 
  private:
-  SQLite::Database& db_;
+  sql::Database& db_;
 };
 
 }  // namespace labwatch::storage

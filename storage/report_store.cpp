@@ -33,11 +33,11 @@ std::string person_cache_key(const clinical::PersonIdentity& person) {
 
 }  // namespace
 
-IngestStatements::IngestStatements(SQLite::Database& db)
+IngestStatements::IngestStatements(sql::Database& db)
     : find_file(db, "SELECT file_id FROM files WHERE sha256 = ?"),
       insert_file(db,
                   "INSERT INTO files (sha256, name, source, size, ingested_at, outcome, "
-                  "config_digest) VALUES (?, ?, ?, ?, ?, 'open', ?)"),
+                  "config_digest) VALUES (?, ?, ?, ?, ?, 'open', ?) RETURNING file_id"),
       finish_file(db,
                   "UPDATE files SET sha256 = ?, outcome = ?, reports = ?, results_stored = ?, "
                   "duplicates = ?, duplicate_messages = ?, superseded = ?, withdrawn = ?, "
@@ -59,7 +59,7 @@ IngestStatements::IngestStatements(SQLite::Database& db)
                              "ON CONFLICT (person_a, person_b) DO NOTHING"),
       insert_person(db,
                     "INSERT INTO persons (family, given, birth_date, sex, match_key, created_at, "
-                    "demographic_key) VALUES (?, ?, ?, ?, ?, ?, ?)"),
+                    "demographic_key) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING person_id"),
       insert_identifier(db,
                         "INSERT INTO identifiers (authority, mrn, person_id, family, given, "
                         "birth_date, sex) VALUES (?, ?, ?, ?, ?, ?, ?) "
@@ -67,10 +67,11 @@ IngestStatements::IngestStatements(SQLite::Database& db)
       find_message(db,
                    "SELECT message_id FROM messages WHERE facility = ? AND control_id = ? "
                    "AND control_id <> '' AND raw_digest = ?"),
-      insert_message(db,
-                     "INSERT INTO messages (file_id, facility, control_id, raw_digest, "
-                     "message_time, person_id, patient_key, pos_message, pos_line, pos_offset, "
-                     "time_from_arrival) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
+      insert_message(
+          db,
+          "INSERT INTO messages (file_id, facility, control_id, raw_digest, "
+          "message_time, person_id, patient_key, pos_message, pos_line, pos_offset, "
+          "time_from_arrival) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING message_id"),
       find_order_group(db,
                        "SELECT r.result_id, m.message_time, r.status, r.state, r.superseded_by, "
                        "r.value, r.comparator, m.facility, r.order_id, r.analyte, r.person_id, "
@@ -95,7 +96,7 @@ IngestStatements::IngestStatements(SQLite::Database& db)
                     "status, collected_at, notes, pos_segment, pos_line, state, superseded_by, "
                     "range_use, tolerance, shown_decimals, fraction) "
                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
-                    "?, ?)"),
+                    "?, ?) RETURNING result_id"),
       update_result_state(db,
                           "UPDATE results SET state = ?, superseded_by = ? WHERE result_id = ?"),
       update_result_status(db, "UPDATE results SET status = ? WHERE result_id = ?"),
@@ -109,20 +110,22 @@ IngestStatements::IngestStatements(SQLite::Database& db)
                            "collected_at, code, order_id, raw_value, pos_segment, pos_line) "
                            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
                            "ON CONFLICT (person_id, analyte, collected_at) DO NOTHING"),
-      upsert_unmapped(db,
-                      "INSERT INTO unmapped_codes (facility, code, count, first_seen, last_seen, "
-                      "last_file_id, name, unit) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
-                      "ON CONFLICT (facility, code) DO UPDATE SET count = count + excluded.count, "
-                      "last_seen = excluded.last_seen, last_file_id = excluded.last_file_id, "
-                      "name = CASE WHEN excluded.name <> '' THEN excluded.name ELSE name END, "
-                      "unit = CASE WHEN excluded.unit <> '' THEN excluded.unit ELSE unit END") {}
+      upsert_unmapped(
+          db,
+          "INSERT INTO unmapped_codes (facility, code, count, first_seen, last_seen, "
+          "last_file_id, name, unit) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+          "ON CONFLICT (facility, code) DO UPDATE SET count = unmapped_codes.count + "
+          "excluded.count, "
+          "last_seen = excluded.last_seen, last_file_id = excluded.last_file_id, "
+          "name = CASE WHEN excluded.name <> '' THEN excluded.name ELSE unmapped_codes.name END, "
+          "unit = CASE WHEN excluded.unit <> '' THEN excluded.unit ELSE unmapped_codes.unit END") {}
 
-SqliteFileTransaction::SqliteFileTransaction(SQLite::Database& db, IngestStatements& statements,
+SqliteFileTransaction::SqliteFileTransaction(sql::Database& db, IngestStatements& statements,
                                              LedgerStatements& ledger_statements,
                                              const FileRecord& file, AlertPolicy targets)
     : db_(db),
       statements_(statements),
-      transaction_(std::in_place, db, SQLite::TransactionBehavior::IMMEDIATE),
+      transaction_(std::in_place, db),
       targets_(std::move(targets)),
       file_name_(file.name),
       sha256_(file.sha256),
@@ -135,15 +138,14 @@ SqliteFileTransaction::SqliteFileTransaction(SQLite::Database& db, IngestStateme
   }
   // Without its digest yet, the row holds '' until commit: only one file transaction is open at a
   // time (the write lock), and no committed row keeps '' (commit requires the digest).
-  SQLite::Statement& insert = fresh(statements_.insert_file);
-  insert.bindNoCopy(1, sha256_);
-  insert.bindNoCopy(2, file.name);
-  insert.bindNoCopy(3, file.source);
+  sql::Statement& insert = fresh(statements_.insert_file);
+  insert.bind_no_copy(1, sha256_);
+  insert.bind_no_copy(2, file.name);
+  insert.bind_no_copy(3, file.source);
   insert.bind(4, file.size);
   insert.bind(5, now_);
-  insert.bindNoCopy(6, file.config_digest);
-  insert.exec();
-  file_id_ = db_.getLastInsertRowid();
+  insert.bind_no_copy(6, file.config_digest);
+  file_id_ = inserted_id(insert);
 }
 
 void SqliteFileTransaction::add_report(const clinical::NormalizedReport& report) {
@@ -193,18 +195,18 @@ void SqliteFileTransaction::record_skipped(const clinical::SkippedLine& line,
       !line.collected_at) {
     return;  // only a not-performed test of a known analyte and draw is a gap in a trend
   }
-  SQLite::Statement& insert = fresh(statements_.insert_not_performed);
+  sql::Statement& insert = fresh(statements_.insert_not_performed);
   insert.bind(1, message_id);
   insert.bind(2, person_id);
-  insert.bindNoCopy(3, line.analyte);
+  insert.bind_no_copy(3, line.analyte);
   insert.bind(4, *line.collected_at);
-  insert.bindNoCopy(5, line.code);
+  insert.bind_no_copy(5, line.code);
   if (line.order_id.empty()) {
-    insert.bind(6);
+    insert.bind_null(6);
   } else {
-    insert.bindNoCopy(6, line.order_id);
+    insert.bind_no_copy(6, line.order_id);
   }
-  insert.bindNoCopy(7, line.raw_value);
+  insert.bind_no_copy(7, line.raw_value);
   bind_position(insert, 8, line.where.segment);
   bind_position(insert, 9, line.where.line);
   insert.exec();
@@ -266,7 +268,7 @@ DryRun SqliteFileTransaction::roll_back_explained() {
   DryRun out;
   out.summary = summary_;
   if (!known_) {
-    SQLite::Statement results(
+    sql::Statement results(
         db_,
         "SELECT r.result_id, m.pos_message, r.pos_segment, r.pos_line, r.analyte, r.value, "
         "r.unit, r.comparator, r.raw_value, r.raw_unit, r.state, r.shown_decimals, r.flags, "
@@ -278,47 +280,47 @@ DryRun SqliteFileTransaction::roll_back_explained() {
     // under its write lock): a row of this file's messages, or a kept fraction.
     results.bind(2, kept_fractions_.empty() ? std::numeric_limits<std::int64_t>::max()
                                             : kept_fractions_.front());
-    while (results.executeStep()) {
+    while (results.step()) {
       DryRunResult& row = out.results.emplace_back();
-      row.result_id = results.getColumn(0).getInt64();
+      row.result_id = results.column(0).as_int64();
       const auto position = [&results](int column) {
-        return results.getColumn(column).isNull() ? -1 : results.getColumn(column).getInt();
+        return results.column(column).is_null() ? -1 : results.column(column).as_int();
       };
       row.where.message = position(1);
       row.where.segment = position(2);
       row.where.line = position(3);
-      row.analyte = results.getColumn(4).getString();
-      row.value = results.getColumn(5).getDouble();
-      row.unit = results.getColumn(6).getString();
-      row.comparator = results.getColumn(7).getString();
-      row.raw_value = results.getColumn(8).getString();
-      row.raw_unit = results.getColumn(9).getString();
-      row.state = read_state(results.getColumn(10));
+      row.analyte = results.column(4).as_string();
+      row.value = results.column(5).as_double();
+      row.unit = results.column(6).as_string();
+      row.comparator = results.column(7).as_string();
+      row.raw_value = results.column(8).as_string();
+      row.raw_unit = results.column(9).as_string();
+      row.state = read_state(results.column(10));
       row.shown_decimals = position(11);
-      row.flags = results.getColumn(12).getString();
-      row.replaced = results.getColumn(13).getInt();
+      row.flags = results.column(12).as_string();
+      row.replaced = results.column(13).as_int();
       row.kept_fraction = std::find(kept_fractions_.begin(), kept_fractions_.end(),
                                     row.result_id) != kept_fractions_.end();
     }
-    SQLite::Statement alerts(
+    sql::Statement alerts(
         db_,
         "SELECT a.result_id, r.analyte, a.rule, a.state, a.value, a.target_low, a.target_high "
         "FROM alerts a JOIN results r ON r.result_id = a.result_id "
         "JOIN messages m ON m.message_id = r.message_id "
         "WHERE m.file_id = ? ORDER BY a.alert_id");
     alerts.bind(1, file_id_);
-    while (alerts.executeStep()) {
+    while (alerts.step()) {
       DryRunAlert& alert = out.alerts.emplace_back();
-      alert.result_id = alerts.getColumn(0).getInt64();
-      alert.analyte = alerts.getColumn(1).getString();
-      alert.rule = alerts.getColumn(2).getString();
-      alert.state = read_alert_status(alerts.getColumn(3));
-      alert.value = alerts.getColumn(4).getDouble();
-      if (!alerts.getColumn(5).isNull()) {
-        alert.target_low = alerts.getColumn(5).getDouble();
+      alert.result_id = alerts.column(0).as_int64();
+      alert.analyte = alerts.column(1).as_string();
+      alert.rule = alerts.column(2).as_string();
+      alert.state = read_alert_status(alerts.column(3));
+      alert.value = alerts.column(4).as_double();
+      if (!alerts.column(5).is_null()) {
+        alert.target_low = alerts.column(5).as_double();
       }
-      if (!alerts.getColumn(6).isNull()) {
-        alert.target_high = alerts.getColumn(6).getDouble();
+      if (!alerts.column(6).is_null()) {
+        alert.target_high = alerts.column(6).as_double();
       }
     }
   }
@@ -328,10 +330,10 @@ DryRun SqliteFileTransaction::roll_back_explained() {
 }
 
 bool SqliteFileTransaction::committed(const std::string& sha256) {
-  SQLite::Statement& find = fresh(statements_.find_file);
+  sql::Statement& find = fresh(statements_.find_file);
   const ResetOnExit reset(find);
-  find.bindNoCopy(1, sha256);
-  return find.executeStep();
+  find.bind_no_copy(1, sha256);
+  return find.step();
 }
 
 IngestSummary SqliteFileTransaction::known() {
@@ -348,9 +350,9 @@ IngestSummary SqliteFileTransaction::finish(const std::string& sha256) {
   if (summary_.refusals > 0) {
     verdict = summary_.reports > 0 ? FileVerdict::partial : FileVerdict::refused;
   }
-  SQLite::Statement& finish = fresh(statements_.finish_file);
-  finish.bindNoCopy(1, sha256);
-  finish.bindNoCopy(2, sql_text(verdict));
+  sql::Statement& finish = fresh(statements_.finish_file);
+  finish.bind_no_copy(1, sha256);
+  finish.bind_no_copy(2, sql_text(verdict));
   finish.bind(3, summary_.reports);
   finish.bind(4, summary_.results_stored);
   finish.bind(5, summary_.duplicates);
@@ -365,7 +367,7 @@ IngestSummary SqliteFileTransaction::finish(const std::string& sha256) {
   finish.exec();
   if (intake_) {
     // The attempt begun for this file ends with it (one statement per file, not worth caching).
-    SQLite::Statement erase(
+    sql::Statement erase(
         db_, "DELETE FROM intake_attempts WHERE name = ? AND size = ? AND mtime_ns = ?");
     erase.bind(1, intake_->name);
     erase.bind(2, intake_->size);
@@ -390,12 +392,12 @@ std::int64_t SqliteFileTransaction::resolve_person(const clinical::PersonIdentit
         hit != person_by_identifier_.end()) {
       return hit->second;
     }
-    SQLite::Statement& find = fresh(statements_.find_identifier);
+    sql::Statement& find = fresh(statements_.find_identifier);
     const ResetOnExit reset(find);
-    find.bindNoCopy(1, person.authority);
-    find.bindNoCopy(2, person.mrn);
-    if (find.executeStep()) {
-      const std::int64_t person_id = find.getColumn(0).getInt64();
+    find.bind_no_copy(1, person.authority);
+    find.bind_no_copy(2, person.mrn);
+    if (find.step()) {
+      const std::int64_t person_id = find.column(0).as_int64();
       remember(person_by_identifier_, std::move(identifier_key), person_id);
       return person_id;
     }
@@ -408,33 +410,32 @@ std::int64_t SqliteFileTransaction::resolve_person(const clinical::PersonIdentit
   if (plan.person_id) {
     person_id = *plan.person_id;
     if (plan.refine_sex) {
-      SQLite::Statement& refine = fresh(statements_.refine_sex);
+      sql::Statement& refine = fresh(statements_.refine_sex);
       refine.bind(1, std::string(1, *plan.refine_sex));
       refine.bind(2, person_id);
       refine.exec();
     }
   } else {
     const std::optional<std::string> match_key = clinical::person_match_key(person);
-    SQLite::Statement& insert = fresh(statements_.insert_person);
-    insert.bindNoCopy(1, person.family);
-    insert.bindNoCopy(2, person.given);
-    insert.bindNoCopy(3, person.birth_date);
+    sql::Statement& insert = fresh(statements_.insert_person);
+    insert.bind_no_copy(1, person.family);
+    insert.bind_no_copy(2, person.given);
+    insert.bind_no_copy(3, person.birth_date);
     insert.bind(4, std::string(1, known_sex(person.sex)));
     if (match_key) {
-      insert.bindNoCopy(5, *match_key);
+      insert.bind_no_copy(5, *match_key);
     } else {
-      insert.bind(5);
+      insert.bind_null(5);
     }
     insert.bind(6, now_);
     if (const std::optional<std::string> key = clinical::demographic_key(person)) {
       insert.bind(7, *key);
     } else {
-      insert.bind(7);
+      insert.bind_null(7);
     }
-    insert.exec();
-    person_id = db_.getLastInsertRowid();
+    person_id = inserted_id(insert);
     for (const clinical::ReviewPair& pair : plan.review) {
-      SQLite::Statement& candidate = fresh(statements_.insert_match_candidate);
+      sql::Statement& candidate = fresh(statements_.insert_match_candidate);
       candidate.bind(1, std::min(person_id, pair.person_id));
       candidate.bind(2, std::max(person_id, pair.person_id));
       candidate.bind(3, std::string(clinical::to_string(pair.reason)));
@@ -444,13 +445,13 @@ std::int64_t SqliteFileTransaction::resolve_person(const clinical::PersonIdentit
     }
   }
   if (!person.mrn.empty()) {
-    SQLite::Statement& link = fresh(statements_.insert_identifier);
-    link.bindNoCopy(1, person.authority);
-    link.bindNoCopy(2, person.mrn);
+    sql::Statement& link = fresh(statements_.insert_identifier);
+    link.bind_no_copy(1, person.authority);
+    link.bind_no_copy(2, person.mrn);
     link.bind(3, person_id);
-    link.bindNoCopy(4, person.family);
-    link.bindNoCopy(5, person.given);
-    link.bindNoCopy(6, person.birth_date);
+    link.bind_no_copy(4, person.family);
+    link.bind_no_copy(5, person.given);
+    link.bind_no_copy(6, person.birth_date);
     link.bind(7, std::string(1, known_sex(person.sex)));
     link.exec();
     remember(person_by_identifier_, std::move(identifier_key), person_id);
@@ -465,14 +466,14 @@ SqliteFileTransaction::FoundCandidates SqliteFileTransaction::match_candidates(
     const clinical::PersonIdentity& person) {
   FoundCandidates found;
   std::vector<clinical::MatchCandidate>& persons = found.persons;
-  const auto read = [&](SQLite::Statement& find, const std::string& value, std::size_t limit) {
+  const auto read = [&](sql::Statement& find, const std::string& value, std::size_t limit) {
     const ResetOnExit reset(find);
     find.bind(1, value);
     find.bind(2, static_cast<std::int64_t>(limit));
     std::size_t rows = 0;
-    while (find.executeStep()) {
+    while (find.step()) {
       ++rows;
-      const std::int64_t id = find.getColumn(0).getInt64();
+      const std::int64_t id = find.column(0).as_int64();
       if (std::any_of(persons.begin(), persons.end(), [id](const clinical::MatchCandidate& known) {
             return known.person_id == id;
           })) {
@@ -480,10 +481,10 @@ SqliteFileTransaction::FoundCandidates SqliteFileTransaction::match_candidates(
       }
       clinical::MatchCandidate& added = persons.emplace_back();
       added.person_id = id;
-      added.demographics.family = find.getColumn(1).getString();
-      added.demographics.given = find.getColumn(2).getString();
-      added.demographics.birth_date = find.getColumn(3).getString();
-      const std::string sex = find.getColumn(4).getString();
+      added.demographics.family = find.column(1).as_string();
+      added.demographics.given = find.column(2).as_string();
+      added.demographics.birth_date = find.column(3).as_string();
+      const std::string sex = find.column(4).as_string();
       added.demographics.sex = sex.empty() ? 'U' : sex.front();
     }
     return rows;
@@ -496,12 +497,12 @@ SqliteFileTransaction::FoundCandidates SqliteFileTransaction::match_candidates(
     read(fresh(statements_.find_persons_born_on), date, clinical::kCandidateWindow);
   }
   for (clinical::MatchCandidate& candidate : persons) {
-    SQLite::Statement& identifiers = fresh(statements_.find_identifiers_of);
+    sql::Statement& identifiers = fresh(statements_.find_identifiers_of);
     const ResetOnExit reset(identifiers);
     identifiers.bind(1, candidate.person_id);
-    while (identifiers.executeStep()) {
+    while (identifiers.step()) {
       candidate.identifiers.push_back(
-          {identifiers.getColumn(0).getString(), identifiers.getColumn(1).getString()});
+          {identifiers.column(0).as_string(), identifiers.column(1).as_string()});
     }
   }
   return found;
@@ -514,13 +515,13 @@ std::optional<std::int64_t> SqliteFileTransaction::find_resend(
   if (report.control_id.empty() || report.raw_digest.empty()) {
     return std::nullopt;
   }
-  SQLite::Statement& find = fresh(statements_.find_message);
+  sql::Statement& find = fresh(statements_.find_message);
   const ResetOnExit reset(find);
-  find.bindNoCopy(1, report.facility);
-  find.bindNoCopy(2, report.control_id);
-  find.bindNoCopy(3, report.raw_digest);
-  if (find.executeStep()) {
-    return find.getColumn(0).getInt64();
+  find.bind_no_copy(1, report.facility);
+  find.bind_no_copy(2, report.control_id);
+  find.bind_no_copy(3, report.raw_digest);
+  if (find.step()) {
+    return find.column(0).as_int64();
   }
   return std::nullopt;
 }
@@ -529,20 +530,19 @@ std::int64_t SqliteFileTransaction::insert_message(const clinical::NormalizedRep
                                                    std::int64_t person_id,
                                                    clinical::UnixSeconds message_time) {
   const std::string patient_key = report.patient.patient_key();
-  SQLite::Statement& insert = fresh(statements_.insert_message);
+  sql::Statement& insert = fresh(statements_.insert_message);
   insert.bind(1, file_id_);
-  insert.bindNoCopy(2, report.facility);
-  insert.bindNoCopy(3, report.control_id);
-  insert.bindNoCopy(4, report.raw_digest);
+  insert.bind_no_copy(2, report.facility);
+  insert.bind_no_copy(3, report.control_id);
+  insert.bind_no_copy(4, report.raw_digest);
   insert.bind(5, message_time);
   insert.bind(6, person_id);
-  insert.bindNoCopy(7, patient_key);
+  insert.bind_no_copy(7, patient_key);
   bind_position(insert, 8, report.where.message);
   bind_position(insert, 9, report.where.line);
   bind_offset(insert, 10, report.where.offset);
   insert.bind(11, report.message_time_from_arrival ? 1 : 0);
-  insert.exec();
-  return db_.getLastInsertRowid();
+  return inserted_id(insert);
 }
 
 void SqliteFileTransaction::store_result(const clinical::NormalizedReport& report,
@@ -598,42 +598,41 @@ void SqliteFileTransaction::store_result(const clinical::NormalizedReport& repor
     return;
   }
 
-  SQLite::Statement& insert = fresh(statements_.insert_result);
+  sql::Statement& insert = fresh(statements_.insert_result);
   insert.bind(1, message_id);
   insert.bind(2, person_id);
   if (result.order_id.empty()) {
-    insert.bind(3);
+    insert.bind_null(3);
   } else {
-    insert.bindNoCopy(3, result.order_id);
+    insert.bind_no_copy(3, result.order_id);
   }
-  insert.bindNoCopy(4, result.analyte);
-  insert.bindNoCopy(5, result.code);
+  insert.bind_no_copy(4, result.analyte);
+  insert.bind_no_copy(5, result.code);
   insert.bind(6, result.value);
-  insert.bindNoCopy(7, result.unit);
-  insert.bindNoCopy(8, result.comparator);
-  insert.bindNoCopy(9, result.raw_value);
-  insert.bindNoCopy(10, result.raw_unit);
-  insert.bindNoCopy(11, result.raw_range);
+  insert.bind_no_copy(7, result.unit);
+  insert.bind_no_copy(8, result.comparator);
+  insert.bind_no_copy(9, result.raw_value);
+  insert.bind_no_copy(10, result.raw_unit);
+  insert.bind_no_copy(11, result.raw_range);
   bind_optional(insert, 12, result.ref_low);
   bind_optional(insert, 13, result.ref_high);
-  insert.bindNoCopy(14, result.flags);
-  insert.bindNoCopy(15, sql_text(result.status));
+  insert.bind_no_copy(14, result.flags);
+  insert.bind_no_copy(15, sql_text(result.status));
   insert.bind(16, result.collected_at);
-  insert.bindNoCopy(17, result.notes);
+  insert.bind_no_copy(17, result.notes);
   bind_position(insert, 18, result.where.segment);
   bind_position(insert, 19, result.where.line);
-  insert.bindNoCopy(20, sql_text(plan.state));
+  insert.bind_no_copy(20, sql_text(plan.state));
   if (plan.superseded_by) {
     insert.bind(21, *plan.superseded_by);
   } else {
-    insert.bind(21);
+    insert.bind_null(21);
   }
-  insert.bindNoCopy(22, sql_text(result.range_problem));
+  insert.bind_no_copy(22, sql_text(result.range_problem));
   insert.bind(23, result.tolerance);
   bind_position(insert, 24, result.shown_decimals);
-  insert.bindNoCopy(25, result.fraction);
-  insert.exec();
-  const std::int64_t result_id = db_.getLastInsertRowid();
+  insert.bind_no_copy(25, result.fraction);
+  const std::int64_t result_id = inserted_id(insert);
   last_result_id_ = result_id;
   ++summary_.results_stored;
 
@@ -706,49 +705,49 @@ void SqliteFileTransaction::store_result(const clinical::NormalizedReport& repor
 // fraction's analyte with its own message, order and values, and versioned among that analyte's
 // results like one that arrived after the total (clinical::plan_stand_in).
 void SqliteFileTransaction::keep_as_fraction(const clinical::StandInMove& move) {
-  SQLite::Statement read(db_,
-                         "SELECT r.order_id, r.code, r.value, r.unit, r.comparator, r.raw_value, "
-                         "r.raw_unit, r.raw_range, r.ref_low, r.ref_high, r.flags, r.status, "
-                         "r.collected_at, r.notes, r.pos_segment, r.pos_line, r.range_use, "
-                         "r.tolerance, r.shown_decimals, r.message_id, m.message_time, "
-                         "m.facility, r.person_id, m.time_from_arrival "
-                         "FROM results r JOIN messages m ON m.message_id = r.message_id "
-                         "WHERE r.result_id = ?");
+  sql::Statement read(db_,
+                      "SELECT r.order_id, r.code, r.value, r.unit, r.comparator, r.raw_value, "
+                      "r.raw_unit, r.raw_range, r.ref_low, r.ref_high, r.flags, r.status, "
+                      "r.collected_at, r.notes, r.pos_segment, r.pos_line, r.range_use, "
+                      "r.tolerance, r.shown_decimals, r.message_id, m.message_time, "
+                      "m.facility, r.person_id, m.time_from_arrival "
+                      "FROM results r JOIN messages m ON m.message_id = r.message_id "
+                      "WHERE r.result_id = ?");
   read.bind(1, move.id);
-  if (!read.executeStep()) {
+  if (!read.step()) {
     return;
   }
   clinical::NormalizedReport report;
   clinical::NormalizedResult fraction;
   fraction.analyte = std::string(move.fraction);
-  fraction.order_id = read.getColumn(0).getString();
-  fraction.code = read.getColumn(1).getString();
-  fraction.value = read.getColumn(2).getDouble();
-  fraction.unit = read.getColumn(3).getString();
-  fraction.comparator = read.getColumn(4).getString();
-  fraction.raw_value = read.getColumn(5).getString();
-  fraction.raw_unit = read.getColumn(6).getString();
-  fraction.raw_range = read.getColumn(7).getString();
-  fraction.ref_low = read_optional(read.getColumn(8));
-  fraction.ref_high = read_optional(read.getColumn(9));
-  fraction.flags = read.getColumn(10).getString();
-  fraction.status = read_status(read.getColumn(11));
-  fraction.collected_at = read.getColumn(12).getInt64();
-  fraction.notes = read.getColumn(13).getString();
-  fraction.where.segment = read_position(read.getColumn(14));
-  fraction.where.line = read_position(read.getColumn(15));
+  fraction.order_id = read.column(0).as_string();
+  fraction.code = read.column(1).as_string();
+  fraction.value = read.column(2).as_double();
+  fraction.unit = read.column(3).as_string();
+  fraction.comparator = read.column(4).as_string();
+  fraction.raw_value = read.column(5).as_string();
+  fraction.raw_unit = read.column(6).as_string();
+  fraction.raw_range = read.column(7).as_string();
+  fraction.ref_low = read_optional(read.column(8));
+  fraction.ref_high = read_optional(read.column(9));
+  fraction.flags = read.column(10).as_string();
+  fraction.status = read_status(read.column(11));
+  fraction.collected_at = read.column(12).as_int64();
+  fraction.notes = read.column(13).as_string();
+  fraction.where.segment = read_position(read.column(14));
+  fraction.where.line = read_position(read.column(15));
   fraction.range_problem =
-      clinical::range_problem_from_key(read.getColumn(16).getString())
+      clinical::range_problem_from_key(read.column(16).as_string())
           .value_or(fraction.ref_low || fraction.ref_high ? clinical::RangeProblem::none
                                                           : clinical::RangeProblem::not_printed);
-  fraction.tolerance = read.getColumn(17).getDouble();
-  fraction.shown_decimals = read_position(read.getColumn(18));
-  const std::int64_t message_id = read.getColumn(19).getInt64();
-  const clinical::UnixSeconds message_time = read.getColumn(20).getInt64();
-  report.facility = read.getColumn(21).getString();
-  const std::int64_t person_id = read.getColumn(22).getInt64();
+  fraction.tolerance = read.column(17).as_double();
+  fraction.shown_decimals = read_position(read.column(18));
+  const std::int64_t message_id = read.column(19).as_int64();
+  const clinical::UnixSeconds message_time = read.column(20).as_int64();
+  report.facility = read.column(21).as_string();
+  const std::int64_t person_id = read.column(22).as_int64();
   // Placed among the fraction's versions as its message was: by the lab's time, else by arrival.
-  report.message_time_from_arrival = read.getColumn(23).getInt() != 0;
+  report.message_time_from_arrival = read.column(23).as_int() != 0;
   read.reset();
   // Its accession was judged when it arrived: its group says nothing new about this report's.
   const bool reuses = report_reuses_accession_;
@@ -764,8 +763,8 @@ namespace {
 
 // results.fraction as one of clinical::stand_in_pairs (a view that outlives the plan): empty for a
 // real total. Throws std::runtime_error on text labwatch never writes (a database edited by hand).
-std::string_view known_fraction(const SQLite::Column& column) {
-  const std::string_view text = column.getText();
+std::string_view known_fraction(const sql::Column& column) {
+  const std::string_view text = column.as_text();
   if (text.empty()) {
     return {};
   }
@@ -784,14 +783,14 @@ std::string_view known_fraction(const SQLite::Column& column) {
 clinical::StandInPlan SqliteFileTransaction::plan_stand_in(const clinical::NormalizedResult& result,
                                                            std::int64_t person_id) {
   std::vector<clinical::DrawTotal> current;
-  SQLite::Statement& find = fresh(statements_.find_draw);
+  sql::Statement& find = fresh(statements_.find_draw);
   const ResetOnExit reset(find);
   find.bind(1, person_id);
   find.bind(2, result.collected_at);
-  find.bindNoCopy(3, result.analyte);
-  while (find.executeStep()) {
-    if (read_state(find.getColumn(3)) == clinical::ResultState::current) {
-      current.push_back({find.getColumn(0).getInt64(), known_fraction(find.getColumn(13))});
+  find.bind_no_copy(3, result.analyte);
+  while (find.step()) {
+    if (read_state(find.column(3)) == clinical::ResultState::current) {
+      current.push_back({find.column(0).as_int64(), known_fraction(find.column(13))});
     }
   }
   return clinical::plan_stand_in(!result.fraction.empty(), current);
@@ -813,7 +812,7 @@ void SqliteFileTransaction::load_group(const clinical::VersionKey& key) {
   group_key_.reset();
   group_.clear();
   group_reuses_accession_ = false;
-  SQLite::Statement& find =
+  sql::Statement& find =
       fresh(key.by_order() ? statements_.find_order_group : statements_.find_natural_group);
   const ResetOnExit reset(find);
   if (key.by_order()) {
@@ -822,10 +821,10 @@ void SqliteFileTransaction::load_group(const clinical::VersionKey& key) {
     find.bind(1, key.person_id);
     find.bind(2, key.collected_at);
   }
-  while (find.executeStep()) {
-    const clinical::VersionKey stored{find.getColumn(7).getText(), find.getColumn(8).getText(),
-                                      find.getColumn(9).getText(), find.getColumn(10).getInt64(),
-                                      find.getColumn(11).getInt64()};
+  while (find.step()) {
+    const clinical::VersionKey stored{find.column(7).as_text(), find.column(8).as_text(),
+                                      find.column(9).as_text(), find.column(10).as_int64(),
+                                      find.column(11).as_int64()};
     if (!key.same_group(stored)) {
       group_reuses_accession_ = group_reuses_accession_ || key.reuses_accession_of(stored);
       continue;
@@ -834,17 +833,17 @@ void SqliteFileTransaction::load_group(const clinical::VersionKey& key) {
     row.analyte = stored.analyte;
     row.person_id = stored.person_id;
     row.collected_at = stored.collected_at;
-    row.version.id = find.getColumn(0).getInt64();
-    row.version.message_time = find.getColumn(1).getInt64();
-    row.version.time_from_arrival = find.getColumn(12).getInt() != 0;
-    row.version.status = read_status(find.getColumn(2));
-    row.version.state = read_state(find.getColumn(3));
-    const SQLite::Column successor = find.getColumn(4);
-    if (!successor.isNull()) {
-      row.version.superseded_by = successor.getInt64();
+    row.version.id = find.column(0).as_int64();
+    row.version.message_time = find.column(1).as_int64();
+    row.version.time_from_arrival = find.column(12).as_int() != 0;
+    row.version.status = read_status(find.column(2));
+    row.version.state = read_state(find.column(3));
+    const sql::Column successor = find.column(4);
+    if (!successor.is_null()) {
+      row.version.superseded_by = successor.as_int64();
     }
-    row.version.value = find.getColumn(5).getDouble();
-    row.version.comparator = find.getColumn(6).getText();
+    row.version.value = find.column(5).as_double();
+    row.version.comparator = find.column(6).as_text();
   }
   group_key_ = GroupKey{std::string(key.facility), std::string(key.order_id), key.person_id,
                         key.collected_at};
@@ -865,34 +864,34 @@ void SqliteFileTransaction::load_draw(const clinical::VersionKey& key,
   };
   std::vector<Row> rows;
   const bool by_parent = !result.parent_order_id.empty();
-  SQLite::Statement& find = fresh(by_parent ? statements_.find_order_group : statements_.find_draw);
+  sql::Statement& find = fresh(by_parent ? statements_.find_order_group : statements_.find_draw);
   {
     const ResetOnExit reset(find);
     if (by_parent) {
-      find.bindNoCopy(1, result.parent_order_id);
+      find.bind_no_copy(1, result.parent_order_id);
     } else {
       find.bind(1, key.person_id);
       find.bind(2, result.collected_at);
-      find.bindNoCopy(3, result.analyte);
+      find.bind_no_copy(3, result.analyte);
     }
-    while (find.executeStep()) {
+    while (find.step()) {
       Row& row = rows.emplace_back();
-      row.version.id = find.getColumn(0).getInt64();
-      row.version.message_time = find.getColumn(1).getInt64();
-      row.version.time_from_arrival = find.getColumn(12).getInt() != 0;
-      row.version.status = read_status(find.getColumn(2));
-      row.version.state = read_state(find.getColumn(3));
-      const SQLite::Column successor = find.getColumn(4);
-      if (!successor.isNull()) {
-        row.version.superseded_by = successor.getInt64();
+      row.version.id = find.column(0).as_int64();
+      row.version.message_time = find.column(1).as_int64();
+      row.version.time_from_arrival = find.column(12).as_int() != 0;
+      row.version.status = read_status(find.column(2));
+      row.version.state = read_state(find.column(3));
+      const sql::Column successor = find.column(4);
+      if (!successor.is_null()) {
+        row.version.superseded_by = successor.as_int64();
       }
-      row.version.value = find.getColumn(5).getDouble();
-      row.version.comparator = find.getColumn(6).getText();
-      row.facility = find.getColumn(7).getText();
-      row.order_id = find.getColumn(8).getText();
-      row.analyte = find.getColumn(9).getText();
-      row.person_id = find.getColumn(10).getInt64();
-      row.collected_at = find.getColumn(11).getInt64();
+      row.version.value = find.column(5).as_double();
+      row.version.comparator = find.column(6).as_text();
+      row.facility = find.column(7).as_text();
+      row.order_id = find.column(8).as_text();
+      row.analyte = find.column(9).as_text();
+      row.person_id = find.column(10).as_int64();
+      row.collected_at = find.column(11).as_int64();
     }
   }
   std::vector<clinical::DrawCandidate> candidates;
@@ -922,8 +921,8 @@ void SqliteFileTransaction::promote(std::optional<std::int64_t> id) {
     ++summary_.skipped;
     return;
   }
-  SQLite::Statement& update = fresh(statements_.update_result_status);
-  update.bindNoCopy(1, sql_text(clinical::ResultStatus::final));
+  sql::Statement& update = fresh(statements_.update_result_status);
+  update.bind_no_copy(1, sql_text(clinical::ResultStatus::final));
   update.bind(2, *id);
   update.exec();
   for (GroupVersion& stored : group_) {
@@ -941,12 +940,12 @@ void SqliteFileTransaction::apply_change(const clinical::VersionChange& change,
   if (change.superseded_by_incoming) {
     successor = incoming_id;
   }
-  SQLite::Statement& update = fresh(statements_.update_result_state);
-  update.bindNoCopy(1, sql_text(change.to));
+  sql::Statement& update = fresh(statements_.update_result_state);
+  update.bind_no_copy(1, sql_text(change.to));
   if (successor) {
     update.bind(2, *successor);
   } else {
-    update.bind(2);
+    update.bind_null(2);
   }
   update.bind(3, change.id);
   update.exec();
@@ -973,26 +972,26 @@ void SqliteFileTransaction::insert_refusal(const parsers::Refusal& refusal, cons
     ++summary_.refusals;  // counted, not detailed (see kRefusalsKept)
     return;
   }
-  SQLite::Statement& insert = fresh(statements_.insert_refusal);
+  sql::Statement& insert = fresh(statements_.insert_refusal);
   insert.bind(1, file_id_);
   if (message_id) {
     insert.bind(2, *message_id);
   } else {
-    insert.bind(2);
+    insert.bind_null(2);
   }
-  insert.bindNoCopy(3, level);
+  insert.bind_no_copy(3, level);
   insert.bind(4, std::string(parsers::to_string(refusal.reason)));
-  insert.bindNoCopy(5, refusal.detail);
+  insert.bind_no_copy(5, refusal.detail);
   bind_position(insert, 6, refusal.where.message);
   bind_position(insert, 7, refusal.where.segment);
-  insert.bindNoCopy(8, refusal.where.segment_id);
+  insert.bind_no_copy(8, refusal.where.segment_id);
   bind_position(insert, 9, refusal.where.field);
   bind_position(insert, 10, refusal.where.line);
-  insert.bindNoCopy(11, refusal.where.column);
+  insert.bind_no_copy(11, refusal.where.column);
   bind_offset(insert, 12, refusal.where.offset);
-  insert.bindNoCopy(13, refusal.patient_key);
-  insert.bindNoCopy(14, refusal.code);
-  insert.bindNoCopy(15, refusal.analyte);
+  insert.bind_no_copy(13, refusal.patient_key);
+  insert.bind_no_copy(14, refusal.code);
+  insert.bind_no_copy(15, refusal.analyte);
   insert.bind(16, format_datetime(refusal.collected_at));
   insert.bind(17,
               refusal.result_status != 0 ? std::string(1, refusal.result_status) : std::string());
@@ -1023,15 +1022,15 @@ void SqliteFileTransaction::count_unmapped(const clinical::NormalizedReport& rep
 // the same as writing each message's counts.
 void SqliteFileTransaction::flush_unmapped() {
   for (const auto& [key, pending] : unmapped_) {
-    SQLite::Statement& upsert = fresh(statements_.upsert_unmapped);
-    upsert.bindNoCopy(1, key.first);
-    upsert.bindNoCopy(2, key.second);
+    sql::Statement& upsert = fresh(statements_.upsert_unmapped);
+    upsert.bind_no_copy(1, key.first);
+    upsert.bind_no_copy(2, key.second);
     upsert.bind(3, pending.count);
     upsert.bind(4, now_);
     upsert.bind(5, now_);
     upsert.bind(6, file_id_);
-    upsert.bindNoCopy(7, pending.name);
-    upsert.bindNoCopy(8, pending.unit);
+    upsert.bind_no_copy(7, pending.name);
+    upsert.bind_no_copy(8, pending.unit);
     upsert.exec();
   }
   unmapped_.clear();

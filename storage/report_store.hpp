@@ -2,10 +2,6 @@
 // The SQLite file transaction: reconciles each normalized report and stores it with its alerts.
 #pragma once
 
-#include <SQLiteCpp/Database.h>
-#include <SQLiteCpp/Statement.h>
-#include <SQLiteCpp/Transaction.h>
-
 #include <cstdint>
 #include <map>
 #include <optional>
@@ -18,6 +14,7 @@
 #include "clinical/person_match.hpp"
 #include "clinical/reconcile.hpp"
 #include "storage/alert_ledger.hpp"
+#include "storage/sql.hpp"
 #include "storage/store.hpp"
 
 namespace labwatch::storage {
@@ -25,30 +22,30 @@ namespace labwatch::storage {
 // The statements of the ingest path, prepared once per connection and reused by every transaction,
 // so that storing a result costs no SQL compilation.
 struct IngestStatements {
-  explicit IngestStatements(SQLite::Database& db);
+  explicit IngestStatements(sql::Database& db);
 
-  SQLite::Statement find_file;
-  SQLite::Statement insert_file;
-  SQLite::Statement finish_file;
-  SQLite::Statement find_identifier;
-  SQLite::Statement find_agreeing_persons;
-  SQLite::Statement find_persons_born_on;
-  SQLite::Statement find_identifiers_of;
-  SQLite::Statement refine_sex;
-  SQLite::Statement insert_match_candidate;
-  SQLite::Statement insert_person;
-  SQLite::Statement insert_identifier;
-  SQLite::Statement find_message;
-  SQLite::Statement insert_message;
-  SQLite::Statement find_order_group;
-  SQLite::Statement find_natural_group;
-  SQLite::Statement find_draw;
-  SQLite::Statement insert_result;
-  SQLite::Statement update_result_state;
-  SQLite::Statement update_result_status;
-  SQLite::Statement insert_refusal;
-  SQLite::Statement insert_not_performed;
-  SQLite::Statement upsert_unmapped;
+  sql::Statement find_file;
+  sql::Statement insert_file;
+  sql::Statement finish_file;
+  sql::Statement find_identifier;
+  sql::Statement find_agreeing_persons;
+  sql::Statement find_persons_born_on;
+  sql::Statement find_identifiers_of;
+  sql::Statement refine_sex;
+  sql::Statement insert_match_candidate;
+  sql::Statement insert_person;
+  sql::Statement insert_identifier;
+  sql::Statement find_message;
+  sql::Statement insert_message;
+  sql::Statement find_order_group;
+  sql::Statement find_natural_group;
+  sql::Statement find_draw;
+  sql::Statement insert_result;
+  sql::Statement update_result_state;
+  sql::Statement update_result_status;
+  sql::Statement insert_refusal;
+  sql::Statement insert_not_performed;
+  sql::Statement upsert_unmapped;
 };
 
 // One file's IMMEDIATE transaction on a SqliteStore's connection. Rolls back when destroyed
@@ -58,7 +55,7 @@ class SqliteFileTransaction final : public FileTransaction {
   // Begins the transaction and records the file; when `file.sha256` is given and a committed file
   // has it, the transaction only reports already_known. Throws SQLite::Exception (e.g.
   // SQLITE_BUSY).
-  SqliteFileTransaction(SQLite::Database& db, IngestStatements& statements,
+  SqliteFileTransaction(sql::Database& db, IngestStatements& statements,
                         LedgerStatements& ledger_statements, const FileRecord& file,
                         AlertPolicy targets);
   ~SqliteFileTransaction() override = default;  // transaction_ rolls back unless committed
@@ -105,10 +102,10 @@ class SqliteFileTransaction final : public FileTransaction {
   void count_unmapped(const clinical::NormalizedReport& report);
   void flush_unmapped();
 
-  SQLite::Database& db_;
+  sql::Database& db_;
   IngestStatements& statements_;
   // BEGIN IMMEDIATE; rolled back when reset, or on destruction unless committed.
-  std::optional<SQLite::Transaction> transaction_;
+  std::optional<sql::Transaction> transaction_;
   AlertPolicy targets_;
   std::string file_name_;
   std::string sha256_;               // as given to begin_file; empty until commit(sha256)

@@ -3,23 +3,21 @@
 // expiring.
 #include "storage/silence_store.hpp"
 
-#include <SQLiteCpp/Statement.h>
-#include <SQLiteCpp/Transaction.h>
-
 #include <optional>
 #include <string>
 
 #include "clinical/rule_ref.hpp"
 #include "clinical/silence.hpp"
+#include "storage/sql.hpp"
 #include "storage/sql_values.hpp"
 
 namespace labwatch::storage {
 
-std::int64_t add_silence(SQLite::Database& db, const NewSilence& silence) {
-  SQLite::Transaction transaction(db);
+std::int64_t add_silence(sql::Database& db, const NewSilence& silence) {
+  sql::Transaction transaction(db);
   // The alert a practitioner is looking at: the one on the latest current result of the analyte
   // (the optimal target's or a lab witness's; a trend alert beside it says less).
-  SQLite::Statement latest(
+  sql::Statement latest(
       db,
       "SELECT a.rule, a.value, a.target_low, a.target_high, r.flags, r.collected_at FROM alerts a "
       "JOIN results r ON r.result_id = a.result_id "
@@ -29,19 +27,19 @@ std::int64_t add_silence(SQLite::Database& db, const NewSilence& silence) {
   latest.bind(2, silence.analyte);
   std::optional<clinical::AlertState> set_for;
   std::optional<clinical::UnixSeconds> latest_draw;
-  while (latest.executeStep()) {
-    const clinical::UnixSeconds collected_at = latest.getColumn(5).getInt64();
+  while (latest.step()) {
+    const clinical::UnixSeconds collected_at = latest.column(5).as_int64();
     if (latest_draw && collected_at != *latest_draw) {
       break;  // only the latest draw's alerts
     }
     latest_draw = collected_at;
-    const clinical::RuleRef rule = clinical::rule_ref(latest.getColumn(0).getString());
+    const clinical::RuleRef rule = clinical::rule_ref(latest.column(0).as_string());
     if (set_for && rule.is_trend()) {
       continue;  // a trend alert is taken only when the draw has no other
     }
     set_for = clinical::alert_state_of(
-        rule, latest.getColumn(1).getDouble(), read_optional(latest.getColumn(2)),
-        read_optional(latest.getColumn(3)), latest.getColumn(4).getString());
+        rule, latest.column(1).as_double(), read_optional(latest.column(2)),
+        read_optional(latest.column(3)), latest.column(4).as_string());
     if (!rule.is_trend()) {
       break;
     }
@@ -52,9 +50,10 @@ std::int64_t add_silence(SQLite::Database& db, const NewSilence& silence) {
     side = clinical::to_string(set_for->side);
     tier = clinical::to_string(set_for->tier);
   }
-  SQLite::Statement insert(db,
-                           "INSERT INTO silences (person_id, analyte, until_at, reason, os_user, "
-                           "created_at, set_side, set_tier) VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
+  sql::Statement insert(
+      db,
+      "INSERT INTO silences (person_id, analyte, until_at, reason, os_user, "
+      "created_at, set_side, set_tier) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING silence_id");
   insert.bind(1, silence.person_id);
   insert.bind(2, silence.analyte);
   insert.bind(3, silence.until);
@@ -63,40 +62,39 @@ std::int64_t add_silence(SQLite::Database& db, const NewSilence& silence) {
   insert.bind(6, silence.now);
   insert.bind(7, side);
   insert.bind(8, tier);
-  insert.exec();
-  const std::int64_t id = db.getLastInsertRowid();
+  const std::int64_t id = inserted_id(insert);
   transaction.commit();
   return id;
 }
 
-std::vector<SilenceRow> list_silences(SQLite::Database& db) {
-  SQLite::Statement query(db,
-                          "SELECT silence_id, person_id, analyte, until_at, os_user, created_at, "
-                          "reason, expired_at, set_side, set_tier FROM silences "
-                          "ORDER BY silence_id");
+std::vector<SilenceRow> list_silences(sql::Database& db) {
+  sql::Statement query(db,
+                       "SELECT silence_id, person_id, analyte, until_at, os_user, created_at, "
+                       "reason, expired_at, set_side, set_tier FROM silences "
+                       "ORDER BY silence_id");
   std::vector<SilenceRow> rows;
-  while (query.executeStep()) {
+  while (query.step()) {
     SilenceRow& row = rows.emplace_back();
-    row.silence_id = query.getColumn(0).getInt64();
-    row.person_id = query.getColumn(1).getInt64();
-    row.analyte = query.getColumn(2).getString();
-    row.until = query.getColumn(3).getInt64();
-    row.os_user = query.getColumn(4).getString();
-    row.created_at = query.getColumn(5).getInt64();
-    row.reason = query.getColumn(6).getString();
-    if (!query.getColumn(7).isNull()) {
-      row.expired_at = query.getColumn(7).getInt64();
+    row.silence_id = query.column(0).as_int64();
+    row.person_id = query.column(1).as_int64();
+    row.analyte = query.column(2).as_string();
+    row.until = query.column(3).as_int64();
+    row.os_user = query.column(4).as_string();
+    row.created_at = query.column(5).as_int64();
+    row.reason = query.column(6).as_string();
+    if (!query.column(7).is_null()) {
+      row.expired_at = query.column(7).as_int64();
     }
-    row.set_side = query.getColumn(8).getString();
-    row.set_tier = query.getColumn(9).getString();
+    row.set_side = query.column(8).as_string();
+    row.set_tier = query.column(9).as_string();
   }
   return rows;
 }
 
-bool expire_silence(SQLite::Database& db, std::int64_t silence_id, clinical::UnixSeconds now) {
-  SQLite::Statement update(db,
-                           "UPDATE silences SET expired_at = ?1 WHERE silence_id = ?2 AND "
-                           "expired_at IS NULL AND until_at > ?1");
+bool expire_silence(sql::Database& db, std::int64_t silence_id, clinical::UnixSeconds now) {
+  sql::Statement update(db,
+                        "UPDATE silences SET expired_at = ?1 WHERE silence_id = ?2 AND "
+                        "expired_at IS NULL AND until_at > ?1");
   update.bind(1, now);
   update.bind(2, silence_id);
   return update.exec() == 1;

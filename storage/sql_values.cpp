@@ -57,32 +57,32 @@ const char* sql_text(FileVerdict verdict) noexcept {
   return "accepted";
 }
 
-clinical::ResultStatus read_status(const SQLite::Column& column) {
-  const std::string_view text = column.getText();
+clinical::ResultStatus read_status(const sql::Column& column) {
+  const std::string_view text = column.as_text();
   if (const auto status = clinical::parse_result_status(text)) {
     return *status;
   }
   throw std::runtime_error("results.status holds an unknown value '" + std::string(text) + "'");
 }
 
-clinical::ResultState read_state(const SQLite::Column& column) {
-  const std::string_view text = column.getText();
+clinical::ResultState read_state(const sql::Column& column) {
+  const std::string_view text = column.as_text();
   if (const auto state = clinical::parse_result_state(text)) {
     return *state;
   }
   throw std::runtime_error("results.state holds an unknown value '" + std::string(text) + "'");
 }
 
-clinical::AlertStatus read_alert_status(const SQLite::Column& column) {
-  const std::string_view text = column.getText();
+clinical::AlertStatus read_alert_status(const sql::Column& column) {
+  const std::string_view text = column.as_text();
   if (const auto status = clinical::parse_alert_status(text)) {
     return *status;
   }
   throw std::runtime_error("alerts.state holds an unknown value '" + std::string(text) + "'");
 }
 
-OutboxState read_outbox_state(const SQLite::Column& column) {
-  const std::string_view text = column.getText();
+OutboxState read_outbox_state(const sql::Column& column) {
+  const std::string_view text = column.as_text();
   if (const auto state = parse_outbox_state(text)) {
     return *state;
   }
@@ -107,8 +107,8 @@ std::string active_alert_condition(std::string_view column) {
   return sql;
 }
 
-FileVerdict read_verdict(const SQLite::Column& column) {
-  const std::string_view text = column.getText();
+FileVerdict read_verdict(const sql::Column& column) {
+  const std::string_view text = column.as_text();
   for (const FileVerdict verdict :
        {FileVerdict::accepted, FileVerdict::partial, FileVerdict::refused}) {
     if (text == sql_text(verdict)) {
@@ -118,41 +118,41 @@ FileVerdict read_verdict(const SQLite::Column& column) {
   throw std::runtime_error("files.outcome holds an unexpected value '" + std::string(text) + "'");
 }
 
-void bind_optional(SQLite::Statement& statement, int index, const std::optional<double>& value) {
+void bind_optional(sql::Statement& statement, int index, const std::optional<double>& value) {
   if (value) {
     statement.bind(index, *value);
   } else {
-    statement.bind(index);
+    statement.bind_null(index);
   }
 }
 
-void bind_position(SQLite::Statement& statement, int index, int position) {
+void bind_position(sql::Statement& statement, int index, int position) {
   if (position >= 0) {
     statement.bind(index, position);
   } else {
-    statement.bind(index);
+    statement.bind_null(index);
   }
 }
 
-void bind_offset(SQLite::Statement& statement, int index, std::size_t offset) {
+void bind_offset(sql::Statement& statement, int index, std::size_t offset) {
   if (offset != static_cast<std::size_t>(-1)) {
     statement.bind(index, static_cast<std::int64_t>(offset));
   } else {
-    statement.bind(index);
+    statement.bind_null(index);
   }
 }
 
-std::optional<double> read_optional(const SQLite::Column& column) {
-  if (column.isNull()) {
+std::optional<double> read_optional(const sql::Column& column) {
+  if (column.is_null()) {
     return std::nullopt;
   }
-  return column.getDouble();
+  return column.as_double();
 }
 
-int read_position(const SQLite::Column& column) { return column.isNull() ? -1 : column.getInt(); }
+int read_position(const sql::Column& column) { return column.is_null() ? -1 : column.as_int(); }
 
-std::size_t read_offset(const SQLite::Column& column) {
-  const std::int64_t offset = column.isNull() ? -1 : column.getInt64();
+std::size_t read_offset(const sql::Column& column) {
+  const std::int64_t offset = column.is_null() ? -1 : column.as_int64();
   return offset >= 0 ? static_cast<std::size_t>(offset) : static_cast<std::size_t>(-1);
 }
 
@@ -292,6 +292,15 @@ char known_sex(char sex) noexcept { return sex == 'F' || sex == 'M' ? sex : 'U';
 std::int64_t unix_now() noexcept {
   const auto since_epoch = std::chrono::system_clock::now().time_since_epoch();
   return std::chrono::duration_cast<std::chrono::seconds>(since_epoch).count();
+}
+
+std::int64_t inserted_id(sql::Statement& insert) {
+  if (!insert.step()) {
+    throw std::logic_error("an INSERT ... RETURNING returned no row");
+  }
+  const std::int64_t id = insert.column(0).as_int64();
+  insert.reset();
+  return id;
 }
 
 }  // namespace labwatch::storage

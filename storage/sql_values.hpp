@@ -2,9 +2,6 @@
 // How model values are written to and read from SQLite columns: enums as text, unknowns as NULL.
 #pragma once
 
-#include <SQLiteCpp/Column.h>
-#include <SQLiteCpp/Statement.h>
-
 #include <cstddef>
 #include <cstdint>
 #include <optional>
@@ -16,6 +13,7 @@
 #include "clinical/reconcile.hpp"
 #include "parsers/lab_report.hpp"
 #include "storage/outbox_state.hpp"
+#include "storage/sql.hpp"
 #include "storage/store.hpp"
 
 namespace labwatch::storage {
@@ -29,33 +27,33 @@ const char* sql_text(clinical::RangeProblem problem) noexcept;  // clinical::to_
 
 // Read back a stored status / state. Throws std::runtime_error on text labwatch never writes
 // (a database edited by hand).
-clinical::ResultStatus read_status(const SQLite::Column& column);
-clinical::ResultState read_state(const SQLite::Column& column);
+clinical::ResultStatus read_status(const sql::Column& column);
+clinical::ResultState read_state(const sql::Column& column);
 // alerts.state (clinical::to_string of an AlertStatus). Throws std::runtime_error on text labwatch
 // never writes (a database edited by hand, or written by a later version).
-clinical::AlertStatus read_alert_status(const SQLite::Column& column);
+clinical::AlertStatus read_alert_status(const sql::Column& column);
 // outbox.state (to_string of an OutboxState). Throws std::runtime_error on text labwatch never
 // writes (a database edited by hand, or written by a later version).
-OutboxState read_outbox_state(const SQLite::Column& column);
+OutboxState read_outbox_state(const sql::Column& column);
 // The SQL condition "an alert is active" on the alerts.state column `column` (e.g. "a.state"):
 // "(a.state = 'unmailed' OR ... OR a.state = 'failed')", the statuses clinical::is_active holds
 // for. ORs, not IN: see the CHECKs of storage/database.cpp.
 std::string active_alert_condition(std::string_view column);
 // files.outcome of a committed file; throws std::runtime_error on any other text ('open' included:
 // no committed file keeps it).
-FileVerdict read_verdict(const SQLite::Column& column);
+FileVerdict read_verdict(const sql::Column& column);
 
 // NULL for an absent value.
-void bind_optional(SQLite::Statement& statement, int index, const std::optional<double>& value);
+void bind_optional(sql::Statement& statement, int index, const std::optional<double>& value);
 // NULL for an unknown (negative) position.
-void bind_position(SQLite::Statement& statement, int index, int position);
+void bind_position(sql::Statement& statement, int index, int position);
 // NULL for an unknown offset (SIZE_MAX).
-void bind_offset(SQLite::Statement& statement, int index, std::size_t offset);
+void bind_offset(sql::Statement& statement, int index, std::size_t offset);
 // nullopt for NULL.
-std::optional<double> read_optional(const SQLite::Column& column);
+std::optional<double> read_optional(const sql::Column& column);
 // The inverses of bind_position and bind_offset: NULL reads as unknown (-1, SIZE_MAX).
-int read_position(const SQLite::Column& column);
-std::size_t read_offset(const SQLite::Column& column);
+int read_position(const sql::Column& column);
+std::size_t read_offset(const sql::Column& column);
 
 // A sender's time as written, in ISO 8601 to its precision: "2025-03-09", "2025-03-09T13:00",
 // "2025-03-09T13:00:05-05:00". Empty when the time is empty.
@@ -70,11 +68,14 @@ char known_sex(char sex) noexcept;
 // Now, in Unix seconds.
 std::int64_t unix_now() noexcept;
 
+// Runs an INSERT ... RETURNING <id column> and returns the id it inserted.
+std::int64_t inserted_id(sql::Statement& insert);
+
 // A prepared statement made ready to be bound anew. sqlite3_reset reports the error of a failed
 // previous step again; after a failed file the next one must start clean, so the reset is not
 // checked.
-inline SQLite::Statement& fresh(SQLite::Statement& statement) noexcept {
-  statement.tryReset();
+inline sql::Statement& fresh(sql::Statement& statement) noexcept {
+  statement.try_reset();
   return statement;
 }
 
@@ -82,15 +83,15 @@ inline SQLite::Statement& fresh(SQLite::Statement& statement) noexcept {
 // after an early return or an exception.
 class ResetOnExit {
  public:
-  explicit ResetOnExit(SQLite::Statement& statement) noexcept : statement_(statement) {}
-  ~ResetOnExit() { statement_.tryReset(); }
+  explicit ResetOnExit(sql::Statement& statement) noexcept : statement_(statement) {}
+  ~ResetOnExit() { statement_.try_reset(); }
   ResetOnExit(const ResetOnExit&) = delete;
   ResetOnExit& operator=(const ResetOnExit&) = delete;
   ResetOnExit(ResetOnExit&&) = delete;
   ResetOnExit& operator=(ResetOnExit&&) = delete;
 
  private:
-  SQLite::Statement& statement_;
+  sql::Statement& statement_;
 };
 
 }  // namespace labwatch::storage

@@ -369,8 +369,8 @@ class SilenceBook {
   virtual bool expire_silence(std::int64_t silence_id, clinical::UnixSeconds now) = 0;
 };
 
-// One store, every role: what open_sqlite_store returns (a PostgreSQL store would implement the
-// same roles). Its users take the narrowest role they need; the owner of the store hands them out.
+// One store, every role: what open_store returns, on SQLite or PostgreSQL. Its users take the
+// narrowest role they need; the owner of the store hands them out.
 class Store : public IngestStore, public ResultQueries, public SilenceBook, public MailOutbox {};
 
 struct StoreOptions {
@@ -385,14 +385,16 @@ struct StoreOptions {
   int cache_kib = 24 * 1024;
 };
 
-// Opens (creating and migrating as needed) a SQLite store: WAL, synchronous=FULL, foreign keys on,
-// files 0600, a page cache of options.cache_kib. Throws SQLite::Exception / std::system_error on
-// failure, std::runtime_error for a database of a newer schema. A store is used by one thread at a
-// time.
-std::unique_ptr<Store> open_sqlite_store(const std::string& path, const StoreOptions& options = {});
+// Opens (creating and migrating as needed) the store `database` names: a "postgresql://" URL is a
+// PostgreSQL database (storage/sql_postgres.hpp), anything else the path of a SQLite file (WAL,
+// synchronous=FULL, foreign keys on, files 0600, a page cache of options.cache_kib). Throws
+// SQLite::Exception / sql::Error / std::system_error on failure, std::runtime_error for a
+// database of a newer schema. A store is used by one thread at a time.
+std::unique_ptr<Store> open_store(const std::string& database, const StoreOptions& options = {});
 
 // True when `e`, thrown by a store, says another writer held the database past the busy timeout
-// (SQLITE_BUSY, SQLITE_LOCKED): the work is to be retried later, the database is not broken.
+// (SQLITE_BUSY, SQLITE_LOCKED; a PostgreSQL serialization failure or deadlock): the work is to be
+// retried later, the database is not broken.
 bool is_busy(const std::exception& e) noexcept;
 
 }  // namespace labwatch::storage

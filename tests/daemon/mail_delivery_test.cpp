@@ -302,7 +302,7 @@ class MailSite {
     labwatch::storage::StoreOptions options;
     options.create = false;
     const auto store =
-        labwatch::storage::open_sqlite_store((layout_.root() / "labwatch.db").string(), options);
+        labwatch::storage::open_store((layout_.root() / "labwatch.db").string(), options);
     return store->outbox(true);
   }
 
@@ -311,7 +311,7 @@ class MailSite {
     labwatch::storage::StoreOptions options;
     options.create = false;
     const auto store =
-        labwatch::storage::open_sqlite_store((layout_.root() / "labwatch.db").string(), options);
+        labwatch::storage::open_store((layout_.root() / "labwatch.db").string(), options);
     return store->alerts(false);
   }
 

@@ -77,7 +77,7 @@ class Site {
  public:
   explicit Site(const std::string& smtp_url, std::chrono::seconds collect_wait = 0s)
       : dir_(labwatch::test::make_temp_dir("labwatch-dispatch")),
-        store_(labwatch::storage::open_sqlite_store((dir_ / "labwatch.db").string())),
+        store_(labwatch::storage::open_store((dir_ / "labwatch.db").string())),
         config_(labwatch::config::default_config()) {
     config_.mail.smtp_url = smtp_url;
     config_.mail.from = "labwatch@clinic.example";

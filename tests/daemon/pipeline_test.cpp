@@ -41,7 +41,7 @@ struct Site {
   labwatch::test::TempDir dir;
   labwatch::config::Config config;
   std::unique_ptr<labwatch::storage::Store> store =
-      labwatch::storage::open_sqlite_store((dir.path() / "labwatch.db").string());
+      labwatch::storage::open_store((dir.path() / "labwatch.db").string());
   Pipeline pipeline{config, *store};
 
   fs::path write(const std::string& name, const std::string& bytes) const {

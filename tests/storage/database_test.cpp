@@ -57,7 +57,7 @@ std::vector<std::string> table_names(SQLite::Database& db) {
 }  // namespace
 
 TEST_CASE("open_database migrates an empty file to the latest schema and reopens it",
-          "[storage][database]") {
+          "[storage][sqlite][database]") {
   const TempDir dir;
   const std::string path = dir.file("labwatch.db");
   REQUIRE(labwatch::storage::latest_schema_version() == 12);
@@ -80,7 +80,7 @@ TEST_CASE("open_database migrates an empty file to the latest schema and reopens
 }
 
 TEST_CASE("open_database sets WAL, synchronous FULL, foreign keys, busy timeout and cache size",
-          "[storage][database]") {
+          "[storage][sqlite][database]") {
   const TempDir dir;
   labwatch::storage::StoreOptions options;
   options.busy_timeout_ms = 1234;
@@ -98,8 +98,8 @@ TEST_CASE("open_database sets WAL, synchronous FULL, foreign keys, busy timeout 
                   SQLite::Exception);
 }
 
-TEST_CASE("open_sqlite_store creates the database, WAL and SHM files with mode 0600",
-          "[storage][database]") {
+TEST_CASE("open_store creates the database, WAL and SHM files with mode 0600",
+          "[storage][sqlite][database]") {
   mode_t mask = 022;
   SECTION("umask 022") { mask = 022; }
   SECTION("umask 000") { mask = 0; }
@@ -108,7 +108,7 @@ TEST_CASE("open_sqlite_store creates the database, WAL and SHM files with mode 0
   const std::string path = dir.file("labwatch.db");
   const UmaskScope umask_scope(mask);
 
-  auto store = labwatch::storage::open_sqlite_store(path);
+  auto store = labwatch::storage::open_store(path);
   labwatch::storage::FileRecord file;
   file.sha256 = "00";
   file.name = "a.csv";
@@ -120,7 +120,8 @@ TEST_CASE("open_sqlite_store creates the database, WAL and SHM files with mode 0
   CHECK(mode_of(path + "-shm") == 0600);
 }
 
-TEST_CASE("open_database refuses a database written by a newer labwatch", "[storage][database]") {
+TEST_CASE("open_database refuses a database written by a newer labwatch",
+          "[storage][sqlite][database]") {
   const TempDir dir;
   const std::string path = dir.file("labwatch.db");
   {
@@ -130,13 +131,13 @@ TEST_CASE("open_database refuses a database written by a newer labwatch", "[stor
   CHECK_THROWS_WITH(labwatch::storage::open_database(path, {}),
                     "database schema version 13 is newer than this labwatch supports (12); use a "
                     "newer labwatch");
-  CHECK_THROWS_AS(labwatch::storage::open_sqlite_store(path), std::runtime_error);
+  CHECK_THROWS_AS(labwatch::storage::open_store(path), std::runtime_error);
   SQLite::Database untouched(path);
   CHECK(labwatch::storage::schema_version(untouched) == 13);
 }
 
 TEST_CASE("migrate applies each step in its own transaction and stops at a failing one",
-          "[storage][database]") {
+          "[storage][sqlite][database]") {
   SQLite::Database db(":memory:", SQLite::OPEN_READWRITE);
   const std::array broken = {Migration{1, "CREATE TABLE a (x)"},
                              Migration{2, "CREATE TABLE b (y); INSERT INTO missing VALUES (1)"}};
@@ -152,7 +153,7 @@ TEST_CASE("migrate applies each step in its own transaction and stops at a faili
   CHECK(labwatch::storage::schema_version(db) == 2);
 }
 
-TEST_CASE("migrate refuses a negative schema version", "[storage][database]") {
+TEST_CASE("migrate refuses a negative schema version", "[storage][sqlite][database]") {
   SQLite::Database db(":memory:", SQLite::OPEN_READWRITE);
   db.exec("PRAGMA user_version = -1");
   const std::array steps = {Migration{1, "CREATE TABLE a (x)"}};
@@ -161,7 +162,7 @@ TEST_CASE("migrate refuses a negative schema version", "[storage][database]") {
   CHECK(table_names(db).empty());
 }
 
-TEST_CASE("migrate rejects steps that are not numbered from 1", "[storage][database]") {
+TEST_CASE("migrate rejects steps that are not numbered from 1", "[storage][sqlite][database]") {
   SQLite::Database db(":memory:", SQLite::OPEN_READWRITE);
   const std::array gap = {Migration{1, "CREATE TABLE a (x)"}, Migration{3, "CREATE TABLE b (y)"}};
   CHECK_THROWS_AS(labwatch::storage::migrate(db, gap), std::logic_error);
@@ -169,7 +170,7 @@ TEST_CASE("migrate rejects steps that are not numbered from 1", "[storage][datab
 }
 
 TEST_CASE("open_database without create refuses a missing file and creates nothing",
-          "[storage][database]") {
+          "[storage][sqlite][database]") {
   const TempDir dir;
   const std::string path = dir.file("missing.db");
   labwatch::storage::StoreOptions options;
@@ -179,7 +180,7 @@ TEST_CASE("open_database without create refuses a missing file and creates nothi
 }
 
 TEST_CASE("open_database names the failed call when the file cannot be created",
-          "[storage][database]") {
+          "[storage][sqlite][database]") {
   const TempDir dir;
   try {
     labwatch::storage::open_database(dir.file("no-such-dir/labwatch.db"), {});
@@ -191,7 +192,7 @@ TEST_CASE("open_database names the failed call when the file cannot be created",
 }
 
 TEST_CASE("open_database upgrades a version 1 database without mailing its old alerts",
-          "[storage][database]") {
+          "[storage][sqlite][database]") {
   const TempDir dir;
   const std::string path = dir.file("labwatch.db");
   {
@@ -229,7 +230,7 @@ std::vector<std::string> result_indexes(SQLite::Database& db) {
 }  // namespace
 
 TEST_CASE("open_database upgrades version 2 to one person index in time order and keeps the rows",
-          "[storage][database]") {
+          "[storage][sqlite][database]") {
   const TempDir dir;
   const std::string path = dir.file("labwatch.db");
   {
@@ -283,7 +284,7 @@ TEST_CASE("open_database upgrades version 2 to one person index in time order an
 }
 
 TEST_CASE("open_database upgrades version 6 to identity review and gives identifiers their names",
-          "[storage][database][identity]") {
+          "[storage][sqlite][database][identity]") {
   const TempDir dir;
   const std::string path = dir.file("labwatch.db");
   {
@@ -308,7 +309,7 @@ TEST_CASE("open_database upgrades version 6 to identity review and gives identif
 }
 
 TEST_CASE("open_database upgrades version 7 by giving every person its demographic key",
-          "[storage][database][identity]") {
+          "[storage][sqlite][database][identity]") {
   const TempDir dir;
   const std::string path = dir.file("labwatch.db");
   {
@@ -329,7 +330,7 @@ TEST_CASE("open_database upgrades version 7 by giving every person its demograph
 }
 
 TEST_CASE("The match candidates of a person are read through indexes, newest first, unsorted",
-          "[storage][database][identity]") {
+          "[storage][sqlite][database][identity]") {
   // Each read is bounded by clinical::kCandidateWindow: walking an index backwards stops there,
   // where a sort would read every person with the same name or birth date first.
   const TempDir dir;
@@ -358,7 +359,7 @@ TEST_CASE("The match candidates of a person are read through indexes, newest fir
 }
 
 TEST_CASE("open_database upgrades version 9 to silences and trend evidence",
-          "[storage][database][silence]") {
+          "[storage][sqlite][database][silence]") {
   const TempDir dir;
   const std::string path = dir.file("labwatch.db");
   {
@@ -376,7 +377,7 @@ TEST_CASE("open_database upgrades version 9 to silences and trend evidence",
 }
 
 TEST_CASE("open_database upgrades version 11 by marking the messages that were timed by arrival",
-          "[storage][database][versions]") {
+          "[storage][sqlite][database][versions]") {
   const TempDir dir;
   const std::string path = dir.file("labwatch.db");
   {

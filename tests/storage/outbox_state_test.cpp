@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "storage/admin_queries.hpp"
+#include "storage/sql_sqlite.hpp"
 #include "storage/sql_values.hpp"
 #include "storage/store_fixture.hpp"
 
@@ -87,27 +88,27 @@ TEST_CASE("parse_outbox_state refuses any other text: no case folding, trimming 
 }
 
 TEST_CASE("read_outbox_state reads every stored spelling and refuses any other, naming the column",
-          "[storage][values][outbox_state]") {
-  SQLite::Database db(":memory:", SQLite::OPEN_READWRITE);
+          "[storage][sqlite][values][outbox_state]") {
+  labwatch::storage::sql::SqliteDatabase db(SQLite::Database(":memory:", SQLite::OPEN_READWRITE));
   for (const auto& [state, spelling] : kSpellings) {
-    SQLite::Statement query(db, "SELECT ?");
+    labwatch::storage::sql::Statement query(db, "SELECT ?");
     query.bind(1, std::string(spelling));
-    REQUIRE(query.executeStep());
-    CHECK(read_outbox_state(query.getColumn(0)) == state);
+    REQUIRE(query.step());
+    CHECK(read_outbox_state(query.column(0)) == state);
   }
   for (const char* text : {"Pending", "unmailed", "", "sent "}) {
-    SQLite::Statement query(db, "SELECT ?");
+    labwatch::storage::sql::Statement query(db, "SELECT ?");
     query.bind(1, text);
-    REQUIRE(query.executeStep());
-    CHECK_THROWS_WITH(read_outbox_state(query.getColumn(0)),
+    REQUIRE(query.step());
+    CHECK_THROWS_WITH(read_outbox_state(query.column(0)),
                       "outbox.state holds an unknown value '" + std::string(text) + "'");
   }
 }
 
 TEST_CASE("The outbox schema admits exactly the OutboxState spellings and indexes only them",
-          "[storage][outbox_state]") {
+          "[storage][sqlite][outbox_state]") {
   Fixture f;
-  SQLite::Database db = f.reader();
+  SQLite::Database db(f.path);
   // The CHECK of outbox.state, and the partial indexes of the outbox: every state literal in them.
   SQLite::Statement schema(db,
                            "SELECT sql FROM sqlite_master WHERE tbl_name = 'outbox' AND sql IS "
@@ -144,7 +145,7 @@ TEST_CASE("The outbox schema admits exactly the OutboxState spellings and indexe
 }
 
 TEST_CASE("Store outbox and status refuse an outbox state labwatch never writes",
-          "[storage][outbox_state]") {
+          "[storage][sqlite][outbox_state]") {
   Fixture f;
   queue_one_mail(f);
   REQUIRE(f.store->outbox(false).size() == 1);

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "clinical/alert_status.hpp"
+#include "storage/sql_sqlite.hpp"
 
 namespace {
 
@@ -74,10 +75,10 @@ TEST_CASE("active_alert_condition lists the active statuses, ORed, as the querie
 }
 
 TEST_CASE("active_alert_condition selects exactly the statuses clinical::is_active holds for",
-          "[storage][values][alert_status]") {
-  SQLite::Database db(":memory:", SQLite::OPEN_READWRITE);
+          "[storage][sqlite][values][alert_status]") {
+  labwatch::storage::sql::SqliteDatabase db(SQLite::Database(":memory:", SQLite::OPEN_READWRITE));
   db.exec("CREATE TABLE alerts (state TEXT NOT NULL)");
-  SQLite::Statement insert(db, "INSERT INTO alerts (state) VALUES (?)");
+  labwatch::storage::sql::Statement insert(db, "INSERT INTO alerts (state) VALUES (?)");
   for (const AlertStatus status : kAlertStatuses) {
     insert.reset();
     insert.bind(1, std::string(to_string(status)));
@@ -87,10 +88,10 @@ TEST_CASE("active_alert_condition selects exactly the statuses clinical::is_acti
   insert.bind(1, "sending");  // an outbox state, never an alert's
   insert.exec();
   std::vector<AlertStatus> selected;
-  SQLite::Statement query(
+  labwatch::storage::sql::Statement query(
       db, "SELECT state FROM alerts WHERE " + active_alert_condition("state") + " ORDER BY rowid");
-  while (query.executeStep()) {
-    selected.push_back(read_alert_status(query.getColumn(0)));
+  while (query.step()) {
+    selected.push_back(read_alert_status(query.column(0)));
   }
   std::vector<AlertStatus> active;
   for (const AlertStatus status : kAlertStatuses) {
@@ -103,19 +104,19 @@ TEST_CASE("active_alert_condition selects exactly the statuses clinical::is_acti
 }
 
 TEST_CASE("read_alert_status reads every stored spelling and refuses any other",
-          "[storage][values][alert_status]") {
-  SQLite::Database db(":memory:", SQLite::OPEN_READWRITE);
+          "[storage][sqlite][values][alert_status]") {
+  labwatch::storage::sql::SqliteDatabase db(SQLite::Database(":memory:", SQLite::OPEN_READWRITE));
   for (const AlertStatus status : kAlertStatuses) {
-    SQLite::Statement query(db, "SELECT ?");
+    labwatch::storage::sql::Statement query(db, "SELECT ?");
     query.bind(1, std::string(to_string(status)));
-    REQUIRE(query.executeStep());
-    CHECK(read_alert_status(query.getColumn(0)) == status);
+    REQUIRE(query.step());
+    CHECK(read_alert_status(query.column(0)) == status);
   }
   for (const char* text : {"Pending", "sending", "", "resolved "}) {
-    SQLite::Statement query(db, "SELECT ?");
+    labwatch::storage::sql::Statement query(db, "SELECT ?");
     query.bind(1, text);
-    REQUIRE(query.executeStep());
-    CHECK_THROWS_WITH(read_alert_status(query.getColumn(0)),
+    REQUIRE(query.step());
+    CHECK_THROWS_WITH(read_alert_status(query.column(0)),
                       "alerts.state holds an unknown value '" + std::string(text) + "'");
   }
 }

@@ -2,8 +2,6 @@
 // Shared fixtures of the storage tests: a temporary store and builders of normalized reports.
 #pragma once
 
-#include <SQLiteCpp/SQLiteCpp.h>
-
 #include <catch2/catch.hpp>
 #include <cerrno>
 #include <chrono>
@@ -12,13 +10,17 @@
 #include <filesystem>
 #include <limits>
 #include <memory>
+#include <optional>
 #include <string>
 #include <system_error>
 #include <utility>
 #include <vector>
 
 #include "clinical/rules.hpp"
+#include "storage/connect.hpp"
+#include "storage/sql.hpp"
 #include "storage/store.hpp"
+#include "support/pg_database.hpp"
 
 namespace labwatch::storage::testing {
 
@@ -54,17 +56,47 @@ class TempDir {
   fs::path path_;
 };
 
-// A temporary database with its store, plus a second read-only connection for checks.
+// The backend the storage suite runs on: SQLite, unless LABWATCH_TEST_STORE_PG names the state
+// file of a throwaway PostgreSQL cluster (tests/support/pg-cluster); then each fixture gets a
+// fresh database of that cluster. CTest runs the suite both ways (tests/CMakeLists.txt); cases
+// about SQLite's file itself carry the tag [sqlite] and run on SQLite only.
+inline std::optional<fs::path> postgresql_state_file() {
+  const char* state = std::getenv("LABWATCH_TEST_STORE_PG");
+  if (state == nullptr || *state == '\0') {
+    return std::nullopt;
+  }
+  return fs::path(state);
+}
+
+// A temporary database with its store, plus fresh connections for checks.
 struct Fixture {
   TempDir dir;
-  std::string path = dir.file("labwatch.db");
-  std::unique_ptr<Store> store = open_sqlite_store(path);
+  std::unique_ptr<labwatch::testing::PgDatabase> pg = fresh_postgresql_database();
+  // The database as open_store takes it: a SQLite file's path or a PostgreSQL URL.
+  std::string path = pg ? pg->uri() : dir.file("labwatch.db");
+  std::unique_ptr<Store> store = open_store(path);
 
-  [[nodiscard]] SQLite::Database reader() const { return SQLite::Database(path); }
-  // One integer from a query on a fresh read-only connection.
+  // A new connection to the same database (read-write: a test may edit it as a person would).
+  [[nodiscard]] std::unique_ptr<sql::Database> reader() const {
+    return open_existing(path, Access::read_write);
+  }
+  // One integer from a query on a fresh connection.
   [[nodiscard]] std::int64_t count(const std::string& sql) const {
-    SQLite::Database db(path);
-    return db.execAndGet(sql).getInt64();
+    return open_existing(path, Access::read_only)->query_int64(sql);
+  }
+  // One text from a query on a fresh connection ("" when it returns no row).
+  [[nodiscard]] std::string text(const std::string& sql) const {
+    const std::unique_ptr<sql::Database> db = open_existing(path, Access::read_only);
+    sql::Statement query(*db, sql);
+    return query.step() ? query.column(0).as_string() : std::string();
+  }
+
+ private:
+  static std::unique_ptr<labwatch::testing::PgDatabase> fresh_postgresql_database() {
+    if (const std::optional<fs::path> state = postgresql_state_file()) {
+      return std::make_unique<labwatch::testing::PgDatabase>(*state);
+    }
+    return nullptr;
   }
 };
 

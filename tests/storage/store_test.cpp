@@ -1,8 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
-// Tests of the SQLite store: idempotency, persons, duplicates, versions, refusals, alerts, queries.
+// Tests of the store (on SQLite, and on PostgreSQL when the suite runs there): idempotency,
+// persons, duplicates, versions, refusals, alerts, queries.
 #include "storage/store.hpp"
-
-#include <SQLiteCpp/SQLiteCpp.h>
 
 #include <catch2/catch.hpp>
 #include <cstddef>
@@ -33,16 +32,16 @@ using labwatch::storage::testing::result;
 
 // (status, state, status of the successor or "") of every stored version, by message time.
 std::vector<std::tuple<std::string, std::string, std::string>> history(const Fixture& f) {
-  SQLite::Database db = f.reader();
-  SQLite::Statement q(db,
-                      "SELECT r.status, r.state, coalesce(s.status, '') FROM results r "
-                      "JOIN messages m ON m.message_id = r.message_id "
-                      "LEFT JOIN results s ON s.result_id = r.superseded_by "
-                      "ORDER BY m.message_time, r.result_id");
+  const auto db = f.reader();
+  labwatch::storage::sql::Statement q(
+      *db,
+      "SELECT r.status, r.state, coalesce(s.status, '') FROM results r "
+      "JOIN messages m ON m.message_id = r.message_id "
+      "LEFT JOIN results s ON s.result_id = r.superseded_by "
+      "ORDER BY m.message_time, r.result_id");
   std::vector<std::tuple<std::string, std::string, std::string>> out;
-  while (q.executeStep()) {
-    out.emplace_back(q.getColumn(0).getString(), q.getColumn(1).getString(),
-                     q.getColumn(2).getString());
+  while (q.step()) {
+    out.emplace_back(q.column(0).as_string(), q.column(1).as_string(), q.column(2).as_string());
   }
   return out;
 }
@@ -311,9 +310,7 @@ TEST_CASE("Store keeps the latest name and unit a lab sent with an unmapped code
   a.unmapped_lines = {{"718-7", "HGB", "g/dL", {}}, {"718-7", "Hemoglobin", "", {}}};
   ingest(*f.store, "one.hl7", {a});
   const auto text = [&f](const std::string& column) {
-    SQLite::Database db = f.reader();
-    return db.execAndGet("SELECT " + column + " FROM unmapped_codes WHERE code = '718-7'")
-        .getString();
+    return f.text("SELECT " + column + " FROM unmapped_codes WHERE code = '718-7'");
   };
   // A line without a unit keeps the one seen before.
   CHECK(text("name") == "Hemoglobin");
@@ -552,16 +549,17 @@ TEST_CASE("Store records refusals at file, message and result level and counts u
   CHECK(summary.refusals == 4);
   CHECK(summary.results_stored == 1);
 
-  SQLite::Database db = f.reader();
-  SQLite::Statement q(db,
-                      "SELECT level, reason, coalesce(message_id, 0), coalesce(pos_segment, -1), "
-                      "coalesce(pos_offset, -1), patient_key, analyte, collected_at, result_status "
-                      "FROM refusals ORDER BY refusal_id");
+  const auto db = f.reader();
+  labwatch::storage::sql::Statement q(
+      *db,
+      "SELECT level, reason, coalesce(message_id, 0), coalesce(pos_segment, -1), "
+      "coalesce(pos_offset, -1), patient_key, analyte, collected_at, result_status "
+      "FROM refusals ORDER BY refusal_id");
   std::vector<std::string> rows;
-  while (q.executeStep()) {
+  while (q.step()) {
     std::string row;
     for (int i = 0; i < 9; ++i) {
-      row += q.getColumn(i).getString() + ";";
+      row += q.column(i).as_string() + ";";
     }
     rows.push_back(row);
   }
@@ -622,8 +620,7 @@ TEST_CASE("Store alerts refuses an alert state it never writes, naming the colum
          {report("SGH", "M1", kT0, kSghPatient, {result("ferritin", 40, "ng/mL", "S1")})});
   REQUIRE(f.store->alerts(false).size() == 1);
   {
-    SQLite::Database db(f.path, SQLite::OPEN_READWRITE);
-    db.exec("UPDATE alerts SET state = 'queued'");  // a database edited by hand
+    f.reader()->exec("UPDATE alerts SET state = 'queued'");  // a database edited by hand
   }
   CHECK_THROWS_WITH(f.store->alerts(true), "alerts.state holds an unknown value 'queued'");
 }

@@ -1,8 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // Tests of result versions across patients, accessions and statuses (issue 14): reused accession
 // numbers, corrections under a new accession, promotion, ordering by arrival, skipped lines.
-#include <SQLiteCpp/SQLiteCpp.h>
-
 #include <algorithm>
 #include <catch2/catch.hpp>
 #include <string>
@@ -32,13 +30,14 @@ const PersonIdentity kBen = person("LCA", "L200", "PLACEHOLD", "BEN", "1975-05-0
 
 // The states of the stored rows as "analyte:value:status:state", by result id.
 std::vector<std::string> rows_of(const Fixture& f) {
-  SQLite::Database db = f.reader();
-  SQLite::Statement q(db, "SELECT analyte, value, status, state FROM results ORDER BY result_id");
+  const auto db = f.reader();
+  labwatch::storage::sql::Statement q(
+      *db, "SELECT analyte, value, status, state FROM results ORDER BY result_id");
   std::vector<std::string> out;
-  while (q.executeStep()) {
-    out.push_back(q.getColumn(0).getString() + ":" +
-                  std::to_string(static_cast<int>(q.getColumn(1).getDouble())) + ":" +
-                  q.getColumn(2).getString() + ":" + q.getColumn(3).getString());
+  while (q.step()) {
+    out.push_back(q.column(0).as_string() + ":" +
+                  std::to_string(static_cast<int>(q.column(1).as_double())) + ":" +
+                  q.column(2).as_string() + ":" + q.column(3).as_string());
   }
   return out;
 }

@@ -1,9 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // SqliteStore: the Store on one SQLite connection; file transactions and the read queries.
-#include <SQLiteCpp/Database.h>
 #include <SQLiteCpp/Exception.h>
-#include <SQLiteCpp/Statement.h>
-#include <SQLiteCpp/Transaction.h>
 #include <sqlite3.h>
 
 #include <algorithm>
@@ -16,6 +13,7 @@
 #include <vector>
 
 #include "storage/alert_ledger.hpp"
+#include "storage/connect.hpp"
 #include "storage/database.hpp"
 #include "storage/mail_queue.hpp"
 #include "storage/report_store.hpp"
@@ -35,96 +33,96 @@ constexpr const char* kExportSelect =
     "FROM results r JOIN messages m ON m.message_id = r.message_id "
     "JOIN files f ON f.file_id = m.file_id ";
 
-ExportRow read_export_row(const SQLite::Statement& row) {
+ExportRow read_export_row(const sql::Statement& row) {
   ExportRow out;
-  out.source_file = row.getColumn(0).getString();
-  out.patient_key = row.getColumn(1).getString();
-  out.person_id = row.getColumn(2).getInt64();
-  out.analyte = row.getColumn(3).getString();
-  out.value = row.getColumn(4).getDouble();
-  out.unit = row.getColumn(5).getString();
-  out.collected_at = row.getColumn(6).getInt64();
-  out.status = read_status(row.getColumn(7));
-  out.comparator = row.getColumn(8).getString();
-  out.raw_range = row.getColumn(9).getString();
-  out.ref_low = read_optional(row.getColumn(10));
-  out.ref_high = read_optional(row.getColumn(11));
-  out.facility = row.getColumn(12).getString();
-  out.result_id = row.getColumn(13).getInt64();
-  out.flags = row.getColumn(14).getString();
+  out.source_file = row.column(0).as_string();
+  out.patient_key = row.column(1).as_string();
+  out.person_id = row.column(2).as_int64();
+  out.analyte = row.column(3).as_string();
+  out.value = row.column(4).as_double();
+  out.unit = row.column(5).as_string();
+  out.collected_at = row.column(6).as_int64();
+  out.status = read_status(row.column(7));
+  out.comparator = row.column(8).as_string();
+  out.raw_range = row.column(9).as_string();
+  out.ref_low = read_optional(row.column(10));
+  out.ref_high = read_optional(row.column(11));
+  out.facility = row.column(12).as_string();
+  out.result_id = row.column(13).as_int64();
+  out.flags = row.column(14).as_string();
   // Rows stored before version 4 say nothing: a bound they have was the lab's range.
   out.range_problem =
-      clinical::range_problem_from_key(row.getColumn(15).getString())
+      clinical::range_problem_from_key(row.column(15).as_string())
           .value_or(out.ref_low || out.ref_high ? clinical::RangeProblem::none
                                                 : clinical::RangeProblem::not_printed);
-  out.tolerance = row.getColumn(16).getDouble();
-  out.shown_decimals = read_position(row.getColumn(17));
-  out.raw_unit = row.getColumn(18).getString();
+  out.tolerance = row.column(16).as_double();
+  out.shown_decimals = read_position(row.column(17));
+  out.raw_unit = row.column(18).as_string();
   return out;
 }
 
 // The columns of a refusal, in the order of find_file's query.
-parsers::Refusal read_refusal(const SQLite::Statement& row) {
+parsers::Refusal read_refusal(const sql::Statement& row) {
   parsers::Refusal out;
-  const std::string reason = row.getColumn(0).getString();
+  const std::string reason = row.column(0).as_string();
   const std::optional<parsers::RefusalReason> known = parsers::parse_refusal_reason(reason);
   if (!known) {
     throw std::runtime_error("the database holds a refusal reason this labwatch does not know: '" +
                              reason + "'");
   }
   out.reason = *known;
-  out.detail = row.getColumn(1).getString();
-  out.where.message = read_position(row.getColumn(2));
-  out.where.segment = read_position(row.getColumn(3));
-  out.where.segment_id = row.getColumn(4).getString();
-  out.where.field = read_position(row.getColumn(5));
-  out.where.line = read_position(row.getColumn(6));
-  out.where.column = row.getColumn(7).getString();
-  out.where.offset = read_offset(row.getColumn(8));
-  out.patient_key = row.getColumn(9).getString();
-  out.code = row.getColumn(10).getString();
-  out.analyte = row.getColumn(11).getString();
-  out.collected_at = parse_datetime(row.getColumn(12).getText());
-  const std::string_view status = row.getColumn(13).getText();
+  out.detail = row.column(1).as_string();
+  out.where.message = read_position(row.column(2));
+  out.where.segment = read_position(row.column(3));
+  out.where.segment_id = row.column(4).as_string();
+  out.where.field = read_position(row.column(5));
+  out.where.line = read_position(row.column(6));
+  out.where.column = row.column(7).as_string();
+  out.where.offset = read_offset(row.column(8));
+  out.patient_key = row.column(9).as_string();
+  out.code = row.column(10).as_string();
+  out.analyte = row.column(11).as_string();
+  out.collected_at = parse_datetime(row.column(12).as_text());
+  const std::string_view status = row.column(13).as_text();
   out.result_status = status.size() == 1 ? status.front() : '\0';
   return out;
 }
 
 // One committed write of `key`'s row by `sql` (an upsert returning the attempts).
-int upsert_intake_attempt(SQLite::Database& db, const IntakeKey& key, std::string_view error,
+int upsert_intake_attempt(sql::Database& db, const IntakeKey& key, std::string_view error,
                           const char* sql) {
-  SQLite::Transaction transaction(db, SQLite::TransactionBehavior::IMMEDIATE);
-  SQLite::Statement upsert(db, sql);
+  sql::Transaction transaction(db);
+  sql::Statement upsert(db, sql);
   upsert.bind(1, key.name);
   upsert.bind(2, key.size);
   upsert.bind(3, key.mtime_ns);
   upsert.bind(4, std::string(error));
   upsert.bind(5, unix_now());
   int failures = 0;
-  if (upsert.executeStep()) {
-    failures = upsert.getColumn(0).getInt();
+  if (upsert.step()) {
+    failures = upsert.column(0).as_int();
   }
   upsert.reset();
   transaction.commit();
   return failures;
 }
 
-class SqliteStore final : public Store {
+class SqlStore final : public Store {
  public:
-  SqliteStore(const std::string& path, const StoreOptions& options)
-      : db_(open_database(path, options)), ingest_(db_), ledger_statements_(db_), mail_(db_) {}
+  explicit SqlStore(std::unique_ptr<sql::Database> db)
+      : owned_(std::move(db)), db_(*owned_), ingest_(db_), ledger_statements_(db_), mail_(db_) {}
 
   std::vector<IntakeAttempt> intake_attempts() override {
-    SQLite::Statement select(
-        db_, "SELECT name, size, mtime_ns, failures, last_error FROM intake_attempts");
+    sql::Statement select(db_,
+                          "SELECT name, size, mtime_ns, failures, last_error FROM intake_attempts");
     std::vector<IntakeAttempt> out;
-    while (select.executeStep()) {
+    while (select.step()) {
       IntakeAttempt a;
-      a.key.name = select.getColumn(0).getString();
-      a.key.size = select.getColumn(1).getInt64();
-      a.key.mtime_ns = select.getColumn(2).getInt64();
-      a.failures = select.getColumn(3).getInt();
-      a.last_error = select.getColumn(4).getString();
+      a.key.name = select.column(0).as_string();
+      a.key.size = select.column(1).as_int64();
+      a.key.mtime_ns = select.column(2).as_int64();
+      a.failures = select.column(3).as_int();
+      a.last_error = select.column(4).as_string();
       out.push_back(std::move(a));
     }
     return out;
@@ -138,8 +136,12 @@ class SqliteStore final : public Store {
     constexpr const char* kUpsert =
         "INSERT INTO intake_attempts (name, size, mtime_ns, failures, last_error, last_at) "
         "VALUES (?, ?, ?, 1, ?, ?) ON CONFLICT (name, size, mtime_ns) DO UPDATE SET "
-        "failures = failures + 1, last_error = excluded.last_error, last_at = excluded.last_at "
+        "failures = intake_attempts.failures + 1, last_error = excluded.last_error, last_at = "
+        "excluded.last_at "
         "RETURNING failures";
+    if (db_.dialect() != sql::Dialect::sqlite) {
+      return upsert_intake_attempt(db_, key, kIntakeNotCompleted, kUpsert);
+    }
     db_.exec("PRAGMA synchronous = NORMAL");
     int attempts = 0;
     try {
@@ -161,7 +163,7 @@ class SqliteStore final : public Store {
   }
 
   void forget_intake_attempt(const IntakeKey& key) override {
-    SQLite::Statement erase(
+    sql::Statement erase(
         db_, "DELETE FROM intake_attempts WHERE name = ? AND size = ? AND mtime_ns = ?");
     erase.bind(1, key.name);
     erase.bind(2, key.size);
@@ -173,49 +175,49 @@ class SqliteStore final : public Store {
     if (sha256.empty()) {
       return std::nullopt;  // the placeholder of a file transaction still open
     }
-    SQLite::Statement file(db_,
-                           "SELECT file_id, name, outcome, reports, results_stored, duplicates, "
-                           "duplicate_messages, superseded, withdrawn, refusals, alerts, "
-                           "skipped, promoted, config_digest "
-                           "FROM files WHERE sha256 = ?");
+    sql::Statement file(db_,
+                        "SELECT file_id, name, outcome, reports, results_stored, duplicates, "
+                        "duplicate_messages, superseded, withdrawn, refusals, alerts, "
+                        "skipped, promoted, config_digest "
+                        "FROM files WHERE sha256 = ?");
     file.bind(1, std::string(sha256));
-    if (!file.executeStep()) {
+    if (!file.step()) {
       return std::nullopt;
     }
     KnownFile known;
-    const std::int64_t file_id = file.getColumn(0).getInt64();
-    known.name = file.getColumn(1).getString();
-    known.verdict = read_verdict(file.getColumn(2));
+    const std::int64_t file_id = file.column(0).as_int64();
+    known.name = file.column(1).as_string();
+    known.verdict = read_verdict(file.column(2));
     IngestSummary& summary = known.summary;
     summary.already_known = true;
-    summary.reports = file.getColumn(3).getInt();
-    summary.results_stored = file.getColumn(4).getInt();
-    summary.duplicates = file.getColumn(5).getInt();
-    summary.duplicate_messages = file.getColumn(6).getInt();
-    summary.superseded = file.getColumn(7).getInt();
-    summary.withdrawn = file.getColumn(8).getInt();
-    summary.refusals = file.getColumn(9).getInt();
-    summary.alerts = file.getColumn(10).getInt();
-    summary.skipped = file.getColumn(11).getInt();
-    summary.promoted = file.getColumn(12).getInt();
-    known.config_digest = file.getColumn(13).getString();
+    summary.reports = file.column(3).as_int();
+    summary.results_stored = file.column(4).as_int();
+    summary.duplicates = file.column(5).as_int();
+    summary.duplicate_messages = file.column(6).as_int();
+    summary.superseded = file.column(7).as_int();
+    summary.withdrawn = file.column(8).as_int();
+    summary.refusals = file.column(9).as_int();
+    summary.alerts = file.column(10).as_int();
+    summary.skipped = file.column(11).as_int();
+    summary.promoted = file.column(12).as_int();
+    known.config_digest = file.column(13).as_string();
 
-    SQLite::Statement refusals(
+    sql::Statement refusals(
         db_,
         "SELECT reason, detail, pos_message, pos_segment, segment_id, pos_field, pos_line, "
         "pos_column, pos_offset, patient_key, code, analyte, collected_at, result_status "
         "FROM refusals WHERE file_id = ? ORDER BY refusal_id");
     refusals.bind(1, file_id);
-    while (refusals.executeStep()) {
+    while (refusals.step()) {
       known.refusals.push_back(read_refusal(refusals));
     }
     return known;
   }
 
   bool set_aside_verdict(std::string_view sha256) override {
-    SQLite::Statement update(db_,
-                             "UPDATE files SET sha256 = sha256 || ':set-aside:' || file_id "
-                             "WHERE sha256 = ? AND (outcome = 'refused' OR outcome = 'partial')");
+    sql::Statement update(db_,
+                          "UPDATE files SET sha256 = sha256 || ':set-aside:' || file_id "
+                          "WHERE sha256 = ? AND (outcome = 'refused' OR outcome = 'partial')");
     update.bind(1, std::string(sha256));
     return update.exec() == 1;
   }
@@ -232,23 +234,22 @@ class SqliteStore final : public Store {
   }
 
   void for_each_current_result(const std::function<void(const ExportRow&)>& visit) override {
-    SQLite::Statement query(db_,
-                            std::string(kExportSelect) +
-                                "WHERE r.state = 'current' "
-                                "ORDER BY r.person_id, r.analyte, r.collected_at, r.result_id");
-    while (query.executeStep()) {
+    sql::Statement query(db_, std::string(kExportSelect) +
+                                  "WHERE r.state = 'current' "
+                                  "ORDER BY r.person_id, r.analyte, r.collected_at, r.result_id");
+    while (query.step()) {
       visit(read_export_row(query));
     }
   }
 
   std::vector<ExportRow> trend(std::int64_t person_id, std::string_view analyte) override {
-    SQLite::Statement query(db_, std::string(kExportSelect) +
-                                     "WHERE r.state = 'current' AND r.person_id = ? "
-                                     "AND r.analyte = ? ORDER BY r.collected_at, r.result_id");
+    sql::Statement query(db_, std::string(kExportSelect) +
+                                  "WHERE r.state = 'current' AND r.person_id = ? "
+                                  "AND r.analyte = ? ORDER BY r.collected_at, r.result_id");
     query.bind(1, person_id);
     query.bind(2, std::string(analyte));
     std::vector<ExportRow> rows;
-    while (query.executeStep()) {
+    while (query.step()) {
       rows.push_back(read_export_row(query));
     }
     return rows;
@@ -256,7 +257,7 @@ class SqliteStore final : public Store {
 
   std::vector<clinical::UnixSeconds> not_performed(std::int64_t person_id,
                                                    std::string_view analyte) override {
-    SQLite::Statement query(
+    sql::Statement query(
         db_,
         "SELECT n.collected_at FROM not_performed n WHERE n.person_id = ? AND n.analyte = ? "
         "AND NOT EXISTS (SELECT 1 FROM results r WHERE r.person_id = n.person_id "
@@ -265,8 +266,8 @@ class SqliteStore final : public Store {
     query.bind(1, person_id);
     query.bind(2, std::string(analyte));
     std::vector<clinical::UnixSeconds> times;
-    while (query.executeStep()) {
-      times.push_back(query.getColumn(0).getInt64());
+    while (query.step()) {
+      times.push_back(query.column(0).as_int64());
     }
     return times;
   }
@@ -277,8 +278,8 @@ class SqliteStore final : public Store {
         "r.collected_at, a.rule, a.state, a.target_low, a.target_high, a.result_id, "
         "r.comparator, "
         // The silence a silenced alert fell under: the latest one set before it was raised.
-        "CASE WHEN a.state = 'silenced' THEN (SELECT min(s.until_at, "
-        "coalesce(s.expired_at, s.until_at)) FROM silences s WHERE s.person_id = r.person_id "
+        "CASE WHEN a.state = 'silenced' THEN (SELECT CASE WHEN s.expired_at < s.until_at "
+        "THEN s.expired_at ELSE s.until_at END FROM silences s WHERE s.person_id = r.person_id "
         "AND s.analyte = r.analyte AND s.created_at <= a.created_at "
         "ORDER BY s.silence_id DESC LIMIT 1) END "
         "FROM alerts a JOIN results r ON r.result_id = a.result_id "
@@ -287,25 +288,25 @@ class SqliteStore final : public Store {
       sql += "WHERE r.state = 'current' AND " + active_alert_condition("a.state") + ' ';
     }
     sql += "ORDER BY r.person_id, r.analyte, r.collected_at, a.alert_id";
-    SQLite::Statement query(db_, sql);
+    sql::Statement query(db_, sql);
     std::vector<AlertRow> rows;
-    while (query.executeStep()) {
+    while (query.step()) {
       AlertRow& row = rows.emplace_back();
-      row.alert_id = query.getColumn(0).getInt64();
-      row.person_id = query.getColumn(1).getInt64();
-      row.patient_key = query.getColumn(2).getString();
-      row.analyte = query.getColumn(3).getString();
-      row.value = query.getColumn(4).getDouble();
-      row.unit = query.getColumn(5).getString();
-      row.collected_at = query.getColumn(6).getInt64();
-      row.rule = query.getColumn(7).getString();
-      row.state = read_alert_status(query.getColumn(8));
-      row.target_low = read_optional(query.getColumn(9));
-      row.target_high = read_optional(query.getColumn(10));
-      row.result_id = query.getColumn(11).getInt64();
-      row.comparator = query.getColumn(12).getString();
-      if (!query.getColumn(13).isNull()) {
-        row.silenced_until = query.getColumn(13).getInt64();
+      row.alert_id = query.column(0).as_int64();
+      row.person_id = query.column(1).as_int64();
+      row.patient_key = query.column(2).as_string();
+      row.analyte = query.column(3).as_string();
+      row.value = query.column(4).as_double();
+      row.unit = query.column(5).as_string();
+      row.collected_at = query.column(6).as_int64();
+      row.rule = query.column(7).as_string();
+      row.state = read_alert_status(query.column(8));
+      row.target_low = read_optional(query.column(9));
+      row.target_high = read_optional(query.column(10));
+      row.result_id = query.column(11).as_int64();
+      row.comparator = query.column(12).as_string();
+      if (!query.column(13).is_null()) {
+        row.silenced_until = query.column(13).as_int64();
       }
     }
     return rows;
@@ -316,67 +317,66 @@ class SqliteStore final : public Store {
   std::vector<PersonRow> persons() override {
     std::vector<PersonRow> rows;
     std::unordered_map<std::int64_t, std::size_t> index;
-    SQLite::Statement people(db_,
-                             "SELECT person_id, family, given, birth_date, sex FROM persons "
-                             "WHERE merged_into IS NULL ORDER BY person_id");
-    while (people.executeStep()) {
+    sql::Statement people(db_,
+                          "SELECT person_id, family, given, birth_date, sex FROM persons "
+                          "WHERE merged_into IS NULL ORDER BY person_id");
+    while (people.step()) {
       PersonRow& row = rows.emplace_back();
-      row.person_id = people.getColumn(0).getInt64();
-      row.family = people.getColumn(1).getString();
-      row.given = people.getColumn(2).getString();
-      row.birth_date = people.getColumn(3).getString();
-      row.sex = known_sex(*people.getColumn(4).getText());
+      row.person_id = people.column(0).as_int64();
+      row.family = people.column(1).as_string();
+      row.given = people.column(2).as_string();
+      row.birth_date = people.column(3).as_string();
+      row.sex = known_sex(people.column(4).as_char());
       index.emplace(row.person_id, rows.size() - 1);
     }
-    SQLite::Statement keys(
+    sql::Statement keys(
         db_,
         "SELECT person_id, authority, mrn FROM identifiers ORDER BY person_id, authority, mrn");
-    while (keys.executeStep()) {
-      if (const auto at = index.find(keys.getColumn(0).getInt64()); at != index.end()) {
-        rows[at->second].patient_keys.push_back(keys.getColumn(1).getString() + "|" +
-                                                keys.getColumn(2).getString());
+    while (keys.step()) {
+      if (const auto at = index.find(keys.column(0).as_int64()); at != index.end()) {
+        rows[at->second].patient_keys.push_back(keys.column(1).as_string() + "|" +
+                                                keys.column(2).as_string());
       }
     }
-    SQLite::Statement counts(db_,
-                             "SELECT person_id, count(*), max(collected_at) FROM results "
-                             "WHERE state = 'current' GROUP BY person_id");
-    while (counts.executeStep()) {
-      if (const auto at = index.find(counts.getColumn(0).getInt64()); at != index.end()) {
-        rows[at->second].results = counts.getColumn(1).getInt();
-        rows[at->second].last_collected_at = counts.getColumn(2).getInt64();
+    sql::Statement counts(db_,
+                          "SELECT person_id, count(*), max(collected_at) FROM results "
+                          "WHERE state = 'current' GROUP BY person_id");
+    while (counts.step()) {
+      if (const auto at = index.find(counts.column(0).as_int64()); at != index.end()) {
+        rows[at->second].results = counts.column(1).as_int();
+        rows[at->second].last_collected_at = counts.column(2).as_int64();
       }
     }
     return rows;
   }
 
   std::optional<PersonRow> person(std::int64_t person_id) override {
-    SQLite::Statement who(db_,
-                          "SELECT family, given, birth_date, sex FROM persons WHERE person_id = ?");
+    sql::Statement who(db_,
+                       "SELECT family, given, birth_date, sex FROM persons WHERE person_id = ?");
     who.bind(1, person_id);
-    if (!who.executeStep()) {
+    if (!who.step()) {
       return std::nullopt;
     }
     PersonRow row;
     row.person_id = person_id;
-    row.family = who.getColumn(0).getString();
-    row.given = who.getColumn(1).getString();
-    row.birth_date = who.getColumn(2).getString();
-    row.sex = known_sex(*who.getColumn(3).getText());
-    SQLite::Statement keys(
+    row.family = who.column(0).as_string();
+    row.given = who.column(1).as_string();
+    row.birth_date = who.column(2).as_string();
+    row.sex = known_sex(who.column(3).as_char());
+    sql::Statement keys(
         db_, "SELECT authority, mrn FROM identifiers WHERE person_id = ? ORDER BY authority, mrn");
     keys.bind(1, person_id);
-    while (keys.executeStep()) {
-      row.patient_keys.push_back(keys.getColumn(0).getString() + "|" +
-                                 keys.getColumn(1).getString());
+    while (keys.step()) {
+      row.patient_keys.push_back(keys.column(0).as_string() + "|" + keys.column(1).as_string());
     }
     // The person index (person_id, collected_at, analyte) answers this without a table scan.
-    SQLite::Statement counts(db_,
-                             "SELECT count(*), max(collected_at) FROM results "
-                             "WHERE person_id = ? AND state = 'current'");
+    sql::Statement counts(db_,
+                          "SELECT count(*), max(collected_at) FROM results "
+                          "WHERE person_id = ? AND state = 'current'");
     counts.bind(1, person_id);
-    if (counts.executeStep()) {
-      row.results = counts.getColumn(0).getInt();
-      row.last_collected_at = counts.getColumn(1).getInt64();
+    if (counts.step()) {
+      row.results = counts.column(0).as_int();
+      row.last_collected_at = counts.column(1).as_int64();
     }
     return row;
   }
@@ -387,9 +387,9 @@ class SqliteStore final : public Store {
   // is refused rather than guessed.
   std::optional<std::int64_t> find_person(std::string_view id_or_key) override {
     std::vector<std::int64_t> found;
-    const auto add = [&found](SQLite::Statement& query) {
-      while (query.executeStep()) {
-        const std::int64_t id = query.getColumn(0).getInt64();
+    const auto add = [&found](sql::Statement& query) {
+      while (query.step()) {
+        const std::int64_t id = query.column(0).as_int64();
         if (std::find(found.begin(), found.end(), id) == found.end()) {
           found.push_back(id);
         }
@@ -401,21 +401,21 @@ class SqliteStore final : public Store {
     const auto [ptr, ec] = std::from_chars(id_or_key.data(), end, person_id);
     if (!id_or_key.empty() && ec == std::errc() && ptr == end) {
       // A merged person's id (in an older mail, say) leads to the person it was merged into.
-      SQLite::Statement query(db_,
-                              "SELECT coalesce(merged_into, person_id) FROM persons "
-                              "WHERE person_id = ?");
+      sql::Statement query(db_,
+                           "SELECT coalesce(merged_into, person_id) FROM persons "
+                           "WHERE person_id = ?");
       query.bind(1, person_id);
       add(query);
     }
     if (bar != std::string_view::npos) {
-      SQLite::Statement query(db_,
-                              "SELECT person_id FROM identifiers WHERE authority = ? AND mrn = ?");
+      sql::Statement query(db_,
+                           "SELECT person_id FROM identifiers WHERE authority = ? AND mrn = ?");
       query.bind(1, std::string(id_or_key.substr(0, bar)));
       query.bind(2, std::string(id_or_key.substr(bar + 1)));
       add(query);
     }
     // A report reference as a mail prints it: control ids, else order ids, else the file name.
-    SQLite::Statement by_ref(
+    sql::Statement by_ref(
         db_,
         "SELECT DISTINCT m.person_id FROM messages m WHERE m.control_id = ?1 UNION "
         "SELECT DISTINCT r.person_id FROM results r WHERE r.order_id = ?1 UNION "
@@ -477,7 +477,8 @@ class SqliteStore final : public Store {
   }
 
  private:
-  SQLite::Database db_;  // declared first: the statements below refer to it
+  std::unique_ptr<sql::Database> owned_;
+  sql::Database& db_;  // declared before the statements, which refer to it
   IngestStatements ingest_;
   LedgerStatements ledger_statements_;
   MailQueue mail_;
@@ -504,11 +505,14 @@ clinical::NormalizedResult as_result(const ExportRow& row) {
   return n;
 }
 
-std::unique_ptr<Store> open_sqlite_store(const std::string& path, const StoreOptions& options) {
-  return std::make_unique<SqliteStore>(path, options);
+std::unique_ptr<Store> open_store(const std::string& database, const StoreOptions& options) {
+  return std::make_unique<SqlStore>(connect(database, options));
 }
 
 bool is_busy(const std::exception& e) noexcept {
+  if (const auto* error = dynamic_cast<const sql::Error*>(&e)) {
+    return error->failure() == sql::Failure::busy;
+  }
   const auto* sqlite = dynamic_cast<const SQLite::Exception*>(&e);
   if (sqlite == nullptr) {
     return false;

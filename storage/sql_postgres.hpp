@@ -1,0 +1,48 @@
+// SPDX-License-Identifier: Apache-2.0
+// The PostgreSQL backend of storage/sql.hpp: one libpq connection.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "storage/sql.hpp"
+
+struct pg_conn;
+
+namespace labwatch::storage::sql {
+
+// The key of the advisory lock each write transaction takes first (pg_advisory_xact_lock).
+inline constexpr long long kWriterLockKey = 0x6C61627761746368;  // "labwatch"
+
+class PostgresDatabase final : public Database {
+ public:
+  // Connects to `url` (a libpq URI or key=value string). Throws Error, with Failure::connection
+  // when the server cannot be reached; the message names no password (libpq reads one from the
+  // passfile, never from the URL: see check_postgresql_url).
+  explicit PostgresDatabase(const std::string& url);
+  ~PostgresDatabase() override;
+
+  [[nodiscard]] Dialect dialect() const noexcept override { return Dialect::postgresql; }
+  std::unique_ptr<StatementBackend> prepare(std::string_view sql) override;
+  void exec(std::string_view sql) override;
+  void begin() override;
+  void commit() override;
+  void rollback() noexcept override;
+
+  pg_conn* native() noexcept { return conn_; }
+
+ private:
+  pg_conn* conn_ = nullptr;
+};
+
+// Refuses a PostgreSQL URL that carries a password (in its user part or as password=): the
+// password belongs in a passfile (the libpq `passfile` parameter, or ~/.pgpass), never in a config
+// file or a command line that logs and `ps` show. Returns an error text, empty when the URL is
+// fine.
+std::string check_postgresql_url(std::string_view url);
+
+// The URL with any password replaced by "***", fit for a log line.
+std::string redact_postgresql_url(std::string_view url);
+
+}  // namespace labwatch::storage::sql

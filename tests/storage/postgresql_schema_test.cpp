@@ -1,0 +1,131 @@
+// SPDX-License-Identifier: Apache-2.0
+// The PostgreSQL schema against the SQLite one, and its migration by several sites at once.
+#include <SQLiteCpp/SQLiteCpp.h>
+
+#include <catch2/catch.hpp>
+#include <memory>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "storage/connect.hpp"
+#include "storage/sql.hpp"
+#include "storage/sql_postgres.hpp"
+#include "storage/store.hpp"
+#include "storage/store_fixture.hpp"
+#include "support/pg_database.hpp"
+
+namespace {
+
+using labwatch::storage::Access;
+using labwatch::storage::open_existing;
+using labwatch::storage::open_store;
+using labwatch::storage::release_schema_version;
+using labwatch::storage::stored_schema_version;
+using labwatch::storage::testing::TempDir;
+using labwatch::testing::PgDatabase;
+namespace sql = labwatch::storage::sql;
+
+std::set<std::string> rows(sql::Database& db, const std::string& query) {
+  std::set<std::string> out;
+  sql::Statement statement(db, query);
+  while (statement.step()) {
+    out.insert(statement.column(0).as_string());
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("The PostgreSQL schema has the tables, columns and indexes of the SQLite one",
+          "[storage][pg]") {
+  TempDir dir;
+  const std::string file = dir.file("labwatch.db");
+  open_store(file);
+  PgDatabase pg;
+  open_store(pg.uri());
+
+  const auto sqlite = open_existing(file, Access::read_only);
+  const auto postgresql = open_existing(pg.uri(), Access::read_only);
+  const std::set<std::string> sqlite_columns =
+      rows(*sqlite,
+           "SELECT m.name || '.' || p.name FROM sqlite_master m, pragma_table_info(m.name) p "
+           "WHERE m.type = 'table'");
+  const std::set<std::string> postgresql_columns =
+      rows(*postgresql,
+           "SELECT table_name || '.' || column_name FROM information_schema.columns "
+           "WHERE table_schema = current_schema() AND table_name <> 'labwatch_schema'");
+  REQUIRE(sqlite_columns.size() > 100);
+  CHECK(postgresql_columns == sqlite_columns);
+
+  // Named indexes; the unnamed ones of PRIMARY KEY and UNIQUE constraints are compared through
+  // the behaviour the storage suite checks on both backends.
+  const std::set<std::string> sqlite_indexes = rows(
+      *sqlite,
+      "SELECT name FROM sqlite_master WHERE type = 'index' AND name NOT LIKE 'sqlite_autoindex%'");
+  const std::set<std::string> postgresql_indexes =
+      rows(*postgresql,
+           "SELECT indexname FROM pg_indexes WHERE schemaname = current_schema() "
+           "AND indexname NOT IN (SELECT conname FROM pg_constraint)");
+  REQUIRE(sqlite_indexes.size() > 10);
+  CHECK(postgresql_indexes == sqlite_indexes);
+
+  CHECK(stored_schema_version(*sqlite) == release_schema_version());
+  CHECK(stored_schema_version(*postgresql) == release_schema_version());
+  CHECK(labwatch::storage::postgresql_migrations().back().version == release_schema_version());
+}
+
+TEST_CASE("Daemons of several sites opening one new PostgreSQL database migrate it once",
+          "[storage][pg]") {
+  PgDatabase pg;
+  std::vector<std::string> errors(4);
+  std::vector<std::thread> sites;
+  for (std::size_t i = 0; i < errors.size(); ++i) {
+    sites.emplace_back([&pg, &errors, i] {
+      try {
+        open_store(pg.uri());
+      } catch (const std::exception& e) {
+        errors[i] = e.what();
+      }
+    });
+  }
+  for (std::thread& site : sites) {
+    site.join();
+  }
+  for (const std::string& error : errors) {
+    CHECK(error.empty());
+  }
+  const auto db = open_existing(pg.uri(), Access::read_only);
+  CHECK(db->query_int64("SELECT count(*) FROM labwatch_schema") == 1);
+  CHECK(stored_schema_version(*db) == release_schema_version());
+}
+
+TEST_CASE("A PostgreSQL URL with a password is refused, and its logged form hides it",
+          "[storage][postgresql_url]") {
+  CHECK_FALSE(sql::check_postgresql_url("postgresql://labwatch@db.example/labwatch").size() > 0);
+  CHECK(sql::check_postgresql_url("postgresql://labwatch:s3cret@db.example/labwatch")
+            .starts_with("the PostgreSQL URL carries a password"));
+  CHECK(sql::check_postgresql_url("postgresql:///labwatch?host=/run/pg&password=s3cret")
+            .starts_with("the PostgreSQL URL carries a password"));
+  CHECK(sql::redact_postgresql_url("postgresql://labwatch:s3cret@db.example/labwatch") ==
+        "postgresql://labwatch:***@db.example/labwatch");
+  CHECK(sql::redact_postgresql_url(
+            "postgresql:///l?host=/run/pg&password=s3cret&sslmode=verify-full") ==
+        "postgresql:///l?host=/run/pg&password=***&sslmode=verify-full");
+  CHECK_THROWS_WITH(sql::PostgresDatabase("postgresql://u:s3cret@localhost/x"),
+                    Catch::Contains("passfile") && !Catch::Contains("s3cret"));
+}
+
+TEST_CASE("to_postgresql_placeholders numbers ? and ?N and leaves literals and comments alone",
+          "[storage][postgresql_url]") {
+  int parameters = 0;
+  CHECK(sql::to_postgresql_placeholders("SELECT ? , ?, '?', \"a?\" -- ?\n, ?", &parameters) ==
+        "SELECT $1 , $2, '?', \"a?\" -- ?\n, $3");
+  CHECK(parameters == 3);
+  CHECK(sql::to_postgresql_placeholders("WHERE a = ?2 AND b = ?1 OR c = ?", &parameters) ==
+        "WHERE a = $2 AND b = $1 OR c = $2");
+  CHECK(parameters == 2);
+  CHECK(sql::to_postgresql_placeholders("SELECT 'it''s ?'", &parameters) == "SELECT 'it''s ?'");
+  CHECK(parameters == 0);
+}
