@@ -48,6 +48,20 @@
 namespace labwatch::daemon {
 namespace {
 
+// This daemon's name as a sender of the shared outbox: the host and its inbox. One daemon runs
+// per inbox (it holds the inbox's lock), so what this name left 'sending' at a crash is no
+// other process's to finish.
+std::string site_name(const std::string& inbox) {
+  char host[256] = {};
+  if (::gethostname(host, sizeof host - 1) != 0) {
+    host[0] = '\0';
+  }
+  std::error_code ignored;
+  const std::filesystem::path absolute = std::filesystem::absolute(inbox, ignored);
+  return std::string(host) + ":" +
+         (absolute.empty() ? inbox : absolute.lexically_normal().string());
+}
+
 IngestEnd ingest_end(FileOutcome::Kind kind) noexcept {
   switch (kind) {
     case FileOutcome::Kind::accepted:
@@ -437,7 +451,9 @@ std::unique_ptr<Runtime> Service::build(config::Config config) {
   auto rt = std::make_unique<Runtime>();
   rt->config = std::make_unique<config::Config>(std::move(config));
   const config::Paths& paths = rt->config->paths;
-  rt->store = storage::open_store(paths.database);  // opens and migrates
+  storage::StoreOptions store_options;
+  store_options.site = site_name(paths.inbox);
+  rt->store = storage::open_store(paths.database, store_options);  // opens and migrates
   for (const std::string& dir : {paths.inbox, paths.processed, paths.failed}) {
     std::filesystem::create_directories(dir);
   }

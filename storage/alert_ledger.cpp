@@ -59,11 +59,25 @@ std::string evidence_text(const std::vector<clinical::TrendPoint>& evidence) {
 
 }  // namespace
 
+// On PostgreSQL, where another site's daemon may be claiming mail meanwhile: the outbox rows the
+// ledger reads to add a notice to, or to take one from, are locked until its commit. A claim
+// skips them (SKIP LOCKED), or the ledger waits for the claim and then sees the item 'sending'
+// and mails a correction or retraction instead. (SQLite has one writer: nothing to lock.)
+namespace {
+
+std::string lock_outbox_rows(const sql::Database& db) {
+  return db.dialect() == sql::Dialect::postgresql ? " FOR UPDATE OF o" : "";
+}
+
+}  // namespace
+
 LedgerStatements::LedgerStatements(sql::Database& db)
-    : insert_alert(db,
-                   "INSERT INTO alerts (result_id, rule, state, value, target_low, target_high, "
-                   "ref_low, ref_high, created_at, updated_at, evidence) "
-                   "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING alert_id"),
+    : insert_alert(
+          db,
+          std::string("INSERT INTO alerts (result_id, rule, state, value, target_low, target_high, "
+                      "ref_low, ref_high, created_at, updated_at, evidence) "
+                      "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)") +
+              db.returning("alert_id")),
       active_alerts(db,
                     "SELECT alert_id, rule, state, value, target_low, target_high FROM alerts "
                     "WHERE result_id = ? AND " +
@@ -73,24 +87,25 @@ LedgerStatements::LedgerStatements(sql::Database& db)
       reopen_alert(db,
                    "UPDATE alerts SET state = ?, value = ?, target_low = ?, target_high = ?, "
                    "ref_low = ?, ref_high = ?, updated_at = ?, evidence = ? WHERE alert_id = ?"),
-      alert_notices(db,
-                    "SELECT n.notice_id, o.outbox_id, o.state, o.attempts, o.practitioner_id, "
-                    "o.email, o.name, o.full_phi, o.message_id "
-                    "FROM notices n JOIN outbox o ON o.outbox_id = n.outbox_id "
-                    "WHERE n.alert_id = ? ORDER BY n.notice_id"),
+      alert_notices(db, std::string("SELECT n.notice_id, o.outbox_id, o.state, o.attempts, "
+                                    "o.practitioner_id, o.email, o.name, o.full_phi, o.message_id "
+                                    "FROM notices n JOIN outbox o ON o.outbox_id = n.outbox_id "
+                                    "WHERE n.alert_id = ? ORDER BY n.notice_id") +
+                            lock_outbox_rows(db)),
       move_notices(db, "UPDATE notices SET alert_id = ?, result_id = ? WHERE alert_id = ?"),
       delete_notice(db, "DELETE FROM notices WHERE notice_id = ?"),
       delete_empty_item(db,
                         "DELETE FROM outbox WHERE outbox_id = ?1 AND state = 'pending' AND "
                         "attempts = 0 AND NOT EXISTS (SELECT 1 FROM notices WHERE outbox_id = ?1)"),
-      find_open_item(db,
-                     "SELECT outbox_id FROM outbox WHERE email = ? AND person_id = ? AND "
-                     "state = 'pending' AND attempts = 0 ORDER BY outbox_id LIMIT 1"),
-      insert_item(db,
-                  "INSERT INTO outbox (message_id, practitioner_id, email, name, full_phi, "
-                  "person_id, patient_key, report_ref, state, created_at, due_at, "
-                  "next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?) RETURNING "
-                  "outbox_id"),
+      find_open_item(db, std::string("SELECT outbox_id FROM outbox o WHERE email = ? AND "
+                                     "person_id = ? AND state = 'pending' AND attempts = 0 "
+                                     "ORDER BY outbox_id LIMIT 1") +
+                             lock_outbox_rows(db)),
+      insert_item(
+          db, std::string("INSERT INTO outbox (message_id, practitioner_id, email, name, full_phi, "
+                          "person_id, patient_key, report_ref, state, created_at, due_at, "
+                          "next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?)") +
+                  db.returning("outbox_id")),
       // A mail about a panel that arrived in several messages names each report once; the list
       // stops growing at 200 characters (a mail that waited long for a relay collects many).
       add_report_ref(
@@ -443,7 +458,7 @@ std::int64_t AlertLedger::insert_alert(std::int64_t result_id, const clinical::D
   insert.bind(9, now_);
   insert.bind(10, now_);
   insert.bind(11, evidence_text(decision.evidence));
-  const std::int64_t alert_id = inserted_id(insert);
+  const std::int64_t alert_id = inserted_id(db_, insert);
   ++summary_.alerts;
   if (decision.ref.is_trend()) {
     if (trend_alerts_.size() >= kMaxTrendAlertsKept) {
@@ -580,7 +595,7 @@ std::int64_t AlertLedger::open_item(const Recipient& recipient) {
   insert.bind(9, now_);
   insert.bind(10, due);
   insert.bind(11, due);
-  const std::int64_t item = inserted_id(insert);
+  const std::int64_t item = inserted_id(db_, insert);
   items_with_ref_.push_back(item);
   return item;
 }

@@ -264,8 +264,17 @@ CREATE TABLE silences (
 CREATE INDEX silences_by_person ON silences (person_id, analyte);
 )sql";
 
+// Version 13: outbox leases (kSchemaV13MailLease of database.cpp).
+constexpr const char* kPostgresqlV13 = R"sql(
+ALTER TABLE outbox ADD COLUMN claimed_by TEXT COLLATE "C" NOT NULL DEFAULT '';
+ALTER TABLE outbox ADD COLUMN lease_until BIGINT NOT NULL DEFAULT 0;
+CREATE INDEX outbox_sending ON outbox (lease_until) WHERE state = 'sending';
+)sql";
+
 // PostgreSQL starts at the SQLite schema's version 12: steps 1-11 were never released for it.
-constexpr std::array kPostgresqlMigrations{Migration{12, kPostgresqlV12}};
+// Every later step is added to both lists.
+constexpr std::array kPostgresqlMigrations{Migration{12, kPostgresqlV12},
+                                           Migration{13, kPostgresqlV13}};
 
 int postgresql_version(sql::Database& db) {
   if (db.query_int64("SELECT to_regclass('labwatch_schema') IS NOT NULL") == 0) {

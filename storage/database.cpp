@@ -411,6 +411,16 @@ UPDATE messages SET time_from_arrival = 1
  WHERE message_time = (SELECT f.ingested_at FROM files f WHERE f.file_id = messages.file_id);
 )sql";
 
+// Version 13: who is sending an outbox item, and until when. Daemons of several sites share one
+// PostgreSQL outbox: an item claimed by a daemon that dies mid-send (its lease ends) is taken by
+// another, and a daemon that starts again takes back at once only what its own site left
+// 'sending'. The same columns on SQLite keep both backends one schema.
+constexpr const char* kSchemaV13MailLease = R"sql(
+ALTER TABLE outbox ADD COLUMN claimed_by TEXT NOT NULL DEFAULT '';
+ALTER TABLE outbox ADD COLUMN lease_until INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX outbox_sending ON outbox (lease_until) WHERE state = 'sending';
+)sql";
+
 constexpr auto kMigrations = std::to_array<Migration>({
     {1, kSchemaV1},
     {2, kSchemaV2},
@@ -424,6 +434,7 @@ constexpr auto kMigrations = std::to_array<Migration>({
     {10, kSchemaV10Silences},
     {11, kSchemaV11HistoryIndex},
     {12, kSchemaV12ArrivalTime},
+    {13, kSchemaV13MailLease},
 });
 
 bool is_in_memory(const std::string& path) noexcept { return path.empty() || path == ":memory:"; }

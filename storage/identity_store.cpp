@@ -248,17 +248,17 @@ IdentityOutcome SqliteIdentityStore::unmerge(std::int64_t person, std::string_vi
                           ": there is nothing to split");
     }
   }
-  sql::Statement insert(db_,
-                        "INSERT INTO persons (family, given, birth_date, sex, match_key, "
-                        "created_at, demographic_key) VALUES (?, ?, ?, ?, NULL, ?, ?) "
-                        "RETURNING person_id");
+  sql::Statement insert(db_, std::string("INSERT INTO persons (family, given, birth_date, sex, "
+                                         "match_key, created_at, demographic_key) "
+                                         "VALUES (?, ?, ?, ?, NULL, ?, ?)") +
+                                 db_.returning("person_id"));
   insert.bind(1, family);
   insert.bind(2, given);
   insert.bind(3, birth_date);
   insert.bind(4, sex);
   insert.bind(5, action.now);
   bind_key(insert, 6, demographic_key_of(family, given, birth_date));
-  const std::int64_t split = inserted_id(insert);
+  const std::int64_t split = inserted_id(db_, insert);
 
   const auto move = [&](const char* sql) {
     sql::Statement statement(db_, sql);

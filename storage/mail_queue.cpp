@@ -81,16 +81,29 @@ std::vector<OutboxItem> MailQueue::claim_due(clinical::UnixSeconds now, int max)
   if (max <= 0) {
     return items;
   }
-  sql::Transaction transaction(db_);
+  // No writer lock: on PostgreSQL a claim takes only the rows it claims, skipping those another
+  // transaction holds (another site's claim, or an ingest adding a notice to the item).
+  sql::Transaction transaction(db_, sql::Lock::rows);
+  const bool postgresql = db_.dialect() == sql::Dialect::postgresql;
+  {
+    // An item whose claimer died while sending it (its lease ended) is due again.
+    sql::Statement reclaim(db_,
+                           "UPDATE outbox SET state = 'pending' WHERE state = 'sending' AND "
+                           "lease_until <= ?");
+    reclaim.bind(1, now);
+    reclaim.exec();
+  }
   {
     sql::Statement due(
         db_,
-        "SELECT o.outbox_id, o.message_id, o.practitioner_id, o.email, o.name, o.full_phi, "
-        "o.person_id, o.patient_key, o.report_ref, o.attempts, p.family, p.given, p.birth_date "
-        "FROM outbox o JOIN persons p ON p.person_id = o.person_id "
-        "WHERE o.state = 'pending' AND o.due_at <= ?1 AND o.next_attempt_at <= ?1 "
-        "ORDER BY CASE WHEN o.due_at > o.next_attempt_at THEN o.due_at ELSE o.next_attempt_at END, "
-        "o.outbox_id LIMIT ?2");
+        std::string("SELECT o.outbox_id, o.message_id, o.practitioner_id, o.email, o.name, "
+                    "o.full_phi, o.person_id, o.patient_key, o.report_ref, o.attempts, p.family, "
+                    "p.given, p.birth_date "
+                    "FROM outbox o JOIN persons p ON p.person_id = o.person_id "
+                    "WHERE o.state = 'pending' AND o.due_at <= ?1 AND o.next_attempt_at <= ?1 "
+                    "ORDER BY CASE WHEN o.due_at > o.next_attempt_at THEN o.due_at "
+                    "ELSE o.next_attempt_at END, o.outbox_id LIMIT ?2") +
+            (postgresql ? " FOR UPDATE OF o SKIP LOCKED" : ""));
     due.bind(1, now);
     due.bind(2, max);
     while (due.step()) {
@@ -124,8 +137,8 @@ std::vector<OutboxItem> MailQueue::claim_due(clinical::UnixSeconds now, int max)
                          "WHERE person_id = ? AND analyte = ? AND state = 'current' "
                          "ORDER BY collected_at DESC, result_id DESC LIMIT ?");
   sql::Statement claim(db_,
-                       "UPDATE outbox SET state = 'sending', attempts = attempts + 1 "
-                       "WHERE outbox_id = ?");
+                       "UPDATE outbox SET state = 'sending', attempts = attempts + 1, "
+                       "claimed_by = ?2, lease_until = ?3 WHERE outbox_id = ?1");
   sql::Statement discard(db_, "DELETE FROM outbox WHERE outbox_id = ?");
   for (OutboxItem& item : items) {
     std::map<std::pair<std::int64_t, std::string>, std::vector<HistoryPoint>> histories;
@@ -178,6 +191,10 @@ std::vector<OutboxItem> MailQueue::claim_due(clinical::UnixSeconds now, int max)
     sql::Statement& change = item.notices.empty() ? discard : claim;
     change.reset();
     change.bind(1, item.id);
+    if (!item.notices.empty()) {
+      change.bind(2, site_);
+      change.bind(3, now + kLeaseSeconds);
+    }
     change.exec();
   }
   transaction.commit();
@@ -240,15 +257,23 @@ void MailQueue::mark_failed(std::int64_t outbox_id, std::string_view error) {
 }
 
 int MailQueue::reset_interrupted() {
-  sql::Statement reset(db_, "UPDATE outbox SET state = 'pending' WHERE state = 'sending'");
+  // What this site left 'sending' (its daemon holds the inbox's lock, so no process of the site
+  // is still sending it), and what no site claimed by name (claims before schema 13). Other
+  // sites' items wait for their lease.
+  sql::Statement reset(db_,
+                       "UPDATE outbox SET state = 'pending' WHERE state = 'sending' AND "
+                       "(claimed_by = ? OR claimed_by = '')");
+  reset.bind(1, site_);
   return reset.exec();
 }
 
 std::optional<clinical::UnixSeconds> MailQueue::next_due() {
+  // The earliest pending item, or the earliest lease to end (its item is then due again).
   sql::Statement query(db_,
-                       "SELECT min(CASE WHEN due_at > next_attempt_at THEN due_at ELSE "
-                       "next_attempt_at END) FROM outbox "
-                       "WHERE state = 'pending'");
+                       "SELECT min(due) FROM (SELECT CASE WHEN due_at > next_attempt_at "
+                       "THEN due_at ELSE next_attempt_at END AS due FROM outbox "
+                       "WHERE state = 'pending' UNION ALL SELECT lease_until FROM outbox "
+                       "WHERE state = 'sending') AS due_times");
   query.step();
   const sql::Column due = query.column(0);
   if (due.is_null()) {

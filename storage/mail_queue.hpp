@@ -4,7 +4,9 @@
 
 #include <cstdint>
 #include <optional>
+#include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "clinical/normalized.hpp"
@@ -14,11 +16,19 @@
 namespace labwatch::storage {
 
 // The MailOutbox of a Store on one connection. Each call is one transaction; SQLite errors
-// throw SQLite::Exception. Item states: pending -> sending (claimed) -> sent | failed, or back to
-// pending for a retry or after a crash.
+// throw SQLite::Exception, PostgreSQL errors sql::Error. Item states: pending -> sending (claimed,
+// with a lease) -> sent | failed, or back to pending for a retry, after a crash of its own site,
+// or when its lease ends. Daemons of several sites may share the outbox (PostgreSQL): a claim
+// takes only items no other transaction holds (FOR UPDATE SKIP LOCKED), and the ledger locks the
+// items it adds notices to or takes notices from, so no notice joins or leaves a mail being sent.
 class MailQueue {
  public:
-  explicit MailQueue(sql::Database& db) : db_(db) {}
+  // How long a claimed item stays its claimer's: longer than any one delivery takes (the SMTP
+  // client's own timeouts are far shorter), short enough that a site's mail is not held long by
+  // a daemon that died while sending it.
+  static constexpr clinical::UnixSeconds kLeaseSeconds = 600;
+
+  MailQueue(sql::Database& db, std::string site) : db_(db), site_(std::move(site)) {}
 
   // MailOutbox::claim_due_mail. `max` <= 0 claims nothing.
   std::vector<OutboxItem> claim_due(clinical::UnixSeconds now, int max);
@@ -40,6 +50,7 @@ class MailQueue {
 
  private:
   sql::Database& db_;
+  std::string site_;
 };
 
 }  // namespace labwatch::storage

@@ -35,9 +35,10 @@ std::string person_cache_key(const clinical::PersonIdentity& person) {
 
 IngestStatements::IngestStatements(sql::Database& db)
     : find_file(db, "SELECT file_id FROM files WHERE sha256 = ?"),
-      insert_file(db,
-                  "INSERT INTO files (sha256, name, source, size, ingested_at, outcome, "
-                  "config_digest) VALUES (?, ?, ?, ?, ?, 'open', ?) RETURNING file_id"),
+      insert_file(
+          db, std::string("INSERT INTO files (sha256, name, source, size, ingested_at, outcome, "
+                          "config_digest) VALUES (?, ?, ?, ?, ?, 'open', ?)") +
+                  db.returning("file_id")),
       finish_file(db,
                   "UPDATE files SET sha256 = ?, outcome = ?, reports = ?, results_stored = ?, "
                   "duplicates = ?, duplicate_messages = ?, superseded = ?, withdrawn = ?, "
@@ -57,9 +58,11 @@ IngestStatements::IngestStatements(sql::Database& db)
                              "INSERT INTO match_candidates (person_a, person_b, reason, fields, "
                              "state, created_at) VALUES (?, ?, ?, ?, 'open', ?) "
                              "ON CONFLICT (person_a, person_b) DO NOTHING"),
-      insert_person(db,
-                    "INSERT INTO persons (family, given, birth_date, sex, match_key, created_at, "
-                    "demographic_key) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING person_id"),
+      insert_person(
+          db,
+          std::string("INSERT INTO persons (family, given, birth_date, sex, match_key, created_at, "
+                      "demographic_key) VALUES (?, ?, ?, ?, ?, ?, ?)") +
+              db.returning("person_id")),
       insert_identifier(db,
                         "INSERT INTO identifiers (authority, mrn, person_id, family, given, "
                         "birth_date, sex) VALUES (?, ?, ?, ?, ?, ?, ?) "
@@ -69,9 +72,10 @@ IngestStatements::IngestStatements(sql::Database& db)
                    "AND control_id <> '' AND raw_digest = ?"),
       insert_message(
           db,
-          "INSERT INTO messages (file_id, facility, control_id, raw_digest, "
-          "message_time, person_id, patient_key, pos_message, pos_line, pos_offset, "
-          "time_from_arrival) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING message_id"),
+          std::string("INSERT INTO messages (file_id, facility, control_id, raw_digest, "
+                      "message_time, person_id, patient_key, pos_message, pos_line, pos_offset, "
+                      "time_from_arrival) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)") +
+              db.returning("message_id")),
       find_order_group(db,
                        "SELECT r.result_id, m.message_time, r.status, r.state, r.superseded_by, "
                        "r.value, r.comparator, m.facility, r.order_id, r.analyte, r.person_id, "
@@ -90,13 +94,15 @@ IngestStatements::IngestStatements(sql::Database& db)
                 "r.collected_at, m.time_from_arrival, r.fraction "
                 "FROM results r JOIN messages m ON m.message_id = r.message_id "
                 "WHERE r.person_id = ? AND r.collected_at = ? AND r.analyte = ?"),
-      insert_result(db,
-                    "INSERT INTO results (message_id, person_id, order_id, analyte, code, value, "
-                    "unit, comparator, raw_value, raw_unit, raw_range, ref_low, ref_high, flags, "
-                    "status, collected_at, notes, pos_segment, pos_line, state, superseded_by, "
-                    "range_use, tolerance, shown_decimals, fraction) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
-                    "?, ?) RETURNING result_id"),
+      insert_result(
+          db, std::string(
+                  "INSERT INTO results (message_id, person_id, order_id, analyte, code, value, "
+                  "unit, comparator, raw_value, raw_unit, raw_range, ref_low, ref_high, flags, "
+                  "status, collected_at, notes, pos_segment, pos_line, state, superseded_by, "
+                  "range_use, tolerance, shown_decimals, fraction) "
+                  "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
+                  "?, ?)") +
+                  db.returning("result_id")),
       update_result_state(db,
                           "UPDATE results SET state = ?, superseded_by = ? WHERE result_id = ?"),
       update_result_status(db, "UPDATE results SET status = ? WHERE result_id = ?"),
@@ -145,7 +151,7 @@ SqliteFileTransaction::SqliteFileTransaction(sql::Database& db, IngestStatements
   insert.bind(4, file.size);
   insert.bind(5, now_);
   insert.bind_no_copy(6, file.config_digest);
-  file_id_ = inserted_id(insert);
+  file_id_ = inserted_id(db_, insert);
 }
 
 void SqliteFileTransaction::add_report(const clinical::NormalizedReport& report) {
@@ -433,7 +439,7 @@ std::int64_t SqliteFileTransaction::resolve_person(const clinical::PersonIdentit
     } else {
       insert.bind_null(7);
     }
-    person_id = inserted_id(insert);
+    person_id = inserted_id(db_, insert);
     for (const clinical::ReviewPair& pair : plan.review) {
       sql::Statement& candidate = fresh(statements_.insert_match_candidate);
       candidate.bind(1, std::min(person_id, pair.person_id));
@@ -542,7 +548,7 @@ std::int64_t SqliteFileTransaction::insert_message(const clinical::NormalizedRep
   bind_position(insert, 9, report.where.line);
   bind_offset(insert, 10, report.where.offset);
   insert.bind(11, report.message_time_from_arrival ? 1 : 0);
-  return inserted_id(insert);
+  return inserted_id(db_, insert);
 }
 
 void SqliteFileTransaction::store_result(const clinical::NormalizedReport& report,
@@ -632,7 +638,7 @@ void SqliteFileTransaction::store_result(const clinical::NormalizedReport& repor
   insert.bind(23, result.tolerance);
   bind_position(insert, 24, result.shown_decimals);
   insert.bind_no_copy(25, result.fraction);
-  const std::int64_t result_id = inserted_id(insert);
+  const std::int64_t result_id = inserted_id(db_, insert);
   last_result_id_ = result_id;
   ++summary_.results_stored;
 

@@ -51,9 +51,9 @@ std::int64_t add_silence(sql::Database& db, const NewSilence& silence) {
     tier = clinical::to_string(set_for->tier);
   }
   sql::Statement insert(
-      db,
-      "INSERT INTO silences (person_id, analyte, until_at, reason, os_user, "
-      "created_at, set_side, set_tier) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING silence_id");
+      db, std::string("INSERT INTO silences (person_id, analyte, until_at, reason, os_user, "
+                      "created_at, set_side, set_tier) VALUES (?, ?, ?, ?, ?, ?, ?, ?)") +
+              db.returning("silence_id"));
   insert.bind(1, silence.person_id);
   insert.bind(2, silence.analyte);
   insert.bind(3, silence.until);
@@ -62,7 +62,7 @@ std::int64_t add_silence(sql::Database& db, const NewSilence& silence) {
   insert.bind(6, silence.now);
   insert.bind(7, side);
   insert.bind(8, tier);
-  const std::int64_t id = inserted_id(insert);
+  const std::int64_t id = inserted_id(db, insert);
   transaction.commit();
   return id;
 }

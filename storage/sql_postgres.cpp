@@ -13,6 +13,7 @@
 #include <cstring>
 #include <memory>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <utility>
 #include <vector>
@@ -232,7 +233,11 @@ void PostgresDatabase::exec(std::string_view sql) {
   check(conn_, result);
 }
 
-void PostgresDatabase::begin() {
+void PostgresDatabase::begin(Lock lock) {
+  if (lock == Lock::rows) {
+    exec("BEGIN");
+    return;
+  }
   // Every write transaction of labwatch takes the same advisory lock first, so the writers of all
   // sites take turns as SQLite's do: matching a patient, placing a version and judging a trend
   // each see every site's committed work, and no two sites create one patient twice. The lock ends
@@ -254,6 +259,10 @@ void PostgresDatabase::rollback() noexcept {
   if (PQtransactionStatus(conn_) != PQTRANS_IDLE) {
     PQclear(PQexec(conn_, "ROLLBACK"));
   }
+}
+
+std::int64_t PostgresDatabase::last_insert_id() {
+  throw std::logic_error("PostgreSQL gives an inserted id through RETURNING (see inserted_id)");
 }
 
 bool is_postgresql_url(std::string_view url) noexcept {

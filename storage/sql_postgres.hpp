@@ -26,9 +26,13 @@ class PostgresDatabase final : public Database {
   [[nodiscard]] Dialect dialect() const noexcept override { return Dialect::postgresql; }
   std::unique_ptr<StatementBackend> prepare(std::string_view sql) override;
   void exec(std::string_view sql) override;
-  void begin() override;
+  void begin(Lock lock) override;
   void commit() override;
   void rollback() noexcept override;
+  [[nodiscard]] std::string returning(std::string_view id_column) const override {
+    return " RETURNING " + std::string(id_column);
+  }
+  std::int64_t last_insert_id() override;
 
   pg_conn* native() noexcept { return conn_; }
 

@@ -55,7 +55,7 @@ std::unique_ptr<StatementBackend> SqliteDatabase::prepare(std::string_view sql) 
 
 void SqliteDatabase::exec(std::string_view sql) { db_.exec(std::string(sql)); }
 
-void SqliteDatabase::begin() { db_.exec("BEGIN IMMEDIATE"); }
+void SqliteDatabase::begin(Lock /*lock*/) { db_.exec("BEGIN IMMEDIATE"); }
 
 void SqliteDatabase::commit() { db_.exec("COMMIT"); }
 

@@ -109,8 +109,12 @@ int upsert_intake_attempt(sql::Database& db, const IntakeKey& key, std::string_v
 
 class SqlStore final : public Store {
  public:
-  explicit SqlStore(std::unique_ptr<sql::Database> db)
-      : owned_(std::move(db)), db_(*owned_), ingest_(db_), ledger_statements_(db_), mail_(db_) {}
+  SqlStore(std::unique_ptr<sql::Database> db, std::string site)
+      : owned_(std::move(db)),
+        db_(*owned_),
+        ingest_(db_),
+        ledger_statements_(db_),
+        mail_(db_, std::move(site)) {}
 
   std::vector<IntakeAttempt> intake_attempts() override {
     sql::Statement select(db_,
@@ -506,7 +510,7 @@ clinical::NormalizedResult as_result(const ExportRow& row) {
 }
 
 std::unique_ptr<Store> open_store(const std::string& database, const StoreOptions& options) {
-  return std::make_unique<SqlStore>(connect(database, options));
+  return std::make_unique<SqlStore>(connect(database, options), options.site);
 }
 
 bool is_busy(const std::exception& e) noexcept {

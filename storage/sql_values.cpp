@@ -294,7 +294,11 @@ std::int64_t unix_now() noexcept {
   return std::chrono::duration_cast<std::chrono::seconds>(since_epoch).count();
 }
 
-std::int64_t inserted_id(sql::Statement& insert) {
+std::int64_t inserted_id(sql::Database& db, sql::Statement& insert) {
+  if (db.dialect() == sql::Dialect::sqlite) {
+    insert.exec();
+    return db.last_insert_id();
+  }
   if (!insert.step()) {
     throw std::logic_error("an INSERT ... RETURNING returned no row");
   }

@@ -68,8 +68,8 @@ char known_sex(char sex) noexcept;
 // Now, in Unix seconds.
 std::int64_t unix_now() noexcept;
 
-// Runs an INSERT ... RETURNING <id column> and returns the id it inserted.
-std::int64_t inserted_id(sql::Statement& insert);
+// Runs an INSERT prepared with db.returning(<id column>) at its end, and returns the id it made.
+std::int64_t inserted_id(sql::Database& db, sql::Statement& insert);
 
 // A prepared statement made ready to be bound anew. sqlite3_reset reports the error of a failed
 // previous step again; after a failed file the next one must start clean, so the reset is not

@@ -383,6 +383,10 @@ struct StoreOptions {
   // a 100,000-message file's person index, and leaves room under the 64 MB the ingest keeps to
   // for the trend histories the alert ledger keeps (AlertLedger).
   int cache_kib = 24 * 1024;
+  // Who claims mail through this store (MailOutbox): the daemon's site, e.g. "host:/inbox". A
+  // daemon that starts again takes back at once what its own site left 'sending'; another site's
+  // items only when their lease has ended. Empty for the CLI, which sends no mail.
+  std::string site;
 };
 
 // Opens (creating and migrating as needed) the store `database` names: a "postgresql://" URL is a

@@ -60,7 +60,7 @@ TEST_CASE("open_database migrates an empty file to the latest schema and reopens
           "[storage][sqlite][database]") {
   const TempDir dir;
   const std::string path = dir.file("labwatch.db");
-  REQUIRE(labwatch::storage::latest_schema_version() == 12);
+  REQUIRE(labwatch::storage::latest_schema_version() == 13);
   {
     SQLite::Database db = labwatch::storage::open_database(path, {});
     CHECK(labwatch::storage::schema_version(db) == labwatch::storage::latest_schema_version());
@@ -126,14 +126,14 @@ TEST_CASE("open_database refuses a database written by a newer labwatch",
   const std::string path = dir.file("labwatch.db");
   {
     SQLite::Database db = labwatch::storage::open_database(path, {});
-    db.exec("PRAGMA user_version = 13");
+    db.exec("PRAGMA user_version = 14");
   }
   CHECK_THROWS_WITH(labwatch::storage::open_database(path, {}),
-                    "database schema version 13 is newer than this labwatch supports (12); use a "
+                    "database schema version 14 is newer than this labwatch supports (13); use a "
                     "newer labwatch");
   CHECK_THROWS_AS(labwatch::storage::open_store(path), std::runtime_error);
   SQLite::Database untouched(path);
-  CHECK(labwatch::storage::schema_version(untouched) == 13);
+  CHECK(labwatch::storage::schema_version(untouched) == 14);
 }
 
 TEST_CASE("migrate applies each step in its own transaction and stops at a failing one",

@@ -84,8 +84,11 @@ TEST_CASE("Store mail items move pending, sending, pending again, sent or failed
   const std::int64_t ferritin_item = claimed[0].id;
   CHECK(claimed[0].attempts == 1);
   CHECK(f.store->outbox(false).at(0).state == OutboxState::sending);
-  CHECK(f.store->claim_due_mail(due + kDay, 10).empty());  // in flight: not claimed twice
-  CHECK_FALSE(f.store->next_mail_due().has_value());
+  // In flight: not claimed twice while its lease lasts (after it, see "...a daemon that died
+  // while sending").
+  const std::int64_t lease_end = due + labwatch::storage::MailQueue::kLeaseSeconds;
+  CHECK(f.store->claim_due_mail(lease_end - 1, 10).empty());
+  CHECK(f.store->next_mail_due() == lease_end);
 
   // A crash while sending: at start-up the item is pending again, its attempt counted.
   CHECK(f.store->reset_interrupted_mail() == 1);
@@ -261,4 +264,52 @@ TEST_CASE("Store retry_failed_mail puts failed items and their alerts back in th
     CHECK(f.store->retry_failed_mail(items[0].id, now) == 0);
     CHECK(f.store->outbox(true).at(0).state == OutboxState::sent);
   }
+}
+
+TEST_CASE(
+    "Store mail claimed by a daemon that died while sending goes to another site's daemon "
+    "after its lease",
+    "[storage][outbox]") {
+  Fixture f;
+  const AlertPolicy targets = routed_to({"dr.b@clinic.example"});
+  ingest(*f.store, "1.hl7", {sgh("M1", {result("ferritin", 40, "ng/mL", "S1")})}, targets);
+  const std::int64_t due = f.store->outbox(false).at(0).due_at;
+  labwatch::storage::StoreOptions north_options;
+  north_options.site = "north:/srv/inbox";
+  labwatch::storage::StoreOptions south_options;
+  south_options.site = "south:/srv/inbox";
+  auto north = open_store(f.path, north_options);
+  auto south = open_store(f.path, south_options);
+
+  const auto claimed = north->claim_due_mail(due, 10);
+  REQUIRE(claimed.size() == 1);
+  CHECK(claimed[0].attempts == 1);
+  // The south daemon starting meanwhile leaves the north's item alone, and cannot claim it.
+  CHECK(south->reset_interrupted_mail() == 0);
+  CHECK(south->claim_due_mail(due + 1, 10).empty());
+  const std::int64_t lease_end = due + labwatch::storage::MailQueue::kLeaseSeconds;
+  CHECK(south->claim_due_mail(lease_end - 1, 10).empty());
+  CHECK(south->next_mail_due() == lease_end);
+
+  // The north daemon was killed while sending: when its lease ends, the south one sends the same
+  // mail (the same Message-ID), counted as a second attempt, once.
+  const auto taken_over = south->claim_due_mail(lease_end, 10);
+  REQUIRE(taken_over.size() == 1);
+  CHECK(taken_over[0].id == claimed[0].id);
+  CHECK(taken_over[0].message_id == claimed[0].message_id);
+  CHECK(taken_over[0].attempts == 2);
+  CHECK(north->claim_due_mail(lease_end + 1, 10).empty());
+  // The north daemon starting again takes back only what its own site left sending: nothing now.
+  CHECK(north->reset_interrupted_mail() == 0);
+  south->mark_mail_sent(taken_over[0].id, lease_end + 2);
+  CHECK(f.store->outbox(false).empty());
+  CHECK(f.store->outbox(true).at(0).state == OutboxState::sent);
+
+  // A daemon that starts again takes back at once what its own site left sending.
+  ingest(*f.store, "2.hl7", {sgh("M2", {result("zinc", 40, "ug/dL", "S2")})}, targets);
+  const std::int64_t due2 = f.store->outbox(false).at(0).due_at;
+  REQUIRE(north->claim_due_mail(due2, 10).size() == 1);
+  CHECK(south->reset_interrupted_mail() == 0);
+  CHECK(north->reset_interrupted_mail() == 1);
+  CHECK(south->claim_due_mail(due2, 10).size() == 1);
 }
