@@ -15,6 +15,8 @@
 #include <system_error>
 
 #include "mail/smtp_mailer.hpp"
+#include "storage/sql.hpp"
+#include "storage/sql_postgres.hpp"
 
 namespace labwatch::daemon {
 namespace {
@@ -61,13 +63,33 @@ std::optional<std::string> unusable_reason(const config::Config& config) {
   if (same_directory(paths.processed, paths.failed)) {
     return "processed/ and failed/ (" + paths.processed + ") must be different directories";
   }
-  if (same_directory(paths.inbox, fs::absolute(paths.database).parent_path().string())) {
+  if (auto why = database_problem(paths.database)) {
+    return *why;
+  }
+  if (paths.database.find("://") == std::string::npos &&
+      same_directory(paths.inbox, fs::absolute(paths.database).parent_path().string())) {
     return "the database (" + paths.database + ") must not be inside the inbox";
   }
   if (!config.mail.smtp_url.empty()) {
     if (auto mode = smtp_tls_mode(config.mail.smtp_url, config.mail.allow_plaintext); !mode) {
       return "<mail smtp=...>: " + mode.error();
     }
+  }
+  return std::nullopt;
+}
+
+std::optional<std::string> database_problem(const std::string& database) {
+  const std::string shown = storage::sql::redact_postgresql_url(database);
+  if (database.find("://") == std::string::npos) {
+    return std::nullopt;  // a SQLite file
+  }
+  if (!storage::sql::is_postgresql_url(database)) {
+    return "the database " + shown +
+           " is neither a SQLite file nor a postgresql:// URL (the only kind of server labwatch "
+           "stores into)";
+  }
+  if (const std::string problem = storage::sql::check_postgresql_url(database); !problem.empty()) {
+    return "the database " + shown + ": " + problem;
   }
   return std::nullopt;
 }
