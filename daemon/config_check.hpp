@@ -22,7 +22,8 @@ std::optional<std::string> unusable_reason(const config::Config& config);
 std::optional<std::string> database_problem(const std::string& database);
 
 // What may not be what was meant, one sentence each: no sources; a practitioner's facility that no
-// source has; a password file missing or unreadable (by this process); an SMTP port out of range.
+// source has; a password file missing or unreadable (by this process); an SMTP port out of range;
+// a PostgreSQL database on another host without sslmode=verify-full.
 std::vector<std::string> config_warnings(const config::Config& config);
 
 // `path` when a file is there; nullopt when nothing is (ENOENT, ENOTDIR), which means the

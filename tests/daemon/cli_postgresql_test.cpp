@@ -420,3 +420,41 @@ TEST_CASE("labwatch run on a PostgreSQL URL ingests a dropped file into that dat
                                     "SELECT outcome FROM files WHERE name = 'a_qdx_01.hl7'") ==
         "accepted");
 }
+
+TEST_CASE(
+    "labwatch check-config shows a PostgreSQL URL as written and warns of a remote one without "
+    "sslmode=verify-full",
+    "[daemon][cli]") {
+  const TempDir dir;
+  const fs::path config = dir.path() / "labwatch.xml";
+  const auto check = [&](const std::string& url_in_xml) {
+    labwatch::test::write_file(config,
+                               "<labwatch><paths database=\"" + url_in_xml + "\"/></labwatch>\n");
+    return run_labwatch({"check-config", "--config", config.string()});
+  };
+  const std::string warning = "without sslmode=verify-full";
+
+  const CommandResult remote = check("postgresql://db.example.org:5432/labwatch?user=lw");
+  INFO(remote.err);
+  CHECK(remote.exit_code == 0);
+  CHECK(
+      remote.out.find("database: postgresql://db.example.org:5432/labwatch?user=lw (PostgreSQL") !=
+      std::string::npos);
+  CHECK(remote.out.find("warning: the PostgreSQL database is on db.example.org " + warning) !=
+        std::string::npos);
+  const CommandResult by_parameter =
+      check("postgresql:///labwatch?host=db.example.org&amp;sslmode=require");
+  CHECK(by_parameter.out.find("is on db.example.org " + warning) != std::string::npos);
+
+  const CommandResult verified = check(
+      "postgresql://lw@db.example.org/labwatch?sslmode=verify-full&amp;sslrootcert=/etc/ca.pem");
+  CHECK(verified.exit_code == 0);
+  CHECK(verified.out.find(warning) == std::string::npos);
+  const CommandResult socket = check("postgresql:///labwatch?host=/run/postgresql");
+  CHECK(socket.exit_code == 0);
+  CHECK(socket.out.find(warning) == std::string::npos);
+  CHECK(socket.out.find("database: postgresql:///labwatch?host=/run/postgresql (PostgreSQL") !=
+        std::string::npos);
+  const CommandResult local = check("postgresql://localhost/labwatch");
+  CHECK(local.out.find(warning) == std::string::npos);
+}
