@@ -1451,7 +1451,7 @@ int cmd_status(const Args& args) {
       out += versions.database > 0 ? ", schema version " + std::to_string(versions.database) + "\n"
                                    : ", no labwatch schema yet\n";
     } catch (const std::exception& e) {
-      out += ", " + database_failure(database, e) + "\n";
+      out += ", cannot read it: " + database_reason(database, e) + "\n";
     }
   } else if (struct stat db_stat{}; ::stat(database.c_str(), &db_stat) != 0) {
     out += "database: " + database + " (not created yet)\n";

@@ -19,7 +19,7 @@ std::string shown_database(const std::string& database) {
   return storage::sql::redact_postgresql_url(database);
 }
 
-std::string database_failure(const std::string& database, const std::exception& e) {
+std::string database_reason(const std::string& database, const std::exception& e) {
   const std::string shown = shown_database(database);
   std::string reason = e.what();
   if (is_database_url(database)) {
@@ -45,8 +45,12 @@ std::string database_failure(const std::string& database, const std::exception& 
       line_start = false;
     }
   }
+  return line;
+}
+
+std::string database_failure(const std::string& database, const std::exception& e) {
   return std::string("cannot open the ") + (is_database_url(database) ? "PostgreSQL " : "") +
-         "database " + shown + ": " + line;
+         "database " + shown_database(database) + ": " + database_reason(database, e);
 }
 
 void require_postgresql_schema(const std::string& url) {

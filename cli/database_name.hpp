@@ -13,8 +13,12 @@ bool is_database_url(const std::string& database);
 // `database` as a message names it: a URL with any password replaced by "***", a path as it is.
 std::string shown_database(const std::string& database);
 
+// Why `e` failed to open or use `database`, in one line: libpq's reason may span lines (one per
+// address tried, a hint); they are joined with "; ". The URL the backend repeats is left out.
+std::string database_reason(const std::string& database, const std::exception& e);
+
 // One line for a failure `e` to open or use `database`: the database (shown_database) and the
-// reason. libpq's reason may span lines (one per address tried); they are joined with "; ".
+// reason (database_reason).
 std::string database_failure(const std::string& database, const std::exception& e);
 
 // Throws std::runtime_error (database_failure) unless the PostgreSQL database at `url` answers and

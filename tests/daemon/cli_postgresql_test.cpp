@@ -269,6 +269,15 @@ TEST_CASE("labwatch names a PostgreSQL database it cannot reach, and hides a pas
       CHECK(line.find("\"labwatch_no_such_db\" does not exist") != std::string::npos);
     }
   }
+  SECTION("status says so on its database line, and goes on") {
+    const CommandResult r = run_labwatch({"status", "--config", config.string(), "--db", missing});
+    CHECK(r.exit_code == 3);  // no daemon runs on this config
+    CHECK(r.out.find("database: " + missing +
+                     " (PostgreSQL), cannot read it: connection to server") != std::string::npos);
+    CHECK(line_with(r.out, "database: ").find("\"labwatch_no_such_db\" does not exist") !=
+          std::string::npos);
+    CHECK(r.out.find("inbox: ") != std::string::npos);
+  }
   SECTION("a server that does not listen: the same, with libpq's reason") {
     const std::string nowhere =
         "postgresql:///x?host=" + dir.path().string() + "&connect_timeout=5";
