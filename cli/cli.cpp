@@ -34,6 +34,7 @@
 
 #include "cli/cli_explain.hpp"
 #include "cli/cli_identity.hpp"
+#include "cli/database_name.hpp"
 #include "clinical/alert_status.hpp"
 #include "clinical/rules.hpp"
 #include "clinical/timezone.hpp"
@@ -159,8 +160,17 @@ config::Config resolve_config(const Args& args) {
   } else {
     config = config::default_config();
   }
-  if (auto db = args.value("db")) {
+  const std::optional<std::string> db = args.value("db");
+  if (db) {
     config.paths.database = *db;
+  }
+  // A password in a URL would be in `ps`, the shell's history or the config: refused before any
+  // connection, and never repeated (database_problem hides it).
+  if (auto why = database_problem(config.paths.database)) {
+    if (db) {
+      throw UsageError{"--db: " + *why};
+    }
+    throw ConfigFailure{config.path + ": " + *why};
   }
   return config;
 }
@@ -177,10 +187,10 @@ std::string user_name(uid_t uid) {
 
 // Who owns the database at `path` and its mode, who we are, and the usual fix: the service runs as
 // `labwatch`, and a database first created by root (`sudo labwatch ingest`) shuts it out. Empty
-// when there is no file to describe.
+// when there is no file to describe (a PostgreSQL URL: the server checks its roles).
 std::string database_owner_hint(const std::string& path) {
   struct stat st {};
-  if (::stat(path.c_str(), &st) != 0) {
+  if (is_database_url(path) || ::stat(path.c_str(), &st) != 0) {
     return {};
   }
   char mode[8];
@@ -200,7 +210,7 @@ std::string database_owner_hint(const std::string& path) {
 // Throws, naming owner, mode and fix, when the database is there but this process may not read and
 // write it (and its directory, where SQLite keeps its -wal and -shm files).
 void require_database_access(const std::string& path) {
-  if (::access(path.c_str(), F_OK) != 0) {
+  if (is_database_url(path) || ::access(path.c_str(), F_OK) != 0) {
     return;
   }
   const std::string dir = std::filesystem::absolute(path).parent_path().string();
@@ -213,6 +223,18 @@ void require_database_access(const std::string& path) {
 std::unique_ptr<storage::Store> open_store(const config::Config& config, bool create) {
   storage::StoreOptions options;
   options.create = create;
+  if (is_database_url(config.paths.database)) {
+    // A PostgreSQL database is created by its administrator; without `create`, one that holds no
+    // labwatch schema yet is refused as a missing file is (a mistyped dbname must not get one).
+    if (!create) {
+      require_postgresql_schema(config.paths.database);
+    }
+    try {
+      return storage::open_store(config.paths.database, options);
+    } catch (const std::exception& e) {
+      throw std::runtime_error(database_failure(config.paths.database, e));
+    }
+  }
   if (!create && ::access(config.paths.database.c_str(), F_OK) != 0) {
     throw std::system_error(ENOENT, std::generic_category(),
                             "database " + config.paths.database +
@@ -485,19 +507,32 @@ int cmd_explain(const Args& args) {
   }
   config::Config config = resolve_config(args);
   std::unique_ptr<storage::Store> store;
-  if (::access(config.paths.database.c_str(), F_OK) == 0) {
+  const std::string& database = config.paths.database;
+  std::optional<storage::SchemaVersions> versions;
+  if (is_database_url(database)) {
+    try {
+      versions = storage::read_schema_versions(database);
+    } catch (const std::exception& e) {
+      throw std::runtime_error(database_failure(database, e));
+    }
+    if (versions->database == 0) {
+      versions.reset();  // a database without labwatch's schema is as one not created yet
+    }
+  } else if (::access(database.c_str(), F_OK) == 0) {
+    versions = storage::read_schema_versions(database);
+  }
+  if (versions) {
     // Opening an older database migrates it, which is a write: a dry run leaves that to others.
-    const storage::SchemaVersions versions = storage::read_schema_versions(config.paths.database);
-    if (versions.database < versions.latest) {
-      throw std::runtime_error("database " + config.paths.database + " has schema version " +
-                               std::to_string(versions.database) + ", older than this labwatch's " +
-                               std::to_string(versions.latest) +
+    if (versions->database < versions->latest) {
+      throw std::runtime_error("database " + shown_database(database) + " has schema version " +
+                               std::to_string(versions->database) +
+                               ", older than this labwatch's " + std::to_string(versions->latest) +
                                "; explain writes nothing, so it does not upgrade it: `labwatch "
                                "run` or `labwatch ingest` does");
     }
     store = open_store(config, false);
   } else {
-    log::info("database " + config.paths.database +
+    log::info("database " + shown_database(database) +
               " does not exist yet: explaining against an empty one in memory");
     store = storage::open_store(":memory:");
   }
@@ -1125,7 +1160,12 @@ int cmd_check_config(const Args& args) {
   out +=
       "config: " + (config.path.empty() ? std::string("(built-in defaults)") : config.path) + "\n";
   out += "inbox: " + config.paths.inbox + "\nprocessed: " + config.paths.processed +
-         "\nfailed: " + config.paths.failed + "\ndatabase: " + config.paths.database + "\n";
+         "\nfailed: " + config.paths.failed +
+         "\ndatabase: " + shown_database(config.paths.database) +
+         (is_database_url(config.paths.database)
+              ? " (PostgreSQL; check-config does not connect to it: labwatch status does)"
+              : "") +
+         "\n";
   out += "sources: " + std::to_string(config.sources.size()) + "\n";
   for (const config::Source& s : config.sources) {
     out += "  " + s.facility + ": authority " + s.authority + ", timezone " + s.timezone +
@@ -1227,12 +1267,23 @@ int cmd_init(const Args& args) {
   std::filesystem::permissions(dir / "processed", std::filesystem::perms::owner_all);
   std::filesystem::permissions(dir / "failed", std::filesystem::perms::owner_all);
 
+  // --db: a PostgreSQL URL (its server holds the data; no file is made for it), or a SQLite file
+  // elsewhere than DIR/labwatch.db.
+  std::string database = "labwatch.db";
+  if (auto db = args.value("db")) {
+    if (auto why = database_problem(*db)) {
+      throw UsageError{"--db: " + *why};
+    }
+    database = db->find("://") != std::string::npos ? *db : std::filesystem::absolute(*db).string();
+  }
   std::string xml =
       "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
       "<!-- labwatch configuration: see config/labwatch.example.xml for every element. -->\n"
       "<labwatch>\n"
       "  <paths inbox=\"inbox\" processed=\"processed\" failed=\"failed\" "
-      "database=\"labwatch.db\"/>\n"
+      "database=\"" +
+      xml_attr(database) +
+      "\"/>\n"
       "  <sources>\n"
       "    <!-- One line per sender: files that match `files` come from `facility`; their CSV "
       "patient ids\n"
@@ -1262,6 +1313,14 @@ int cmd_init(const Args& args) {
   if (!parsed) {
     throw UsageError{parsed.error().message};
   }
+  // Creates the SQLite file, or the schema in the PostgreSQL database (migrated when older),
+  // before the config: a database that does not answer leaves no config, so init can run again.
+  const std::string& opened = parsed.value().paths.database;
+  try {
+    auto store = storage::open_store(opened);
+  } catch (const std::exception& e) {
+    throw std::runtime_error(database_failure(opened, e));
+  }
   {
     std::ofstream out(config_path);
     out << xml;
@@ -1269,10 +1328,10 @@ int cmd_init(const Args& args) {
       throw std::system_error(errno, std::generic_category(), "write " + config_path.string());
     }
   }
-  auto store = storage::open_store(parsed.value().paths.database);
-  std::printf("created %s\n  config:   %s\n  inbox:    %s\n  database: %s\n", dir.c_str(),
+  std::printf("created %s\n  config:   %s\n  inbox:    %s\n  database: %s%s\n", dir.c_str(),
               config_path.c_str(), parsed.value().paths.inbox.c_str(),
-              parsed.value().paths.database.c_str());
+              shown_database(opened).c_str(),
+              is_database_url(opened) ? " (PostgreSQL, schema ready)" : "");
   if (!zone.empty()) {
     std::printf(
         "  times without a UTC offset are read as %s (from %s): <intake default-timezone>\n",
@@ -1381,16 +1440,31 @@ int cmd_status(const Args& args) {
     out += " (oldest " + std::to_string(std::max<long long>(age.count(), 0)) + " s)";
   }
   out += "\n";
-  struct stat db_stat {};
-  if (::stat(config.paths.database.c_str(), &db_stat) != 0) {
-    out += "database: " + config.paths.database + " (not created yet)\n";
+  const std::string& database = config.paths.database;
+  bool readable = false;
+  if (is_database_url(database)) {
+    // No file to measure: whether the server answers, and at which schema version.
+    out += "database: " + shown_database(database) + " (PostgreSQL)";
+    try {
+      const storage::SchemaVersions versions = storage::read_schema_versions(database);
+      readable = versions.database > 0;
+      out += versions.database > 0 ? ", schema version " + std::to_string(versions.database) + "\n"
+                                   : ", no labwatch schema yet\n";
+    } catch (const std::exception& e) {
+      out += ", cannot read it: " + database_reason(database, e) + "\n";
+    }
+  } else if (struct stat db_stat{}; ::stat(database.c_str(), &db_stat) != 0) {
+    out += "database: " + database + " (not created yet)\n";
   } else {
+    readable = true;
     std::uintmax_t bytes = static_cast<std::uintmax_t>(db_stat.st_size);
     struct stat wal {};
-    if (::stat((config.paths.database + "-wal").c_str(), &wal) == 0) {
+    if (::stat((database + "-wal").c_str(), &wal) == 0) {
       bytes += static_cast<std::uintmax_t>(wal.st_size);
     }
-    out += "database: " + config.paths.database + ", " + size_text(bytes) + "\n";
+    out += "database: " + database + ", " + size_text(bytes) + "\n";
+  }
+  if (readable) {
     // Today is the local calendar day, as the admin reads it.
     const std::time_t now = std::time(nullptr);
     std::tm local{};
@@ -1434,7 +1508,9 @@ std::string mapping_line(std::string_view code) {
 
 int cmd_unmapped(const Args& args) {
   const config::Config config = resolve_config(args);
-  if (::access(config.paths.database.c_str(), F_OK) != 0) {
+  if (is_database_url(config.paths.database)) {
+    require_postgresql_schema(config.paths.database);  // one line: unreachable, or no schema yet
+  } else if (::access(config.paths.database.c_str(), F_OK) != 0) {
     open_store(config, false);  // says that it does not exist, and what to do
   }
   std::string out = "facility,code,name,unit,count,first_seen,last_seen,last_file,config\n";
@@ -1457,8 +1533,10 @@ const std::vector<Command>& commands() {
   static const std::vector<Command> list = {
       {"init",
        "create a ready layout: DIR/labwatch.xml, inbox/, processed/, failed/ and the database",
-       "labwatch init DIR [--smtp URL] [--to EMAIL]",
-       {"smtp", "to"},
+       "labwatch init DIR [--db DB] [--smtp URL] [--to EMAIL]\n"
+       "  --db: the database, when not DIR/labwatch.db: a SQLite file, or a postgresql:// URL\n"
+       "        whose database exists (init creates labwatch's tables in it)",
+       {"smtp", "to", "db"},
        {},
        1,
        cmd_init},
@@ -1650,7 +1728,9 @@ void print_main_help() {
   out +=
       "\n--config falls back to $LABWATCH_CONFIG, then /etc/labwatch/labwatch.xml, then built-in "
       "defaults;\n"
-      "--db overrides the config's database. Every command takes --help, --version and\n"
+      "--db overrides the config's database: a SQLite file, or a PostgreSQL database as a libpq\n"
+      "URI (postgresql://HOST:PORT/DBNAME?user=ROLE&sslmode=verify-full&sslrootcert=CA.pem&\n"
+      "passfile=FILE; never a password in it). Every command takes --help, --version and\n"
       "--log-level error|warning|notice|info|debug (default info).\n";
   std::fputs(out.c_str(), stdout);
 }
@@ -1690,6 +1770,10 @@ int run_cli(int argc, char** argv) {
       std::find(rest.begin(), rest.end(), "-h") != rest.end()) {
     std::printf("%s\n\n%s\n", std::string(command.summary).c_str(),
                 std::string(command.usage).c_str());
+    if (std::find(command.valued.begin(), command.valued.end(), "db") != command.valued.end()) {
+      std::printf(
+          "  --db DB: a SQLite file, or a postgresql:// URL (a libpq URI without password)\n");
+    }
     return kExitOk;
   }
   if (std::find(rest.begin(), rest.end(), "--version") != rest.end()) {

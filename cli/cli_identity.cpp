@@ -8,9 +8,11 @@
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
+#include <stdexcept>
 #include <system_error>
 #include <vector>
 
+#include "cli/database_name.hpp"
 #include "clinical/reconcile.hpp"
 #include "ingest/pipeline.hpp"
 #include "present/text_format.hpp"
@@ -30,12 +32,20 @@ std::int64_t person_id_of(std::string_view text) {
 }
 
 std::unique_ptr<storage::IdentityStore> open_review(const config::Config& config) {
+  storage::StoreOptions options;
+  options.create = false;
+  if (is_database_url(config.paths.database)) {
+    require_postgresql_schema(config.paths.database);
+    try {
+      return storage::open_identity_store(config.paths.database, options);
+    } catch (const std::exception& e) {
+      throw std::runtime_error(database_failure(config.paths.database, e));
+    }
+  }
   if (::access(config.paths.database.c_str(), F_OK) != 0) {
     throw std::system_error(errno, std::generic_category(),
                             "database " + config.paths.database + " does not exist");
   }
-  storage::StoreOptions options;
-  options.create = false;
   return storage::open_identity_store(config.paths.database, options);
 }
 

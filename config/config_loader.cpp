@@ -120,7 +120,12 @@ class Loader {
     paths.inbox = path_attr(node, "inbox", paths.inbox);
     paths.processed = path_attr(node, "processed", paths.processed);
     paths.failed = path_attr(node, "failed", paths.failed);
-    paths.database = path_attr(node, "database", paths.database);
+    // A URL names a server's database (storage tells which schemes it takes): kept as written,
+    // never made a path beside the config.
+    const std::string database = node.attribute("database").as_string();
+    paths.database = database.find("://") != std::string::npos
+                         ? database
+                         : path_attr(node, "database", paths.database);
   }
 
   void load_intake(pugi::xml_node node, Intake& intake) {

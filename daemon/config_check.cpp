@@ -11,10 +11,13 @@
 #include <charconv>
 #include <filesystem>
 #include <memory>
+#include <string>
 #include <string_view>
 #include <system_error>
 
 #include "mail/smtp_mailer.hpp"
+#include "storage/sql.hpp"
+#include "storage/sql_postgres.hpp"
 
 namespace labwatch::daemon {
 namespace {
@@ -49,6 +52,47 @@ std::optional<long> url_port(const std::string& url) {
   return whole ? std::optional<long>(value) : std::optional<long>(-1);
 }
 
+// The value of the query parameter `name` of a URL, or "" when it has none.
+std::string url_parameter(std::string_view url, std::string_view name) {
+  const std::size_t query = url.find('?');
+  if (query == std::string_view::npos) {
+    return {};
+  }
+  std::size_t at = query + 1;
+  while (at < url.size()) {
+    const std::size_t end = std::min(url.find('&', at), url.size());
+    const std::string_view pair = url.substr(at, end - at);
+    if (pair.size() > name.size() && pair.starts_with(name) && pair[name.size()] == '=') {
+      return std::string(pair.substr(name.size() + 1));
+    }
+    at = end + 1;
+  }
+  return {};
+}
+
+// The host a PostgreSQL URL names (its authority's, else its host= parameter), "" for libpq's
+// default: the local socket.
+std::string postgresql_host(std::string_view url) {
+  const std::size_t start = url.find("://") + 3;
+  std::string_view authority = url.substr(start, url.find_first_of("/?", start) - start);
+  if (const std::size_t at = authority.rfind('@'); at != std::string_view::npos) {
+    authority.remove_prefix(at + 1);
+  }
+  if (authority.starts_with('[')) {  // [::1]:5432: the address keeps its colons
+    authority = authority.substr(0, authority.find(']') + 1);
+  } else {
+    authority = authority.substr(0, authority.find(':'));
+  }
+  return authority.empty() ? url_parameter(url, "host") : std::string(authority);
+}
+
+// Whether `host` is this machine: a socket directory (a path, or one percent-encoded) or loopback.
+bool is_local_host(std::string_view host) {
+  return host.empty() || host.starts_with('/') || host.starts_with("%2F") ||
+         host.starts_with("%2f") || host == "localhost" || host == "127.0.0.1" || host == "::1" ||
+         host.starts_with("[::1]");
+}
+
 }  // namespace
 
 std::optional<std::string> unusable_reason(const config::Config& config) {
@@ -61,13 +105,33 @@ std::optional<std::string> unusable_reason(const config::Config& config) {
   if (same_directory(paths.processed, paths.failed)) {
     return "processed/ and failed/ (" + paths.processed + ") must be different directories";
   }
-  if (same_directory(paths.inbox, fs::absolute(paths.database).parent_path().string())) {
+  if (auto why = database_problem(paths.database)) {
+    return *why;
+  }
+  if (paths.database.find("://") == std::string::npos &&
+      same_directory(paths.inbox, fs::absolute(paths.database).parent_path().string())) {
     return "the database (" + paths.database + ") must not be inside the inbox";
   }
   if (!config.mail.smtp_url.empty()) {
     if (auto mode = smtp_tls_mode(config.mail.smtp_url, config.mail.allow_plaintext); !mode) {
       return "<mail smtp=...>: " + mode.error();
     }
+  }
+  return std::nullopt;
+}
+
+std::optional<std::string> database_problem(const std::string& database) {
+  const std::string shown = storage::sql::redact_postgresql_url(database);
+  if (database.find("://") == std::string::npos) {
+    return std::nullopt;  // a SQLite file
+  }
+  if (!storage::sql::is_postgresql_url(database)) {
+    return "the database " + shown +
+           " is neither a SQLite file nor a postgresql:// URL (the only kind of server labwatch "
+           "stores into)";
+  }
+  if (const std::string problem = storage::sql::check_postgresql_url(database); !problem.empty()) {
+    return "the database " + shown + ": " + problem;
   }
   return std::nullopt;
 }
@@ -88,6 +152,17 @@ std::vector<std::string> config_warnings(const config::Config& config) {
         out.push_back("practitioner '" + p.id + "' is routed facility '" + facility +
                       "', which no <source> has: no file will be routed to them that way");
       }
+    }
+  }
+  // libpq's default sslmode (prefer) takes a plain connection when the server offers no TLS, and
+  // checks no certificate: patient data would cross the network as readable as the server sent it.
+  if (const std::string& db = config.paths.database; storage::sql::is_postgresql_url(db)) {
+    const std::string host = postgresql_host(db);
+    if (!is_local_host(host) && url_parameter(db, "sslmode") != "verify-full") {
+      out.push_back("the PostgreSQL database is on " + host +
+                    " without sslmode=verify-full: libpq would connect without TLS, or without "
+                    "checking the server's certificate (add sslmode=verify-full&sslrootcert=CA.pem "
+                    "to the URL)");
     }
   }
   const config::Mail& mail = config.mail;

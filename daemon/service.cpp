@@ -43,6 +43,7 @@
 #include "mail/smtp_mailer.hpp"
 #include "os/log.hpp"
 #include "present/text_format.hpp"
+#include "storage/sql_postgres.hpp"
 #include "storage/store.hpp"
 
 namespace labwatch::daemon {
@@ -357,7 +358,8 @@ int Service::run(const config::Config& initial) {
   log::info("started: config " + (config_path_.empty() ? "(built-in defaults)" : config_path_) +
             ", mail " + (config.mail.smtp_url.empty() ? "off" : "on") + ", inbox " +
             config.paths.inbox + ", processed " + config.paths.processed + ", failed " +
-            config.paths.failed + ", database " + config.paths.database + ", " +
+            config.paths.failed + ", database " +
+            storage::sql::redact_postgresql_url(config.paths.database) + ", " +
             plural(config.sources.size(), "source") + ", settle " +
             std::to_string(config.intake.settle.count()) + " ms, rescan " +
             (config.intake.rescan.count() > 0 ? std::to_string(config.intake.rescan.count()) + " s"

@@ -106,6 +106,19 @@ TEST_CASE("parse_config resolves relative paths against the config directory", "
   CHECK(c.paths.database == "/etc/labwatch/db/lw.db");
 }
 
+TEST_CASE("parse_config keeps a database URL as written, not as a path beside the config",
+          "[config]") {
+  const Config c = must_parse(
+      "<labwatch><paths inbox=\"in\" database=\"postgresql://db.example.org:5432/labwatch?"
+      "user=lw&amp;sslmode=verify-full\"/></labwatch>");
+  CHECK(c.paths.database ==
+        "postgresql://db.example.org:5432/labwatch?user=lw&sslmode=verify-full");
+  CHECK(c.paths.inbox == "/etc/labwatch/in");  // paths beside it are resolved still
+  const Config socket = must_parse(
+      "<labwatch><paths database=\"postgresql:///labwatch?host=/run/postgresql\"/></labwatch>");
+  CHECK(socket.paths.database == "postgresql:///labwatch?host=/run/postgresql");
+}
+
 TEST_CASE("parse_config resolves the default paths against the config directory", "[config]") {
   SECTION("a config without <paths>: the fuzz regression input default_paths.xml") {
     std::ifstream in(std::string(LABWATCH_SOURCE_DIR) +
