@@ -277,7 +277,10 @@ constexpr std::array kPostgresqlMigrations{Migration{12, kPostgresqlV12},
                                            Migration{13, kPostgresqlV13}};
 
 int postgresql_version(sql::Database& db) {
-  if (db.query_int64("SELECT to_regclass('labwatch_schema') IS NOT NULL") == 0) {
+  // pg_tables, not to_regclass: a catalog cache may not yet know a table another site created
+  // while this one waited for the writer lock; a query on the catalog reads its committed rows.
+  if (db.query_int64("SELECT count(*) FROM pg_tables WHERE schemaname = current_schema() AND "
+                     "tablename = 'labwatch_schema'") == 0) {
     return 0;
   }
   return static_cast<int>(db.query_int64("SELECT coalesce(max(version), 0) FROM labwatch_schema"));

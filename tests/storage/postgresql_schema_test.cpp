@@ -94,7 +94,7 @@ TEST_CASE("Daemons of several sites opening one new PostgreSQL database migrate 
     site.join();
   }
   for (const std::string& error : errors) {
-    CHECK(error.empty());
+    CHECK(error == "");
   }
   const auto db = open_existing(pg.uri(), Access::read_only);
   CHECK(db->query_int64("SELECT count(*) FROM labwatch_schema") ==
