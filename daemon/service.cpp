@@ -52,6 +52,19 @@ namespace {
 // This daemon's name as a sender of the shared outbox: the host and its inbox. One daemon runs
 // per inbox (it holds the inbox's lock), so what this name left 'sending' at a crash is no
 // other process's to finish.
+// Why a store failure is waited out rather than a failure of the file: another writer held the
+// database, or the PostgreSQL server cannot be reached (restarting, the network down). nullopt for
+// any other failure.
+std::optional<std::string> wait_reason(const std::exception& e) {
+  if (storage::is_busy(e)) {
+    return std::string("the database is held by another writer");
+  }
+  if (storage::is_unreachable(e)) {
+    return std::string("the database cannot be reached");
+  }
+  return std::nullopt;
+}
+
 std::string site_name(const std::string& inbox) {
   char host[256] = {};
   if (::gethostname(host, sizeof host - 1) != 0) {
@@ -265,7 +278,8 @@ class Service {
   void post_work();
   void work();
   void handle(const std::string& name);
-  void pause_for_busy_database(const std::string& name, const std::string& what);
+  void pause_for_busy_database(const std::string& name, const std::string& reason,
+                               const std::string& what);
   // Start-up: builds the runtime, waiting with backoff while another writer holds the database.
   // Returns false when a stop signal came first (or the config is unusable: exit_code_ says).
   bool start_runtime(const config::Config& initial);
@@ -421,15 +435,16 @@ bool Service::start_runtime(const config::Config& initial) {
       exit_code_ = kExitConfig;
       return false;
     } catch (const std::exception& e) {
-      if (!storage::is_busy(e)) {
+      const std::optional<std::string> reason = wait_reason(e);
+      if (!reason) {
         throw;
       }
       rt_.reset();
       wait = wait.count() == 0 ? kBusyRetryFirst : std::min(wait * 2, kBusyRetryMax);
-      log::warning("database busy, waiting: " + initial.paths.database +
-                   " is held by another writer (" + e.what() + "); trying again in " +
-                   std::to_string(wait.count()) + " s");
-      notifier_.status("waiting for the database: held by another writer");
+      log::warning("waiting for the database " +
+                   storage::sql::redact_postgresql_url(initial.paths.database) + ": " + *reason +
+                   " (" + e.what() + "); trying again in " + std::to_string(wait.count()) + " s");
+      notifier_.status("waiting for the database: " + *reason);
       notifier_.extend_timeout(wait + kExtendBy);
     }
     wait_unless_stopped(wait);
@@ -707,8 +722,8 @@ void Service::handle(const std::string& name) {
   try {
     outcome = rt.pipeline->process_file(path, policy, intake);
   } catch (const std::exception& e) {
-    if (storage::is_busy(e)) {
-      pause_for_busy_database(name, e.what());  // attempt_begun_ stays: not counted again
+    if (const std::optional<std::string> reason = wait_reason(e)) {
+      pause_for_busy_database(name, *reason, e.what());  // attempt_begun_ stays: not counted again
       return;
     }
     attempt_begun_.reset();
@@ -825,8 +840,8 @@ bool Service::begin_attempt(const std::string& name, const storage::IntakeKey& k
   try {
     attempts = rt_->store->begin_intake_attempt(key);
   } catch (const std::exception& e) {
-    if (storage::is_busy(e)) {
-      pause_for_busy_database(name, e.what());
+    if (const std::optional<std::string> reason = wait_reason(e)) {
+      pause_for_busy_database(name, *reason, e.what());
       return false;
     }
     log::error(name +
@@ -893,11 +908,11 @@ void Service::forget_failures(const storage::IntakeKey& key) {
 // sqlite3) holds the lock for a while and then lets go. Exiting would only have systemd restart
 // the daemon into the same lock, again and again. Nothing of the file was committed; it goes back
 // to the head of the queue and everything behind it waits with it, in order.
-void Service::pause_for_busy_database(const std::string& name, const std::string& what) {
+void Service::pause_for_busy_database(const std::string& name, const std::string& reason,
+                                      const std::string& what) {
   busy_wait_ = busy_wait_.count() == 0 ? kBusyRetryFirst : std::min(busy_wait_ * 2, kBusyRetryMax);
-  log::warning(name + ": the database is held by another writer (" + what +
-               "); left in the inbox, trying again in " + std::to_string(busy_wait_.count()) +
-               " s");
+  log::warning(name + ": " + reason + " (" + what + "); left in the inbox, trying again in " +
+               std::to_string(busy_wait_.count()) + " s");
   if (queued_.insert(name).second) {
     queue_.push_front(name);
   }

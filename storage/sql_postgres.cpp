@@ -68,7 +68,7 @@ void quiet_notices(void* /*arg*/, const char* /*message*/) {}
 
 class PostgresStatement final : public StatementBackend {
  public:
-  PostgresStatement(PGconn* conn, std::string_view sql) : conn_(conn) {
+  PostgresStatement(PostgresDatabase& db, std::string_view sql) : db_(db), conn_(db.native()) {
     int parameters = 0;
     sql_ = to_postgresql_placeholders(sql, &parameters);
     values_.resize(static_cast<std::size_t>(parameters));
@@ -171,6 +171,7 @@ class PostgresStatement final : public StatementBackend {
   void set(int index, std::string value) { slot(index) = std::move(value); }
 
   void run() {
+    db_.ensure_connected();
     for (std::size_t i = 0; i < values_.size(); ++i) {
       pointers_[i] = values_[i] ? values_[i]->c_str() : nullptr;
     }
@@ -187,7 +188,8 @@ class PostgresStatement final : public StatementBackend {
     }
   }
 
-  PGconn* conn_;
+  PostgresDatabase& db_;
+  PGconn* conn_;  // the same object across a reconnection (PQreset)
   std::string sql_;
   std::vector<std::optional<std::string>> values_;
   std::vector<const char*> pointers_;
@@ -213,9 +215,29 @@ PostgresDatabase::PostgresDatabase(const std::string& url) {
                 Failure::connection);
   }
   PQsetNoticeProcessor(conn_, quiet_notices, nullptr);
+  set_up_session();
+}
+
+void PostgresDatabase::set_up_session() {
   // Text the labs send is stored byte for byte as UTF-8, times as Unix seconds: nothing depends
   // on the server's zone or locale.
-  exec("SET client_encoding = 'UTF8'; SET TIME ZONE 'UTC'");
+  const Result result(PQexec(conn_, "SET client_encoding = 'UTF8'; SET TIME ZONE 'UTC'"));
+  check(conn_, result);
+}
+
+void PostgresDatabase::ensure_connected() {
+  if (PQstatus(conn_) == CONNECTION_OK) {
+    return;
+  }
+  if (in_transaction_) {
+    throw Error("PostgreSQL: the connection was lost during a transaction", Failure::connection);
+  }
+  PQreset(conn_);
+  if (PQstatus(conn_) != CONNECTION_OK) {
+    throw Error("PostgreSQL: cannot reconnect: " + trimmed(PQerrorMessage(conn_)),
+                Failure::connection);
+  }
+  set_up_session();
 }
 
 PostgresDatabase::~PostgresDatabase() {
@@ -225,27 +247,38 @@ PostgresDatabase::~PostgresDatabase() {
 }
 
 std::unique_ptr<StatementBackend> PostgresDatabase::prepare(std::string_view sql) {
-  return std::make_unique<PostgresStatement>(conn_, sql);
+  return std::make_unique<PostgresStatement>(*this, sql);
 }
 
 void PostgresDatabase::exec(std::string_view sql) {
+  ensure_connected();
   const Result result(PQexec(conn_, std::string(sql).c_str()));
   check(conn_, result);
 }
 
 void PostgresDatabase::begin(Lock lock) {
-  if (lock == Lock::rows) {
-    exec("BEGIN");
-    return;
+  ensure_connected();
+  // Every write transaction of labwatch but a mail claim takes the same advisory lock first, so
+  // the writers of all sites take turns as SQLite's do: matching a patient, placing a version and
+  // judging a trend each see every site's committed work, and no two sites create one patient
+  // twice. The lock ends with the transaction (a killed daemon's with its connection).
+  const std::string sql = lock == Lock::rows ? std::string("BEGIN")
+                                             : "BEGIN; SELECT pg_advisory_xact_lock(" +
+                                                   std::to_string(kWriterLockKey) + ")";
+  try {
+    exec(sql);
+  } catch (...) {
+    rollback();  // a BEGIN whose lock failed leaves no transaction open behind it
+    throw;
   }
-  // Every write transaction of labwatch takes the same advisory lock first, so the writers of all
-  // sites take turns as SQLite's do: matching a patient, placing a version and judging a trend
-  // each see every site's committed work, and no two sites create one patient twice. The lock ends
-  // with the transaction (a killed daemon's with its connection).
-  exec("BEGIN; SELECT pg_advisory_xact_lock(" + std::to_string(kWriterLockKey) + ")");
+  in_transaction_ = true;
 }
 
 void PostgresDatabase::commit() {
+  // Whatever COMMIT answers, the transaction is over; a connection lost during it leaves unknown
+  // whether it was committed: the caller does the work again, and a file's digest makes a second
+  // commit of it report already_known instead of storing it twice.
+  in_transaction_ = false;
   const Result result(PQexec(conn_, "COMMIT"));
   check(conn_, result);
   // COMMIT of a transaction a failed statement aborted answers ROLLBACK, not an error.
@@ -256,6 +289,7 @@ void PostgresDatabase::commit() {
 }
 
 void PostgresDatabase::rollback() noexcept {
+  in_transaction_ = false;
   if (PQtransactionStatus(conn_) != PQTRANS_IDLE) {
     PQclear(PQexec(conn_, "ROLLBACK"));
   }

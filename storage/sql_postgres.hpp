@@ -36,8 +36,17 @@ class PostgresDatabase final : public Database {
 
   pg_conn* native() noexcept { return conn_; }
 
+  // Before a statement runs: a connection lost outside a transaction (the server restarted, the
+  // network dropped) is opened again, so the daemon goes on once the server is back. One lost
+  // inside a transaction is not: that transaction's work is gone, and the caller, told by an
+  // Error of Failure::connection, does it again from its start (the file stays in the inbox).
+  void ensure_connected();
+
  private:
+  void set_up_session();
+
   pg_conn* conn_ = nullptr;
+  bool in_transaction_ = false;
 };
 
 // Refuses a PostgreSQL URL that carries a password (in its user part or as password=): the

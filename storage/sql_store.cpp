@@ -513,6 +513,11 @@ std::unique_ptr<Store> open_store(const std::string& database, const StoreOption
   return std::make_unique<SqlStore>(connect(database, options), options.site);
 }
 
+bool is_unreachable(const std::exception& e) noexcept {
+  const auto* error = dynamic_cast<const sql::Error*>(&e);
+  return error != nullptr && error->failure() == sql::Failure::connection;
+}
+
 bool is_busy(const std::exception& e) noexcept {
   if (const auto* error = dynamic_cast<const sql::Error*>(&e)) {
     return error->failure() == sql::Failure::busy;

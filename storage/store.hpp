@@ -401,4 +401,9 @@ std::unique_ptr<Store> open_store(const std::string& database, const StoreOption
 // retried later, the database is not broken.
 bool is_busy(const std::exception& e) noexcept;
 
+// True when `e`, thrown by a store on PostgreSQL, says the server cannot be reached or went away
+// (restarted, the network dropped): the work is to be retried later, as for is_busy. The store
+// connects again by itself at its next transaction.
+bool is_unreachable(const std::exception& e) noexcept;
+
 }  // namespace labwatch::storage

@@ -84,7 +84,7 @@ TEST_CASE(
     daemon = layout.start({notify.env()});
     // Past the 5 s busy timeout: it says so and waits, not ready, not gone.
     REQUIRE(wait_until(
-        [&] { return layout.daemon_log().find("database busy, waiting") != std::string::npos; },
+        [&] { return layout.daemon_log().find("waiting for the database ") != std::string::npos; },
         12s, 50ms));
     INFO(layout.daemon_log());
     CHECK(daemon->running());
@@ -121,7 +121,7 @@ TEST_CASE(
   const WriteLock lock(path);
   auto daemon = layout.start();
   REQUIRE(wait_until(
-      [&] { return layout.daemon_log().find("database busy, waiting") != std::string::npos; }, 12s,
+      [&] { return layout.daemon_log().find("waiting for the database ") != std::string::npos; }, 12s,
       50ms));
   INFO(layout.daemon_log());
   CHECK(daemon->running());

@@ -130,3 +130,76 @@ TEST_CASE("to_postgresql_placeholders numbers ? and ?N and leaves literals and c
   CHECK(sql::to_postgresql_placeholders("SELECT 'it''s ?'", &parameters) == "SELECT 'it''s ?'");
   CHECK(parameters == 0);
 }
+
+namespace {
+
+// Ends every other connection to `uri`'s database, as a restart of the server or a dropped
+// network does to the store's connection.
+void drop_other_connections(const std::string& uri) {
+  const auto admin = labwatch::testing::pg_connect(uri);
+  labwatch::testing::pg_exec(admin.get(),
+                             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                             "WHERE datname = current_database() AND pid <> pg_backend_pid()");
+}
+
+}  // namespace
+
+TEST_CASE(
+    "A PostgreSQL store whose connection dropped reconnects, and a file cut off in its "
+    "transaction is stored once when done again",
+    "[storage][pg]") {
+  using labwatch::storage::is_busy;
+  using labwatch::storage::is_unreachable;
+  using labwatch::storage::testing::ingest;
+  using labwatch::storage::testing::person;
+  using labwatch::storage::testing::report;
+  using labwatch::storage::testing::result;
+  PgDatabase pg;
+  auto store = open_store(pg.uri());
+  const auto patient = person("SGH", "100", "Novak", "Hana", "1970-03-12", 'F');
+  ingest(*store, "one.hl7",
+         {report("SGH", "M1", 1, patient, {result("ferritin", 40, "ng/mL", "O1")})});
+
+  // Between transactions: the first statement meets the dropped connection and says so; the
+  // next transaction connects again.
+  drop_other_connections(pg.uri());
+  const auto two = [&] {
+    return ingest(*store, "two.hl7",
+                  {report("SGH", "M2", 2, patient, {result("zinc", 40, "ug/dL", "O2")})});
+  };
+  try {
+    two();
+  } catch (const std::exception& e) {
+    CHECK(is_unreachable(e));
+    CHECK_FALSE(is_busy(e));
+    CHECK(two().results_stored == 1);
+  }
+  CHECK(store->current_results().size() == 2);
+
+  // Inside a file's transaction: its work is gone with the connection, nothing of it is kept, and
+  // the file done again is stored once.
+  const auto three = [&](bool cut) {
+    auto tx = store->begin_file(labwatch::storage::testing::file_named("three.hl7"),
+                                labwatch::storage::testing::default_targets());
+    tx->add_report(report("SGH", "M3", 3, patient, {result("folate", 5, "ng/mL", "O3")}));
+    if (cut) {
+      drop_other_connections(pg.uri());
+    }
+    tx->add_report(report("SGH", "M4", 4, patient, {result("homocysteine", 12, "umol/L", "O4")}));
+    return tx->commit();
+  };
+  bool unreachable = false;
+  try {
+    three(true);
+  } catch (const std::exception& e) {
+    unreachable = is_unreachable(e);
+  }
+  CHECK(unreachable);
+  CHECK(open_existing(pg.uri(), Access::read_only)
+            ->query_int64("SELECT count(*) FROM files WHERE name = 'three.hl7'") == 0);
+  CHECK(three(false).results_stored == 2);
+  CHECK(store->current_results().size() == 4);
+  // Done once more (a commit whose answer was lost): known, nothing stored twice.
+  CHECK(three(false).already_known);
+  CHECK(store->current_results().size() == 4);
+}
