@@ -121,8 +121,8 @@ TEST_CASE(
   const WriteLock lock(path);
   auto daemon = layout.start();
   REQUIRE(wait_until(
-      [&] { return layout.daemon_log().find("waiting for the database ") != std::string::npos; }, 12s,
-      50ms));
+      [&] { return layout.daemon_log().find("waiting for the database ") != std::string::npos; },
+      12s, 50ms));
   INFO(layout.daemon_log());
   CHECK(daemon->running());
   CHECK(layout.daemon_log().find("started:") == std::string::npos);
