@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "storage/connect.hpp"
+#include "storage/identity_store.hpp"
 #include "storage/sql.hpp"
 #include "storage/sql_postgres.hpp"
 #include "storage/store.hpp"
@@ -202,4 +203,94 @@ TEST_CASE(
   // Done once more (a commit whose answer was lost): known, nothing stored twice.
   CHECK(three(false).already_known);
   CHECK(store->current_results().size() == 4);
+}
+
+TEST_CASE(
+    "A site's role with the README's grants ingests, mails, silences and reviews, and cannot "
+    "change the schema",
+    "[storage][pg]") {
+  using labwatch::storage::testing::default_targets;
+  using labwatch::storage::testing::from_now;
+  using labwatch::storage::testing::ingest;
+  using labwatch::storage::testing::person;
+  using labwatch::storage::testing::report;
+  using labwatch::storage::testing::result;
+  const auto as_role = [](const std::string& uri, const std::string& role) {
+    const std::size_t user = uri.find("user=");
+    REQUIRE(user != std::string::npos);
+    return uri.substr(0, user) + "user=" + role;
+  };
+  std::string owner;
+  std::string site;
+  std::string cluster;
+  {
+    PgDatabase pg;
+    cluster = pg.cluster_uri("postgres");
+    owner = pg.name() + "_owner";
+    site = pg.name() + "_north";
+    {
+      const auto admin = labwatch::testing::pg_connect(pg.uri());
+      labwatch::testing::pg_exec(admin.get(), "CREATE ROLE " + owner + " LOGIN");
+      labwatch::testing::pg_exec(admin.get(), "ALTER DATABASE " + pg.name() + " OWNER TO " + owner);
+      labwatch::testing::pg_exec(admin.get(), "CREATE ROLE " + site + " LOGIN");
+      labwatch::testing::pg_exec(admin.get(), "REVOKE CREATE ON SCHEMA public FROM PUBLIC");
+    }
+    // The owner migrates the schema once; then the grants of README's "Several sites on one
+    // PostgreSQL database", as the owner.
+    open_store(as_role(pg.uri(), owner));
+    {
+      const auto db = open_existing(as_role(pg.uri(), owner), Access::read_write);
+      db->exec("GRANT CONNECT ON DATABASE " + pg.name() + " TO " + site);
+      db->exec("GRANT USAGE ON SCHEMA public TO " + site);
+      db->exec("GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO " + site);
+      db->exec("GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO " + site);
+    }
+
+    labwatch::storage::StoreOptions options;
+    options.site = "north:/srv/inbox";
+    auto store = open_store(as_role(pg.uri(), site), options);
+    const auto patient = person("SGH", "100", "Novak", "Hana", "1970-03-12", 'F');
+    const auto other = person("LCA", "7", "Svoboda", "Jana", "1981-06-02", 'F');
+    labwatch::storage::AlertPolicy targets = default_targets();
+    labwatch::storage::Recipient recipient;
+    recipient.email = "dr.b@clinic.example";
+    targets.routing.by_facility["SGH"].push_back(recipient);
+    CHECK(ingest(*store, "one.hl7",
+                 {report("SGH", "M1", 1, patient, {result("ferritin", 40, "ng/mL", "O1")}),
+                  report("LCA", "M2", 2, other, {result("zinc", 40, "ug/dL", "O2")})},
+                 targets)
+              .results_stored == 2);
+    const auto claimed = store->claim_due_mail(from_now(86400), 10);
+    REQUIRE_FALSE(claimed.empty());
+    store->mark_mail_sent(claimed.front().id, from_now(0));
+    CHECK(store->reset_interrupted_mail() >= 0);
+    labwatch::storage::NewSilence silence;
+    silence.person_id = store->current_results().front().person_id;
+    silence.analyte = "ferritin";
+    silence.until = from_now(86400);
+    silence.reason = "test";
+    silence.now = from_now(0);
+    CHECK(store->add_silence(silence) > 0);
+    CHECK(store->expire_silence(1, from_now(0)));
+    const auto review = labwatch::storage::open_identity_store(as_role(pg.uri(), site), {});
+    const auto persons = store->persons();
+    REQUIRE(persons.size() == 2);
+    labwatch::storage::ReviewAction action;
+    action.now = from_now(0);
+    action.reason = "test of the grants";
+    CHECK(review->merge(persons[0].person_id, persons[1].person_id, action, default_targets())
+              .moved_results == 1);
+    CHECK(store->persons().size() == 1);
+
+    // What the role cannot do: change the schema.
+    const auto db = open_existing(as_role(pg.uri(), site), Access::read_write);
+    CHECK_THROWS_WITH(db->exec("CREATE TABLE extra (a int)"), Catch::Contains("permission denied"));
+    CHECK_THROWS_WITH(db->exec("DROP TABLE results"), Catch::Contains("must be owner"));
+    CHECK_THROWS_WITH(db->exec("ALTER TABLE results ADD COLUMN extra int"),
+                      Catch::Contains("must be owner"));
+  }
+  // Roles belong to the cluster, not to the database dropped above.
+  const auto admin = labwatch::testing::pg_connect(cluster);
+  labwatch::testing::pg_exec(admin.get(), "DROP ROLE " + site);
+  labwatch::testing::pg_exec(admin.get(), "DROP ROLE " + owner);
 }
