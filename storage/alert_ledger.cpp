@@ -42,6 +42,18 @@ constexpr std::size_t kMaxTrendAlertsKept = std::size_t{1} << 16;
 constexpr std::size_t kTrendAlertBits = std::size_t{1} << 20;
 
 // A trend alert's evidence as stored: "collected_at=value;..." (values exactly, %.17g).
+// Binds the six columns an alert keeps of its judgement, from parameter `first` on: state, value,
+// target_low, target_high, ref_low, ref_high (a new alert and a reopened one write the same).
+void bind_judgement(sql::Statement& statement, int first, AlertStatus state,
+                    const clinical::Decision& decision) {
+  statement.bind(first, std::string(clinical::to_string(state)));
+  statement.bind(first + 1, decision.value);
+  bind_optional(statement, first + 2, decision.target_low);
+  bind_optional(statement, first + 3, decision.target_high);
+  bind_optional(statement, first + 4, decision.ref_low);
+  bind_optional(statement, first + 5, decision.ref_high);
+}
+
 std::string evidence_text(const std::vector<clinical::TrendPoint>& evidence) {
   std::string out;
   for (const clinical::TrendPoint& point : evidence) {
@@ -449,12 +461,7 @@ std::int64_t AlertLedger::insert_alert(std::int64_t result_id, const clinical::D
   sql::Statement& insert = fresh(statements_.insert_alert);
   insert.bind(1, result_id);
   insert.bind_no_copy(2, decision.rule);
-  insert.bind(3, std::string(clinical::to_string(state)));
-  insert.bind(4, decision.value);
-  bind_optional(insert, 5, decision.target_low);
-  bind_optional(insert, 6, decision.target_high);
-  bind_optional(insert, 7, decision.ref_low);
-  bind_optional(insert, 8, decision.ref_high);
+  bind_judgement(insert, 3, state, decision);
   insert.bind(9, now_);
   insert.bind(10, now_);
   insert.bind(11, evidence_text(decision.evidence));
@@ -811,12 +818,7 @@ void AlertLedger::rejudge_trend(std::int64_t result_id, const clinical::TrendJud
 void AlertLedger::reopen_alert(const ActiveAlert& alert, const clinical::Decision& decision,
                                AlertStatus state) {
   sql::Statement& reopen = fresh(statements_.reopen_alert);
-  reopen.bind(1, std::string(clinical::to_string(state)));
-  reopen.bind(2, decision.value);
-  bind_optional(reopen, 3, decision.target_low);
-  bind_optional(reopen, 4, decision.target_high);
-  bind_optional(reopen, 5, decision.ref_low);
-  bind_optional(reopen, 6, decision.ref_high);
+  bind_judgement(reopen, 1, state, decision);
   reopen.bind(7, now_);
   reopen.bind(8, evidence_text(decision.evidence));
   reopen.bind(9, alert.alert_id);
