@@ -7,6 +7,24 @@
 
 namespace labwatch::clinical {
 
+std::optional<AlertState> silenced_alert_state(std::span<const SilencedAlert> alerts) {
+  std::optional<AlertState> set_for;
+  for (const SilencedAlert& alert : alerts) {
+    if (alert.collected_at != alerts.front().collected_at) {
+      break;  // only the latest draw's alerts
+    }
+    if (set_for && alert.rule.is_trend()) {
+      continue;  // a trend alert is taken only when the draw has no other
+    }
+    set_for =
+        alert_state_of(alert.rule, alert.value, alert.target_low, alert.target_high, alert.flags);
+    if (!alert.rule.is_trend()) {
+      break;
+    }
+  }
+  return set_for;
+}
+
 AlertState alert_state_of(const RuleRef& rule, double value, std::optional<double> target_low,
                           std::optional<double> target_high, std::string_view flags) {
   AlertState state;

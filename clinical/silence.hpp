@@ -41,6 +41,22 @@ struct AlertState {
 AlertState alert_state_of(const RuleRef& rule, double value, std::optional<double> target_low,
                           std::optional<double> target_high, std::string_view flags = {});
 
+// An active alert on a current result of the analyte a practitioner silences.
+struct SilencedAlert {
+  RuleRef rule;
+  double value = 0;
+  std::optional<double> target_low;
+  std::optional<double> target_high;
+  std::string flags;  // the result's abnormal flags (a lab_flag alert's direction)
+  UnixSeconds collected_at = 0;
+};
+
+// The state of the alert a new silence is set against: the alert the practitioner is looking
+// at, on the latest draw of the analyte. Of that draw's alerts (`alerts`, newest draw first, in
+// the order the ledger raised them within a draw) the first that is not a trend alert; a trend
+// alert only when the draw has no other. nullopt when no alert is active.
+std::optional<AlertState> silenced_alert_state(std::span<const SilencedAlert> alerts);
+
 // A silence in force for one person and analyte: until when, and the state of the alert it was
 // set against (nullopt: no alert was active when it was set).
 struct Silence {

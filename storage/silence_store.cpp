@@ -1,10 +1,11 @@
 // SPDX-License-Identifier: Apache-2.0
-// Silences in SQLite: recording one with the state of the alert it is set against, listing,
+// Silences: recording one with the state of the alert it is set against, listing,
 // expiring.
 #include "storage/silence_store.hpp"
 
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "clinical/rule_ref.hpp"
 #include "clinical/silence.hpp"
@@ -25,25 +26,21 @@ std::int64_t add_silence(sql::Database& db, const NewSilence& silence) {
           active_alert_condition("a.state") + " ORDER BY r.collected_at DESC, a.alert_id DESC");
   latest.bind(1, silence.person_id);
   latest.bind(2, silence.analyte);
-  std::optional<clinical::AlertState> set_for;
-  std::optional<clinical::UnixSeconds> latest_draw;
+  std::vector<clinical::SilencedAlert> alerts;
   while (latest.step()) {
     const clinical::UnixSeconds collected_at = latest.column(5).as_int64();
-    if (latest_draw && collected_at != *latest_draw) {
-      break;  // only the latest draw's alerts
+    if (!alerts.empty() && collected_at != alerts.front().collected_at) {
+      break;  // only the latest draw's alerts are candidates
     }
-    latest_draw = collected_at;
-    const clinical::RuleRef rule = clinical::rule_ref(latest.column(0).as_string());
-    if (set_for && rule.is_trend()) {
-      continue;  // a trend alert is taken only when the draw has no other
-    }
-    set_for = clinical::alert_state_of(
-        rule, latest.column(1).as_double(), read_optional(latest.column(2)),
-        read_optional(latest.column(3)), latest.column(4).as_string());
-    if (!rule.is_trend()) {
-      break;
-    }
+    clinical::SilencedAlert& alert = alerts.emplace_back();
+    alert.rule = clinical::rule_ref(latest.column(0).as_string());
+    alert.value = latest.column(1).as_double();
+    alert.target_low = read_optional(latest.column(2));
+    alert.target_high = read_optional(latest.column(3));
+    alert.flags = latest.column(4).as_string();
+    alert.collected_at = collected_at;
   }
+  const std::optional<clinical::AlertState> set_for = clinical::silenced_alert_state(alerts);
   std::string side;
   std::string tier;
   if (set_for) {

@@ -2,8 +2,11 @@
 #include "clinical/silence.hpp"
 
 #include <catch2/catch.hpp>
+#include <cstdint>
 #include <optional>
+#include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "clinical/mail_policy.hpp"
@@ -121,4 +124,41 @@ TEST_CASE("alert sides and tiers read back what they write", "[clinical][silence
   }
   CHECK_FALSE(labwatch::clinical::read_alert_side("low"));
   CHECK_FALSE(labwatch::clinical::read_alert_tier(""));
+}
+
+TEST_CASE("silenced_alert_state takes the latest draw's alert, a trend alert only when it is alone",
+          "[clinical][silence]") {
+  using labwatch::clinical::rule_ref;
+  using labwatch::clinical::silenced_alert_state;
+  using labwatch::clinical::SilencedAlert;
+  const auto alert = [](std::string_view rule, double value, std::optional<double> low,
+                        std::optional<double> high, std::int64_t collected_at,
+                        std::string flags = {}) {
+    SilencedAlert a;
+    a.rule = rule_ref(rule);
+    a.value = value;
+    a.target_low = low;
+    a.target_high = high;
+    a.flags = std::move(flags);
+    a.collected_at = collected_at;
+    return a;
+  };
+  const AlertState below_hard{AlertSide::below, AlertTier::hard};
+  const AlertState below_trend{AlertSide::below, AlertTier::trend};
+  const AlertState above_lab{AlertSide::above, AlertTier::lab};
+
+  CHECK_FALSE(silenced_alert_state({}).has_value());
+  // The first alert of the latest draw that is not a trend alert, whatever follows.
+  const std::vector<SilencedAlert> target_first = {alert("ge:50", 40, 50, std::nullopt, 200),
+                                                   alert("trend:falling:30:365", 40, 50, {}, 200),
+                                                   alert("lab_flag", 40, {}, {}, 200, "H")};
+  CHECK(silenced_alert_state(target_first) == below_hard);
+  // A trend alert raised first gives way to the draw's other alert.
+  const std::vector<SilencedAlert> trend_first = {alert("trend:falling:30:365", 40, 50, {}, 200),
+                                                  alert("lab_flag", 40, {}, {}, 200, "H")};
+  CHECK(silenced_alert_state(trend_first) == above_lab);
+  // A trend alert alone on the latest draw is the one; an earlier draw's alerts are not looked at.
+  const std::vector<SilencedAlert> trend_alone = {alert("trend:falling:30:365", 40, 50, {}, 200),
+                                                  alert("ge:50", 30, 50, std::nullopt, 100)};
+  CHECK(silenced_alert_state(trend_alone) == below_trend);
 }
