@@ -487,7 +487,7 @@ TEST_CASE(
   const PgConnection db = pg_connect(pg.uri());
 
   // A file whose one transaction lasts long enough to be caught open.
-  const FeedFile bulk = make_bulk_file(100, 20000);
+  const FeedFile bulk = make_bulk_file(100, 10000);
   victim.layout().drop(bulk.name, bulk.bytes);
   const bool caught = wait_until([&] { return writer_lock_held(db.get()); }, 30s, 1ms);
   victim.daemon().signal(SIGKILL);
@@ -550,22 +550,21 @@ TEST_CASE(
         static_cast<std::int64_t>(distinct_bytes.size()));
 }
 
-// Hidden ([.pg-reconnect]) until the daemon treats a lost connection like a busy database
-// (reconnect with backoff, the file kept in the inbox); then it takes the [pg] tag.
-TEST_CASE("PostgreSQL killed with SIGKILL during a commit loses nothing and doubles nothing",
-          "[reliability][multisite][.pg-reconnect]") {
-  if (!PgDatabase::available()) {
-    WARN("no throwaway PostgreSQL cluster (LABWATCH_TEST_PG_STATE): skipped");
-    return;
-  }
+namespace {
+
+// The server of a private cluster SIGKILLed while the daemon's transaction for a large file is
+// open, with small files waiting behind it; then started again (crash recovery). With
+// `daemon_waits`, the daemon must ride it out (it keeps the file and retries, like a busy
+// database); without, it may also stop on the lost connection, and is started again as systemd
+// restarts it (Restart=on-failure). Either way every file ends up stored exactly once.
+void kill_postgres_during_commit(bool daemon_waits) {
   const PrivateCluster cluster;
   const PgDatabase pg(cluster.state());
   Site site(pg.uri(), "");
   site.start();
   const PgConnection watcher = pg_connect(pg.uri());
 
-  // A large file and a stream of small ones behind it.
-  const FeedFile bulk = make_bulk_file(100, 20000);
+  const FeedFile bulk = make_bulk_file(100, 10000);
   std::vector<FeedFile> feed = make_feed(20);
   site.layout().drop(bulk.name, bulk.bytes);
   for (const FeedFile& f : feed) {
@@ -576,12 +575,21 @@ TEST_CASE("PostgreSQL killed with SIGKILL during a commit loses nothing and doub
   REQUIRE(caught);
   CHECK(cluster.kill_server() >= 2);  // the postmaster and its children
 
-  // Without its database the daemon waits: it neither exits nor gives up a file.
+  // Without its database the daemon gives up no file: the one it was ingesting stays in the inbox.
   std::this_thread::sleep_for(3s);
   INFO(site.layout().daemon_log());
-  CHECK(site.daemon().running());
   CHECK(fs::exists(site.layout().inbox() / bulk.name));
+  CHECK_FALSE(fs::exists(site.layout().failed() / bulk.name));
+  if (daemon_waits) {
+    CHECK(site.daemon().running());
+  }
   cluster.start_again();
+  const PgConnection after = pg_connect(pg.uri());  // the same database, recovered
+  CHECK(pg_value(after.get(), "SELECT count(*) FROM labwatch_schema") != "0");
+  if (!daemon_waits && !site.daemon().running()) {
+    CHECK(site.daemon().wait_exit(0ms) == 1);  // a database failure, not a crash
+    site.start();
+  }
 
   const bool drained = wait_until(
       [&] {
@@ -605,4 +613,29 @@ TEST_CASE("PostgreSQL killed with SIGKILL during a commit loses nothing and doub
   CHECK(missing_from(stored, expected) == Strings{});  // stored twice
   const PgConnection db = pg_connect(pg.uri());
   CHECK(pg_count(db.get(), "SELECT count(*) FROM files WHERE outcome = 'open'") == 0);
+}
+
+}  // namespace
+
+TEST_CASE(
+    "PostgreSQL killed with SIGKILL during a commit loses nothing and doubles nothing once its "
+    "daemon runs again",
+    "[reliability][multisite][pg]") {
+  if (!PgDatabase::available()) {
+    WARN("no throwaway PostgreSQL cluster (LABWATCH_TEST_PG_STATE): skipped");
+    return;
+  }
+  kill_postgres_during_commit(false);
+}
+
+// Hidden ([.pg-reconnect]) until the daemon treats a lost connection like a busy database
+// (reconnect with backoff, the file kept in the inbox): today it stops. Then it takes the [pg]
+// tag.
+TEST_CASE("PostgreSQL killed with SIGKILL during a commit loses nothing and doubles nothing",
+          "[reliability][multisite][.pg-reconnect]") {
+  if (!PgDatabase::available()) {
+    WARN("no throwaway PostgreSQL cluster (LABWATCH_TEST_PG_STATE): skipped");
+    return;
+  }
+  kill_postgres_during_commit(true);
 }
