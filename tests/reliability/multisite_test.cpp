@@ -9,6 +9,7 @@
 #include <charconv>
 #include <chrono>
 #include <csignal>
+#include <cstdio>
 #include <map>
 #include <memory>
 #include <optional>
@@ -272,7 +273,18 @@ class PrivateCluster {
     INFO(r.out << r.err);
     REQUIRE(r.exit_code == 0);
   }
-  ~PrivateCluster() { run_program({kPgCluster.string(), "stop", state_.string()}, 120s); }
+  // A failed stop leaves a server in /tmp that nothing else would end: said on stderr, since a
+  // destructor may not throw.
+  ~PrivateCluster() {
+    try {
+      const CommandResult r = run_program({kPgCluster.string(), "stop", state_.string()}, 120s);
+      if (r.exit_code != 0) {
+        std::fprintf(stderr, "pg-cluster stop %s failed: %s\n", state_.c_str(), r.err.c_str());
+      }
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "pg-cluster stop %s failed: %s\n", state_.c_str(), e.what());
+    }
+  }
   PrivateCluster(const PrivateCluster&) = delete;
   PrivateCluster& operator=(const PrivateCluster&) = delete;
   PrivateCluster(PrivateCluster&&) = delete;
