@@ -432,7 +432,16 @@ TEST_CASE(
     CHECK(fs::exists(layout.failed() / names[i]) ==
           fs::exists(layout.failed() / (names[i] + ".reason.txt")));
   }
-  CHECK(pg_count(db.get(), "SELECT count(*) FROM files WHERE outcome = 'open'") == 0);
+  // And each file's outcome (accepted, partial, refused) is the one a lone ingest records.
+  const std::string outcomes = "SELECT name || ',' || outcome FROM files ORDER BY name";
+  const std::vector<std::string> sqlite_outcomes = Database(sqlite).column(outcomes);
+  std::vector<std::string> pg_outcomes;
+  const auto pg_files = labwatch::testing::pg_exec(db.get(), outcomes);
+  for (int row = 0; row < PQntuples(pg_files.get()); ++row) {
+    pg_outcomes.emplace_back(PQgetvalue(pg_files.get(), row, 0));
+  }
+  CHECK(sqlite_outcomes.size() > 30);
+  CHECK(pg_outcomes == sqlite_outcomes);
 
   // (b) Every mail once: one per outbox item, under its own Message-ID.
   const std::vector<ReceivedMail> mails = smtp.received();
