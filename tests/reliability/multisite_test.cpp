@@ -574,11 +574,10 @@ TEST_CASE(
 namespace {
 
 // The server of a private cluster SIGKILLed while the daemon's transaction for a large file is
-// open, with small files waiting behind it; then started again (crash recovery). With
-// `daemon_waits`, the daemon must ride it out (it keeps the file and retries, like a busy
-// database); without, it may also stop on the lost connection, and is started again as systemd
-// restarts it (Restart=on-failure). Either way every file ends up stored exactly once.
-void kill_postgres_during_commit(bool daemon_waits) {
+// open, with small files waiting behind it; then started again (crash recovery). The daemon
+// rides it out (it keeps the file and retries, as for a busy database), and every file ends up
+// stored exactly once.
+void kill_postgres_during_commit() {
   const PrivateCluster cluster;
   const PgDatabase pg(cluster.state());
   Site site(pg.uri(), "");
@@ -601,16 +600,10 @@ void kill_postgres_during_commit(bool daemon_waits) {
   INFO(site.layout().daemon_log());
   CHECK(fs::exists(site.layout().inbox() / bulk.name));
   CHECK_FALSE(fs::exists(site.layout().failed() / bulk.name));
-  if (daemon_waits) {
-    CHECK(site.daemon().running());
-  }
+  CHECK(site.daemon().running());
   cluster.start_again();
   const PgConnection after = pg_connect(pg.uri());  // the same database, recovered
   CHECK(pg_value(after.get(), "SELECT count(*) FROM labwatch_schema") != "0");
-  if (!daemon_waits && !site.daemon().running()) {
-    CHECK(site.daemon().wait_exit(0ms) == 1);  // a database failure, not a crash
-    site.start();
-  }
 
   const bool drained = wait_until(
       [&] {
@@ -638,25 +631,13 @@ void kill_postgres_during_commit(bool daemon_waits) {
 
 }  // namespace
 
-TEST_CASE(
-    "PostgreSQL killed with SIGKILL during a commit loses nothing and doubles nothing once its "
-    "daemon runs again",
-    "[reliability][multisite][pg]") {
-  if (!PgDatabase::available()) {
-    WARN("no throwaway PostgreSQL cluster (LABWATCH_TEST_PG_STATE): skipped");
-    return;
-  }
-  kill_postgres_during_commit(false);
-}
-
-// Hidden ([.pg-reconnect]) until the daemon treats a lost connection like a busy database
-// (reconnect with backoff, the file kept in the inbox): today it stops. Then it takes the [pg]
-// tag.
+// The daemon treats a lost connection like a busy database: it keeps the file in the inbox,
+// tries again with backoff and connects again once the server is back; it never stops.
 TEST_CASE("PostgreSQL killed with SIGKILL during a commit loses nothing and doubles nothing",
-          "[reliability][multisite][.pg-reconnect]") {
+          "[reliability][multisite][pg]") {
   if (!PgDatabase::available()) {
     WARN("no throwaway PostgreSQL cluster (LABWATCH_TEST_PG_STATE): skipped");
     return;
   }
-  kill_postgres_during_commit(true);
+  kill_postgres_during_commit();
 }
