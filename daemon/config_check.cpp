@@ -52,47 +52,6 @@ std::optional<long> url_port(const std::string& url) {
   return whole ? std::optional<long>(value) : std::optional<long>(-1);
 }
 
-// The value of the query parameter `name` of a URL, or "" when it has none.
-std::string url_parameter(std::string_view url, std::string_view name) {
-  const std::size_t query = url.find('?');
-  if (query == std::string_view::npos) {
-    return {};
-  }
-  std::size_t at = query + 1;
-  while (at < url.size()) {
-    const std::size_t end = std::min(url.find('&', at), url.size());
-    const std::string_view pair = url.substr(at, end - at);
-    if (pair.size() > name.size() && pair.starts_with(name) && pair[name.size()] == '=') {
-      return std::string(pair.substr(name.size() + 1));
-    }
-    at = end + 1;
-  }
-  return {};
-}
-
-// The host a PostgreSQL URL names (its authority's, else its host= parameter), "" for libpq's
-// default: the local socket.
-std::string postgresql_host(std::string_view url) {
-  const std::size_t start = url.find("://") + 3;
-  std::string_view authority = url.substr(start, url.find_first_of("/?", start) - start);
-  if (const std::size_t at = authority.rfind('@'); at != std::string_view::npos) {
-    authority.remove_prefix(at + 1);
-  }
-  if (authority.starts_with('[')) {  // [::1]:5432: the address keeps its colons
-    authority = authority.substr(0, authority.find(']') + 1);
-  } else {
-    authority = authority.substr(0, authority.find(':'));
-  }
-  return authority.empty() ? url_parameter(url, "host") : std::string(authority);
-}
-
-// Whether `host` is this machine: a socket directory (a path, or one percent-encoded) or loopback.
-bool is_local_host(std::string_view host) {
-  return host.empty() || host.starts_with('/') || host.starts_with("%2F") ||
-         host.starts_with("%2f") || host == "localhost" || host == "127.0.0.1" || host == "::1" ||
-         host.starts_with("[::1]");
-}
-
 }  // namespace
 
 std::optional<std::string> unusable_reason(const config::Config& config) {
@@ -154,15 +113,16 @@ std::vector<std::string> config_warnings(const config::Config& config) {
       }
     }
   }
-  // libpq's default sslmode (prefer) takes a plain connection when the server offers no TLS, and
-  // checks no certificate: patient data would cross the network as readable as the server sent it.
+  // labwatch asks for sslmode=verify-full on another host (sql::with_default_tls); a URL that
+  // names a weaker mode would let patient data cross the network readable or to an impostor.
   if (const std::string& db = config.paths.database; storage::sql::is_postgresql_url(db)) {
-    const std::string host = postgresql_host(db);
-    if (!is_local_host(host) && url_parameter(db, "sslmode") != "verify-full") {
-      out.push_back("the PostgreSQL database is on " + host +
-                    " without sslmode=verify-full: libpq would connect without TLS, or without "
-                    "checking the server's certificate (add sslmode=verify-full&sslrootcert=CA.pem "
-                    "to the URL)");
+    const std::string host = storage::sql::postgresql_host(db);
+    const std::string mode = storage::sql::url_parameter(db, "sslmode");
+    if (!storage::sql::is_local_host(host) && !mode.empty() && mode != "verify-full") {
+      out.push_back("the PostgreSQL database is on " + host + " with sslmode=" + mode +
+                    " instead of verify-full: the connection may go without TLS, or without "
+                    "checking the server's certificate (leave sslmode out, labwatch then asks for "
+                    "verify-full, and give sslrootcert=CA.pem)");
     }
   }
   const config::Mail& mail = config.mail;

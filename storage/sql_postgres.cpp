@@ -203,7 +203,7 @@ PostgresDatabase::PostgresDatabase(const std::string& url) {
   if (const std::string problem = check_postgresql_url(url); !problem.empty()) {
     throw Error(problem, Failure::other);
   }
-  conn_ = PQconnectdb(url.c_str());
+  conn_ = PQconnectdb(with_default_tls(url).c_str());
   if (conn_ == nullptr) {
     throw Error("PostgreSQL: out of memory while connecting", Failure::connection);
   }
@@ -297,6 +297,57 @@ void PostgresDatabase::rollback() noexcept {
 
 std::int64_t PostgresDatabase::last_insert_id() {
   throw std::logic_error("PostgreSQL gives an inserted id through RETURNING (see inserted_id)");
+}
+
+// The value of the query parameter `name` of a URL, or "" when it has none.
+std::string url_parameter(std::string_view url, std::string_view name) {
+  const std::size_t query = url.find('?');
+  if (query == std::string_view::npos) {
+    return {};
+  }
+  std::size_t at = query + 1;
+  while (at < url.size()) {
+    const std::size_t end = std::min(url.find('&', at), url.size());
+    const std::string_view pair = url.substr(at, end - at);
+    if (pair.size() > name.size() && pair.starts_with(name) && pair[name.size()] == '=') {
+      return std::string(pair.substr(name.size() + 1));
+    }
+    at = end + 1;
+  }
+  return {};
+}
+
+// The host a PostgreSQL URL names (its authority's, else its host= parameter), "" for libpq's
+// default: the local socket.
+std::string postgresql_host(std::string_view url) {
+  const std::size_t start = url.find("://") + 3;
+  std::string_view authority = url.substr(start, url.find_first_of("/?", start) - start);
+  if (const std::size_t at = authority.rfind('@'); at != std::string_view::npos) {
+    authority.remove_prefix(at + 1);
+  }
+  if (authority.starts_with('[')) {  // [::1]:5432: the address keeps its colons
+    authority = authority.substr(0, authority.find(']') + 1);
+  } else {
+    authority = authority.substr(0, authority.find(':'));
+  }
+  return authority.empty() ? url_parameter(url, "host") : std::string(authority);
+}
+
+// Whether `host` is this machine: a socket directory (a path, or one percent-encoded) or loopback.
+bool is_local_host(std::string_view host) {
+  return host.empty() || host.starts_with('/') || host.starts_with("%2F") ||
+         host.starts_with("%2f") || host == "localhost" || host == "127.0.0.1" || host == "::1" ||
+         host.starts_with("[::1]");
+}
+
+std::string with_default_tls(std::string_view url) {
+  std::string out(url);
+  if (is_local_host(postgresql_host(url)) || !url_parameter(url, "sslmode").empty()) {
+    return out;
+  }
+  out += url.find('?') == std::string_view::npos ? '?' : '&';
+  out += "sslmode=verify-full";
+  return out;
 }
 
 bool is_postgresql_url(std::string_view url) noexcept {

@@ -55,6 +55,21 @@ class PostgresDatabase final : public Database {
 // fine.
 std::string check_postgresql_url(std::string_view url);
 
+// The value of the query parameter `name` of a URL, or "" when it has none.
+std::string url_parameter(std::string_view url, std::string_view name);
+
+// The host a PostgreSQL URL names (its authority's, else its host= parameter), "" for libpq's
+// default: the local socket.
+std::string postgresql_host(std::string_view url);
+
+// Whether `host` is this machine: a socket directory (a path, or one percent-encoded) or loopback.
+bool is_local_host(std::string_view host);
+
+// The URL labwatch connects with: a server on another host gets sslmode=verify-full unless the
+// URL names a mode itself. libpq's own default (prefer) falls back to a plain connection when the
+// server offers no TLS and checks no certificate; patient data must not cross a network that way.
+std::string with_default_tls(std::string_view url);
+
 // The URL with any password replaced by "***", fit for a log line.
 std::string redact_postgresql_url(std::string_view url);
 

@@ -1,6 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
 // The PostgreSQL schema against the SQLite one, and its migration by several sites at once.
 #include <SQLiteCpp/SQLiteCpp.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <catch2/catch.hpp>
 #include <memory>
@@ -293,4 +297,58 @@ TEST_CASE(
   const auto admin = labwatch::testing::pg_connect(cluster);
   labwatch::testing::pg_exec(admin.get(), "DROP ROLE " + site);
   labwatch::testing::pg_exec(admin.get(), "DROP ROLE " + owner);
+}
+
+TEST_CASE("with_default_tls asks for verify-full on another host unless the URL names a mode",
+          "[storage][postgresql_url]") {
+  using sql::with_default_tls;
+  CHECK(with_default_tls("postgresql://db.example.org/labwatch") ==
+        "postgresql://db.example.org/labwatch?sslmode=verify-full");
+  CHECK(with_default_tls("postgresql://lw@db.example.org:5433/labwatch?sslrootcert=/etc/ca.pem") ==
+        "postgresql://lw@db.example.org:5433/labwatch?sslrootcert=/etc/ca.pem&sslmode=verify-full");
+  CHECK(with_default_tls("postgresql:///labwatch?host=10.0.0.7") ==
+        "postgresql:///labwatch?host=10.0.0.7&sslmode=verify-full");
+  // A mode the URL names is kept (check-config warns of a weaker one); local servers need none.
+  CHECK(with_default_tls("postgresql://db.example.org/labwatch?sslmode=require") ==
+        "postgresql://db.example.org/labwatch?sslmode=require");
+  for (const char* local :
+       {"postgresql:///labwatch", "postgresql:///labwatch?host=/run/postgresql",
+        "postgresql://localhost/labwatch", "postgresql://127.0.0.1:5432/labwatch",
+        "postgresql://[::1]/labwatch", "postgresql://%2Frun%2Fpostgresql/labwatch"}) {
+    CHECK(with_default_tls(local) == local);
+  }
+}
+
+TEST_CASE(
+    "A store on another host refuses a server that offers no TLS instead of going on in "
+    "plain text",
+    "[storage][postgresql_url]") {
+  // A server at 127.0.0.2 (a name is_local_host does not take for this machine) that answers
+  // libpq's SSLRequest with 'N', as a PostgreSQL without TLS does. libpq's own default (prefer)
+  // would then go on in plain text; labwatch's verify-full must refuse.
+  const int listener = ::socket(AF_INET, SOCK_STREAM, 0);
+  REQUIRE(listener >= 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(0x7F000002);
+  REQUIRE(::bind(listener, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0);
+  REQUIRE(::listen(listener, 1) == 0);
+  socklen_t length = sizeof address;
+  REQUIRE(::getsockname(listener, reinterpret_cast<sockaddr*>(&address), &length) == 0);
+  std::thread server([listener] {
+    const int client = ::accept(listener, nullptr, nullptr);
+    if (client >= 0) {
+      char request[8];
+      if (::recv(client, request, sizeof request, MSG_WAITALL) == sizeof request) {
+        static_cast<void>(::send(client, "N", 1, MSG_NOSIGNAL));
+      }
+      ::close(client);
+    }
+  });
+  const std::string url = "postgresql://127.0.0.2:" + std::to_string(ntohs(address.sin_port)) +
+                          "/labwatch?connect_timeout=5";
+  CHECK_THROWS_WITH(sql::PostgresDatabase(url),
+                    Catch::Contains("SSL") && Catch::Contains("cannot connect to"));
+  server.join();
+  ::close(listener);
 }
