@@ -1274,7 +1274,7 @@ int cmd_init(const Args& args) {
     if (auto why = database_problem(*db)) {
       throw UsageError{"--db: " + *why};
     }
-    database = db->find("://") != std::string::npos ? *db : std::filesystem::absolute(*db).string();
+    database = config::names_a_url(*db) ? *db : std::filesystem::absolute(*db).string();
   }
   std::string xml =
       "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"

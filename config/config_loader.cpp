@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cctype>
 #include <cerrno>
 #include <charconv>
 #include <cstdint>
@@ -123,9 +124,7 @@ class Loader {
     // A URL names a server's database (storage tells which schemes it takes): kept as written,
     // never made a path beside the config.
     const std::string database = node.attribute("database").as_string();
-    paths.database = database.find("://") != std::string::npos
-                         ? database
-                         : path_attr(node, "database", paths.database);
+    paths.database = names_a_url(database) ? database : path_attr(node, "database", paths.database);
   }
 
   void load_intake(pugi::xml_node node, Intake& intake) {
@@ -725,6 +724,19 @@ std::string_view timezone_for(const Config& config, const Source* source) noexce
     return source->timezone;
   }
   return config.intake.default_timezone;
+}
+
+bool names_a_url(std::string_view database) noexcept {
+  // RFC 3986: scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." )
+  const std::size_t end = database.find("://");
+  if (end == std::string_view::npos || end == 0 ||
+      std::isalpha(static_cast<unsigned char>(database.front())) == 0) {
+    return false;
+  }
+  return std::all_of(
+      database.begin(), database.begin() + static_cast<std::ptrdiff_t>(end), [](char c) {
+        return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '+' || c == '-' || c == '.';
+      });
 }
 
 const Source* match_source(const Config& config, std::string_view file_name,

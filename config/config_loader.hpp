@@ -38,6 +38,10 @@ parsers::Expected<Config, ConfigError> load_config(const std::string& path);
 
 // Which source a file comes from: the first whose globs match the file name, else the first whose
 // facility equals `facility` (an HL7 MSH-4). nullptr when none matches.
+// Whether a database name is a URL (a scheme, then "://": "postgresql://..."), kept as written,
+// rather than a file path, resolved beside the config. "db/x://y" is a path.
+bool names_a_url(std::string_view database) noexcept;
+
 const Source* match_source(const Config& config, std::string_view file_name,
                            std::string_view facility = {});
 

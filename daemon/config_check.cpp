@@ -15,6 +15,7 @@
 #include <string_view>
 #include <system_error>
 
+#include "config/config_loader.hpp"
 #include "mail/smtp_mailer.hpp"
 #include "storage/sql.hpp"
 #include "storage/sql_postgres.hpp"
@@ -67,7 +68,7 @@ std::optional<std::string> unusable_reason(const config::Config& config) {
   if (auto why = database_problem(paths.database)) {
     return *why;
   }
-  if (paths.database.find("://") == std::string::npos &&
+  if (!config::names_a_url(paths.database) &&
       same_directory(paths.inbox, fs::absolute(paths.database).parent_path().string())) {
     return "the database (" + paths.database + ") must not be inside the inbox";
   }
@@ -81,7 +82,7 @@ std::optional<std::string> unusable_reason(const config::Config& config) {
 
 std::optional<std::string> database_problem(const std::string& database) {
   const std::string shown = storage::sql::redact_postgresql_url(database);
-  if (database.find("://") == std::string::npos) {
+  if (!config::names_a_url(database)) {
     return std::nullopt;  // a SQLite file
   }
   if (!storage::sql::is_postgresql_url(database)) {

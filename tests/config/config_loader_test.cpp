@@ -117,6 +117,14 @@ TEST_CASE("parse_config keeps a database URL as written, not as a path beside th
   const Config socket = must_parse(
       "<labwatch><paths database=\"postgresql:///labwatch?host=/run/postgresql\"/></labwatch>");
   CHECK(socket.paths.database == "postgresql:///labwatch?host=/run/postgresql");
+  // "://" inside a file name is no URL: the fuzz regression input database_colon_slashes.xml.
+  const Config path = must_parse("<labwatch><paths database=\"db/lab://x.db\"/></labwatch>");
+  CHECK(path.paths.database == "/etc/labwatch/db/lab:/x.db");  // a path, made normal
+  CHECK_FALSE(labwatch::config::names_a_url("db/lab://x.db"));
+  CHECK_FALSE(labwatch::config::names_a_url("://x"));
+  CHECK_FALSE(labwatch::config::names_a_url("1pg://x"));
+  CHECK(labwatch::config::names_a_url("postgresql://db/x"));
+  CHECK(labwatch::config::names_a_url("svn+ssh://x"));
 }
 
 TEST_CASE("parse_config resolves the default paths against the config directory", "[config]") {

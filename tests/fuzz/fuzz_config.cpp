@@ -29,11 +29,13 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     return 0;
   }
   const labwatch::config::Config& config = loaded.value();
-  // Relative paths were resolved against the config's directory.
-  for (const std::string* path : {&config.paths.inbox, &config.paths.processed,
-                                  &config.paths.failed, &config.paths.database}) {
+  // Relative paths were resolved against the config's directory; a database URL is kept.
+  for (const std::string* path :
+       {&config.paths.inbox, &config.paths.processed, &config.paths.failed}) {
     check(!path->empty() && path->front() == '/');
   }
+  check(labwatch::config::names_a_url(config.paths.database) ||
+        (!config.paths.database.empty() && config.paths.database.front() == '/'));
   check(config.intake.max_file_bytes > 0);
   // Source matching works on any name, including the facility's own.
   for (const auto& source : config.sources) {
