@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "support/corpus_sources.hpp"
 #include "support/csv_records.hpp"
 
 namespace fs = std::filesystem;
@@ -72,17 +73,7 @@ Run run_labwatch(const fs::path& work, const std::vector<std::string>& args) {
 // The <sources> part of the config, from facilities.csv, as the corpus checker builds it.
 fs::path write_config(const fs::path& work) {
   std::string xml = "<labwatch>\n  <sources>\n";
-  for (const CsvRecord& f : read_csv_records(slurp(kCorpus / "facilities.csv"))) {
-    std::string globs;
-    std::istringstream prefixes(f.at("file_prefixes"));
-    std::string p;
-    while (std::getline(prefixes, p, ';')) {
-      globs += (globs.empty() ? "" : ";") + p + "*";
-    }
-    xml += "    <source facility=\"" + f.at("facility") + "\" authority=\"" +
-           f.at("assigning_authority") + "\" timezone=\"" + f.at("timezone") + "\" files=\"" +
-           globs + "\"/>\n";
-  }
+  xml += labwatch::test::corpus_source_lines(slurp(kCorpus / "facilities.csv"));
   xml += "  </sources>\n</labwatch>\n";
   const fs::path cfg = work / "labwatch.xml";
   std::ofstream(cfg) << xml;

@@ -10,6 +10,7 @@
 #include <string_view>
 #include <vector>
 
+#include "support/corpus_sources.hpp"
 #include "support/csv_records.hpp"
 #include "support/daemon_harness.hpp"
 #include "support/pg_database.hpp"
@@ -33,17 +34,7 @@ const fs::path kCorpus = fs::path(LABWATCH_TEST_DATA_DIR) / "corpus";
 // The config of the corpus senders, from facilities.csv, as cli_corpus_test builds it.
 fs::path write_corpus_config(const fs::path& dir) {
   std::string xml = "<labwatch>\n  <sources>\n";
-  for (const CsvRecord& f : read_csv_records(read_file(kCorpus / "facilities.csv"))) {
-    std::string globs;
-    std::istringstream prefixes(f.at("file_prefixes"));
-    std::string p;
-    while (std::getline(prefixes, p, ';')) {
-      globs += (globs.empty() ? "" : ";") + p + "*";
-    }
-    xml += "    <source facility=\"" + f.at("facility") + "\" authority=\"" +
-           f.at("assigning_authority") + "\" timezone=\"" + f.at("timezone") + "\" files=\"" +
-           globs + "\"/>\n";
-  }
+  xml += labwatch::test::corpus_source_lines(read_file(kCorpus / "facilities.csv"));
   xml += "  </sources>\n</labwatch>\n";
   const fs::path config = dir / "labwatch.xml";
   labwatch::test::write_file(config, xml);

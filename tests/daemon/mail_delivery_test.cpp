@@ -20,6 +20,7 @@
 
 #include "clinical/analyte_catalogue.hpp"
 #include "storage/store.hpp"
+#include "support/corpus_sources.hpp"
 #include "support/csv_records.hpp"
 #include "support/daemon_harness.hpp"
 #include "support/smtp_server.hpp"
@@ -65,17 +66,7 @@ std::string site_config(int port,
       "database=\"labwatch.db\"/>\n"
       "  <intake settle-ms=\"100\"/>\n"
       "  <sources>\n";
-  for (const CsvRecord& f : read_csv_records(read_file(corpus_dir() / "facilities.csv"))) {
-    std::string globs;
-    std::istringstream prefixes(f.at("file_prefixes"));
-    std::string prefix;
-    while (std::getline(prefixes, prefix, ';')) {
-      globs += (globs.empty() ? "" : ";") + prefix + "*";
-    }
-    xml += "    <source facility=\"" + f.at("facility") + "\" authority=\"" +
-           f.at("assigning_authority") + "\" timezone=\"" + f.at("timezone") + "\" files=\"" +
-           globs + "\"/>\n";
-  }
+  xml += labwatch::test::corpus_source_lines(read_file(corpus_dir() / "facilities.csv"));
   xml += "  </sources>\n";
   xml += R"(  <mail smtp="smtp://127.0.0.1:)" + std::to_string(port) +
          R"(" from="labwatch@clinic.example" default-recipient=")" + kDefaultRecipient +

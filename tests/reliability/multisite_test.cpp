@@ -22,6 +22,7 @@
 #include "reliability/lab_feed.hpp"
 #include "reliability/probes.hpp"
 #include "reliability/scenario.hpp"
+#include "support/corpus_sources.hpp"
 #include "support/csv_records.hpp"
 #include "support/daemon_harness.hpp"
 #include "support/pg_database.hpp"
@@ -83,17 +84,7 @@ std::string site_config(const std::string& database, const std::string& extra) {
       "\"/>\n"
       "  <intake settle-ms=\"100\"/>\n"
       "  <sources>\n";
-  for (const CsvRecord& f : read_csv_records(read_file(kCorpus / "facilities.csv"))) {
-    std::string globs;
-    std::istringstream prefixes(f.at("file_prefixes"));
-    std::string prefix;
-    while (std::getline(prefixes, prefix, ';')) {
-      globs += (globs.empty() ? "" : ";") + prefix + "*";
-    }
-    xml += "    <source facility=\"" + f.at("facility") + "\" authority=\"" +
-           f.at("assigning_authority") + "\" timezone=\"" + f.at("timezone") + "\" files=\"" +
-           globs + "\"/>\n";
-  }
+  xml += labwatch::test::corpus_source_lines(read_file(kCorpus / "facilities.csv"));
   xml += "    <source facility=\"GEN\" timezone=\"Europe/London\" files=\"gen_*\"/>\n";
   xml += "  </sources>\n" + extra + "</labwatch>\n";
   return xml;
