@@ -33,6 +33,27 @@ std::string person_cache_key(const clinical::PersonIdentity& person) {
 
 }  // namespace
 
+namespace {
+
+// A stored version as the version queries (find_order_group, find_natural_group, find_draw) give
+// it: columns 0-6 and 12.
+clinical::StoredVersion read_stored_version(const sql::Statement& row) {
+  clinical::StoredVersion version;
+  version.id = row.column(0).as_int64();
+  version.message_time = row.column(1).as_int64();
+  version.time_from_arrival = row.column(12).as_int() != 0;
+  version.status = read_status(row.column(2));
+  version.state = read_state(row.column(3));
+  if (const sql::Column successor = row.column(4); !successor.is_null()) {
+    version.superseded_by = successor.as_int64();
+  }
+  version.value = row.column(5).as_double();
+  version.comparator = row.column(6).as_text();
+  return version;
+}
+
+}  // namespace
+
 IngestStatements::IngestStatements(sql::Database& db)
     : find_file(db, "SELECT file_id FROM files WHERE sha256 = ?"),
       insert_file(
@@ -839,17 +860,7 @@ void SqliteFileTransaction::load_group(const clinical::VersionKey& key) {
     row.analyte = stored.analyte;
     row.person_id = stored.person_id;
     row.collected_at = stored.collected_at;
-    row.version.id = find.column(0).as_int64();
-    row.version.message_time = find.column(1).as_int64();
-    row.version.time_from_arrival = find.column(12).as_int() != 0;
-    row.version.status = read_status(find.column(2));
-    row.version.state = read_state(find.column(3));
-    const sql::Column successor = find.column(4);
-    if (!successor.is_null()) {
-      row.version.superseded_by = successor.as_int64();
-    }
-    row.version.value = find.column(5).as_double();
-    row.version.comparator = find.column(6).as_text();
+    row.version = read_stored_version(find);
   }
   group_key_ = GroupKey{std::string(key.facility), std::string(key.order_id), key.person_id,
                         key.collected_at};
@@ -882,17 +893,7 @@ void SqliteFileTransaction::load_draw(const clinical::VersionKey& key,
     }
     while (find.step()) {
       Row& row = rows.emplace_back();
-      row.version.id = find.column(0).as_int64();
-      row.version.message_time = find.column(1).as_int64();
-      row.version.time_from_arrival = find.column(12).as_int() != 0;
-      row.version.status = read_status(find.column(2));
-      row.version.state = read_state(find.column(3));
-      const sql::Column successor = find.column(4);
-      if (!successor.is_null()) {
-        row.version.superseded_by = successor.as_int64();
-      }
-      row.version.value = find.column(5).as_double();
-      row.version.comparator = find.column(6).as_text();
+      row.version = read_stored_version(find);
       row.facility = find.column(7).as_text();
       row.order_id = find.column(8).as_text();
       row.analyte = find.column(9).as_text();
